@@ -1,0 +1,28 @@
+# The two set-up commands are `make demo` and `make test`; both install into .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)  ## generate a cohort, serve it from the Kobo simulator, run the nightly flow
+	$(BIN)/sammachip demo --workdir .
+
+test: $(STAMP)  ## lint, then every test (real HTTP on loopback, real Prefect, real GX)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf data .pytest_cache

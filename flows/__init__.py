@@ -1,0 +1,1 @@
+"""Prefect flows and the `sammachip` command line: orchestration only, no business logic."""

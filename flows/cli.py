@@ -1,0 +1,189 @@
+"""`sammachip` — the command line: demo, nightly, query, tables, simulate."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+# Quiet, local Prefect unless the user configured otherwise: no telemetry, no API log shipping.
+for _key, _value in {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_TO_API_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "GX_ANALYTICS_ENABLED": "false",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+app = typer.Typer(help="sammachip: สัมมาชีพชุมชน forms → validated warehouse → officer lists.",
+                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+simulate = typer.Typer(help="Run a built-in server simulator on loopback.")
+app.add_typer(simulate, name="simulate")
+console = Console()
+err_console = Console(stderr=True)
+
+WarehouseOpt = Annotated[Path, typer.Option(help="Warehouse folder.")]
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+def print_summary(summary: object, workdir: Path | None = None) -> None:
+    """The run summary an officer or data manager reads: counts that reconcile, then outputs."""
+    from flows.nightly import RunSummary
+
+    assert isinstance(summary, RunSummary)
+    forms = Table(title="ผลการดึงข้อมูล / sync result", title_justify="left")
+    for col in ("form", "fetched", "new", "clean", "quarantined", "note"):
+        forms.add_column(col, justify="left" if col in {"form", "note"} else "right")
+    for f in summary.forms:
+        note = f"[red]{f.error}[/]" if f.error else (
+            "ok" if f.new_versions == f.clean + f.quarantined else "[red]does not reconcile[/]")
+        forms.add_row(f.form_id, str(f.fetched), str(f.new_versions), str(f.clean),
+                      str(f.quarantined), note)
+    console.print(forms)
+    alerts = Table(title="การแจ้งเตือน / alerts by rule", title_justify="left")
+    alerts.add_column("rule")
+    alerts.add_column("count", justify="right")
+    for rule, n in summary.alerts_by_rule.items():
+        alerts.add_row(rule, str(n))
+    console.print(alerts)
+    ready = ", ".join(f"{k}: {v}" for k, v in summary.otop_by_status.items()) or "no groups yet"
+    console.print(f"OTOP readiness of groups / ความพร้อม OTOP: {ready}")
+    if summary.report_files:
+        folder = summary.report_files[0].parent
+        console.print(f"Officer lists / รายการสำหรับพัฒนากร ({len(summary.report_files)} files): "
+                      f"[bold]{folder}[/]")
+    console.print(f"Warehouse version {summary.warehouse_version}; query it with "
+                  f"[bold]sammachip query \"select * from alerts limit 5\"[/]"
+                  + (f" --warehouse {workdir / 'data' / 'warehouse'}" if workdir else ""))
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where data/ is written.")] = Path("."),
+    villages: Annotated[int | None, typer.Option(help="Villages to generate (default: all of "
+                                                 "Muang Sam Sip).")] = None,
+    seed: Annotated[int, typer.Option(help="Cohort seed.")] = 2568,
+    today: Annotated[str | None, typer.Option(help="Reference date YYYY-MM-DD.")] = None,
+) -> None:
+    """Generate a cohort, serve it from the built-in Kobo simulator, run `nightly` against it."""
+    from connectors.simulators.cohort import CohortSpec, generate_cohort
+    from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+    from flows.nightly import bangkok_today, nightly
+
+    ref = date.fromisoformat(today) if today else bangkok_today()
+    with console.status("Generating the cohort / สร้างข้อมูลตัวอย่าง …"):
+        cohort = generate_cohort(CohortSpec(seed=seed, villages=villages, today=ref))
+        store = KoboStore()
+        seed_from_cohort(store, cohort)
+    console.print(cohort.summary())
+    token = secrets.token_hex(20)
+    with serve_kobo(store, token) as url:
+        console.print(f"Kobo simulator listening on {url}")
+        os.environ["SAMMACHIP_KOBO_URL"] = url
+        os.environ["SAMMACHIP_KOBO_TOKEN"] = token  # in this process only
+        workdir.mkdir(parents=True, exist_ok=True)
+        summary = nightly(workdir=str(workdir.resolve()), today=ref)
+    print_summary(summary, workdir)
+
+
+@app.command(name="nightly")
+def nightly_cmd(
+    config: Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")] = None,
+    today: Annotated[str | None, typer.Option(help="Reference date YYYY-MM-DD.")] = None,
+) -> None:
+    """Sync every configured Kobo server, validate, load, build marts and officer lists."""
+    from flows.nightly import nightly
+    from flows.settings import ConfigError, load_settings
+
+    try:
+        load_settings(config)  # fail fast, before Prefect starts, on a config error
+    except ConfigError as err:
+        _fail(str(err))
+    summary = nightly(config=str(config) if config else None,
+                      today=date.fromisoformat(today) if today else None)
+    print_summary(summary)
+    if not summary.reconciles or any(f.error for f in summary.forms):
+        raise typer.Exit(code=2)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over the tables, e.g. 'from alerts limit 5'.")],
+    warehouse: WarehouseOpt = Path("data/warehouse"),
+    csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout instead of a table.")] = False,
+) -> None:
+    """Run DuckDB SQL over the warehouse; every table is a view by its name."""
+    import duckdb
+
+    from warehouse.load import open_warehouse
+    from warehouse.query import connect
+
+    con = connect(open_warehouse(str(warehouse)))
+    try:
+        result = con.sql(sql)
+    except duckdb.Error as err:
+        _fail(f"{err}\nTables: see `sammachip tables`.")
+    if result is None:
+        return
+    if csv:
+        result.to_df().to_csv(sys.stdout, index=False)
+        return
+    table = Table(show_lines=False)
+    for col in result.columns:
+        table.add_column(col)
+    for row in result.fetchmany(200):
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+@app.command()
+def tables(warehouse: WarehouseOpt = Path("data/warehouse")) -> None:
+    """Every table: rows, bytes on disk, files and last commit."""
+    from warehouse.load import open_warehouse
+    from warehouse.query import table_stats
+
+    out = Table()
+    for col in ("table", "rows", "bytes", "files", "last_commit"):
+        out.add_column(col, justify="right" if col in {"rows", "bytes", "files"} else "left")
+    for s in table_stats(open_warehouse(str(warehouse))):
+        out.add_row(str(s["table"]), str(s["rows"]), f"{s['bytes']:,}", str(s["files"]),
+                    str(s["last_commit"] or "—"))
+    console.print(out)
+
+
+@simulate.command("kobo")
+def simulate_kobo(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8787,
+    villages: Annotated[int | None, typer.Option(help="Villages to generate.")] = None,
+    seed: Annotated[int, typer.Option()] = 2568,
+    token: Annotated[str | None, typer.Option(envvar="SAMMACHIP_KOBO_TOKEN",
+                                              help="Token to accept (default: random).")] = None,
+) -> None:
+    """Serve a generated cohort through the KoboToolbox API v2 simulator until Ctrl-C."""
+    from connectors.simulators.cohort import CohortSpec, generate_cohort
+    from connectors.simulators.kobo import KoboStore, run_kobo_forever, seed_from_cohort
+    from flows.nightly import bangkok_today
+
+    cohort = generate_cohort(CohortSpec(seed=seed, villages=villages, today=bangkok_today()))
+    store = KoboStore()
+    seed_from_cohort(store, cohort)
+    token = token or secrets.token_hex(20)
+    console.print(cohort.summary())
+    console.print(f"Kobo simulator on http://127.0.0.1:{port}  token: {token}")
+    run_kobo_forever(store, token, "127.0.0.1", port)
+
+
+if __name__ == "__main__":
+    app()

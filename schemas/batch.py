@@ -1,0 +1,170 @@
+"""Turn one form's fetched submissions into clean rows and quarantine rows.
+
+A submission is the unit of quarantine: if any of its rows (parent or repeat) fails a critical
+expectation, none of its rows enter the clean tables, so counts reconcile per form:
+fetched = clean + quarantined.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from schemas.flatten import Row, flatten
+from schemas.records import Submission
+from schemas.registry import FORMS, FormSpec
+from schemas.tables import CLEAN_TABLES, QUARANTINE, VALIDATION_RUNS
+from schemas.validation import ROW_ID, Failure, SuiteRunner
+
+
+@dataclass
+class ValidatedForm:
+    form_id: str
+    fetched: int
+    clean_keys: set[str] = field(default_factory=set)
+    quarantined_keys: set[str] = field(default_factory=set)
+    tables: dict[str, pa.Table] = field(default_factory=dict)  # clean rows per table
+    quarantine: pa.Table | None = None
+    validation_runs: pa.Table | None = None
+
+    @property
+    def reconciles(self) -> bool:
+        return self.fetched == len(self.clean_keys) + len(self.quarantined_keys)
+
+
+def latest_versions(subs: Iterable[Submission]) -> list[Submission]:
+    """One version per submission key; a page re-read later wins over an earlier read."""
+    latest: dict[str, Submission] = {}
+    for sub in subs:
+        latest[sub.key] = sub
+    return list(latest.values())
+
+
+def _mark_duplicates(rows: list[Row], spec: FormSpec, existing: Mapping[str, str]) -> None:
+    """`duplicate_of` = key of the submission that registered the same code first.
+
+    The earlier one is the one already clean in the warehouse, else the lowest submission
+    id in this batch; a re-sent edit of the same submission is never its own duplicate.
+    """
+    key_col = spec.business_key
+    if key_col == "submission_key":
+        return
+    first: dict[str, str] = dict(existing)
+    ordered = sorted(rows, key=lambda r: (r["submitted_at"], _numeric(r["submission_id"])))
+    for row in ordered:
+        code = row.get(key_col)
+        owner = first.setdefault(code, row["submission_key"]) if code else row["submission_key"]
+        row["duplicate_of"] = owner if owner != row["submission_key"] else None
+
+
+def _numeric(text: str) -> tuple[int, str]:
+    return (int(text), "") if text.isdigit() else (0, text)
+
+
+def _frames(rows_by_table: dict[str, list[Row]]) -> dict[str, pd.DataFrame]:
+    frames = {}
+    for table, rows in rows_by_table.items():
+        frame = pd.DataFrame(rows)
+        frame[ROW_ID] = range(len(frame))
+        frames[table] = frame
+    return frames
+
+
+def _quarantine_rows(
+    failures: list[Failure], parents: dict[str, Row], spec: FormSpec, batch: str, now: datetime
+) -> list[Row]:
+    rows = []
+    for f in failures:
+        p = parents[f.submission_key]
+        rows.append(
+            {
+                "submission_key": f.submission_key,
+                "form_id": spec.form_id,
+                "table_name": f.table,
+                "submission_id": p["submission_id"],
+                "instance_id": p["instance_id"],
+                "village_code": p.get("village_code"),
+                "tambon_code": p.get("tambon_code"),
+                "business_key": _text(p.get(spec.business_key)),
+                "expectation": f.expectation,
+                "column_name": f.column,
+                "value": f.value,
+                "reason_th": f.reason_th,
+                "reason_en": f.reason_en,
+                "submitted_at": p["submitted_at"],
+                "quarantined_at": now,
+                "ingest_batch": batch,
+            }
+        )
+    return rows
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def validate_form(
+    form_id: str,
+    submissions: list[Submission],
+    runner: SuiteRunner,
+    *,
+    batch: str,
+    now: datetime,
+    existing_codes: Mapping[str, str] | None = None,
+) -> ValidatedForm:
+    """Flatten, normalise and validate one form's batch (latest version per submission)."""
+    spec = FORMS[form_id]
+    subs = latest_versions(submissions)
+    result = ValidatedForm(form_id, fetched=len(subs))
+    rows_by_table: dict[str, list[Row]] = defaultdict(list)
+    for sub in subs:
+        for table, rows in flatten(sub, batch, now).items():
+            rows_by_table[table].extend(rows)
+    parents = {r["submission_key"]: r for r in rows_by_table[spec.table]}
+    _mark_duplicates(rows_by_table[spec.table], spec, existing_codes or {})
+
+    failures: list[Failure] = []
+    runs: list[Row] = []
+    for table, frame in _frames(rows_by_table).items():
+        suite = runner.validate(table, frame)
+        failures.extend(suite.failures)
+        critical = {f.submission_key for f in suite.failures if f.severity == "critical"}
+        flagged = {f.submission_key for f in suite.failures if f.severity != "critical"}
+        runs.append(
+            {
+                "ingest_batch": batch,
+                "run_at": now,
+                "form_id": form_id,
+                "table_name": table,
+                "suite": f"{table}_suite",
+                "rows_in": suite.rows_in,
+                "rows_passed": int((~frame["submission_key"].isin(critical)).sum()),
+                "rows_quarantined": int(frame["submission_key"].isin(critical).sum()),
+                "rows_flagged": int(frame["submission_key"].isin(flagged - critical).sum()),
+                "expectation_counts": json.dumps(suite.expectation_counts, ensure_ascii=False),
+            }
+        )
+
+    bad = {f.submission_key for f in failures if f.severity == "critical"}
+    for f in failures:
+        if f.severity != "critical" and f.submission_key in parents:
+            parents[f.submission_key]["dq_flags"].append(f"{f.table}.{f.column}: {f.reason_en}")
+
+    result.quarantined_keys = bad & parents.keys()
+    result.clean_keys = parents.keys() - bad
+    for table in spec.tables:
+        kept = [r for r in rows_by_table.get(table, []) if r["submission_key"] not in bad]
+        result.tables[table] = pa.Table.from_pylist(kept, schema=CLEAN_TABLES[table].schema)
+    critical_failures = [f for f in failures if f.severity == "critical"]
+    result.quarantine = pa.Table.from_pylist(
+        _quarantine_rows(critical_failures, parents, spec, batch, now), schema=QUARANTINE.schema
+    )
+    result.validation_runs = pa.Table.from_pylist(runs, schema=VALIDATION_RUNS.schema)
+    return result

@@ -1,0 +1,246 @@
+"""Flatten a submission into rows of its clean tables, normalising every answer on the way.
+
+A value that cannot be read (a date that is no date, "สิบ" for a number) becomes null and the
+reason is kept in the row's `parse_errors`, so validation quarantines the submission and the
+enumerator sees exactly what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from schemas import normalise as n
+from schemas.records import Submission
+from schemas.registry import FORMS
+
+Row = dict[str, Any]
+
+
+@dataclass
+class _Reader:
+    """Reads answers from one payload, collecting parse problems instead of raising."""
+
+    payload: dict[str, Any]
+    errors: list[str] = field(default_factory=list)
+
+    def get(self, key: str, parse: Callable[[Any], Any] = n.clean_text) -> Any:
+        raw = self.payload.get(key)
+        try:
+            return parse(raw)
+        except ValueError as err:
+            self.errors.append(f"{key}: {err}")
+            return None
+
+
+def _area(village: str | None) -> Row:
+    ok = village is not None and len(village) == 8
+    return {
+        "village_code": village,
+        "tambon_code": village[:6] if ok else None,
+        "amphoe_code": village[:4] if ok else None,
+    }
+
+
+def _lineage(sub: Submission, batch: str, ingested_at: datetime, r: _Reader) -> Row:
+    return {
+        "submission_key": sub.key,
+        "source": sub.source,
+        "server": sub.server,
+        "form_uid": sub.form_uid,
+        "submission_id": sub.submission_id,
+        "instance_id": sub.instance_id,
+        "form_version": sub.version,
+        "submitted_at": sub.submitted_at,
+        "device_end": r.get("end", n.parse_device_time),
+        "review_status": sub.review_status,
+        "valid_from": ingested_at,
+        "deleted_at": None,
+        "ingest_batch": batch,
+        "dq_flags": [],
+    }
+
+
+def _household(r: _Reader) -> dict[str, list[Row]]:
+    lat, lon = r.get("location", n.geopoint) or (None, None)
+    return {
+        "households": [
+            {
+                "hh_code": r.get("hh/hh_code", n.code),
+                **_area(r.get("hh/village_code", n.village_code)),
+                "house_no": r.get("hh/house_no", lambda v: n.clean_text(n.ascii_digits(v or ""))),
+                "head_name": r.get("head/name"),
+                "national_id": r.get("head/national_id", n.national_id),
+                "phone": r.get("head/phone", n.phone),
+                "members": r.get("members", n.parse_int),
+                "occupation": r.get("occupation"),
+                "baseline_income": r.get("baseline_income", n.parse_int),
+                "lat": lat,
+                "lon": lon,
+            }
+        ]
+    }
+
+
+def _sage(r: _Reader) -> dict[str, list[Row]]:
+    return {
+        "sages": [
+            {
+                "sage_code": r.get("sage/sage_code", n.code),
+                **_area(r.get("sage/village_code", n.village_code)),
+                "name": r.get("sage/name"),
+                "national_id": r.get("sage/national_id", n.national_id),
+                "phone": r.get("sage/phone", n.phone),
+                "expertise": r.get("expertise"),
+                "years_experience": r.get("years_experience", n.parse_int),
+                "trained_trainer": r.get("trained_trainer", n.yes_no),
+                "trainer_course_date": r.get("trainer_course_date", n.parse_date),
+            }
+        ]
+    }
+
+
+def _repeat(payload: dict[str, Any], name: str) -> list[_Reader]:
+    entries = payload.get(name) or []
+    return [_Reader(e) for e in entries if isinstance(e, dict)]
+
+
+def _session(r: _Reader) -> dict[str, list[Row]]:
+    code = r.get("session_code", n.code)
+    attendees = []
+    for i, a in enumerate(_repeat(r.payload, "attendees")):
+        attendees.append(
+            {
+                "row_index": i,
+                "session_code": code,
+                "hh_code": a.get("attendees/hh_code", n.code),
+                "present": a.get("attendees/present", n.yes_no),
+            }
+        )
+        r.errors.extend(f"attendees[{i + 1}]/{e}" for e in a.errors)
+    return {
+        "sessions": [
+            {
+                "session_code": code,
+                **_area(r.get("village_code", n.village_code)),
+                "sage_code": r.get("sage_code", n.code),
+                "occupation": r.get("occupation"),
+                "activity_type": r.get("activity_type"),
+                "methods": r.get("methods", n.select_multiple),
+                "planned_date": r.get("planned_date", n.parse_date),
+                "held_date": r.get("held_date", n.parse_date),
+            }
+        ],
+        "attendance": attendees,
+    }
+
+
+def _materials(r: _Reader) -> dict[str, list[Row]]:
+    hh = r.get("hh_code", n.code)
+    items = []
+    for i, it in enumerate(_repeat(r.payload, "items")):
+        items.append(
+            {
+                "row_index": i,
+                "hh_code": hh,
+                "item": it.get("items/item"),
+                "quantity": it.get("items/quantity", n.parse_decimal),
+                "unit": it.get("items/unit"),
+                "value_thb": it.get("items/value_thb", n.parse_decimal),
+            }
+        )
+        r.errors.extend(f"items[{i + 1}]/{e}" for e in it.errors)
+    village = hh.split("-")[0] if hh else None
+    return {
+        "materials": [
+            {
+                "hh_code": hh,
+                **_area(village),
+                "handout_date": r.get("handout_date", n.parse_date),
+                "n_items": len(items),
+                "total_value_thb": sum(i["value_thb"] or 0.0 for i in items),
+            }
+        ],
+        "material_items": items,
+    }
+
+
+def _income(r: _Reader) -> dict[str, list[Row]]:
+    hh = r.get("hh_code", n.code)
+    return {
+        "income_surveys": [
+            {
+                "hh_code": hh,
+                **_area(hh.split("-")[0] if hh else None),
+                "round": r.get("round"),
+                "survey_date": r.get("survey_date", n.parse_date),
+                "practising": r.get("practising", n.yes_no),
+                "occ_income": r.get("occ_income", n.parse_int),
+                "hh_income": r.get("hh_income", n.parse_int),
+                "costs": r.get("costs", n.parse_int),
+            }
+        ]
+    }
+
+
+def _group(r: _Reader) -> dict[str, list[Row]]:
+    code = r.get("grp/group_code", n.code)
+    members = []
+    for i, m in enumerate(_repeat(r.payload, "members")):
+        members.append(
+            {
+                "row_index": i,
+                "group_code": code,
+                "hh_code": m.get("members/hh_code", n.code),
+                "role": m.get("members/role"),
+            }
+        )
+        r.errors.extend(f"members[{i + 1}]/{e}" for e in m.errors)
+    return {
+        "groups": [
+            {
+                "group_code": code,
+                **_area(r.get("grp/village_code", n.village_code)),
+                "group_name": r.get("grp/group_name"),
+                "formed_date": r.get("grp/formed_date", n.parse_date),
+                "n_members": len(members),
+                "product_name": r.get("product/name"),
+                "product_type": r.get("product/type"),
+                "standards": r.get("product/standards", n.select_multiple),
+                "packaging": r.get("product/packaging", n.yes_no),
+                "label": r.get("product/label", n.yes_no),
+                "local_materials": r.get("product/local_materials", n.yes_no),
+                "monthly_sales": r.get("sales/monthly_sales", n.parse_int),
+                "months_recorded": r.get("sales/months_recorded", n.parse_int),
+                "otop_status": r.get("otop_status"),
+            }
+        ],
+        "group_members": members,
+    }
+
+
+_FLATTENERS: dict[str, Callable[[_Reader], dict[str, list[Row]]]] = {
+    "household": _household,
+    "sage": _sage,
+    "session": _session,
+    "materials": _materials,
+    "income": _income,
+    "group": _group,
+}
+
+
+def flatten(sub: Submission, batch: str, ingested_at: datetime) -> dict[str, list[Row]]:
+    """Rows per table for one submission; parent rows carry lineage and `parse_errors`."""
+    spec = FORMS[sub.form_id]
+    reader = _Reader(sub.payload)
+    tables = _FLATTENERS[spec.kind](reader)
+    lineage = _lineage(sub, batch, ingested_at, reader)
+    parent = tables[spec.table][0]
+    parent.update(lineage)
+    parent["parse_errors"] = "; ".join(reader.errors) or None
+    for child in spec.tables[1:]:
+        for row in tables.get(child, []):
+            row["submission_key"] = sub.key
+    return tables

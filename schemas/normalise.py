@@ -1,0 +1,165 @@
+"""Deterministic cleaning of answers as phones send them: Thai digits, Buddhist-Era dates,
+IDs, phones and numbers. Each function takes the raw string and returns the clean value, or
+raises `ValueError` with a message an enumerator can act on.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+
+from stdnum.th import pin
+
+_THAI_DIGITS = str.maketrans("๐๑๒๓๔๕๖๗๘๙", "0123456789")
+_BE_OFFSET = 543
+# Python's int() and \d accept Thai digits silently; every pattern here is ASCII-only on purpose.
+_INT = re.compile(r"[+-]?[0-9]+(?:\.0+)?", re.ASCII)
+_DEC = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+_ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})", re.ASCII)
+_DMY_DATE = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{2}|[0-9]{4})", re.ASCII)
+
+
+def ascii_digits(text: str) -> str:
+    """Thai digits ๐–๙ → 0–9; everything else unchanged."""
+    return text.translate(_THAI_DIGITS)
+
+
+def clean_text(text: str | None) -> str | None:
+    """Trim and collapse whitespace; an empty answer is no answer."""
+    if text is None:
+        return None
+    cleaned = " ".join(str(text).split())
+    return cleaned or None
+
+
+def parse_int(text: str | None) -> int | None:
+    """Integers as Kobo sends them ("35000", "35000.0", "๓๕,๐๐๐")."""
+    if text is None or str(text).strip() == "":
+        return None
+    value = ascii_digits(str(text)).replace(",", "").strip()
+    if not _INT.fullmatch(value):
+        raise ValueError(f"'{text}' is not a whole number")
+    return int(value.split(".")[0])
+
+
+def parse_decimal(text: str | None) -> float | None:
+    if text is None or str(text).strip() == "":
+        return None
+    value = ascii_digits(str(text)).replace(",", "").strip()
+    if not _DEC.fullmatch(value):
+        raise ValueError(f"'{text}' is not a number")
+    return float(value)
+
+
+def ce_year(year: int, *, two_digit_century_be: int = 2500) -> int:
+    """A year as typed → Common Era. 4-digit years ≥ 2400 are Buddhist Era (CE + 543);
+    2-digit years are read as BE (Thai paperwork writes "67" for 2567)."""
+    if year < 100:
+        year += two_digit_century_be
+    if year >= 2400:
+        year -= _BE_OFFSET
+    return year
+
+
+def parse_date(text: str | None) -> date | None:
+    """ISO dates from the date widget (a phone on the Buddhist calendar sends 2568-11-20),
+    or dd/mm/yyyy typed by hand, in BE or CE, Thai digits allowed."""
+    if text is None or str(text).strip() == "":
+        return None
+    value = ascii_digits(str(text)).strip()[:10]
+    if m := _ISO_DATE.fullmatch(value):
+        y, mo, d = (int(g) for g in m.groups())
+    elif m := _DMY_DATE.fullmatch(value):
+        d, mo, y = (int(g) for g in m.groups())
+    else:
+        raise ValueError(f"'{text}' is not a date (expected YYYY-MM-DD)")
+    try:
+        return date(ce_year(y), mo, d)
+    except ValueError as err:
+        raise ValueError(f"'{text}' is not a real date ({err})") from None
+
+
+def parse_device_time(text: str | None) -> datetime | None:
+    """Device timestamps carry the phone's offset ("2025-11-20T09:12:31.123+07:00") → UTC."""
+    if not text:
+        return None
+    value = ascii_digits(text).strip()
+    if re.search(r"[+-][0-9]{2}$", value):  # old ODK Collect wrote "+07" without minutes
+        value += ":00"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as err:
+        raise ValueError(f"'{text}' is not a timestamp") from err
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def national_id(text: str | None) -> str | None:
+    """Digits only (spaces and dashes as printed on the card are dropped)."""
+    if text is None:
+        return None
+    digits = re.sub(r"[\s\-]", "", ascii_digits(str(text)))
+    return digits or None
+
+
+def is_valid_national_id(value: str | None) -> bool:
+    """13 digits, first digit 1–8 (person types), checksum right (weights 13..2)."""
+    return bool(value) and value[0] in "12345678" and pin.is_valid(value)
+
+
+def mask_national_id(value: str | None) -> str:
+    """What an officer list may show: the last four digits only."""
+    if not value:
+        return ""
+    if len(value) != 13:
+        return "x" * len(value)
+    return f"x-xxxx-xxxx{value[9]}-{value[10:12]}-{value[12]}"
+
+
+def phone(text: str | None) -> str | None:
+    """+66 / 66 → leading 0; spaces, dashes and brackets dropped."""
+    if text is None:
+        return None
+    digits = re.sub(r"[^0-9+]", "", ascii_digits(str(text)))
+    if digits.startswith("+66"):
+        digits = "0" + digits[3:]
+    elif digits.startswith("66") and len(digits) == 11:
+        digits = "0" + digits[2:]
+    return digits or None
+
+
+def yes_no(text: str | None) -> bool | None:
+    if text is None or str(text).strip() == "":
+        return None
+    value = str(text).strip().lower()
+    if value in {"yes", "1", "true", "ใช่"}:
+        return True
+    if value in {"no", "0", "false", "ไม่ใช่"}:
+        return False
+    raise ValueError(f"'{text}' is not yes/no")
+
+
+def select_multiple(text: str | None) -> list[str]:
+    return str(text).split() if text else []
+
+
+def geopoint(text: str | None) -> tuple[float | None, float | None]:
+    """ "lat lon alt accuracy" → (lat, lon)."""
+    if not text:
+        return None, None
+    parts = ascii_digits(str(text)).split()
+    if len(parts) < 2:
+        raise ValueError(f"'{text}' is not a geopoint")
+    return float(parts[0]), float(parts[1])
+
+
+def village_code(text: str | None) -> str | None:
+    return re.sub(r"[\s\-]", "", ascii_digits(str(text))) if text else None
+
+
+def code(text: str | None) -> str | None:
+    """Programme codes (household, sage, session, group): ASCII digits, no spaces."""
+    if not text:
+        return None
+    return re.sub(r"\s", "", ascii_digits(str(text))).upper() or None

@@ -1,0 +1,51 @@
+"""The one submission record every connector produces and everything downstream consumes.
+
+Kobo and ODK Central describe the same facts differently; this record is where they meet, so
+`schemas/`, `warehouse/` and the marts never need to know which server a row came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+
+Source = Literal["kobo", "odk"]
+ReviewStatus = Literal["approved", "not_approved", "on_hold", "rejected", "edited", "has_issues"]
+
+
+def payload_hash(payload: dict[str, Any]) -> str:
+    """A stable content hash: key order and whitespace never make two equal payloads differ."""
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One version of one submission, as received from a server."""
+
+    source: Source
+    server: str  # host (and port) of the server, e.g. "kf.kobotoolbox.org"
+    form_uid: str  # Kobo asset uid or ODK "project/xmlFormId"
+    form_id: str  # the registry's form id, e.g. "sammachip_household"
+    submission_id: str  # Kobo `_id`, ODK `__id`: stable across edits
+    instance_id: str  # this version's instance id: changes on every edit
+    root_uuid: str | None
+    version: str | None  # form version the phone used
+    submitted_at: datetime  # server receive time, UTC
+    device_start: str | None
+    device_end: str | None
+    review_status: str | None
+    payload: dict[str, Any] = field(repr=False)
+    deleted: bool = False
+
+    @property
+    def key(self) -> str:
+        """Business key of the submission: one row per key in the clean tables."""
+        return f"{self.source}:{self.server}:{self.form_uid}:{self.submission_id}"
+
+    @property
+    def hash(self) -> str:
+        return payload_hash(self.payload)

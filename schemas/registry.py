@@ -1,0 +1,94 @@
+"""The form registry: which form feeds which clean tables, and how to recognise it on a server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.tables import CLEAN_TABLES, children_of
+
+FORMS_DIR = Path(__file__).parent / "forms"
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    form_id: str  # the XLSForm settings `form_id`
+    kind: str  # short name used in file names and summaries
+    table: str  # the parent clean table
+    business_key: str  # the programme's own identifier column in that table
+    title_th: str
+    title_en: str
+
+    @property
+    def tables(self) -> list[str]:
+        return [self.table, *(c.name for c in children_of(self.table))]
+
+    @property
+    def xlsform(self) -> Path:
+        return FORMS_DIR / f"{self.kind}.xlsx"
+
+
+FORMS: dict[str, FormSpec] = {
+    f.form_id: f
+    for f in [
+        FormSpec(
+            "sammachip_household",
+            "household",
+            "households",
+            "hh_code",
+            "ทะเบียนครัวเรือนเป้าหมาย",
+            "Target household registration",
+        ),
+        FormSpec(
+            "sammachip_sage",
+            "sage",
+            "sages",
+            "sage_code",
+            "ทะเบียนปราชญ์ชุมชน",
+            "Community sage registry",
+        ),
+        FormSpec(
+            "sammachip_session",
+            "session",
+            "sessions",
+            "session_code",
+            "การฝึกอบรมและศึกษาดูงาน",
+            "Training session or study visit",
+        ),
+        FormSpec(
+            "sammachip_materials",
+            "materials",
+            "materials",
+            "submission_key",
+            "การมอบวัสดุอุปกรณ์",
+            "Materials handed out",
+        ),
+        FormSpec(
+            "sammachip_income",
+            "income",
+            "income_surveys",
+            "submission_key",
+            "สำรวจรายได้ครัวเรือน",
+            "Household income survey",
+        ),
+        FormSpec(
+            "sammachip_group", "group", "groups", "group_code", "กลุ่มอาชีพ", "Occupational group"
+        ),
+    ]
+}
+
+assert all(f.table in CLEAN_TABLES for f in FORMS.values())
+
+
+def form_for_asset(
+    name: str, explicit: dict[str, str] | None = None, uid: str = ""
+) -> FormSpec | None:
+    """Recognise a server-side form: an explicit uid mapping wins, else the form id in its name.
+
+    KoboToolbox replaces the XLSForm's form_id with the asset uid on deployment, so the asset
+    name (which the office controls) is the portable way to say which form an asset is.
+    """
+    if explicit and uid in explicit:
+        return FORMS.get(explicit[uid])
+    tokens = name.replace("·", " ").split()
+    return next((FORMS[t] for t in tokens if t in FORMS), None)

@@ -1,0 +1,224 @@
+"""Clean-table definitions: names, columns and Arrow types of every table the forms feed.
+
+The warehouse stores exactly these columns; the flatteners in `schemas.flatten` produce them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+UTC_TS = pa.timestamp("us", tz="UTC")
+
+# Lineage columns carried by every row of a parent (one row per submission) table.
+SUBMISSION_COLUMNS: list[tuple[str, pa.DataType]] = [
+    ("submission_key", pa.string()),
+    ("source", pa.string()),
+    ("server", pa.string()),
+    ("form_uid", pa.string()),
+    ("submission_id", pa.string()),
+    ("instance_id", pa.string()),
+    ("form_version", pa.string()),
+    ("submitted_at", UTC_TS),
+    ("device_end", UTC_TS),
+    ("review_status", pa.string()),
+    ("valid_from", UTC_TS),  # ingest time of the version this row was built from
+    ("deleted_at", UTC_TS),
+    ("ingest_batch", pa.string()),
+    ("dq_flags", pa.list_(pa.string())),  # warnings that did not stop the row
+]
+
+# Child (repeat-group) rows point at their parent submission and keep their position.
+CHILD_COLUMNS: list[tuple[str, pa.DataType]] = [
+    ("submission_key", pa.string()),
+    ("row_index", pa.int32()),
+]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[tuple[str, pa.DataType], ...]
+    parent: str | None = None  # set for repeat-group tables
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema(list(self.columns))
+
+    @property
+    def column_names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+
+def _parent(name: str, *domain: tuple[str, pa.DataType]) -> TableSpec:
+    return TableSpec(name, (*SUBMISSION_COLUMNS, *domain))
+
+
+def _child(name: str, parent: str, *domain: tuple[str, pa.DataType]) -> TableSpec:
+    return TableSpec(name, (*CHILD_COLUMNS, *domain), parent=parent)
+
+
+_S, _I, _F, _D, _B = pa.string(), pa.int64(), pa.float64(), pa.date32(), pa.bool_()
+_AREA = (("village_code", _S), ("tambon_code", _S), ("amphoe_code", _S))
+
+CLEAN_TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in [
+        _parent(
+            "households",
+            ("hh_code", _S),
+            *_AREA,
+            ("house_no", _S),
+            ("head_name", _S),
+            ("national_id", _S),
+            ("phone", _S),
+            ("members", _I),
+            ("occupation", _S),
+            ("baseline_income", _I),
+            ("lat", _F),
+            ("lon", _F),
+        ),
+        _parent(
+            "sages",
+            ("sage_code", _S),
+            *_AREA,
+            ("name", _S),
+            ("national_id", _S),
+            ("phone", _S),
+            ("expertise", _S),
+            ("years_experience", _I),
+            ("trained_trainer", _B),
+            ("trainer_course_date", _D),
+        ),
+        _parent(
+            "sessions",
+            ("session_code", _S),
+            *_AREA,
+            ("sage_code", _S),
+            ("occupation", _S),
+            ("activity_type", _S),
+            ("methods", pa.list_(_S)),
+            ("planned_date", _D),
+            ("held_date", _D),
+        ),
+        _child("attendance", "sessions", ("session_code", _S), ("hh_code", _S), ("present", _B)),
+        _parent(
+            "materials",
+            ("hh_code", _S),
+            *_AREA,
+            ("handout_date", _D),
+            ("n_items", _I),
+            ("total_value_thb", _F),
+        ),
+        _child(
+            "material_items",
+            "materials",
+            ("hh_code", _S),
+            ("item", _S),
+            ("quantity", _F),
+            ("unit", _S),
+            ("value_thb", _F),
+        ),
+        _parent(
+            "income_surveys",
+            ("hh_code", _S),
+            *_AREA,
+            ("round", _S),
+            ("survey_date", _D),
+            ("practising", _B),
+            ("occ_income", _I),
+            ("hh_income", _I),
+            ("costs", _I),
+        ),
+        _parent(
+            "groups",
+            ("group_code", _S),
+            *_AREA,
+            ("group_name", _S),
+            ("formed_date", _D),
+            ("n_members", _I),
+            ("product_name", _S),
+            ("product_type", _S),
+            ("standards", pa.list_(_S)),
+            ("packaging", _B),
+            ("label", _B),
+            ("local_materials", _B),
+            ("monthly_sales", _I),
+            ("months_recorded", _I),
+            ("otop_status", _S),
+        ),
+        _child("group_members", "groups", ("group_code", _S), ("hh_code", _S), ("role", _S)),
+    ]
+}
+
+
+def children_of(table: str) -> list[TableSpec]:
+    return [t for t in CLEAN_TABLES.values() if t.parent == table]
+
+
+# Tables that are not fed by one form: every payload as received, rows held back by validation,
+# and the record of each validation run.
+RAW_SUBMISSIONS = TableSpec(
+    "raw_submissions",
+    (
+        ("submission_key", _S),
+        ("source", _S),
+        ("server", _S),
+        ("form_uid", _S),
+        ("form_id", _S),
+        ("submission_id", _S),
+        ("instance_id", _S),
+        ("root_uuid", _S),
+        ("form_version", _S),
+        ("submitted_at", UTC_TS),
+        ("review_status", _S),
+        ("deleted", _B),
+        ("payload", _S),
+        ("payload_hash", _S),
+        ("ingest_batch", _S),
+        ("ingested_at", UTC_TS),
+    ),
+)
+
+QUARANTINE = TableSpec(
+    "quarantine",
+    (
+        ("submission_key", _S),
+        ("form_id", _S),
+        ("table_name", _S),
+        ("submission_id", _S),
+        ("instance_id", _S),
+        ("village_code", _S),
+        ("tambon_code", _S),
+        ("business_key", _S),
+        ("expectation", _S),
+        ("column_name", _S),
+        ("value", _S),
+        ("reason_th", _S),
+        ("reason_en", _S),
+        ("submitted_at", UTC_TS),
+        ("quarantined_at", UTC_TS),
+        ("ingest_batch", _S),
+    ),
+)
+
+VALIDATION_RUNS = TableSpec(
+    "validation_runs",
+    (
+        ("ingest_batch", _S),
+        ("run_at", UTC_TS),
+        ("form_id", _S),
+        ("table_name", _S),
+        ("suite", _S),
+        ("rows_in", _I),
+        ("rows_passed", _I),
+        ("rows_quarantined", _I),
+        ("rows_flagged", _I),
+        ("expectation_counts", _S),  # JSON: expectation:column → unexpected rows
+    ),
+)
+
+SYSTEM_TABLES: dict[str, TableSpec] = {
+    t.name: t for t in (RAW_SUBMISSIONS, QUARANTINE, VALIDATION_RUNS)
+}

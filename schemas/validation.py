@@ -1,0 +1,130 @@
+"""Row-level validation with Great Expectations: one suite per clean table, stored as JSON in
+`schemas/expectations/` (GX's own suite format), run on each batch.
+
+`critical` failures quarantine the whole submission (with every failed expectation and the
+offending values); `warning` failures keep the row and add a flag to its `dq_flags`.
+GX costs ~5 s to import, so it is imported when a `SuiteRunner` is built, once per run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+EXPECTATIONS_DIR = Path(__file__).parent / "expectations"
+ROW_ID = "_row"  # surrogate index: business keys may repeat, rows may not
+
+
+@dataclass(frozen=True)
+class Failure:
+    table: str
+    submission_key: str
+    expectation: str
+    column: str | None
+    value: str | None
+    severity: str  # "critical" | "warning"
+    reason_th: str
+    reason_en: str
+
+
+@dataclass
+class SuiteResult:
+    table: str
+    rows_in: int
+    failures: list[Failure]
+    expectation_counts: dict[str, int]  # expectation type + column → unexpected rows
+
+
+def _describe(config: Any) -> tuple[str, str | None, dict[str, Any]]:
+    kwargs = dict(config.kwargs)
+    column = kwargs.get("column") or kwargs.get("column_A")
+    meta = config.meta or {}
+    return config.type, column, meta
+
+
+class SuiteRunner:
+    """Holds one GX context and every suite for the length of a run."""
+
+    def __init__(self, suites_dir: Path = EXPECTATIONS_DIR) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        import schemas.expectations_thai  # noqa: F401  (registers the Thai expectations)
+
+        self._gx = gx
+        self._context = gx.get_context(mode="ephemeral")
+        self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self._source = self._context.data_sources.add_pandas("sammachip")
+        self._definitions: dict[str, Any] = {}
+        for path in sorted(suites_dir.glob("*.json")):
+            self._add_suite(path.stem, json.loads(path.read_text(encoding="utf-8")))
+
+    @property
+    def context(self) -> Any:
+        return self._context
+
+    def _add_suite(self, table: str, suite_json: dict[str, Any]) -> None:
+        gx = self._gx
+        suite_json.pop("id", None)
+        suite = self._context.suites.add(gx.ExpectationSuite(**suite_json))
+        batch = self._source.add_dataframe_asset(table).add_batch_definition_whole_dataframe(
+            "batch"
+        )
+        self._definitions[table] = self._context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{table}_validation", data=batch, suite=suite)
+        )
+
+    def tables(self) -> list[str]:
+        return list(self._definitions)
+
+    def validate(self, table: str, frame: pd.DataFrame) -> SuiteResult:
+        """Validate one table's batch; `frame` must carry `submission_key` and `_row`."""
+        if table not in self._definitions or frame.empty:
+            return SuiteResult(table, len(frame), [], {})
+        result = self._definitions[table].run(
+            batch_parameters={"dataframe": frame},
+            result_format={
+                "result_format": "COMPLETE",
+                "unexpected_index_column_names": [ROW_ID],
+                "return_unexpected_index_query": False,
+            },
+        )
+        keys = frame.set_index(ROW_ID)["submission_key"]
+        failures: list[Failure] = []
+        counts: dict[str, int] = {}
+        for r in result.results:
+            kind, column, meta = _describe(r.expectation_config)
+            if r.exception_info and r.exception_info.get("raised_exception"):
+                raise RuntimeError(
+                    f"expectation {kind} on {table}.{column} could not run: "
+                    f"{r.exception_info.get('exception_message')}"
+                )
+            unexpected = r.result.get("unexpected_index_list") or []
+            counts[f"{kind}:{column}"] = len(unexpected)
+            severity = str(r.expectation_config.severity.value)
+            for entry in unexpected:
+                value = entry.get(column) if column else None
+                failures.append(
+                    Failure(
+                        table=table,
+                        submission_key=str(keys[entry[ROW_ID]]),
+                        expectation=kind,
+                        column=column,
+                        value=None if _is_missing(value) else str(value),
+                        severity=severity,
+                        reason_th=meta.get("reason_th", kind),
+                        reason_en=meta.get("reason_en", kind),
+                    )
+                )
+        return SuiteResult(table, len(frame), failures, counts)
+
+
+def _is_missing(value: Any) -> bool:
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False

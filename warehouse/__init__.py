@@ -1,0 +1,1 @@
+"""The Parquet warehouse: raw → clean → marts, committed atomically, read with DuckDB."""

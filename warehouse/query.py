@@ -1,0 +1,45 @@
+"""DuckDB over the warehouse: every table (raw, clean, marts) is a view by its name."""
+
+from __future__ import annotations
+
+import duckdb
+
+from warehouse.store import Warehouse
+
+
+def connect(wh: Warehouse) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection whose views show the latest committed version of every table."""
+    con = duckdb.connect()
+    snapshot = wh.snapshot()
+    for name in wh.table_names():
+        files = [str(f) for f in wh.files(name, snapshot)]
+        if files:
+            con.execute(
+                f"CREATE VIEW {name} AS SELECT * FROM read_parquet($files, union_by_name=true)"
+                .replace("$files", "[" + ", ".join(_quote(f) for f in files) + "]")
+            )
+        else:
+            con.register(f"_{name}_empty", wh.read(name, snapshot))
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_empty")
+    return con
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def table_stats(wh: Warehouse) -> list[dict[str, object]]:
+    """Name, rows, bytes on disk and last commit time of every table."""
+    snapshot = wh.snapshot()
+    stats = []
+    for name in wh.table_names():
+        state = snapshot.tables.get(name)
+        files = wh.files(name, snapshot)
+        stats.append({
+            "table": name,
+            "rows": state.rows if state else 0,
+            "bytes": sum(f.stat().st_size for f in files if f.exists()),
+            "files": len(files),
+            "last_commit": state.committed_at if state else None,
+        })
+    return stats
