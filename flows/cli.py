@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv as csv_module
 import os
 import secrets
 import sys
@@ -23,13 +24,17 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 
-app = typer.Typer(help="sammachip: สัมมาชีพชุมชน forms → validated warehouse → officer lists.",
-                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="sammachip: สัมมาชีพชุมชน forms → validated warehouse → officer lists.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 simulate = typer.Typer(help="Run a built-in server simulator on loopback.")
 app.add_typer(simulate, name="simulate")
 console = Console()
 err_console = Console(stderr=True)
 
+_MAX_ROWS = 200
 WarehouseOpt = Annotated[Path, typer.Option(help="Warehouse folder.")]
 
 
@@ -47,10 +52,16 @@ def print_summary(summary: object, workdir: Path | None = None) -> None:
     for col in ("form", "fetched", "new", "clean", "quarantined", "note"):
         forms.add_column(col, justify="left" if col in {"form", "note"} else "right")
     for f in summary.forms:
-        note = f"[red]{f.error}[/]" if f.error else (
-            "ok" if f.new_versions == f.clean + f.quarantined else "[red]does not reconcile[/]")
-        forms.add_row(f.form_id, str(f.fetched), str(f.new_versions), str(f.clean),
-                      str(f.quarantined), note)
+        note = (
+            f"[red]{f.error}[/]"
+            if f.error
+            else (
+                "ok" if f.new_versions == f.clean + f.quarantined else "[red]does not reconcile[/]"
+            )
+        )
+        forms.add_row(
+            f.form_id, str(f.fetched), str(f.new_versions), str(f.clean), str(f.quarantined), note
+        )
     console.print(forms)
     alerts = Table(title="การแจ้งเตือน / alerts by rule", title_justify="left")
     alerts.add_column("rule")
@@ -62,18 +73,23 @@ def print_summary(summary: object, workdir: Path | None = None) -> None:
     console.print(f"OTOP readiness of groups / ความพร้อม OTOP: {ready}")
     if summary.report_files:
         folder = summary.report_files[0].parent
-        console.print(f"Officer lists / รายการสำหรับพัฒนากร ({len(summary.report_files)} files): "
-                      f"[bold]{folder}[/]")
-    console.print(f"Warehouse version {summary.warehouse_version}; query it with "
-                  f"[bold]sammachip query \"select * from alerts limit 5\"[/]"
-                  + (f" --warehouse {workdir / 'data' / 'warehouse'}" if workdir else ""))
+        console.print(
+            f"Officer lists / รายการสำหรับพัฒนากร ({len(summary.report_files)} files): "
+            f"[bold]{folder}[/]"
+        )
+    console.print(
+        f"Warehouse version {summary.warehouse_version}; query it with "
+        f'[bold]sammachip query "select * from alerts limit 5"[/]'
+        + (f" --warehouse {workdir / 'data' / 'warehouse'}" if workdir else "")
+    )
 
 
 @app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where data/ is written.")] = Path("."),
-    villages: Annotated[int | None, typer.Option(help="Villages to generate (default: all of "
-                                                 "Muang Sam Sip).")] = None,
+    villages: Annotated[
+        int | None, typer.Option(help="Villages to generate (default: all of Muang Sam Sip).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Cohort seed.")] = 2568,
     today: Annotated[str | None, typer.Option(help="Reference date YYYY-MM-DD.")] = None,
 ) -> None:
@@ -111,8 +127,9 @@ def nightly_cmd(
         load_settings(config)  # fail fast, before Prefect starts, on a config error
     except ConfigError as err:
         _fail(str(err))
-    summary = nightly(config=str(config) if config else None,
-                      today=date.fromisoformat(today) if today else None)
+    summary = nightly(
+        config=str(config) if config else None, today=date.fromisoformat(today) if today else None
+    )
     print_summary(summary)
     if not summary.reconciles or any(f.error for f in summary.forms):
         raise typer.Exit(code=2)
@@ -132,20 +149,26 @@ def query(
 
     con = connect(open_warehouse(str(warehouse)))
     try:
-        result = con.sql(sql)
+        cursor = con.execute(sql)
     except duckdb.Error as err:
         _fail(f"{err}\nTables: see `sammachip tables`.")
-    if result is None:
+    if cursor.description is None:
         return
+    columns = [d[0] for d in cursor.description]
     if csv:
-        result.to_df().to_csv(sys.stdout, index=False)
+        writer = csv_module.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(cursor.fetchall())
         return
     table = Table(show_lines=False)
-    for col in result.columns:
+    for col in columns:
         table.add_column(col)
-    for row in result.fetchmany(200):
+    rows = cursor.fetchmany(_MAX_ROWS + 1)
+    for row in rows[:_MAX_ROWS]:
         table.add_row(*("" if v is None else str(v) for v in row))
     console.print(table)
+    if len(rows) > _MAX_ROWS:
+        err_console.print(f"(first {_MAX_ROWS} rows shown; use --csv for all)")
 
 
 @app.command()
@@ -158,8 +181,13 @@ def tables(warehouse: WarehouseOpt = Path("data/warehouse")) -> None:
     for col in ("table", "rows", "bytes", "files", "last_commit"):
         out.add_column(col, justify="right" if col in {"rows", "bytes", "files"} else "left")
     for s in table_stats(open_warehouse(str(warehouse))):
-        out.add_row(str(s["table"]), str(s["rows"]), f"{s['bytes']:,}", str(s["files"]),
-                    str(s["last_commit"] or "—"))
+        out.add_row(
+            str(s["table"]),
+            str(s["rows"]),
+            f"{s['bytes']:,}",
+            str(s["files"]),
+            str(s["last_commit"] or "—"),
+        )
     console.print(out)
 
 
@@ -168,8 +196,10 @@ def simulate_kobo(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8787,
     villages: Annotated[int | None, typer.Option(help="Villages to generate.")] = None,
     seed: Annotated[int, typer.Option()] = 2568,
-    token: Annotated[str | None, typer.Option(envvar="SAMMACHIP_KOBO_TOKEN",
-                                              help="Token to accept (default: random).")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="SAMMACHIP_KOBO_TOKEN", help="Token to accept (default: random)."),
+    ] = None,
 ) -> None:
     """Serve a generated cohort through the KoboToolbox API v2 simulator until Ctrl-C."""
     from connectors.simulators.cohort import CohortSpec, generate_cohort

@@ -94,9 +94,15 @@ def fetch_form(form: FormSource, after_id: int, progress: FetchProgress) -> list
     subs: list[Submission] = []
     with KoboClient(form.source.server, page_size=form.source.page_size) as client:
         for page, total in client.pages(form.asset_uid, after_id=after_id):
-            subs.extend(to_submission(r, server=form.source.server.host,
-                                      asset_uid=form.asset_uid, form_id=form.form_id)
-                        for r in page)
+            subs.extend(
+                to_submission(
+                    r,
+                    server=form.source.server.host,
+                    asset_uid=form.asset_uid,
+                    form_id=form.form_id,
+                )
+                for r in page
+            )
             progress.advance(form.form_id, len(page), total)
     return subs
 
@@ -107,24 +113,47 @@ def start_validation() -> SuiteRunner:
 
 
 @task(name="stage-form", cache_policy=NO_CACHE)
-def stage_form(tx: Transaction, form: FormSource, subs: list[Submission], runner: SuiteRunner,
-               now: datetime) -> FormResult:
+def stage_form(
+    tx: Transaction, form: FormSource, subs: list[Submission], runner: SuiteRunner, now: datetime
+) -> FormResult:
     """Validate what is new and stage it (raw, clean, quarantine, cursor) in the transaction."""
     fresh = new_versions(tx, subs)
-    validated = validate_form(form.form_id, fresh, runner, batch=tx.run_id, now=now,
-                              existing_codes=existing_codes(tx, form.form_id))
+    validated = validate_form(
+        form.form_id,
+        fresh,
+        runner,
+        batch=tx.run_id,
+        now=now,
+        existing_codes=existing_codes(tx, form.form_id),
+    )
     last_id = max((int(s.submission_id) for s in subs), default=None)
     cursor = (form.cursor_key, {"last_id": last_id}) if last_id is not None else None
     load_form(tx, validated, fresh, batch=tx.run_id, now=now, cursor=cursor)
-    return FormResult(form.form_id, form.asset_uid, len(subs), validated.fetched,
-                      len(validated.clean_keys), len(validated.quarantined_keys))
+    return FormResult(
+        form.form_id,
+        form.asset_uid,
+        len(subs),
+        validated.fetched,
+        len(validated.clean_keys),
+        len(validated.quarantined_keys),
+    )
 
 
 @task(name="build-marts", cache_policy=NO_CACHE)
 def build_marts(tx: Transaction, settings: Settings, today: date) -> None:
-    tables = {name: tx.read(name) for name in
-              ("households", "sessions", "attendance", "materials", "income_surveys",
-               "groups", "group_members", "quarantine")}
+    tables = {
+        name: tx.read(name)
+        for name in (
+            "households",
+            "sessions",
+            "attendance",
+            "materials",
+            "income_surveys",
+            "groups",
+            "group_members",
+            "quarantine",
+        )
+    }
     tx.replace("alerts", build_alerts(tables, tx.read("alerts"), today, settings.rules))
     tx.replace("otop_readiness", build_otop_readiness(tables, settings.rules))
 
@@ -132,16 +161,18 @@ def build_marts(tx: Transaction, settings: Settings, today: date) -> None:
 @task(name="write-reports", cache_policy=NO_CACHE)
 def write_reports(settings: Settings, today: date) -> list[Path]:
     wh = open_warehouse(str(settings.warehouse_path))
-    return write_officer_files(wh.read("alerts"), wh.read("otop_readiness"),
-                               settings.reports_path / today.isoformat())
+    return write_officer_files(
+        wh.read("alerts"), wh.read("otop_readiness"), settings.reports_path / today.isoformat()
+    )
 
 
 def bangkok_today() -> date:
     return datetime.now(BANGKOK).date()
 
 
-def run_nightly(settings: Settings, today: date, progress: FetchProgress | None = None
-                ) -> RunSummary:
+def run_nightly(
+    settings: Settings, today: date, progress: FetchProgress | None = None
+) -> RunSummary:
     """The body of the flow, callable from other flows (ingest, demo) with ready settings."""
     logger = get_run_logger()
     progress = progress or FetchProgress.quiet()
@@ -161,8 +192,14 @@ def run_nightly(settings: Settings, today: date, progress: FetchProgress | None 
                 summary.forms.append(FormResult(form.form_id, form.asset_uid, error=str(err)))
                 continue
             result = stage_form(tx, form, subs, runner, now)
-            logger.info("%s: fetched %d, new %d, clean %d, quarantined %d", form.form_id,
-                        result.fetched, result.new_versions, result.clean, result.quarantined)
+            logger.info(
+                "%s: fetched %d, new %d, clean %d, quarantined %d",
+                form.form_id,
+                result.fetched,
+                result.new_versions,
+                result.clean,
+                result.quarantined,
+            )
             summary.forms.append(result)
         build_marts(tx, settings, today)
     summary.warehouse_version = wh.snapshot().version
@@ -175,12 +212,14 @@ def run_nightly(settings: Settings, today: date, progress: FetchProgress | None 
 
 
 @flow(name="nightly")
-def nightly(config: str | None = None, workdir: str | None = None,
-            today: date | None = None) -> RunSummary:
+def nightly(
+    config: str | None = None, workdir: str | None = None, today: date | None = None
+) -> RunSummary:
     """Nightly sync of every configured server. Secrets are read from the environment or
     Prefect Secret blocks inside the run; they are never flow parameters."""
-    settings = load_settings(Path(config) if config else None,
-                             base_dir=Path(workdir) if workdir else None)
+    settings = load_settings(
+        Path(config) if config else None, base_dir=Path(workdir) if workdir else None
+    )
     progress = FetchProgress.for_terminal()
     try:
         return run_nightly(settings, today or bangkok_today(), progress)

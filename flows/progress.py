@@ -23,8 +23,13 @@ class FetchProgress:
     def for_terminal(cls) -> FetchProgress:
         if not sys.stderr.isatty():
             return cls.quiet()
-        progress = Progress(TextColumn("{task.description:<22}"), BarColumn(),
-                            MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
+        progress = Progress(
+            TextColumn("{task.description:<22}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=False,
+        )
         progress.start()
         return cls(progress)
 
@@ -36,8 +41,9 @@ class FetchProgress:
         if form_id not in self._bars:
             self._bars[form_id] = self._progress.add_task(form_id, total=total)
         # `count` is what is left above the cursor: total = already fetched + remaining.
-        self._progress.update(self._bars[form_id], completed=done,
-                              total=max(total + done - rows, done))
+        self._progress.update(
+            self._bars[form_id], completed=done, total=max(total + done - rows, done)
+        )
 
     def stop(self) -> None:
         if self._progress is not None:

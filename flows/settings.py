@@ -41,20 +41,26 @@ def _token(entry: dict[str, Any]) -> str:
     if env := entry.get("token_env"):
         if token := os.environ.get(env):
             return token
-        raise ConfigError(f"Kobo server '{entry.get('name', entry['url'])}': set the environment "
-                          f"variable {env} to its API token")
+        raise ConfigError(
+            f"Kobo server '{entry.get('name', entry['url'])}': set the environment "
+            f"variable {env} to its API token"
+        )
     if block := entry.get("token_block"):
         from prefect.blocks.system import Secret
 
         return Secret.load(block).get()
-    raise ConfigError(f"Kobo server '{entry.get('name', entry['url'])}': give token_env or "
-                      "token_block")
+    raise ConfigError(
+        f"Kobo server '{entry.get('name', entry['url'])}': give token_env or token_block"
+    )
 
 
 def _kobo_sources(doc: dict[str, Any]) -> list[KoboSource]:
     sources = [
-        KoboSource(KoboServer(e["url"], _token(e), e.get("name", "")),
-                   int(e.get("page_size", 1000)), dict(e.get("assets", {})))
+        KoboSource(
+            KoboServer(e["url"], _token(e), e.get("name", "")),
+            int(e.get("page_size", 1000)),
+            dict(e.get("assets", {})),
+        )
         for e in doc.get("kobo", [])
     ]
     # Quick set-up without a config file: one server from the environment.
@@ -74,15 +80,18 @@ def _rules(doc: dict[str, Any]) -> AlertRules:
         materials_within_days=int(alerts.get("materials_within_days", 30)),
         followup_within_days=int(alerts.get("followup_within_days", 120)),
         act_within_days=int(alerts.get("act_within_days", 7)),
-        roster=tuple(Officer(o["id"], o["name"], tuple(o["tambons"]))
-                     for o in doc.get("officers", [])),
-        district_officer=Officer(district.get("id", "district"),
-                                 district.get("name", "สำนักงานพัฒนาชุมชนอำเภอ"), ()),
+        roster=tuple(
+            Officer(o["id"], o["name"], tuple(o["tambons"])) for o in doc.get("officers", [])
+        ),
+        district_officer=Officer(
+            district.get("id", "district"), district.get("name", "สำนักงานพัฒนาชุมชนอำเภอ"), ()
+        ),
     )
 
 
-def load_settings(path: Path | None = None, *, base_dir: Path | None = None,
-                  require_sources: bool = True) -> Settings:
+def load_settings(
+    path: Path | None = None, *, base_dir: Path | None = None, require_sources: bool = True
+) -> Settings:
     """Read the config (the bundled default when none is given); relative paths are taken
     from `base_dir` (the current directory by default)."""
     path = path or (Path(p) if (p := os.environ.get("SAMMACHIP_CONFIG")) else DEFAULT_CONFIG)
@@ -95,9 +104,11 @@ def load_settings(path: Path | None = None, *, base_dir: Path | None = None,
     base = base_dir or Path.cwd()
     sources = _kobo_sources(doc)
     if require_sources and not sources:
-        raise ConfigError("no Kobo server configured: add a [[kobo]] table to the config, or set "
-                          "SAMMACHIP_KOBO_URL and SAMMACHIP_KOBO_TOKEN (try `sammachip demo` "
-                          "for a run against the built-in simulator)")
+        raise ConfigError(
+            "no Kobo server configured: add a [[kobo]] table to the config, or set "
+            "SAMMACHIP_KOBO_URL and SAMMACHIP_KOBO_TOKEN (try `sammachip demo` "
+            "for a run against the built-in simulator)"
+        )
     return Settings(
         warehouse_path=base / doc.get("warehouse", {}).get("path", "data/warehouse"),
         reports_path=base / doc.get("reports", {}).get("path", "data/reports"),

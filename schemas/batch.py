@@ -71,6 +71,8 @@ def _numeric(text: str) -> tuple[int, str]:
 def _frames(rows_by_table: dict[str, list[Row]]) -> dict[str, pd.DataFrame]:
     frames = {}
     for table, rows in rows_by_table.items():
+        if not rows:
+            continue
         frame = pd.DataFrame(rows)
         frame[ROW_ID] = range(len(frame))
         frames[table] = frame

@@ -14,9 +14,9 @@ def connect(wh: Warehouse) -> duckdb.DuckDBPyConnection:
     for name in wh.table_names():
         files = [str(f) for f in wh.files(name, snapshot)]
         if files:
+            listed = "[" + ", ".join(_quote(f) for f in files) + "]"
             con.execute(
-                f"CREATE VIEW {name} AS SELECT * FROM read_parquet($files, union_by_name=true)"
-                .replace("$files", "[" + ", ".join(_quote(f) for f in files) + "]")
+                f"CREATE VIEW {name} AS SELECT * FROM read_parquet({listed}, union_by_name=true)"
             )
         else:
             con.register(f"_{name}_empty", wh.read(name, snapshot))
@@ -35,11 +35,13 @@ def table_stats(wh: Warehouse) -> list[dict[str, object]]:
     for name in wh.table_names():
         state = snapshot.tables.get(name)
         files = wh.files(name, snapshot)
-        stats.append({
-            "table": name,
-            "rows": state.rows if state else 0,
-            "bytes": sum(f.stat().st_size for f in files if f.exists()),
-            "files": len(files),
-            "last_commit": state.committed_at if state else None,
-        })
+        stats.append(
+            {
+                "table": name,
+                "rows": state.rows if state else 0,
+                "bytes": sum(f.stat().st_size for f in files if f.exists()),
+                "files": len(files),
+                "last_commit": state.committed_at if state else None,
+            }
+        )
     return stats

@@ -56,8 +56,9 @@ def safe_cell(value: Any) -> str:
     return "'" + text if _FORMULA_START.match(text) else text
 
 
-def write_csv(path: Path, rows: Iterable[dict[str, Any]], columns: Sequence[tuple[str, str]]
-              ) -> int:
+def write_csv(
+    path: Path, rows: Iterable[dict[str, Any]], columns: Sequence[tuple[str, str]]
+) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     tmp = path.with_suffix(".tmp")
@@ -80,7 +81,8 @@ def write_officer_files(alerts: pa.Table, otop: pa.Table, out_dir: Path) -> list
     by_officer: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for row in alerts.to_pylist():
         by_officer.setdefault(row["officer_id"], {"alerts": [], "otop": []})["alerts"].append(
-            _alert_row(row))
+            _alert_row(row)
+        )
     for row in otop.to_pylist():
         by_officer.setdefault(row["officer_id"], {"alerts": [], "otop": []})["otop"].append(row)
     written = []

@@ -23,17 +23,36 @@ def table(name: str, rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def household(n: int, **extra: Any) -> dict[str, Any]:
-    return {"submission_key": f"h{n}", "hh_code": f"{V}-{n:02d}", "village_code": V,
-            "tambon_code": V[:6], "head_name": f"ครัวเรือน {n}", "national_id": "3100600445635",
-            **extra}
+    return {
+        "submission_key": f"h{n}",
+        "hh_code": f"{V}-{n:02d}",
+        "village_code": V,
+        "tambon_code": V[:6],
+        "head_name": f"ครัวเรือน {n}",
+        "national_id": "3100600445635",
+        **extra,
+    }
 
 
 def session(code: str, held: date | None, present: dict[int, bool]) -> tuple[dict, list[dict]]:
     key = f"s-{code}"
-    att = [{"submission_key": key, "row_index": i, "session_code": code,
-            "hh_code": f"{V}-{hh:02d}", "present": p} for i, (hh, p) in enumerate(present.items())]
-    return {"submission_key": key, "session_code": code, "village_code": V, "held_date": held,
-            "planned_date": held}, att
+    att = [
+        {
+            "submission_key": key,
+            "row_index": i,
+            "session_code": code,
+            "hh_code": f"{V}-{hh:02d}",
+            "present": p,
+        }
+        for i, (hh, p) in enumerate(present.items())
+    ]
+    return {
+        "submission_key": key,
+        "session_code": code,
+        "village_code": V,
+        "held_date": held,
+        "planned_date": held,
+    }, att
 
 
 @pytest.fixture
@@ -47,21 +66,41 @@ def village() -> dict[str, pa.Table]:
         "sessions": table("sessions", [s1, s2, s3, s4]),
         "attendance": table("attendance", a1 + a2 + a3 + a4),
         # hh 1 got materials long ago and was followed up; hh 3 got materials, no follow-up.
-        "materials": table("materials", [
-            {"submission_key": "m1", "hh_code": f"{V}-01", "handout_date": date(2025, 9, 10)},
-            {"submission_key": "m3", "hh_code": f"{V}-03", "handout_date": date(2025, 9, 10)},
-        ]),
-        "income_surveys": table("income_surveys", [
-            {"submission_key": "i1", "hh_code": f"{V}-01", "round": "followup",
-             "survey_date": date(2025, 12, 1)},
-        ]),
+        "materials": table(
+            "materials",
+            [
+                {"submission_key": "m1", "hh_code": f"{V}-01", "handout_date": date(2025, 9, 10)},
+                {"submission_key": "m3", "hh_code": f"{V}-03", "handout_date": date(2025, 9, 10)},
+            ],
+        ),
+        "income_surveys": table(
+            "income_surveys",
+            [
+                {
+                    "submission_key": "i1",
+                    "hh_code": f"{V}-01",
+                    "round": "followup",
+                    "survey_date": date(2025, 12, 1),
+                },
+            ],
+        ),
         "groups": table("groups", []),
         "group_members": table("group_members", []),
-        "quarantine": table("quarantine", [
-            {"submission_key": "q1", "form_id": "sammachip_income", "submission_id": "77",
-             "business_key": None, "village_code": V, "tambon_code": V[:6],
-             "reason_th": "เลขประจำตัวประชาชนไม่ถูกต้อง", "reason_en": "bad national ID"},
-        ]),
+        "quarantine": table(
+            "quarantine",
+            [
+                {
+                    "submission_key": "q1",
+                    "form_id": "sammachip_income",
+                    "submission_id": "77",
+                    "business_key": None,
+                    "village_code": V,
+                    "tambon_code": V[:6],
+                    "reason_th": "เลขประจำตัวประชาชนไม่ถูกต้อง",
+                    "reason_en": "bad national ID",
+                },
+            ],
+        ),
     }
 
 
@@ -72,10 +111,10 @@ def fired(alerts: pa.Table) -> set[tuple[str, str]]:
 def test_each_rule_fires_exactly_where_it_should(village: dict[str, pa.Table]) -> None:
     alerts = build_alerts(village, None, TODAY, RULES)
     assert fired(alerts) == {
-        ("R03_LOW_ATTENDANCE", f"{V}-02"),        # 1 of 3 held sessions
-        ("R03_LOW_ATTENDANCE", f"{V}-04"),        # never came
+        ("R03_LOW_ATTENDANCE", f"{V}-02"),  # 1 of 3 held sessions
+        ("R03_LOW_ATTENDANCE", f"{V}-04"),  # never came
         ("R04_TRAINED_NO_MATERIALS", f"{V}-02"),  # trained 1 Sep, nothing since
-        ("R05_NO_FOLLOWUP_INCOME", f"{V}-03"),    # materials 10 Sep, no follow-up by 1 Mar
+        ("R05_NO_FOLLOWUP_INCOME", f"{V}-03"),  # materials 10 Sep, no follow-up by 1 Mar
         ("R09_DATA_TO_FIX", "sammachip_income:77"),
     }
 
@@ -113,12 +152,30 @@ def test_a_rejected_submission_never_reaches_a_mart(village: dict[str, pa.Table]
 
 
 def test_otop_readiness_checklist_scores_and_missing_items(village: dict[str, pa.Table]) -> None:
-    group = {"submission_key": "g1", "group_code": "G34140105-1", "group_name": "กลุ่มเพาะเห็ด",
-             "village_code": V, "tambon_code": V[:6], "n_members": 4, "product_type": "food",
-             "standards": ["tcps"], "packaging": True, "label": True, "local_materials": True,
-             "monthly_sales": 12000, "months_recorded": 4}
-    members = [{"submission_key": "g1", "row_index": i, "group_code": "G34140105-1",
-                "hh_code": f"{V}-{n:02d}"} for i, n in enumerate((1, 2, 3, 4))]
+    group = {
+        "submission_key": "g1",
+        "group_code": "G34140105-1",
+        "group_name": "กลุ่มเพาะเห็ด",
+        "village_code": V,
+        "tambon_code": V[:6],
+        "n_members": 4,
+        "product_type": "food",
+        "standards": ["tcps"],
+        "packaging": True,
+        "label": True,
+        "local_materials": True,
+        "monthly_sales": 12000,
+        "months_recorded": 4,
+    }
+    members = [
+        {
+            "submission_key": "g1",
+            "row_index": i,
+            "group_code": "G34140105-1",
+            "hh_code": f"{V}-{n:02d}",
+        }
+        for i, n in enumerate((1, 2, 3, 4))
+    ]
     village["groups"] = table("groups", [group])
     village["group_members"] = table("group_members", members)
     row = build_otop_readiness(village, RULES).to_pylist()[0]

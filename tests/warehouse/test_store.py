@@ -54,7 +54,9 @@ def test_upsert_replaces_every_row_of_the_touched_keys(wh: Warehouse) -> None:
     with wh.transaction() as tx:
         tx.upsert("t", rows(("b", 20)), replaced_keys={"b", "c"})
     assert sorted(wh.read("t").to_pylist(), key=lambda r: r["submission_key"]) == [
-        {"submission_key": "a", "value": 1}, {"submission_key": "b", "value": 20}]
+        {"submission_key": "a", "value": 1},
+        {"submission_key": "b", "value": 20},
+    ]
 
 
 def test_a_transaction_that_changes_nothing_writes_no_version(wh: Warehouse) -> None:

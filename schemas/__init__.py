@@ -1,0 +1,1 @@
+"""Schemas: form registry, clean tables, validation rules and reference data."""

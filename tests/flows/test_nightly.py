@@ -1,0 +1,152 @@
+"""The nightly flow end to end: the Kobo simulator over loopback HTTP, real Prefect, real GX,
+real Parquet read back with DuckDB. One cohort, several runs sharing the same set-up."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from connectors.simulators.cohort import CohortSpec, generate_cohort
+from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from flows.nightly import RunSummary, nightly
+from warehouse.load import open_warehouse
+from warehouse.query import connect
+
+TODAY = date(2026, 11, 24)
+TOKEN = "f" * 40
+
+
+@dataclass
+class Runs:
+    workdir: Path
+    store: KoboStore
+    assets: dict[str, str]
+    first: RunSummary
+    second: RunSummary
+    tables_after_first: dict[str, list[tuple]]
+    tables_after_second: dict[str, list[tuple]]
+
+
+def snapshot_tables(workdir: Path) -> dict[str, list[tuple]]:
+    con = connect(open_warehouse(str(workdir / "data" / "warehouse")))
+    names = [
+        r[0]
+        for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()
+    ]
+    volatile = {"valid_from", "ingest_batch", "ingested_at", "quarantined_at", "run_at"}
+    out = {}
+    for name in names:
+        cols = [c for c in con.execute(f"describe {name}").fetchall() if c[0] not in volatile]
+        select = ", ".join(f'"{c[0]}"::VARCHAR' for c in cols)
+        out[name] = sorted(con.execute(f"select {select} from {name}").fetchall(), key=str)
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+    workdir = tmp_path_factory.mktemp("nightly")
+    cohort = generate_cohort(CohortSpec(seed=7, villages=4, today=TODAY))
+    store = KoboStore()
+    assets = seed_from_cohort(store, cohort)
+    with serve_kobo(store, TOKEN, max_page_size=50) as url:  # small cap: forces many pages
+        os.environ["SAMMACHIP_KOBO_URL"], os.environ["SAMMACHIP_KOBO_TOKEN"] = url, TOKEN
+        try:
+            first = nightly(workdir=str(workdir), today=TODAY)
+            after_first = snapshot_tables(workdir)
+            second = nightly(workdir=str(workdir), today=TODAY)
+            after_second = snapshot_tables(workdir)
+            yield Runs(workdir, store, assets, first, second, after_first, after_second)
+        finally:
+            del os.environ["SAMMACHIP_KOBO_URL"], os.environ["SAMMACHIP_KOBO_TOKEN"]
+
+
+def test_every_registered_form_is_synced(runs: Runs) -> None:
+    assert {f.form_id for f in runs.first.forms} == set(runs.assets)
+    assert not [f.error for f in runs.first.forms if f.error]
+
+
+def test_counts_reconcile_fetched_equals_clean_plus_quarantined(runs: Runs) -> None:
+    for form in runs.first.forms:
+        assert form.fetched == form.new_versions == form.clean + form.quarantined, form
+    assert sum(f.quarantined for f in runs.first.forms) > 0  # the cohort carries dirty data
+
+
+def test_the_warehouse_agrees_with_the_server(runs: Runs) -> None:
+    con = connect(open_warehouse(str(runs.workdir / "data" / "warehouse")))
+    for form in runs.first.forms:
+        on_server = runs.store.count(runs.assets[form.form_id])
+        raw = con.execute(
+            f"select count(distinct submission_key) from raw_submissions "
+            f"where form_id = '{form.form_id}'"
+        ).fetchone()[0]
+        quarantined = con.execute(
+            f"select count(distinct submission_key) from quarantine "
+            f"where form_id = '{form.form_id}'"
+        ).fetchone()[0]
+        assert raw == on_server
+        assert form.clean + quarantined == on_server
+
+
+def test_clean_tables_hold_one_row_per_submission(runs: Runs) -> None:
+    con = connect(open_warehouse(str(runs.workdir / "data" / "warehouse")))
+    for table in ("households", "sages", "sessions", "materials", "income_surveys", "groups"):
+        total, distinct = con.execute(
+            f"select count(*), count(distinct submission_key) from {table}"
+        ).fetchone()
+        assert total == distinct > 0, table
+
+
+def test_a_second_run_with_nothing_new_changes_nothing(runs: Runs) -> None:
+    assert all(f.fetched == 0 for f in runs.second.forms)
+    assert runs.tables_after_second == runs.tables_after_first
+
+
+def test_each_first_cut_alert_rule_finds_households(runs: Runs) -> None:
+    for rule in (
+        "R03_LOW_ATTENDANCE",
+        "R04_TRAINED_NO_MATERIALS",
+        "R05_NO_FOLLOWUP_INCOME",
+        "R09_DATA_TO_FIX",
+    ):
+        assert runs.first.alerts_by_rule.get(rule, 0) > 0, rule
+    assert runs.first.otop_by_status
+
+
+def test_officers_get_thai_csv_lists_with_a_bom(runs: Runs) -> None:
+    names = {p.name for p in runs.first.report_files}
+    assert {"off01_alerts.csv", "off01_otop.csv"} <= names
+    path = next(p for p in runs.first.report_files if p.name == "off01_alerts.csv")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert header[1] == "เรื่อง (issue)" and rows
+
+
+def test_a_late_submission_is_picked_up_by_the_next_run(runs: Runs) -> None:
+    answers = {
+        "hh/village_code": "34140101",
+        "hh/hh_code": "34140101-99",
+        "hh/house_no": "๙๙",
+        "head/name": "นายทดสอบ มาช้า",
+        "head/national_id": "1112034563562",
+        "head/phone": "+66812345678",
+        "members": "3",
+        "occupation": "cricket",
+        "baseline_income": "6000",
+        "end": "2026-11-20T10:00:00.000+07:00",
+    }
+    runs.store.submit(runs.assets["sammachip_household"], answers, datetime(2026, 11, 24, 1, 0))
+    third = nightly(workdir=str(runs.workdir), today=TODAY)
+    household = next(f for f in third.forms if f.form_id == "sammachip_household")
+    assert (household.fetched, household.clean, household.quarantined) == (1, 1, 0)
+    con = connect(open_warehouse(str(runs.workdir / "data" / "warehouse")))
+    row = con.execute(
+        "select house_no, phone from households where hh_code = '34140101-99'"
+    ).fetchone()
+    assert row == ("99", "0812345678")
