@@ -54,7 +54,7 @@ def _mark_duplicates(rows: list[Row], spec: FormSpec, existing: Mapping[str, str
     id in this batch; a re-sent edit of the same submission is never its own duplicate.
     """
     key_col = spec.business_key
-    if key_col == "submission_key":
+    if key_col is None:
         return
     first: dict[str, str] = dict(existing)
     ordered = sorted(rows, key=lambda r: (r["submitted_at"], _numeric(r["submission_id"])))
@@ -94,7 +94,7 @@ def _quarantine_rows(
                 "instance_id": p["instance_id"],
                 "village_code": p.get("village_code"),
                 "tambon_code": p.get("tambon_code"),
-                "business_key": _text(p.get(spec.business_key)),
+                "business_key": _text(p.get(spec.subject_key)),
                 "expectation": f.expectation,
                 "column_name": f.column,
                 "value": f.value,

@@ -109,6 +109,7 @@ def _repeat(payload: dict[str, Any], name: str) -> list[_Reader]:
 
 def _session(r: _Reader) -> dict[str, list[Row]]:
     code = r.get("session_code", n.code)
+    held = r.get("held_date", n.parse_date)
     attendees = []
     for i, a in enumerate(_repeat(r.payload, "attendees")):
         attendees.append(
@@ -130,7 +131,7 @@ def _session(r: _Reader) -> dict[str, list[Row]]:
                 "activity_type": r.get("activity_type"),
                 "methods": r.get("methods", n.select_multiple),
                 "planned_date": r.get("planned_date", n.parse_date),
-                "held_date": r.get("held_date", n.parse_date),
+                "held_date": held,
             }
         ],
         "attendance": attendees,

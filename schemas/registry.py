@@ -15,7 +15,8 @@ class FormSpec:
     form_id: str  # the XLSForm settings `form_id`
     kind: str  # short name used in file names and summaries
     table: str  # the parent clean table
-    business_key: str  # the programme's own identifier column in that table
+    business_key: str | None  # the programme's code that must be unique (None: no such code)
+    subject_key: str  # what an officer calls a submission of this form (shown in lists)
     title_th: str
     title_en: str
 
@@ -31,51 +32,21 @@ class FormSpec:
 FORMS: dict[str, FormSpec] = {
     f.form_id: f
     for f in [
-        FormSpec(
-            "sammachip_household",
-            "household",
-            "households",
-            "hh_code",
-            "ทะเบียนครัวเรือนเป้าหมาย",
-            "Target household registration",
-        ),
-        FormSpec(
-            "sammachip_sage",
-            "sage",
-            "sages",
-            "sage_code",
-            "ทะเบียนปราชญ์ชุมชน",
-            "Community sage registry",
-        ),
-        FormSpec(
-            "sammachip_session",
-            "session",
-            "sessions",
-            "session_code",
-            "การฝึกอบรมและศึกษาดูงาน",
-            "Training session or study visit",
-        ),
-        FormSpec(
-            "sammachip_materials",
-            "materials",
-            "materials",
-            "submission_key",
-            "การมอบวัสดุอุปกรณ์",
-            "Materials handed out",
-        ),
-        FormSpec(
-            "sammachip_income",
-            "income",
-            "income_surveys",
-            "submission_key",
-            "สำรวจรายได้ครัวเรือน",
-            "Household income survey",
-        ),
-        FormSpec(
-            "sammachip_group", "group", "groups", "group_code", "กลุ่มอาชีพ", "Occupational group"
-        ),
+        # form id, kind, parent table, unique programme code, subject shown, Thai and English titles
+        FormSpec("sammachip_household", "household", "households", "hh_code", "hh_code",
+                 "ทะเบียนครัวเรือนเป้าหมาย", "Target household registration"),
+        FormSpec("sammachip_sage", "sage", "sages", "sage_code", "sage_code",
+                 "ทะเบียนปราชญ์ชุมชน", "Community sage registry"),
+        FormSpec("sammachip_session", "session", "sessions", "session_code", "session_code",
+                 "การฝึกอบรมและศึกษาดูงาน", "Training session or study visit"),
+        FormSpec("sammachip_materials", "materials", "materials", None, "hh_code",
+                 "การมอบวัสดุอุปกรณ์", "Materials handed out"),
+        FormSpec("sammachip_income", "income", "income_surveys", None, "hh_code",
+                 "สำรวจรายได้ครัวเรือน", "Household income survey"),
+        FormSpec("sammachip_group", "group", "groups", "group_code", "group_code",
+                 "กลุ่มอาชีพ", "Occupational group"),
     ]
-}
+}  # fmt: skip
 
 assert all(f.table in CLEAN_TABLES for f in FORMS.values())
 

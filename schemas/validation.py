@@ -9,6 +9,7 @@ GX costs ~5 s to import, so it is imported when a `SuiteRunner` is built, once p
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ class SuiteRunner:
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         import schemas.expectations_thai  # noqa: F401  (registers the Thai expectations)
+
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)  # no INFO chatter
 
         self._gx = gx
         self._context = gx.get_context(mode="ephemeral")

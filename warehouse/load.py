@@ -72,7 +72,7 @@ def new_versions(tx: Transaction, subs: Sequence[Submission]) -> list[Submission
 def existing_codes(wh: Warehouse | Transaction, form_id: str) -> dict[str, str]:
     """Programme code → submission key of the clean row that holds it (for duplicate checks)."""
     spec = FORMS[form_id]
-    if spec.business_key == "submission_key":
+    if spec.business_key is None:
         return {}
     table = wh.read(spec.table, columns=[spec.business_key, "submission_key"])
     return dict(

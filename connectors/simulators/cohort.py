@@ -725,7 +725,7 @@ class _VillageBuilder:
         households = []
         for n in range(1, self.spec.households_per_village + 1):
             occupation = rng.choice(others) if others and rng.random() < 0.3 else main
-            engagement = rng.uniform(0.9, 0.99) if rng.random() < 0.8 else rng.uniform(0.5, 0.8)
+            engagement = rng.uniform(0.94, 0.995) if rng.random() < 0.88 else rng.uniform(0.5, 0.8)
             baseline = _round_to(
                 min(30000, max(2500, rng.lognormvariate(math.log(8000), 0.45))), 500
             )

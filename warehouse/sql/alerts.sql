@@ -65,7 +65,8 @@ household_alerts AS (
 data_to_fix AS (
     SELECT 'R09_DATA_TO_FIX' AS rule_id, 'submission' AS subject_type,
            form_id || ':' || coalesce(business_key, submission_id) AS subject_id, 1 AS priority,
-           'แบบ ' || form_id || ' ส่งเมื่อ ' || strftime(min(submitted_at), '%d/%m/%Y')
+           'แบบ ' || form_id || ' ส่งเมื่อ ' || strftime(min(submitted_at), '%d/%m/')
+             || (year(min(submitted_at)) + 543)
              || ' (รหัสส่ง ' || submission_id || '): '
              || string_agg(DISTINCT reason_th, '; ' ORDER BY reason_th) AS reason_th,
            'form ' || form_id || ' submitted ' || strftime(min(submitted_at), '%Y-%m-%d')
