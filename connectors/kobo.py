@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,6 +23,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from schemas.records import Submission
 
+T = TypeVar("T")
 TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 _STATUS_UIDS = {
     "validation_status_approved": "approved",
@@ -89,6 +91,19 @@ def _wait(state: RetryCallState, base: float, cap: float) -> float:
     return random.uniform(0, min(cap, base * 2 ** (state.attempt_number - 1)))
 
 
+def call_with_retries(call: Callable[[], T], *, attempts: int, base: float, cap: float) -> T:
+    """Run `call`, retrying `TransientError`s with backoff; anything else propagates at once."""
+    for attempt in Retrying(
+        retry=retry_if_exception(lambda e: isinstance(e, TransientError)),
+        stop=stop_after_attempt(attempts),
+        wait=lambda s: _wait(s, base, cap),
+        reraise=True,
+    ):
+        with attempt:
+            return call()
+    raise AssertionError("unreachable")  # reraise=True: the last error propagates
+
+
 class KoboClient:
     def __init__(
         self,
@@ -143,17 +158,12 @@ class KoboClient:
                 f"truncated or non-JSON body ({len(response.content)} bytes)"
             ) from err
 
-    def _get(self, path: str, params: dict[str, Any], asset: str | None = None) -> dict[str, Any]:
+    def _retrying(self, call: Callable[[], T]) -> T:
         base, cap = self._backoff
-        for attempt in Retrying(
-            retry=retry_if_exception(lambda e: isinstance(e, TransientError)),
-            stop=stop_after_attempt(self._attempts),
-            wait=lambda s: _wait(s, base, cap),
-            reraise=True,
-        ):
-            with attempt:
-                return self._get_once(path, params, asset)
-        raise AssertionError("unreachable")
+        return call_with_retries(call, attempts=self._attempts, base=base, cap=cap)
+
+    def _get(self, path: str, params: dict[str, Any], asset: str | None = None) -> dict[str, Any]:
+        return self._retrying(lambda: self._get_once(path, params, asset))
 
     # ---- endpoints -------------------------------------------------------------------------
     def assets(self) -> list[Asset]:
@@ -183,21 +193,33 @@ class KoboClient:
             if not page.get("next") or not page.get("results"):
                 return found
 
-    def pages(self, asset_uid: str, *, after_id: int = 0) -> Iterator[tuple[list[dict], int]]:
-        """Pages of submissions with `_id > after_id`, in `_id` order, with the total to fetch."""
+    def pages(
+        self, asset_uid: str, *, after_id: int = 0, where: dict[str, Any] | None = None
+    ) -> Iterator[tuple[list[dict], int]]:
+        """Pages of submissions with `_id > after_id` (and matching `where`), in `_id` order,
+        each with the number still to fetch as the server counted it."""
+        yield from self._keyset(asset_uid, after_id, where or {}, fields=None)
+
+    def ids(self, asset_uid: str) -> Iterator[list[int]]:
+        """Every `_id` the server holds for an asset, cheaply (`fields=["_id"]`)."""
+        for page, _ in self._keyset(asset_uid, 0, {}, fields=["_id"]):
+            yield [int(r["_id"]) for r in page]
+
+    def _keyset(
+        self, asset_uid: str, after_id: int, where: dict[str, Any], fields: list[str] | None
+    ) -> Iterator[tuple[list[dict], int]]:
         last = after_id
         while True:
-            page = self._get(
-                f"/api/v2/assets/{asset_uid}/data/",
-                {
-                    "format": "json",
-                    "limit": self.page_size,
-                    "start": 0,
-                    "sort": json.dumps({"_id": 1}),
-                    "query": json.dumps({"_id": {"$gt": last}}),
-                },
-                asset=asset_uid,
-            )
+            params: dict[str, Any] = {
+                "format": "json",
+                "limit": self.page_size,
+                "start": 0,
+                "sort": json.dumps({"_id": 1}),
+                "query": json.dumps({**where, "_id": {"$gt": last}}),
+            }
+            if fields:
+                params["fields"] = json.dumps(fields)
+            page = self._get(f"/api/v2/assets/{asset_uid}/data/", params, asset=asset_uid)
             results = page.get("results") or []
             if not results:
                 return
@@ -205,6 +227,112 @@ class KoboClient:
             last = max(int(r["_id"]) for r in results)
             if not page.get("next"):
                 return
+
+    def download(self, url: str, dest: Path) -> bool:
+        """Stream one attachment to `dest` (same auth and retries); False if already there."""
+        if dest.exists():
+            return False
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        self._retrying(lambda: self._stream_to(url, tmp))
+        tmp.replace(dest)  # never a half file under the final name
+        return True
+
+    def _stream_to(self, url: str, tmp: Path) -> None:
+        try:
+            with self._http.stream("GET", url) as response:
+                if response.status_code in TRANSIENT_STATUS:
+                    raise TransientError(
+                        f"HTTP {response.status_code}", _retry_after(response.headers)
+                    )
+                if response.status_code >= 400:
+                    raise KoboError(
+                        f"attachment {url}: HTTP {response.status_code}",
+                        status=response.status_code,
+                    )
+                with open(tmp, "wb") as out:
+                    for chunk in response.iter_bytes(1 << 16):
+                        out.write(chunk)
+        except httpx.TransportError as err:
+            raise TransientError(f"{type(err).__name__}: {err}") from err
+
+
+@dataclass
+class KoboCursor:
+    """Where the last committed sync of an asset stopped."""
+
+    last_id: int = 0  # highest `_id` seen
+    status_ts: int = 0  # newest `_validation_status.timestamp` seen (epoch seconds)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any] | None) -> KoboCursor:
+        doc = doc or {}
+        return cls(int(doc.get("last_id") or 0), int(doc.get("status_ts") or 0))
+
+    def to_json(self) -> dict[str, int]:
+        return {"last_id": self.last_id, "status_ts": self.status_ts}
+
+    def observe(self, raw: dict[str, Any]) -> None:
+        self.last_id = max(self.last_id, int(raw["_id"]))
+        status = raw.get("_validation_status") or {}
+        self.status_ts = max(self.status_ts, int(status.get("timestamp") or 0))
+
+
+@dataclass(frozen=True)
+class SyncPolicy:
+    """How much to re-read each night, since Kobo offers no 'modified since' (kpi#7259)."""
+
+    overlap_ids: int = 200  # a lower `_id` can become visible after a higher one
+    lookback_days: int = 14  # edits happen mostly in the days after submission
+    batch_size: int = 5000  # submissions validated and staged together
+
+
+def kobo_time(moment: datetime) -> str:
+    """`_submission_time` is stored as a UTC string: compare with exactly this format."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def changes(
+    client: KoboClient,
+    asset_uid: str,
+    cursor: KoboCursor,
+    policy: SyncPolicy,
+    *,
+    now: datetime,
+    full_rescan: bool = False,
+) -> Iterator[tuple[list[dict], int]]:
+    """Every submission that may have changed since `cursor`, in batches of about
+    `policy.batch_size`, with the server's count of what the current pass still has to send.
+
+    Passes: new `_id`s (with an overlap), validation statuses set since the last run, and the
+    look-back window of recent submissions (edits). Re-read versions are dropped downstream
+    by payload hash, so overlaps cost bandwidth, never duplicates. `cursor` advances as rows
+    are seen; the caller stores it only when the data is committed.
+    """
+    start = KoboCursor(cursor.last_id, cursor.status_ts)
+    passes: list[tuple[int, dict[str, Any]]]
+    if full_rescan or start.last_id == 0:
+        passes = [(0, {})]
+    else:
+        since = now - timedelta(days=policy.lookback_days)
+        passes = [
+            (max(0, start.last_id - policy.overlap_ids), {}),
+            (0, {"_validation_status.timestamp": {"$gt": start.status_ts}}),
+            (0, {"_submission_time": {"$gte": kobo_time(since)}}),
+        ]
+    for after_id, where in passes:
+        batch: list[dict] = []
+        remaining = 0
+        for page, count in client.pages(asset_uid, after_id=after_id, where=where):
+            for raw in page:
+                cursor.observe(raw)
+            batch.extend(page)
+            remaining = count
+            if len(batch) >= policy.batch_size:
+                yield batch, remaining
+                batch = []
+        if batch:
+            yield batch, remaining
 
 
 def _utc(text: str | None) -> datetime:

@@ -1,4 +1,5 @@
-"""The nightly flow: sync every registered form, validate, load, build marts, write lists.
+"""The nightly and reconcile flows: sync every registered form, validate, load, build marts,
+write the officer lists.
 
 Flows orchestrate only: connectors fetch, `schemas` flattens and validates, `warehouse`
 stores, builds the marts and writes the officer files. One transaction per run makes every
@@ -16,14 +17,14 @@ from zoneinfo import ZoneInfo
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from connectors.kobo import KoboClient, KoboError, to_submission
+from connectors.kobo import KoboClient, KoboCursor, KoboError, changes, to_submission
 from flows.progress import FetchProgress
 from flows.settings import KoboSource, Settings, load_settings
 from schemas.batch import validate_form
-from schemas.records import Submission
+from schemas.records import submission_key
 from schemas.registry import FORMS, form_for_asset
 from schemas.validation import SuiteRunner
-from warehouse.load import existing_codes, load_form, new_versions, open_warehouse
+from warehouse.load import FormLoader, open_warehouse, tombstone
 from warehouse.marts import build_alerts, build_otop_readiness
 from warehouse.reports import write_officer_files
 from warehouse.store import Transaction
@@ -42,6 +43,9 @@ class FormSource:
     def cursor_key(self) -> str:
         return f"kobo:{self.source.server.host}:{self.asset_uid}"
 
+    def client(self) -> KoboClient:
+        return KoboClient(self.source.server, page_size=self.source.page_size)
+
 
 @dataclass
 class FormResult:
@@ -51,6 +55,7 @@ class FormResult:
     new_versions: int = 0
     clean: int = 0
     quarantined: int = 0
+    deleted: int = 0
     error: str | None = None
 
 
@@ -85,26 +90,8 @@ def discover_forms(settings: Settings) -> tuple[list[FormSource], list[FormResul
             spec = form_for_asset(asset.name, src.assets, asset.uid)
             if spec and asset.deployed:
                 found.append(FormSource(src, asset.uid, asset.name, spec.form_id))
-    return found, failed
-
-
-@task(name="fetch-form", cache_policy=NO_CACHE)
-def fetch_form(form: FormSource, after_id: int, progress: FetchProgress) -> list[Submission]:
-    """Every submission above the cursor, as source-agnostic records."""
-    subs: list[Submission] = []
-    with KoboClient(form.source.server, page_size=form.source.page_size) as client:
-        for page, total in client.pages(form.asset_uid, after_id=after_id):
-            subs.extend(
-                to_submission(
-                    r,
-                    server=form.source.server.host,
-                    asset_uid=form.asset_uid,
-                    form_id=form.form_id,
-                )
-                for r in page
-            )
-            progress.advance(form.form_id, len(page), total)
-    return subs
+    order = list(FORMS)
+    return sorted(found, key=lambda f: (order.index(f.form_id), f.asset_uid)), failed
 
 
 @task(name="start-validation", cache_policy=NO_CACHE)
@@ -112,48 +99,61 @@ def start_validation() -> SuiteRunner:
     return SuiteRunner()
 
 
-@task(name="stage-form", cache_policy=NO_CACHE)
-def stage_form(
-    tx: Transaction, form: FormSource, subs: list[Submission], runner: SuiteRunner, now: datetime
+@task(name="sync-form", cache_policy=NO_CACHE)
+def sync_form(
+    tx: Transaction,
+    form: FormSource,
+    runner: SuiteRunner,
+    settings: Settings,
+    now: datetime,
+    progress: FetchProgress,
+    full_rescan: bool = False,
 ) -> FormResult:
-    """Validate what is new and stage it (raw, clean, quarantine, cursor) in the transaction."""
-    fresh = new_versions(tx, subs)
-    validated = validate_form(
-        form.form_id,
-        fresh,
-        runner,
-        batch=tx.run_id,
-        now=now,
-        existing_codes=existing_codes(tx, form.form_id),
-    )
-    last_id = max((int(s.submission_id) for s in subs), default=None)
-    cursor = (form.cursor_key, {"last_id": last_id}) if last_id is not None else None
-    load_form(tx, validated, fresh, batch=tx.run_id, now=now, cursor=cursor)
-    return FormResult(
-        form.form_id,
-        form.asset_uid,
-        len(subs),
-        validated.fetched,
-        len(validated.clean_keys),
-        len(validated.quarantined_keys),
-    )
+    """Fetch what may have changed, validate each batch, stage it; the cursor moves with it."""
+    loader = FormLoader(tx, form.form_id, batch=tx.run_id, now=now)
+    cursor = KoboCursor.from_json(tx.cursor(form.cursor_key))
+    host = form.source.server.host
+    with form.client() as client:
+        for raw, remaining in changes(
+            client, form.asset_uid, cursor, settings.sync, now=now, full_rescan=full_rescan
+        ):
+            subs = [
+                to_submission(r, server=host, asset_uid=form.asset_uid, form_id=form.form_id)
+                for r in raw
+            ]
+            fresh = loader.fresh(subs)
+            validated = validate_form(
+                form.form_id, fresh, runner, batch=tx.run_id, now=now, existing_codes=loader.codes
+            )
+            loader.add(validated, fresh)
+            progress.advance(form.form_id, len(raw), remaining)
+    stats = loader.finish(cursor=(form.cursor_key, cursor.to_json()))
+    return FormResult(form.form_id, form.asset_uid, stats.fetched, stats.new_versions,
+                      stats.clean, stats.quarantined)  # fmt: skip
+
+
+@task(name="find-deletions", cache_policy=NO_CACHE)
+def find_deletions(tx: Transaction, form: FormSource, now: datetime) -> int:
+    """Kobo hard-deletes: every id we hold that the server no longer lists gets a tombstone."""
+    with form.client() as client:
+        on_server = {str(i) for page in client.ids(form.asset_uid) for i in page}
+    spec = FORMS[form.form_id]
+    held = set()
+    for table in (spec.table, "quarantine"):
+        rows = tx.read(table, columns=["submission_key"])["submission_key"].to_pylist()
+        held.update(rows)
+    prefix = submission_key("kobo", form.source.server.host, form.asset_uid, "")
+    gone = {k for k in held if k.startswith(prefix) and k[len(prefix) :] not in on_server}
+    return tombstone(tx, form.form_id, gone, batch=tx.run_id, now=now)
 
 
 @task(name="build-marts", cache_policy=NO_CACHE)
 def build_marts(tx: Transaction, settings: Settings, today: date) -> None:
     tables = {
         name: tx.read(name)
-        for name in (
-            "households",
-            "sessions",
-            "attendance",
-            "materials",
-            "income_surveys",
-            "groups",
-            "group_members",
-            "quarantine",
-        )
-    }
+        for name in ("households", "sessions", "attendance", "materials", "income_surveys",
+                     "groups", "group_members", "quarantine")
+    }  # fmt: skip
     tx.replace("alerts", build_alerts(tables, tx.read("alerts"), today, settings.rules))
     tx.replace("otop_readiness", build_otop_readiness(tables, settings.rules))
 
@@ -170,58 +170,86 @@ def bangkok_today() -> date:
     return datetime.now(BANGKOK).date()
 
 
-def run_nightly(
-    settings: Settings, today: date, progress: FetchProgress | None = None
+def run_sync(
+    settings: Settings,
+    today: date,
+    progress: FetchProgress | None = None,
+    *,
+    reconcile: bool = False,
 ) -> RunSummary:
-    """The body of the flow, callable from other flows (ingest, demo) with ready settings."""
+    """The body shared by `nightly` and `reconcile`: one transaction, then the officer files.
+
+    A permanent error on one form (a revoked token, a deleted asset) skips that form with a
+    clear message and leaves its cursor where it was; the other forms still sync.
+    """
     logger = get_run_logger()
     progress = progress or FetchProgress.quiet()
     summary = RunSummary(run_id=uuid.uuid4().hex[:12], today=today)
     forms, failed = discover_forms(settings)
     summary.forms.extend(failed)
+    for f in failed:
+        logger.error("server %s skipped: %s", f.asset_uid, f.error)
     runner = start_validation()
     wh = open_warehouse(str(settings.warehouse_path))
     with wh.transaction(summary.run_id) as tx:
         now = datetime.now(UTC)
-        for form in sorted(forms, key=lambda f: list(FORMS).index(f.form_id)):
-            cursor = tx.cursor(form.cursor_key) or {}
+        for form in forms:
             try:
-                subs = fetch_form(form, int(cursor.get("last_id") or 0), progress)
+                with tx.savepoint():
+                    result = sync_form(tx, form, runner, settings, now, progress, reconcile)
+                    if reconcile:
+                        result.deleted = find_deletions(tx, form, now)
             except KoboError as err:
                 logger.error("form %s (%s) skipped: %s", form.form_id, form.asset_uid, err)
                 summary.forms.append(FormResult(form.form_id, form.asset_uid, error=str(err)))
                 continue
-            result = stage_form(tx, form, subs, runner, now)
             logger.info(
-                "%s: fetched %d, new %d, clean %d, quarantined %d",
-                form.form_id,
-                result.fetched,
-                result.new_versions,
-                result.clean,
-                result.quarantined,
-            )
+                "%s: fetched %d, new %d, clean %d, quarantined %d, deleted %d",
+                form.form_id, result.fetched, result.new_versions, result.clean,
+                result.quarantined, result.deleted,
+            )  # fmt: skip
             summary.forms.append(result)
         build_marts(tx, settings, today)
     summary.warehouse_version = wh.snapshot().version
     summary.report_files = write_reports(settings, today)
-    alerts = wh.read("alerts", columns=["rule_id"])["rule_id"].to_pylist()
-    summary.alerts_by_rule = {r: alerts.count(r) for r in sorted(set(alerts))}
-    statuses = wh.read("otop_readiness", columns=["status"])["status"].to_pylist()
-    summary.otop_by_status = {s: statuses.count(s) for s in sorted(set(statuses))}
+    summary.alerts_by_rule = _counts(wh.read("alerts", columns=["rule_id"])["rule_id"])
+    summary.otop_by_status = _counts(wh.read("otop_readiness", columns=["status"])["status"])
     return summary
+
+
+def _counts(column: object) -> dict[str, int]:
+    values = column.to_pylist()  # type: ignore[attr-defined]
+    return {v: values.count(v) for v in sorted(set(values))}
+
+
+def _settings(config: str | None, workdir: str | None) -> Settings:
+    return load_settings(
+        Path(config) if config else None, base_dir=Path(workdir) if workdir else None
+    )
 
 
 @flow(name="nightly")
 def nightly(
     config: str | None = None, workdir: str | None = None, today: date | None = None
 ) -> RunSummary:
-    """Nightly sync of every configured server. Secrets are read from the environment or
-    Prefect Secret blocks inside the run; they are never flow parameters."""
-    settings = load_settings(
-        Path(config) if config else None, base_dir=Path(workdir) if workdir else None
-    )
+    """Nightly incremental sync of every configured server. Secrets are read from the
+    environment or Prefect Secret blocks inside the run; they are never flow parameters."""
     progress = FetchProgress.for_terminal()
     try:
-        return run_nightly(settings, today or bangkok_today(), progress)
+        return run_sync(_settings(config, workdir), today or bangkok_today(), progress)
+    finally:
+        progress.stop()
+
+
+@flow(name="reconcile")
+def reconcile(
+    config: str | None = None, workdir: str | None = None, today: date | None = None
+) -> RunSummary:
+    """Weekly: re-read every submission (edits the look-back window missed) and tombstone
+    those the server no longer has (Kobo deletes without a trace)."""
+    progress = FetchProgress.for_terminal()
+    try:
+        return run_sync(_settings(config, workdir), today or bangkok_today(), progress,
+                        reconcile=True)  # fmt: skip
     finally:
         progress.stop()

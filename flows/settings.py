@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connectors.kobo import KoboServer
+from connectors.kobo import KoboServer, SyncPolicy
 from warehouse.marts import AlertRules, Officer
 
 DEFAULT_CONFIG = Path(__file__).parent / "default_config.toml"
@@ -35,6 +35,7 @@ class Settings:
     reports_path: Path
     kobo: tuple[KoboSource, ...]
     rules: AlertRules
+    sync: SyncPolicy = field(default_factory=SyncPolicy)
 
 
 def _token(entry: dict[str, Any]) -> str:
@@ -114,4 +115,5 @@ def load_settings(
         reports_path=base / doc.get("reports", {}).get("path", "data/reports"),
         kobo=tuple(sources),
         rules=_rules(doc),
+        sync=SyncPolicy(**doc.get("sync", {})),
     )

@@ -8,7 +8,7 @@ fetched = clean + quarantined.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +33,7 @@ class ValidatedForm:
     tables: dict[str, pa.Table] = field(default_factory=dict)  # clean rows per table
     quarantine: pa.Table | None = None
     validation_runs: pa.Table | None = None
+    drift: list[dict[str, Any]] = field(default_factory=list)  # unknown answers per version
 
     @property
     def reconciles(self) -> bool:
@@ -126,9 +127,16 @@ def validate_form(
     subs = latest_versions(submissions)
     result = ValidatedForm(form_id, fetched=len(subs))
     rows_by_table: dict[str, list[Row]] = defaultdict(list)
+    drift: Counter[tuple[str | None, str]] = Counter()
     for sub in subs:
-        for table, rows in flatten(sub, batch, now).items():
+        flat = flatten(sub, batch, now)
+        for table, rows in flat.tables.items():
             rows_by_table[table].extend(rows)
+        drift.update((sub.version, key) for key in flat.unknown_keys)
+    result.drift = [
+        {"form_id": form_id, "form_version": v, "answer_key": k, "submissions": n}
+        for (v, k), n in sorted(drift.items(), key=lambda item: (str(item[0][0]), item[0][1]))
+    ]
     parents = {r["submission_key"]: r for r in rows_by_table[spec.table]}
     _mark_duplicates(rows_by_table[spec.table], spec, existing_codes or {})
 

@@ -19,14 +19,34 @@ from schemas.registry import FORMS
 Row = dict[str, Any]
 
 
+# Keys a server or a phone adds around the answers; they are not answers to look for in forms.
+_META_KEYS = {"start", "end", "today", "deviceid", "username", "simserial", "subscriberid",
+              "phonenumber", "email", "instanceID"}  # fmt: skip
+_META_PREFIXES = ("_", "meta/", "formhub/")
+
+
+def _is_meta(key: str) -> bool:
+    return key in _META_KEYS or key.startswith(_META_PREFIXES)
+
+
 @dataclass
 class _Reader:
-    """Reads answers from one payload, collecting parse problems instead of raising."""
+    """Reads answers from one payload, collecting parse problems instead of raising, and
+    remembering which keys it read so unknown ones (form-version drift) can be reported."""
 
     payload: dict[str, Any]
     errors: list[str] = field(default_factory=list)
+    used: set[str] = field(default_factory=set)
+    children: list[_Reader] = field(default_factory=list)
+
+    def unknown_keys(self) -> set[str]:
+        unknown = {k for k in self.payload if k not in self.used and not _is_meta(k)}
+        for child in self.children:
+            unknown |= child.unknown_keys()
+        return unknown
 
     def get(self, key: str, parse: Callable[[Any], Any] = n.clean_text) -> Any:
+        self.used.add(key)
         raw = self.payload.get(key)
         try:
             return parse(raw)
@@ -102,16 +122,19 @@ def _sage(r: _Reader) -> dict[str, list[Row]]:
     }
 
 
-def _repeat(payload: dict[str, Any], name: str) -> list[_Reader]:
-    entries = payload.get(name) or []
-    return [_Reader(e) for e in entries if isinstance(e, dict)]
+def _repeat(r: _Reader, name: str) -> list[_Reader]:
+    r.used.add(name)
+    entries = r.payload.get(name) or []
+    readers = [_Reader(e) for e in entries if isinstance(e, dict)]
+    r.children.extend(readers)
+    return readers
 
 
 def _session(r: _Reader) -> dict[str, list[Row]]:
     code = r.get("session_code", n.code)
     held = r.get("held_date", n.parse_date)
     attendees = []
-    for i, a in enumerate(_repeat(r.payload, "attendees")):
+    for i, a in enumerate(_repeat(r, "attendees")):
         attendees.append(
             {
                 "row_index": i,
@@ -141,7 +164,7 @@ def _session(r: _Reader) -> dict[str, list[Row]]:
 def _materials(r: _Reader) -> dict[str, list[Row]]:
     hh = r.get("hh_code", n.code)
     items = []
-    for i, it in enumerate(_repeat(r.payload, "items")):
+    for i, it in enumerate(_repeat(r, "items")):
         items.append(
             {
                 "row_index": i,
@@ -189,7 +212,7 @@ def _income(r: _Reader) -> dict[str, list[Row]]:
 def _group(r: _Reader) -> dict[str, list[Row]]:
     code = r.get("grp/group_code", n.code)
     members = []
-    for i, m in enumerate(_repeat(r.payload, "members")):
+    for i, m in enumerate(_repeat(r, "members")):
         members.append(
             {
                 "row_index": i,
@@ -232,10 +255,16 @@ _FLATTENERS: dict[str, Callable[[_Reader], dict[str, list[Row]]]] = {
 }
 
 
-def flatten(sub: Submission, batch: str, ingested_at: datetime) -> dict[str, list[Row]]:
+@dataclass(frozen=True)
+class Flattened:
+    tables: dict[str, list[Row]]  # rows per table; the parent row carries `parse_errors`
+    unknown_keys: frozenset[str]  # answers the form definition does not read
+
+
+def flatten(sub: Submission, batch: str, ingested_at: datetime) -> Flattened:
     """Rows per table for one submission; parent rows carry lineage and `parse_errors`."""
     spec = FORMS[sub.form_id]
-    reader = _Reader(sub.payload)
+    reader = _Reader(answers_of(sub))
     tables = _FLATTENERS[spec.kind](reader)
     lineage = _lineage(sub, batch, ingested_at, reader)
     parent = tables[spec.table][0]
@@ -244,4 +273,9 @@ def flatten(sub: Submission, batch: str, ingested_at: datetime) -> dict[str, lis
     for child in spec.tables[1:]:
         for row in tables.get(child, []):
             row["submission_key"] = sub.key
-    return tables
+    return Flattened(tables, frozenset(reader.unknown_keys()))
+
+
+def answers_of(sub: Submission) -> dict[str, Any]:
+    """The answers in Kobo's flat key layout, whichever server sent them."""
+    return sub.payload

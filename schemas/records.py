@@ -22,6 +22,11 @@ def payload_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def submission_key(source: str, server: str, form_uid: str, submission_id: str) -> str:
+    """Business key of a submission: one row per key in the clean tables."""
+    return f"{source}:{server}:{form_uid}:{submission_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Submission:
     """One version of one submission, as received from a server."""
@@ -43,8 +48,7 @@ class Submission:
 
     @property
     def key(self) -> str:
-        """Business key of the submission: one row per key in the clean tables."""
-        return f"{self.source}:{self.server}:{self.form_uid}:{self.submission_id}"
+        return submission_key(self.source, self.server, self.form_uid, self.submission_id)
 
     @property
     def hash(self) -> str:

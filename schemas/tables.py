@@ -219,6 +219,13 @@ VALIDATION_RUNS = TableSpec(
     ),
 )
 
+# Answers a form's current definition does not know (a newer or older form version on a phone):
+# never a failure, always recorded.
+SCHEMA_DRIFT = TableSpec("schema_drift", (
+    ("ingest_batch", _S), ("seen_at", UTC_TS), ("form_id", _S), ("form_version", _S),
+    ("answer_key", _S), ("submissions", _I),
+))  # fmt: skip
+
 SYSTEM_TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (RAW_SUBMISSIONS, QUARANTINE, VALIDATION_RUNS)
+    t.name: t for t in (RAW_SUBMISSIONS, QUARANTINE, VALIDATION_RUNS, SCHEMA_DRIFT)
 }

@@ -1,8 +1,11 @@
-"""Load validated batches into the warehouse: raw versions, clean upserts, quarantine, cursors."""
+"""Load validated batches into the warehouse: raw versions, clean upserts, quarantine, cursors,
+and tombstones for submissions the server no longer has."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,46 +30,33 @@ def open_warehouse(root: str) -> Warehouse:
     return Warehouse(root, {**ALL_SCHEMAS, **MART_SCHEMAS})
 
 
+def raw_partition(source: str, form_id: str, now: datetime) -> str:
+    return f"source={source}/form={form_id}/ingest_date={now.date()}"
+
+
 def _raw_table(subs: Sequence[Submission], batch: str, now: datetime) -> pa.Table:
     rows = [
         {
-            "submission_key": s.key,
-            "source": s.source,
-            "server": s.server,
-            "form_uid": s.form_uid,
-            "form_id": s.form_id,
-            "submission_id": s.submission_id,
-            "instance_id": s.instance_id,
-            "root_uuid": s.root_uuid,
-            "form_version": s.version,
-            "submitted_at": s.submitted_at,
-            "review_status": s.review_status,
-            "deleted": s.deleted,
-            "payload": orjson.dumps(s.payload).decode(),
-            "payload_hash": s.hash,
-            "ingest_batch": batch,
-            "ingested_at": now,
+            "submission_key": s.key, "source": s.source, "server": s.server,
+            "form_uid": s.form_uid, "form_id": s.form_id, "submission_id": s.submission_id,
+            "instance_id": s.instance_id, "root_uuid": s.root_uuid, "form_version": s.version,
+            "submitted_at": s.submitted_at, "review_status": s.review_status,
+            "deleted": s.deleted, "payload": orjson.dumps(s.payload).decode(),
+            "payload_hash": s.hash, "ingest_batch": batch, "ingested_at": now,
         }
         for s in subs
-    ]
+    ]  # fmt: skip
     return pa.Table.from_pylist(rows, schema=RAW_SUBMISSIONS.schema)
 
 
-def new_versions(tx: Transaction, subs: Sequence[Submission]) -> list[Submission]:
-    """The submissions whose exact payload the raw layer does not hold yet (replays are no-ops)."""
-    if not subs:
-        return []
-    seen = tx.read("raw_submissions", columns=["submission_key", "payload_hash"])
-    keys = pa.array(sorted({s.key for s in subs}))
-    seen = seen.filter(pc.is_in(seen["submission_key"], value_set=keys))
-    known = set(
+def known_versions(tx: Transaction, form_id: str) -> set[tuple[str, str]]:
+    """(submission key, payload hash) of every version of a form the raw layer holds."""
+    seen = tx.read_partitions(
+        "raw_submissions", f"/form={form_id}/", columns=["submission_key", "payload_hash"]
+    )
+    return set(
         zip(seen["submission_key"].to_pylist(), seen["payload_hash"].to_pylist(), strict=True)
     )
-    fresh: dict[tuple[str, str], Submission] = {}
-    for s in subs:
-        if (s.key, s.hash) not in known:
-            fresh.setdefault((s.key, s.hash), s)
-    return list(fresh.values())
 
 
 def existing_codes(wh: Warehouse | Transaction, form_id: str) -> dict[str, str]:
@@ -74,36 +64,159 @@ def existing_codes(wh: Warehouse | Transaction, form_id: str) -> dict[str, str]:
     spec = FORMS[form_id]
     if spec.business_key is None:
         return {}
-    table = wh.read(spec.table, columns=[spec.business_key, "submission_key"])
+    table = wh.read(spec.table, columns=[spec.business_key, "submission_key", "deleted_at"])
+    table = table.filter(pc.is_null(table["deleted_at"]))
     return dict(
         zip(table[spec.business_key].to_pylist(), table["submission_key"].to_pylist(), strict=True)
     )
 
 
-def load_form(
-    tx: Transaction,
-    validated: ValidatedForm,
-    raw: Sequence[Submission],
-    *,
-    batch: str,
-    now: datetime,
-    cursor: tuple[str, Any] | None = None,
-) -> None:
-    """Stage one form's batch in the transaction; the caller's commit makes it visible."""
-    if raw:
-        form = raw[0].form_id
+@dataclass
+class LoadStats:
+    fetched: int = 0  # submissions the server returned (re-reads included)
+    new_versions: int = 0  # of those, payload versions the warehouse did not hold
+    clean: int = 0
+    quarantined: int = 0
+
+
+@dataclass
+class FormLoader:
+    """Stages one form's batches in a transaction.
+
+    Raw versions are appended as each batch arrives (so memory holds a batch, not a form);
+    clean and quarantine rows are upserted once at `finish`, keeping for each submission only
+    the outcome of its latest batch.
+    """
+
+    tx: Transaction
+    form_id: str
+    batch: str
+    now: datetime
+    stats: LoadStats = field(default_factory=LoadStats)
+    _known: set[tuple[str, str]] = field(default_factory=set)
+    _codes: dict[str, str] = field(default_factory=dict)
+    _parts: dict[str, list[pa.Table]] = field(default_factory=lambda: defaultdict(list))
+    _latest: dict[str, int] = field(default_factory=dict)  # submission key → batch number
+    _runs: list[pa.Table] = field(default_factory=list)
+    _drift: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._known = known_versions(self.tx, self.form_id)
+        self._codes = existing_codes(self.tx, self.form_id)
+
+    @property
+    def codes(self) -> dict[str, str]:
+        return self._codes
+
+    def fresh(self, subs: Iterable[Submission]) -> list[Submission]:
+        """The versions not seen before; replayed pages and re-reads are dropped here."""
+        fresh: dict[tuple[str, str], Submission] = {}
+        count = 0
+        for s in subs:
+            count += 1
+            if (s.key, s.hash) not in self._known:
+                fresh.setdefault((s.key, s.hash), s)
+        self.stats.fetched += count
+        return list(fresh.values())
+
+    def add(self, validated: ValidatedForm, fresh: Sequence[Submission]) -> None:
+        if not fresh:
+            return
+        part = len(self._runs)
+        source = fresh[0].source
+        self.tx.append(
+            "raw_submissions",
+            _raw_table(fresh, self.batch, self.now),
+            partition=raw_partition(source, self.form_id, self.now),
+        )
+        self._known.update((s.key, s.hash) for s in fresh)
+        for key in validated.clean_keys | validated.quarantined_keys:
+            self._latest[key] = part
+        for table, data in validated.tables.items():
+            self._parts[table].append(_tag(data, part))
+        if validated.quarantine is not None:
+            self._parts["quarantine"].append(_tag(validated.quarantine, part))
+        if validated.validation_runs is not None:
+            self._runs.append(validated.validation_runs)
+        self._drift.extend(validated.drift)
+        spec = FORMS[self.form_id]
+        if spec.business_key:  # later batches must see codes registered by earlier ones
+            parent = validated.tables[spec.table]
+            self._codes.update(
+                zip(
+                    parent[spec.business_key].to_pylist(),
+                    parent["submission_key"].to_pylist(),
+                    strict=True,
+                )
+            )
+
+    def finish(self, cursor: tuple[str, Any] | None = None) -> LoadStats:
+        touched = set(self._latest)
+        for table, parts in self._parts.items():
+            data = pa.concat_tables([self._latest_only(p) for p in parts]).drop_columns("_part")
+            self.tx.upsert(table, data, touched)
+        if self._runs:
+            self.tx.append("validation_runs", pa.concat_tables(self._runs))
+        if self._drift:
+            self.tx.append("schema_drift", pa.Table.from_pylist(
+                [{**d, "ingest_batch": self.batch, "seen_at": self.now} for d in self._drift],
+                schema=SYSTEM_TABLES["schema_drift"].schema))  # fmt: skip
+        if cursor is not None:
+            self.tx.set_cursor(*cursor)
+        spec = FORMS[self.form_id]
+        clean = self._parts.get(spec.table, [])
+        self.stats.new_versions = len(touched)
+        self.stats.clean = sum(self._latest_only(p).num_rows for p in clean)
+        self.stats.quarantined = self.stats.new_versions - self.stats.clean
+        return self.stats
+
+    def _latest_only(self, part: pa.Table) -> pa.Table:
+        pairs = zip(part["submission_key"].to_pylist(), part["_part"].to_pylist(), strict=True)
+        return part.filter(pa.array([self._latest[k] == n for k, n in pairs], type=pa.bool_()))
+
+
+def _tag(table: pa.Table, part: int) -> pa.Table:
+    return table.append_column("_part", pa.array([part] * table.num_rows, type=pa.int32()))
+
+
+def tombstone(tx: Transaction, form_id: str, keys: set[str], *, batch: str, now: datetime) -> int:
+    """Mark submissions the server no longer has as deleted: `deleted_at` on their clean rows,
+    a tombstone version in raw (earlier payloads stay), and no more quarantine rows to fix."""
+    if not keys:
+        return 0
+    spec = FORMS[form_id]
+    parent = tx.read(spec.table)
+    hit = pc.and_(pc.is_in(parent["submission_key"], value_set=pa.array(sorted(keys))),
+                  pc.is_null(parent["deleted_at"]))  # fmt: skip
+    doomed = parent.filter(hit)
+    if doomed.num_rows:
+        stamped = doomed.set_column(
+            doomed.schema.get_field_index("deleted_at"),
+            "deleted_at",
+            pa.array([now] * doomed.num_rows, type=doomed.schema.field("deleted_at").type),
+        )
+        tx.upsert(spec.table, stamped, set(doomed["submission_key"].to_pylist()))
+    tx.upsert("quarantine", SYSTEM_TABLES["quarantine"].schema.empty_table(), keys)
+    raw = tx.read_partitions("raw_submissions", f"/form={form_id}/")
+    raw = raw.filter(pc.is_in(raw["submission_key"], value_set=pa.array(sorted(keys))))
+    latest: dict[str, dict[str, Any]] = {}
+    already = set()
+    for row in raw.to_pylist():
+        if row["deleted"]:
+            already.add(row["submission_key"])
+        else:
+            latest[row["submission_key"]] = row
+    stones = [
+        {**row, "deleted": True, "payload": "{}", "payload_hash": "deleted",
+         "ingest_batch": batch, "ingested_at": now}
+        for key, row in latest.items()
+        if key in keys and key not in already
+    ]  # fmt: skip
+    if stones:
+        source = stones[0]["source"]
         tx.append(
             "raw_submissions",
-            _raw_table(raw, batch, now),
-            partition=f"source={raw[0].source}/form={form}/ingest_date={now.date()}",
+            pa.Table.from_pylist(stones, schema=RAW_SUBMISSIONS.schema),
+            partition=raw_partition(source, form_id, now),
         )
-    touched = validated.clean_keys | validated.quarantined_keys
-    if touched:
-        for table, data in validated.tables.items():
-            tx.upsert(table, data, touched)
-        if validated.quarantine is not None:
-            tx.upsert("quarantine", validated.quarantine, touched)
-        if validated.validation_runs is not None:
-            tx.append("validation_runs", validated.validation_runs)
-    if cursor is not None:
-        tx.set_cursor(*cursor)
+    return doomed.num_rows

@@ -170,9 +170,29 @@ class Transaction:
         self._changed = False
         self._seq = 0
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Undo what the block staged if it fails (one form's error must not leave half of
+        that form staged); files it wrote stay unreferenced."""
+        tables, cursors, changed = dict(self._tables), dict(self._cursors), self._changed
+        try:
+            yield
+        except BaseException:
+            self._tables, self._cursors, self._changed = tables, cursors, changed
+            raise
+
     def read(self, table: str, columns: list[str] | None = None) -> pa.Table:
         """A table as this transaction sees it (its own staged writes included)."""
         staged = Snapshot(0, None, None, self._tables, self._cursors)
+        return self.warehouse.read(table, staged, columns)
+
+    def read_partitions(
+        self, table: str, contains: str, columns: list[str] | None = None
+    ) -> pa.Table:
+        """Only the files whose path contains `contains` (e.g. "/form=sammachip_household/")."""
+        state = self._tables.get(table, TableState())
+        kept = TableState(tuple(f for f in state.files if contains in f), 0)
+        staged = Snapshot(0, None, None, {table: kept}, {})
         return self.warehouse.read(table, staged, columns)
 
     def cursor(self, key: str) -> Any:

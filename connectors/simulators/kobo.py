@@ -37,6 +37,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from connectors.simulators.cohort import FORM_IDS, FORM_TITLES, HOUSEHOLD, Cohort, paused_gc
+from connectors.simulators.faults import FaultPlan, respond
 
 VALIDATION_LABELS: dict[str, str] = {
     "validation_status_not_approved": "Not Approved",
@@ -118,6 +119,7 @@ class KoboStore:
         self._lock = threading.RLock()
         self._assets: dict[str, Asset] = {}
         self._next_id = 1  # one sequence across assets, like Postgres logger_instance.id
+        self.faults = FaultPlan()  # tests queue failures here
 
     # -- assets
 
@@ -1009,11 +1011,15 @@ def create_app(
     api = _KoboApi(store, token, max_page_size, default_page_size)
 
     def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        async def endpoint(request: Request) -> Response:
+        async def answer(request: Request) -> Response:
             try:
                 return await handler(request)
             except _ApiError as exc:
                 return _json(exc.body, exc.status, exc.headers)
+
+        async def endpoint(request: Request) -> Response:
+            fault = store.faults.take(request.url.path)
+            return await (respond(fault, request, answer) if fault else answer(request))
 
         return endpoint
 

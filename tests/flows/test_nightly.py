@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from connectors.simulators.cohort import CohortSpec, generate_cohort
+from connectors.simulators.faults import Fault
 from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
-from flows.nightly import RunSummary, nightly
+from flows.nightly import RunSummary, nightly, reconcile
 from warehouse.load import open_warehouse
 from warehouse.query import connect
 
@@ -38,6 +39,7 @@ def snapshot_tables(workdir: Path) -> dict[str, list[tuple]]:
     names = [
         r[0]
         for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()
+        if not r[0].startswith("_")
     ]
     volatile = {"valid_from", "ingest_batch", "ingested_at", "quarantined_at", "run_at"}
     out = {}
@@ -103,7 +105,8 @@ def test_clean_tables_hold_one_row_per_submission(runs: Runs) -> None:
 
 
 def test_a_second_run_with_nothing_new_changes_nothing(runs: Runs) -> None:
-    assert all(f.fetched == 0 for f in runs.second.forms)
+    # The overlap and look-back passes re-read recent submissions: nothing new comes of it.
+    assert all(f.new_versions == f.clean == f.quarantined == 0 for f in runs.second.forms)
     assert runs.tables_after_second == runs.tables_after_first
 
 
@@ -144,9 +147,72 @@ def test_a_late_submission_is_picked_up_by_the_next_run(runs: Runs) -> None:
     runs.store.submit(runs.assets["sammachip_household"], answers, datetime(2026, 11, 24, 1, 0))
     third = nightly(workdir=str(runs.workdir), today=TODAY)
     household = next(f for f in third.forms if f.form_id == "sammachip_household")
-    assert (household.fetched, household.clean, household.quarantined) == (1, 1, 0)
+    assert (household.new_versions, household.clean, household.quarantined) == (1, 1, 0)
     con = connect(open_warehouse(str(runs.workdir / "data" / "warehouse")))
     row = con.execute(
         "select house_no, phone from households where hh_code = '34140101-99'"
     ).fetchone()
     assert row == ("99", "0812345678")
+
+
+def warehouse_sql(runs: Runs, sql: str) -> list[tuple]:
+    return connect(open_warehouse(str(runs.workdir / "data" / "warehouse"))).execute(sql).fetchall()
+
+
+def test_a_review_rejection_keeps_the_row_but_leaves_the_marts(runs: Runs) -> None:
+    hh, sid = warehouse_sql(
+        runs,
+        """
+        select h.hh_code, h.submission_id from households h
+        join alerts a on a.subject_id = h.hh_code
+        where h.review_status is null order by h.hh_code limit 1""",
+    )[0]
+    uid = runs.assets["sammachip_household"]
+    runs.store.set_validation_status(uid, int(sid), "validation_status_not_approved", "reviewer",
+                                     int(datetime.now().timestamp()))  # fmt: skip
+    nightly(workdir=str(runs.workdir), today=TODAY)
+    assert warehouse_sql(runs, f"select review_status from households where hh_code = '{hh}'") == [
+        ("not_approved",)
+    ]
+    assert warehouse_sql(runs, f"select count(*) from alerts where subject_id = '{hh}'") == [(0,)]
+
+
+def test_reconcile_catches_old_edits_and_tombstones_deletions(runs: Runs) -> None:
+    uid = runs.assets["sammachip_household"]
+    (edited, deleted) = warehouse_sql(
+        runs,
+        """
+        select submission_id from households where deleted_at is null and review_status is null
+        order by submitted_at limit 2""",
+    )
+    runs.store.edit(uid, int(edited[0]), {"members": "9"})  # months old: past the look-back
+    runs.store.delete(uid, int(deleted[0]))
+    nightly(workdir=str(runs.workdir), today=TODAY)
+    members = f"select members from households where submission_id = '{edited[0]}'"
+    assert warehouse_sql(runs, members) != [(9,)]  # the nightly look-back cannot see it
+
+    summary = reconcile(workdir=str(runs.workdir), today=TODAY)
+    household = next(f for f in summary.forms if f.form_id == "sammachip_household")
+    assert (household.new_versions, household.deleted) == (1, 1)
+    assert warehouse_sql(runs, members) == [(9,)]
+    versions = f"""select count(*) from raw_submissions where form_id = 'sammachip_household'
+                   and submission_id = '{edited[0]}'"""
+    assert warehouse_sql(runs, versions) == [(2,)]  # raw keeps every version
+    gone = warehouse_sql(
+        runs,
+        f"""select deleted_at is not null, (select bool_or(deleted)
+        from raw_submissions r where r.submission_id = h.submission_id
+        and r.form_id = 'sammachip_household') from households h
+        where submission_id = '{deleted[0]}'""",
+    )
+    assert gone == [(True, True)]  # a tombstone, never a physical delete
+
+
+def test_a_form_that_fails_for_good_does_not_stop_the_others(runs: Runs) -> None:
+    uid = runs.assets["sammachip_group"]
+    runs.store.faults.add(Fault("status", 403, target=uid))
+    summary = nightly(workdir=str(runs.workdir), today=TODAY)
+    failed = [f for f in summary.forms if f.error]
+    assert [f.form_id for f in failed] == ["sammachip_group"]
+    assert "403" in failed[0].error and "share the project" in failed[0].error
+    assert len([f for f in summary.forms if not f.error]) == len(runs.assets) - 1

@@ -60,7 +60,7 @@ found AS (
 household_alerts AS (
     SELECT f.*, h.head_name AS subject_name, h.phone,
            coalesce(h.village_code, split_part(f.subject_id, '-', 1)) AS village_code
-    FROM found f LEFT JOIN households h ON h.hh_code = f.subject_id
+    FROM found f JOIN households h ON h.hh_code = f.subject_id  -- live, approved targets only
 ),
 data_to_fix AS (
     SELECT 'R09_DATA_TO_FIX' AS rule_id, 'submission' AS subject_type,

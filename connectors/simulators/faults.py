@@ -1,0 +1,75 @@
+"""Fault injection for the simulators: make the next requests fail the way real servers and
+proxies do, so retries, backoff and atomic commits can be tested over real HTTP."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+FaultKind = Literal["status", "reset", "truncate"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One failure. `status`: an HTTP error (429/5xx/401 …) with an optional Retry-After;
+    `reset`: the connection drops mid-body; `truncate`: a 200 whose JSON body is cut short."""
+
+    kind: FaultKind = "status"
+    status: int = 503
+    retry_after: float | None = None
+    target: str | None = None  # only requests whose path contains this (e.g. an asset uid)
+
+
+class FaultPlan:
+    """A queue of faults consumed one per matching request (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[Fault] = []
+        self.served = 0  # faults delivered so far
+
+    def add(self, fault: Fault, times: int = 1) -> None:
+        with self._lock:
+            self._queue.extend([fault] * times)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+
+    def take(self, path: str) -> Fault | None:
+        with self._lock:
+            for i, fault in enumerate(self._queue):
+                if fault.target is None or fault.target in path:
+                    self.served += 1
+                    return self._queue.pop(i)
+        return None
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+async def respond(fault: Fault, request: Request, handler: Handler) -> Response:
+    """The faulty response that stands in for `handler`'s real one."""
+    if fault.kind == "status":
+        headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
+        return Response(
+            b'{"detail": "simulated failure"}', fault.status, headers, "application/json"
+        )
+    real = await handler(request)
+    body = bytes(real.body)
+    if fault.kind == "truncate":
+        return Response(body[: len(body) // 2], 200, media_type="application/json")
+
+    async def cut_off() -> AsyncIterator[bytes]:
+        yield body[: len(body) // 2]
+        raise ConnectionResetError("simulated connection reset")
+
+    # Declaring the full length and then dying mid-body is what a dropped connection looks like.
+    return StreamingResponse(
+        cut_off(), 200, {"Content-Length": str(len(body))}, media_type="application/json"
+    )

@@ -1,0 +1,154 @@
+"""The Kobo client against the simulator over loopback: paging, cursors, errors, retries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from connectors.kobo import (
+    KoboClient,
+    KoboCursor,
+    KoboError,
+    KoboServer,
+    SyncPolicy,
+    TransientError,
+    changes,
+    to_submission,
+)
+from connectors.simulators.faults import Fault
+from connectors.simulators.kobo import KoboStore, serve_kobo
+
+TOKEN = "a" * 40
+UID = "aHouseholdsAsset000001"
+T0 = datetime(2026, 11, 1, 3, 0)
+
+
+def answers(n: int, name: str = "สมศรี ใจดี") -> dict[str, str]:
+    return {"hh/hh_code": f"34140101-{n:02d}", "head/name": name, "members": "4"}
+
+
+@pytest.fixture
+def store() -> KoboStore:
+    store = KoboStore()
+    store.add_asset(UID, "sammachip_household · ทะเบียนครัวเรือนเป้าหมาย", "sammachip_household")
+    for n in range(1, 13):
+        store.submit(UID, answers(n), T0 + timedelta(minutes=n))
+    return store
+
+
+@pytest.fixture
+def url(store: KoboStore) -> Iterator[str]:
+    with serve_kobo(store, TOKEN, max_page_size=5) as url:  # a server that caps pages at 5
+        yield url
+
+
+def client(url: str, token: str = TOKEN, attempts: int = 6) -> KoboClient:
+    # Tiny backoff: retries are exercised for real, without waiting seconds.
+    return KoboClient(KoboServer(url, token), page_size=1000, attempts=attempts,
+                      backoff=0.001, backoff_cap=0.01)  # fmt: skip
+
+
+def fetch_ids(c: KoboClient, **kwargs: object) -> list[int]:
+    return [r["_id"] for page, _ in c.pages(UID, **kwargs) for r in page]  # type: ignore[arg-type]
+
+
+def test_paging_follows_a_server_that_caps_the_page_size(url: str, store: KoboStore) -> None:
+    with client(url) as c:
+        pages = list(c.pages(UID))
+    assert [len(p) for p, _ in pages] == [5, 5, 2]  # asked for 1000, got the cap, kept going
+    ids = [r["_id"] for p, _ in pages for r in p]
+    assert ids == sorted(set(ids)) and len(ids) == store.count(UID)
+
+
+def test_keyset_cursor_returns_only_newer_submissions(url: str) -> None:
+    with client(url) as c:
+        everything = fetch_ids(c)
+        assert fetch_ids(c, after_id=everything[9]) == everything[10:]
+
+
+def test_assets_are_discovered_with_their_names(url: str) -> None:
+    with client(url) as c:
+        (asset,) = c.assets()
+    assert (asset.uid, asset.submission_count, asset.deployed) == (UID, 12, True)
+    assert "ทะเบียนครัวเรือน" in asset.name
+
+
+def test_id_scan_lists_every_id_cheaply(url: str, store: KoboStore) -> None:
+    with client(url) as c:
+        all_ids = [i for page in c.ids(UID) for i in page]
+        store.delete(UID, all_ids[3])
+        assert [i for page in c.ids(UID) for i in page] == all_ids[:3] + all_ids[4:]
+
+
+def test_a_wrong_token_says_what_to_do(url: str) -> None:
+    with client(url, token="b" * 40) as c, pytest.raises(KoboError) as err:
+        fetch_ids(c)
+    assert err.value.status == 401
+    assert "SAMMACHIP_KOBO_TOKEN" in str(err.value) and UID in str(err.value)
+
+
+def test_an_unknown_asset_names_the_asset(url: str) -> None:
+    with client(url) as c, pytest.raises(KoboError, match=r"aNoSuchAsset.*404"):
+        list(c.pages("aNoSuchAsset"))
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("status", 503),
+        Fault("status", 502),
+        Fault("status", 504),
+        Fault("status", 429, retry_after=0.01),
+        Fault("reset"),
+        Fault("truncate"),
+    ],
+    ids=["503", "502", "504", "429-retry-after", "connection-reset", "truncated-json"],
+)
+def test_transient_failures_are_retried_to_the_same_result(
+    url: str, store: KoboStore, fault: Fault
+) -> None:
+    with client(url) as c:
+        clean = fetch_ids(c)
+        store.faults.add(fault, times=3)  # a burst, mid-sync
+        assert fetch_ids(c) == clean
+    assert store.faults.served == 3
+
+
+def test_retries_give_up_with_the_last_error(url: str, store: KoboStore) -> None:
+    store.faults.add(Fault("status", 503), times=10)
+    with client(url, attempts=3) as c, pytest.raises(TransientError, match="503"):
+        fetch_ids(c)
+
+
+def test_changes_catch_edits_and_review_decisions_but_skip_old_rows(
+    url: str, store: KoboStore
+) -> None:
+    policy = SyncPolicy(overlap_ids=2, lookback_days=14, batch_size=4)
+    cursor = KoboCursor()
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    with client(url) as c:
+        first = [r for batch, _ in changes(c, UID, cursor, policy, now=now) for r in batch]
+        assert len(first) == 12 and cursor.last_id == max(r["_id"] for r in first)
+        ids = [r["_id"] for r in first]
+        store.edit(UID, ids[0], {"members": "5"})
+        store.set_validation_status(UID, ids[1], "validation_status_not_approved", "reviewer",
+                                    int(now.timestamp()))  # fmt: skip
+        later = now + timedelta(days=30)  # the edited row is outside the look-back window now
+        again = [r for batch, _ in changes(c, UID, cursor, policy, now=later) for r in batch]
+    got = {r["_id"]: r for r in again}
+    assert ids[1] in got  # picked up by its validation-status timestamp
+    assert got[ids[1]]["_validation_status"]["uid"] == "validation_status_not_approved"
+    assert ids[0] not in got  # edits older than the look-back wait for the weekly rescan
+    assert set(ids[-2:]) <= set(got)  # the overlap re-reads the newest ids
+
+
+def test_to_submission_keeps_the_payload_and_maps_kobo_meta(url: str, store: KoboStore) -> None:
+    with client(url) as c:
+        raw = next(iter(c.pages(UID)))[0][0]
+    sub = to_submission(raw, server="kf.example", asset_uid=UID, form_id="sammachip_household")
+    assert sub.key == f"kobo:kf.example:{UID}:{raw['_id']}"
+    assert sub.submitted_at == T0.replace(tzinfo=UTC) + timedelta(minutes=1)
+    assert sub.instance_id == raw["meta/instanceID"] and sub.payload is raw
+    assert sub.payload["head/name"].encode() == "สมศรี ใจดี".encode()  # byte-exact Thai
