@@ -9,9 +9,11 @@ form's rows, the sync cursors and the marts visible together.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
@@ -21,10 +23,10 @@ from connectors.kobo import KoboClient, KoboCursor, KoboError, changes, to_submi
 from flows.progress import FetchProgress
 from flows.settings import KoboSource, Settings, load_settings
 from schemas.batch import validate_form
-from schemas.records import submission_key
+from schemas.records import Submission, submission_key
 from schemas.registry import FORMS, form_for_asset
 from schemas.validation import SuiteRunner
-from warehouse.load import FormLoader, open_warehouse, tombstone
+from warehouse.load import FormLoader, LoadStats, open_warehouse, tombstone
 from warehouse.marts import build_alerts, build_otop_readiness
 from warehouse.reports import write_officer_files
 from warehouse.store import Transaction
@@ -99,6 +101,26 @@ def start_validation() -> SuiteRunner:
     return SuiteRunner()
 
 
+def load_batches(
+    tx: Transaction,
+    form_id: str,
+    batches: Iterable[list[Submission]],
+    runner: SuiteRunner,
+    now: datetime,
+    cursor: tuple[str, Any] | None = None,
+) -> LoadStats:
+    """The one path from submissions to the warehouse, whatever brought them (a nightly
+    pull, a reconcile rescan, webhook deliveries): drop known versions, validate, stage."""
+    loader = FormLoader(tx, form_id, batch=tx.run_id, now=now)
+    for subs in batches:
+        fresh = loader.fresh(subs)
+        validated = validate_form(
+            form_id, fresh, runner, batch=tx.run_id, now=now, existing_codes=loader.codes
+        )
+        loader.add(validated, fresh)
+    return loader.finish(cursor=cursor)
+
+
 @task(name="sync-form", cache_policy=NO_CACHE)
 def sync_form(
     tx: Transaction,
@@ -109,25 +131,24 @@ def sync_form(
     progress: FetchProgress,
     full_rescan: bool = False,
 ) -> FormResult:
-    """Fetch what may have changed, validate each batch, stage it; the cursor moves with it."""
-    loader = FormLoader(tx, form.form_id, batch=tx.run_id, now=now)
+    """Fetch what may have changed and load it; the cursor moves with the data it covers."""
     cursor = KoboCursor.from_json(tx.cursor(form.cursor_key))
     host = form.source.server.host
     with form.client() as client:
-        for raw, remaining in changes(
-            client, form.asset_uid, cursor, settings.sync, now=now, full_rescan=full_rescan
-        ):
-            subs = [
-                to_submission(r, server=host, asset_uid=form.asset_uid, form_id=form.form_id)
-                for r in raw
-            ]
-            fresh = loader.fresh(subs)
-            validated = validate_form(
-                form.form_id, fresh, runner, batch=tx.run_id, now=now, existing_codes=loader.codes
-            )
-            loader.add(validated, fresh)
-            progress.advance(form.form_id, len(raw), remaining)
-    stats = loader.finish(cursor=(form.cursor_key, cursor.to_json()))
+
+        def batches() -> Iterator[list[Submission]]:
+            for raw, remaining in changes(
+                client, form.asset_uid, cursor, settings.sync, now=now, full_rescan=full_rescan
+            ):
+                yield [
+                    to_submission(r, server=host, asset_uid=form.asset_uid, form_id=form.form_id)
+                    for r in raw
+                ]
+                progress.advance(form.form_id, len(raw), remaining)
+
+        stats = load_batches(tx, form.form_id, batches(), runner, now)
+    # The cursor advanced while pages streamed; it is staged with the data it covers.
+    tx.set_cursor(form.cursor_key, cursor.to_json())
     return FormResult(form.form_id, form.asset_uid, stats.fetched, stats.new_versions,
                       stats.clean, stats.quarantined)  # fmt: skip
 
