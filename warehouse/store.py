@@ -26,7 +26,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+
+from warehouse import failpoints
 
 MANIFEST_DIR = "_manifest"
 LOCK_FILE = "_lock"
@@ -122,11 +125,13 @@ class Warehouse:
                 return pa.table({})
             empty = schema.empty_table()
             return empty.select(columns) if columns else empty
-        return (
-            pq.read_table([str(f) for f in files], columns=columns, schema=self._schemas.get(table))
-            if len(files) > 1
-            else pq.read_table(files[0], columns=columns)
-        )
+        # Schema evolution: a column the code added reads as null in older files; a column the
+        # code dropped stays readable in the files that have it.
+        declared = self._schemas.get(table)
+        schemas = ([declared] if declared else []) + [pq.read_schema(f) for f in files]
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+        dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
+        return dataset.to_table(columns=columns)
 
     def table_names(self) -> list[str]:
         return sorted(set(self.snapshot().tables) | set(self._schemas))
@@ -150,11 +155,19 @@ class Warehouse:
         if final.exists():
             raise WarehouseError(f"version {snapshot.version} already exists: another writer?")
         tmp = folder / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        text = json.dumps(snapshot.to_json(), ensure_ascii=False, indent=1)
+        failpoints.failpoint("before-manifest")
         with open(tmp, "w", encoding="utf-8") as out:
-            json.dump(snapshot.to_json(), out, ensure_ascii=False, indent=1)
+            if failpoints.armed("manifest-mid"):
+                out.write(text[: len(text) // 2])
+                out.flush()
+                failpoints.die()
+            out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp, final)
+        failpoints.failpoint("manifest-written")
+        os.replace(tmp, final)  # the commit: one atomic rename
+        failpoints.failpoint("after-commit")
         _fsync_dir(folder)
 
 
@@ -207,6 +220,10 @@ class Transaction:
         path = self.warehouse.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(data, path, compression="zstd")
+        if failpoints.armed("data-file-mid"):  # a writer killed half-way through a file
+            with open(path, "r+b") as f:
+                f.truncate(path.stat().st_size // 2)
+            failpoints.die()
         with open(path, "rb") as f:
             os.fsync(f.fileno())
         return str(rel)
@@ -243,8 +260,11 @@ class Transaction:
             keep = pc.invert(pc.is_in(current[key], value_set=pa.array(sorted(replaced_keys))))
             current = current.filter(keep)
         if data.num_rows:
-            data = data.cast(current.schema) if current.num_columns else data
-            current = pa.concat_tables([current, data]) if current.num_rows else data
+            current = (
+                pa.concat_tables([current, data], promote_options="permissive")
+                if current.num_rows
+                else data
+            )
         self.replace(table, current)
 
     def set_cursor(self, key: str, value: Any) -> None:
