@@ -191,6 +191,38 @@ def tables(warehouse: WarehouseOpt = Path("data/warehouse")) -> None:
     console.print(out)
 
 
+@app.command()
+def compact(
+    warehouse: WarehouseOpt = Path("data/warehouse"),
+    min_files: Annotated[int, typer.Option(help="Merge a partition from this many files.")] = 8,
+) -> None:
+    """Merge the many small files that event-driven ingest leaves (same rows, fewer files)."""
+    from warehouse.housekeeping import compact as compact_tables
+    from warehouse.load import open_warehouse
+
+    results = compact_tables(open_warehouse(str(warehouse)), min_files=min_files)
+    for r in results:
+        console.print(f"{r.table}: {r.files_before} → {r.files_after} files")
+    if not results:
+        console.print("nothing to compact")
+
+
+@app.command()
+def vacuum(
+    warehouse: WarehouseOpt = Path("data/warehouse"),
+    keep_versions: Annotated[int, typer.Option(help="Versions whose files are kept.")] = 10,
+    min_age_hours: Annotated[float, typer.Option(help="Only delete files older than this.")] = 24,
+) -> None:
+    """Delete file versions no recent version reads; the latest state is never touched."""
+    from warehouse.housekeeping import vacuum as vacuum_files
+    from warehouse.load import open_warehouse
+
+    r = vacuum_files(open_warehouse(str(warehouse)), keep_versions=keep_versions,
+                     min_age_seconds=min_age_hours * 3600)  # fmt: skip
+    console.print(f"deleted {r.files_deleted} files ({r.bytes_freed:,} bytes) and "
+                  f"{r.manifests_deleted} old manifests")  # fmt: skip
+
+
 @simulate.command("kobo")
 def simulate_kobo(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8787,

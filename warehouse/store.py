@@ -140,14 +140,24 @@ class Warehouse:
     @contextmanager
     def transaction(self, run_id: str | None = None) -> Iterator[Transaction]:
         """One writer at a time; the commit happens when the block ends without an error."""
+        with self.locked():
+            tx = Transaction(self, self.snapshot(), run_id or uuid.uuid4().hex[:12])
+            yield tx
+            tx.commit()
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """The writer lock (housekeeping takes it too: a writer's uncommitted files look
+        exactly like garbage)."""
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / MANIFEST_DIR).mkdir(exist_ok=True)
         with open(self.root / LOCK_FILE, "a+") as lock:
             # flock is released by the kernel when the holder dies: no stale locks after kill -9.
             fcntl.flock(lock, fcntl.LOCK_EX)
-            tx = Transaction(self, self.snapshot(), run_id or uuid.uuid4().hex[:12])
-            yield tx
-            tx.commit()
+            yield
+
+    def manifests(self) -> list[Path]:
+        return self._manifests()
 
     def _commit(self, snapshot: Snapshot) -> None:
         folder = self.root / MANIFEST_DIR
@@ -208,6 +218,9 @@ class Transaction:
         staged = Snapshot(0, None, None, {table: kept}, {})
         return self.warehouse.read(table, staged, columns)
 
+    def files(self, table: str) -> tuple[str, ...]:
+        return self._tables.get(table, TableState()).files
+
     def cursor(self, key: str) -> Any:
         return self._cursors.get(key)
 
@@ -266,6 +279,15 @@ class Transaction:
                 else data
             )
         self.replace(table, current)
+
+    def rewrite(self, table: str, old_files: list[str], data: pa.Table, partition: str | None
+                ) -> None:  # fmt: skip
+        """Replace some files of a table by one file holding the same rows (compaction)."""
+        state = self._tables[table]
+        kept = tuple(f for f in state.files if f not in set(old_files))
+        new = self._write_file(table, data, partition)
+        self._tables[table] = TableState((*kept, new), state.rows, self._stamp())
+        self._changed = True
 
     def set_cursor(self, key: str, value: Any) -> None:
         if self._cursors.get(key) != value:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from warehouse.housekeeping import compact, vacuum
 from warehouse.store import Warehouse
 
 SCHEMA = pa.schema([("submission_key", pa.string()), ("value", pa.int64())])
@@ -82,3 +83,35 @@ def test_thai_text_round_trips_byte_exact(wh: Warehouse) -> None:
     with wh.transaction() as tx:
         tx.append("names", pa.Table.from_pylist([{"submission_key": "a", "name": text}], thai))
     assert wh.read("names")["name"][0].as_py().encode() == text.encode()
+
+
+def test_compaction_merges_small_files_without_changing_a_row(wh: Warehouse) -> None:
+    for n in range(10):  # ten event-driven micro-batches
+        with wh.transaction() as tx:
+            tx.append("t", rows((f"k{n}", n)), partition="day=2026-11-24")
+    before = sorted(wh.read("t").to_pylist(), key=str)
+    (result,) = compact(wh, min_files=8)
+    assert (result.files_before, result.files_after) == (10, 1)
+    assert sorted(wh.read("t").to_pylist(), key=str) == before
+
+
+def test_vacuum_frees_old_versions_but_never_the_latest(wh: Warehouse) -> None:
+    for n in range(4):
+        with wh.transaction() as tx:
+            tx.replace("t", rows((f"k{n}", n)))
+    latest = wh.read("t").to_pylist()
+    result = vacuum(wh, keep_versions=1, min_age_seconds=0)
+    assert (result.files_deleted, result.manifests_deleted) == (3, 3)
+    assert wh.read("t").to_pylist() == latest
+    assert len(list((wh.root / "tables").rglob("*.parquet"))) == 1
+
+
+def test_vacuum_spares_recent_unreferenced_files_a_writer_may_still_commit(wh: Warehouse) -> None:
+    with wh.transaction() as tx:
+        tx.append("t", rows(("a", 1)))
+    # Files of a run in progress are unreferenced until its commit: vacuum takes the lock.
+    with wh.locked():
+        staged = wh.root / "tables" / "t" / "part-inflight.parquet"
+        staged.write_bytes(b"not yet committed")
+    assert vacuum(wh, keep_versions=1, min_age_seconds=3600).files_deleted == 0
+    assert staged.exists()
