@@ -229,9 +229,14 @@ class KoboClient:
                 return
 
     def download(self, url: str, dest: Path) -> bool:
-        """Stream one attachment to `dest` (same auth and retries); False if already there."""
+        """Stream one attachment to `dest` (same auth and retries); False if already there.
+
+        Only the path of `url` is used: kpi builds attachment links from its own idea of its
+        host, which behind a proxy is often not the address we were configured with."""
         if dest.exists():
             return False
+        parts = urlsplit(url)
+        url = parts.path + (f"?{parts.query}" if parts.query else "")
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".part")
         self._retrying(lambda: self._stream_to(url, tmp))

@@ -16,10 +16,18 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from connectors.kobo import KoboClient, KoboCursor, KoboError, changes, to_submission
+from connectors.kobo import (
+    KoboClient,
+    KoboCursor,
+    KoboError,
+    TransientError,
+    changes,
+    to_submission,
+)
 from flows.progress import FetchProgress
 from flows.settings import KoboSource, Settings, load_settings
 from schemas.batch import validate_form
@@ -70,6 +78,7 @@ class RunSummary:
     otop_by_status: dict[str, int] = field(default_factory=dict)
     report_files: list[Path] = field(default_factory=list)
     warehouse_version: int = 0
+    attachments: tuple[int, int] = (0, 0)  # downloaded, failed
 
     @property
     def reconciles(self) -> bool:
@@ -168,6 +177,34 @@ def find_deletions(tx: Transaction, form: FormSource, now: datetime) -> int:
     return tombstone(tx, form.form_id, gone, batch=tx.run_id, now=now)
 
 
+@task(name="download-attachments", cache_policy=NO_CACHE)
+def download_attachments(settings: Settings, forms: list[FormSource]) -> tuple[int, int]:
+    """Fetch media files not downloaded yet (after the commit: files never block data).
+    Returns (downloaded, failed); a failure is logged and retried by the next run."""
+    if settings.attachments_path is None:
+        return 0, 0
+    logger = get_run_logger()
+    table = open_warehouse(str(settings.warehouse_path)).read("attachments")
+    rows = table.filter(pc.invert(table["is_deleted"])).to_pylist()
+    done = failed = 0
+    for form in forms:
+        prefix = submission_key("kobo", form.source.server.host, form.asset_uid, "")
+        mine = [r for r in rows if r["submission_key"].startswith(prefix) and r["download_url"]]
+        if not mine:
+            continue
+        with form.client() as client:
+            for row in mine:
+                name = f"{row['attachment_uid']}-{Path(row['basename']).name}"  # no path tricks
+                folder = settings.attachments_path / form.asset_uid
+                dest = folder / row["submission_key"][len(prefix) :] / name
+                try:
+                    done += client.download(row["download_url"], dest)
+                except (KoboError, TransientError) as err:
+                    failed += 1
+                    logger.warning("attachment %s not downloaded: %s", dest, err)
+    return done, failed
+
+
 @task(name="build-marts", cache_policy=NO_CACHE)
 def build_marts(tx: Transaction, settings: Settings, today: date) -> None:
     tables = {
@@ -232,6 +269,7 @@ def run_sync(
             summary.forms.append(result)
         build_marts(tx, settings, today)
     summary.warehouse_version = wh.snapshot().version
+    summary.attachments = download_attachments(settings, forms)
     summary.report_files = write_reports(settings, today)
     summary.alerts_by_rule = _counts(wh.read("alerts", columns=["rule_id"])["rule_id"])
     summary.otop_by_status = _counts(wh.read("otop_readiness", columns=["status"])["status"])

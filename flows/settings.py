@@ -36,6 +36,7 @@ class Settings:
     kobo: tuple[KoboSource, ...]
     rules: AlertRules
     sync: SyncPolicy = field(default_factory=SyncPolicy)
+    attachments_path: Path | None = None  # set: media files are downloaded there
 
 
 def _token(entry: dict[str, Any]) -> str:
@@ -116,4 +117,10 @@ def load_settings(
         kobo=tuple(sources),
         rules=_rules(doc),
         sync=SyncPolicy(**doc.get("sync", {})),
+        attachments_path=_attachments_path(doc, base),
     )
+
+
+def _attachments_path(doc: dict[str, Any], base: Path) -> Path | None:
+    section = doc.get("attachments", {})
+    return base / section.get("path", "data/attachments") if section.get("download") else None

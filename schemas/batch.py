@@ -17,10 +17,10 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from schemas.flatten import Row, flatten
+from schemas.flatten import Row, attachment_rows, flatten
 from schemas.records import Submission
 from schemas.registry import FORMS, FormSpec
-from schemas.tables import CLEAN_TABLES, QUARANTINE, VALIDATION_RUNS
+from schemas.tables import ATTACHMENTS, CLEAN_TABLES, QUARANTINE, VALIDATION_RUNS
 from schemas.validation import ROW_ID, Failure, SuiteRunner
 
 
@@ -128,7 +128,9 @@ def validate_form(
     result = ValidatedForm(form_id, fetched=len(subs))
     rows_by_table: dict[str, list[Row]] = defaultdict(list)
     drift: Counter[tuple[str | None, str]] = Counter()
+    attachments: list[Row] = []
     for sub in subs:
+        attachments.extend(attachment_rows(sub))
         flat = flatten(sub, batch, now)
         for table, rows in flat.tables.items():
             rows_by_table[table].extend(rows)
@@ -172,6 +174,8 @@ def validate_form(
     for table in spec.tables:
         kept = [r for r in rows_by_table.get(table, []) if r["submission_key"] not in bad]
         result.tables[table] = pa.Table.from_pylist(kept, schema=CLEAN_TABLES[table].schema)
+    # Media metadata is kept for every submission, quarantined ones included.
+    result.tables["attachments"] = pa.Table.from_pylist(attachments, schema=ATTACHMENTS.schema)
     critical_failures = [f for f in failures if f.severity == "critical"]
     result.quarantine = pa.Table.from_pylist(
         _quarantine_rows(critical_failures, parents, spec, batch, now), schema=QUARANTINE.schema

@@ -276,6 +276,23 @@ def flatten(sub: Submission, batch: str, ingested_at: datetime) -> Flattened:
     return Flattened(tables, frozenset(reader.unknown_keys()))
 
 
+def attachment_rows(sub: Submission) -> list[Row]:
+    """Kobo lists a submission's media under `_attachments` (current and legacy shapes)."""
+    rows = []
+    for a in sub.payload.get("_attachments") or []:
+        if not isinstance(a, dict):
+            continue
+        basename = a.get("media_file_basename") or str(a.get("filename", "")).rsplit("/", 1)[-1]
+        rows.append({
+            "submission_key": sub.key, "form_id": sub.form_id,
+            "attachment_uid": str(a.get("uid") or a.get("id") or basename),
+            "question_xpath": a.get("question_xpath"), "basename": basename,
+            "mimetype": a.get("mimetype"), "download_url": a.get("download_url"),
+            "is_deleted": bool(a.get("is_deleted", False)),
+        })  # fmt: skip
+    return rows
+
+
 def answers_of(sub: Submission) -> dict[str, Any]:
     """The answers in Kobo's flat key layout, whichever server sent them."""
     return sub.payload

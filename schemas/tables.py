@@ -226,6 +226,13 @@ SCHEMA_DRIFT = TableSpec("schema_drift", (
     ("answer_key", _S), ("submissions", _I),
 ))  # fmt: skip
 
+# Media files attached to submissions (photos of products, sign-in sheets): metadata only;
+# the files themselves are downloaded on request into the attachments folder.
+ATTACHMENTS = TableSpec("attachments", (
+    ("submission_key", _S), ("form_id", _S), ("attachment_uid", _S), ("question_xpath", _S),
+    ("basename", _S), ("mimetype", _S), ("download_url", _S), ("is_deleted", _B),
+))  # fmt: skip
+
 SYSTEM_TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (RAW_SUBMISSIONS, QUARANTINE, VALIDATION_RUNS, SCHEMA_DRIFT)
+    t.name: t for t in (RAW_SUBMISSIONS, QUARANTINE, VALIDATION_RUNS, SCHEMA_DRIFT, ATTACHMENTS)
 }

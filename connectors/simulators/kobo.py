@@ -109,6 +109,7 @@ class Asset:
     records: dict[int, _Record] = field(default_factory=dict)
     by_root: dict[str, int] = field(default_factory=dict)
     last_submission_time: datetime | None = None
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # att uid → (bytes, mime)
 
 
 class KoboStore:
@@ -120,6 +121,7 @@ class KoboStore:
         self._assets: dict[str, Asset] = {}
         self._next_id = 1  # one sequence across assets, like Postgres logger_instance.id
         self.faults = FaultPlan()  # tests queue failures here
+        self.public_url = "http://kf.local"  # what kpi would put in attachment links
 
     # -- assets
 
@@ -247,6 +249,7 @@ class KoboStore:
                 validation=old["_validation_status"],
                 submitted_by=old["_submitted_by"],
             )
+            doc["_attachments"] = old["_attachments"]  # files stay with the submission
             asset.records[_id] = _Record(doc, _render(doc))
 
     def delete(self, uid: str, _id: int) -> None:
@@ -277,6 +280,37 @@ class KoboStore:
                 }
             )
             asset.records[_id] = _Record(doc, _render(doc))
+
+    def attach(
+        self, uid: str, _id: int, question_xpath: str, basename: str, content: bytes,
+        mimetype: str,
+    ) -> str:  # fmt: skip
+        """Add a media file to a submission, as a phone upload does; returns its `att…` uid."""
+        with self._lock:
+            asset = self._require(uid)
+            doc = dict(asset.records[_id].doc)
+            att = "att" + hashlib.sha1(f"{uid}/{_id}/{basename}".encode()).hexdigest()[:21]
+            root = doc["meta/rootUuid"].removeprefix("uuid:")
+            # kpi builds the link from KOBOFORM_URL, which behind a proxy may not be the host
+            # clients use: the client re-bases it, so a placeholder host is faithful enough.
+            path = f"/api/v2/assets/{uid}/data/{_id}/attachments/{att}/"
+            item = {
+                "download_url": self.public_url + path,
+                "mimetype": mimetype,
+                "filename": f"{self.owner}/attachments/{asset.deployment_uuid}/{root}/{basename}",
+                "media_file_basename": basename,
+                "uid": att,
+                "is_deleted": False,
+                "question_xpath": question_xpath,
+            }  # fmt: skip
+            doc["_attachments"] = [*doc["_attachments"], item]
+            asset.files[att] = (content, mimetype)
+            asset.records[_id] = _Record(doc, _render(doc))
+            return att
+
+    def attachment(self, uid: str, att: str) -> tuple[bytes, str] | None:
+        with self._lock:
+            return self._require(uid).files.get(att)
 
     def get(self, uid: str, _id: int) -> dict[str, Any]:
         with self._lock:
@@ -908,6 +942,14 @@ class _KoboApi:
             raise _ApiError(404, {"detail": "Not found."})
         return Response(rows[0], media_type="application/json")
 
+    async def attachment(self, request: Request) -> Response:
+        self.authenticate(request)
+        found = self.store.attachment(request.path_params["uid"], request.path_params["att"])
+        if found is None:
+            raise _ApiError(404, {"detail": "Not found."})
+        content, mimetype = found
+        return Response(content, media_type=mimetype)
+
     async def assets(self, request: Request) -> Response:
         self.authenticate(request)
         params = request.query_params
@@ -1037,6 +1079,7 @@ def create_app(
         Route("/api/v2/assets/{uid}/data/", guarded(api.data)),
         Route("/api/v2/assets/{uid}/data.json", guarded(api.data)),
         Route("/api/v2/assets/{uid}/data/{sid}/", guarded(api.submission)),
+        Route("/api/v2/assets/{uid}/data/{sid}/attachments/{att}/", guarded(api.attachment)),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 

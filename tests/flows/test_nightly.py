@@ -16,6 +16,7 @@ from connectors.simulators.cohort import CohortSpec, generate_cohort
 from connectors.simulators.faults import Fault
 from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from flows.nightly import RunSummary, nightly, reconcile
+from flows.settings import DEFAULT_CONFIG
 from warehouse.load import open_warehouse
 from warehouse.query import connect
 
@@ -216,3 +217,23 @@ def test_a_form_that_fails_for_good_does_not_stop_the_others(runs: Runs) -> None
     assert [f.form_id for f in failed] == ["sammachip_group"]
     assert "403" in failed[0].error and "share the project" in failed[0].error
     assert len([f for f in summary.forms if not f.error]) == len(runs.assets) - 1
+
+
+def test_attachments_are_listed_and_downloaded_once(runs: Runs, tmp_path: Path) -> None:
+    uid = runs.assets["sammachip_group"]
+    (sid,) = warehouse_sql(runs, "select submission_id from groups order by 1 limit 1")[0]
+    photo = "ผลิตภัณฑ์ กลุ่ม.jpg".encode()  # the bytes do not matter, their safe arrival does
+    runs.store.attach(uid, int(sid), "product/photo", "ผลิตภัณฑ์ กลุ่ม.jpg", photo, "image/jpeg")
+    runs.store.faults.add(Fault("reset", target="/attachments/"))  # the first try drops
+    config = tmp_path / "office.toml"
+    config.write_text(DEFAULT_CONFIG.read_text(encoding="utf-8").replace(
+        "download = false", "download = true"), encoding="utf-8")  # fmt: skip
+    first = reconcile(config=str(config), workdir=str(runs.workdir), today=TODAY)
+    assert first.attachments == (1, 0)
+    files = list((runs.workdir / "data" / "attachments").rglob("*.jpg"))
+    assert [f.read_bytes() for f in files] == [photo]
+    assert warehouse_sql(runs, "select basename, mimetype from attachments") == [
+        ("ผลิตภัณฑ์ กลุ่ม.jpg", "image/jpeg")
+    ]
+    again = nightly(config=str(config), workdir=str(runs.workdir), today=TODAY)
+    assert again.attachments == (0, 0)  # already on disk: skipped
