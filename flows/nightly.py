@@ -34,7 +34,13 @@ from schemas.batch import validate_form
 from schemas.records import Submission, submission_key
 from schemas.registry import FORMS, form_for_asset
 from schemas.validation import SuiteRunner
-from warehouse.load import FormLoader, LoadStats, open_warehouse, tombstone
+from warehouse.load import (
+    FormLoader,
+    LoadStats,
+    cross_form_context,
+    open_warehouse,
+    tombstone,
+)
 from warehouse.marts import build_alerts, build_otop_readiness
 from warehouse.reports import write_officer_files
 from warehouse.store import Transaction
@@ -121,11 +127,11 @@ def load_batches(
     """The one path from submissions to the warehouse, whatever brought them (a nightly
     pull, a reconcile rescan, webhook deliveries): drop known versions, validate, stage."""
     loader = FormLoader(tx, form_id, batch=tx.run_id, now=now)
+    context = cross_form_context(tx)
     for subs in batches:
         fresh = loader.fresh(subs)
-        validated = validate_form(
-            form_id, fresh, runner, batch=tx.run_id, now=now, existing_codes=loader.codes
-        )
+        validated = validate_form(form_id, fresh, runner, batch=tx.run_id, now=now,
+                                  existing_codes=loader.codes, context=context)  # fmt: skip
         loader.add(validated, fresh)
     return loader.finish(cursor=cursor)
 

@@ -11,7 +11,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -22,6 +22,31 @@ from schemas.records import Submission
 from schemas.registry import FORMS, FormSpec
 from schemas.tables import ATTACHMENTS, CLEAN_TABLES, QUARANTINE, VALIDATION_RUNS
 from schemas.validation import ROW_ID, Failure, SuiteRunner
+
+
+@dataclass(frozen=True)
+class CrossFormContext:
+    """What other forms already told the warehouse, for checks that span forms."""
+
+    registered: frozenset[str] = frozenset()  # household codes with a live registration
+    trained: frozenset[str] = frozenset()  # households present at a held session
+    baseline_dates: dict[str, date] = field(default_factory=dict)  # first baseline survey
+
+
+def _add_cross_form_columns(rows: dict[str, list[Row]], ctx: CrossFormContext | None) -> None:
+    """Validation-only columns the suites check (as warnings: the other form may come later).
+    Without a context the checks are skipped (null is never unexpected)."""
+    for table in ("attendance", "group_members"):
+        for r in rows.get(table, []):
+            r["household_registered"] = None if ctx is None else r["hh_code"] in ctx.registered
+    for r in rows.get("materials", []):
+        r["household_trained"] = None if ctx is None else r["hh_code"] in ctx.trained
+    for r in rows.get("income_surveys", []):
+        baseline = ctx.baseline_dates.get(r["hh_code"]) if ctx else None
+        late_enough = None
+        if r["round"] == "followup" and baseline and r["survey_date"]:
+            late_enough = r["survey_date"] >= baseline
+        r["followup_after_baseline"] = late_enough
 
 
 @dataclass
@@ -121,6 +146,7 @@ def validate_form(
     batch: str,
     now: datetime,
     existing_codes: Mapping[str, str] | None = None,
+    context: CrossFormContext | None = None,
 ) -> ValidatedForm:
     """Flatten, normalise and validate one form's batch (latest version per submission)."""
     spec = FORMS[form_id]
@@ -139,6 +165,7 @@ def validate_form(
         {"form_id": form_id, "form_version": v, "answer_key": k, "submissions": n}
         for (v, k), n in sorted(drift.items(), key=lambda item: (str(item[0][0]), item[0][1]))
     ]
+    _add_cross_form_columns(rows_by_table, context)
     parents = {r["submission_key"]: r for r in rows_by_table[spec.table]}
     _mark_duplicates(rows_by_table[spec.table], spec, existing_codes or {})
 

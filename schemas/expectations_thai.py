@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import pandas as pd
 from great_expectations.execution_engine import PandasExecutionEngine
-from great_expectations.expectations.expectation import ColumnMapExpectation
+from great_expectations.expectations.expectation import (
+    ColumnMapExpectation,
+    ColumnPairMapExpectation,
+)
 from great_expectations.expectations.metrics import (
     ColumnMapMetricProvider,
     column_condition_partial,
 )
+from great_expectations.expectations.metrics.map_metric_provider import (
+    ColumnPairMapMetricProvider,
+    column_pair_condition_partial,
+)
 
+from schemas.admin_codes import is_known_tambon
 from schemas.normalise import is_valid_national_id
 
 
@@ -30,3 +38,42 @@ class ExpectColumnValuesToBeValidThaiNationalId(ColumnMapExpectation):
 
     map_metric = "column_values.valid_thai_national_id"
     success_keys = ("mostly",)
+
+
+class ColumnPairValuesCodeInArea(ColumnPairMapMetricProvider):
+    condition_metric_name = "column_pair_values.code_in_area"
+    condition_domain_keys = ("column_A", "column_B", "ignore_row_if")
+
+    @column_pair_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_A: pd.Series, column_B: pd.Series, **kwargs: object) -> pd.Series:
+        return pd.Series(
+            [code_in_area(a, b) for a, b in zip(column_A, column_B, strict=True)],
+            index=column_A.index,
+        )
+
+
+class ExpectColumnPairValuesToBeCodeInArea(ColumnPairMapExpectation):
+    """A programme code (household `34140105-07`, sage `S34140105-1` …) starts with the
+    village code of the same row: DOPA codes nest province ⊂ amphoe ⊂ tambon ⊂ village."""
+
+    map_metric = "column_pair_values.code_in_area"
+    success_keys = ("column_A", "column_B", "mostly", "ignore_row_if")
+
+
+class ColumnValuesKnownTambon(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.known_tambon"
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, **kwargs: object) -> pd.Series:
+        return column.map(lambda v: is_known_tambon(str(v)))
+
+
+class ExpectColumnValuesToBeKnownTambon(ColumnMapExpectation):
+    """The tambon (6-digit DOPA code) exists in the bundled code list (geothai)."""
+
+    map_metric = "column_values.known_tambon"
+    success_keys = ("mostly",)
+
+
+def code_in_area(code: object, village: object) -> bool:
+    return str(code).lstrip("STG").startswith(str(village))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from schemas import normalise as n
@@ -18,6 +18,8 @@ from schemas.registry import FORMS
 
 Row = dict[str, Any]
 
+
+PROGRAMME_START = date(2016, 10, 1)  # FY2560, when สัมมาชีพชุมชน began
 
 # Keys a server or a phone adds around the answers; they are not answers to look for in forms.
 _META_KEYS = {"start", "end", "today", "deviceid", "username", "simserial", "subscriberid",
@@ -35,9 +37,20 @@ class _Reader:
     remembering which keys it read so unknown ones (form-version drift) can be reported."""
 
     payload: dict[str, Any]
+    today: date = field(default_factory=date.today)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     used: set[str] = field(default_factory=set)
     children: list[_Reader] = field(default_factory=list)
+
+    def date(self, key: str) -> date | None:
+        """A date, with a warning when its year is implausible for the programme either way
+        (a BE year typed into a CE field, or a CE year read as BE, lands decades off)."""
+        value = self.get(key, n.parse_date)
+        if value is not None and not PROGRAMME_START <= value <= self.today + timedelta(days=366):
+            self.warnings.append(f"{key}: {value.isoformat()} is outside {PROGRAMME_START.year}"
+                                 f"–{self.today.year + 1}")  # fmt: skip
+        return value
 
     def unknown_keys(self) -> set[str]:
         unknown = {k for k in self.payload if k not in self.used and not _is_meta(k)}
@@ -116,7 +129,7 @@ def _sage(r: _Reader) -> dict[str, list[Row]]:
                 "expertise": r.get("expertise"),
                 "years_experience": r.get("years_experience", n.parse_int),
                 "trained_trainer": r.get("trained_trainer", n.yes_no),
-                "trainer_course_date": r.get("trainer_course_date", n.parse_date),
+                "trainer_course_date": r.date("trainer_course_date"),
             }
         ]
     }
@@ -132,7 +145,7 @@ def _repeat(r: _Reader, name: str) -> list[_Reader]:
 
 def _session(r: _Reader) -> dict[str, list[Row]]:
     code = r.get("session_code", n.code)
-    held = r.get("held_date", n.parse_date)
+    held = r.date("held_date")
     attendees = []
     for i, a in enumerate(_repeat(r, "attendees")):
         attendees.append(
@@ -153,7 +166,7 @@ def _session(r: _Reader) -> dict[str, list[Row]]:
                 "occupation": r.get("occupation"),
                 "activity_type": r.get("activity_type"),
                 "methods": r.get("methods", n.select_multiple),
-                "planned_date": r.get("planned_date", n.parse_date),
+                "planned_date": r.date("planned_date"),
                 "held_date": held,
             }
         ],
@@ -182,7 +195,7 @@ def _materials(r: _Reader) -> dict[str, list[Row]]:
             {
                 "hh_code": hh,
                 **_area(village),
-                "handout_date": r.get("handout_date", n.parse_date),
+                "handout_date": r.date("handout_date"),
                 "n_items": len(items),
                 "total_value_thb": sum(i["value_thb"] or 0.0 for i in items),
             }
@@ -199,7 +212,7 @@ def _income(r: _Reader) -> dict[str, list[Row]]:
                 "hh_code": hh,
                 **_area(hh.split("-")[0] if hh else None),
                 "round": r.get("round"),
-                "survey_date": r.get("survey_date", n.parse_date),
+                "survey_date": r.date("survey_date"),
                 "practising": r.get("practising", n.yes_no),
                 "occ_income": r.get("occ_income", n.parse_int),
                 "hh_income": r.get("hh_income", n.parse_int),
@@ -228,7 +241,7 @@ def _group(r: _Reader) -> dict[str, list[Row]]:
                 "group_code": code,
                 **_area(r.get("grp/village_code", n.village_code)),
                 "group_name": r.get("grp/group_name"),
-                "formed_date": r.get("grp/formed_date", n.parse_date),
+                "formed_date": r.date("grp/formed_date"),
                 "n_members": len(members),
                 "product_name": r.get("product/name"),
                 "product_type": r.get("product/type"),
@@ -264,16 +277,24 @@ class Flattened:
 def flatten(sub: Submission, batch: str, ingested_at: datetime) -> Flattened:
     """Rows per table for one submission; parent rows carry lineage and `parse_errors`."""
     spec = FORMS[sub.form_id]
-    reader = _Reader(answers_of(sub))
+    reader = _Reader(answers_of(sub), today=ingested_at.date())
     tables = _FLATTENERS[spec.kind](reader)
     lineage = _lineage(sub, batch, ingested_at, reader)
     parent = tables[spec.table][0]
     parent.update(lineage)
+    # Validation-only columns (not stored): what GX checks beside the answers themselves.
     parent["parse_errors"] = "; ".join(reader.errors) or None
+    parent["date_warnings"] = "; ".join(reader.warnings) or None
+    parent["clock_ahead_minutes"] = _clock_ahead(parent["device_end"], sub.submitted_at)
     for child in spec.tables[1:]:
         for row in tables.get(child, []):
             row["submission_key"] = sub.key
     return Flattened(tables, frozenset(reader.unknown_keys()))
+
+
+def _clock_ahead(device_end: datetime | None, received: datetime) -> float | None:
+    """Minutes the phone says it finished *after* the server received it: a wrong clock."""
+    return None if device_end is None else (device_end - received).total_seconds() / 60
 
 
 def attachment_rows(sub: Submission) -> list[Row]:

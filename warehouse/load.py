@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.batch import ValidatedForm
+from schemas.batch import CrossFormContext, ValidatedForm
 from schemas.records import Submission
 from schemas.registry import FORMS
 from schemas.tables import CLEAN_TABLES, RAW_SUBMISSIONS, SYSTEM_TABLES
@@ -69,6 +70,27 @@ def existing_codes(wh: Warehouse | Transaction, form_id: str) -> dict[str, str]:
     return dict(
         zip(table[spec.business_key].to_pylist(), table["submission_key"].to_pylist(), strict=True)
     )
+
+
+def cross_form_context(tx: Transaction) -> CrossFormContext:
+    """Registered, trained and baseline facts as this transaction sees them (forms staged
+    earlier in the same run included: households load before sessions)."""
+    con = duckdb.connect()
+    for name in ("households", "sessions", "attendance", "income_surveys"):
+        con.register(name, tx.read(name))
+    registered = con.execute(
+        "select distinct hh_code from households where deleted_at is null and hh_code is not null"
+    ).fetchall()
+    trained = con.execute("""
+        select distinct a.hh_code from attendance a join sessions s using (submission_key)
+        where a.present and s.held_date is not null and s.deleted_at is null""").fetchall()
+    baselines = con.execute("""
+        select hh_code, min(survey_date) from income_surveys
+        where round = 'baseline' and deleted_at is null group by hh_code""").fetchall()
+    return CrossFormContext(
+        frozenset(r[0] for r in registered), frozenset(r[0] for r in trained),
+        {hh: d for hh, d in baselines if d is not None},
+    )  # fmt: skip
 
 
 @dataclass
