@@ -85,6 +85,7 @@ class RunSummary:
     report_files: list[Path] = field(default_factory=list)
     warehouse_version: int = 0
     attachments: tuple[int, int] = (0, 0)  # downloaded, failed
+    data_docs: Path | None = None
 
     @property
     def reconciles(self) -> bool:
@@ -211,6 +212,15 @@ def download_attachments(settings: Settings, forms: list[FormSource]) -> tuple[i
     return done, failed
 
 
+@task(name="build-data-docs", cache_policy=NO_CACHE)
+def build_data_docs(runner: SuiteRunner, settings: Settings, today: date) -> Path | None:
+    """GX's own report of the suites and of this run's validations, beside the officer files
+    (a run that validated nothing leaves the last report in place)."""
+    if not runner.batches_validated:
+        return None
+    return runner.build_data_docs(settings.reports_path / today.isoformat() / "data_docs")
+
+
 @task(name="build-marts", cache_policy=NO_CACHE)
 def build_marts(tx: Transaction, settings: Settings, today: date) -> None:
     tables = {
@@ -276,6 +286,7 @@ def run_sync(
         build_marts(tx, settings, today)
     summary.warehouse_version = wh.snapshot().version
     summary.attachments = download_attachments(settings, forms)
+    summary.data_docs = build_data_docs(runner, settings, today)
     summary.report_files = write_reports(settings, today)
     summary.alerts_by_rule = _counts(wh.read("alerts", columns=["rule_id"])["rule_id"])
     summary.otop_by_status = _counts(wh.read("otop_readiness", columns=["status"])["status"])

@@ -63,6 +63,7 @@ class SuiteRunner:
         self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self._source = self._context.data_sources.add_pandas("sammachip")
         self._definitions: dict[str, Any] = {}
+        self.batches_validated = 0
         for path in sorted(suites_dir.glob("*.json")):
             self._add_suite(path.stem, json.loads(path.read_text(encoding="utf-8")))
 
@@ -81,6 +82,22 @@ class SuiteRunner:
             gx.ValidationDefinition(name=f"{table}_validation", data=batch, suite=suite)
         )
 
+    def build_data_docs(self, folder: Path) -> Path:
+        """GX Data Docs (suites and this run's validation results) as static HTML in `folder`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        site = f"sammachip_{abs(hash(folder))}"
+        self._context.add_data_docs_site(
+            site_name=site,
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                                  "base_directory": str(folder)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )  # fmt: skip
+        self._context.build_data_docs(site_names=[site])
+        return folder / "index.html"
+
     def tables(self) -> list[str]:
         return list(self._definitions)
 
@@ -88,6 +105,7 @@ class SuiteRunner:
         """Validate one table's batch; `frame` must carry `submission_key` and `_row`."""
         if table not in self._definitions or frame.empty:
             return SuiteResult(table, len(frame), [], {})
+        self.batches_validated += 1
         result = self._definitions[table].run(
             batch_parameters={"dataframe": frame},
             result_format={

@@ -122,6 +122,12 @@ def test_each_first_cut_alert_rule_finds_households(runs: Runs) -> None:
     assert runs.first.otop_by_status
 
 
+def test_gx_data_docs_are_built_beside_the_officer_files(runs: Runs) -> None:
+    docs = runs.first.data_docs
+    assert docs is not None and docs.name == "index.html" and docs.exists()
+    assert list((docs.parent / "validations").rglob("*.html"))  # this run's validation results
+
+
 def test_officers_get_thai_csv_lists_with_a_bom(runs: Runs) -> None:
     names = {p.name for p in runs.first.report_files}
     assert {"off01_alerts.csv", "off01_otop.csv"} <= names
