@@ -215,6 +215,20 @@ def test_reconcile_catches_old_edits_and_tombstones_deletions(runs: Runs) -> Non
     assert gone == [(True, True)]  # a tombstone, never a physical delete
 
 
+def test_a_quarantined_submission_re_enters_when_an_edit_fixes_it(runs: Runs) -> None:
+    uid = runs.assets["sammachip_household"]
+    ((sid, hh),) = warehouse_sql(runs, """
+        select submission_id, business_key from quarantine
+        where form_id = 'sammachip_household' and column_name = 'national_id'
+        and expectation like '%thai_national_id' order by 1 limit 1""")  # fmt: skip
+    runs.store.edit(uid, int(sid), {"head/national_id": "1112034563562"})  # a valid ID now
+    reconcile(workdir=str(runs.workdir), today=TODAY)
+    assert warehouse_sql(runs, f"select count(*) from quarantine where submission_id = '{sid}'"
+                         " and form_id = 'sammachip_household'") == [(0,)]  # fmt: skip
+    assert warehouse_sql(runs, f"select hh_code from households where submission_id = '{sid}'"
+                         ) == [(hh,)]  # fmt: skip
+
+
 def test_a_form_that_fails_for_good_does_not_stop_the_others(runs: Runs) -> None:
     uid = runs.assets["sammachip_group"]
     runs.store.faults.add(Fault("status", 403, target=uid))
