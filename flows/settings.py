@@ -31,7 +31,7 @@ class KoboSource:
 
 @dataclass(frozen=True)
 class Settings:
-    warehouse_path: Path
+    warehouse_path: Path | str  # a folder, or a bucket URI such as s3://office-data/warehouse
     reports_path: Path
     kobo: tuple[KoboSource, ...]
     rules: AlertRules
@@ -112,13 +112,18 @@ def load_settings(
             "for a run against the built-in simulator)"
         )
     return Settings(
-        warehouse_path=base / doc.get("warehouse", {}).get("path", "data/warehouse"),
+        warehouse_path=_location(base, doc.get("warehouse", {}).get("path", "data/warehouse")),
         reports_path=base / doc.get("reports", {}).get("path", "data/reports"),
         kobo=tuple(sources),
         rules=_rules(doc),
         sync=SyncPolicy(**doc.get("sync", {})),
         attachments_path=_attachments_path(doc, base),
     )
+
+
+def _location(base: Path, text: str) -> Path | str:
+    """A bucket URI stays as written; a folder is taken relative to the base directory."""
+    return text if "://" in text else base / text
 
 
 def _attachments_path(doc: dict[str, Any], base: Path) -> Path | None:

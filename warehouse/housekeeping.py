@@ -4,7 +4,6 @@ versions no recent manifest needs — never touching what the latest version rea
 from __future__ import annotations
 
 import json
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +53,8 @@ def compact(wh: Warehouse, *, min_files: int = 8) -> list[CompactResult]:
             for partition, files in groups.items():
                 if len(files) < min_files:
                     continue
-                tables = [pq.read_table(wh.root / f) for f in files]
+                fs = wh.storage.fs
+                tables = [pq.read_table(wh.storage.path(f), filesystem=fs) for f in files]
                 merged = pa.concat_tables(tables, promote_options="permissive")
                 tx.rewrite(table, files, merged, partition)
             after = len(tx.files(table))
@@ -71,29 +71,24 @@ def vacuum(
     version keeps its files a while). Holds the writer lock: a running writer's
     not-yet-committed files must never be mistaken for garbage."""
     deleted = freed = manifests_deleted = 0
-    now = time.time()
+    storage = wh.storage
     with wh.locked():
         manifests = wh.manifests()
         keep, drop = manifests[-keep_versions:], manifests[:-keep_versions]
         referenced: set[str] = set()
         for m in keep:
-            doc = json.loads(m.read_text(encoding="utf-8"))
+            doc = json.loads(storage.read_text(m))
             for state in doc["tables"].values():
                 referenced.update(state["files"])
-        for path in (wh.root / "tables").rglob("*"):
-            rel = str(path.relative_to(wh.root))
-            if (
-                path.is_file()
-                and rel not in referenced
-                and now - path.stat().st_mtime > min_age_seconds
-            ):
-                freed += path.stat().st_size
-                path.unlink()
+        for rel in storage.list("tables"):
+            if rel not in referenced and storage.age_seconds(rel) > min_age_seconds:
+                freed += storage.size(rel)
+                storage.delete(rel)
                 deleted += 1
         for m in drop:
-            m.unlink()
+            storage.delete(m)
             manifests_deleted += 1
-        for tmp in (wh.root / MANIFEST_DIR).glob(".*.tmp"):
-            if now - tmp.stat().st_mtime > min_age_seconds:
-                tmp.unlink()
+        for rel in storage.list(MANIFEST_DIR):  # temporary files of killed commits
+            if rel.endswith(".tmp") and storage.age_seconds(rel) > min_age_seconds:
+                storage.delete(rel)
     return VacuumResult(deleted, freed, manifests_deleted)

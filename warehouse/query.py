@@ -12,15 +12,15 @@ def connect(wh: Warehouse) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     snapshot = wh.snapshot()
     for name in wh.table_names():
-        files = [str(f) for f in wh.files(name, snapshot)]
-        if files:
+        files = wh.files(name, snapshot)
+        if files and wh.root is not None:  # local: DuckDB reads the files itself
             listed = "[" + ", ".join(_quote(f) for f in files) + "]"
             con.execute(
                 f"CREATE VIEW {name} AS SELECT * FROM read_parquet({listed}, union_by_name=true)"
             )
-        else:
-            con.register(f"_{name}_empty", wh.read(name, snapshot))
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_empty")
+        else:  # empty, or in a bucket (DuckDB's S3 support is a download this box lacks)
+            con.register(f"_{name}_arrow", wh.read(name, snapshot))
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_arrow")
     return con
 
 
@@ -34,13 +34,12 @@ def table_stats(wh: Warehouse) -> list[dict[str, object]]:
     stats = []
     for name in wh.table_names():
         state = snapshot.tables.get(name)
-        files = wh.files(name, snapshot)
         stats.append(
             {
                 "table": name,
                 "rows": state.rows if state else 0,
-                "bytes": sum(f.stat().st_size for f in files if f.exists()),
-                "files": len(files),
+                "bytes": sum(wh.storage.size(f) for f in state.files) if state else 0,
+                "files": len(state.files) if state else 0,
                 "last_commit": state.committed_at if state else None,
             }
         )

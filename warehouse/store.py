@@ -7,15 +7,15 @@ Layout under the warehouse root:
     _lock                                                     held (flock) by the one writer
 
 A version lists every live file of every table plus the sync cursors, so a run's rows and the
-cursor advance become visible together, in one `os.replace`. A writer killed at any instant
-leaves only unreferenced files behind; readers always see the last complete version.
+cursor advance become visible together, in one atomic, exclusive creation of the version file
+(see `warehouse.storage`: a local folder or an S3-compatible bucket). A writer killed at any
+instant leaves only unreferenced files behind; readers always see the last complete version.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,10 +29,10 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from warehouse import failpoints
+from warehouse.storage import LocalStorage, Storage, VersionExists, storage_for
 
 MANIFEST_DIR = "_manifest"
-LOCK_FILE = "_lock"
+_VERSION_FILE = re.compile(r"v(\d{8})\.json")
 
 
 class WarehouseError(RuntimeError):
@@ -79,41 +79,39 @@ class Snapshot:
         return cls(doc["version"], doc["committed_at"], doc["run_id"], tables, doc["cursors"])
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Warehouse:
     def __init__(self, root: str | Path, schemas: dict[str, pa.Schema] | None = None) -> None:
-        self.root = Path(root)
+        self.storage: Storage = storage_for(root)
+        # The local folder, for tools that want paths (None for a bucket).
+        self.root: Path | None = (
+            self.storage.root if isinstance(self.storage, LocalStorage) else None
+        )
         self._schemas = schemas or {}
 
     # ---- reading -------------------------------------------------------------------------
-    def _manifests(self) -> list[Path]:
-        folder = self.root / MANIFEST_DIR
-        return sorted(folder.glob("v*.json")) if folder.exists() else []
+    def manifests(self) -> list[str]:
+        """Committed version files, oldest first (temporary and foreign files ignored)."""
+        names = self.storage.list(MANIFEST_DIR)
+        return [n for n in names if _VERSION_FILE.fullmatch(n.rsplit("/", 1)[-1])]
 
     def snapshot(self) -> Snapshot:
         """The latest committed version (an empty one for a new warehouse)."""
-        manifests = self._manifests()
+        manifests = self.manifests()
         if not manifests:
             return Snapshot.empty()
         latest = manifests[-1]
         try:
-            return Snapshot.from_json(json.loads(latest.read_text(encoding="utf-8")))
+            return Snapshot.from_json(json.loads(self.storage.read_text(latest)))
         except (OSError, ValueError, KeyError) as err:
             raise WarehouseError(
-                f"manifest {latest} is unreadable ({err}); move it aside to fall back to the "
-                "previous version"
+                f"manifest {latest} in {self.storage.uri} is unreadable ({err}); move it aside "
+                "to fall back to the previous version"
             ) from err
 
-    def files(self, table: str, snapshot: Snapshot | None = None) -> list[Path]:
+    def files(self, table: str, snapshot: Snapshot | None = None) -> list[str]:
+        """Paths (for `self.storage.fs`) of the files a table's version reads."""
         state = (snapshot or self.snapshot()).tables.get(table, TableState())
-        return [self.root / f for f in state.files]
+        return [self.storage.path(f) for f in state.files]
 
     def read(
         self, table: str, snapshot: Snapshot | None = None, columns: list[str] | None = None
@@ -127,10 +125,13 @@ class Warehouse:
             return empty.select(columns) if columns else empty
         # Schema evolution: a column the code added reads as null in older files; a column the
         # code dropped stays readable in the files that have it.
+        fs = self.storage.fs
         declared = self._schemas.get(table)
-        schemas = ([declared] if declared else []) + [pq.read_schema(f) for f in files]
+        schemas = ([declared] if declared else []) + [
+            pq.read_schema(f, filesystem=fs) for f in files
+        ]
         schema = pa.unify_schemas(schemas, promote_options="permissive")
-        dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
+        dataset = ds.dataset(files, schema=schema, format="parquet", filesystem=fs)
         return dataset.to_table(columns=columns)
 
     def table_names(self) -> list[str]:
@@ -148,37 +149,20 @@ class Warehouse:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """The writer lock (housekeeping takes it too: a writer's uncommitted files look
-        exactly like garbage)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / MANIFEST_DIR).mkdir(exist_ok=True)
-        with open(self.root / LOCK_FILE, "a+") as lock:
-            # flock is released by the kernel when the holder dies: no stale locks after kill -9.
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        exactly like garbage). On a bucket there is no lock: commits are optimistic."""
+        with self.storage.lock():
             yield
 
-    def manifests(self) -> list[Path]:
-        return self._manifests()
-
     def _commit(self, snapshot: Snapshot) -> None:
-        folder = self.root / MANIFEST_DIR
-        final = folder / f"v{snapshot.version:08d}.json"
-        if final.exists():
-            raise WarehouseError(f"version {snapshot.version} already exists: another writer?")
-        tmp = folder / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        name = f"{MANIFEST_DIR}/v{snapshot.version:08d}.json"
         text = json.dumps(snapshot.to_json(), ensure_ascii=False, indent=1)
-        failpoints.failpoint("before-manifest")
-        with open(tmp, "w", encoding="utf-8") as out:
-            if failpoints.armed("manifest-mid"):
-                out.write(text[: len(text) // 2])
-                out.flush()
-                failpoints.die()
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        failpoints.failpoint("manifest-written")
-        os.replace(tmp, final)  # the commit: one atomic rename
-        failpoints.failpoint("after-commit")
-        _fsync_dir(folder)
+        try:
+            self.storage.create_exclusive(name, text)
+        except VersionExists:
+            raise WarehouseError(
+                f"another run committed version {snapshot.version} of {self.storage.uri} "
+                "first; nothing of this run was committed — run it again"
+            ) from None
 
 
 class Transaction:
@@ -226,20 +210,10 @@ class Transaction:
 
     def _write_file(self, table: str, data: pa.Table, partition: str | None) -> str:
         self._seq += 1
-        rel = Path("tables") / table
-        if partition:
-            rel /= partition
-        rel /= f"part-{self.run_id}-{self._seq:04d}-{uuid.uuid4().hex[:8]}.parquet"
-        path = self.warehouse.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(data, path, compression="zstd")
-        if failpoints.armed("data-file-mid"):  # a writer killed half-way through a file
-            with open(path, "r+b") as f:
-                f.truncate(path.stat().st_size // 2)
-            failpoints.die()
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-        return str(rel)
+        rel = f"tables/{table}/" + (f"{partition}/" if partition else "")
+        rel += f"part-{self.run_id}-{self._seq:04d}-{uuid.uuid4().hex[:8]}.parquet"
+        self.warehouse.storage.write_table(rel, data)
+        return rel
 
     def _stamp(self) -> str:
         return datetime.now(UTC).isoformat(timespec="seconds")
