@@ -9,7 +9,6 @@ until its `next` link is empty.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,12 +18,17 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from connectors.retry import (
+    TRANSIENT_STATUS,
+    TransientError,
+    call_with_retries,
+    parse_utc,
+    retry_after,
+)
 from schemas.records import Submission
 
 T = TypeVar("T")
-TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 _STATUS_UIDS = {
     "validation_status_approved": "approved",
     "validation_status_not_approved": "not_approved",
@@ -60,12 +64,6 @@ class KoboError(RuntimeError):
         self.asset = asset
 
 
-class TransientError(RuntimeError):
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
 _HINTS = {
     400: "the server rejected the query; check the form's uid and the sammachip version",
     401: "the API token is missing or wrong: set SAMMACHIP_KOBO_TOKEN (Kobo: Account settings → "
@@ -73,35 +71,6 @@ _HINTS = {
     403: "the token's user lacks 'view submissions' on this form: share the project with it",
     404: "no such form on this server: check the asset uid in the config or that it is deployed",
 }
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    value = headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _wait(state: RetryCallState, base: float, cap: float) -> float:
-    """Honour Retry-After; otherwise capped exponential backoff with full jitter."""
-    exc = state.outcome.exception() if state.outcome else None
-    if isinstance(exc, TransientError) and exc.retry_after is not None:
-        return min(exc.retry_after, cap)
-    return random.uniform(0, min(cap, base * 2 ** (state.attempt_number - 1)))
-
-
-def call_with_retries(call: Callable[[], T], *, attempts: int, base: float, cap: float) -> T:
-    """Run `call`, retrying `TransientError`s with backoff; anything else propagates at once."""
-    for attempt in Retrying(
-        retry=retry_if_exception(lambda e: isinstance(e, TransientError)),
-        stop=stop_after_attempt(attempts),
-        wait=lambda s: _wait(s, base, cap),
-        reraise=True,
-    ):
-        with attempt:
-            return call()
-    raise AssertionError("unreachable")  # reraise=True: the last error propagates
 
 
 class KoboClient:
@@ -141,7 +110,7 @@ class KoboClient:
         except httpx.TransportError as err:  # timeouts, resets, refused connections
             raise TransientError(f"{type(err).__name__}: {err}") from err
         if response.status_code in TRANSIENT_STATUS:
-            raise TransientError(f"HTTP {response.status_code}", _retry_after(response.headers))
+            raise TransientError(f"HTTP {response.status_code}", retry_after(response.headers))
         if response.status_code >= 400:
             detail = response.text[:200]
             hint = _HINTS.get(response.status_code, "see the server's message")
@@ -248,7 +217,7 @@ class KoboClient:
             with self._http.stream("GET", url) as response:
                 if response.status_code in TRANSIENT_STATUS:
                     raise TransientError(
-                        f"HTTP {response.status_code}", _retry_after(response.headers)
+                        f"HTTP {response.status_code}", retry_after(response.headers)
                     )
                 if response.status_code >= 400:
                     raise KoboError(
@@ -340,11 +309,6 @@ def changes(
             yield batch, remaining
 
 
-def _utc(text: str | None) -> datetime:
-    parsed = datetime.fromisoformat(text) if text else datetime.fromtimestamp(0, UTC)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
 def to_submission(raw: dict[str, Any], *, server: str, asset_uid: str, form_id: str) -> Submission:
     """Kobo's JSON → the source-agnostic record (payload kept exactly as received)."""
     status = raw.get("_validation_status") or {}
@@ -357,7 +321,7 @@ def to_submission(raw: dict[str, Any], *, server: str, asset_uid: str, form_id: 
         instance_id=raw.get("meta/instanceID") or f"uuid:{raw.get('_uuid', '')}",
         root_uuid=raw.get("meta/rootUuid"),
         version=raw.get("__version__"),
-        submitted_at=_utc(raw.get("_submission_time")),
+        submitted_at=parse_utc(raw.get("_submission_time")),
         device_start=raw.get("start"),
         device_end=raw.get("end"),
         review_status=_STATUS_UIDS.get(status.get("uid", "")),

@@ -13,29 +13,27 @@ answered with bisect, and every submission's JSON is rendered once so a page is 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
 import re
-import socket
 import threading
 import uuid
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors.serving import run_forever, serve_in_thread
 from connectors.simulators.cohort import FORM_IDS, FORM_TITLES, HOUSEHOLD, Cohort, paused_gc
 from connectors.simulators.faults import FaultPlan, respond
 
@@ -184,7 +182,7 @@ class KoboStore:
         with self._lock:
             asset = self._require(uid)
             _id = self._next_id
-            instance_id = answers.get("meta/instanceID") or _derived_uuid(f"{uid}:{_id}")
+            instance_id = answers.get("meta/instanceID") or derived_uuid(f"{uid}:{_id}")
             if instance_id in asset.by_root:
                 raise ValueError(f"conflicting rootUuid {instance_id}")  # Kobo answers 409
             self._next_id += 1
@@ -237,7 +235,7 @@ class KoboStore:
                     answers.pop(key, None)
                 else:
                     answers[key] = value
-            new_id = changes.get("meta/instanceID") or _derived_uuid(old["meta/instanceID"])
+            new_id = changes.get("meta/instanceID") or derived_uuid(old["meta/instanceID"])
             doc = _build_doc(
                 asset,
                 _id,
@@ -359,7 +357,7 @@ def _render(doc: Mapping[str, Any]) -> bytes:
     return memoryview(orjson.dumps(doc)).tobytes()
 
 
-def _derived_uuid(seed: str) -> str:
+def derived_uuid(seed: str) -> str:
     """A stable uuid4-shaped id for submissions that arrive without one (and for edits)."""
     return f"uuid:{uuid.UUID(bytes=hashlib.sha256(seed.encode()).digest()[:16], version=4)}"
 
@@ -1181,42 +1179,6 @@ def _apply_statuses(
 # =========================================================================== serving
 
 
-class _Server(uvicorn.Server):
-    """uvicorn.Server that signals when it is listening and can be stopped without waiting
-    for its next 0.1 s tick."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
-        await super().startup(sockets)
-        self.ready.set()
-
-    async def main_loop(self) -> None:
-        counter = 0
-        while not await self.on_tick(counter):
-            counter = (counter + 1) % 864000
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.1)  # type: ignore[union-attr]
-
-    def stop(self) -> None:
-        self.should_exit = True
-        if self._loop is not None and self._wake is not None:
-            with suppress(RuntimeError):  # loop already closed
-                self._loop.call_soon_threadsafe(self._wake.set)
-
-
-def _config(
-    store: KoboStore, token: str, max_page_size: int, default_page_size: int, **kwargs: Any
-) -> uvicorn.Config:
-    app = create_app(store, token, max_page_size=max_page_size, default_page_size=default_page_size)
-    return uvicorn.Config(app, lifespan="off", timeout_graceful_shutdown=5, **kwargs)
-
-
 @contextmanager
 def serve_kobo(
     store: KoboStore,
@@ -1227,40 +1189,9 @@ def serve_kobo(
     default_page_size: int = 100,
 ) -> Iterator[str]:
     """Serve the store on loopback in a background thread; yields the base URL."""
-    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP,
-    # and without it keep-alive requests stall ~40 ms on Nagle + delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound_port = sock.getsockname()[1]
-    # log_config=None: leave the host application's logging alone.
-    server = _Server(
-        _config(
-            store,
-            token,
-            max_page_size,
-            default_page_size,
-            log_config=None,
-            access_log=False,
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(
-        target=server.run,
-        kwargs={"sockets": [sock]},
-        name=f"kobo-simulator:{bound_port}",
-        daemon=True,
-    )
-    thread.start()
-    try:
-        while not server.ready.wait(0.05):
-            if not thread.is_alive():
-                raise RuntimeError("Kobo simulator failed to start")
-        yield f"http://{host}:{bound_port}"
-    finally:
-        server.stop()
-        thread.join(timeout=10)
-        sock.close()
+    app = create_app(store, token, max_page_size=max_page_size, default_page_size=default_page_size)
+    with serve_in_thread(lambda _url: app, host=host, port=port, name="kobo-simulator") as url:
+        yield url
 
 
 def run_kobo_forever(
@@ -1272,9 +1203,5 @@ def run_kobo_forever(
     default_page_size: int = 100,
 ) -> None:
     """Run the simulator in the foreground until interrupted (for a CLI command)."""
-    server = uvicorn.Server(
-        _config(
-            store, token, max_page_size, default_page_size, host=host, port=port, log_level="info"
-        )
-    )
-    asyncio.run(server.serve())
+    app = create_app(store, token, max_page_size=max_page_size, default_page_size=default_page_size)
+    run_forever(app, host, port)
