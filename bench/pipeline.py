@@ -102,7 +102,6 @@ def scenario_floor(villages: int | None) -> dict[str, Any]:
 
 def scenario_backfill(villages: int | None) -> dict[str, Any]:
     """The whole pipeline from an empty warehouse, stage by stage, with the flow's own code."""
-    from connectors.kobo import KoboClient, KoboCursor, changes, to_submission
     from flows.nightly import build_marts, discover_forms
     from schemas.batch import validate_form
     from schemas.flatten import flatten
@@ -124,32 +123,26 @@ def scenario_backfill(villages: int | None) -> dict[str, Any]:
             for form in forms:
                 loader = FormLoader(tx, form.form_id, batch=tx.run_id, now=NOW)
                 context = cross_form_context(tx)
-                cursor = KoboCursor()
-                with KoboClient(form.source.server) as client:
-                    pages = changes(client, form.asset_uid, cursor, settings.sync, now=NOW)
-                    while True:
-                        with timed(stages, "fetch"):
-                            batch = next(pages, None)
-                            if batch is None:
-                                break
-                            subs = [
-                                to_submission(r, server="bench", asset_uid=form.asset_uid,
-                                              form_id=form.form_id)
-                                for r in batch[0]
-                            ]  # fmt: skip
-                        total += len(subs)
-                        with timed(stages, "normalise"):  # measured apart, then done again inside
-                            for s in subs:
-                                flatten(s, "b", NOW)
-                        with timed(stages, "validate"):
-                            fresh = loader.fresh(subs)
-                            v = validate_form(form.form_id, fresh, runner, batch=tx.run_id,
-                                              now=NOW, existing_codes=loader.codes,
-                                              context=context)  # fmt: skip
-                        with timed(stages, "load"):
-                            loader.add(v, fresh)
+                cursor: dict[str, Any] = {}
+                batches = form.batches(cursor, settings, NOW, False)
+                while True:
+                    with timed(stages, "fetch"):
+                        subs = next(batches, (None, 0))[0]
+                    if subs is None:
+                        break
+                    total += len(subs)
+                    with timed(stages, "normalise"):  # measured apart, then done again inside
+                        for s in subs:
+                            flatten(s, "b", NOW)
+                    with timed(stages, "validate"):
+                        fresh = loader.fresh(subs)
+                        v = validate_form(form.form_id, fresh, runner, batch=tx.run_id,
+                                          now=NOW, existing_codes=loader.codes,
+                                          context=context)  # fmt: skip
+                    with timed(stages, "load"):
+                        loader.add(v, fresh)
                 with timed(stages, "load"):
-                    loader.finish(cursor=(form.cursor_key, cursor.to_json()))
+                    loader.finish(cursor=(form.cursor_key, cursor))
             with timed(stages, "marts"):
                 build_marts.fn(tx, settings, TODAY)
             with timed(stages, "load"):

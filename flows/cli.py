@@ -6,6 +6,8 @@ import csv as csv_module
 import os
 import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -92,26 +94,46 @@ def demo(
     ] = None,
     seed: Annotated[int, typer.Option(help="Cohort seed.")] = 2568,
     today: Annotated[str | None, typer.Option(help="Reference date YYYY-MM-DD.")] = None,
+    source: Annotated[str, typer.Option(help="Simulated server: kobo or odk.")] = "kobo",
 ) -> None:
-    """Generate a cohort, serve it from the built-in Kobo simulator, run `nightly` against it."""
+    """Generate a cohort, serve it from a built-in simulator, run `nightly` against it."""
     from connectors.simulators.cohort import CohortSpec, generate_cohort
-    from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
     from flows.nightly import bangkok_today, nightly
 
+    if source not in {"kobo", "odk"}:
+        _fail(f"--source must be kobo or odk, not {source!r}")
     ref = date.fromisoformat(today) if today else bangkok_today()
     with console.status("Generating the cohort / สร้างข้อมูลตัวอย่าง …"):
         cohort = generate_cohort(CohortSpec(seed=seed, villages=villages, today=ref))
-        store = KoboStore()
-        seed_from_cohort(store, cohort)
     console.print(cohort.summary())
-    token = secrets.token_hex(20)
-    with serve_kobo(store, token) as url:
-        console.print(f"Kobo simulator listening on {url}")
-        os.environ["SAMMACHIP_KOBO_URL"] = url
-        os.environ["SAMMACHIP_KOBO_TOKEN"] = token  # in this process only
+    with _simulated_server(source, cohort) as env:
+        os.environ.update(env)  # this process only; the secrets are throwaway
+        url = env.get("SAMMACHIP_KOBO_URL") or env.get("SAMMACHIP_ODK_URL")
+        console.print(f"{source} simulator listening on {url}")
         workdir.mkdir(parents=True, exist_ok=True)
         summary = nightly(workdir=str(workdir.resolve()), today=ref)
     print_summary(summary, workdir)
+
+
+@contextmanager
+def _simulated_server(source: str, cohort: object) -> Iterator[dict[str, str]]:
+    """Serve a cohort from the chosen simulator; yields the variables that point a run at it."""
+    secret = secrets.token_hex(20)
+    if source == "kobo":
+        from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+
+        store = KoboStore()
+        seed_from_cohort(store, cohort)  # type: ignore[arg-type]
+        with serve_kobo(store, secret) as url:
+            yield {"SAMMACHIP_KOBO_URL": url, "SAMMACHIP_KOBO_TOKEN": secret}
+        return
+    from connectors.simulators.odk import OdkStore, seed_odk_from_cohort, serve_odk
+
+    odk_store = OdkStore()
+    seed_odk_from_cohort(odk_store, cohort)  # type: ignore[arg-type]
+    with serve_odk(odk_store, "demo@sammachip.invalid", secret) as url:
+        yield {"SAMMACHIP_ODK_URL": url, "SAMMACHIP_ODK_EMAIL": "demo@sammachip.invalid",
+               "SAMMACHIP_ODK_PASSWORD": secret, "SAMMACHIP_ODK_PROJECT": "1"}  # fmt: skip
 
 
 @app.command(name="nightly")
@@ -223,6 +245,34 @@ def vacuum(
                   f"{r.manifests_deleted} old manifests")  # fmt: skip
 
 
+@simulate.command("odk")
+def simulate_odk(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8383,
+    villages: Annotated[int | None, typer.Option(help="Villages to generate.")] = None,
+    seed: Annotated[int, typer.Option()] = 2568,
+    email: Annotated[
+        str, typer.Option(help="Web User e-mail to accept.")
+    ] = "demo@sammachip.invalid",
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="SAMMACHIP_ODK_PASSWORD", help="Password to accept (default: random)."),
+    ] = None,
+) -> None:
+    """Serve a generated cohort through the ODK Central simulator until Ctrl-C."""
+    from connectors.simulators.cohort import CohortSpec, generate_cohort
+    from connectors.simulators.odk import OdkStore, run_odk_forever, seed_odk_from_cohort
+    from flows.nightly import bangkok_today
+
+    cohort = generate_cohort(CohortSpec(seed=seed, villages=villages, today=bangkok_today()))
+    store = OdkStore()
+    seed_odk_from_cohort(store, cohort)
+    password = password or secrets.token_hex(12)
+    console.print(cohort.summary())
+    console.print(f"ODK Central simulator on http://127.0.0.1:{port}  project 1  "
+                  f"{email} / {password}")  # fmt: skip
+    run_odk_forever(store, email, password, "127.0.0.1", port)
+
+
 @simulate.command("kobo")
 def simulate_kobo(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8787,
@@ -245,6 +295,50 @@ def simulate_kobo(
     console.print(cohort.summary())
     console.print(f"Kobo simulator on http://127.0.0.1:{port}  token: {token}")
     run_kobo_forever(store, token, "127.0.0.1", port)
+
+
+@app.command()
+def serve(
+    config: Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")] = None,
+    workdir: Annotated[Path, typer.Option(help="Where data/ lives.")] = Path("."),
+    webhook_host: Annotated[str | None, typer.Option(help="Receiver address.")] = None,
+    webhook_port: Annotated[int | None, typer.Option(help="Receiver port (0: any free).")] = None,
+    prefect_port: Annotated[
+        int, typer.Option(help="Port of the local Prefect server started when none is set.")
+    ] = 4200,
+    prefect_home: Annotated[
+        Path | None, typer.Option(help="PREFECT_HOME of that server (its SQLite database).")
+    ] = None,
+) -> None:
+    """Run everything on one machine: Prefect server (unless PREFECT_API_URL is set), the
+    nightly/ingest/reconcile schedules and triggers, and the Kobo webhook receiver."""
+    from connectors.webhook import WebhookConfigError
+    from flows.serve import ServeOptions, run_serve
+    from flows.settings import ConfigError
+
+    options = ServeOptions(config, workdir, webhook_host, webhook_port, prefect_port, prefect_home)
+    try:
+        run_serve(options, say=lambda line: print(line, flush=True))
+    except (ConfigError, WebhookConfigError) as err:
+        _fail(str(err))
+
+
+@app.command()
+def webhook(
+    config: Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")] = None,
+    workdir: Annotated[Path, typer.Option(help="Where data/ lives.")] = Path("."),
+    host: Annotated[str | None, typer.Option(help="Receiver address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Receiver port.")] = None,
+) -> None:
+    """Run only the Kobo webhook receiver (events go to PREFECT_API_URL; workers run ingest)."""
+    from connectors.webhook import WebhookConfigError
+    from flows.serve import run_webhook
+    from flows.settings import ConfigError
+
+    try:
+        run_webhook(config, workdir, host, port, say=lambda line: print(line, flush=True))
+    except (ConfigError, WebhookConfigError) as err:
+        _fail(str(err))
 
 
 if __name__ == "__main__":

@@ -20,19 +20,13 @@ import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from connectors.kobo import (
-    KoboClient,
-    KoboCursor,
-    KoboError,
-    TransientError,
-    changes,
-    to_submission,
-)
+from connectors.retry import TransientError
 from flows.progress import FetchProgress
-from flows.settings import KoboSource, Settings, load_settings
+from flows.settings import Settings, load_settings
+from flows.sources import FormSource, SourceError, discover
 from schemas.batch import validate_form
-from schemas.records import Submission, submission_key
-from schemas.registry import FORMS, form_for_asset
+from schemas.records import Submission
+from schemas.registry import FORMS
 from schemas.validation import SuiteRunner
 from warehouse.load import (
     FormLoader,
@@ -48,31 +42,20 @@ from warehouse.store import Transaction
 BANGKOK = ZoneInfo("Asia/Bangkok")
 
 
-@dataclass(frozen=True)
-class FormSource:
-    source: KoboSource
-    asset_uid: str
-    asset_name: str
-    form_id: str
-
-    @property
-    def cursor_key(self) -> str:
-        return f"kobo:{self.source.server.host}:{self.asset_uid}"
-
-    def client(self) -> KoboClient:
-        return KoboClient(self.source.server, page_size=self.source.page_size)
-
-
 @dataclass
 class FormResult:
     form_id: str
-    asset_uid: str
+    form_uid: str  # Kobo asset uid, ODK "project/xmlFormId", or the server for a server error
     fetched: int = 0
     new_versions: int = 0
     clean: int = 0
     quarantined: int = 0
     deleted: int = 0
     error: str | None = None
+
+    @property
+    def asset_uid(self) -> str:  # the Kobo name of form_uid (flows/ingest.py reads it)
+        return self.form_uid
 
 
 @dataclass
@@ -94,22 +77,9 @@ class RunSummary:
 
 @task(name="discover-forms", cache_policy=NO_CACHE)
 def discover_forms(settings: Settings) -> tuple[list[FormSource], list[FormResult]]:
-    """List every server's assets and keep those the registry recognises."""
-    found: list[FormSource] = []
-    failed: list[FormResult] = []
-    for src in settings.kobo:
-        with KoboClient(src.server, page_size=src.page_size) as client:
-            try:
-                assets = client.assets()
-            except KoboError as err:
-                failed.append(FormResult("*", src.server.host, error=str(err)))
-                continue
-        for asset in assets:
-            spec = form_for_asset(asset.name, src.assets, asset.uid)
-            if spec and asset.deployed:
-                found.append(FormSource(src, asset.uid, asset.name, spec.form_id))
-    order = list(FORMS)
-    return sorted(found, key=lambda f: (order.index(f.form_id), f.asset_uid)), failed
+    """List every server's forms and keep those the registry recognises."""
+    found, failed = discover(settings)
+    return found, [FormResult("*", server, error=err) for server, err in failed]
 
 
 @task(name="start-validation", cache_policy=NO_CACHE)
@@ -148,39 +118,28 @@ def sync_form(
     full_rescan: bool = False,
 ) -> FormResult:
     """Fetch what may have changed and load it; the cursor moves with the data it covers."""
-    cursor = KoboCursor.from_json(tx.cursor(form.cursor_key))
-    host = form.source.server.host
-    with form.client() as client:
+    cursor = dict(tx.cursor(form.cursor_key) or {})
 
-        def batches() -> Iterator[list[Submission]]:
-            for raw, remaining in changes(
-                client, form.asset_uid, cursor, settings.sync, now=now, full_rescan=full_rescan
-            ):
-                yield [
-                    to_submission(r, server=host, asset_uid=form.asset_uid, form_id=form.form_id)
-                    for r in raw
-                ]
-                progress.advance(form.form_id, len(raw), remaining)
+    def batches() -> Iterator[list[Submission]]:
+        for subs, remaining in form.batches(cursor, settings, now, full_rescan):
+            yield subs
+            progress.advance(form.form_id, len(subs), remaining)
 
-        stats = load_batches(tx, form.form_id, batches(), runner, now)
+    stats = load_batches(tx, form.form_id, batches(), runner, now)
     # The cursor advanced while pages streamed; it is staged with the data it covers.
-    tx.set_cursor(form.cursor_key, cursor.to_json())
-    return FormResult(form.form_id, form.asset_uid, stats.fetched, stats.new_versions,
+    tx.set_cursor(form.cursor_key, cursor)
+    return FormResult(form.form_id, form.form_uid, stats.fetched, stats.new_versions,
                       stats.clean, stats.quarantined)  # fmt: skip
 
 
 @task(name="find-deletions", cache_policy=NO_CACHE)
 def find_deletions(tx: Transaction, form: FormSource, now: datetime) -> int:
-    """Kobo hard-deletes: every id we hold that the server no longer lists gets a tombstone."""
-    with form.client() as client:
-        on_server = {str(i) for page in client.ids(form.asset_uid) for i in page}
+    """Tombstone every submission we hold that the server deleted."""
     spec = FORMS[form.form_id]
-    held = set()
+    held: set[str] = set()
     for table in (spec.table, "quarantine"):
-        rows = tx.read(table, columns=["submission_key"])["submission_key"].to_pylist()
-        held.update(rows)
-    prefix = submission_key("kobo", form.source.server.host, form.asset_uid, "")
-    gone = {k for k in held if k.startswith(prefix) and k[len(prefix) :] not in on_server}
+        held.update(tx.read(table, columns=["submission_key"])["submission_key"].to_pylist())
+    gone = form.deleted_keys(held)
     return tombstone(tx, form.form_id, gone, batch=tx.run_id, now=now)
 
 
@@ -195,20 +154,18 @@ def download_attachments(settings: Settings, forms: list[FormSource]) -> tuple[i
     rows = table.filter(pc.invert(table["is_deleted"])).to_pylist()
     done = failed = 0
     for form in forms:
-        prefix = submission_key("kobo", form.source.server.host, form.asset_uid, "")
-        mine = [r for r in rows if r["submission_key"].startswith(prefix) and r["download_url"]]
-        if not mine:
-            continue
-        with form.client() as client:
-            for row in mine:
-                name = f"{row['attachment_uid']}-{Path(row['basename']).name}"  # no path tricks
-                folder = settings.attachments_path / form.asset_uid
-                dest = folder / row["submission_key"][len(prefix) :] / name
-                try:
-                    done += client.download(row["download_url"], dest)
-                except (KoboError, TransientError) as err:
-                    failed += 1
-                    logger.warning("attachment %s not downloaded: %s", dest, err)
+        prefix = form.key_prefix
+        for row in (r for r in rows if r["submission_key"].startswith(prefix)):
+            if not row["download_url"]:
+                continue
+            name = f"{row['attachment_uid']}-{Path(row['basename']).name}"  # no path tricks
+            folder = settings.attachments_path / form.form_uid.replace("/", "-")
+            dest = folder / row["submission_key"][len(prefix) :] / name
+            try:
+                done += form.download(row["download_url"], dest)
+            except (*SourceError, TransientError) as err:
+                failed += 1
+                logger.warning("attachment %s not downloaded: %s", dest, err)
     return done, failed
 
 
@@ -262,7 +219,7 @@ def run_sync(
     forms, failed = discover_forms(settings)
     summary.forms.extend(failed)
     for f in failed:
-        logger.error("server %s skipped: %s", f.asset_uid, f.error)
+        logger.error("server %s skipped: %s", f.form_uid, f.error)
     runner = start_validation()
     wh = open_warehouse(str(settings.warehouse_path))
     with wh.transaction(summary.run_id) as tx:
@@ -273,9 +230,9 @@ def run_sync(
                     result = sync_form(tx, form, runner, settings, now, progress, reconcile)
                     if reconcile:
                         result.deleted = find_deletions(tx, form, now)
-            except KoboError as err:
-                logger.error("form %s (%s) skipped: %s", form.form_id, form.asset_uid, err)
-                summary.forms.append(FormResult(form.form_id, form.asset_uid, error=str(err)))
+            except SourceError as err:
+                logger.error("form %s (%s) skipped: %s", form.form_id, form.form_uid, err)
+                summary.forms.append(FormResult(form.form_id, form.form_uid, error=str(err)))
                 continue
             logger.info(
                 "%s: fetched %d, new %d, clean %d, quarantined %d, deleted %d",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.kobo import KoboServer, SyncPolicy
+from connectors.odk import OdkServer
 from warehouse.marts import AlertRules, Officer
 
 DEFAULT_CONFIG = Path(__file__).parent / "default_config.toml"
@@ -30,36 +31,29 @@ class KoboSource:
 
 
 @dataclass(frozen=True)
+class OdkSource:
+    server: OdkServer
+    page_size: int = 1000
+    forms: dict[str, str] = field(default_factory=dict)  # xmlFormId → form id, if they differ
+
+
+@dataclass(frozen=True)
 class Settings:
     warehouse_path: Path | str  # a folder, or a bucket URI such as s3://office-data/warehouse
     reports_path: Path
     kobo: tuple[KoboSource, ...]
     rules: AlertRules
+    odk: tuple[OdkSource, ...] = ()
     sync: SyncPolicy = field(default_factory=SyncPolicy)
     attachments_path: Path | None = None  # set: media files are downloaded there
-
-
-def _token(entry: dict[str, Any]) -> str:
-    if env := entry.get("token_env"):
-        if token := os.environ.get(env):
-            return token
-        raise ConfigError(
-            f"Kobo server '{entry.get('name', entry['url'])}': set the environment "
-            f"variable {env} to its API token"
-        )
-    if block := entry.get("token_block"):
-        from prefect.blocks.system import Secret
-
-        return Secret.load(block).get()
-    raise ConfigError(
-        f"Kobo server '{entry.get('name', entry['url'])}': give token_env or token_block"
-    )
 
 
 def _kobo_sources(doc: dict[str, Any]) -> list[KoboSource]:
     sources = [
         KoboSource(
-            KoboServer(e["url"], _token(e), e.get("name", "")),
+            KoboServer(
+                e["url"], _secret(e, "API token", "token_env", "token_block"), e.get("name", "")
+            ),
             int(e.get("page_size", 1000)),
             dict(e.get("assets", {})),
         )
@@ -71,6 +65,47 @@ def _kobo_sources(doc: dict[str, Any]) -> list[KoboSource]:
         if not token:
             raise ConfigError("SAMMACHIP_KOBO_URL is set: also set SAMMACHIP_KOBO_TOKEN")
         sources.append(KoboSource(KoboServer(url, token, "env")))
+    return sources
+
+
+def _secret(entry: dict[str, Any], what: str, env_key: str, block_key: str) -> str:
+    """A secret from the environment variable or Prefect Secret block the config names."""
+    label = entry.get("name", entry["url"])
+    if env := entry.get(env_key):
+        if value := os.environ.get(env):
+            return value
+        raise ConfigError(f"server '{label}': set the environment variable {env} to its {what}")
+    if block := entry.get(block_key):
+        from prefect.blocks.system import Secret
+
+        return Secret.load(block).get()
+    raise ConfigError(f"server '{label}': give {env_key} or {block_key} for its {what}")
+
+
+def _odk_sources(doc: dict[str, Any]) -> list[OdkSource]:
+    sources = [
+        OdkSource(
+            OdkServer(
+                e["url"],
+                e["email"],
+                _secret(e, "password", "password_env", "password_block"),
+                int(e.get("project_id", 1)),
+                e.get("name", ""),
+            ),
+            int(e.get("page_size", 1000)),
+            dict(e.get("forms", {})),
+        )
+        for e in doc.get("odk", [])
+    ]
+    if url := os.environ.get("SAMMACHIP_ODK_URL"):
+        email = os.environ.get("SAMMACHIP_ODK_EMAIL")
+        password = os.environ.get("SAMMACHIP_ODK_PASSWORD")
+        if not (email and password):
+            raise ConfigError(
+                "SAMMACHIP_ODK_URL is set: also set SAMMACHIP_ODK_EMAIL and SAMMACHIP_ODK_PASSWORD"
+            )
+        project = int(os.environ.get("SAMMACHIP_ODK_PROJECT", "1"))
+        sources.append(OdkSource(OdkServer(url, email, password, project, "env")))
     return sources
 
 
@@ -105,16 +140,18 @@ def load_settings(
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
     base = base_dir or Path.cwd()
     sources = _kobo_sources(doc)
-    if require_sources and not sources:
+    odk_sources = _odk_sources(doc)
+    if require_sources and not (sources or odk_sources):
         raise ConfigError(
-            "no Kobo server configured: add a [[kobo]] table to the config, or set "
-            "SAMMACHIP_KOBO_URL and SAMMACHIP_KOBO_TOKEN (try `sammachip demo` "
-            "for a run against the built-in simulator)"
+            "no server configured: add a [[kobo]] or [[odk]] table to the config, or set "
+            "SAMMACHIP_KOBO_URL and SAMMACHIP_KOBO_TOKEN (try `sammachip demo` for a run "
+            "against the built-in simulator)"
         )
     return Settings(
         warehouse_path=_location(base, doc.get("warehouse", {}).get("path", "data/warehouse")),
         reports_path=base / doc.get("reports", {}).get("path", "data/reports"),
         kobo=tuple(sources),
+        odk=tuple(odk_sources),
         rules=_rules(doc),
         sync=SyncPolicy(**doc.get("sync", {})),
         attachments_path=_attachments_path(doc, base),

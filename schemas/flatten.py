@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from schemas import normalise as n
+from schemas.odk_payload import kobo_style_answers
 from schemas.records import Submission
 from schemas.registry import FORMS
 
@@ -316,4 +317,4 @@ def attachment_rows(sub: Submission) -> list[Row]:
 
 def answers_of(sub: Submission) -> dict[str, Any]:
     """The answers in Kobo's flat key layout, whichever server sent them."""
-    return sub.payload
+    return kobo_style_answers(sub.payload) if sub.source == "odk" else sub.payload

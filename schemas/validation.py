@@ -51,12 +51,11 @@ class SuiteRunner:
     """Holds one GX context and every suite for the length of a run."""
 
     def __init__(self, suites_dir: Path = EXPECTATIONS_DIR) -> None:
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)  # no INFO chatter
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         import schemas.expectations_thai  # noqa: F401  (registers the Thai expectations)
-
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)  # no INFO chatter
 
         self._gx = gx
         self._context = gx.get_context(mode="ephemeral")

@@ -12,6 +12,7 @@ import hashlib
 import os
 import signal
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -48,10 +49,7 @@ def kobo_url() -> Iterator[str]:
 def sync(workdir: Path, url: str, runner: SuiteRunner) -> None:
     """The warehouse part of a nightly run (the flow's tasks, called without Prefect)."""
     settings = load_settings(base_dir=workdir, require_sources=False)
-    settings = type(settings)(
-        settings.warehouse_path, settings.reports_path, (KoboSource(KoboServer(url, TOKEN)),),
-        settings.rules, settings.sync,
-    )  # fmt: skip
+    settings = replace(settings, kobo=(KoboSource(KoboServer(url, TOKEN)),))
     forms, _ = discover_forms.fn(settings)
     wh = open_warehouse(str(settings.warehouse_path))
     with wh.transaction() as tx:

@@ -1,0 +1,168 @@
+"""The servers a run syncs from, behind one small interface, so the flows treat a Kobo asset
+and an ODK Central form alike: list them, stream what changed, tell what was deleted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from connectors import kobo, odk
+from connectors.retry import TransientError, parse_utc
+from flows.settings import KoboSource, OdkSource, Settings
+from schemas.records import Submission, submission_key
+from schemas.registry import FORMS, form_for_asset
+
+SourceError = (kobo.KoboError, odk.OdkError)  # permanent: skip the form, say what to fix
+Batches = Iterator[tuple[list[Submission], int]]  # submissions, count left in this pass
+
+
+class FormSource(Protocol):
+    form_id: str
+    form_uid: str
+
+    @property
+    def cursor_key(self) -> str: ...
+    @property
+    def key_prefix(self) -> str: ...
+    def batches(self, cursor: dict[str, Any], settings: Settings, now: datetime,
+                full_rescan: bool) -> Batches: ...  # fmt: skip
+    def deleted_keys(self, held: set[str]) -> set[str]: ...
+    def download(self, url: str, dest: Any) -> bool: ...
+
+
+@dataclass(frozen=True)
+class KoboForm:
+    source: KoboSource
+    form_uid: str  # asset uid
+    form_id: str
+
+    @property
+    def cursor_key(self) -> str:
+        return f"kobo:{self.source.server.host}:{self.form_uid}"
+
+    @property
+    def key_prefix(self) -> str:
+        return submission_key("kobo", self.source.server.host, self.form_uid, "")
+
+    @property
+    def asset_uid(self) -> str:  # the Kobo name of form_uid (flows/ingest.py reads it)
+        return self.form_uid
+
+    def client(self) -> kobo.KoboClient:
+        return kobo.KoboClient(self.source.server, page_size=self.source.page_size)
+
+    def batches(self, cursor: dict[str, Any], settings: Settings, now: datetime,
+                full_rescan: bool) -> Batches:  # fmt: skip
+        """Streams batches; `cursor` is updated in place as rows are seen."""
+        position = kobo.KoboCursor.from_json(cursor)
+        host = self.source.server.host
+        with self.client() as client:
+            for raw, remaining in kobo.changes(client, self.form_uid, position, settings.sync,
+                                               now=now, full_rescan=full_rescan):  # fmt: skip
+                subs = [kobo.to_submission(r, server=host, asset_uid=self.form_uid,
+                                           form_id=self.form_id) for r in raw]  # fmt: skip
+                yield subs, remaining
+                cursor.update(position.to_json())
+        cursor.update(position.to_json())
+
+    def deleted_keys(self, held: set[str]) -> set[str]:
+        """Kobo hard-deletes: whatever we hold that the id list no longer has."""
+        with self.client() as client:
+            on_server = {str(i) for page in client.ids(self.form_uid) for i in page}
+        prefix = self.key_prefix
+        return {k for k in held if k.startswith(prefix) and k[len(prefix) :] not in on_server}
+
+    def download(self, url: str, dest: Any) -> bool:
+        with self.client() as client:
+            return client.download(url, dest)
+
+
+@dataclass(frozen=True)
+class OdkForm:
+    source: OdkSource
+    form_uid: str  # "<project>/<xmlFormId>"
+    form_id: str
+
+    @property
+    def xml_form_id(self) -> str:
+        return self.form_uid.split("/", 1)[1]
+
+    @property
+    def cursor_key(self) -> str:
+        return f"odk:{self.source.server.host}:{self.form_uid}"
+
+    @property
+    def key_prefix(self) -> str:
+        return submission_key("odk", self.source.server.host, self.form_uid, "")
+
+    def client(self) -> odk.OdkClient:
+        return odk.OdkClient(self.source.server, page_size=self.source.page_size)
+
+    def batches(self, cursor: dict[str, Any], settings: Settings, now: datetime,
+                full_rescan: bool) -> Batches:  # fmt: skip
+        """Everything created or changed since the watermark (minus an overlap), re-read and
+        upserted by `__id`; the watermark is the newest submissionDate/updatedAt seen."""
+        since = None if full_rescan or not cursor.get("since") else parse_utc(cursor["since"])
+        overlap = timedelta(hours=settings.sync.odk_overlap_hours)
+        host, project = self.source.server.host, self.source.server.project_id
+        newest = since
+        with self.client() as client:
+            for rows, count in client.pages(self.xml_form_id, since=since, overlap=overlap):
+                subs = [odk.to_submission(r, server=host, project_id=project,
+                                          xml_form_id=self.xml_form_id, form_id=self.form_id)
+                        for r in rows]  # fmt: skip
+                for r in rows:
+                    system = r.get("__system") or {}
+                    for stamp in (system.get("updatedAt"), system.get("submissionDate")):
+                        if stamp and (newest is None or parse_utc(stamp) > newest):
+                            newest = parse_utc(stamp)
+                yield subs, int(count or len(rows))
+        if newest is not None:
+            cursor["since"] = newest.isoformat()
+
+    def deleted_keys(self, held: set[str]) -> set[str]:
+        """Central soft-deletes (then purges after 30 days): the deleted feed, plus whatever
+        we hold that neither feed lists any more."""
+        prefix = self.key_prefix
+        with self.client() as client:
+            gone = {str(r["__id"]) for page in client.deleted(self.xml_form_id) for r in page}
+            live = {str(r["__id"]) for rows, _ in client.pages(self.xml_form_id) for r in rows}
+        return {k for k in held if k.startswith(prefix)
+                and (k[len(prefix):] in gone or k[len(prefix):] not in live)}  # fmt: skip
+
+    def download(self, url: str, dest: Any) -> bool:
+        return False  # ODK attachments are not fetched yet (see docs/design.md)
+
+
+def discover(settings: Settings) -> tuple[list[FormSource], list[tuple[str, str]]]:
+    """Every registered form on every configured server; (server, error) for those that fail."""
+    found: list[FormSource] = []
+    failed: list[tuple[str, str]] = []
+    for src in settings.kobo:
+        try:
+            with kobo.KoboClient(src.server, page_size=src.page_size) as client:
+                assets = client.assets()
+        except (*SourceError, TransientError) as err:
+            failed.append((src.server.host, str(err)))
+            continue
+        for asset in assets:
+            spec = form_for_asset(asset.name, src.assets, asset.uid)
+            if spec and asset.deployed:
+                found.append(KoboForm(src, asset.uid, spec.form_id))
+    for osrc in settings.odk:
+        try:
+            with odk.OdkClient(osrc.server, page_size=osrc.page_size) as client:
+                forms = client.forms()
+        except (*SourceError, TransientError) as err:
+            failed.append((osrc.server.host, str(err)))
+            continue
+        for form in forms:
+            form_id = osrc.forms.get(form.xml_form_id, form.xml_form_id)
+            if form_id in FORMS:  # on Central the XLSForm's form_id is the xmlFormId
+                uid = f"{osrc.server.project_id}/{form.xml_form_id}"
+                found.append(OdkForm(osrc, uid, form_id))
+    order = list(FORMS)
+    found.sort(key=lambda f: (order.index(f.form_id), f.cursor_key))
+    return found, failed
