@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint install clean
+.PHONY: demo test bench bench-province lint install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ demo: $(STAMP)  ## generate a cohort, serve it from the Kobo simulator, run the 
 test: $(STAMP)  ## lint, then every test (real HTTP on loopback, real Prefect, real GX)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+bench: $(STAMP)  ## benchmarks at district scale (figures, never pass/fail)
+	$(BIN)/python bench/pipeline.py --size small
+
+bench-province: $(STAMP)  ## the same at Ubon Ratchathani scale (~200k submissions; ~10 min)
+	$(BIN)/python bench/pipeline.py --size province
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
