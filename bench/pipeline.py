@@ -103,7 +103,7 @@ def scenario_floor(villages: int | None) -> dict[str, Any]:
 def scenario_backfill(villages: int | None) -> dict[str, Any]:
     """The whole pipeline from an empty warehouse, stage by stage, with the flow's own code."""
     from flows.nightly import build_marts, discover_forms
-    from schemas.batch import validate_form
+    from schemas.batch import validate_stream
     from schemas.flatten import flatten
     from schemas.validation import SuiteRunner
     from warehouse.load import FormLoader, cross_form_context, open_warehouse
@@ -122,25 +122,35 @@ def scenario_backfill(villages: int | None) -> dict[str, Any]:
         with wh.transaction() as tx:
             for form in forms:
                 loader = FormLoader(tx, form.form_id, batch=tx.run_id, now=NOW)
-                context = cross_form_context(tx)
                 cursor: dict[str, Any] = {}
-                batches = form.batches(cursor, settings, NOW, False)
+                fetched: list[list[Any]] = []
+
+                def batches(
+                    cursor: dict[str, Any] = cursor, form: Any = form, fetched: Any = fetched
+                ) -> Iterator[Any]:
+                    source = form.batches(cursor, settings, NOW, False)
+                    while True:
+                        with timed(stages, "fetch"):
+                            subs = next(source, (None, 0))[0]
+                        if subs is None:
+                            return
+                        fetched.append(subs)
+                        with timed(stages, "normalise"):  # measured apart, then again inside
+                            for s in subs:
+                                flatten(s, "b", NOW)
+                        yield subs
+
+                results = validate_stream(form.form_id, batches(), runner,
+                                          state=loader.stream_state(), batch=tx.run_id, now=NOW,
+                                          context=cross_form_context(tx))  # fmt: skip
                 while True:
-                    with timed(stages, "fetch"):
-                        subs = next(batches, (None, 0))[0]
-                    if subs is None:
+                    with timed(stages, "validate"):  # includes fetch + normalise: removed below
+                        item = next(results, None)
+                    if item is None:
                         break
-                    total += len(subs)
-                    with timed(stages, "normalise"):  # measured apart, then done again inside
-                        for s in subs:
-                            flatten(s, "b", NOW)
-                    with timed(stages, "validate"):
-                        fresh = loader.fresh(subs)
-                        v = validate_form(form.form_id, fresh, runner, batch=tx.run_id,
-                                          now=NOW, existing_codes=loader.codes,
-                                          context=context)  # fmt: skip
                     with timed(stages, "load"):
-                        loader.add(v, fresh)
+                        loader.add(*item)
+                total += sum(len(b) for b in fetched)
                 with timed(stages, "load"):
                     loader.finish(cursor=(form.cursor_key, cursor))
             with timed(stages, "marts"):
@@ -150,8 +160,9 @@ def scenario_backfill(villages: int | None) -> dict[str, Any]:
         with timed(stages, "reports"):
             write_officer_files(wh.read("alerts"), wh.read("otop_readiness"),
                                 Path(tmp) / "reports")  # fmt: skip
-        # validate_form flattens too: report normalise apart and take it out of validate.
-        stages["validate"] -= stages["normalise"]
+        # The validate timer wraps the generator that fetches and normalises: take them out.
+        # …and the flattening validate_form does inside is reported as the normalise stage.
+        stages["validate"] -= stages["fetch"] + 2 * stages["normalise"]
         stages["total"] = time.perf_counter() - start - stages["normalise"]
     return {"stages": stages, "submissions": total}
 

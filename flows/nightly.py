@@ -24,7 +24,7 @@ from connectors.retry import TransientError
 from flows.progress import FetchProgress
 from flows.settings import Settings, load_settings
 from flows.sources import FormSource, SourceError, discover
-from schemas.batch import validate_form
+from schemas.batch import CrossFormContext, StreamState, validate_stream
 from schemas.records import Submission
 from schemas.registry import FORMS
 from schemas.validation import SuiteRunner
@@ -93,18 +93,15 @@ def load_batches(
     batches: Iterable[list[Submission]],
     runner: SuiteRunner,
     now: datetime,
-    cursor: tuple[str, Any] | None = None,
 ) -> LoadStats:
     """The one path from submissions to the warehouse, whatever brought them (a nightly
     pull, a reconcile rescan, webhook deliveries): drop known versions, validate, stage."""
     loader = FormLoader(tx, form_id, batch=tx.run_id, now=now)
-    context = cross_form_context(tx)
-    for subs in batches:
-        fresh = loader.fresh(subs)
-        validated = validate_form(form_id, fresh, runner, batch=tx.run_id, now=now,
-                                  existing_codes=loader.codes, context=context)  # fmt: skip
-        loader.add(validated, fresh)
-    return loader.finish(cursor=cursor)
+    results = validate_stream(form_id, batches, runner, state=loader.stream_state(),
+                              batch=tx.run_id, now=now, context=cross_form_context(tx))  # fmt: skip
+    for validated, fresh, fetched in results:
+        loader.add(validated, fresh, fetched)
+    return loader.finish()
 
 
 @task(name="sync-form", cache_policy=NO_CACHE)
@@ -224,21 +221,20 @@ def run_sync(
     wh = open_warehouse(str(settings.warehouse_path))
     with wh.transaction(summary.run_id) as tx:
         now = datetime.now(UTC)
-        for form in forms:
-            try:
-                with tx.savepoint():
-                    result = sync_form(tx, form, runner, settings, now, progress, reconcile)
-                    if reconcile:
-                        result.deleted = find_deletions(tx, form, now)
-            except SourceError as err:
-                logger.error("form %s (%s) skipped: %s", form.form_id, form.form_uid, err)
-                summary.forms.append(FormResult(form.form_id, form.form_uid, error=str(err)))
-                continue
-            logger.info(
-                "%s: fetched %d, new %d, clean %d, quarantined %d, deleted %d",
-                form.form_id, result.fetched, result.new_versions, result.clean,
-                result.quarantined, result.deleted,
-            )  # fmt: skip
+        if settings.workers > 1:
+            results = _sync_parallel(tx, forms, settings, now, reconcile)
+        else:
+            results = (_sync_one(tx, f, runner, settings, now, progress, reconcile) for f in forms)
+        for result in results:
+            if result.error:
+                logger.error("form %s (%s) skipped: %s", result.form_id, result.form_uid,
+                             result.error)  # fmt: skip
+            else:
+                logger.info(
+                    "%s: fetched %d, new %d, clean %d, quarantined %d, deleted %d",
+                    result.form_id, result.fetched, result.new_versions, result.clean,
+                    result.quarantined, result.deleted,
+                )  # fmt: skip
             summary.forms.append(result)
         build_marts(tx, settings, today)
     summary.warehouse_version = wh.snapshot().version
@@ -248,6 +244,83 @@ def run_sync(
     summary.alerts_by_rule = _counts(wh.read("alerts", columns=["rule_id"])["rule_id"])
     summary.otop_by_status = _counts(wh.read("otop_readiness", columns=["status"])["status"])
     return summary
+
+
+def _sync_one(
+    tx: Transaction, form: FormSource, runner: SuiteRunner, settings: Settings, now: datetime,
+    progress: FetchProgress, reconcile: bool,
+) -> FormResult:  # fmt: skip
+    """One form, in this process; a permanent error leaves nothing of it staged."""
+    try:
+        with tx.savepoint():
+            result = sync_form(tx, form, runner, settings, now, progress, reconcile)
+            if reconcile:
+                result.deleted = find_deletions(tx, form, now)
+            return result
+    except SourceError as err:
+        return FormResult(form.form_id, form.form_uid, error=str(err))
+
+
+_WORKER_RUNNER: list[SuiteRunner] = []  # one GX context per worker process, built on first use
+
+
+@task(name="fetch-and-validate", cache_policy=NO_CACHE)
+def fetch_and_validate(
+    form: FormSource, cursor: dict[str, Any], settings: Settings, now: datetime,
+    full_rescan: bool, state: StreamState, context: CrossFormContext, batch: str,
+) -> tuple[list[tuple[Any, list[Submission], int]], dict[str, Any], str | None]:  # fmt: skip
+    """The heavy half of a form's sync (fetch, normalise, validate), runnable on a Dask worker:
+    it reads no warehouse and returns Arrow tables for the flow's process to stage."""
+    if not _WORKER_RUNNER:
+        _WORKER_RUNNER.append(SuiteRunner())
+    try:
+        pages = (subs for subs, _ in form.batches(cursor, settings, now, full_rescan))
+        results = list(validate_stream(form.form_id, pages, _WORKER_RUNNER[0], state=state,
+                                       batch=batch, now=now, context=context))  # fmt: skip
+    except SourceError as err:
+        return [], cursor, str(err)
+    return results, cursor, None
+
+
+# Cross-form checks read what earlier forms staged (registered households, who attended),
+# so forms load in waves that respect those references; within a wave, all run at once.
+_WAVES = (
+    ("sammachip_household", "sammachip_sage"),
+    ("sammachip_session", "sammachip_group"),
+    ("sammachip_materials", "sammachip_income"),
+)
+
+
+def _sync_parallel(
+    tx: Transaction, forms: list[FormSource], settings: Settings, now: datetime, reconcile: bool
+) -> Iterator[FormResult]:
+    """Fetch and validate the forms of a wave concurrently on the flow's task runner (threads,
+    or Dask worker processes), then stage each result here: one writer, one commit."""
+    waves = [[f for f in forms if f.form_id in wave] for wave in _WAVES]
+    for wave in waves:
+        context = cross_form_context(tx)
+        submitted = []
+        for form in wave:
+            loader = FormLoader(tx, form.form_id, batch=tx.run_id, now=now)
+            cursor = dict(tx.cursor(form.cursor_key) or {})
+            state = loader.stream_state()
+            future = fetch_and_validate.submit(
+                form, cursor, settings, now, reconcile, state, context, tx.run_id
+            )
+            submitted.append((form, loader, future))
+        for form, loader, future in submitted:
+            results, cursor, error = future.result()
+            if error:
+                yield FormResult(form.form_id, form.form_uid, error=error)
+                continue
+            for validated, fresh, fetched in results:
+                loader.add(validated, fresh, fetched)
+            stats = loader.finish(cursor=(form.cursor_key, cursor))
+            result = FormResult(form.form_id, form.form_uid, stats.fetched, stats.new_versions,
+                                stats.clean, stats.quarantined)  # fmt: skip
+            if reconcile:
+                result.deleted = find_deletions(tx, form, now)
+            yield result
 
 
 def _counts(column: object) -> dict[str, int]:

@@ -46,6 +46,7 @@ class Settings:
     odk: tuple[OdkSource, ...] = ()
     sync: SyncPolicy = field(default_factory=SyncPolicy)
     attachments_path: Path | None = None  # set: media files are downloaded there
+    workers: int = 1  # >1: forms fetched and validated concurrently on the task runner
 
 
 def _kobo_sources(doc: dict[str, Any]) -> list[KoboSource]:
@@ -155,6 +156,7 @@ def load_settings(
         rules=_rules(doc),
         sync=SyncPolicy(**doc.get("sync", {})),
         attachments_path=_attachments_path(doc, base),
+        workers=int(doc.get("run", {}).get("workers", 1)),
     )
 
 

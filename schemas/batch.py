@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -209,3 +209,43 @@ def validate_form(
     )
     result.validation_runs = pa.Table.from_pylist(runs, schema=VALIDATION_RUNS.schema)
     return result
+
+
+@dataclass
+class StreamState:
+    """What later batches of a form must know about earlier ones (and about the warehouse)."""
+
+    known: set[tuple[str, str]]  # (submission key, payload hash) of every version held
+    codes: dict[str, str]  # programme code → submission key that registered it
+
+
+def validate_stream(
+    form_id: str,
+    batches: Iterable[list[Submission]],
+    runner: SuiteRunner,
+    *,
+    state: StreamState,
+    batch: str,
+    now: datetime,
+    context: CrossFormContext | None = None,
+) -> Iterator[tuple[ValidatedForm, list[Submission], int]]:
+    """Validate a form's batches as they arrive: (result, new versions, submissions read).
+
+    Versions already held (replayed pages, overlap re-reads) are dropped before validation,
+    and codes registered by earlier batches count for duplicate checks in later ones. Pure:
+    no I/O, so it runs where the data is (the flow's process or a Dask worker)."""
+    spec = FORMS[form_id]
+    for subs in batches:
+        fresh: dict[tuple[str, str], Submission] = {}
+        for s in subs:
+            if (s.key, s.hash) not in state.known:
+                fresh.setdefault((s.key, s.hash), s)
+        new = list(fresh.values())
+        validated = validate_form(form_id, new, runner, batch=batch, now=now,
+                                  existing_codes=state.codes, context=context)  # fmt: skip
+        state.known.update(fresh)
+        if spec.business_key:
+            parent = validated.tables[spec.table]
+            state.codes.update(zip(parent[spec.business_key].to_pylist(),
+                                   parent["submission_key"].to_pylist(), strict=True))  # fmt: skip
+        yield validated, new, len(subs)

@@ -4,7 +4,7 @@ and tombstones for submissions the server no longer has."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,7 +14,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.batch import CrossFormContext, ValidatedForm
+from schemas.batch import CrossFormContext, StreamState, ValidatedForm
 from schemas.records import Submission
 from schemas.registry import FORMS
 from schemas.tables import CLEAN_TABLES, RAW_SUBMISSIONS, SYSTEM_TABLES
@@ -126,22 +126,12 @@ class FormLoader:
         self._known = known_versions(self.tx, self.form_id)
         self._codes = existing_codes(self.tx, self.form_id)
 
-    @property
-    def codes(self) -> dict[str, str]:
-        return self._codes
+    def stream_state(self) -> StreamState:
+        """Versions and codes the warehouse holds, for `schemas.batch.validate_stream`."""
+        return StreamState(set(self._known), dict(self._codes))
 
-    def fresh(self, subs: Iterable[Submission]) -> list[Submission]:
-        """The versions not seen before; replayed pages and re-reads are dropped here."""
-        fresh: dict[tuple[str, str], Submission] = {}
-        count = 0
-        for s in subs:
-            count += 1
-            if (s.key, s.hash) not in self._known:
-                fresh.setdefault((s.key, s.hash), s)
-        self.stats.fetched += count
-        return list(fresh.values())
-
-    def add(self, validated: ValidatedForm, fresh: Sequence[Submission]) -> None:
+    def add(self, validated: ValidatedForm, fresh: Sequence[Submission], fetched: int) -> None:
+        self.stats.fetched += fetched
         if not fresh:
             return
         part = len(self._runs)
@@ -151,7 +141,6 @@ class FormLoader:
             _raw_table(fresh, self.batch, self.now),
             partition=raw_partition(source, self.form_id, self.now),
         )
-        self._known.update((s.key, s.hash) for s in fresh)
         for key in validated.clean_keys | validated.quarantined_keys:
             self._latest[key] = part
         for table, data in validated.tables.items():
@@ -161,16 +150,6 @@ class FormLoader:
         if validated.validation_runs is not None:
             self._runs.append(validated.validation_runs)
         self._drift.extend(validated.drift)
-        spec = FORMS[self.form_id]
-        if spec.business_key:  # later batches must see codes registered by earlier ones
-            parent = validated.tables[spec.table]
-            self._codes.update(
-                zip(
-                    parent[spec.business_key].to_pylist(),
-                    parent["submission_key"].to_pylist(),
-                    strict=True,
-                )
-            )
 
     def finish(self, cursor: tuple[str, Any] | None = None) -> LoadStats:
         touched = set(self._latest)
