@@ -158,6 +158,25 @@ def nightly_cmd(
 
 
 @app.command()
+def report(
+    config: Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")] = None,
+    today: Annotated[str | None, typer.Option(help="Date of the lists, YYYY-MM-DD.")] = None,
+) -> None:
+    """Write the officer deliverables again from the committed marts (and mail them if the
+    config enables it) — without syncing; `nightly` does this at its end."""
+    from flows.nightly import bangkok_today, write_reports
+    from flows.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings(config, require_sources=False)
+    except ConfigError as err:
+        _fail(str(err))
+    day = date.fromisoformat(today) if today else bangkok_today()
+    files = write_reports.fn(settings, day)
+    console.print(f"{len(files)} files in [bold]{files[0].parent if files else '—'}[/]")
+
+
+@app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="SQL over the tables, e.g. 'from alerts limit 5'.")],
     warehouse: WarehouseOpt = Path("data/warehouse"),

@@ -27,7 +27,10 @@ from flows.sources import FormSource, SourceError, discover
 from schemas.batch import CrossFormContext, StreamState, validate_stream
 from schemas.records import Submission
 from schemas.registry import FORMS
+from schemas.tables import CLEAN_TABLES
 from schemas.validation import SuiteRunner
+from warehouse import marts
+from warehouse.deliverables import write_deliverables
 from warehouse.load import (
     FormLoader,
     LoadStats,
@@ -35,8 +38,6 @@ from warehouse.load import (
     open_warehouse,
     tombstone,
 )
-from warehouse.marts import build_alerts, build_otop_readiness
-from warehouse.reports import write_officer_files
 from warehouse.store import Transaction
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
@@ -177,21 +178,20 @@ def build_data_docs(runner: SuiteRunner, settings: Settings, today: date) -> Pat
 
 @task(name="build-marts", cache_policy=NO_CACHE)
 def build_marts(tx: Transaction, settings: Settings, today: date) -> None:
-    tables = {
-        name: tx.read(name)
-        for name in ("households", "sessions", "attendance", "materials", "income_surveys",
-                     "groups", "group_members", "quarantine")
-    }  # fmt: skip
-    tx.replace("alerts", build_alerts(tables, tx.read("alerts"), today, settings.rules))
-    tx.replace("otop_readiness", build_otop_readiness(tables, settings.rules))
+    """Every mart, rebuilt from the clean tables (yesterday's alerts give the lifecycle)."""
+    tables = {name: tx.read(name) for name in [*CLEAN_TABLES, "quarantine"]}
+    built = marts.build_marts(tables, {"alerts": tx.read("alerts")}, today, settings.rules)
+    for name, data in built.items():
+        tx.replace(name, data)
 
 
 @task(name="write-reports", cache_policy=NO_CACHE)
 def write_reports(settings: Settings, today: date) -> list[Path]:
+    """Officer deliverables of the committed marts: XLSX, CSV, phone page, district index."""
     wh = open_warehouse(str(settings.warehouse_path))
-    return write_officer_files(
-        wh.read("alerts"), wh.read("otop_readiness"), settings.reports_path / today.isoformat()
-    )
+    built = {name: wh.read(name) for name in marts.MART_SCHEMAS}
+    return write_deliverables(built, settings.reports_path / today.isoformat(), today,
+                              settings.rules, mail=settings.mail)  # fmt: skip
 
 
 def bangkok_today() -> date:

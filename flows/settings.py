@@ -14,7 +14,8 @@ from typing import Any
 
 from connectors.kobo import KoboServer, SyncPolicy
 from connectors.odk import OdkServer
-from warehouse.marts import AlertRules, Officer
+from warehouse.mailer import MailSettings, mail_settings_from_config
+from warehouse.rules import AlertRules, rules_from_config
 
 DEFAULT_CONFIG = Path(__file__).parent / "default_config.toml"
 
@@ -47,6 +48,7 @@ class Settings:
     sync: SyncPolicy = field(default_factory=SyncPolicy)
     attachments_path: Path | None = None  # set: media files are downloaded there
     workers: int = 1  # >1: forms fetched and validated concurrently on the task runner
+    mail: MailSettings | None = None  # set: officers get their lists by e-mail
 
 
 def _kobo_sources(doc: dict[str, Any]) -> list[KoboSource]:
@@ -110,21 +112,22 @@ def _odk_sources(doc: dict[str, Any]) -> list[OdkSource]:
     return sources
 
 
-def _rules(doc: dict[str, Any]) -> AlertRules:
-    alerts = doc.get("alerts", {})
-    district = doc.get("district", {})
-    return AlertRules(
-        min_attendance=float(alerts.get("min_attendance", 0.8)),
-        materials_within_days=int(alerts.get("materials_within_days", 30)),
-        followup_within_days=int(alerts.get("followup_within_days", 120)),
-        act_within_days=int(alerts.get("act_within_days", 7)),
-        roster=tuple(
-            Officer(o["id"], o["name"], tuple(o["tambons"])) for o in doc.get("officers", [])
-        ),
-        district_officer=Officer(
-            district.get("id", "district"), district.get("name", "สำนักงานพัฒนาชุมชนอำเภอ"), ()
-        ),
-    )
+def _rules(doc: dict[str, Any], base: Path) -> AlertRules:
+    try:
+        return rules_from_config(doc, base)
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"alert settings: {err}") from None
+
+
+def _mail(doc: dict[str, Any]) -> MailSettings | None:
+    section = doc.get("mail", {})
+    if not section.get("enabled"):
+        return None
+    password = os.environ.get(section.get("password_env", "SAMMACHIP_SMTP_PASSWORD"))
+    try:
+        return mail_settings_from_config(section, password)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def load_settings(
@@ -153,7 +156,8 @@ def load_settings(
         reports_path=base / doc.get("reports", {}).get("path", "data/reports"),
         kobo=tuple(sources),
         odk=tuple(odk_sources),
-        rules=_rules(doc),
+        rules=_rules(doc, base),
+        mail=_mail(doc),
         sync=SyncPolicy(**doc.get("sync", {})),
         attachments_path=_attachments_path(doc, base),
         workers=int(doc.get("run", {}).get("workers", 1)),

@@ -1,22 +1,68 @@
 """Marts officers act on, derived from the clean tables with DuckDB (rebuildable at any time).
 
+One SQL file per mart in `warehouse/sql/`, built in this order (later ones read earlier ones):
+- `household_outcomes`: per household, training, materials, baseline and follow-up income;
+- `attendance_monthly`: attendance per village and month (charts);
 - `alerts`: one row per (rule, subject) that needs an officer, with Thai and English reasons,
-  a priority, a due date, the officer who owns the area, and when it was first seen.
-- `otop_readiness`: one row per occupational group with its OTOP checklist and score.
+  a priority, a due date, the owning officer, and its lifecycle (first/last seen, open /
+  snoozed / resolved);
+- `otop_readiness`: one row per occupational group with its OTOP checklist, score and next step;
+- `kpis`: the department's KPIs for the district, each officer's area and each tambon.
 Rows of submissions a reviewer did not approve (or that are deleted) never reach a mart.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from schemas.tables import CLEAN_TABLES, QUARANTINE
+from warehouse import labels
+from warehouse.rules import RULES, AlertRules, Officer, SeasonWindow
+from warehouse.snoozes import load_snoozes
+
 SQL_DIR = Path(__file__).parent / "sql"
-_S, _I, _D = pa.string(), pa.int64(), pa.date32()
+_S, _I, _D, _F, _B = pa.string(), pa.int64(), pa.date32(), pa.float64(), pa.bool_()
+
+HOUSEHOLD_OUTCOMES_SCHEMA = pa.schema(
+    [
+        ("hh_code", _S),
+        ("village_code", _S),
+        ("tambon_code", _S),
+        ("head_name", _S),
+        ("phone", _S),
+        ("occupation", _S),
+        ("sessions_invited", _I),
+        ("sessions_attended", _I),
+        ("absent_last_two", _B),
+        ("first_trained", _D),
+        ("trained", _B),
+        ("first_handout", _D),
+        ("baseline_income", _I),
+        ("followup_date", _D),
+        ("followup_income", _I),
+        ("practising", _B),
+        ("income_change", _F),
+    ]
+)
+
+ATTENDANCE_MONTHLY_SCHEMA = pa.schema(
+    [
+        ("village_code", _S),
+        ("tambon_code", _S),
+        ("month", _D),
+        ("sessions", _I),
+        ("invited", _I),
+        ("present", _I),
+        ("attendance_rate", _F),
+    ]
+)
 
 ALERTS_SCHEMA = pa.schema(
     [
@@ -38,7 +84,10 @@ ALERTS_SCHEMA = pa.schema(
         ("due_date", _D),
         ("first_seen", _D),
         ("last_seen", _D),
-        ("status", _S),
+        ("status", _S),  # open | snoozed | resolved
+        ("resolved_on", _D),
+        ("snoozed_until", _D),
+        ("snooze_note", _S),
     ]
 )
 
@@ -52,106 +101,202 @@ OTOP_SCHEMA = pa.schema(
         ("officer_name", _S),
         ("product_name", _S),
         ("product_type", _S),
+        ("product_type_th", _S),
         ("n_members", _I),
-        ("members_ok", pa.bool_()),
-        ("thai_members_ok", pa.bool_()),
-        ("community_link_ok", pa.bool_()),
-        ("product_type_ok", pa.bool_()),
-        ("standard_ok", pa.bool_()),
-        ("packaging_label_ok", pa.bool_()),
-        ("steady_records_ok", pa.bool_()),
+        ("members_ok", _B),
+        ("thai_members_ok", _B),
+        ("community_link_ok", _B),
+        ("product_type_ok", _B),
+        ("standard_ok", _B),
+        ("packaging_label_ok", _B),
+        ("steady_records_ok", _B),
         ("score", _I),
         ("max_score", _I),
-        ("status", _S),
+        ("status", _S),  # ready | nearly_ready | not_ready
         ("status_th", _S),
         ("missing_th", _S),
         ("missing_en", _S),
+        ("next_step_th", _S),
+        ("next_step_en", _S),
         ("otop_status", _S),
+        ("otop_status_th", _S),
+        ("action_order", _I),
     ]
 )
 
-MART_SCHEMAS: dict[str, pa.Schema] = {"alerts": ALERTS_SCHEMA, "otop_readiness": OTOP_SCHEMA}
+KPIS_SCHEMA = pa.schema(
+    [
+        ("scope", _S),  # district | officer | tambon
+        ("scope_code", _S),
+        ("scope_name", _S),
+        ("kpi_id", _S),
+        ("kpi_th", _S),
+        ("kpi_en", _S),
+        ("value", _F),
+        ("target", _F),
+        ("met", _B),
+        ("n", _I),
+        ("detail_th", _S),
+        ("detail_en", _S),
+        ("as_of", _D),
+    ]
+)
+
+# Build order: a mart may read any mart listed before it.
+MART_SCHEMAS: dict[str, pa.Schema] = {
+    "household_outcomes": HOUSEHOLD_OUTCOMES_SCHEMA,
+    "attendance_monthly": ATTENDANCE_MONTHLY_SCHEMA,
+    "alerts": ALERTS_SCHEMA,
+    "otop_readiness": OTOP_SCHEMA,
+    "kpis": KPIS_SCHEMA,
+}
 
 
-@dataclass(frozen=True)
-class Officer:
-    officer_id: str
-    name: str
-    tambons: tuple[str, ...]
+def build_marts(
+    tables: Mapping[str, pa.Table],
+    previous: Mapping[str, pa.Table],
+    today: date,
+    rules: AlertRules | None = None,
+) -> dict[str, pa.Table]:
+    """Every mart as of `today`; `previous` holds yesterday's marts (only `alerts` is read,
+    for the lifecycle). Missing tables count as empty."""
+    rules = rules or AlertRules()
+    con = _connect(tables, rules)
+    con.register("previous_alerts", conform(previous.get("alerts"), ALERTS_SCHEMA))
+    con.register("snoozes", load_snoozes(rules.snooze_file).table)
+    params = _params(rules, today)
+    marts: dict[str, pa.Table] = {}
+    for name, schema in MART_SCHEMAS.items():
+        sql = (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+        used = {k: params[k] for k in dict.fromkeys(re.findall(r"\$(\w+)", sql))}
+        result = con.sql(sql, params=used).to_arrow_table()
+        marts[name] = result.select(schema.names).cast(schema)
+        con.register(name, marts[name])
+    return marts
 
 
-@dataclass(frozen=True)
-class AlertRules:
-    """Thresholds of the first-cut rules (config: `[alerts]`)."""
+def conform(data: pa.Table | None, schema: pa.Schema) -> pa.Table:
+    """`data` with exactly `schema`'s columns: a mart written by an older version lacks the
+    newer columns, which read as empty."""
+    if data is None or data.num_rows == 0:
+        return schema.empty_table()
+    columns = [
+        data[f.name].cast(f.type) if f.name in data.schema.names else pa.nulls(len(data), f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
-    min_attendance: float = 0.8
-    materials_within_days: int = 30  # trained → materials
-    followup_within_days: int = 120  # materials → follow-up income survey
-    act_within_days: int = 7  # due date = today + this
-    roster: tuple[Officer, ...] = field(default_factory=tuple)
-    district_officer: Officer = Officer("district", "สำนักงานพัฒนาชุมชนอำเภอ", ())
+
+# ---- the DuckDB session the SQL files run in ------------------------------------------------
+
+
+def _params(rules: AlertRules, today: date) -> dict[str, Any]:
+    return {
+        "today": today,
+        "min_attendance": rules.min_attendance,
+        "materials_days": rules.materials_within_days,
+        "followup_days": rules.followup_within_days,
+        "act_days": rules.act_within_days,
+        "upcoming_days": rules.upcoming_within_days,
+        "lead_days": rules.contact_lead_days,
+        "season_recent_days": rules.season_recent_days,
+        "min_income_change": rules.min_income_change,
+        "group_days": rules.group_within_days,
+        "keep_resolved_days": rules.keep_resolved_days,
+        "district_id": rules.district_officer.officer_id,
+        "district_name": rules.district_officer.name,
+        "min_members": rules.otop.min_members,
+        "min_months": rules.otop.min_months_recorded,
+        "nearly_missing": rules.otop.nearly_ready_missing,
+        "target_practising": rules.kpi.practising_share,
+        "target_income": rules.kpi.income_change,
+        "target_groups": rules.kpi.group_village_share,
+    }
+
+
+def _connect(tables: Mapping[str, pa.Table], rules: AlertRules) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'Asia/Bangkok'")  # submission dates as officers saw them
+    specs = {**{n: s.schema for n, s in CLEAN_TABLES.items()}, "quarantine": QUARANTINE.schema}
+    for name, schema in specs.items():  # a missing table or column reads as empty
+        con.register(f"{name}_all", conform(tables.get(name), schema))
+    # Marts see only live, not-rejected submissions: review status is a column, never a delete.
+    for name, spec in CLEAN_TABLES.items():
+        if spec.parent is None:
+            con.execute(f"""CREATE VIEW {name} AS SELECT * FROM {name}_all
+                WHERE deleted_at IS NULL
+                  AND coalesce(review_status, '') NOT IN ('not_approved', 'rejected')""")
+        else:
+            con.execute(f"""CREATE VIEW {name} AS SELECT c.* FROM {name}_all c
+                SEMI JOIN {spec.parent} p ON p.submission_key = c.submission_key""")
+    con.register("roster", _roster_table(rules))
+    con.register("season_windows", _season_table(rules))
+    con.register("rule_labels", pa.Table.from_pylist([r._asdict() for r in RULES]))
+    _label_functions(con)
+    return con
 
 
 def _roster_table(rules: AlertRules) -> pa.Table:
+    owner: dict[str, Officer] = {}
+    for officer in rules.roster:
+        for tambon in officer.tambons:
+            owner.setdefault(tambon, officer)  # a tambon listed twice: the first officer owns it
     rows = [
         {"tambon_code": t, "officer_id": o.officer_id, "officer_name": o.name}
-        for o in rules.roster
-        for t in o.tambons
+        for t, o in owner.items()
     ]
     return pa.Table.from_pylist(
         rows, schema=pa.schema([("tambon_code", _S), ("officer_id", _S), ("officer_name", _S)])
     )
 
 
-def _connect(tables: dict[str, pa.Table], rules: AlertRules) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    for name, data in tables.items():
-        con.register(f"{name}_all", data)
-    con.register("roster", _roster_table(rules))
-    # Marts see only live, not-rejected submissions: review status is a column, never a delete.
-    for name in tables:
-        if "review_status" in tables[name].schema.names:
-            con.execute(f"""CREATE VIEW {name} AS SELECT * FROM {name}_all
-                WHERE deleted_at IS NULL
-                  AND coalesce(review_status, '') NOT IN ('not_approved', 'rejected')""")
-    for child, parent in (
-        ("attendance", "sessions"),
-        ("material_items", "materials"),
-        ("group_members", "groups"),
-    ):
-        if child in tables:
-            con.execute(f"""CREATE VIEW {child} AS SELECT c.* FROM {child}_all c
-                SEMI JOIN {parent} p ON p.submission_key = c.submission_key""")
-    return con
+def _season_rows(province: str, windows: tuple[SeasonWindow, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "province_code": province,
+            "season": w.season,
+            "name_th": w.name_th,
+            "name_en": w.name_en,
+            "start_md": w.start[0] * 100 + w.start[1],
+            "end_md": w.end[0] * 100 + w.end[1],
+        }
+        for w in windows
+    ]
 
 
-def build_alerts(
-    tables: dict[str, pa.Table], previous: pa.Table | None, today: date, rules: AlertRules
-) -> pa.Table:
-    """Evaluate every rule as of `today`; carry `first_seen` over from yesterday's mart."""
-    con = _connect(tables, rules)
-    con.register(
-        "previous_alerts",
-        previous if previous is not None and previous.num_rows else ALERTS_SCHEMA.empty_table(),
+def _season_table(rules: AlertRules) -> pa.Table:
+    """'*' rows: the default calendar; other rows: provinces with a calendar of their own."""
+    rows = _season_rows("*", rules.seasons)
+    for province, windows in rules.province_seasons:
+        rows += _season_rows(province, windows)
+    schema = pa.schema(
+        [("province_code", _S), ("season", _S), ("name_th", _S), ("name_en", _S),
+         ("start_md", _I), ("end_md", _I)]
+    )  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _case_macro(name: str, mapping: Mapping[str, str], fallback: str) -> str:
+    def q(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    whens = " ".join(f"WHEN {q(k)} THEN {q(v)}" for k, v in mapping.items())
+    return f"CREATE MACRO {name}(x) AS CASE x {whens} ELSE {fallback} END"
+
+
+def _label_functions(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "CREATE MACRO be_date(d) AS strftime(d, '%d/%m/') || CAST(year(d) + 543 AS VARCHAR)"
     )
-    sql = (SQL_DIR / "alerts.sql").read_text(encoding="utf-8")
-    params = {
-        "today": today,
-        "min_attendance": rules.min_attendance,
-        "materials_days": rules.materials_within_days,
-        "followup_days": rules.followup_within_days,
-        "act_days": rules.act_within_days,
-        "district_id": rules.district_officer.officer_id,
-        "district_name": rules.district_officer.name,
+    con.execute(_case_macro("activity_th", labels.ACTIVITY_TH, "'กิจกรรม'"))
+    con.execute(_case_macro("occupation_th", labels.OCCUPATION_TH, "x"))
+    con.execute(_case_macro("otop_type_th", labels.OTOP_TYPE_TH, "x"))
+    con.execute(_case_macro("otop_status_th", labels.OTOP_STATUS_TH, "x"))
+    con.execute(_case_macro("readiness_th", labels.READINESS_TH, "x"))
+    udfs: dict[str, Callable[[str | None], str | None]] = {
+        "village_th": labels.village_label,
+        "tambon_th": labels.tambon_label,
     }
-    return con.sql(sql, params=params).to_arrow_table().cast(ALERTS_SCHEMA)
-
-
-def build_otop_readiness(tables: dict[str, pa.Table], rules: AlertRules) -> pa.Table:
-    con = _connect(tables, rules)
-    sql = (SQL_DIR / "otop_readiness.sql").read_text(encoding="utf-8")
-    params = {
-        "district_id": rules.district_officer.officer_id,
-        "district_name": rules.district_officer.name,
-    }
-    return con.sql(sql, params=params).to_arrow_table().cast(OTOP_SCHEMA)
+    for name, fn in udfs.items():
+        con.create_function(name, fn, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
+                            null_handling="special")  # fmt: skip

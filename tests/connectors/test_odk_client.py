@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.retry import TransientError
 from connectors.odk import OdkClient, OdkError, OdkServer, odata_time, to_submission
+from connectors.retry import TransientError
 from connectors.simulators.faults import Fault
 from connectors.simulators.odk import OdkStore, serve_odk, xlsform_definition
 from schemas.registry import FORMS

@@ -181,7 +181,8 @@ def test_a_review_rejection_keeps_the_row_but_leaves_the_marts(runs: Runs) -> No
     assert warehouse_sql(runs, f"select review_status from households where hh_code = '{hh}'") == [
         ("not_approved",)
     ]
-    assert warehouse_sql(runs, f"select count(*) from alerts where subject_id = '{hh}'") == [(0,)]
+    open_alerts = f"select count(*) from alerts where subject_id = '{hh}' and status = 'open'"
+    assert warehouse_sql(runs, open_alerts) == [(0,)]
 
 
 def test_reconcile_catches_old_edits_and_tombstones_deletions(runs: Runs) -> None:

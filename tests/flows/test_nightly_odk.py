@@ -81,7 +81,9 @@ def test_edits_reviews_and_deletions_reach_the_warehouse(odk_run: OdkRun) -> Non
     assert odk_run.sql(
         f"select review_status from households where submission_id = '{rejected}'"
     ) == [("rejected",)]
-    assert odk_run.sql(f"select count(*) from alerts where subject_id = '{rejected_hh}'") == [(0,)]
+    assert odk_run.sql(
+        f"select count(*) from alerts where subject_id = '{rejected_hh}' and status = 'open'"
+    ) == [(0,)]
     assert reconcile(workdir=str(odk_run.workdir), today=TODAY)
     assert odk_run.sql(
         f"select deleted_at is not null from households where submission_id = '{deleted}'"

@@ -1,19 +1,19 @@
-"""Officer CSV files: Excel-ready Thai, inert cells, one list per officer."""
+"""Officer CSV files: Excel-ready Thai, inert cells, one set of lists per officer."""
 
 from __future__ import annotations
 
 import csv
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 
-import pyarrow as pa
 import pytest
 
-from warehouse.marts import ALERTS_SCHEMA, OTOP_SCHEMA
-from warehouse.reports import safe_cell, write_officer_files
+from warehouse.cells import redact_ids
+from warehouse.reports import safe_cell
 
 
-def alert(officer: str, name: str) -> dict[str, object]:
+def alert(officer: str, name: str, status: str = "open") -> dict[str, object]:
     return {
         "alert_id": f"R03:{name}",
         "rule_id": "R03_LOW_ATTENDANCE",
@@ -26,8 +26,13 @@ def alert(officer: str, name: str) -> dict[str, object]:
         "reason_th": "เข้าร่วม 1 จาก 3 ครั้ง",
         "due_date": date(2026, 3, 8),
         "first_seen": date(2026, 3, 1),
-        "status": "open",
+        "status": status,
     }
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        return list(csv.reader(f))
 
 
 @pytest.mark.parametrize(
@@ -41,23 +46,34 @@ def test_numbers_and_dates_are_written_as_officers_read_them() -> None:
     assert safe_cell(-250) == "-250"
     assert safe_cell(date(2025, 11, 20)) == "20/11/2568"  # Buddhist Era
     assert safe_cell(None) == ""
+    assert safe_cell(True) == "✓ ผ่าน"
 
 
-def test_each_officer_gets_a_bom_csv_with_thai_headers(tmp_path: Path) -> None:
-    alerts = pa.Table.from_pylist(
-        [alert("off01", "สมศรี"), alert("off02", "=cmd()")], schema=ALERTS_SCHEMA
+@pytest.mark.parametrize("written", ["3100600445635", "3-1006-00445-63-5", "3 1006 00445 63 5"])
+def test_a_national_id_never_appears_whole(written: str) -> None:
+    assert redact_ids(f"เลขบัตร {written} ผิด") == "เลขบัตร x-xxxx-xxxx5-63-5 ผิด"
+    assert redact_ids("โทร 0812345678, ครัวเรือน 34140105-07") == (
+        "โทร 0812345678, ครัวเรือน 34140105-07"  # phones and codes are not IDs
     )
-    files = write_officer_files(alerts, OTOP_SCHEMA.empty_table(), tmp_path)
-    assert sorted(f.name for f in files) == [
-        "off01_alerts.csv",
-        "off01_otop.csv",
-        "off02_alerts.csv",
-        "off02_otop.csv",
-    ]
-    raw = (tmp_path / "off01_alerts.csv").read_bytes()
-    assert raw.startswith(b"\xef\xbb\xbf")  # the BOM Excel needs to read UTF-8
-    with open(tmp_path / "off02_alerts.csv", encoding="utf-8-sig", newline="") as f:
-        header, row = list(csv.reader(f))
-    assert header[1] == "เรื่อง (issue)"
-    assert row[3] == "'=cmd()"
-    assert row[-1] == "ยังไม่ดำเนินการ"
+
+
+def test_the_deliverable_csvs_are_the_three_lists(report_dir: Path) -> None:
+    new = read_csv(report_dir / "off01_new.csv")
+    open_ = read_csv(report_dir / "off01_alerts.csv")
+    otop = read_csv(report_dir / "off01_otop.csv")
+    assert all((report_dir / f).read_bytes().startswith(b"\xef\xbb\xbf") for f in
+               ("off01_new.csv", "off01_alerts.csv", "off01_otop.csv"))  # fmt: skip
+    assert 0 < len(new) < len(open_)  # new today is a part of all open
+    assert otop[0][:2] == ["รหัสกลุ่ม (group)", "ชื่อกลุ่ม (name)"]
+    assert read_csv(report_dir / "district_kpis.csv")[0][1] == "ตัวชี้วัด (indicator)"
+
+
+def test_hostile_text_comes_out_inert_in_every_csv(
+    report_dir: Path, hostile: SimpleNamespace
+) -> None:
+    cells = [c for f in report_dir.glob("*.csv") for row in read_csv(f) for c in row]
+    assert "'" + hostile.formula in cells and "'" + hostile.pipe in cells
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t")]
+    assert hostile.script in cells  # plain text in a CSV; the HTML writer escapes it
+    assert not [c for c in cells if hostile.national_id in c]
+    assert [c for c in cells if "x-xxxx-xxxx5-63-5" in c]  # the quarantine reason, masked

@@ -1,110 +1,286 @@
--- Follow-up alerts as of $today. Each rule yields (rule, subject, area, reasons);
--- the tail assigns the officer who covers the tambon and keeps first_seen from yesterday.
-WITH held AS (
-    SELECT s.session_code, s.held_date, a.hh_code, a.present
-    FROM sessions s JOIN attendance a USING (submission_key)
-    WHERE s.held_date IS NOT NULL AND s.held_date <= $today AND a.present IS NOT NULL
+-- Follow-up alerts as of $today, with their lifecycle.
+-- Each rule yields (rule, subject, area, reasons, own due date if it has one); the tail keeps
+-- first_seen from yesterday's mart, applies the officers' snoozes, marks what cleared as
+-- resolved (kept $keep_resolved_days days), and assigns the officer who covers the tambon.
+WITH upcoming AS (
+    -- not held yet (a held_date in the future is a plan too)
+    SELECT s.submission_key, s.session_code, s.village_code, s.planned_date, s.activity_type
+    FROM sessions s
+    WHERE (s.held_date IS NULL OR s.held_date > $today)
+      AND s.planned_date BETWEEN $today AND $today + $upcoming_days
 ),
-attendance_per_hh AS (
-    SELECT hh_code,
-           count(*) AS invited,
-           count(*) FILTER (WHERE present) AS attended,
-           list(present ORDER BY held_date DESC, session_code DESC)[1:2] AS last_two
-    FROM held GROUP BY hh_code
+invited AS (
+    SELECT u.*, a.hh_code FROM upcoming u JOIN attendance a USING (submission_key)
+    SEMI JOIN household_outcomes o ON o.hh_code = a.hh_code  -- registered households only
+    UNION ALL
+    -- a plan without an invitation list: every household of the village
+    SELECT u.*, o.hh_code FROM upcoming u JOIN household_outcomes o USING (village_code)
+    WHERE NOT EXISTS (SELECT 1 FROM attendance a WHERE a.submission_key = u.submission_key)
 ),
-trained AS (
-    SELECT hh_code, min(held_date) AS first_trained FROM held WHERE present GROUP BY hh_code
+sages_latest AS (
+    SELECT * FROM sages
+    QUALIFY row_number() OVER (PARTITION BY sage_code ORDER BY submitted_at DESC NULLS LAST) = 1
 ),
-handed_out AS (
-    SELECT hh_code, min(handout_date) AS first_handout
-    FROM materials WHERE handout_date IS NOT NULL GROUP BY hh_code
+turnout AS (
+    SELECT submission_key, count(*) AS invited, count(*) FILTER (WHERE present) AS present
+    FROM attendance GROUP BY submission_key
+),
+session_days AS (
+    SELECT s.*, coalesce(s.held_date, s.planned_date) AS on_day,
+           s.held_date IS NOT NULL AND s.held_date <= $today AS held
+    FROM sessions s
+    WHERE ((s.held_date IS NULL OR s.held_date > $today) AND s.planned_date >= $today)
+       OR s.held_date BETWEEN $today - $season_recent_days AND $today
+),
+in_season AS (
+    SELECT d.*, w.name_th AS season_th, w.name_en AS season_en
+    FROM session_days d JOIN season_windows w
+      ON w.province_code = CASE
+             WHEN left(d.village_code, 2) IN (SELECT province_code FROM season_windows)
+             THEN left(d.village_code, 2) ELSE '*' END
+    WHERE CASE WHEN w.start_md <= w.end_md
+               THEN month(d.on_day) * 100 + day(d.on_day) BETWEEN w.start_md AND w.end_md
+               ELSE month(d.on_day) * 100 + day(d.on_day) >= w.start_md
+                 OR month(d.on_day) * 100 + day(d.on_day) <= w.end_md END
+    QUALIFY row_number() OVER (PARTITION BY d.session_code ORDER BY w.start_md) = 1
+),
+outcome_checks AS (
+    SELECT o.*,
+           coalesce(o.income_change <= $min_income_change, false) AS income_not_up
+    FROM household_outcomes o
+    WHERE o.followup_date IS NOT NULL
+),
+village_training AS (
+    SELECT village_code, min(first_trained) AS first_trained, count(*) AS n_trained
+    FROM household_outcomes WHERE trained GROUP BY village_code
+),
+sage_sessions AS (
+    SELECT d.sage_code, d.session_code, d.village_code, d.on_day, d.held,
+           NOT d.held AND d.on_day >= $today AS to_come,
+           g.sage_code IS NULL AS unknown, g.name, g.phone, g.village_code AS sage_village,
+           coalesce(g.trained_trainer, false) AS trained_trainer, g.trainer_course_date
+    FROM (SELECT s.*, coalesce(s.held_date, s.planned_date) AS on_day,
+                 s.held_date IS NOT NULL AND s.held_date <= $today AS held
+          FROM sessions s WHERE s.sage_code IS NOT NULL) d
+    LEFT JOIN sages_latest g USING (sage_code)
+    WHERE d.on_day IS NOT NULL
+),
+sage_flags AS (
+    -- not trained at all (or not in the registry), or trained only after a session to come
+    SELECT * FROM sage_sessions
+    WHERE unknown OR NOT trained_trainer OR (to_come AND trainer_course_date > on_day)
 ),
 found AS (
-    SELECT 'R03_LOW_ATTENDANCE' AS rule_id, 'household' AS subject_type, hh_code AS subject_id,
-           2 AS priority,
-           CASE WHEN len(last_two) = 2 AND NOT last_two[1] AND NOT last_two[2]
-                THEN 'ขาดการอบรม 2 ครั้งติดต่อกัน; ' ELSE '' END
-             || 'เข้าร่วม ' || attended || ' จาก ' || invited || ' ครั้ง ('
-             || round(100.0 * attended / invited)::INT || '%)' AS reason_th,
-           CASE WHEN len(last_two) = 2 AND NOT last_two[1] AND NOT last_two[2]
-                THEN 'absent from the last two sessions; ' ELSE '' END
-             || 'attended ' || attended || ' of ' || invited || ' sessions ('
-             || round(100.0 * attended / invited)::INT || '%)' AS reason_en
-    FROM attendance_per_hh
-    WHERE invited >= 2
-      AND (attended < $min_attendance * invited
-           OR (len(last_two) = 2 AND NOT last_two[1] AND NOT last_two[2]))
+    SELECT 'R01_CONTACT_BEFORE_SESSION' AS rule_id, 'household' AS subject_type,
+           i.session_code || '/' || i.hh_code AS subject_id, i.hh_code,
+           NULL AS subject_name, NULL AS phone, i.village_code,
+           CASE WHEN i.planned_date - $today <= $lead_days THEN 1 ELSE 2 END AS priority,
+           greatest($today, i.planned_date - $lead_days) AS rule_due,
+           'แจ้งนัด' || activity_th(i.activity_type) || ' ' || i.session_code || ' วันที่ '
+             || be_date(i.planned_date) || ' (อีก ' || (i.planned_date - $today) || ' วัน; แจ้งล่วงหน้า'
+             || 'อย่างน้อย ' || $lead_days || ' วัน)' AS reason_th,
+           'tell the household about ' || coalesce(i.activity_type, 'activity') || ' '
+             || i.session_code || ' on ' || i.planned_date || ' (in '
+             || (i.planned_date - $today) || ' days; at least ' || $lead_days
+             || ' days ahead)' AS reason_en
+    FROM invited i
 
     UNION ALL
-    SELECT 'R04_TRAINED_NO_MATERIALS', 'household', t.hh_code, 2,
-           'ผ่านการอบรมเมื่อ ' || strftime(t.first_trained, '%d/%m/') || (year(t.first_trained) + 543)
+    SELECT 'R02_SESSION_IN_FARM_SEASON', 'session', x.session_code, NULL,
+           activity_th(x.activity_type) || coalesce(' ' || occupation_th(x.occupation), ''),
+           g.phone, x.village_code,
+           CASE WHEN x.held THEN 3 ELSE 2 END,
+           CASE WHEN NOT x.held THEN greatest($today, x.on_day - $lead_days) END,
+           CASE WHEN x.held
+                THEN 'จัดเมื่อ ' || be_date(x.on_day) || ' ใน' || x.season_th || ' มาร่วม '
+                     || coalesce(t.present, 0) || ' จาก ' || coalesce(t.invited, 0)
+                     || ' ครัวเรือน: ตรวจสอบผู้ขาดและพิจารณาจัดซ่อม'
+                ELSE 'วางแผนจัดวันที่ ' || be_date(x.on_day) || ' ตรงกับ' || x.season_th
+                     || ' ชาวบ้านอาจไม่ว่าง: พิจารณาเลื่อนวัน' END,
+           CASE WHEN x.held
+                THEN 'held on ' || x.on_day || ' in the ' || x.season_en || ' season; '
+                     || coalesce(t.present, 0) || ' of ' || coalesce(t.invited, 0)
+                     || ' households came: check absentees, consider a make-up session'
+                ELSE 'planned on ' || x.on_day || ' in the ' || x.season_en
+                     || ' season: consider moving it' END
+    FROM in_season x
+    LEFT JOIN sages_latest g ON g.sage_code = x.sage_code
+    LEFT JOIN turnout t ON t.submission_key = x.submission_key
+
+    UNION ALL
+    SELECT 'R03_LOW_ATTENDANCE', 'household', o.hh_code, o.hh_code, NULL, NULL, o.village_code,
+           2, NULL,
+           CASE WHEN o.absent_last_two THEN 'ขาดการอบรม 2 ครั้งติดต่อกัน; ' ELSE '' END
+             || 'เข้าร่วม ' || o.sessions_attended || ' จาก ' || o.sessions_invited || ' ครั้ง ('
+             || round(100.0 * o.sessions_attended / o.sessions_invited)::INT || '%)',
+           CASE WHEN o.absent_last_two THEN 'absent from the last two sessions; ' ELSE '' END
+             || 'attended ' || o.sessions_attended || ' of ' || o.sessions_invited
+             || ' sessions (' || round(100.0 * o.sessions_attended / o.sessions_invited)::INT
+             || '%)'
+    FROM household_outcomes o
+    WHERE o.sessions_invited >= 2
+      AND (o.sessions_attended < $min_attendance * o.sessions_invited OR o.absent_last_two)
+
+    UNION ALL
+    SELECT 'R04_TRAINED_NO_MATERIALS', 'household', o.hh_code, o.hh_code, NULL, NULL,
+           o.village_code, 2, NULL,
+           'ผ่านการอบรมเมื่อ ' || be_date(o.first_trained)
              || ' แต่ยังไม่ได้รับวัสดุอุปกรณ์ (เกิน ' || $materials_days || ' วัน)',
-           'trained on ' || t.first_trained || ' but no materials after '
+           'trained on ' || o.first_trained || ' but no materials after '
              || $materials_days || ' days'
-    FROM trained t
-    WHERE t.first_trained + $materials_days < $today
-      AND NOT EXISTS (SELECT 1 FROM materials m WHERE m.hh_code = t.hh_code)
+    FROM household_outcomes o
+    WHERE o.first_trained + $materials_days < $today
+      AND NOT EXISTS (SELECT 1 FROM materials m WHERE m.hh_code = o.hh_code)
 
     UNION ALL
-    SELECT 'R05_NO_FOLLOWUP_INCOME', 'household', g.hh_code, 3,
-           'ได้รับวัสดุเมื่อ ' || strftime(g.first_handout, '%d/%m/') || (year(g.first_handout) + 543)
+    SELECT 'R05_NO_FOLLOWUP_INCOME', 'household', o.hh_code, o.hh_code, NULL, NULL,
+           o.village_code, 3, NULL,
+           'ได้รับวัสดุเมื่อ ' || be_date(o.first_handout)
              || ' แต่ยังไม่มีการสำรวจรายได้ติดตามผล (เกิน ' || $followup_days || ' วัน)',
-           'materials received on ' || g.first_handout || ' but no follow-up income survey after '
-             || $followup_days || ' days'
-    FROM handed_out g
-    WHERE g.first_handout + $followup_days < $today
+           'materials received on ' || o.first_handout
+             || ' but no follow-up income survey after ' || $followup_days || ' days'
+    FROM household_outcomes o
+    WHERE o.first_handout + $followup_days < $today
       AND NOT EXISTS (
           SELECT 1 FROM income_surveys i
-          WHERE i.hh_code = g.hh_code AND i.round = 'followup' AND i.survey_date >= g.first_handout)
-),
-household_alerts AS (
-    SELECT f.*, h.head_name AS subject_name, h.phone,
-           coalesce(h.village_code, split_part(f.subject_id, '-', 1)) AS village_code
-    FROM found f JOIN households h ON h.hh_code = f.subject_id  -- live, approved targets only
-),
-data_to_fix AS (
-    SELECT 'R09_DATA_TO_FIX' AS rule_id, 'submission' AS subject_type,
-           form_id || ':' || coalesce(business_key, submission_id) AS subject_id, 1 AS priority,
-           'แบบ ' || form_id || ' ส่งเมื่อ ' || strftime(min(submitted_at), '%d/%m/')
-             || (year(min(submitted_at)) + 543)
-             || ' (รหัสส่ง ' || submission_id || '): '
-             || string_agg(DISTINCT reason_th, '; ' ORDER BY reason_th) AS reason_th,
-           'form ' || form_id || ' submitted ' || strftime(min(submitted_at), '%Y-%m-%d')
-             || ' (submission ' || submission_id || '): '
-             || string_agg(DISTINCT reason_en, '; ' ORDER BY reason_en) AS reason_en,
-           NULL AS subject_name, NULL AS phone, any_value(village_code) AS village_code
+          WHERE i.hh_code = o.hh_code AND i.round = 'followup'
+            AND i.survey_date >= o.first_handout)
+
+    UNION ALL
+    SELECT 'R06_OUTCOME_BELOW_TARGET', 'household', o.hh_code, o.hh_code, NULL, NULL,
+           o.village_code, 2, NULL,
+           concat_ws('; ',
+               CASE WHEN o.practising = false THEN 'ไม่ได้ประกอบอาชีพที่อบรม (สำรวจเมื่อ '
+                    || be_date(o.followup_date) || ')' END,
+               CASE WHEN o.income_not_up THEN 'รายได้ครัวเรือน '
+                    || format('{:,}', o.baseline_income) || ' → '
+                    || format('{:,}', o.followup_income) || ' บาท/เดือน ('
+                    || format('{:+.1f}%', 100 * o.income_change) || ') ไม่เพิ่มขึ้น' END),
+           concat_ws('; ',
+               CASE WHEN o.practising = false THEN 'not practising the occupation (survey '
+                    || o.followup_date || ')' END,
+               CASE WHEN o.income_not_up THEN 'household income '
+                    || format('{:,}', o.baseline_income) || ' → '
+                    || format('{:,}', o.followup_income) || ' THB/month ('
+                    || format('{:+.1f}%', 100 * o.income_change) || ') not up' END)
+    FROM outcome_checks o
+    WHERE o.practising = false OR o.income_not_up
+
+    UNION ALL
+    SELECT 'R07_VILLAGE_NO_GROUP', 'village', v.village_code, NULL,
+           village_th(v.village_code), NULL, v.village_code, 3, NULL,
+           'ครัวเรือนผ่านการอบรม ' || v.n_trained || ' ครัวเรือน ตั้งแต่ '
+             || be_date(v.first_trained) || ' แต่ยังไม่มีกลุ่มอาชีพ (เกิน '
+             || $group_days || ' วัน)',
+           v.n_trained || ' households trained since ' || v.first_trained
+             || ' but no occupational group after ' || $group_days || ' days'
+    FROM village_training v
+    WHERE v.first_trained + $group_days < $today
+      AND NOT EXISTS (SELECT 1 FROM groups g WHERE g.village_code = v.village_code)
+      AND NOT EXISTS (
+          SELECT 1 FROM group_members gm JOIN household_outcomes o USING (hh_code)
+          WHERE o.village_code = v.village_code AND o.trained)
+
+    UNION ALL
+    SELECT 'R08_SAGE_NOT_TRAINER', 'sage', f.sage_code, NULL,
+           any_value(f.name), any_value(f.phone),
+           coalesce(any_value(f.sage_village), min(f.village_code)),
+           CASE WHEN min(f.on_day) FILTER (WHERE f.to_come) <= $today + $upcoming_days
+                THEN 1 ELSE 2 END,
+           CASE WHEN bool_or(f.to_come)
+                THEN greatest($today, min(f.on_day) FILTER (WHERE f.to_come) - $lead_days) END,
+           CASE WHEN bool_or(f.unknown) THEN 'ไม่พบข้อมูลปราชญ์ในทะเบียน'
+                WHEN NOT bool_or(f.trained_trainer) THEN 'ยังไม่ผ่านการอบรมวิทยากร'
+                ELSE 'อบรมวิทยากรเมื่อ ' || be_date(any_value(f.trainer_course_date))
+                     || ' หลังวันสอน' END
+             || CASE WHEN bool_or(f.held) THEN '; สอนไปแล้ว '
+                     || count(*) FILTER (WHERE f.held) || ' ครั้ง' ELSE '' END
+             || CASE WHEN bool_or(f.to_come) THEN '; กำหนดสอนอีก '
+                     || count(*) FILTER (WHERE f.to_come) || ' ครั้ง ครั้งถัดไป '
+                     || be_date(min(f.on_day) FILTER (WHERE f.to_come)) ELSE '' END,
+           CASE WHEN bool_or(f.unknown) THEN 'sage not in the registry'
+                WHEN NOT bool_or(f.trained_trainer) THEN 'not trained as a trainer'
+                ELSE 'trainer course on ' || any_value(f.trainer_course_date)
+                     || ', after a session' END
+             || CASE WHEN bool_or(f.held) THEN '; taught '
+                     || count(*) FILTER (WHERE f.held) || ' sessions' ELSE '' END
+             || CASE WHEN bool_or(f.to_come) THEN '; ' || count(*) FILTER (WHERE f.to_come)
+                     || ' to come, next on ' || min(f.on_day) FILTER (WHERE f.to_come)
+                ELSE '' END
+    FROM sage_flags f
+    GROUP BY f.sage_code
+
+    UNION ALL
+    SELECT 'R09_DATA_TO_FIX', 'submission',
+           form_id || ':' || coalesce(business_key, submission_id), NULL, NULL, NULL,
+           any_value(village_code), 1, NULL,
+           -- concat: a missing part leaves a gap, never an empty reason
+           concat('แบบ ', form_id, ' ส่งเมื่อ ' || be_date(min(submitted_at)::DATE),
+                  ' (รหัสส่ง ', submission_id, '): ',
+                  string_agg(DISTINCT reason_th, '; ' ORDER BY reason_th)),
+           concat('form ', form_id, ' submitted ' || strftime(min(submitted_at), '%Y-%m-%d'),
+                  ' (submission ', submission_id, '): ',
+                  string_agg(DISTINCT reason_en, '; ' ORDER BY reason_en))
     FROM quarantine_all
     GROUP BY form_id, business_key, submission_id
 ),
-everything AS (
-    SELECT * FROM household_alerts
+current AS (
+    SELECT f.rule_id || ':' || f.subject_id AS alert_id, f.rule_id, l.rule_th, l.rule_en,
+           f.priority, f.subject_type, f.subject_id,
+           coalesce(f.subject_name, o.head_name) AS subject_name,
+           coalesce(f.phone, o.phone) AS phone,
+           coalesce(f.village_code, o.village_code) AS village_code,
+           f.reason_th, f.reason_en, f.rule_due
+    FROM found f
+    JOIN rule_labels l USING (rule_id)
+    LEFT JOIN household_outcomes o ON o.hh_code = f.hh_code
+    QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY f.priority, f.rule_due) = 1
+),
+prev AS (
+    SELECT * FROM previous_alerts
+    QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY last_seen DESC NULLS LAST) = 1
+),
+snoozed AS (
+    SELECT alert_id, max(until) AS until, arg_max(note, until) AS note
+    FROM snoozes GROUP BY alert_id HAVING max(until) > $today
+),
+still_open AS (
+    -- a resolved alert that fires again starts afresh
+    SELECT c.*,
+           CASE WHEN p.status IN ('open', 'snoozed') THEN p.first_seen ELSE $today END
+             AS first_seen,
+           $today AS last_seen,
+           CASE WHEN z.until IS NULL THEN 'open' ELSE 'snoozed' END AS status,
+           NULL::DATE AS resolved_on,
+           z.until AS snoozed_until,
+           z.note AS snooze_note
+    FROM current c
+    LEFT JOIN prev p USING (alert_id)
+    LEFT JOIN snoozed z USING (alert_id)
+),
+resolved AS (
+    SELECT p.alert_id, p.rule_id, p.rule_th, p.rule_en, p.priority, p.subject_type,
+           p.subject_id, p.subject_name, p.phone, p.village_code, p.reason_th, p.reason_en,
+           p.due_date AS rule_due, p.first_seen, p.last_seen, 'resolved' AS status,
+           CASE WHEN p.status = 'resolved' THEN coalesce(p.resolved_on, $today) ELSE $today END
+             AS resolved_on,
+           NULL::DATE AS snoozed_until, NULL AS snooze_note
+    FROM prev p
+    WHERE NOT EXISTS (SELECT 1 FROM current c WHERE c.alert_id = p.alert_id)
+),
+lifecycle AS (
+    SELECT * FROM still_open
     UNION ALL BY NAME
-    SELECT * FROM data_to_fix
+    SELECT * FROM resolved WHERE resolved_on + $keep_resolved_days >= $today
 )
-SELECT e.rule_id || ':' || e.subject_id AS alert_id,
-       e.rule_id,
-       CASE e.rule_id
-           WHEN 'R03_LOW_ATTENDANCE' THEN 'เข้าร่วมอบรมน้อย'
-           WHEN 'R04_TRAINED_NO_MATERIALS' THEN 'อบรมแล้วยังไม่ได้รับวัสดุ'
-           WHEN 'R05_NO_FOLLOWUP_INCOME' THEN 'ยังไม่ติดตามรายได้'
-           WHEN 'R09_DATA_TO_FIX' THEN 'ข้อมูลต้องแก้ไข'
-       END AS rule_th,
-       CASE e.rule_id
-           WHEN 'R03_LOW_ATTENDANCE' THEN 'Low attendance'
-           WHEN 'R04_TRAINED_NO_MATERIALS' THEN 'Trained, no materials'
-           WHEN 'R05_NO_FOLLOWUP_INCOME' THEN 'No follow-up income survey'
-           WHEN 'R09_DATA_TO_FIX' THEN 'Data to fix'
-       END AS rule_en,
-       e.priority, e.subject_type, e.subject_id, e.subject_name, e.phone,
-       e.village_code, left(e.village_code, 6) AS tambon_code,
+SELECT a.alert_id, a.rule_id, a.rule_th, a.rule_en, a.priority, a.subject_type, a.subject_id,
+       a.subject_name, a.phone, a.village_code, left(a.village_code, 6) AS tambon_code,
        coalesce(r.officer_id, $district_id) AS officer_id,
        coalesce(r.officer_name, $district_name) AS officer_name,
-       e.reason_th, e.reason_en,
-       $today + $act_days AS due_date,
-       coalesce(p.first_seen, $today) AS first_seen,
-       $today AS last_seen,
-       'open' AS status
-FROM everything e
-LEFT JOIN roster r ON r.tambon_code = left(e.village_code, 6)
-LEFT JOIN previous_alerts p ON p.alert_id = e.rule_id || ':' || e.subject_id
-ORDER BY officer_id, e.priority, tambon_code, e.village_code, e.rule_id, e.subject_id
+       a.reason_th, a.reason_en,
+       coalesce(a.rule_due, a.first_seen + $act_days) AS due_date,
+       a.first_seen, a.last_seen, a.status, a.resolved_on, a.snoozed_until, a.snooze_note
+FROM lifecycle a
+LEFT JOIN roster r ON r.tambon_code = left(a.village_code, 6)
+ORDER BY officer_id, CASE a.status WHEN 'open' THEN 0 WHEN 'snoozed' THEN 1 ELSE 2 END,
+         a.priority, due_date, tambon_code, a.village_code, a.rule_id, a.subject_id

@@ -1,0 +1,108 @@
+"""Everything an officer receives from one run, in every format, agreeing with each other."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from openpyxl import load_workbook
+
+from connectors.simulators.cohort import CohortSpec, generate_cohort
+from schemas.flatten import flatten
+from schemas.records import Submission
+from schemas.tables import CLEAN_TABLES
+from warehouse.deliverables import file_stem, mail_deliverables, write_deliverables
+from warehouse.marts import build_marts
+from warehouse.rules import AlertRules, Officer
+
+
+def csv_rows(path: Path) -> int:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        return len(list(csv.reader(f))) - 1
+
+
+def test_each_officer_and_the_district_office_get_every_format(report_dir: Path) -> None:
+    names = {p.name for p in report_dir.iterdir()}
+    for officer in ("off01", "off02", "district"):
+        assert {f"{officer}{s}" for s in (".html", ".xlsx", "_new.csv", "_alerts.csv",
+                                          "_otop.csv")} <= names  # fmt: skip
+    assert {"index.html", "district_kpis.csv"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]  # nothing half-written is left
+
+
+def test_the_formats_agree(report_dir: Path) -> None:
+    wb = load_workbook(report_dir / "off01.xlsx", read_only=True)
+    sheet_rows = [ws.max_row - 1 for ws in wb.worksheets[:3]]
+    assert sheet_rows == [
+        csv_rows(report_dir / "off01_new.csv"),
+        csv_rows(report_dir / "off01_alerts.csv"),
+        csv_rows(report_dir / "off01_otop.csv"),
+    ]
+    page = (report_dir / "off01.html").read_text(encoding="utf-8")
+    alert_cards = page[page.index('id="new"') : page.index('id="otop"')].count('class="card p')
+    assert alert_cards == sheet_rows[1]  # new today, then the others still open
+
+
+def test_officers_with_an_address_get_their_lists_by_mail(
+    smtp: tuple[Any, Any], report_marts: dict[str, pa.Table], report_rules: AlertRules,
+    report_dir: Path,
+) -> None:  # fmt: skip
+    inbox, settings = smtp
+    result = mail_deliverables(report_marts, report_dir, date(2026, 3, 1), report_rules, settings)
+    assert (sorted(result.sent), result.skipped) == (["district", "off01"], ["off02"])
+    attachments = {
+        tuple(to): sorted(a.get_filename() for a in msg.iter_attachments())
+        for to, msg, _ in inbox.messages
+    }
+    assert attachments == {
+        ("off01@example.org",): ["off01.html", "off01.xlsx"],
+        ("d@x.org",): ["district.html", "district.xlsx", "index.html"],
+    }
+
+
+def test_an_officer_id_never_becomes_a_path() -> None:
+    assert file_stem("../../etc/passwd") == "_.._etc_passwd"
+    assert file_stem("off01") == "off01"
+
+
+def cohort_tables(villages: int, today: date) -> dict[str, pa.Table]:
+    """The synthetic cohort as the warehouse would hold it (clean data, latest versions)."""
+    cohort = generate_cohort(CohortSpec(seed=2568, villages=villages, today=today, dirty=False))
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in CLEAN_TABLES}
+    now = datetime.now(UTC)
+    for i, gen in enumerate(cohort.submissions):
+        answers = dict(gen.answers)
+        for _, changes in gen.edits:
+            answers.update(changes)
+        received = gen.received_at.replace(tzinfo=UTC)
+        sub = Submission("kobo", "sim", gen.form_id, gen.form_id, str(i), f"uuid:{i}", None,
+                         None, received, None, None, None, answers)  # fmt: skip
+        for name, table_rows in flatten(sub, "test", now).tables.items():
+            rows[name] += table_rows
+    return {
+        name: pa.Table.from_pylist(
+            [{c: r.get(c) for c in spec.column_names} for r in rows[name]], schema=spec.schema
+        )
+        for name, spec in CLEAN_TABLES.items()
+    }
+
+
+def test_a_generated_cohort_flows_through_to_the_officers_pages(tmp_path: Path) -> None:
+    today = date(2026, 3, 1)
+    rules = AlertRules(roster=(Officer("off01", "นางสาวพรทิพย์ ศรีสุข", ("341401", "341402")),))
+    marts = build_marts(cohort_tables(4, today), {}, today, rules)
+    rules_fired = set(marts["alerts"]["rule_id"].to_pylist())
+    assert {
+        "R03_LOW_ATTENDANCE",
+        "R04_TRAINED_NO_MATERIALS",
+        "R05_NO_FOLLOWUP_INCOME",
+    } <= rules_fired
+    kpis = {k["kpi_id"]: k for k in marts["kpis"].to_pylist() if k["scope"] == "district"}
+    assert 0.5 < kpis["K1_PRACTISING"]["value"] <= 1  # the generator aims at 85%
+    files = write_deliverables(marts, tmp_path, today, rules)
+    assert [f.name for f in files[:2]] == ["index.html", "district_kpis.csv"]
+    page = (tmp_path / "off01.html").read_text(encoding="utf-8")
+    assert page.count("<svg") == 3 and "ต.ม่วงสามสิบ" in page

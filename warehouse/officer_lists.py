@@ -1,0 +1,115 @@
+"""What each officer's morning list holds, split from the marts: new today, all still open,
+recently resolved, the OTOP-readiness list, and the KPIs and chart data of their tambons.
+
+Every writer (CSV, XLSX, HTML, e-mail) reads these, so the lists agree across formats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import pyarrow as pa
+
+from warehouse.labels import ALERT_STATUS_TH
+from warehouse.rules import AlertRules, Officer
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OfficerReport:
+    officer: Officer
+    today: date
+    new_today: list[Row] = field(default_factory=list)  # open alerts first seen today
+    open: list[Row] = field(default_factory=list)  # open and snoozed
+    resolved: list[Row] = field(default_factory=list)  # cleared lately (kept a few days)
+    otop: list[Row] = field(default_factory=list)
+    kpis: list[Row] = field(default_factory=list)  # their area first, then each tambon
+    attendance: list[Row] = field(default_factory=list)  # attendance_monthly rows
+    outcomes: list[Row] = field(default_factory=list)  # household_outcomes rows
+
+    @property
+    def officer_id(self) -> str:
+        return self.officer.officer_id
+
+
+def _rows(marts: Mapping[str, pa.Table], name: str) -> list[Row]:
+    table = marts.get(name)
+    return table.to_pylist() if table is not None else []
+
+
+def _alert_row(row: Row) -> Row:
+    """Status in Thai for the lists; the code stays under `state`."""
+    return {**row, "status": ALERT_STATUS_TH.get(row["status"], row["status"])}
+
+
+def _owner_of(rules: AlertRules) -> dict[str, str]:
+    owner: dict[str, str] = {}
+    for officer in rules.roster:
+        for tambon in officer.tambons:
+            owner.setdefault(tambon, officer.officer_id)
+    return owner
+
+
+def _by_officer(rows: Iterable[Row], officer_of: Any) -> dict[str, list[Row]]:
+    out: dict[str, list[Row]] = {}
+    for row in rows:
+        out.setdefault(officer_of(row), []).append(row)
+    return out
+
+
+def officer_reports(
+    marts: Mapping[str, pa.Table], today: date, rules: AlertRules
+) -> list[OfficerReport]:
+    """One report per officer on the roster, the district office (areas nobody covers), and
+    anyone else the marts name (an officer since removed from the roster keeps their list)."""
+    owner = _owner_of(rules)
+    district = rules.district_officer.officer_id
+
+    def by_tambon(row: Row) -> str:
+        return owner.get(row.get("tambon_code") or "", district)
+
+    alerts = _by_officer(_rows(marts, "alerts"), lambda r: r["officer_id"])
+    otop = _by_officer(_rows(marts, "otop_readiness"), lambda r: r["officer_id"])
+    attendance = _by_officer(_rows(marts, "attendance_monthly"), by_tambon)
+    outcomes = _by_officer(_rows(marts, "household_outcomes"), by_tambon)
+    kpis = _rows(marts, "kpis")
+
+    officers = {o.officer_id: o for o in rules.officers()}
+    names = {
+        r["officer_id"]: r["officer_name"]
+        for r in [*_rows(marts, "alerts"), *_rows(marts, "otop_readiness")]
+    }
+    for officer_id in sorted((set(alerts) | set(otop)) - set(officers)):
+        officers.setdefault(officer_id, Officer(officer_id, names.get(officer_id, officer_id), ()))
+
+    reports = []
+    for officer_id, officer in officers.items():
+        mine = [_alert_row(r) | {"state": r["status"]} for r in alerts.get(officer_id, [])]
+        tambons = {r["tambon_code"] for r in outcomes.get(officer_id, [])} | set(officer.tambons)
+        reports.append(
+            OfficerReport(
+                officer=officer,
+                today=today,
+                new_today=[r for r in mine if r["state"] == "open" and r["first_seen"] == today],
+                open=[r for r in mine if r["state"] in ("open", "snoozed")],
+                resolved=[r for r in mine if r["state"] == "resolved"],
+                otop=otop.get(officer_id, []),
+                kpis=[
+                    k
+                    for k in kpis
+                    if (k["scope"] == "officer" and k["scope_code"] == officer_id)
+                    or (k["scope"] == "tambon" and k["scope_code"] in tambons)
+                ],
+                attendance=attendance.get(officer_id, []),
+                outcomes=outcomes.get(officer_id, []),
+            )
+        )
+    return reports
+
+
+def district_kpis(marts: Mapping[str, pa.Table]) -> list[Row]:
+    return [k for k in _rows(marts, "kpis") if k["scope"] == "district"]

@@ -1,0 +1,205 @@
+"""What the marts check and against which numbers: the rule catalogue and its configuration.
+
+Every threshold has a default, so the marts work without a config file; `flows/settings.py`
+fills `AlertRules` from the `[alerts]`, `[otop]`, `[kpi]`, `[[seasons]]` and `[[officers]]`
+tables of the config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, NamedTuple
+
+
+class Rule(NamedTuple):
+    rule_id: str
+    rule_th: str
+    rule_en: str
+
+
+# Stable ids: officers' snooze files and yesterday's mart refer to them, so never rename one.
+RULES: tuple[Rule, ...] = (
+    Rule("R01_CONTACT_BEFORE_SESSION", "แจ้งครัวเรือนก่อนวันกิจกรรม", "Contact before session"),
+    Rule("R02_SESSION_IN_FARM_SEASON", "กิจกรรมตรงช่วงฤดูทำนา", "Session in farm season"),
+    Rule("R03_LOW_ATTENDANCE", "เข้าร่วมอบรมน้อย", "Low attendance"),
+    Rule("R04_TRAINED_NO_MATERIALS", "อบรมแล้วยังไม่ได้รับวัสดุ", "Trained, no materials"),
+    Rule("R05_NO_FOLLOWUP_INCOME", "ยังไม่ติดตามรายได้", "No follow-up income survey"),
+    Rule(
+        "R06_OUTCOME_BELOW_TARGET",
+        "ไม่ได้ประกอบอาชีพหรือรายได้ไม่เพิ่ม",
+        "Not practising or income not up",
+    ),
+    Rule("R07_VILLAGE_NO_GROUP", "หมู่บ้านยังไม่มีกลุ่มอาชีพ", "Village without a group"),
+    Rule("R08_SAGE_NOT_TRAINER", "ปราชญ์ยังไม่ผ่านการอบรมวิทยากร", "Sage not trained as trainer"),
+    Rule("R09_DATA_TO_FIX", "ข้อมูลต้องแก้ไข", "Data to fix"),
+)
+RULE_BY_ID: dict[str, Rule] = {r.rule_id: r for r in RULES}
+
+
+@dataclass(frozen=True)
+class Officer:
+    officer_id: str
+    name: str
+    tambons: tuple[str, ...]
+    email: str = ""  # optional: where the morning list is mailed
+
+
+@dataclass(frozen=True)
+class SeasonWindow:
+    """A yearly window (inclusive, may wrap over the new year) when villagers are in the fields."""
+
+    season: str  # "harvest" | "planting" | ...
+    name_th: str
+    name_en: str
+    start: tuple[int, int]  # (month, day)
+    end: tuple[int, int]
+
+
+# Isan rain-fed rice: transplanting mid-May to July, harvest late October to December.
+ISAN_SEASONS: tuple[SeasonWindow, ...] = (
+    SeasonWindow(
+        "planting", "ช่วงปักดำนา (กลาง พ.ค.–ก.ค.)", "planting (mid-May–Jul)", (5, 15), (7, 31)
+    ),
+    SeasonWindow(
+        "harvest", "ช่วงเก็บเกี่ยวข้าว (ปลาย ต.ค.–ธ.ค.)", "harvest (late Oct–Dec)", (10, 20), (12, 31)
+    ),
+)
+
+
+@dataclass(frozen=True)
+class OtopRules:
+    """OTOP-readiness checklist (config: `[otop]`)."""
+
+    min_members: int = 7  # community enterprise: at least 7 members
+    min_months_recorded: int = 3  # steady production and sales records, of the last 6 months
+    nearly_ready_missing: int = 2  # at most this many items missing → "nearly ready"
+
+
+@dataclass(frozen=True)
+class KpiTargets:
+    """The department's targets (config: `[kpi]`)."""
+
+    practising_share: float = 0.85  # trained households practising the occupation
+    income_change: float = 0.03  # average household income, follow-up vs baseline
+    group_village_share: float = 0.10  # target villages with an occupational group
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    """Thresholds of every rule, the farm calendar, the roster and the snooze file
+    (config: `[alerts]`, `[[seasons]]`, `[[officers]]`, `[district]`, `[otop]`, `[kpi]`)."""
+
+    min_attendance: float = 0.8  # R03: below this share of held sessions
+    materials_within_days: int = 30  # R04: trained → materials
+    followup_within_days: int = 120  # R05: materials → follow-up income survey
+    act_within_days: int = 7  # due date of an alert without a date of its own
+    roster: tuple[Officer, ...] = field(default_factory=tuple)
+    district_officer: Officer = Officer("district", "สำนักงานพัฒนาชุมชนอำเภอ", ())
+    upcoming_within_days: int = 7  # R01: sessions planned within the next N days
+    contact_lead_days: int = 3  # R01/R02/R08: households told at least this many days ahead
+    season_recent_days: int = 30  # R02: sessions held in season this recently are flagged
+    min_income_change: float = 0.0  # R06: follow-up income must be above baseline by more than this
+    group_within_days: int = 180  # R07: first training in a village → a group formed
+    keep_resolved_days: int = 14  # resolved alerts stay visible this long, then drop
+    snooze_file: Path | None = None  # officer-edited CSV/TOML: alert_id, until, note
+    seasons: tuple[SeasonWindow, ...] = ISAN_SEASONS  # any province without its own calendar
+    # (province code, its windows): provinces whose farm calendar differs from `seasons`
+    province_seasons: tuple[tuple[str, tuple[SeasonWindow, ...]], ...] = ()
+    otop: OtopRules = field(default_factory=OtopRules)
+    kpi: KpiTargets = field(default_factory=KpiTargets)
+
+    def __post_init__(self) -> None:
+        if self.upcoming_within_days < self.contact_lead_days:
+            raise ValueError(
+                f"upcoming_within_days ({self.upcoming_within_days}) must be at least "
+                f"contact_lead_days ({self.contact_lead_days}): households are told "
+                "that many days before a session"
+            )
+
+    def seasons_of(self, province_code: str) -> tuple[SeasonWindow, ...]:
+        return dict(self.province_seasons).get(province_code, self.seasons)
+
+    def officers(self) -> tuple[Officer, ...]:
+        """Everyone who gets a list: the roster, then the district office (unassigned areas)."""
+        return (*self.roster, self.district_officer)
+
+
+# ---- from the config file (`flows/settings.py` may call this) --------------------------------
+
+_ALERT_KEYS = {
+    "min_attendance": float,
+    "materials_within_days": int,
+    "followup_within_days": int,
+    "act_within_days": int,
+    "upcoming_within_days": int,
+    "contact_lead_days": int,
+    "season_recent_days": int,
+    "min_income_change": float,
+    "group_within_days": int,
+    "keep_resolved_days": int,
+}
+
+
+def _known(section: str, values: dict[str, Any], allowed: Iterable[str]) -> dict[str, Any]:
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ValueError(f"[{section}]: unknown setting(s) {', '.join(unknown)}")
+    return values
+
+
+def _month_day(text: str) -> tuple[int, int]:
+    month, day = (int(p) for p in str(text).split("-"))
+    date(2024, month, day)  # a real day of a (leap) year, or ValueError
+    return month, day
+
+
+def _season(entry: dict[str, Any]) -> SeasonWindow:
+    keys = ("season", "name_th", "name_en", "start", "end", "province")
+    _known("seasons", entry, keys)
+    return SeasonWindow(
+        str(entry["season"]),
+        str(entry["name_th"]),
+        str(entry.get("name_en", entry["season"])),
+        _month_day(entry["start"]),
+        _month_day(entry["end"]),
+    )
+
+
+def _officer(entry: dict[str, Any], tambons: bool = True) -> Officer:
+    return Officer(
+        str(entry["id"]),
+        str(entry["name"]),
+        tuple(str(t) for t in entry.get("tambons", ())) if tambons else (),
+        str(entry.get("email", "")),
+    )
+
+
+def rules_from_config(doc: dict[str, Any], base_dir: Path) -> AlertRules:
+    """`AlertRules` from a parsed config (tables `[alerts]`, `[[officers]]`, `[district]`,
+    `[[seasons]]`, `[otop]`, `[kpi]`); anything left out keeps its default. Raises
+    ValueError naming the setting that is wrong."""
+    alerts = dict(doc.get("alerts", {}))
+    snooze = alerts.pop("snooze_file", None)
+    _known("alerts", alerts, _ALERT_KEYS)
+    seasons = [(e.get("province"), _season(e)) for e in doc.get("seasons", [])]
+    by_province: dict[str, list[SeasonWindow]] = {}
+    for province, window in seasons:
+        if province:
+            by_province.setdefault(str(province), []).append(window)
+    default = tuple(w for p, w in seasons if not p) or ISAN_SEASONS
+    district = doc.get("district", {})
+    return AlertRules(
+        **{k: cast(alerts[k]) for k, cast in _ALERT_KEYS.items() if k in alerts},
+        roster=tuple(_officer(o) for o in doc.get("officers", [])),
+        district_officer=_officer(
+            {"id": "district", "name": "สำนักงานพัฒนาชุมชนอำเภอ", **district}, tambons=False
+        ),
+        snooze_file=base_dir / snooze if snooze else None,
+        seasons=default,
+        province_seasons=tuple((p, tuple(w)) for p, w in by_province.items()),
+        otop=OtopRules(**_known("otop", dict(doc.get("otop", {})), OtopRules.__annotations__)),
+        kpi=KpiTargets(**_known("kpi", dict(doc.get("kpi", {})), KpiTargets.__annotations__)),
+    )
