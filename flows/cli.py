@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 # Quiet, local Prefect unless the user configured otherwise: no telemetry, no API log shipping.
@@ -41,7 +42,7 @@ WarehouseOpt = Annotated[Path, typer.Option(help="Warehouse folder.")]
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {escape(message)}")  # [[kobo]] is not markup
     raise typer.Exit(code=1)
 
 
@@ -136,25 +137,36 @@ def _simulated_server(source: str, cohort: object) -> Iterator[dict[str, str]]:
                "SAMMACHIP_ODK_PASSWORD": secret, "SAMMACHIP_ODK_PROJECT": "1"}  # fmt: skip
 
 
-@app.command(name="nightly")
-def nightly_cmd(
-    config: Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")] = None,
-    today: Annotated[str | None, typer.Option(help="Reference date YYYY-MM-DD.")] = None,
-) -> None:
-    """Sync every configured Kobo server, validate, load, build marts and officer lists."""
-    from flows.nightly import nightly
+def _run_flow(name: str, config: Path | None, today: str | None) -> None:
+    from flows import nightly as flows
     from flows.settings import ConfigError, load_settings
 
     try:
         load_settings(config)  # fail fast, before Prefect starts, on a config error
     except ConfigError as err:
         _fail(str(err))
-    summary = nightly(
-        config=str(config) if config else None, today=date.fromisoformat(today) if today else None
-    )
+    run = getattr(flows, name)
+    summary = run(config=str(config) if config else None,
+                  today=date.fromisoformat(today) if today else None)  # fmt: skip
     print_summary(summary)
     if not summary.reconciles or any(f.error for f in summary.forms):
         raise typer.Exit(code=2)
+
+
+ConfigOpt = Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")]
+TodayOpt = Annotated[str | None, typer.Option(help="Reference date YYYY-MM-DD.")]
+
+
+@app.command(name="nightly")
+def nightly_cmd(config: ConfigOpt = None, today: TodayOpt = None) -> None:
+    """Sync every configured server, validate, load, build marts and officer lists."""
+    _run_flow("nightly", config, today)
+
+
+@app.command(name="reconcile")
+def reconcile_cmd(config: ConfigOpt = None, today: TodayOpt = None) -> None:
+    """Weekly: re-read everything (old edits) and tombstone what servers deleted."""
+    _run_flow("reconcile", config, today)
 
 
 @app.command()
