@@ -21,7 +21,7 @@ test: $(STAMP)  ## lint, then every test (real HTTP on loopback, real Prefect, r
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)  ## benchmarks at district scale (figures, never pass/fail)
-	$(BIN)/python bench/pipeline.py --size small
+	$(BIN)/python bench/pipeline.py --size small --workers
 
 bench-province: $(STAMP)  ## the same at Ubon Ratchathani scale (~200k submissions; ~10 min)
 	$(BIN)/python bench/pipeline.py --size province

@@ -226,7 +226,30 @@ def scenario_validation(rows: int) -> dict[str, Any]:
     return {"stages": stages, "rows": rows, "rows_per_s": rows / stages["validate"]}
 
 
+def scenario_workers(workers: int) -> dict[str, Any]:
+    """The nightly backfill as a real Prefect flow (ephemeral API), forms fetched and validated
+    on a local Dask cluster of `workers` processes (1 = no Dask: the flow's own process)."""
+    from prefect import flow
+
+    from flows.nightly import run_sync
+
+    _, server, _ = serve(None)
+    stages: dict[str, float] = {}
+    with server as url, tempfile.TemporaryDirectory() as tmp:
+        settings = replace(settings_for(url, Path(tmp)), workers=workers)
+        body = flow(name=f"bench-{workers}-workers")(lambda: run_sync(settings, TODAY))
+        if workers > 1:
+            from prefect_dask import DaskTaskRunner
+
+            cluster = {"n_workers": workers, "processes": True, "threads_per_worker": 1}
+            body = body.with_options(task_runner=DaskTaskRunner(cluster_kwargs=cluster))
+        with timed(stages, "total"):
+            summary = body()
+    return {"stages": stages, "submissions": sum(f.fetched for f in summary.forms)}
+
+
 SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
+    "workers": scenario_workers,
     "floor": scenario_floor,
     "backfill": scenario_backfill,
     "incremental": scenario_incremental,
@@ -253,6 +276,8 @@ def run_child(name: str, arg: object) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", choices=list(SIZES), default="small")
+    parser.add_argument("--workers", action="store_true",
+                        help="also time 1, 2 and 4 Dask workers (district scale)")  # fmt: skip
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -271,6 +296,8 @@ def main() -> None:
     ]  # fmt: skip
     if args.size == "province":
         steps.insert(3, ("incremental_province", "incremental", villages))
+    if args.workers:
+        steps += [(f"workers_{n}", "workers", n) for n in (1, 2, 4)]
     for key, name, arg in steps:
         print(f"… {key}", flush=True)
         results[key] = run_child(name, arg)
@@ -302,6 +329,12 @@ def write(results: dict[str, Any]) -> None:
         lines.append(f"| incremental 5k on province | {prov:.2f} s | {ratio(prov, small)} "
                      "| incremental on small |")  # fmt: skip
     v10, v500 = results["validation_10k"], results["validation_500k"]
+    if "workers_1" in results:
+        one = results["workers_1"]["stages"]["total"]
+        for n in (1, 2, 4):
+            t = results[f"workers_{n}"]["stages"]["total"]
+            lines.append(f"| nightly flow, {n} Dask worker(s), district | {t:.1f} s | "
+                         f"{ratio(t, one)} | 1 worker |")  # fmt: skip
     lines += [
         f"| GX validation 10k rows | {v10['rows_per_s']:,.0f} rows/s | 1.00× | itself |",
         f"| GX validation 500k rows | {v500['rows_per_s']:,.0f} rows/s | "

@@ -26,6 +26,8 @@ FONT_STACK = (
     "Loma, Garuda, sans-serif"
 )
 WIDTH = 300  # fits a 390 px phone screen with the page's margins
+# A phone chart stays readable with this many areas; beyond it, the ones needing help most.
+MAX_AREAS = 20
 _READINESS_COLOURS = {"ready": "#2e7d32", "nearly_ready": "#f9a825", "not_ready": "#c62828"}
 
 
@@ -54,7 +56,8 @@ def attendance_chart(rows: Iterable[dict[str, Any]]) -> str | None:
     if not cells:
         return None
     months = sorted({m for _, m in cells})
-    areas = sorted(order, key=lambda a: order[a])
+    areas = sorted(_worst(order, _attendance_rates(cells)), key=lambda a: order[a])
+    cells = {k: v for k, v in cells.items() if k[0] in set(areas)}
     data = [
         {
             "area": area,
@@ -86,6 +89,19 @@ def attendance_chart(rows: Iterable[dict[str, Any]]) -> str | None:
     return _svg((heat + text).properties(width=max(width, 60), height=20 * len(areas)))
 
 
+def _attendance_rates(cells: dict[tuple[str, date], list[int]]) -> dict[str, float]:
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for (area, _), (invited, present) in cells.items():
+        totals[area][0] += invited
+        totals[area][1] += present
+    return {a: (p / i if i else 1.0) for a, (i, p) in totals.items()}
+
+
+def _worst(areas: Iterable[str], score: dict[str, float]) -> list[str]:
+    """At most MAX_AREAS areas, lowest score first (the ones an officer should look at)."""
+    return sorted(areas, key=lambda a: score.get(a, 0.0))[:MAX_AREAS]
+
+
 def income_chart(rows: Iterable[dict[str, Any]]) -> str | None:
     """Dumbbell: average household income before training → at follow-up, per area.
 
@@ -108,7 +124,8 @@ def income_chart(rows: Iterable[dict[str, Any]]) -> str | None:
     if not sums:
         return None
     points, lines = [], []
-    areas = sorted(sums, key=lambda a: order[a])
+    change_of = {a: (f / b if b else 0.0) for a, (b, f, _) in sums.items()}
+    areas = sorted(_worst(order, change_of), key=lambda a: order[a])
     for area in areas:
         base, follow, n = sums[area]
         before, after = base / n, follow / n

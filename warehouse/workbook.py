@@ -7,16 +7,13 @@ Excel's quote prefix, so even editing a cell in Excel does not turn it into a fo
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
+import xlsxwriter
+from xlsxwriter.worksheet import Worksheet
 
 from warehouse.cells import be_date, display, is_formula_like
 from warehouse.labels import ALERT_COLUMNS, KPI_COLUMNS, OTOP_COLUMNS
@@ -26,12 +23,17 @@ Columns = Sequence[tuple[str, str]]
 
 FONT = "Tahoma"  # on every Windows PC and has Thai glyphs
 MIN_WIDTH, MAX_WIDTH = 6, 60
-_HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+# Characters XML 1.0 cannot carry: a cell holding one would make the file unreadable.
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+# Thai vowel and tone marks written above or below the line (Unicode category Mn).
+_THAI_MARKS = re.compile("[\u0e31\u0e34-\u0e3a\u0e47-\u0e4e]")
 
 
 def text_width(text: str) -> int:
     """Columns a text takes: Thai vowel and tone marks above/below the line take none."""
-    return sum(1 for ch in text if unicodedata.category(ch) != "Mn")
+    return len(text) - len(_THAI_MARKS.findall(text))
 
 
 def _header(text: str) -> str:
@@ -42,46 +44,46 @@ def _value(value: Any) -> tuple[Any, bool]:
     """The cell value and whether it is text that must stay text."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return value, False
-    return ILLEGAL_CHARACTERS_RE.sub("", display(value)), True
+    return _ILLEGAL.sub("", display(value)), True
 
 
-def _write_cell(cell: Cell, value: Any) -> None:
-    cell_value, is_text = _value(value)
-    cell.value = cell_value
-    if is_text:
-        cell.data_type = "s"  # never "f": a leading "=" stays text
-        if is_formula_like(cell_value):
-            cell.quotePrefix = True
+class _Formats:
+    """The few cell formats a sheet uses (xlsxwriter shares them across the workbook)."""
+
+    def __init__(self, wb: xlsxwriter.Workbook) -> None:
+        base = {"font_name": FONT, "valign": "top"}
+        self.header = wb.add_format({**base, "bold": True, "bg_color": "#DDEBF7",
+                                     "text_wrap": True, "valign": "vcenter"})  # fmt: skip
+        self.normal = wb.add_format(base)
+        self.wrapped = wb.add_format({**base, "text_wrap": True})
+        # Excel's quote prefix: a leading "=" stays text even when the cell is edited.
+        self.quoted = wb.add_format({**base, "quote_prefix": True})
 
 
-def _sheet(ws: Worksheet, rows: Sequence[dict[str, Any]], columns: Columns) -> None:
-    bold = Font(name=FONT, bold=True)
-    normal = Font(name=FONT)
+def _sheet(ws: Worksheet, fmt: _Formats, rows: Sequence[dict[str, Any]], columns: Columns) -> None:
     widths = []
-    for c, (_, header) in enumerate(columns, start=1):
-        cell = ws.cell(row=1, column=c, value=_header(header))
-        cell.font, cell.fill = bold, _HEADER_FILL
-        cell.alignment = Alignment(wrap_text=True, vertical="center")
+    for c, (_, header) in enumerate(columns):
+        ws.write_string(0, c, _header(header), fmt.header)
         widths.append(max(text_width(line) for line in _header(header).split("\n")))
-    for r, row in enumerate(rows, start=2):
-        for c, (col, _) in enumerate(columns, start=1):
-            cell = ws.cell(row=r, column=c)
-            _write_cell(cell, row.get(col))
-            cell.font = normal
-            width = text_width(str(cell.value or ""))
-            if width > MAX_WIDTH:
-                cell.alignment = Alignment(wrap_text=True, vertical="top")
-            widths[c - 1] = max(widths[c - 1], width)
-    for c, width in enumerate(widths, start=1):
-        ws.column_dimensions[get_column_letter(c)].width = min(
-            MAX_WIDTH, max(MIN_WIDTH, round(width * 1.15) + 2)
-        )
-    ws.row_dimensions[1].height = 32
-    ws.freeze_panes = "A2"
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(1, len(rows) + 1)}"
-    ws.page_setup.orientation = "landscape"
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    for r, row in enumerate(rows, start=1):
+        for c, (col, _) in enumerate(columns):
+            value, is_text = _value(row.get(col))
+            if not is_text:
+                ws.write_number(r, c, value, fmt.normal)
+                width = len(str(value))
+            else:  # write_string: never a formula, whatever the text starts with
+                width = text_width(value)
+                cell_format = (fmt.quoted if is_formula_like(value)
+                               else fmt.wrapped if width > MAX_WIDTH else fmt.normal)  # fmt: skip
+                ws.write_string(r, c, value, cell_format)
+            widths[c] = max(widths[c], width)
+    for c, width in enumerate(widths):
+        ws.set_column(c, c, min(MAX_WIDTH, max(MIN_WIDTH, round(width * 1.15) + 2)))
+    ws.set_row(0, 32)
+    ws.freeze_panes(1, 0)
+    ws.autofilter(0, 0, max(1, len(rows)), len(columns) - 1)
+    ws.set_landscape()
+    ws.fit_to_pages(1, 0)
 
 
 def _kpi_rows(report: OfficerReport) -> list[dict[str, Any]]:
@@ -100,15 +102,17 @@ SHEETS: list[tuple[str, str, Columns]] = [
 
 
 def write_workbook(report: OfficerReport, path: Path) -> Path:
-    wb = Workbook()
-    wb.remove(wb.active)
-    for title, attr, columns in SHEETS:
-        rows = _kpi_rows(report) if attr == "kpis" else getattr(report, attr)
-        _sheet(wb.create_sheet(title), rows, columns)
-    wb.properties.title = f"รายการติดตามสัมมาชีพชุมชน {report.officer.name} {be_date(report.today)}"
-    wb.properties.creator = "sammachip"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    wb.save(tmp)
-    tmp.replace(path)
+    wb = xlsxwriter.Workbook(str(tmp), {"strings_to_formulas": False, "strings_to_urls": False})
+    fmt = _Formats(wb)
+    for title, attr, columns in SHEETS:
+        rows = _kpi_rows(report) if attr == "kpis" else getattr(report, attr)
+        _sheet(wb.add_worksheet(title), fmt, rows, columns)
+    wb.set_properties({
+        "title": f"รายการติดตามสัมมาชีพชุมชน {report.officer.name} {be_date(report.today)}",
+        "author": "sammachip",
+    })  # fmt: skip
+    wb.close()
+    tmp.replace(path)  # never a half-written workbook under the final name
     return path
