@@ -44,10 +44,16 @@ class LoopbackServer(uvicorn.Server):
 
 @contextmanager
 def serve_in_thread(
-    make_app: Callable[[str], Any], *, host: str = "127.0.0.1", port: int = 0, name: str = "app"
+    make_app: Callable[[str], Any],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    name: str = "app",
+    lifespan: str = "off",
 ) -> Iterator[str]:
     """Bind, start the app (built for its own base URL) in a thread, wait until it listens,
-    yield the base URL; stop it cleanly on exit. No fixed sleeps."""
+    yield the base URL; stop it cleanly on exit (with `lifespan="on"` the app's shutdown
+    hooks run). No fixed sleeps."""
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP,
     # and without it keep-alive requests stall ~40 ms on Nagle + delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -55,7 +61,7 @@ def serve_in_thread(
     sock.bind((host, port))
     url = f"http://{host}:{sock.getsockname()[1]}"
     # log_config=None: leave the host application's logging alone.
-    config = uvicorn.Config(make_app(url), lifespan="off", timeout_graceful_shutdown=5,
+    config = uvicorn.Config(make_app(url), lifespan=lifespan, timeout_graceful_shutdown=5,
                             log_config=None, access_log=False, log_level="warning")  # fmt: skip
     server = LoopbackServer(config)
     thread = threading.Thread(

@@ -38,7 +38,7 @@ from warehouse.load import (
     open_warehouse,
     tombstone,
 )
-from warehouse.store import Transaction
+from warehouse.store import Transaction, Warehouse
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 
@@ -53,10 +53,6 @@ class FormResult:
     quarantined: int = 0
     deleted: int = 0
     error: str | None = None
-
-    @property
-    def asset_uid(self) -> str:  # the Kobo name of form_uid (flows/ingest.py reads it)
-        return self.form_uid
 
 
 @dataclass
@@ -237,13 +233,18 @@ def run_sync(
                 )  # fmt: skip
             summary.forms.append(result)
         build_marts(tx, settings, today)
-    summary.warehouse_version = wh.snapshot().version
-    summary.attachments = download_attachments(settings, forms)
     summary.data_docs = build_data_docs(runner, settings, today)
-    summary.report_files = write_reports(settings, today)
-    summary.alerts_by_rule = _counts(wh.read("alerts", columns=["rule_id"])["rule_id"])
-    summary.otop_by_status = _counts(wh.read("otop_readiness", columns=["status"])["status"])
+    publish(wh, settings, forms, summary)
     return summary
+
+
+def publish(wh: Warehouse, settings: Settings, forms: list[FormSource], run: RunSummary) -> None:
+    """After a commit (nightly, reconcile, ingest): media files, officer lists, the counts."""
+    run.warehouse_version = wh.snapshot().version
+    run.attachments = download_attachments(settings, forms)
+    run.report_files = write_reports(settings, run.today)
+    run.alerts_by_rule = _counts(wh.read("alerts", columns=["rule_id"])["rule_id"])
+    run.otop_by_status = _counts(wh.read("otop_readiness", columns=["status"])["status"])
 
 
 def _sync_one(

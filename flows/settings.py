@@ -130,18 +130,23 @@ def _mail(doc: dict[str, Any]) -> MailSettings | None:
         raise ConfigError(str(err)) from None
 
 
+def read_config(path: Path | None = None) -> dict[str, Any]:
+    """The config TOML as a dict: `path`, else $SAMMACHIP_CONFIG, else the bundled default."""
+    path = path or (Path(p) if (p := os.environ.get("SAMMACHIP_CONFIG")) else DEFAULT_CONFIG)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
+
+
 def load_settings(
     path: Path | None = None, *, base_dir: Path | None = None, require_sources: bool = True
 ) -> Settings:
     """Read the config (the bundled default when none is given); relative paths are taken
     from `base_dir` (the current directory by default)."""
-    path = path or (Path(p) if (p := os.environ.get("SAMMACHIP_CONFIG")) else DEFAULT_CONFIG)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
+    doc = read_config(path)
     base = base_dir or Path.cwd()
     sources = _kobo_sources(doc)
     odk_sources = _odk_sources(doc)

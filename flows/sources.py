@@ -46,10 +46,6 @@ class KoboForm:
     def key_prefix(self) -> str:
         return submission_key("kobo", self.source.server.host, self.form_uid, "")
 
-    @property
-    def asset_uid(self) -> str:  # the Kobo name of form_uid (flows/ingest.py reads it)
-        return self.form_uid
-
     def client(self) -> kobo.KoboClient:
         return kobo.KoboClient(self.source.server, page_size=self.source.page_size)
 

@@ -1,0 +1,405 @@
+"""`sammachip serve`: everything one office machine needs, in one command.
+
+Prefect's no-server (ephemeral) mode runs no scheduler, so schedules and event triggers need
+a real Prefect server. `serve` uses the one PREFECT_API_URL names, or starts a local one
+(SQLite) as a child process; registers and runs the deployments (`nightly`, `ingest`,
+`reconcile`) in this process; and runs the Kobo webhook receiver beside them. Ctrl-C (or
+SIGTERM) stops the runner, then the receiver (flushing its queued events), then the server.
+
+The same deployments, for several machines with a work pool and workers, are in prefect.yaml;
+`DEPLOYMENTS` here is the single-machine twin and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from connectors.landing import Landing
+from connectors.webhook import (
+    EVENT_RECEIVED,
+    RESOURCE_PREFIX,
+    IncompleteAssetList,
+    PrefectEvents,
+    Receiver,
+    RefreshingAssets,
+    WebhookSettings,
+    create_app,
+    prefect_api_headers,
+    serve_in_thread,
+)
+from flows.ingest import IngestSettings, config_doc, landing_path
+from flows.settings import Settings, load_settings
+
+TIMEZONE = "Asia/Bangkok"
+Say = Callable[[str], None]
+
+
+# =========================================================================== deployments
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """What prefect.yaml says about a deployment, in a form `serve` can use too."""
+
+    name: str  # also the flow's name: deployments are "<name>/<name>"
+    entrypoint: str  # module path, importable wherever sammachip is installed
+    description: str
+    cron: str | None = None
+    collision: str = "CANCEL_NEW"  # concurrency limit 1: what happens to a second run
+    triggered: bool = False  # by sammachip.submission.received, micro-batched
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+def deployment_specs(ingest: IngestSettings) -> list[DeploymentSpec]:
+    return [
+        DeploymentSpec(
+            "nightly", "flows.nightly.nightly",
+            "Sync every configured Kobo server, validate, load, build marts and officer lists.",
+            cron="30 2 * * *", tags=("nightly",),
+        ),
+        DeploymentSpec(
+            "ingest", "flows.ingest.ingest",
+            "Load the submissions the Kobo webhook landed; marts and officer lists follow.",
+            cron=ingest.sweep_cron, collision="ENQUEUE", triggered=True, tags=("ingest",),
+        ),
+        DeploymentSpec(
+            "reconcile", "flows.nightly.reconcile",
+            "Weekly full rescan: edits past the look-back window, tombstones for deletions.",
+            cron="30 3 * * 0", tags=("reconcile",),
+        ),
+    ]  # fmt: skip
+
+
+def ingest_trigger(window_seconds: int) -> Any:
+    """One run per burst: fire on the first event of a window, ignore the rest of it, and
+    start the run when the window closes, when all of its deliveries have landed."""
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+
+    window = timedelta(seconds=window_seconds)
+    return DeploymentEventTrigger(
+        name="ingest on Kobo submissions",
+        match={"prefect.resource.id": f"{RESOURCE_PREFIX}*"},
+        expect={EVENT_RECEIVED},
+        posture="Reactive",  # type: ignore[arg-type]
+        threshold=1,
+        within=window,
+        schedule_after=window,
+    )
+
+
+def build_deployments(
+    specs: Iterable[DeploymentSpec], parameters: dict[str, Any], window_seconds: int
+) -> list[Any]:
+    """RunnerDeployments for `prefect.serve`."""
+    from importlib import import_module
+
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.deployments.runner import EntrypointType
+    from prefect.schedules import Cron
+
+    out = []
+    for spec in specs:
+        module, _, name = spec.entrypoint.rpartition(".")
+        flow_obj = getattr(import_module(module), name)
+        out.append(
+            flow_obj.to_deployment(
+                spec.name,
+                description=spec.description,
+                tags=list(spec.tags),
+                parameters=parameters,
+                schedules=[Cron(spec.cron, timezone=TIMEZONE)] if spec.cron else [],
+                triggers=[ingest_trigger(window_seconds)] if spec.triggered else None,
+                concurrency_limit=ConcurrencyLimitConfig(
+                    limit=1, collision_strategy=ConcurrencyLimitStrategy(spec.collision)
+                ),
+                entrypoint_type=EntrypointType.MODULE_PATH,
+            )
+        )
+    return out
+
+
+# =========================================================================== Prefect server
+
+
+def configured_api_url() -> str | None:
+    """PREFECT_API_URL from the environment or the active Prefect profile."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
+def api_healthy(api_url: str, timeout: float = 2.0) -> bool:
+    try:
+        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class PrefectServer:
+    api_url: str
+    started_here: bool
+    log_path: Path | None = None
+
+    @property
+    def ui_url(self) -> str:
+        return self.api_url.removesuffix("/api")
+
+
+def wait_until_healthy(
+    api_url: str, process: subprocess.Popen[bytes] | None, timeout: float, log_path: Path
+) -> None:
+    """Poll /health until it answers, the child dies, or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while not api_healthy(api_url, timeout=1.0):
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"Prefect server exited ({process.returncode}): {_tail(log_path)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Prefect server not healthy after {timeout:.0f} s: "
+                               f"{_tail(log_path)}")  # fmt: skip
+        time.sleep(0.2)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@contextmanager
+def local_prefect_server(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 4200,
+    home: Path | None = None,
+    log_path: Path,
+    timeout: float = 120.0,
+) -> Iterator[PrefectServer]:
+    """A Prefect server (SQLite under PREFECT_HOME) as a child process for the block's
+    lifetime; reuses one already answering on that port. Port 0 picks a free port."""
+    port = port or free_port(host)
+    api_url = f"http://{host}:{port}/api"
+    if api_healthy(api_url):
+        yield PrefectServer(api_url, started_here=False)
+        return
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+        env["PREFECT_HOME"] = str(home)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", host,
+               "--port", str(port)]  # fmt: skip
+    with open(log_path, "ab") as log:
+        # Its own session: a terminal's Ctrl-C reaches us only, and we stop it last, after
+        # the runner has paused its schedules through it.
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    try:
+        wait_until_healthy(api_url, process, timeout, log_path)
+        yield PrefectServer(api_url, started_here=True, log_path=log_path)
+    finally:
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+# =========================================================================== the receiver
+
+
+def kobo_asset_lookup(settings: Settings) -> Callable[[], list[str]]:
+    """The asset uids the nightly would sync (the same discovery, without a Prefect task)."""
+    from flows.nightly import discover_forms
+    from flows.sources import KoboForm
+
+    def lookup() -> list[str]:
+        found, failed = discover_forms.fn(settings)
+        uids = [f.form_uid for f in found if isinstance(f, KoboForm)]
+        if failed:
+            errors = "; ".join(f"{f.form_uid}: {f.error}" for f in failed)
+            raise IncompleteAssetList(errors, uids)
+        return uids
+
+    return lookup
+
+
+def build_receiver(
+    settings: Settings, webhook: WebhookSettings, api_url: str | None
+) -> tuple[Receiver, RefreshingAssets]:
+    """The receiver as configured; events go to `api_url` (none: landing only)."""
+    from prefect.settings import get_current_settings
+
+    assets = RefreshingAssets(kobo_asset_lookup(settings))
+    assets.refresh()
+    events = None
+    if api_url:
+        api = get_current_settings().api
+        key = api.key.get_secret_value() if api.key else None
+        auth = api.auth_string.get_secret_value() if api.auth_string else None
+        events = PrefectEvents(api_url, headers=prefect_api_headers(key, auth))
+    receiver = Receiver(
+        Landing(webhook.landing_path), assets, webhook.authenticator(), webhook.max_body_bytes,
+        events,
+    )  # fmt: skip
+    return receiver, assets
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    config: Path | None = None
+    workdir: Path = Path(".")
+    webhook_host: str | None = None
+    webhook_port: int | None = None
+    prefect_port: int = 4200
+    prefect_home: Path | None = None
+
+
+def load_push_settings(
+    config: Path | None, workdir: Path
+) -> tuple[Settings, WebhookSettings, IngestSettings]:
+    """Every setting `serve` and `webhook` need; fails fast (ConfigError) before starting."""
+    settings = load_settings(config, base_dir=workdir)
+    doc = config_doc(config)
+    webhook = WebhookSettings.from_mapping(
+        doc.get("webhook", {}), landing_path=landing_path(doc, workdir)
+    )
+    return settings, webhook, IngestSettings.from_config(doc, workdir)
+
+
+def _listing(
+    server: PrefectServer,
+    receiver_url: str,
+    webhook: WebhookSettings,
+    assets: RefreshingAssets,
+    specs: list[DeploymentSpec],
+    window: int,
+) -> list[str]:
+    who = f"user '{webhook.username}'" if webhook.auth == "basic" else f"header {webhook.header}"
+    api_note = f"started here; log {server.log_path}" if server.started_here else "configured"
+    lines = [
+        "sammachip serve — listening (Ctrl-C to stop):",
+        f"  prefect-api  {server.api_url}  ({api_note})",
+        f"  prefect-ui   {server.ui_url}",
+        f"  webhook      {receiver_url}/hooks/kobo/{{asset_uid}}  ({webhook.auth} auth, {who}; "
+        f"{len(assets.uids)} assets known)",
+        f"  health       {receiver_url}/healthz",
+        f"  landing      {webhook.landing_path.resolve()}",
+    ]
+    for spec in specs:
+        when = [f"cron '{spec.cron}' {TIMEZONE}"] if spec.cron else []
+        if spec.triggered:
+            when.insert(0, f"on {EVENT_RECEIVED}, one run per {window} s burst")
+        lines.append(f"  deployment   {spec.name}/{spec.name}: {'; '.join(when)}")
+    return lines
+
+
+def register(deployments: list[Any]) -> Any:
+    """A Prefect Runner with the deployments registered (and their triggers created)."""
+    from prefect.runner import Runner
+
+    runner = Runner(pause_on_shutdown=True)  # no scheduled runs pile up while nobody serves
+    for deployment in deployments:
+        runner.add_deployment(deployment)
+    return runner
+
+
+def run_until_stopped(runner: Any) -> None:
+    """What `prefect.serve` does after registering: run until Ctrl-C or SIGTERM."""
+    import asyncio
+
+    from prefect.exceptions import TerminationSignal
+
+    # Prefect's SIGTERM handler calls its async `stop()` without awaiting it, then exits;
+    # the shutdown is still clean (asyncio.run cancels the runner), only the warning is not.
+    warnings.filterwarnings("ignore", "coroutine 'Runner.astop' was never awaited")
+    with contextlib.suppress(KeyboardInterrupt, TerminationSignal):
+        asyncio.run(runner.start())
+
+
+def run_serve(options: ServeOptions, say: Say) -> None:
+    """Run until Ctrl-C / SIGTERM; everything started here is stopped in reverse order."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    workdir = options.workdir.resolve()
+    settings, webhook, ingest_cfg = load_push_settings(options.config, workdir)
+    webhook = replace(
+        webhook,
+        host=options.webhook_host or webhook.host,
+        port=webhook.port if options.webhook_port is None else options.webhook_port,
+    )
+    webhook.authenticator()  # fail on a missing secret before starting anything
+    with ExitStack() as stack:
+        api_url = configured_api_url()
+        if api_url:
+            server = PrefectServer(api_url, started_here=False)
+        else:
+            say(f"starting a local Prefect server on port {options.prefect_port} …")
+            server = stack.enter_context(local_prefect_server(
+                port=options.prefect_port, home=options.prefect_home,
+                log_path=workdir / "data" / "prefect-server.log",
+            ))  # fmt: skip
+        os.environ["PREFECT_API_URL"] = server.api_url  # flow-run subprocesses inherit it
+        stack.enter_context(temporary_settings({PREFECT_API_URL: server.api_url}))
+        receiver, assets = build_receiver(settings, webhook, server.api_url)
+        url = stack.enter_context(serve_in_thread(create_app(receiver), webhook.host, webhook.port))
+        specs = deployment_specs(ingest_cfg)
+        parameters = {"config": str(options.config.resolve()) if options.config else None,
+                      "workdir": str(workdir)}  # fmt: skip
+        deployments = build_deployments(specs, parameters, ingest_cfg.window_seconds)
+        runner = register(deployments)
+        for line in _listing(server, url, webhook, assets, specs, ingest_cfg.window_seconds):
+            say(line)
+        try:
+            run_until_stopped(runner)
+        finally:
+            say("stopping: runner stopped; receiver and Prefect server next …")
+    say("stopped")
+
+
+def run_webhook(config: Path | None, workdir: Path, host: str | None, port: int | None,
+                say: Say) -> None:  # fmt: skip
+    """Only the receiver, in the foreground (multi-machine set-up: workers run the flows)."""
+    import uvicorn
+
+    workdir = workdir.resolve()
+    settings, webhook, _ = load_push_settings(config, workdir)
+    api_url = configured_api_url()
+    receiver, assets = build_receiver(settings, webhook, api_url)
+    host, port = host or webhook.host, webhook.port if port is None else port
+    say(f"webhook  http://{host}:{port}/hooks/kobo/{{asset_uid}}  ({len(assets.uids)} assets)")
+    say(f"landing  {webhook.landing_path}")
+    say(f"events   {api_url or 'none: PREFECT_API_URL is not set, nothing triggers ingest'}")
+    app = create_app(receiver)
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", log_config=None,
+                                  timeout_graceful_shutdown=10)).run()  # fmt: skip

@@ -1,0 +1,267 @@
+"""The ingest flow: webhook deliveries waiting in the landing area → the same warehouse rows the
+nightly would make. Real Prefect (the session harness), real GX, the Kobo simulator on
+loopback for asset discovery; deliveries are landed directly (the receiver has its own tests).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from connectors.landing import Landing
+from connectors.simulators.cohort import CohortSpec, generate_cohort
+from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from connectors.webhook import delivery_key
+from flows import ingest as ingest_module
+from flows.ingest import IngestSettings, IngestSummary, ingest, wait_for_scheduled_start
+from flows.nightly import nightly
+from flows.serve import TIMEZONE, deployment_specs, ingest_trigger
+from warehouse.load import open_warehouse
+from warehouse.query import connect
+
+TODAY = date(2026, 11, 24)
+TOKEN = "e" * 40
+HOUSEHOLD = "sammachip_household"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Kobo:
+    store: KoboStore
+    assets: dict[str, str]  # form id → asset uid
+
+    def docs(self, form_id: str, n: int | None = None) -> list[dict[str, Any]]:
+        uid = self.assets[form_id]
+        ids = self.store.asset(uid).ids  # type: ignore[union-attr]
+        return [self.store.get(uid, i) for i in ids[:n]]
+
+
+@pytest.fixture(scope="module")
+def kobo(prefect_harness: None) -> Iterator[Kobo]:
+    cohort = generate_cohort(CohortSpec(seed=11, villages=1, today=TODAY))
+    store = KoboStore()
+    assets = seed_from_cohort(store, cohort)
+    with serve_kobo(store, TOKEN) as url:
+        os.environ["SAMMACHIP_KOBO_URL"], os.environ["SAMMACHIP_KOBO_TOKEN"] = url, TOKEN
+        try:
+            yield Kobo(store, assets)
+        finally:
+            del os.environ["SAMMACHIP_KOBO_URL"], os.environ["SAMMACHIP_KOBO_TOKEN"]
+
+
+def landing_of(workdir: Path) -> Landing:
+    return Landing(workdir / "data" / "landing")
+
+
+def land(workdir: Path, docs: list[dict[str, Any]]) -> None:
+    """What the receiver does with each delivery."""
+    for doc in docs:
+        submission_id, instance = delivery_key(doc)
+        landing_of(workdir).put(
+            "kobo", doc["_xform_id_string"], f"{submission_id}_{instance}", orjson.dumps(doc)
+        )
+
+
+def run_ingest(workdir: Path) -> IngestSummary:
+    return ingest(workdir=str(workdir), today=TODAY)
+
+
+def sql(workdir: Path, query: str) -> list[tuple]:
+    return connect(open_warehouse(str(workdir / "data" / "warehouse"))).execute(query).fetchall()
+
+
+def household_result(summary: IngestSummary) -> Any:
+    return next(f for f in summary.run.forms if f.form_id == HOUSEHOLD)
+
+
+# ------------------------------------------------------------------ the happy path
+
+
+def test_landed_submissions_reach_the_clean_tables_and_leave_the_landing_area(
+    kobo: Kobo, tmp_path: Path
+) -> None:
+    docs = kobo.docs(HOUSEHOLD, 12)
+    land(tmp_path, docs)
+    summary = run_ingest(tmp_path)
+    result = household_result(summary)
+    assert (summary.landed, summary.removed, summary.waiting) == (12, 12, 0)
+    assert result.new_versions == result.clean + result.quarantined == 12
+    assert landing_of(tmp_path).pending("kobo") == []
+    [(clean,)] = sql(tmp_path, "select count(*) from households")
+    [(quarantined,)] = sql(tmp_path, "select count(distinct submission_key) from quarantine")
+    assert (clean, quarantined) == (result.clean, result.quarantined)
+    assert summary.run.warehouse_version == 1
+
+
+def test_a_burst_across_forms_is_one_run_and_one_warehouse_version(
+    kobo: Kobo, tmp_path: Path
+) -> None:
+    land(tmp_path, kobo.docs(HOUSEHOLD, 5) + kobo.docs("sammachip_sage", 3))
+    summary = run_ingest(tmp_path)
+    assert {f.form_id: f.new_versions for f in summary.run.forms} == {
+        HOUSEHOLD: 5,
+        "sammachip_sage": 3,
+    }
+    assert summary.run.warehouse_version == 1  # one commit holds both forms and the marts
+
+
+def test_rows_carry_the_keys_and_hashes_the_nightly_would_produce(
+    kobo: Kobo, tmp_path: Path
+) -> None:
+    pushed = kobo.docs(HOUSEHOLD, 8)
+    land(tmp_path, pushed)
+    run_ingest(tmp_path)
+    summary = nightly(workdir=str(tmp_path), today=TODAY)
+    household = next(f for f in summary.forms if f.form_id == HOUSEHOLD)
+    on_server = len(kobo.docs(HOUSEHOLD))
+    # The nightly re-reads everything on a first sync; the 8 pushed ones are known versions.
+    assert household.new_versions == on_server - len(pushed)
+    [(versions,)] = sql(
+        tmp_path, f"select count(*) from raw_submissions where form_id = '{HOUSEHOLD}'"
+    )
+    assert versions == on_server  # no second version of a pushed submission
+
+
+def test_nothing_landed_is_a_quick_no_op(kobo: Kobo, tmp_path: Path) -> None:
+    summary = run_ingest(tmp_path)
+    assert (summary.landed, summary.run.forms) == (0, [])
+    assert not (tmp_path / "data" / "warehouse").exists()
+
+
+# ------------------------------------------------------------------ replays and crashes
+
+
+def test_a_replayed_delivery_is_a_no_op(kobo: Kobo, tmp_path: Path) -> None:
+    docs = kobo.docs(HOUSEHOLD, 6)
+    land(tmp_path, docs)
+    run_ingest(tmp_path)
+    before = sql(tmp_path, "select submission_key, payload_hash from raw_submissions")
+    land(tmp_path, docs)  # Kobo retried after the first copies were loaded
+    summary = run_ingest(tmp_path)
+    assert household_result(summary).new_versions == 0
+    assert summary.removed == 6
+    assert sql(tmp_path, "select submission_key, payload_hash from raw_submissions") == before
+
+
+def test_a_crash_before_the_commit_leaves_the_files_for_the_next_run(
+    kobo: Kobo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    land(tmp_path, kobo.docs(HOUSEHOLD, 4))
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("power cut while building the marts")
+
+    monkeypatch.setattr(ingest_module, "build_marts", crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_ingest(tmp_path)
+    assert len(landing_of(tmp_path).pending("kobo")) == 4
+    assert open_warehouse(str(tmp_path / "data" / "warehouse")).snapshot().version == 0
+
+    monkeypatch.undo()
+    summary = run_ingest(tmp_path)
+    assert (summary.removed, household_result(summary).new_versions) == (4, 4)
+
+
+def test_a_crash_after_the_commit_only_means_a_harmless_replay(
+    kobo: Kobo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    land(tmp_path, kobo.docs(HOUSEHOLD, 4))
+
+    def crash(self: Landing, files: object) -> int:
+        raise OSError("killed before the files were removed")
+
+    monkeypatch.setattr(Landing, "remove", crash)
+    with pytest.raises(OSError, match="killed"):
+        run_ingest(tmp_path)
+    assert len(landing_of(tmp_path).pending("kobo")) == 4  # still there ...
+    assert sql(tmp_path, "select count(*) from raw_submissions") == [(4,)]  # ... and committed
+
+    monkeypatch.undo()
+    summary = run_ingest(tmp_path)
+    assert (summary.removed, household_result(summary).new_versions) == (4, 0)
+    assert sql(tmp_path, "select count(*) from raw_submissions") == [(4,)]
+
+
+# ------------------------------------------------------------------ what cannot be loaded
+
+
+def test_deliveries_for_an_asset_no_server_lists_wait(kobo: Kobo, tmp_path: Path) -> None:
+    doc = {**kobo.docs(HOUSEHOLD, 1)[0], "_xform_id_string": "aRetiredAsset"}
+    land(tmp_path, [doc])
+    summary = run_ingest(tmp_path)
+    assert (summary.landed, summary.waiting, summary.removed) == (1, 1, 0)
+    assert len(landing_of(tmp_path).pending("kobo")) == 1
+
+
+def test_an_unreadable_delivery_is_set_aside_and_the_rest_load(kobo: Kobo, tmp_path: Path) -> None:
+    land(tmp_path, kobo.docs(HOUSEHOLD, 2))
+    uid = kobo.assets[HOUSEHOLD]
+    landing_of(tmp_path).put("kobo", uid, "999_broken", b"{not json")
+    summary = run_ingest(tmp_path)
+    assert (summary.set_aside, summary.removed) == (1, 2)
+    aside = tmp_path / "data" / "landing" / "_set_aside" / "kobo" / uid
+    assert (aside / "999_broken.json").exists()
+
+
+# ------------------------------------------------------------------ micro-batch timing
+
+
+def test_a_run_started_early_waits_for_its_scheduled_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import prefect.runtime.flow_run as flow_run
+
+    slept: list[float] = []
+    monkeypatch.setattr(ingest_module.time, "sleep", slept.append)
+    soon = datetime.now(UTC) + timedelta(seconds=8)
+    monkeypatch.setattr(flow_run, "scheduled_start_time", soon)
+    assert 7 < wait_for_scheduled_start() <= 8
+    monkeypatch.setattr(flow_run, "scheduled_start_time", datetime.now(UTC) - timedelta(1))
+    assert wait_for_scheduled_start() == 0
+    assert len(slept) == 1
+
+
+# ------------------------------------------------------------------ settings and deployments
+
+
+def test_ingest_settings_come_from_the_config_with_env_overrides(tmp_path: Path) -> None:
+    doc = {"landing": {"path": "spool"}, "ingest": {"window_seconds": 90}}
+    s = IngestSettings.from_config(doc, tmp_path, environ={})
+    assert (s.landing_path, s.window_seconds, s.sweep_cron) == (
+        tmp_path / "spool",
+        90,
+        "*/30 * * * *",
+    )
+    env = {"SAMMACHIP_INGEST_WINDOW_SECONDS": "5", "SAMMACHIP_INGEST_SWEEP_CRON": ""}
+    s = IngestSettings.from_config(doc, tmp_path, environ=env)
+    assert (s.window_seconds, s.sweep_cron) == (5, None)
+
+
+def test_prefect_yaml_and_serve_define_the_same_deployments() -> None:
+    """Two ways to run (workers or `sammachip serve`), one set of schedules and triggers."""
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+
+    doc = yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))
+    by_name = {d["name"]: d for d in doc["deployments"]}
+    defaults = IngestSettings(landing_path=Path("x"))
+    for spec in deployment_specs(defaults):
+        dep = by_name[spec.name]
+        module, _, func = spec.entrypoint.rpartition(".")
+        assert dep["entrypoint"] == f"{module.replace('.', '/')}.py:{func}"
+        assert dep["concurrency_limit"] == {"limit": 1, "collision_strategy": spec.collision}
+        crons = [(s["cron"], s["timezone"]) for s in dep.get("schedules", [])]
+        assert crons == ([(spec.cron, TIMEZONE)] if spec.cron else [])
+        assert bool(dep.get("triggers")) == spec.triggered
+    (trigger,) = by_name["ingest"]["triggers"]
+    from_yaml = DeploymentEventTrigger.model_validate(trigger)
+    from_serve = ingest_trigger(defaults.window_seconds)
+    fields = ("match", "expect", "posture", "threshold", "within", "schedule_after")
+    assert {f: getattr(from_yaml, f) for f in fields} == {f: getattr(from_serve, f) for f in fields}
