@@ -63,3 +63,20 @@ def form_for_asset(
         return FORMS.get(explicit[uid])
     tokens = name.replace("·", " ").split()
     return next((FORMS[t] for t in tokens if t in FORMS), None)
+
+
+# The `occupation` choice list of the forms (docs/forms.md), with its Thai labels: what the
+# generator draws from and what officer lists print.
+OCCUPATION_TH: dict[str, str] = {
+    "mushroom": "เพาะเห็ด",
+    "weaving": "ทอผ้า",
+    "reed_mat": "ทอเสื่อกก",
+    "cricket": "เลี้ยงจิ้งหรีด",
+    "frog": "เลี้ยงกบ",
+    "processed_food": "แปรรูปอาหาร",
+    "basketry": "จักสาน",
+    "herbal": "สมุนไพรแปรรูป",
+    "fertiliser": "ปุ๋ยหมักชีวภาพ",
+    "vegetables": "ผักปลอดสารพิษ",
+    "cleaning_liquid": "น้ำยาเอนกประสงค์",
+}

@@ -13,19 +13,6 @@ ACTIVITY_TH: dict[str, str] = {
     "kickoff": "การประชุมชี้แจง",
 }
 
-OCCUPATION_TH: dict[str, str] = {
-    "mushroom": "เพาะเห็ด",
-    "weaving": "ทอผ้า",
-    "reed_mat": "ทอเสื่อกก",
-    "cricket": "เลี้ยงจิ้งหรีด",
-    "frog": "เลี้ยงกบ",
-    "processed_food": "แปรรูปอาหาร",
-    "basketry": "จักสาน",
-    "herbal": "สมุนไพรแปรรูป",
-    "fertiliser": "ปุ๋ยหมักชีวภาพ",
-    "vegetables": "ผักปลอดสารพิษ",
-    "cleaning_liquid": "น้ำยาเอนกประสงค์",
-}
 
 OTOP_TYPE_TH: dict[str, str] = {
     "food": "อาหาร",

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from schemas.registry import OCCUPATION_TH
 from schemas.tables import CLEAN_TABLES, QUARANTINE
 from warehouse import labels
 from warehouse.rules import RULES, AlertRules, Officer, SeasonWindow
@@ -289,7 +290,7 @@ def _label_functions(con: duckdb.DuckDBPyConnection) -> None:
         "CREATE MACRO be_date(d) AS strftime(d, '%d/%m/') || CAST(year(d) + 543 AS VARCHAR)"
     )
     con.execute(_case_macro("activity_th", labels.ACTIVITY_TH, "'กิจกรรม'"))
-    con.execute(_case_macro("occupation_th", labels.OCCUPATION_TH, "x"))
+    con.execute(_case_macro("occupation_th", OCCUPATION_TH, "x"))
     con.execute(_case_macro("otop_type_th", labels.OTOP_TYPE_TH, "x"))
     con.execute(_case_macro("otop_status_th", labels.OTOP_STATUS_TH, "x"))
     con.execute(_case_macro("readiness_th", labels.READINESS_TH, "x"))

@@ -24,6 +24,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from schemas.admin_codes import MUANG_SAM_SIP, UBON_RATCHATHANI, amphoes_of, tambon_name, tambons_of
+from schemas.registry import OCCUPATION_TH
 
 Answers = dict[str, Any]
 
@@ -340,19 +341,6 @@ _FAMILY = (
     "อ่อนศรี",
 )
 
-OCCUPATION_TH: dict[str, str] = {
-    "mushroom": "เพาะเห็ด",
-    "weaving": "ทอผ้า",
-    "reed_mat": "ทอเสื่อกก",
-    "cricket": "เลี้ยงจิ้งหรีด",
-    "frog": "เลี้ยงกบ",
-    "processed_food": "แปรรูปอาหาร",
-    "basketry": "จักสาน",
-    "herbal": "สมุนไพรแปรรูป",
-    "fertiliser": "ปุ๋ยหมักชีวภาพ",
-    "vegetables": "ผักปลอดสารพิษ",
-    "cleaning_liquid": "น้ำยาเอนกประสงค์",
-}
 # Popular choices in Isan villages come first and are drawn more often.
 _OCC_WEIGHTS = (14, 12, 10, 10, 6, 9, 7, 6, 7, 10, 9)
 
