@@ -259,7 +259,7 @@ def test_a_later_burst_gets_its_own_run(stack: Stack) -> None:
 def test_ctrl_c_stops_serve_cleanly(stack: Stack) -> None:
     stopping = time.monotonic()
     stack.serve.send_signal(signal.SIGINT)
-    assert stack.serve.wait(60) == 0
+    assert stack.serve.wait(120) == 0  # seconds when idle; a loaded 2-core box took over 60 once
     stack.timings["Ctrl-C → exited"] = time.monotonic() - stopping
     assert "stopped" in stack.output.drain().splitlines()[-1]
     with pytest.raises(httpx.ConnectError):
