@@ -78,7 +78,7 @@ def print_summary(summary: object, workdir: Path | None = None) -> None:
         folder = summary.report_files[0].parent
         console.print(
             f"Officer lists / รายการสำหรับพัฒนากร ({len(summary.report_files)} files): "
-            f"[bold]{folder}[/]"
+            f"[bold]{folder}[/] — open [bold]{folder / 'index.html'}[/] in a browser"
         )
     console.print(
         f"Warehouse version {summary.warehouse_version}; query it with "
