@@ -6,6 +6,8 @@ JSON can name `expect_column_values_to_be_valid_thai_national_id` like any built
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pandas as pd
 from great_expectations.execution_engine import PandasExecutionEngine
 from great_expectations.expectations.expectation import (
@@ -56,6 +58,10 @@ class ExpectColumnPairValuesToBeCodeInArea(ColumnPairMapExpectation):
     """A programme code (household `34140105-07`, sage `S34140105-1` …) starts with the
     village code of the same row: DOPA codes nest province ⊂ amphoe ⊂ tambon ⊂ village."""
 
+    # A missing value is a not-null expectation's business, not this one's.
+    ignore_row_if: Literal["both_values_are_missing", "either_value_is_missing", "neither"] = (
+        "either_value_is_missing"
+    )
     map_metric = "column_pair_values.code_in_area"
     success_keys = ("column_A", "column_B", "mostly", "ignore_row_if")
 

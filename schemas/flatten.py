@@ -64,7 +64,7 @@ class _Reader:
         raw = self.payload.get(key)
         try:
             return parse(raw)
-        except ValueError as err:
+        except (ValueError, TypeError, OverflowError) as err:  # any answer may be anything
             self.errors.append(f"{key}: {err}")
             return None
 
@@ -138,8 +138,13 @@ def _sage(r: _Reader) -> dict[str, list[Row]]:
 
 def _repeat(r: _Reader, name: str) -> list[_Reader]:
     r.used.add(name)
-    entries = r.payload.get(name) or []
-    readers = [_Reader(e) for e in entries if isinstance(e, dict)]
+    entries = r.payload.get(name)
+    if entries is None or entries == []:
+        return []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        r.errors.append(f"{name}: not a list of repeat groups ({type(entries).__name__})")
+        return []
+    readers = [_Reader(e) for e in entries]
     r.children.extend(readers)
     return readers
 
@@ -155,6 +160,7 @@ def _session(r: _Reader) -> dict[str, list[Row]]:
                 "session_code": code,
                 "hh_code": a.get("attendees/hh_code", n.code),
                 "present": a.get("attendees/present", n.yes_no),
+                "session_held": held is not None,  # validation only: attendance due once held
             }
         )
         r.errors.extend(f"attendees[{i + 1}]/{e}" for e in a.errors)

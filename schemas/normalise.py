@@ -24,11 +24,16 @@ def ascii_digits(text: str) -> str:
     return text.translate(_THAI_DIGITS)
 
 
+# Control characters and bidi overrides: invisible, and dangerous in a terminal or a list.
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_MAX_INT = 2**63 - 1  # what the warehouse's int64 columns hold
+
+
 def clean_text(text: str | None) -> str | None:
-    """Trim and collapse whitespace; an empty answer is no answer."""
+    """Trim and collapse whitespace, drop control characters; an empty answer is none."""
     if text is None:
         return None
-    cleaned = " ".join(str(text).split())
+    cleaned = " ".join(_INVISIBLE.sub("", str(text)).split())
     return cleaned or None
 
 
@@ -39,7 +44,10 @@ def parse_int(text: str | None) -> int | None:
     value = ascii_digits(str(text)).replace(",", "").strip()
     if not _INT.fullmatch(value):
         raise ValueError(f"'{text}' is not a whole number")
-    return int(value.split(".")[0])
+    number = int(value.split(".")[0])
+    if abs(number) > _MAX_INT:
+        raise ValueError(f"'{text}' is too large to be a real answer")
+    return number
 
 
 def parse_decimal(text: str | None) -> float | None:
@@ -83,6 +91,8 @@ def parse_device_time(text: str | None) -> datetime | None:
     """Device timestamps carry the phone's offset ("2025-11-20T09:12:31.123+07:00") → UTC."""
     if not text:
         return None
+    if not isinstance(text, str):
+        raise ValueError(f"'{text}' is not a timestamp")
     value = ascii_digits(text).strip()
     if re.search(r"[+-][0-9]{2}$", value):  # old ODK Collect wrote "+07" without minutes
         value += ":00"
@@ -92,7 +102,10 @@ def parse_device_time(text: str | None) -> datetime | None:
         raise ValueError(f"'{text}' is not a timestamp") from err
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"'{text}' is not a real moment") from None
 
 
 def national_id(text: str | None) -> str | None:

@@ -118,10 +118,9 @@ class SuiteRunner:
         counts: dict[str, int] = {}
         for r in result.results:
             kind, column, meta = _describe(r.expectation_config)
-            if r.exception_info and r.exception_info.get("raised_exception"):
+            if problem := _raised(r.exception_info):
                 raise RuntimeError(
-                    f"expectation {kind} on {table}.{column} could not run: "
-                    f"{r.exception_info.get('exception_message')}"
+                    f"expectation {kind} on {table}.{column} could not run: {problem}"
                 )
             unexpected = r.result.get("unexpected_index_list") or []
             counts[f"{kind}:{column}"] = len(unexpected)
@@ -141,6 +140,16 @@ class SuiteRunner:
                     )
                 )
         return SuiteResult(table, len(frame), failures, counts)
+
+
+def _raised(info: Any) -> str | None:
+    """GX reports an expectation that could not run either at the top of `exception_info` or
+    per failed metric beneath it; a silent failure would look like a pass."""
+    if not isinstance(info, dict):
+        return None
+    if info.get("raised_exception"):
+        return str(info.get("exception_message"))
+    return next((m for v in info.values() if (m := _raised(v))), None)
 
 
 def _is_missing(value: Any) -> bool:
