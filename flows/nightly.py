@@ -258,8 +258,15 @@ def _sync_one(
             if reconcile:
                 result.deleted = find_deletions(tx, form, now)
             return result
-    except SourceError as err:
-        return FormResult(form.form_id, form.form_uid, error=str(err))
+    except (*SourceError, TransientError) as err:  # retries exhausted: skip this form only
+        return FormResult(form.form_id, form.form_uid, error=_form_error(form, err))
+
+
+def _form_error(form: FormSource, err: Exception) -> str:
+    if isinstance(err, TransientError):  # permanent errors already name the form and the fix
+        return (f"form {form.form_uid}: the server still failed after every retry ({err}); "
+                "nothing of this form was committed — the next run tries again")  # fmt: skip
+    return str(err)
 
 
 _WORKER_RUNNER: list[SuiteRunner] = []  # one GX context per worker process, built on first use
@@ -278,8 +285,8 @@ def fetch_and_validate(
         pages = (subs for subs, _ in form.batches(cursor, settings, now, full_rescan))
         results = list(validate_stream(form.form_id, pages, _WORKER_RUNNER[0], state=state,
                                        batch=batch, now=now, context=context))  # fmt: skip
-    except SourceError as err:
-        return [], cursor, str(err)
+    except (*SourceError, TransientError) as err:  # retries exhausted: skip this form only
+        return [], cursor, _form_error(form, err)
     return results, cursor, None
 
 
