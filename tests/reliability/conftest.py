@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,15 +66,13 @@ def district(
         workdir = tmp_path_factory.mktemp("reference")
         os.environ[failpoints.ENV] = "*:0"  # count every failpoint pass, never die
         failpoints.reset()
-        started = time.perf_counter()
         try:
             sync(workdir, url, suite_runner)
         finally:
             del os.environ[failpoints.ENV]
-        seconds = time.perf_counter() - started
         passes = failpoints.passes()
         failpoints.reset()
-        yield District(store, url, uids, fingerprint(workdir), passes, seconds)
+        yield District(store, url, uids, fingerprint(workdir), passes)
 
 
 @pytest.fixture

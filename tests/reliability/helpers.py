@@ -105,7 +105,6 @@ class District:
     uids: dict[str, str]  # form id → asset uid
     reference: dict[str, str]  # fingerprint of the warehouse after an uninterrupted sync
     passes: int  # failpoint passes that sync makes (data files, manifest steps)
-    seconds: float  # how long it took
 
 
 @dataclass
