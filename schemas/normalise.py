@@ -164,7 +164,10 @@ def geopoint(text: str | None) -> tuple[float | None, float | None]:
     parts = ascii_digits(str(text)).split()
     if len(parts) < 2:
         raise ValueError(f"'{text}' is not a geopoint")
-    return float(parts[0]), float(parts[1])
+    lat, lon = float(parts[0]), float(parts[1])
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):  # also refuses nan and inf
+        raise ValueError(f"'{text}' is not a place on Earth")
+    return lat, lon
 
 
 def village_code(text: str | None) -> str | None:
