@@ -102,3 +102,14 @@ async def respond(fault: Fault, request: Request, handler: Handler) -> Response:
     return StreamingResponse(
         cut_off(), 200, {"Content-Length": str(len(body))}, media_type="application/json"
     )
+
+
+def with_faults(plan_of: Callable[[], FaultPlan], answer: Handler) -> Handler:
+    """`answer`, unless the store's current plan has a fault queued for this request's path
+    (looked up per request: a store may replace its plan when reset)."""
+
+    async def endpoint(request: Request) -> Response:
+        fault = plan_of().take(request.url.path)
+        return await (respond(fault, request, answer) if fault else answer(request))
+
+    return endpoint

@@ -35,7 +35,7 @@ from starlette.routing import Route
 
 from connectors.serving import run_forever, serve_in_thread
 from connectors.simulators.cohort import FORM_IDS, FORM_TITLES, HOUSEHOLD, Cohort, paused_gc
-from connectors.simulators.faults import FaultPlan, respond
+from connectors.simulators.faults import FaultPlan, with_faults
 
 VALIDATION_LABELS: dict[str, str] = {
     "validation_status_not_approved": "Not Approved",
@@ -1057,11 +1057,7 @@ def create_app(
             except _ApiError as exc:
                 return _json(exc.body, exc.status, exc.headers)
 
-        async def endpoint(request: Request) -> Response:
-            fault = store.faults.take(request.url.path)
-            return await (respond(fault, request, answer) if fault else answer(request))
-
-        return endpoint
+        return with_faults(lambda: store.faults, answer)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         """DRF-style bodies for router errors (unknown path, wrong method)."""

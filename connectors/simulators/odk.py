@@ -49,7 +49,7 @@ from connectors.simulators.cohort import (
     Cohort,
     paused_gc,
 )
-from connectors.simulators.faults import FaultPlan, respond
+from connectors.simulators.faults import FaultPlan, with_faults
 from connectors.simulators.kobo import derived_uuid
 from schemas.registry import FORMS
 
@@ -1676,11 +1676,7 @@ def create_app(
             except ODataProblem as problem:
                 return _problem_response(problem)
 
-        async def endpoint(request: Request) -> Response:
-            fault = store.faults.take(request.url.path)
-            return await (respond(fault, request, answer) if fault else answer(request))
-
-        return endpoint
+        return with_faults(lambda: store.faults, answer)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         """Central's problem JSON for router errors too."""
