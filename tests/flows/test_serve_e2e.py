@@ -258,8 +258,8 @@ def test_a_later_burst_gets_its_own_run(stack: Stack) -> None:
 
 @pytest.mark.xfail(
     strict=False,
-    reason="open bug: on a heavily loaded 2-core box the first Ctrl-C sometimes does not stop "
-    "`serve` within two minutes (it stops in ~3 s otherwise); the cause is not found yet",
+    reason="open bug: in full-suite runs on 2 cores the first Ctrl-C often does not stop `serve` "
+    "within two minutes (run alone it stops in ~3 s); the cause is not found yet",
 )
 def test_ctrl_c_stops_serve_cleanly(stack: Stack) -> None:
     stopping = time.monotonic()
