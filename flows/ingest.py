@@ -54,10 +54,6 @@ MAX_EARLY_START = 600.0  # never wait longer than this for a scheduled start
 # =========================================================================== settings
 
 
-def config_doc(config: Path | None) -> dict[str, Any]:
-    return read_config(config)
-
-
 def landing_path(doc: Mapping[str, Any], base_dir: Path) -> Path:
     """`[landing] path` (env SAMMACHIP_LANDING_PATH), relative to the working directory."""
     path = os.environ.get("SAMMACHIP_LANDING_PATH") or doc.get("landing", {}).get("path")
@@ -119,7 +115,7 @@ def ingest(
     base = Path(workdir) if workdir else Path.cwd()
     path = Path(config) if config else None
     settings = load_settings(path, base_dir=base)
-    landing = Landing(landing_path(config_doc(path), base))
+    landing = Landing(landing_path(read_config(path), base))
     return ingest_landing(settings, landing, today or bangkok_today())
 
 

@@ -41,8 +41,8 @@ from connectors.webhook import (
     prefect_api_headers,
     serve_in_thread,
 )
-from flows.ingest import IngestSettings, config_doc, landing_path
-from flows.settings import Settings, load_settings
+from flows.ingest import IngestSettings, landing_path
+from flows.settings import Settings, load_settings, read_config
 
 TIMEZONE = "Asia/Bangkok"
 Say = Callable[[str], None]
@@ -290,7 +290,7 @@ def load_push_settings(
 ) -> tuple[Settings, WebhookSettings, IngestSettings]:
     """Every setting `serve` and `webhook` need; fails fast (ConfigError) before starting."""
     settings = load_settings(config, base_dir=workdir)
-    doc = config_doc(config)
+    doc = read_config(config)
     webhook = WebhookSettings.from_mapping(
         doc.get("webhook", {}), landing_path=landing_path(doc, workdir)
     )
