@@ -72,12 +72,20 @@ def existing_codes(wh: Warehouse | Transaction, form_id: str) -> dict[str, str]:
     )
 
 
+_CONTEXT_COLUMNS = {
+    "households": ["hh_code", "deleted_at"],
+    "sessions": ["submission_key", "held_date", "deleted_at"],
+    "attendance": ["submission_key", "hh_code", "present"],
+    "income_surveys": ["hh_code", "round", "survey_date", "deleted_at"],
+}
+
+
 def cross_form_context(tx: Transaction) -> CrossFormContext:
     """Registered, trained and baseline facts as this transaction sees them (forms staged
     earlier in the same run included: households load before sessions)."""
     con = duckdb.connect()
-    for name in ("households", "sessions", "attendance", "income_surveys"):
-        con.register(name, tx.read(name))
+    for name, columns in _CONTEXT_COLUMNS.items():  # only what the checks read: history is big
+        con.register(name, tx.read(name, columns=columns))
     registered = con.execute(
         "select distinct hh_code from households where deleted_at is null and hh_code is not null"
     ).fetchall()

@@ -32,6 +32,8 @@ import pyarrow.parquet as pq
 from warehouse.storage import LocalStorage, Storage, VersionExists, storage_for
 
 MANIFEST_DIR = "_manifest"
+# An upserted table keeps at most this many files before its small ones are merged.
+MAX_FILES = 16
 _VERSION_FILE = re.compile(r"v(\d{8})\.json")
 
 
@@ -241,18 +243,52 @@ class Transaction:
 
         Dropping by the batch's keys (not only the rows in `data`) is what lets a submission
         move from clean to quarantine and back, and lets an edit shrink a repeat group.
+        Only files holding a replaced key are rewritten and `data` lands in a file of its own,
+        so a night's cost follows what changed, not the table's history.
         """
-        current = self.read(table)
-        if current.num_rows and replaced_keys:
-            keep = pc.invert(pc.is_in(current[key], value_set=pa.array(sorted(replaced_keys))))
-            current = current.filter(keep)
+        state = self._tables.get(table, TableState())
+        files, rows = list(state.files), state.rows
+        if replaced_keys and files:
+            doomed = pa.array(sorted(replaced_keys))
+            files, dropped = self._drop_keys(table, files, key, doomed)
+            rows -= dropped
         if data.num_rows:
-            current = (
-                pa.concat_tables([current, data], promote_options="permissive")
-                if current.num_rows
-                else data
-            )
-        self.replace(table, current)
+            files.append(self._write_file(table, data, None))
+            rows += data.num_rows
+        self._tables[table] = TableState(tuple(files), rows, self._stamp())
+        self._changed = True
+        if len(files) > MAX_FILES:
+            self._merge_small(table)
+
+    def _drop_keys(
+        self, table: str, files: list[str], key: str, doomed: pa.Array
+    ) -> tuple[list[str], int]:
+        """`files` with the rows whose `key` is in `doomed` removed (a hit file is rewritten
+        without them, or dropped when nothing is left), and how many rows went."""
+        storage, kept, dropped = self.warehouse.storage, [], 0
+        for rel in files:
+            path = storage.path(rel)
+            keys = pq.read_table(path, columns=[key], filesystem=storage.fs)[key]
+            hit = pc.is_in(keys, value_set=doomed)
+            hits = pc.sum(hit).as_py() or 0
+            if not hits:
+                kept.append(rel)
+                continue
+            dropped += hits
+            if hits < len(keys):
+                rest = pq.read_table(path, filesystem=storage.fs).filter(pc.invert(hit))
+                kept.append(self._write_file(table, rest, None))
+        return kept, dropped
+
+    def _merge_small(self, table: str) -> None:
+        """Merge every file but the largest into one: nightly and event-driven runs each add
+        a file, and readers slow down with the count (size-tiered, like LSM compaction)."""
+        storage = self.warehouse.storage
+        files = list(self._tables[table].files)
+        largest = max(files, key=storage.size)
+        small = [f for f in files if f != largest]
+        parts = [pq.read_table(storage.path(f), filesystem=storage.fs) for f in small]
+        self.rewrite(table, small, pa.concat_tables(parts, promote_options="permissive"), None)
 
     def rewrite(self, table: str, old_files: list[str], data: pa.Table, partition: str | None
                 ) -> None:  # fmt: skip
