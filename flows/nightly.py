@@ -94,8 +94,9 @@ def load_batches(
     """The one path from submissions to the warehouse, whatever brought them (a nightly
     pull, a reconcile rescan, webhook deliveries): drop known versions, validate, stage."""
     loader = FormLoader(tx, form_id, batch=tx.run_id, now=now)
+    context = cross_form_context(tx, form_id)
     results = validate_stream(form_id, batches, runner, state=loader.stream_state(),
-                              batch=tx.run_id, now=now, context=cross_form_context(tx))  # fmt: skip
+                              batch=tx.run_id, now=now, context=context)  # fmt: skip
     for validated, fresh, fetched in results:
         loader.add(validated, fresh, fetched)
     return loader.finish()
@@ -175,7 +176,7 @@ def build_data_docs(runner: SuiteRunner, settings: Settings, today: date) -> Pat
 @task(name="build-marts", cache_policy=NO_CACHE)
 def build_marts(tx: Transaction, settings: Settings, today: date) -> None:
     """Every mart, rebuilt from the clean tables (yesterday's alerts give the lifecycle)."""
-    tables = {name: tx.read(name) for name in [*CLEAN_TABLES, "quarantine"]}
+    tables = {name: tx.dataset(name) for name in [*CLEAN_TABLES, "quarantine"]}
     built = marts.build_marts(tables, {"alerts": tx.read("alerts")}, today, settings.rules)
     for name, data in built.items():
         tx.replace(name, data)

@@ -72,33 +72,52 @@ def existing_codes(wh: Warehouse | Transaction, form_id: str) -> dict[str, str]:
     )
 
 
-_CONTEXT_COLUMNS = {
-    "households": ["hh_code", "deleted_at"],
-    "sessions": ["submission_key", "held_date", "deleted_at"],
-    "attendance": ["submission_key", "hh_code", "present"],
-    "income_surveys": ["hh_code", "round", "survey_date", "deleted_at"],
-}
-
-
-def cross_form_context(tx: Transaction) -> CrossFormContext:
+def cross_form_context(tx: Transaction, form_id: str | None = None) -> CrossFormContext:
     """Registered, trained and baseline facts as this transaction sees them (forms staged
-    earlier in the same run included: households load before sessions)."""
+    earlier in the same run included: households load before sessions). With `form_id`, only
+    the facts that form's tables check are gathered (they span the whole history); the others
+    stay empty and unread."""
+    tables = set(CLEAN_TABLES) if form_id is None else _tables_of(form_id)
     con = duckdb.connect()
-    for name, columns in _CONTEXT_COLUMNS.items():  # only what the checks read: history is big
-        con.register(name, tx.read(name, columns=columns))
-    registered = con.execute(
-        "select distinct hh_code from households where deleted_at is null and hh_code is not null"
-    ).fetchall()
-    trained = con.execute("""
-        select distinct a.hh_code from attendance a join sessions s using (submission_key)
-        where a.present and s.held_date is not null and s.deleted_at is null""").fetchall()
-    baselines = con.execute("""
-        select hh_code, min(survey_date) from income_surveys
-        where round = 'baseline' and deleted_at is null group by hh_code""").fetchall()
+    facts: dict[str, Any] = {}
+    for fact, (needed_by, reads, sql) in _FACTS.items():
+        if tables & needed_by:
+            for name, columns in reads.items():  # only the columns the checks read
+                con.register(name, tx.read(name, columns=columns))
+            facts[fact] = con.execute(sql).fetchall()
     return CrossFormContext(
-        frozenset(r[0] for r in registered), frozenset(r[0] for r in trained),
-        {hh: d for hh, d in baselines if d is not None},
-    )  # fmt: skip
+        frozenset(r[0] for r in facts.get("registered", [])),
+        frozenset(r[0] for r in facts.get("trained", [])),
+        {hh: d for hh, d in facts.get("baseline_dates", []) if d is not None},
+    )
+
+
+def _tables_of(form_id: str) -> set[str]:
+    parent = FORMS[form_id].table
+    return {parent} | {n for n, spec in CLEAN_TABLES.items() if spec.parent == parent}
+
+
+# fact → (tables whose checks use it, tables and columns it reads, the query)
+_FACTS: dict[str, tuple[set[str], dict[str, list[str]], str]] = {
+    "registered": (
+        {"attendance", "group_members"},
+        {"households": ["hh_code", "deleted_at"]},
+        "select distinct hh_code from households where deleted_at is null and hh_code is not null",
+    ),
+    "trained": (
+        {"materials"},
+        {"sessions": ["submission_key", "held_date", "deleted_at"],
+         "attendance": ["submission_key", "hh_code", "present"]},
+        """select distinct a.hh_code from attendance a join sessions s using (submission_key)
+           where a.present and s.held_date is not null and s.deleted_at is null""",
+    ),
+    "baseline_dates": (
+        {"income_surveys"},
+        {"income_surveys": ["hh_code", "round", "survey_date", "deleted_at"]},
+        """select hh_code, min(survey_date) from income_surveys
+           where round = 'baseline' and deleted_at is null group by hh_code""",
+    ),
+}  # fmt: skip
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from schemas.registry import OCCUPATION_TH
 from schemas.tables import CLEAN_TABLES, QUARANTINE
@@ -154,7 +155,7 @@ MART_SCHEMAS: dict[str, pa.Schema] = {
 
 
 def build_marts(
-    tables: Mapping[str, pa.Table],
+    tables: Mapping[str, pa.Table | ds.Dataset],
     previous: Mapping[str, pa.Table],
     today: date,
     rules: AlertRules | None = None,
@@ -215,12 +216,16 @@ def _params(rules: AlertRules, today: date) -> dict[str, Any]:
     }
 
 
-def _connect(tables: Mapping[str, pa.Table], rules: AlertRules) -> duckdb.DuckDBPyConnection:
+def _connect(
+    tables: Mapping[str, pa.Table | ds.Dataset], rules: AlertRules
+) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'Asia/Bangkok'")  # submission dates as officers saw them
     specs = {**{n: s.schema for n, s in CLEAN_TABLES.items()}, "quarantine": QUARANTINE.schema}
     for name, schema in specs.items():  # a missing table or column reads as empty
-        con.register(f"{name}_all", conform(tables.get(name), schema))
+        data = tables.get(name)
+        # A warehouse dataset is scanned lazily, only the columns the SQL reads.
+        con.register(f"{name}_all", data if isinstance(data, ds.Dataset) else conform(data, schema))
     # Marts see only live, not-rejected submissions: review status is a column, never a delete.
     for name, spec in CLEAN_TABLES.items():
         if spec.parent is None:

@@ -118,13 +118,18 @@ class Warehouse:
     def read(
         self, table: str, snapshot: Snapshot | None = None, columns: list[str] | None = None
     ) -> pa.Table:
+        data = self.dataset(table, snapshot)
+        if isinstance(data, pa.Table):
+            return data.select(columns) if columns and data.num_columns else data
+        return data.to_table(columns=columns)
+
+    def dataset(self, table: str, snapshot: Snapshot | None = None) -> ds.Dataset | pa.Table:
+        """A table's version, scanned lazily (DuckDB pushes column and row filters into it);
+        an empty table of the declared schema when it has no files yet."""
         files = self.files(table, snapshot)
         if not files:
             schema = self._schemas.get(table)
-            if schema is None:
-                return pa.table({})
-            empty = schema.empty_table()
-            return empty.select(columns) if columns else empty
+            return pa.table({}) if schema is None else schema.empty_table()
         # Schema evolution: a column the code added reads as null in older files; a column the
         # code dropped stays readable in the files that have it.
         fs = self.storage.fs
@@ -133,8 +138,7 @@ class Warehouse:
             pq.read_schema(f, filesystem=fs) for f in files
         ]
         schema = pa.unify_schemas(schemas, promote_options="permissive")
-        dataset = ds.dataset(files, schema=schema, format="parquet", filesystem=fs)
-        return dataset.to_table(columns=columns)
+        return ds.dataset(files, schema=schema, format="parquet", filesystem=fs)
 
     def table_names(self) -> list[str]:
         return sorted(set(self.snapshot().tables) | set(self._schemas))
@@ -194,6 +198,10 @@ class Transaction:
         """A table as this transaction sees it (its own staged writes included)."""
         staged = Snapshot(0, None, None, self._tables, self._cursors)
         return self.warehouse.read(table, staged, columns)
+
+    def dataset(self, table: str) -> ds.Dataset | pa.Table:
+        staged = Snapshot(0, None, None, self._tables, self._cursors)
+        return self.warehouse.dataset(table, staged)
 
     def read_partitions(
         self, table: str, contains: str, columns: list[str] | None = None
