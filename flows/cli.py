@@ -46,6 +46,23 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """A warehouse that cannot be written, or a full disk, as one line saying what to do."""
+    from warehouse.storage import NO_ROOM, WarehouseError
+
+    try:
+        yield
+    except WarehouseError as err:
+        _fail(str(err))
+    except OSError as err:
+        if err.errno not in NO_ROOM:
+            raise
+        _fail(f"no room on the disk ({err}). The warehouse only ever shows whole runs, so it "
+              "is as the last complete run left it, but officer files may be partly written: "
+              "free space, then run `sammachip report` to write them again")  # fmt: skip
+
+
 def print_summary(summary: object, workdir: Path | None = None) -> None:
     """The run summary an officer or data manager reads: counts that reconcile, then outputs."""
     from flows.nightly import RunSummary
@@ -146,8 +163,9 @@ def _run_flow(name: str, config: Path | None, today: str | None) -> None:
     except ConfigError as err:
         _fail(str(err))
     run = getattr(flows, name)
-    summary = run(config=str(config) if config else None,
-                  today=date.fromisoformat(today) if today else None)  # fmt: skip
+    with _storage_errors():
+        summary = run(config=str(config) if config else None,
+                      today=date.fromisoformat(today) if today else None)  # fmt: skip
     print_summary(summary)
     if not summary.reconciles or any(f.error for f in summary.forms):
         raise typer.Exit(code=2)
@@ -184,7 +202,8 @@ def report(
     except ConfigError as err:
         _fail(str(err))
     day = date.fromisoformat(today) if today else bangkok_today()
-    files = write_reports.fn(settings, day)
+    with _storage_errors():
+        files = write_reports.fn(settings, day)
     console.print(f"{len(files)} files in [bold]{files[0].parent if files else '—'}[/]")
 
 

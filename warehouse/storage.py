@@ -8,6 +8,7 @@ the store accepts for exactly one writer of a version — optimistic concurrency
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import uuid
@@ -26,6 +27,29 @@ from warehouse import failpoints
 
 class VersionExists(Exception):
     """Another writer committed this version first."""
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be read or written; the message says what to do."""
+
+
+NO_ROOM = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+@contextmanager
+def _room_for(path: Path) -> Iterator[None]:
+    """A full disk (or quota, or file-size limit) as an error that says what it means for
+    the warehouse and what to do; other I/O errors pass unchanged."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in NO_ROOM:
+            raise
+        raise WarehouseError(
+            f"no room to write {path} ({err.strerror}): nothing of this run was committed and "
+            "the warehouse is as the last run left it — free space on that disk "
+            "(`sammachip vacuum` deletes file versions no longer read) and run the job again"
+        ) from err
 
 
 class Storage(Protocol):
@@ -71,8 +95,9 @@ class LocalStorage:
 
     def write_table(self, rel: str, table: pa.Table) -> None:
         path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, path, compression="zstd")
+        with _room_for(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, path, compression="zstd")
         if failpoints.armed("data-file-mid"):  # a writer killed half-way through a file
             with open(path, "r+b") as f:
                 f.truncate(path.stat().st_size // 2)
@@ -85,7 +110,7 @@ class LocalStorage:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
         failpoints.failpoint("before-manifest")
-        with open(tmp, "w", encoding="utf-8") as out:
+        with _room_for(tmp), open(tmp, "w", encoding="utf-8") as out:
             if failpoints.armed("manifest-mid"):
                 out.write(text[: len(text) // 2])
                 out.flush()

@@ -29,16 +29,14 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from warehouse.storage import LocalStorage, Storage, VersionExists, storage_for
+from warehouse.storage import LocalStorage, Storage, VersionExists, WarehouseError, storage_for
+
+__all__ = ["Snapshot", "TableState", "Transaction", "Warehouse", "WarehouseError"]
 
 MANIFEST_DIR = "_manifest"
 # An upserted table keeps at most this many files before its small ones are merged.
 MAX_FILES = 16
 _VERSION_FILE = re.compile(r"v(\d{8})\.json")
-
-
-class WarehouseError(RuntimeError):
-    """The warehouse cannot be read or written; the message says what to do."""
 
 
 @dataclass(frozen=True)

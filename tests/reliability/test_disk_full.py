@@ -1,12 +1,12 @@
-"""Disk full. A night whose writes start failing part-way stops with an OSError that says so,
-commits nothing, and leaves the previous night's warehouse intact and readable; the next
-run, with room again, converges to the warehouse of two clean nights.
+"""Disk full. A night whose writes start failing part-way stops with an error that says so
+and what to do, commits nothing, and leaves the previous night's warehouse intact and
+readable; the next run, with room again, converges to the warehouse of two clean nights.
 
 "Full" is a forked child's file-size limit (RLIMIT_FSIZE, with SIGXFSZ ignored so write()
 fails with EFBIG, as it fails with ENOSPC on a full disk), set just below the size of one of
-the files the night writes: the first data file, the median one, the largest (a clean table
-rewritten whole), and the manifest itself — the commit (armed as the commit starts, since
-the manifest is smaller than the largest table).
+the files the night writes: the first data file, the median one, the largest, and the
+manifest itself — the commit (armed as the commit starts, since the manifest is smaller
+than the largest table).
 """
 
 from __future__ import annotations
@@ -96,8 +96,10 @@ def ways_to_fill(writes: dict[str, int]) -> dict[str, Full]:
 
 
 def failing_write(trace: str) -> str:
-    """The storage function whose write failed: the innermost warehouse frame."""
-    return re.findall(r'/warehouse/\w+\.py", line \d+, in (\w+)', trace)[-1]
+    """The storage function whose write failed: the innermost warehouse frame (but the
+    wrapper that turns a full disk into a warehouse error)."""
+    frames = re.findall(r'/warehouse/\w+\.py", line \d+, in (\w+)', trace)
+    return [f for f in frames if f != "_room_for"][-1]
 
 
 def limit_file_size(limit: int) -> None:
@@ -150,6 +152,8 @@ def test_a_full_disk_fails_the_night_clearly_keeps_the_last_one_and_the_next_run
         r = outcome.result
         assert r["signal"] == 0, f"{what}: the run crashed instead of failing"
         assert r["error"] and "File too large" in r["error"], f"{what}: {r['error']}"
+        assert "nothing of this run was committed" in r["error"], r["error"]
+        assert "free space" in r["error"], f"{what}: the error does not say what to do"
         writer = "create_exclusive" if what == "the manifest" else "write_table"
         assert failing_write(r["trace"]) == writer, f"{what}: {r['trace']}"
         assert r["version"] == 1 and r["intact"], f"{what}: the last night was damaged"
