@@ -99,22 +99,33 @@ class OdkForm:
     def batches(self, cursor: dict[str, Any], settings: Settings, now: datetime,
                 full_rescan: bool) -> Batches:  # fmt: skip
         """Everything created or changed since the watermark (minus an overlap), re-read and
-        upserted by `__id`; the watermark is the newest submissionDate/updatedAt seen."""
+        upserted by `__id`, oldest first; the watermark is the newest submissionDate/updatedAt
+        seen.
+
+        Central pages newest first, and each batch is checked for duplicate codes against the
+        batches before it, so the pass is read whole and re-batched by (submitted_at, id):
+        the earlier registration keeps the code whatever the page size. The cost is holding
+        one form's pass in memory (a district's delta or, on a rescan, its few thousand rows).
+        """
         since = None if full_rescan or not cursor.get("since") else parse_utc(cursor["since"])
         overlap = timedelta(hours=settings.sync.odk_overlap_hours)
         host, project = self.source.server.host, self.source.server.project_id
         newest = since
+        subs: list[Submission] = []
         with self.client() as client:
-            for rows, count in client.pages(self.xml_form_id, since=since, overlap=overlap):
-                subs = [odk.to_submission(r, server=host, project_id=project,
-                                          xml_form_id=self.xml_form_id, form_id=self.form_id)
-                        for r in rows]  # fmt: skip
+            for rows, _count in client.pages(self.xml_form_id, since=since, overlap=overlap):
+                subs.extend(odk.to_submission(r, server=host, project_id=project,
+                                              xml_form_id=self.xml_form_id, form_id=self.form_id)
+                            for r in rows)  # fmt: skip
                 for r in rows:
                     system = r.get("__system") or {}
                     for stamp in (system.get("updatedAt"), system.get("submissionDate")):
                         if stamp and (newest is None or parse_utc(stamp) > newest):
                             newest = parse_utc(stamp)
-                yield subs, int(count or len(rows))
+        subs.sort(key=lambda s: (s.submitted_at, s.submission_id))
+        size = settings.sync.batch_size  # as Kobo's: what is validated and staged together
+        for start in range(0, len(subs), size):
+            yield subs[start : start + size], len(subs) - start  # this batch and those after
         if newest is not None:
             cursor["since"] = newest.isoformat()
 

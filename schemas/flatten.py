@@ -69,6 +69,12 @@ class _Reader:
             return None
 
 
+def _choices(text: str | None) -> list[str] | None:
+    """A select_multiple answered with nothing is unanswered (null), as any other question
+    left empty is, so a suite's not-null check sees it; [] would pass as an answer."""
+    return n.select_multiple(text) or None
+
+
 def _area(village: str | None) -> Row:
     ok = village is not None and len(village) == 8
     return {
@@ -172,7 +178,7 @@ def _session(r: _Reader) -> dict[str, list[Row]]:
                 "sage_code": r.get("sage_code", n.code),
                 "occupation": r.get("occupation"),
                 "activity_type": r.get("activity_type"),
-                "methods": r.get("methods", n.select_multiple),
+                "methods": r.get("methods", _choices),
                 "planned_date": r.date("planned_date"),
                 "held_date": held,
             }
@@ -252,7 +258,7 @@ def _group(r: _Reader) -> dict[str, list[Row]]:
                 "n_members": len(members),
                 "product_name": r.get("product/name"),
                 "product_type": r.get("product/type"),
-                "standards": r.get("product/standards", n.select_multiple),
+                "standards": r.get("product/standards", _choices),
                 "packaging": r.get("product/packaging", n.yes_no),
                 "label": r.get("product/label", n.yes_no),
                 "local_materials": r.get("product/local_materials", n.yes_no),

@@ -111,9 +111,12 @@ class SuiteRunner:
                 "result_format": "COMPLETE",
                 "unexpected_index_column_names": [ROW_ID],
                 "return_unexpected_index_query": False,
+                # GX keeps each result for its Data Docs: only row ids, never the values (a
+                # mistyped national ID would be shown whole); values are read from `frame`.
+                "exclude_unexpected_values": True,
             },
         )
-        keys = frame.set_index(ROW_ID)["submission_key"]
+        rows = frame.set_index(ROW_ID)
         failures: list[Failure] = []
         counts: dict[str, int] = {}
         for r in result.results:
@@ -122,15 +125,15 @@ class SuiteRunner:
                 raise RuntimeError(
                     f"expectation {kind} on {table}.{column} could not run: {problem}"
                 )
-            unexpected = r.result.get("unexpected_index_list") or []
+            unexpected = _unexpected_rows(r.result)
             counts[f"{kind}:{column}"] = len(unexpected)
             severity = str(r.expectation_config.severity.value)
-            for entry in unexpected:
-                value = entry.get(column) if column else None
+            for row in unexpected:
+                value = rows.at[row, column] if column else None
                 failures.append(
                     Failure(
                         table=table,
-                        submission_key=str(keys[entry[ROW_ID]]),
+                        submission_key=str(rows.at[row, "submission_key"]),
                         expectation=kind,
                         column=column,
                         value=None if _is_missing(value) else str(value),
@@ -140,6 +143,12 @@ class SuiteRunner:
                     )
                 )
         return SuiteResult(table, len(frame), failures, counts)
+
+
+def _unexpected_rows(result: dict[str, Any]) -> list[Any]:
+    """Row ids of the failing rows: with `exclude_unexpected_values` GX lists them as one
+    `{ROW_ID: [...]}` entry (none when every row passed)."""
+    return [row for entry in result.get("unexpected_index_list") or [] for row in entry[ROW_ID]]
 
 
 def _raised(info: Any) -> str | None:

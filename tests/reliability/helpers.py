@@ -68,9 +68,11 @@ def tiny_cohort(
 
 def hostile_households() -> list[dict[str, Any]]:
     """Registrations a district really receives: formula and script names, a mistyped ID,
-    "สี่" typed for a number, a second registration of a household. All are quarantined."""
-    base = {"hh/village_code": VILLAGE, "members": "4", "occupation": "mushroom",
-            "head/phone": "0812345678", "end": "2026-11-19T10:00:00.000+07:00"}  # fmt: skip
+    "สี่" typed for a number, a second registration of a household. All are quarantined, each
+    for its own fault only (every other answer the form requires is there)."""
+    base = {"hh/village_code": VILLAGE, "hh/house_no": "7", "members": "4",
+            "occupation": "mushroom", "baseline_income": "6000", "head/phone": "0812345678",
+            "end": "2026-11-19T10:00:00.000+07:00"}  # fmt: skip
     return [
         {**base, "hh/hh_code": f"{VILLAGE}-90", "head/name": FORMULA, "head/national_id": BAD_ID},
         {**base, "hh/hh_code": f"{VILLAGE}-91", "head/name": SCRIPT, "members": "สี่",

@@ -4,9 +4,8 @@ normalised (ASCII codes, a valid ID, a real date) — or quarantined with a Thai
 reason, and the counts reconcile. Officer CSVs show formula-like text inert.
 
 Payloads are built as JSON text and parsed as the clients parse a page, so duplicate keys
-arrive as they would (the last one wins). The bugs these tests found (fixed in 34b2b25) keep a
-test each at the end; those still open are pinned by strict xfails, and the property checks
-name them where they have to allow for them.
+arrive as they would (the last one wins). The bugs these tests found, all fixed now (in
+34b2b25 and since), keep a test each at the end.
 """
 
 from __future__ import annotations
@@ -51,16 +50,6 @@ PROPERTY = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )  # fmt: skip
 
-# Still open: each pinned by a strict xfail (it fails today; fix it, then drop the mark).
-GAP_REQUIRED = (
-    "gap: answers the XLSForm requires are not required by the suite (and GX's range and set "
-    "checks skip nulls): without them the submission is clean"
-)
-BUG_ALERT_TIES = (
-    "bug: R09 alerts are per submission but keyed by form and code; alerts.sql keeps one per "
-    "key with row_number() over a tie, so the officer sees one submission of two, and which "
-    "one depends on row order (the lists change between identical runs)"
-)
 
 # ---- generators --------------------------------------------------------------------------
 
@@ -150,8 +139,7 @@ def household() -> st.SearchStrategy[dict[str, Any]]:
         "members": numbers_as_typed(30),
         "baseline_income": numbers_as_typed() | st.text("0123456789", min_size=19, max_size=40),
         "occupation": st.sampled_from(OCCUPATIONS) | texts(),
-        # (nan, inf and off-the-globe points: the open bug test_a_geopoint_that_is_no_place…)
-        "location": st.tuples(st.floats(-90, 90), st.floats(-180, 180)).map(
+        "location": st.tuples(st.floats(), st.floats()).map(  # nan, inf, off the globe too
             lambda p: f"{p[0]} {p[1]} 0 5") | st.text(max_size=10),
         "end": device_times(),
     })  # fmt: skip
@@ -167,6 +155,8 @@ def session() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries({}, optional={
         "session_code": codes("T"), "village_code": st.sampled_from(["34140101", "34140102"]),
         "sage_code": codes("S"), "activity_type": st.sampled_from(ACTIVITIES) | texts(),
+        "occupation": st.sampled_from(OCCUPATIONS),
+        "methods": st.sampled_from(["lecture qa", "demonstration", "", " "]) | texts(),
         "planned_date": dates_as_typed(), "held_date": dates_as_typed(),
         # Empty and small repeats, or what another form version had under the name (a number,
         # text, one group, stray entries); an enormous one is its own test.
@@ -248,8 +238,8 @@ def assert_clean_households_normalised(result: ValidatedForm) -> None:
         assert ASCII_CODE.fullmatch(row["hh_code"])
         assert in_its_village(row["hh_code"], row["village_code"])
         assert n.is_valid_national_id(row["national_id"])
-        # (members None: the open gap test_a_required_answer_left_out…[household members])
-        assert row["members"] is None or 1 <= row["members"] <= 20
+        assert 1 <= row["members"] <= 20
+        assert row["lat"] is None or (-90 <= row["lat"] <= 90 and -180 <= row["lon"] <= 180)
         assert row["occupation"] in OCCUPATIONS
         assert row["head_name"] and row["head_name"] == row["head_name"].strip()
 
@@ -259,6 +249,7 @@ def assert_clean_sessions_normalised(result: ValidatedForm) -> None:
         assert in_its_village(row["session_code"], row["village_code"])
         assert row["activity_type"] in ACTIVITIES
         assert isinstance(row["planned_date"], date)
+        assert row["methods"]  # a select_multiple answered with nothing is no answer
     for row in result.tables["attendance"].to_pylist():
         assert ASCII_CODE.fullmatch(row["hh_code"])
 
@@ -369,7 +360,6 @@ def quarantined(submission_id: str, submitted: datetime) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_ALERT_TIES)
 def test_two_submissions_to_fix_under_one_code_both_reach_the_officer_in_any_order() -> None:
     rows = [quarantined("4711", datetime(2026, 3, 5, tzinfo=UTC)),
             quarantined("4712", datetime(2026, 11, 19, tzinfo=UTC))]  # fmt: skip
@@ -382,7 +372,7 @@ def test_two_submissions_to_fix_under_one_code_both_reach_the_officer_in_any_ord
     assert "4711" in str(shown[0]) and "4712" in str(shown[0])  # the officer sees both
 
 
-# ---- what these tests found: fixed in 34b2b25 and guarded here, or still open (xfail) -----
+# ---- what these tests found: fixed (34b2b25 and since) and guarded here -------------------
 
 
 def outcome(form_id: str, answers: dict[str, Any], runner: SuiteRunner) -> str:
@@ -439,11 +429,6 @@ def test_control_characters_never_reach_a_clean_name(name: str, suite_runner: Su
     assert clean == "สมศรี"
 
 
-def still_open(form_id: str, answers: dict[str, Any], key: str) -> Any:
-    return pytest.param(form_id, answers, key, id=f"{form_id[10:]} {key}",
-                        marks=pytest.mark.xfail(strict=True, reason=GAP_REQUIRED))  # fmt: skip
-
-
 @pytest.mark.parametrize(
     ("form_id", "answers", "left_out"),
     [("sammachip_household", HOUSEHOLD, "hh/village_code"),
@@ -454,7 +439,8 @@ def still_open(form_id: str, answers: dict[str, Any], key: str) -> Any:
      ("sammachip_household", HOUSEHOLD, "baseline_income"),
      ("sammachip_household", HOUSEHOLD, "hh/house_no"),
      ("sammachip_session", SESSION, "occupation"),
-     still_open("sammachip_session", SESSION, "methods")],
+     ("sammachip_session", SESSION, "methods"),
+     ("sammachip_session", {**SESSION, "methods": " "}, "nothing")],  # answered with nothing
 )  # fmt: skip
 def test_a_required_answer_left_out_is_quarantined(
     form_id: str, answers: dict[str, Any], left_out: str, suite_runner: SuiteRunner

@@ -70,6 +70,16 @@ sage_flags AS (
     SELECT * FROM sage_sessions
     WHERE unknown OR NOT trained_trainer OR (to_come AND trainer_course_date > on_day)
 ),
+to_fix AS (
+    -- one entry per quarantined submission; R09 then joins those sharing a code (a
+    -- registration and its duplicate) into one alert, so each submission is shown
+    SELECT form_id, coalesce(business_key, submission_id) AS subject, submission_id,
+           min(village_code) AS village_code, min(submitted_at) AS submitted_at,
+           string_agg(DISTINCT reason_th, '; ' ORDER BY reason_th) AS reasons_th,
+           string_agg(DISTINCT reason_en, '; ' ORDER BY reason_en) AS reasons_en
+    FROM quarantine_all
+    GROUP BY form_id, subject, submission_id
+),
 found AS (
     SELECT 'R01_CONTACT_BEFORE_SESSION' AS rule_id, 'household' AS subject_type,
            i.session_code || '/' || i.hh_code AS subject_id, i.hh_code,
@@ -211,18 +221,19 @@ found AS (
     GROUP BY f.sage_code
 
     UNION ALL
-    SELECT 'R09_DATA_TO_FIX', 'submission',
-           form_id || ':' || coalesce(business_key, submission_id), NULL, NULL, NULL,
-           any_value(village_code), 1, NULL,
+    SELECT 'R09_DATA_TO_FIX', 'submission', form_id || ':' || subject, NULL, NULL, NULL,
+           min(village_code), 1, NULL,
            -- concat: a missing part leaves a gap, never an empty reason
-           concat('แบบ ', form_id, ' ส่งเมื่อ ' || be_date(min(submitted_at)::DATE),
-                  ' (รหัสส่ง ', submission_id, '): ',
-                  string_agg(DISTINCT reason_th, '; ' ORDER BY reason_th)),
-           concat('form ', form_id, ' submitted ' || strftime(min(submitted_at), '%Y-%m-%d'),
-                  ' (submission ', submission_id, '): ',
-                  string_agg(DISTINCT reason_en, '; ' ORDER BY reason_en))
-    FROM quarantine_all
-    GROUP BY form_id, business_key, submission_id
+           concat('แบบ ', form_id, ' ', string_agg(
+               concat('ส่งเมื่อ ' || be_date(submitted_at::DATE) || ' ', '(รหัสส่ง ',
+                      submission_id, '): ', reasons_th),
+               ' | ' ORDER BY submitted_at NULLS LAST, submission_id)),
+           concat('form ', form_id, ' ', string_agg(
+               concat('submitted ' || strftime(submitted_at, '%Y-%m-%d') || ' ', '(submission ',
+                      submission_id, '): ', reasons_en),
+               ' | ' ORDER BY submitted_at NULLS LAST, submission_id))
+    FROM to_fix
+    GROUP BY form_id, subject
 ),
 current AS (
     SELECT f.rule_id || ':' || f.subject_id AS alert_id, f.rule_id, l.rule_th, l.rule_en,
@@ -234,7 +245,9 @@ current AS (
     FROM found f
     JOIN rule_labels l USING (rule_id)
     LEFT JOIN household_outcomes o ON o.hh_code = f.hh_code
-    QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY f.priority, f.rule_due) = 1
+    -- a full tie-break: which duplicate is kept must not depend on the order rows are read
+    QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY f.priority, f.rule_due,
+                               f.reason_en, f.reason_th, f.village_code) = 1
 ),
 prev AS (
     SELECT * FROM previous_alerts
