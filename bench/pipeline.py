@@ -1,40 +1,46 @@
 """Pipeline benchmarks: figures, never pass/fail. Every figure is printed as a ratio against a
 baseline measured in the same run, with absolute times and peak RSS beside it.
 
-    python bench/pipeline.py                 # small (Muang Sam Sip) — a couple of minutes
+    python bench/pipeline.py                 # small (Muang Sam Sip) — a few minutes
     python bench/pipeline.py --size province # + Ubon Ratchathani scale (~2,700 villages)
 
-Each scenario runs in its own process so its peak RSS is its own. Results go to
-bench/results/<date>-<size>.json and .md.
+The Kobo simulator runs in a process of its own (bench/simulator.py), seeded the same way every
+time: one simulator serves the read-only scenarios in turn, each incremental scenario gets a
+fresh one. Every scenario runs in its own process too, so its peak RSS is its own — the
+pipeline's, not the simulator's. Peers (bench/peers.py) fetch the same data from the same
+simulator. Results go to bench/results/<date>-<size>.json and .md.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-TODAY = date(2026, 11, 24)
+from bench import peers
+from bench.simulator import SEED, TODAY, Simulator, running
+
+ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
-TOKEN = "b" * 40
 SIZES = {"small": None, "province": 2700}
+PAGE = 1000  # the simulator's (and current kpi's) largest page: the floor and peers ask for it
+RSS_TARGET_MB = 1.5 * 1024  # issue #8: the province backfill within 1.5 GiB
 
 
 @contextmanager
@@ -48,44 +54,71 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def serve(villages: int | None, seed: int = 2568) -> tuple[Any, Any, dict[str, str]]:
-    from connectors.simulators.cohort import CohortSpec, generate_cohort
-    from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
-
-    store = KoboStore()
-    assets = seed_from_cohort(store, generate_cohort(CohortSpec(seed, villages, today=TODAY)))
-    gc.freeze()  # the seeded store is long-lived: keep the collector from rescanning it
-    return store, serve_kobo(store, TOKEN), assets
-
-
-def settings_for(url: str, workdir: Path) -> Any:
+def settings_for(sim: Simulator, workdir: Path) -> Any:
+    """The nightly's settings (bundled config) pointed at the simulator. At district scale the
+    bundled roster is the real one; beyond it, a generated roster covers the province."""
     from connectors.kobo import KoboServer
-    from flows.settings import KoboSource, load_settings
+    from flows.settings import KoboSource, load_settings, read_config
+    from warehouse.rules import rules_from_config
 
     settings = load_settings(base_dir=workdir, require_sources=False)
-    return replace(settings, kobo=(KoboSource(KoboServer(url, TOKEN)),))
+    settings = replace(settings, kobo=(KoboSource(KoboServer(sim.url, sim.token)),))
+    if sim.villages is None:
+        return settings
+    from bench.roster import roster_tables
+
+    doc = {**read_config(), **roster_tables(SEED, sim.villages)}
+    return replace(settings, rules=rules_from_config(doc, workdir))
 
 
 # ---- scenarios (each runs in a child process) -------------------------------------------
 
 
-def scenario_floor(villages: int | None) -> dict[str, Any]:
+def scenario_fetch(sim: Simulator, _arg: int | None) -> dict[str, Any]:
+    """The simulator alone: every page of every form with bare httpx, nothing parsed (the
+    count is read off the head of a form's first page), so the time is the server's and the
+    loopback's."""
+    import httpx
+
+    stages: dict[str, float] = {}
+    pages = size = rows = 0
+    client = httpx.Client(base_url=sim.url, headers=sim.headers, timeout=120)
+    with client, timed(stages, "total"):
+        for uid in sim.assets.values():
+            start, count = 0, 1
+            while start < count:
+                params = {"format": "json", "limit": PAGE, "start": start}
+                body = client.get(f"/api/v2/assets/{uid}/data/", params=params).content
+                count = envelope_count(body) if start == 0 else count
+                pages, size, start = pages + 1, size + len(body), start + PAGE
+            rows += count
+    return {"stages": stages, "submissions": rows, "pages": pages, "bytes": size}
+
+
+def envelope_count(body: bytes) -> int:
+    """`count` from the head of a DRF page envelope, without parsing the page."""
+    found = re.match(rb'\{"count":\s*(\d+)', body)
+    if found is None:
+        raise ValueError(f"not a page envelope: {body[:80]!r}")
+    return int(found.group(1))
+
+
+def scenario_floor(sim: Simulator, _arg: int | None) -> dict[str, Any]:
     """The floor: the same pages with bare httpx + orjson, written as Parquet — nothing else."""
     import httpx
     import orjson
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    _, server, assets = serve(villages)
     out: dict[str, Any] = {"stages": {}}
-    with server as url, tempfile.TemporaryDirectory() as tmp, timed(out["stages"], "total"):
-        client = httpx.Client(base_url=url, headers={"Authorization": f"Token {TOKEN}"})
+    with tempfile.TemporaryDirectory() as tmp, timed(out["stages"], "total"):
+        client = httpx.Client(base_url=sim.url, headers=sim.headers, timeout=120)
         rows = 0
-        for form, uid in assets.items():
+        for form, uid in sim.assets.items():
             last, docs = 0, []
             while True:
                 r = client.get(f"/api/v2/assets/{uid}/data/", params={
-                    "format": "json", "limit": 1000, "sort": '{"_id":1}',
+                    "format": "json", "limit": PAGE, "sort": '{"_id":1}',
                     "query": json.dumps({"_id": {"$gt": last}})})  # fmt: skip
                 page = orjson.loads(r.content)["results"]
                 if not page:
@@ -100,8 +133,9 @@ def scenario_floor(villages: int | None) -> dict[str, Any]:
     return out
 
 
-def scenario_backfill(villages: int | None) -> dict[str, Any]:
+def scenario_backfill(sim: Simulator, _arg: int | None) -> dict[str, Any]:
     """The whole pipeline from an empty warehouse, stage by stage, with the flow's own code."""
+    from bench.roster import describe
     from flows.nightly import build_marts, discover_forms
     from schemas.batch import validate_stream
     from schemas.flatten import flatten
@@ -111,9 +145,8 @@ def scenario_backfill(villages: int | None) -> dict[str, Any]:
     from warehouse.marts import MART_SCHEMAS
 
     stages: dict[str, float] = {}
-    _, server, _ = serve(villages)
-    with server as url, tempfile.TemporaryDirectory() as tmp:
-        settings = settings_for(url, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = settings_for(sim, Path(tmp))
         with timed(stages, "gx_start"):
             runner = SuiteRunner()
         total = 0
@@ -160,29 +193,27 @@ def scenario_backfill(villages: int | None) -> dict[str, Any]:
                 tx.commit()
         with timed(stages, "reports"):
             built = {name: wh.read(name) for name in MART_SCHEMAS}
-            write_deliverables(built, Path(tmp) / "reports", TODAY, settings.rules)
+            files = write_deliverables(built, Path(tmp) / "reports", TODAY, settings.rules)
         # The validate timer wraps the generator that fetches and normalises: take them out.
         # …and the flattening validate_form does inside is reported as the normalise stage.
         stages["validate"] -= stages["fetch"] + 2 * stages["normalise"]
         stages["total"] = time.perf_counter() - start - stages["normalise"]
-    return {"stages": stages, "submissions": total}
+    roster = describe(settings.rules, SEED, sim.villages)
+    return {"stages": stages, "submissions": total, "roster": roster, "report_files": len(files)}
 
 
-def scenario_incremental(villages: int | None) -> dict[str, Any]:
-    """Backfill a warehouse, then time a nightly run that brings 5k new submissions (with
-    some edits): cost should follow the new data, not the history."""
-    from connectors.simulators.cohort import CohortSpec, generate_cohort
+def scenario_incremental(sim: Simulator, _arg: int | None) -> dict[str, Any]:
+    """Backfill a warehouse, then time a nightly run that brings 5,000 new submissions and some
+    edits (sent to the simulator between the runs): cost should follow the new data, not the
+    history."""
     from flows.nightly import build_marts, discover_forms, sync_form
     from flows.progress import FetchProgress
     from schemas.validation import SuiteRunner
     from warehouse.load import open_warehouse
 
-    store, server, assets = serve(villages)
-    extra = generate_cohort(CohortSpec(seed=99, villages=25, today=TODAY))  # ~5k submissions
-    new = extra.submissions[:5000]
     runner = SuiteRunner()
-    with server as url, tempfile.TemporaryDirectory() as tmp:
-        settings = settings_for(url, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = settings_for(sim, Path(tmp))
 
         def run() -> float:
             start = time.perf_counter()
@@ -195,14 +226,12 @@ def scenario_incremental(villages: int | None) -> dict[str, Any]:
             return time.perf_counter() - start
 
         run()  # the history
-        for s in new:
-            store.submit(assets[s.form_id], s.answers, datetime(2026, 11, 24, 0, 30))
-        for uid in list(assets.values())[:2]:  # a few edits of recent submissions
-            for _id in range(1, 30):
-                with suppress(KeyError):  # ids are shared across assets
-                    store.edit(uid, _id, {"members": "6"})
+        # 70 villages of another cohort give ~5.2k submissions: the first 5,000 arrive.
+        arrival = datetime(2026, 11, 24, 0, 30)
+        new = sim.submit(seed=99, villages=70, count=5000, received_at=arrival)
+        edits = sim.edit(list(sim.assets.values())[:2], list(range(1, 30)), {"members": "6"})
         incremental = run()
-    return {"stages": {"incremental": incremental}, "submissions": len(new)}
+    return {"stages": {"incremental": incremental}, "submissions": new, "edits": edits}
 
 
 def scenario_validation(rows: int) -> dict[str, Any]:
@@ -217,7 +246,8 @@ def scenario_validation(rows: int) -> dict[str, Any]:
     frame = pd.DataFrame({
         "_row": range(rows), "submission_key": [f"k{i}" for i in range(rows)],
         "hh_code": [f"34140101-{i % 100:02d}" for i in range(rows)], "village_code": "34140101",
-        "tambon_code": "341401", "head_name": "สมศรี ใจดี", "national_id": "3100600445635",
+        "tambon_code": "341401", "house_no": "12", "head_name": "สมศรี ใจดี",
+        "national_id": "3100600445635",
         "phone": "0812345678", "members": 4, "occupation": "mushroom", "baseline_income": 8000,
         "parse_errors": None, "duplicate_of": None, "clock_ahead_minutes": 0.0,
     })  # fmt: skip
@@ -226,51 +256,83 @@ def scenario_validation(rows: int) -> dict[str, Any]:
     return {"stages": stages, "rows": rows, "rows_per_s": rows / stages["validate"]}
 
 
-def scenario_workers(workers: int) -> dict[str, Any]:
+def scenario_workers(sim: Simulator, workers: int | None) -> dict[str, Any]:
     """The nightly backfill as a real Prefect flow (ephemeral API), forms fetched and validated
     on a local Dask cluster of `workers` processes (1 = no Dask: the flow's own process)."""
     from prefect import flow
 
     from flows.nightly import run_sync
 
-    _, server, _ = serve(None)
+    n = workers or 1
     stages: dict[str, float] = {}
-    with server as url, tempfile.TemporaryDirectory() as tmp:
-        settings = replace(settings_for(url, Path(tmp)), workers=workers)
-        body = flow(name=f"bench-{workers}-workers")(lambda: run_sync(settings, TODAY))
-        if workers > 1:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = replace(settings_for(sim, Path(tmp)), workers=n)
+        body = flow(name=f"bench-{n}-workers")(lambda: run_sync(settings, TODAY))
+        if n > 1:
             from prefect_dask import DaskTaskRunner
 
-            cluster = {"n_workers": workers, "processes": True, "threads_per_worker": 1}
+            cluster = {"n_workers": n, "processes": True, "threads_per_worker": 1}
             body = body.with_options(task_runner=DaskTaskRunner(cluster_kwargs=cluster))
         with timed(stages, "total"):
             summary = body()
     return {"stages": stages, "submissions": sum(f.fetched for f in summary.forms)}
 
 
-SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
-    "workers": scenario_workers,
+# Scenarios against a running simulator, and the one without.
+SIM_SCENARIOS: dict[str, Callable[[Simulator, int | None], dict[str, Any]]] = {
+    "fetch": scenario_fetch,
     "floor": scenario_floor,
     "backfill": scenario_backfill,
     "incremental": scenario_incremental,
-    "validation": scenario_validation,
+    "workers": scenario_workers,
 }
 
 
-def child(name: str, arg: str) -> None:
-    value = None if arg == "None" else int(arg)
-    result = SCENARIOS[name](value)
+def child(name: str, arg: str, sim_json: str | None) -> None:
+    if name == "validation":
+        result = scenario_validation(int(arg))
+    else:
+        assert sim_json is not None, f"{name} needs a running simulator"
+        value = None if arg == "None" else int(arg)
+        result = SIM_SCENARIOS[name](Simulator.from_json(sim_json), value)
     result["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(result))
 
 
-def run_child(name: str, arg: object) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, __file__, "--child", name, str(arg)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+def run_child(name: str, arg: object = None, sim: Simulator | None = None) -> dict[str, Any]:
+    """Run a scenario in its own process; with a simulator, also what the server spent on it."""
+    cmd = [sys.executable, __file__, "--child", name, str(arg)]
+    if sim is not None:
+        cmd += ["--sim", sim.to_json()]
+        sim.stats(reset=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[7:])
+            result: dict[str, Any] = json.loads(line[7:])
+            if sim is not None:
+                result["server"] = sim.stats(reset=True)
+            return result
     raise RuntimeError(f"{name}({arg}) failed:\n{proc.stderr[-3000:]}")
+
+
+def run_peers(sim: Simulator) -> dict[str, dict[str, Any]]:
+    """Install the peers (once) and time each one's fetch from the simulator."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, problem in peers.ensure_installed().items():
+        print(f"… peer {name}", flush=True)
+        if problem:
+            out[name] = {"error": f"not installed: {problem}"}
+            continue
+        sim.stats(reset=True)
+        out[name] = peers.run(name, sim.url, sim.token, sim.assets, sim.submissions, PAGE)
+        out[name]["server"] = sim.stats(reset=True)
+    return out
+
+
+def step(results: dict[str, Any], key: str, name: str, arg: object = None,
+         sim: Simulator | None = None) -> None:  # fmt: skip
+    print(f"… {key}", flush=True)
+    results[key] = run_child(name, arg, sim)
 
 
 def main() -> None:
@@ -279,41 +341,81 @@ def main() -> None:
     parser.add_argument("--workers", action="store_true",
                         help="also time 1, 2 and 4 Dask workers (district scale)")  # fmt: skip
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--sim", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(*args.child)
+        child(*args.child, args.sim)
         return
     villages = SIZES[args.size]
-    results: dict[str, Any] = {
-        "size": args.size,
-        "date": str(date.today()),
-        "cores": os.cpu_count(),
-    }
-    steps = [
-        ("floor", "floor", villages), ("backfill", "backfill", villages),
-        ("incremental_small", "incremental", SIZES["small"]),
-        ("validation_10k", "validation", 10_000), ("validation_500k", "validation", 500_000),
-    ]  # fmt: skip
+    results: dict[str, Any] = {"size": args.size, "date": str(date.today()),
+                               "cores": os.cpu_count()}  # fmt: skip
+    workers = [(f"workers_{n}", n) for n in (1, 2, 4)] if args.workers else []
+    with running(villages) as sim:
+        results["simulator"] = {"ready_s": sim.ready_s, "submissions": sim.submissions}
+        for key in ("fetch", "floor", "backfill"):
+            step(results, key, key, sim=sim)
+        results["peers"] = run_peers(sim)
+        if villages is None:  # the workers run at district scale: this simulator serves them
+            for key, n in workers:
+                step(results, key, "workers", n, sim)
+        results["simulator"]["peak_rss_mb"] = sim.stats()["peak_rss_mb"]
+    incrementals = [("incremental_small", SIZES["small"])]
     if args.size == "province":
-        steps.insert(3, ("incremental_province", "incremental", villages))
-    if args.workers:
-        steps += [(f"workers_{n}", "workers", n) for n in (1, 2, 4)]
-    for key, name, arg in steps:
-        print(f"… {key}", flush=True)
-        results[key] = run_child(name, arg)
+        incrementals.append(("incremental_province", villages))
+    for key, size in incrementals:  # each changes its simulator's data: a fresh one each
+        with running(size) as fresh:
+            step(results, key, "incremental", sim=fresh)
+    step(results, "validation_10k", "validation", 10_000)
+    step(results, "validation_500k", "validation", 500_000)
+    if villages is not None and workers:
+        with running(None) as district:
+            for key, n in workers:
+                step(results, key, "workers", n, district)
     write(results)
+
+
+# ---- the report ---------------------------------------------------------------------------
 
 
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b else "—"
 
 
+def cell(text: str) -> str:
+    """Text (an error message, say) made safe for a Markdown table cell."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
 def write(results: dict[str, Any]) -> None:
+    sections = [header(results), main_table(results), simulator_table(results),
+                peers_table(results), rss_table(results)]  # fmt: skip
+    text = "\n\n".join("\n".join(lines) for lines in sections) + "\n"
+    print(text)
+    stem = ROOT / "bench" / "results" / f"{results['date']}-{results['size']}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(text, encoding="utf-8")
+
+
+def header(results: dict[str, Any]) -> list[str]:
+    sim, back = results["simulator"], results["backfill"]
+    roster = "generated, one per tambon" if results["size"] != "small" else "the bundled config's"
+    return [
+        f"# sammachip benchmarks — {results['size']}, {results['date']}, {results['cores']} cores",
+        "",
+        f"Roster ({roster}): {back['roster']}; the backfill wrote "
+        f"{back['report_files']:,} report files.",
+        "",
+        f"Simulator: a process of its own (cohort generated and seeded in {sim['ready_s']:.1f} s, "
+        f"peak RSS {sim['peak_rss_mb']:,.0f} MB), seeded the same way for every scenario and "
+        "peer; no figure below counts its memory.",
+    ]
+
+
+def main_table(results: dict[str, Any]) -> list[str]:
     floor = results["floor"]["stages"]["total"]
     back = results["backfill"]
     lines = [
-        f"# sammachip benchmarks — {results['size']}, {results['date']}, {results['cores']} cores",
-        "",
         "| figure | value | ratio to baseline | baseline |",
         "|---|---|---|---|",
         f"| full backfill ({back['submissions']:,} submissions) | {back['stages']['total']:.1f} s"
@@ -322,38 +424,110 @@ def write(results: dict[str, Any]) -> None:
     for stage, secs in sorted(back["stages"].items(), key=lambda kv: -kv[1]):
         if stage != "total":
             lines.append(f"| · stage {stage} | {secs:.2f} s | {ratio(secs, floor)} | floor |")
-    small = results["incremental_small"]["stages"]["incremental"]
-    lines.append(f"| incremental 5k on small | {small:.2f} s | 1.00× | itself |")
+    small = results["incremental_small"]
+    base = small["stages"]["incremental"]
+    lines.append(f"| incremental, {small['submissions']:,} new + {small['edits']} edited, on "
+                 f"small | {base:.2f} s | 1.00× | itself |")  # fmt: skip
     if "incremental_province" in results:
         prov = results["incremental_province"]["stages"]["incremental"]
-        lines.append(f"| incremental 5k on province | {prov:.2f} s | {ratio(prov, small)} "
+        lines.append(f"| incremental, the same, on province | {prov:.2f} s | {ratio(prov, base)} "
                      "| incremental on small |")  # fmt: skip
-    v10, v500 = results["validation_10k"], results["validation_500k"]
     if "workers_1" in results:
         one = results["workers_1"]["stages"]["total"]
         for n in (1, 2, 4):
             t = results[f"workers_{n}"]["stages"]["total"]
             lines.append(f"| nightly flow, {n} Dask worker(s), district | {t:.1f} s | "
                          f"{ratio(t, one)} | 1 worker |")  # fmt: skip
+    v10, v500 = results["validation_10k"], results["validation_500k"]
+    gx = v10["stages"]["gx_import_and_context"]
     lines += [
         f"| GX validation 10k rows | {v10['rows_per_s']:,.0f} rows/s | 1.00× | itself |",
         f"| GX validation 500k rows | {v500['rows_per_s']:,.0f} rows/s | "
         f"{ratio(v500['rows_per_s'], v10['rows_per_s'])} | 10k throughput |",
-        f"| GX import + context | {v10['stages']['gx_import_and_context']:.1f} s | "
-        f"{ratio(v10['stages']['gx_import_and_context'], floor)} | floor |",
+        f"| GX import + context | {gx:.1f} s | {ratio(gx, floor)} | floor |",
+    ]
+    return lines
+
+
+def simulator_table(results: dict[str, Any]) -> list[str]:
+    """Is the simulator the bottleneck? Its bare pages against the floor, and its own time
+    (request in → response ready) in every scenario that fetched from it."""
+    floor = results["floor"]["stages"]["total"]
+    fetch = results["fetch"]
+    secs, pages, size = fetch["stages"]["total"], fetch["pages"], fetch["bytes"]
+    server = fetch["server"]["seconds"]
+    lines = [
+        "## The simulator (its own process)",
         "",
-        "| scenario | peak RSS |",
-        "|---|---|",
+        "| figure | value | ratio to baseline | baseline |",
+        "|---|---|---|---|",
+        f"| bare fetch of every page, nothing parsed ({pages:,} pages of {PAGE}, "
+        f"{size / 1e6:,.0f} MB) | {secs:.2f} s | {ratio(secs, floor)} | floor {floor:.1f} s |",
+        f"| · throughput | {size / 1e6 / secs:,.0f} MB/s, {pages / secs:,.0f} pages/s, "
+        f"{fetch['submissions'] / secs:,.0f} submissions/s | | |",
+        f"| · server-side time | {server:.2f} s, {1000 * server / pages:.1f} ms/page | "
+        f"{ratio(server, secs)} | the bare fetch |",
+    ]
+    back = results["backfill"]
+    shares = [
+        ("floor", results["floor"]["server"], floor, "the floor's total"),
+        ("backfill", back["server"], back["stages"]["fetch"], "the backfill's fetch stage"),
+    ]
+    for name, peer in results["peers"].items():
+        if "seconds" in peer:
+            shares.append((name, peer["server"], peer["seconds"], f"{name}'s fetch"))
+    for name, stats, base, label in shares:
+        spent = stats["seconds"]
+        lines.append(f"| server-side time during {name} ({stats['pages']:,} pages) | "
+                     f"{spent:.2f} s | {ratio(spent, base)} | {label} |")  # fmt: skip
+    return lines
+
+
+def peers_table(results: dict[str, Any]) -> list[str]:
+    ours = results["backfill"]["stages"]["total"]
+    floor = results["floor"]["stages"]["total"]
+    lines = [
+        "## Peers: their fetch of the same data from the same simulator",
+        "",
+        f"Target: our whole backfill ({ours:.1f} s) faster than their fetch alone — "
+        "ours ÷ theirs below 1.00×.",
+        "",
+        "| peer | how it fetches | their fetch | ours ÷ their fetch | their fetch ÷ floor "
+        "| peak RSS |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, peer in results["peers"].items():
+        label = f"{name} {peer.get('version', '')}".strip()
+        if "error" in peer:
+            lines.append(f"| {label} | {peers.HOW[name]} | no comparable time: "
+                         f"{cell(peer['error'])} | — | — | — |")  # fmt: skip
+            continue
+        secs = peer["seconds"]
+        lines.append(f"| {label} | {peers.HOW[name]} | {secs:.1f} s | {ratio(ours, secs)} | "
+                     f"{ratio(secs, floor)} | {peer['peak_rss_mb']:,.0f} MB |")  # fmt: skip
+    return lines
+
+
+def rss_table(results: dict[str, Any]) -> list[str]:
+    floor = results["floor"]["peak_rss_mb"]
+    back = results["backfill"]["peak_rss_mb"]
+    lines = [
+        "## Peak RSS (each scenario's process alone; the simulator's is apart)",
+        "",
+        f"Target (issue #8): the province backfill within {RSS_TARGET_MB:,.0f} MB (1.5 GiB); "
+        f"this {results['size']} backfill: {back:,.0f} MB, {ratio(back, RSS_TARGET_MB)} of it.",
+        "",
+        "| scenario | peak RSS | ratio to baseline | baseline |",
+        "|---|---|---|---|",
     ]
     for key, value in results.items():
-        if isinstance(value, dict) and "peak_rss_mb" in value:
-            lines.append(f"| {key} | {value['peak_rss_mb']:.0f} MB |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    stem = ROOT / "bench" / "results" / f"{results['date']}-{results['size']}"
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(text, encoding="utf-8")
+        if isinstance(value, dict) and "peak_rss_mb" in value and key != "simulator":
+            base = "itself" if key == "floor" else "floor"
+            lines.append(f"| {key} | {value['peak_rss_mb']:,.0f} MB | "
+                         f"{ratio(value['peak_rss_mb'], floor)} | {base} |")  # fmt: skip
+    lines.append(f"| simulator (not in any row above) | "
+                 f"{results['simulator']['peak_rss_mb']:,.0f} MB | | |")  # fmt: skip
+    return lines
 
 
 if __name__ == "__main__":
