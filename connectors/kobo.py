@@ -258,7 +258,7 @@ class SyncPolicy:
 
     overlap_ids: int = 200  # a lower `_id` can become visible after a higher one
     lookback_days: int = 14  # edits happen mostly in the days after submission
-    batch_size: int = 5000  # submissions validated and staged together
+    batch_size: int = 20_000  # validated together: GX costs ~0.3 s per batch whatever its size
     odk_overlap_hours: float = 1.0  # ODK: re-read this much before the watermark
 
 

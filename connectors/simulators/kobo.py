@@ -1034,7 +1034,15 @@ class _KoboApi:
             "deployment__encrypted": False,
             "deployment__uuid": asset.deployment_uuid,
             "deployment_status": "deployed",
-            "summary": {},
+            # kpi's asset summary (geo: the form has a geopoint question); clients such as
+            # pykobo read it from the list
+            "summary": {
+                "geo": bool(asset.geopoint_keys),
+                "labels": [],
+                "columns": [],
+                "languages": [],
+                "row_count": 0,
+            },
             "permissions": [],
             "downloads": [{"format": "xls", "url": f"{base}/api/v2/assets/{asset.uid}.xls"}],
             "data": f"{url}data/",
@@ -1069,7 +1077,9 @@ def create_app(
 
     routes = [
         Route("/api/v2/assets/", guarded(api.assets)),
+        Route("/api/v2/assets.json", guarded(api.assets)),  # DRF's format suffix, as kpi's
         Route("/api/v2/assets/{uid}/", guarded(api.asset_detail)),
+        Route("/api/v2/assets/{uid}.json", guarded(api.asset_detail)),
         Route("/api/v2/assets/{uid}/data/", guarded(api.data)),
         Route("/api/v2/assets/{uid}/data.json", guarded(api.data)),
         Route("/api/v2/assets/{uid}/data/{sid}/", guarded(api.submission)),
