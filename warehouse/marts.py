@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from schemas.registry import OCCUPATION_TH
@@ -164,7 +165,7 @@ def build_marts(
     for the lifecycle). Missing tables count as empty."""
     rules = rules or AlertRules()
     con = _connect(tables, rules)
-    con.register("previous_alerts", conform(previous.get("alerts"), ALERTS_SCHEMA))
+    con.register("previous_alerts", _one_per_alert(conform(previous.get("alerts"), ALERTS_SCHEMA)))
     con.register("snoozes", load_snoozes(rules.snooze_file).table)
     params = _params(rules, today)
     marts: dict[str, pa.Table] = {}
@@ -175,6 +176,18 @@ def build_marts(
         marts[name] = result.select(schema.names).cast(schema)
         con.register(name, marts[name])
     return marts
+
+
+def _one_per_alert(alerts: pa.Table) -> pa.Table:
+    """Yesterday's alerts, one row per alert id. A mart this code built already is (checked
+    here, cheaply); one built before the R09 tie fix may repeat an id, and the lifecycle's
+    joins would then repeat it again — so only then the latest row of each is kept."""
+    if pc.count_distinct(alerts["alert_id"]).as_py() == alerts.num_rows:
+        return alerts
+    con = duckdb.connect()
+    con.register("alerts", alerts)
+    return con.sql("""SELECT * FROM alerts QUALIFY row_number() OVER (
+        PARTITION BY alert_id ORDER BY last_seen DESC NULLS LAST, status) = 1""").to_arrow_table()
 
 
 def conform(data: pa.Table | None, schema: pa.Schema) -> pa.Table:

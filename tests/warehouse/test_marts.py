@@ -515,3 +515,15 @@ def test_kpis_for_district_officer_area_and_tambon(marts_today: dict[str, pa.Tab
     assert kpis[("officer", "off01", "K1_PRACTISING")]["value"] == 0.5  # V only
     assert kpis[("tambon", "341402", "K3_GROUP_VILLAGES")]["value"] == 0.0
     assert kpis[("tambon", "341402", "K3_GROUP_VILLAGES")]["scope_name"] == "ต.เหล่าบก"
+
+
+def test_a_repeated_alert_in_yesterdays_mart_comes_out_once(
+    district: dict[str, pa.Table],
+) -> None:
+    # marts built before the R09 tie fix could hold one alert id twice
+    yesterday = build(district, today=TODAY - timedelta(days=1))["alerts"]
+    doubled = pa.concat_tables([yesterday, yesterday.slice(0, 1)])
+    today = build(district, previous=doubled)["alerts"]
+    ids = today["alert_id"].to_pylist()
+    assert len(ids) == len(set(ids)) == yesterday.num_rows
+    assert by_id(today)[ids[0]]["first_seen"] == TODAY - timedelta(days=1)

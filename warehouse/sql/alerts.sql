@@ -250,8 +250,7 @@ current AS (
                                f.reason_en, f.reason_th, f.village_code) = 1
 ),
 prev AS (
-    SELECT * FROM previous_alerts
-    QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY last_seen DESC NULLS LAST) = 1
+    SELECT * FROM previous_alerts  -- one row per alert id (marts.py sees to it)
 ),
 snoozed AS (
     SELECT alert_id, max(until) AS until, arg_max(note, until) AS note

@@ -10,7 +10,8 @@ per_hh AS (
            count(*) AS sessions_invited,
            count(*) FILTER (WHERE present) AS sessions_attended,
            min(held_date) FILTER (WHERE present) AS first_trained,
-           list(present ORDER BY held_date DESC, session_code DESC)[1:2] AS last_two
+           -- top-2 by (held date, session code), newest first: cheaper than an ordered list()
+           max_by(present, (held_date, session_code), 2) AS last_two
     FROM held GROUP BY hh_code
 ),
 handout AS (
