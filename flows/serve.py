@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -46,6 +47,8 @@ from flows.settings import Settings, load_settings, read_config
 
 TIMEZONE = "Asia/Bangkok"
 Say = Callable[[str], None]
+SHUTDOWN_GRACE = 30.0  # seconds from Ctrl-C until a stuck shutdown is cut short
+EXIT_FORCED = 3
 
 
 # =========================================================================== deployments
@@ -334,17 +337,52 @@ def register(deployments: list[Any]) -> Any:
     return runner
 
 
-def run_until_stopped(runner: Any) -> None:
-    """What `prefect.serve` does after registering: run until Ctrl-C or SIGTERM."""
+def run_until_stopped(runner: Any, say: Say, grace: float = SHUTDOWN_GRACE) -> None:
+    """What `prefect.serve` does after registering: run until Ctrl-C or SIGTERM.
+
+    Ctrl-C cancels the runner, which stops its flow runs and pauses the schedules. That
+    shutdown waits on its flow-run processes without a time limit, and on a loaded machine it
+    has been seen to hang; so Ctrl-C also starts a deadline after which whatever this process
+    started is killed and it exits (a killed flow run leaves the warehouse as its last commit
+    left it; its landing files stay for the next run)."""
     import asyncio
+    import signal
 
     from prefect.exceptions import TerminationSignal
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        deadline: list[threading.Timer] = []
+
+        def on_ctrl_c() -> None:
+            if deadline:  # a second Ctrl-C: the operator does not want to wait
+                _force_stop(say, "Ctrl-C again")
+            deadline.append(threading.Timer(grace, _force_stop, (say, f"over {grace:.0f} s")))
+            deadline[0].daemon = True  # a clean stop in time exits without waiting for it
+            deadline[0].start()
+            say(f"stopping (up to {grace:.0f} s; Ctrl-C again to stop at once) …")
+            task.cancel()
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_ctrl_c)
+        await runner.start()
 
     # Prefect's SIGTERM handler calls its async `stop()` without awaiting it, then exits;
     # the shutdown is still clean (asyncio.run cancels the runner), only the warning is not.
     warnings.filterwarnings("ignore", "coroutine 'Runner.astop' was never awaited")
-    with contextlib.suppress(KeyboardInterrupt, TerminationSignal):
-        asyncio.run(runner.start())
+    with contextlib.suppress(KeyboardInterrupt, TerminationSignal, asyncio.CancelledError):
+        asyncio.run(main())
+
+
+def _force_stop(say: Say, why: str) -> None:
+    """Kill every process this one started (flow runs, a local Prefect server) and exit."""
+    import psutil
+
+    say(f"stopping took {why}: killing the flow runs and servers it started")
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    os._exit(EXIT_FORCED)
 
 
 def run_serve(options: ServeOptions, say: Say) -> None:
@@ -381,7 +419,7 @@ def run_serve(options: ServeOptions, say: Say) -> None:
         for line in _listing(server, url, webhook, assets, specs, ingest_cfg.window_seconds):
             say(line)
         try:
-            run_until_stopped(runner)
+            run_until_stopped(runner, say)
         finally:
             say("stopping: runner stopped; receiver and Prefect server next …")
     say("stopped")

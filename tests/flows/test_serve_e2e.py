@@ -28,7 +28,7 @@ import pytest
 
 from connectors.simulators.cohort import CohortSpec, generate_cohort
 from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
-from flows.serve import PrefectServer, local_prefect_server
+from flows.serve import EXIT_FORCED, PrefectServer, local_prefect_server
 from warehouse.load import open_warehouse
 from warehouse.query import connect
 
@@ -256,19 +256,21 @@ def test_a_later_burst_gets_its_own_run(stack: Stack) -> None:
 # ------------------------------------------------------------------ shutdown
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open bug: in full-suite runs on 2 cores the first Ctrl-C often does not stop `serve` "
-    "within two minutes (run alone it stops in ~3 s); the cause is not found yet",
-)
 def test_ctrl_c_stops_serve_cleanly(stack: Stack) -> None:
     stopping = time.monotonic()
     stack.serve.send_signal(signal.SIGINT)
-    assert stack.serve.wait(120) == 0  # seconds when idle; a loaded 2-core box took over 60 once
+    # A clean stop takes seconds; one that hangs (seen under full-suite load on 2 cores, its
+    # cause not found) is cut short after serve's 30 s grace — exit 3, nothing left running.
+    code = stack.serve.wait(90)
     stack.timings["Ctrl-C → exited"] = time.monotonic() - stopping
-    assert "stopped" in stack.output.drain().splitlines()[-1]
+    output = stack.output.drain().splitlines()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{stack.webhook}/healthz")
+    if code == EXIT_FORCED:
+        assert "killing the flow runs" in output[-1]
+        pytest.xfail("serve's shutdown hung and was cut short after its grace period")
+    assert code == 0
+    assert "stopped" in output[-1]
     # The served schedules are paused, so the server schedules nothing nobody would run.
     nightly = stack.api("GET", "/deployments/name/nightly/nightly")
     assert nightly["paused"] is True
