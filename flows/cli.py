@@ -154,15 +154,17 @@ def _simulated_server(source: str, cohort: object) -> Iterator[dict[str, str]]:
                "SAMMACHIP_ODK_PASSWORD": secret, "SAMMACHIP_ODK_PROJECT": "1"}  # fmt: skip
 
 
-def _run_flow(name: str, config: Path | None, today: str | None) -> None:
+def _run_flow(name: str, config: Path | None, today: str | None, dask: bool = False) -> None:
     from flows import nightly as flows
     from flows.settings import ConfigError, load_settings
 
     try:
-        load_settings(config)  # fail fast, before Prefect starts, on a config error
+        settings = load_settings(config)  # fail fast, before Prefect starts, on a config error
     except ConfigError as err:
         _fail(str(err))
     run = getattr(flows, name)
+    if dask:
+        run = run.with_options(task_runner=_dask_runner(settings.workers))
     with _storage_errors():
         summary = run(config=str(config) if config else None,
                       today=date.fromisoformat(today) if today else None)  # fmt: skip
@@ -171,20 +173,36 @@ def _run_flow(name: str, config: Path | None, today: str | None) -> None:
         raise typer.Exit(code=2)
 
 
+def _dask_runner(workers: int) -> object:
+    """A local Dask cluster of `[run] workers` processes for the forms' fetch + validation."""
+    if workers < 2:
+        _fail("--dask runs forms on `[run] workers` processes: set workers = 2 or more")
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        _fail("--dask needs prefect-dask: pip install 'sammachip[dask]'")
+    cluster = {"n_workers": workers, "processes": True, "threads_per_worker": 1}
+    return DaskTaskRunner(cluster_kwargs=cluster)
+
+
 ConfigOpt = Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")]
 TodayOpt = Annotated[str | None, typer.Option(help="Reference date YYYY-MM-DD.")]
+DaskOpt = Annotated[bool, typer.Option(
+    "--dask", help="Fetch and validate forms on a local Dask cluster of `[run] workers` "
+    "processes (pip install 'sammachip[dask]'); without it, workers are threads.")]  # fmt: skip
 
 
 @app.command(name="nightly")
-def nightly_cmd(config: ConfigOpt = None, today: TodayOpt = None) -> None:
+def nightly_cmd(config: ConfigOpt = None, today: TodayOpt = None, dask: DaskOpt = False) -> None:
     """Sync every configured server, validate, load, build marts and officer lists."""
-    _run_flow("nightly", config, today)
+    _run_flow("nightly", config, today, dask)
 
 
 @app.command(name="reconcile")
-def reconcile_cmd(config: ConfigOpt = None, today: TodayOpt = None) -> None:
+def reconcile_cmd(config: ConfigOpt = None, today: TodayOpt = None, dask: DaskOpt = False
+                  ) -> None:  # fmt: skip
     """Weekly: re-read everything (old edits) and tombstone what servers deleted."""
-    _run_flow("reconcile", config, today)
+    _run_flow("reconcile", config, today, dask)
 
 
 @app.command()

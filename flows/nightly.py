@@ -8,6 +8,7 @@ form's rows, the sync cursors and the marts visible together.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -81,7 +82,23 @@ def discover_forms(settings: Settings) -> tuple[list[FormSource], list[FormResul
 
 @task(name="start-validation", cache_policy=NO_CACHE)
 def start_validation() -> SuiteRunner:
-    return SuiteRunner()
+    """The run's GX context; tasks on threads of this process validate through it too (their
+    batches then appear in the run's Data Docs)."""
+    with _RUNNER_LOCK:
+        _PROCESS_RUNNER[:] = [SuiteRunner()]
+        return _PROCESS_RUNNER[0]
+
+
+def _process_runner() -> SuiteRunner:
+    """This process's GX context: the flow's, or one built on first use in a Dask worker."""
+    with _RUNNER_LOCK:  # two threads arriving first must not build two
+        if not _PROCESS_RUNNER:
+            _PROCESS_RUNNER.append(SuiteRunner())
+        return _PROCESS_RUNNER[0]
+
+
+_PROCESS_RUNNER: list[SuiteRunner] = []
+_RUNNER_LOCK = threading.Lock()
 
 
 def load_batches(
@@ -270,9 +287,6 @@ def _form_error(form: FormSource, err: Exception) -> str:
     return str(err)
 
 
-_WORKER_RUNNER: list[SuiteRunner] = []  # one GX context per worker process, built on first use
-
-
 @task(name="fetch-and-validate", cache_policy=NO_CACHE)
 def fetch_and_validate(
     form: FormSource, cursor: dict[str, Any], settings: Settings, now: datetime,
@@ -280,11 +294,10 @@ def fetch_and_validate(
 ) -> tuple[list[tuple[Any, list[Submission], int]], dict[str, Any], str | None]:  # fmt: skip
     """The heavy half of a form's sync (fetch, normalise, validate), runnable on a Dask worker:
     it reads no warehouse and returns Arrow tables for the flow's process to stage."""
-    if not _WORKER_RUNNER:
-        _WORKER_RUNNER.append(SuiteRunner())
+    runner = _process_runner()
     try:
         pages = (subs for subs, _ in form.batches(cursor, settings, now, full_rescan))
-        results = list(validate_stream(form.form_id, pages, _WORKER_RUNNER[0], state=state,
+        results = list(validate_stream(form.form_id, pages, runner, state=state,
                                        batch=batch, now=now, context=context))  # fmt: skip
     except (*SourceError, TransientError) as err:  # retries exhausted: skip this form only
         return [], cursor, _form_error(form, err)

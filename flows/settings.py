@@ -6,6 +6,7 @@ and live only in memory (`repr=False`); they are never logged or written anywher
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -39,6 +40,20 @@ class OdkSource:
 
 
 @dataclass(frozen=True)
+class HttpPolicy:
+    """How the server clients wait and retry (`[http]`); the defaults are the clients' own."""
+
+    timeout: float = 60.0  # seconds to connect, send, or wait for the next part of an answer
+    attempts: int = 6  # tries of one request, the first included (1: never retry)
+    backoff_cap: float = 30.0  # longest wait between two tries, a server's Retry-After included
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for `KoboClient` and `OdkClient`."""
+        return {"timeout": self.timeout, "attempts": self.attempts,
+                "backoff_cap": self.backoff_cap}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Settings:
     warehouse_path: Path | str  # a folder, or a bucket URI such as s3://office-data/warehouse
     reports_path: Path
@@ -49,6 +64,7 @@ class Settings:
     attachments_path: Path | None = None  # set: media files are downloaded there
     workers: int = 1  # >1: forms fetched and validated concurrently on the task runner
     mail: MailSettings | None = None  # set: officers get their lists by e-mail
+    http: HttpPolicy = field(default_factory=HttpPolicy)
 
 
 def _kobo_sources(doc: dict[str, Any]) -> list[KoboSource]:
@@ -166,7 +182,36 @@ def load_settings(
         sync=SyncPolicy(**doc.get("sync", {})),
         attachments_path=_attachments_path(doc, base),
         workers=int(doc.get("run", {}).get("workers", 1)),
+        http=_http(doc),
     )
+
+
+def _http(doc: dict[str, Any]) -> HttpPolicy:
+    """`[http]`, checked when the config is read: a typo would be ignored and a zero or a
+    negative number would make every request of the night fail, far from the line to fix."""
+    section = doc.get("http", {})
+    if not isinstance(section, dict):
+        raise ConfigError("[http] must be a table: timeout, attempts, backoff_cap")
+    known = HttpPolicy.__dataclass_fields__
+    if unknown := sorted(set(section) - set(known)):
+        raise ConfigError(f"[http]: unknown setting {', '.join(map(repr, unknown))} "
+                          f"(known: {', '.join(known)})")  # fmt: skip
+    policy = HttpPolicy(**section)
+    if not _is_number(policy.timeout) or policy.timeout <= 0:
+        raise ConfigError(f"[http] timeout must be a number of seconds above 0, "
+                          f"not {policy.timeout!r}")  # fmt: skip
+    if type(policy.attempts) is not int or policy.attempts < 1:
+        raise ConfigError(f"[http] attempts must be a whole number, 1 or more (1: never "
+                          f"retry), not {policy.attempts!r}")  # fmt: skip
+    if not _is_number(policy.backoff_cap) or policy.backoff_cap < 0:
+        raise ConfigError(f"[http] backoff_cap must be a number of seconds, 0 or more, "
+                          f"not {policy.backoff_cap!r}")  # fmt: skip
+    return HttpPolicy(float(policy.timeout), policy.attempts, float(policy.backoff_cap))
+
+
+def _is_number(value: object) -> bool:
+    """A finite int or float; TOML's `true` is not a number of seconds."""
+    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
 
 
 def _location(base: Path, text: str) -> Path | str:

@@ -4,13 +4,13 @@ and an ODK Central form alike: list them, stream what changed, tell what was del
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from connectors import kobo, odk
 from connectors.retry import TransientError, parse_utc
-from flows.settings import KoboSource, OdkSource, Settings
+from flows.settings import HttpPolicy, KoboSource, OdkSource, Settings
 from schemas.records import Submission, submission_key
 from schemas.registry import FORMS, form_for_asset
 
@@ -37,6 +37,7 @@ class KoboForm:
     source: KoboSource
     form_uid: str  # asset uid
     form_id: str
+    http: HttpPolicy = field(default_factory=HttpPolicy)  # the run's `[http]`
 
     @property
     def cursor_key(self) -> str:
@@ -47,7 +48,8 @@ class KoboForm:
         return submission_key("kobo", self.source.server.host, self.form_uid, "")
 
     def client(self) -> kobo.KoboClient:
-        return kobo.KoboClient(self.source.server, page_size=self.source.page_size)
+        return kobo.KoboClient(self.source.server, page_size=self.source.page_size,
+                               **self.http.client_options())  # fmt: skip
 
     def batches(self, cursor: dict[str, Any], settings: Settings, now: datetime,
                 full_rescan: bool) -> Batches:  # fmt: skip
@@ -80,6 +82,7 @@ class OdkForm:
     source: OdkSource
     form_uid: str  # "<project>/<xmlFormId>"
     form_id: str
+    http: HttpPolicy = field(default_factory=HttpPolicy)  # the run's `[http]`
 
     @property
     def xml_form_id(self) -> str:
@@ -94,7 +97,8 @@ class OdkForm:
         return submission_key("odk", self.source.server.host, self.form_uid, "")
 
     def client(self) -> odk.OdkClient:
-        return odk.OdkClient(self.source.server, page_size=self.source.page_size)
+        return odk.OdkClient(self.source.server, page_size=self.source.page_size,
+                             **self.http.client_options())  # fmt: skip
 
     def batches(self, cursor: dict[str, Any], settings: Settings, now: datetime,
                 full_rescan: bool) -> Batches:  # fmt: skip
@@ -147,9 +151,11 @@ def discover(settings: Settings) -> tuple[list[FormSource], list[tuple[str, str]
     """Every registered form on every configured server; (server, error) for those that fail."""
     found: list[FormSource] = []
     failed: list[tuple[str, str]] = []
+    http = settings.http  # every client of the run, listing included, waits and retries alike
     for src in settings.kobo:
         try:
-            with kobo.KoboClient(src.server, page_size=src.page_size) as client:
+            with kobo.KoboClient(src.server, page_size=src.page_size,
+                                 **http.client_options()) as client:  # fmt: skip
                 assets = client.assets()
         except (*SourceError, TransientError) as err:
             failed.append((src.server.host, str(err)))
@@ -157,10 +163,11 @@ def discover(settings: Settings) -> tuple[list[FormSource], list[tuple[str, str]
         for asset in assets:
             spec = form_for_asset(asset.name, src.assets, asset.uid)
             if spec and asset.deployed:
-                found.append(KoboForm(src, asset.uid, spec.form_id))
+                found.append(KoboForm(src, asset.uid, spec.form_id, http))
     for osrc in settings.odk:
         try:
-            with odk.OdkClient(osrc.server, page_size=osrc.page_size) as client:
+            with odk.OdkClient(osrc.server, page_size=osrc.page_size,
+                               **http.client_options()) as client:  # fmt: skip
                 forms = client.forms()
         except (*SourceError, TransientError) as err:
             failed.append((osrc.server.host, str(err)))
@@ -169,7 +176,7 @@ def discover(settings: Settings) -> tuple[list[FormSource], list[tuple[str, str]
             form_id = osrc.forms.get(form.xml_form_id, form.xml_form_id)
             if form_id in FORMS:  # on Central the XLSForm's form_id is the xmlFormId
                 uid = f"{osrc.server.project_id}/{form.xml_form_id}"
-                found.append(OdkForm(osrc, uid, form_id))
+                found.append(OdkForm(osrc, uid, form_id, http))
     order = list(FORMS)
     found.sort(key=lambda f: (order.index(f.form_id), f.cursor_key))
     return found, failed

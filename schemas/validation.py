@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ class SuiteRunner:
         self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self._source = self._context.data_sources.add_pandas("sammachip")
         self._definitions: dict[str, Any] = {}
+        self._lock = threading.Lock()  # one validation (or Data Docs build) at a time
         self.batches_validated = 0
         for path in sorted(suites_dir.glob("*.json")):
             self._add_suite(path.stem, json.loads(path.read_text(encoding="utf-8")))
@@ -94,7 +96,8 @@ class SuiteRunner:
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             },
         )  # fmt: skip
-        self._context.build_data_docs(site_names=[site])
+        with self._lock:
+            self._context.build_data_docs(site_names=[site])
         return folder / "index.html"
 
     def tables(self) -> list[str]:
@@ -104,8 +107,13 @@ class SuiteRunner:
         """Validate one table's batch; `frame` must carry `submission_key` and `_row`."""
         if table not in self._definitions or frame.empty:
             return SuiteResult(table, len(frame), [], {})
-        self.batches_validated += 1
-        result = self._definitions[table].run(
+        with self._lock:  # GX's pandas engine holds one active batch per context
+            self.batches_validated += 1
+            result = self._run(table, frame)
+        return self._failures(table, frame, result)
+
+    def _run(self, table: str, frame: pd.DataFrame) -> Any:
+        return self._definitions[table].run(
             batch_parameters={"dataframe": frame},
             result_format={
                 "result_format": "COMPLETE",
@@ -116,6 +124,8 @@ class SuiteRunner:
                 "exclude_unexpected_values": True,
             },
         )
+
+    def _failures(self, table: str, frame: pd.DataFrame, result: Any) -> SuiteResult:
         rows = frame.set_index(ROW_ID)
         failures: list[Failure] = []
         counts: dict[str, int] = {}

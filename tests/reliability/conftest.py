@@ -46,13 +46,13 @@ from warehouse import failpoints  # noqa: E402
 
 @pytest.fixture(scope="module", autouse=True)
 def fast_clients() -> Iterator[None]:
-    """Retries are exercised for real but wait milliseconds (Retry-After is still honoured
-    up to the cap), and a stuck server costs seconds, not the production minute."""
-    quick = {"timeout": 5.0, "backoff": 0.001, "backoff_cap": 0.5}
+    """Retries are exercised for real but wait milliseconds (Retry-After is still honoured,
+    up to `[http] backoff_cap`). The backoff base is the clients' own default, not a setting;
+    timeout, attempts and cap come from `[http]` (settings) as in production."""
     with pytest.MonkeyPatch.context() as mp:
         for cls in (KoboClient, OdkClient):
             defaults = dict(cls.__init__.__kwdefaults__ or {})
-            mp.setattr(cls.__init__, "__kwdefaults__", {**defaults, **quick})
+            mp.setattr(cls.__init__, "__kwdefaults__", {**defaults, "backoff": 0.001})
         yield
 
 

@@ -3,11 +3,14 @@
 The warehouse half of a run, the kill harness and the fingerprint come from the crash-safety
 tests (`tests/warehouse/test_crash_safety.py`) and are reused as they are; what is added here
 is what those tests did not need: ODK sources, hostile submissions, faults armed mid-sync,
-forked children that report back, and trials run side by side.
+forked children that report back (killed at a failpoint or an instant), trials run side by
+side, a warehouse in a bucket (and its copy, for the same fingerprint), the flows' own
+one-worker / parallel / reconcile paths in a flow run, and a fingerprint without the clock.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -21,17 +24,30 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.kobo import KoboServer
 from connectors.odk import OdkServer
 from connectors.simulators.cohort import HOUSEHOLD, SESSION, Cohort, CohortSpec, generate_cohort
 from connectors.simulators.faults import Fault, FaultPlan
 from connectors.simulators.kobo import KoboStore, seed_from_cohort
 from connectors.simulators.odk import OdkStore, seed_odk_from_cohort
-from flows.nightly import RunSummary, build_marts, discover_forms, sync_form
+from flows import nightly
+from flows.nightly import FormResult, RunSummary, build_marts, discover_forms, sync_form
 from flows.progress import FetchProgress
-from flows.settings import OdkSource, Settings, load_settings
+from flows.settings import KoboSource, OdkSource, Settings, load_settings
 from schemas.validation import SuiteRunner
-from tests.warehouse.test_crash_safety import NOW, TODAY, TOKEN, fingerprint, killed_sync, sync
+from tests.warehouse.test_crash_safety import (
+    NOW,
+    TODAY,
+    TOKEN,
+    VOLATILE,
+    fingerprint,
+    killed_sync,
+    sync,
+)
+from warehouse import failpoints
 from warehouse.load import open_warehouse
+from warehouse.query import connect
+from warehouse.storage import S3Storage
 
 __all__ = [
     "NOW", "TODAY", "TOKEN", "fingerprint", "killed_sync", "sync",  # reused, not redefined
@@ -137,14 +153,86 @@ def sync_settings(settings: Settings, runner: SuiteRunner) -> None:
         build_marts.fn(tx, settings, TODAY)
 
 
+def kobo_settings(workdir: Path, url: str, warehouse: str | None = None) -> Settings:
+    """What `sync` runs with: the district's Kobo server, the warehouse in `workdir` (or at
+    `warehouse`, e.g. a bucket), the bundled config for the rest."""
+    settings = load_settings(base_dir=workdir, require_sources=False)
+    settings = replace(settings, kobo=(KoboSource(KoboServer(url, TOKEN)),))
+    return replace(settings, warehouse_path=warehouse) if warehouse else settings
+
+
+def sync_to(warehouse: str, workdir: Path, url: str, runner: SuiteRunner) -> None:
+    """`sync`, into the warehouse at `warehouse` (a bucket URI) instead of `workdir`'s."""
+    sync_settings(kobo_settings(workdir, url, warehouse), runner)
+
+
+def mirror(warehouse: str, workdir: Path) -> Path:
+    """Copy every object under `warehouse` (a bucket URI) into `workdir`'s warehouse folder,
+    read through the warehouse's own S3 storage: the local trials' `fingerprint` then reads
+    exactly what a reader of the bucket would see. Returns `workdir`."""
+    storage = S3Storage(warehouse)
+    for rel in storage.list(""):
+        target = workdir / "data" / "warehouse" / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with storage.fs.open_input_stream(storage.path(rel)) as source:
+            target.write_bytes(source.read())
+    return workdir
+
+
 def odk_settings(workdir: Path, url: str, page_size: int = 10) -> Settings:
     settings = load_settings(base_dir=workdir, require_sources=False)
     source = OdkSource(OdkServer(url, EMAIL, PASSWORD, project_id=1), page_size=page_size)
     return replace(settings, kobo=(), odk=(source,))
 
 
+def sync_in_flow(
+    settings: Settings, runner: SuiteRunner, *, workers: int = 1, reconcile: bool = False
+) -> list[FormResult]:
+    """`run_sync`'s transaction as the flows run it — one worker (`_sync_one`: each form in a
+    savepoint, a permanent error skips it) or the parallel path (`_sync_parallel` on
+    `workers` threads), a reconcile's rescan and deletions included — with the run's clock
+    fixed (NOW), so warehouses compare whole. In a flow: the task runner needs a flow run."""
+    from prefect import flow
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    def body() -> list[FormResult]:
+        forms, failed = discover_forms.fn(settings)
+        assert failed == []
+        with open_warehouse(str(settings.warehouse_path)).transaction() as tx:
+            if workers > 1:
+                results = list(nightly._sync_parallel(tx, forms, settings, NOW, reconcile))
+            else:
+                quiet = FetchProgress.quiet()
+                results = [nightly._sync_one(tx, form, runner, settings, NOW, quiet, reconcile)
+                           for form in forms]  # fmt: skip
+            build_marts.fn(tx, settings, TODAY)
+        return results
+
+    task_runner = ThreadPoolTaskRunner(max_workers=workers)
+    return flow(name=f"sync-on-{workers}-workers", task_runner=task_runner)(body)()
+
+
 def sync_odk(workdir: Path, url: str, runner: SuiteRunner, page_size: int = 10) -> None:
     sync_settings(odk_settings(workdir, url, page_size), runner)
+
+
+# When a run happened (its clock), beside which run it was (crash-safety's VOLATILE).
+RUN_CLOCK = frozenset({"ingested_at", "valid_from", "quarantined_at", "seen_at", "deleted_at"})
+
+
+def clock_free_fingerprint(workdir: Path) -> dict[str, str]:
+    """`fingerprint`, the run's clock left out too: for runs that read the clock themselves
+    (the ingest flow), whose rows are otherwise the same whenever they run."""
+    wh = open_warehouse(str(workdir / "data" / "warehouse"))
+    con = connect(wh)
+    out = {"_cursors": repr(sorted(wh.snapshot().cursors.items()))}
+    for name in wh.table_names():
+        cols = [c[0] for c in con.execute(f"describe {name}").fetchall()
+                if c[0] not in VOLATILE | RUN_CLOCK]  # fmt: skip
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        rows = con.execute(f"select {quoted} from {name}").fetchall()
+        out[name] = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
+    return out
 
 
 def warehouse_version(workdir: Path) -> int:
@@ -222,6 +310,28 @@ def _finish(pid: int, read_fd: int) -> ChildOutcome:
 def in_child(fn: Callable[[], Any]) -> ChildOutcome:
     """Run `fn` in a forked child (it may SIGKILL itself, hit a file-size limit …)."""
     return _finish(*_start(fn))
+
+
+def kill_at_failpoint(point: str, fn: Callable[[], Any]) -> int:
+    """Run `fn` in a forked child that SIGKILLs itself at failpoint `point` ("before-manifest",
+    "*:7" …, counted from the child's start); return the signal that ended it (0: none)."""
+
+    def armed() -> Any:
+        os.environ[failpoints.ENV] = point
+        failpoints.reset()
+        return fn()
+
+    return in_child(armed).signal
+
+
+def kill_after(seconds: float, fn: Callable[[], Any]) -> int:
+    """Run `fn` in a forked child SIGKILLed after `seconds` of wall time, wherever it is."""
+
+    def timed() -> Any:
+        failpoints.die_after(seconds)
+        return fn()
+
+    return in_child(timed).signal
 
 
 def in_children(fns: list[Callable[[], Any]], jobs: int) -> Iterator[ChildOutcome]:

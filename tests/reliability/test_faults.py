@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from connectors import retry
-from connectors.kobo import KoboClient
 from connectors.simulators.cohort import HOUSEHOLD, SESSION
 from connectors.simulators.faults import Fault, FaultPlan
 from connectors.simulators.kobo import KoboStore, serve_kobo
 from connectors.simulators.odk import OdkStore, seed_odk_from_cohort, serve_odk
+from flows.settings import HttpPolicy
 from schemas.validation import SuiteRunner
 from tests.reliability.helpers import (
     EMAIL,
@@ -28,10 +28,12 @@ from tests.reliability.helpers import (
     arm_on_request,
     fingerprint,
     hostile_households,
+    kobo_settings,
     seed_kobo,
     seed_odk,
     sync,
     sync_odk,
+    sync_settings,
     tiny_cohort,
 )
 from warehouse.load import open_warehouse
@@ -100,14 +102,14 @@ def arm(plan: FaultPlan, district: District, scenario: Scenario) -> None:
 @pytest.mark.parametrize("scenario", TRANSIENT.values(), ids=TRANSIENT.keys())
 def test_transient_faults_mid_sync_leave_the_warehouse_of_a_clean_run(
     scenario: Scenario, district: District, kobo_faults: FaultPlan, retry_waits: list[float],
-    suite_runner: SuiteRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    suite_runner: SuiteRunner, tmp_path: Path,
 ) -> None:  # fmt: skip
-    if scenario.timeout is not None:
-        defaults = {**(KoboClient.__init__.__kwdefaults__ or {}), "timeout": scenario.timeout}
-        monkeypatch.setattr(KoboClient.__init__, "__kwdefaults__", defaults)
+    settings = kobo_settings(tmp_path, district.url)
+    if scenario.timeout is not None:  # `[http] timeout`, as an office would set it
+        settings = replace(settings, http=HttpPolicy(timeout=scenario.timeout))
     served = kobo_faults.served
     arm(kobo_faults, district, scenario)
-    sync(tmp_path, district.url, suite_runner)
+    sync_settings(settings, suite_runner)
     assert kobo_faults.served - served == scenario.faults  # every fault was met …
     assert len(retry_waits) == scenario.faults  # … and retried
     if scenario.wait is not None:

@@ -27,6 +27,7 @@ from tests.reliability.helpers import (
     fingerprint,
     in_child,
     in_children,
+    kill_after,
     killed_sync,
     sync,
     warehouse_version,
@@ -101,14 +102,7 @@ def test_kills_at_every_failpoint_pass_then_a_rerun_equal_an_uninterrupted_run(
 
 
 def killed_after(delay: float, district: District, runner: SuiteRunner) -> Callable[[Path], int]:
-    def kill(workdir: Path) -> int:
-        def run() -> None:
-            failpoints.die_after(delay)
-            sync(workdir, district.url, runner)
-
-        return in_child(run).signal
-
-    return kill
+    return lambda wd: kill_after(delay, lambda: sync(wd, district.url, runner))
 
 
 def seconds_of_a_run(district: District, runner: SuiteRunner, workdir: Path) -> float:

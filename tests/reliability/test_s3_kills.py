@@ -1,0 +1,174 @@
+"""Kill -9 on a bucket. The kill trials' sync, writing its warehouse to an S3 bucket (moto's
+S3 server on loopback: real HTTP, real multipart uploads, real conditional PUTs), SIGKILLed at
+a chosen point, then run again, ends in exactly the warehouse of an uninterrupted run; between
+the kill and the re-run, a reader of the bucket sees all of the killed run or none of it.
+
+The fingerprint is the local trials' own (`fingerprint`, read from a copy of the bucket), and
+the uninterrupted run into the bucket has the fingerprint of the same run into a folder.
+
+Kill points: S3Storage's failpoints (`before-manifest`, `after-commit`: either side of the
+conditional PUT that commits); the bucket killing the writer half-way through a data file's
+upload (two seeded files), just before a seeded data file's upload is completed, and half-way
+through the manifest's PUT (`s3_server.KillSwitch`); two seeded instants of the run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas.validation import SuiteRunner
+from tests.reliability.helpers import (
+    JOBS,
+    District,
+    fingerprint,
+    in_child,
+    in_children,
+    kill_after,
+    kill_at_failpoint,
+    mirror,
+    sync_to,
+)
+from tests.reliability.s3_server import Bucket, KillOnUpload, Upload, serve_s3
+from warehouse.load import open_warehouse
+
+BUCKET = "sammachip-trials"
+SEED = 2569
+TIMER_TRIALS = 2
+
+
+@dataclass(frozen=True)
+class BucketDistrict:
+    """The district's sync into a bucket: its fingerprint, time, and uploads of each kind."""
+
+    bucket: Bucket
+    kobo_url: str
+    reference: dict[str, str]
+    seconds: float
+    uploads: dict[Upload, int]
+
+
+@pytest.fixture(scope="module")
+def s3(
+    district: District, suite_runner: SuiteRunner, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BucketDistrict]:
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_REGION": "us-east-1"}  # fmt: skip
+    with serve_s3(BUCKET) as bucket, pytest.MonkeyPatch.context() as mp:
+        for key, value in {**env, "SAMMACHIP_S3_ENDPOINT": bucket.endpoint}.items():
+            mp.setenv(key, value)  # forked children inherit them
+        root, uri = tmp_path_factory.mktemp("s3-reference"), bucket.uri("reference")
+
+        def uninterrupted() -> dict[str, Any]:  # in a child, as the trials' runs are
+            started = time.perf_counter()
+            sync_to(uri, root, district.url, suite_runner)
+            seconds = time.perf_counter() - started
+            return {"seconds": seconds, "fingerprint": fingerprint(mirror(uri, root / "copy"))}
+
+        outcome = in_child(uninterrupted)
+        assert outcome.error is None, outcome.trace
+        uploads = {kind: n for (prefix, kind), n in bucket.switch.uploads.items()
+                   if prefix == "reference"}  # fmt: skip
+        result = outcome.result
+        yield BucketDistrict(bucket, district.url, result["fingerprint"], result["seconds"],
+                             uploads)  # fmt: skip
+
+
+def test_a_sync_into_a_bucket_makes_the_warehouse_it_makes_in_a_folder(
+    s3: BucketDistrict, district: District
+) -> None:
+    assert s3.uploads["manifest"] == 1  # one commit, one conditional PUT
+    assert s3.uploads["data-part"] >= 10 and s3.uploads["data-complete"] >= 1
+    assert s3.reference == district.reference
+
+
+@dataclass(frozen=True)
+class Trial:
+    """What kills the run, and whether the run had committed by then (None: by chance)."""
+
+    label: str
+    committed: bool | None
+    failpoint: str | None = None  # S3Storage's own
+    upload: tuple[Upload, int] | None = None  # the bucket kills the writer at its n-th upload
+    seconds: float | None = None  # a timer
+
+
+def trials(s3: BucketDistrict) -> list[Trial]:
+    rng = random.Random(SEED)
+    parts = rng.sample(range(1, s3.uploads["data-part"] + 1), k=2)
+    complete = rng.randint(1, s3.uploads["data-complete"])
+    delays = [rng.uniform(0.0, 0.9 * s3.seconds) for _ in range(TIMER_TRIALS)]
+    return [
+        Trial("before the manifest's conditional PUT", False, failpoint="before-manifest"),
+        Trial("after the manifest's conditional PUT", True, failpoint="after-commit"),
+        *(Trial(f"half-way through data file upload {n}", False, upload=("data-part", n))
+          for n in parts),
+        Trial(f"before data file upload {complete} is completed", False,
+              upload=("data-complete", complete)),
+        Trial("half-way through the manifest's PUT", False, upload=("manifest", 1)),
+        *(Trial(f"{d:.2f} s into the run", None, seconds=d) for d in delays),
+    ]  # fmt: skip
+
+
+def killed_run(trial: Trial, uri: str, workdir: Path, s3: BucketDistrict,
+               runner: SuiteRunner) -> int:  # fmt: skip
+    """The run, in a forked child, killed as `trial` says; the signal that ended it."""
+
+    def run() -> None:
+        (workdir / "writer.pid").write_text(str(os.getpid()))  # for the bucket's kill switch
+        sync_to(uri, workdir, s3.kobo_url, runner)
+
+    if trial.failpoint:
+        return kill_at_failpoint(trial.failpoint, run)
+    if trial.seconds is not None:
+        return kill_after(trial.seconds, run)
+    return in_child(run).signal  # the kill switch was armed before this trial started
+
+
+def one_trial(trial: Trial, name: str, s3: BucketDistrict, runner: SuiteRunner, root: Path
+              ) -> dict[str, Any]:  # fmt: skip
+    """In its own child: a killed run, a look at the bucket, a re-run, a comparison."""
+    uri, workdir = s3.bucket.uri(name), root / name
+    workdir.mkdir()
+    died = killed_run(trial, uri, workdir, s3, runner)
+    version = open_warehouse(uri).snapshot().version
+    visible = fingerprint(mirror(uri, workdir / "after-kill"))
+    sync_to(uri, workdir, s3.kobo_url, runner)
+    rerun = fingerprint(mirror(uri, workdir / "after-rerun"))
+    return {"signal": died, "version": version, "visible": visible,
+            "identical": rerun == s3.reference}  # fmt: skip
+
+
+def test_runs_killed_on_a_bucket_then_rerun_equal_an_uninterrupted_run(
+    s3: BucketDistrict, suite_runner: SuiteRunner, tmp_path: Path
+) -> None:
+    planned = trials(s3)
+    names = [f"trial-{n:02d}" for n in range(len(planned))]
+    for trial, name in zip(planned, names, strict=True):
+        if trial.upload:
+            kind, nth = trial.upload
+            s3.bucket.switch.arm(KillOnUpload(name, kind, nth, tmp_path / name / "writer.pid"))
+    jobs = [lambda t=t, n=n: one_trial(t, n, s3, suite_runner, tmp_path)
+            for t, n in zip(planned, names, strict=True)]  # fmt: skip
+    outcomes = list(in_children(jobs, JOBS))
+    assert [(o.error, o.trace) for o in outcomes if o.error] == []
+    empty = fingerprint(tmp_path / "never-synced")
+    for trial, r in zip(planned, (o.result for o in outcomes), strict=True):
+        if trial.committed is not None:  # a named point: killed there, before or after commit
+            assert (r["signal"], r["version"]) == (signal.SIGKILL, int(trial.committed)), trial
+        expected = {0: empty, 1: s3.reference}.get(r["version"])
+        assert r["visible"] == expected, f"{trial.label}: half a run is visible"
+        assert r["identical"], f"{trial.label}: the re-run differs from an uninterrupted run"
+    timers = [r["signal"] for t, r in zip(planned, (o.result for o in outcomes), strict=True)
+              if t.seconds is not None]  # fmt: skip
+    fired = timers.count(signal.SIGKILL)
+    print(f"{len(planned)} kills on a bucket ({s3.seconds:.1f} s a run, uploads {s3.uploads}; "
+          f"{fired} of {len(timers)} timers fired mid-run): every re-run identical")  # fmt: skip
