@@ -204,8 +204,9 @@ def write_reports(settings: Settings, today: date) -> list[Path]:
     """Officer deliverables of the committed marts: XLSX, CSV, phone page, district index."""
     wh = open_warehouse(str(settings.warehouse_path))
     built = {name: wh.read(name) for name in marts.MART_SCHEMAS}
-    return write_deliverables(built, settings.reports_path / today.isoformat(), today,
-                              settings.rules, mail=settings.mail)  # fmt: skip
+    out = settings.reports_path / today.isoformat()
+    return write_deliverables(built, out, today, settings.rules, mail=settings.mail,
+                              workers=settings.workers)  # fmt: skip
 
 
 def bangkok_today() -> date:

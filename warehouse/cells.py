@@ -9,12 +9,14 @@ HTML escaping is the HTML writer's job (`html.escape` on top of `display`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 
 from schemas.normalise import mask_national_id
 
-_FORMULA_START = re.compile(r"^[=+\-@\t\r]")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # 13 digits in a row, or written the Thai way 1-2345-67890-12-3 (with dashes or spaces).
 _NATIONAL_ID = re.compile(r"(?<!\d)\d(?:[- ]?\d){12}(?!\d)")
 _THAI_MONTHS = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.",
@@ -38,6 +40,11 @@ def redact_ids(text: str) -> str:
 
 def display(value: Any) -> str:
     """The text an officer sees: BE dates, ✓/✗, IDs masked; no formula guard (see safe_cell)."""
+    # Called for every cell of every file (millions at province scale): the common types by
+    # a dict lookup, then the general rules (bool before int, datetime before date).
+    convert = _DISPLAY_BY_TYPE.get(type(value))
+    if convert is not None:
+        return convert(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -48,15 +55,59 @@ def display(value: Any) -> str:
         value = value.date()
     if isinstance(value, date):
         return be_date(value)
-    return redact_ids(str(value))
+    return _shown_text(str(value))
+
+
+T = TypeVar("T")
+_FORGET: list[Callable[[], None]] = []
+
+
+def text_memo(convert: Callable[[str], T]) -> Callable[[str], T]:
+    """`convert`, remembering its results for the latest texts (until `forget_texts`).
+
+    The same texts recur across an officer's files (each alert is in the CSV, the workbook and
+    the page; a rule's name is in every row), and converting one (the ID search) costs more
+    than looking it up. Bounded: a province's run converts millions of cells.
+    """
+    memo = lru_cache(maxsize=1 << 15)(convert)
+    _FORGET.append(memo.cache_clear)
+    return memo
+
+
+def forget_texts() -> None:
+    """Drop the remembered texts: they are officers' data, and a long-lived process (the
+    flow server) should not keep them after writing a run's files."""
+    for forget in _FORGET:
+        forget()
+
+
+@text_memo
+def _shown_text(text: str) -> str:
+    return redact_ids(text)
+
+
+_DISPLAY_BY_TYPE: dict[type, Callable[[Any], str]] = {
+    str: _shown_text,
+    int: str,
+    float: str,
+    date: be_date,
+}
 
 
 def is_formula_like(text: str) -> bool:
-    return bool(_FORMULA_START.match(text))
+    return text.startswith(_FORMULA_START)
+
+
+@text_memo
+def _safe_text(text: str) -> str:
+    shown = _shown_text(text)
+    return "'" + shown if is_formula_like(shown) else shown
 
 
 def safe_cell(value: Any) -> str:
     """Text as a spreadsheet will show it, never as a formula (CSV/formula injection)."""
+    if type(value) is str:  # most cells: no type tests, and the result is memoised
+        return _safe_text(value)
     text = display(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return text  # a negative number is a number, not a formula

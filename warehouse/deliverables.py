@@ -6,26 +6,41 @@ last step and `sammachip report`):
     <officer>.html                                                  phone page with charts
     index.html, district_kpis.csv                                   the district's overview
 and, when mail settings are given, each officer's XLSX and HTML by e-mail.
+
+Charts are the slow part; their SVGs are kept in a cache folder next to the day folders
+(`<reports>/.charts/`), so a run re-renders only the charts whose data changed. With many
+officers and `workers` > 1, officers' files are written in that many processes.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import date
+from functools import partial
+from multiprocessing import get_context
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
+from warehouse.cells import forget_texts
+from warehouse.charts import SvgCache
 from warehouse.html_report import district_charts, index_page, officer_charts, officer_page
 from warehouse.mailer import MailResult, MailSettings, send_reports
 from warehouse.officer_lists import OfficerReport, district_kpis, officer_reports
-from warehouse.reports import write_kpi_csv, write_report_csvs
+from warehouse.reports import replacing, write_kpi_csv, write_report_csvs
 from warehouse.rules import AlertRules
 from warehouse.workbook import write_workbook
 
 log = logging.getLogger(__name__)
+
+CHART_CACHE = ".charts"  # next to the day folders: one cache for every day's run
+# Fewer officers are written sooner in this process than worker processes start (~1 s each).
+PARALLEL_FROM = 16
 
 
 def file_stem(officer_id: str) -> str:
@@ -34,18 +49,46 @@ def file_stem(officer_id: str) -> str:
 
 
 def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 
-def _officer_files(report: OfficerReport, out_dir: Path) -> list[Path]:
+class _OfficerFiles(NamedTuple):
+    paths: list[Path]
+    charts_rendered: int
+    charts_cached: int
+
+
+def _officer_files(report: OfficerReport, out_dir: Path, cache_dir: Path) -> _OfficerFiles:
+    """One officer's files (run in a worker process when there are many officers)."""
+    cache = SvgCache(cache_dir)
     stem = file_stem(report.officer_id)
     csvs = write_report_csvs(report, out_dir, stem)
     xlsx = write_workbook(report, out_dir / f"{stem}.xlsx")
-    page = _write_text(out_dir / f"{stem}.html", officer_page(report, officer_charts(report)))
-    return [page, xlsx, *csvs]
+    page = officer_page(report, officer_charts(report, cache))
+    paths = [_write_text(out_dir / f"{stem}.html", page), xlsx, *csvs]
+    return _OfficerFiles(paths, cache.misses, cache.hits)
+
+
+@contextmanager
+def _mapper(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
+    """`map` over `workers` processes, or the built-in (lazy) one for a single worker.
+
+    Processes, not threads: the work is Python and vl-convert, both holding the GIL. Spawned,
+    not forked: forking a process that runs threads (Prefect's, DuckDB's) can deadlock.
+    """
+    if workers <= 1:
+        yield map
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    try:
+        yield pool.map
+    except BaseException:
+        pool.shutdown(cancel_futures=True)  # the run failed: write no more officers' files
+        raise
+    finally:
+        pool.shutdown()
 
 
 def write_deliverables(
@@ -55,25 +98,46 @@ def write_deliverables(
     rules: AlertRules | None = None,
     *,
     mail: MailSettings | None = None,
+    cache_dir: Path | None = None,
+    workers: int = 1,
 ) -> list[Path]:
     """Write every officer's lists and the district index; mail them if `mail` is given.
-    Returns the files written (index first)."""
+    Returns the files written (index first).
+
+    cache_dir: where rendered charts are kept between runs (default `<out_dir>/../.charts`).
+    workers: processes writing officers' files when there are at least PARALLEL_FROM officers.
+    """
     rules = rules or AlertRules()
     out_dir.mkdir(parents=True, exist_ok=True)
+    cache = SvgCache(cache_dir or out_dir.parent / CHART_CACHE)
     reports = officer_reports(marts, today, rules)
-    files = {r.officer_id: _officer_files(r, out_dir) for r in reports}
-    kpis = district_kpis(marts)
-    kpi_csv = write_kpi_csv(kpis, out_dir / "district_kpis.csv")
-    index = index_page(
-        reports,
-        kpis,
-        district_charts(reports),
-        today,
-        rules.district_officer.name,
-        {k: [p.name for p in v] for k, v in files.items()},
-    )
+    officer_files = partial(_officer_files, out_dir=out_dir, cache_dir=cache.folder)
+    try:
+        with _mapper(workers if len(reports) >= PARALLEL_FROM else 1) as map_:
+            results = map_(officer_files, reports)
+            # the district's page, in this process while the workers write officers' files
+            kpis = district_kpis(marts)
+            kpi_csv = write_kpi_csv(kpis, out_dir / "district_kpis.csv")
+            overview = district_charts(reports, cache)
+            files = {r.officer_id: result for r, result in zip(reports, results, strict=True)}
+        index = index_page(
+            reports,
+            kpis,
+            overview,
+            today,
+            rules.district_officer.name,
+            {k: [p.name for p in v.paths] for k, v in files.items()},
+        )
+    finally:
+        forget_texts()  # officers' data stays no longer in memory than the run needs
     written = [_write_text(out_dir / "index.html", index), kpi_csv]
-    written += [p for paths in files.values() for p in paths]
+    written += [p for result in files.values() for p in result.paths]
+    log.info(
+        "charts: %d rendered, %d from the cache; %d unused entries pruned",
+        cache.misses + sum(r.charts_rendered for r in files.values()),
+        cache.hits + sum(r.charts_cached for r in files.values()),
+        cache.prune(),
+    )
     if mail is not None:
         mail_deliverables(marts, out_dir, today, rules, mail)
     return written

@@ -16,7 +16,7 @@ from typing import Any
 
 from warehouse import charts
 from warehouse.cells import be_date, safe_cell
-from warehouse.charts import FONT_STACK
+from warehouse.charts import FONT_STACK, SvgCache
 from warehouse.labels import OTOP_CHECKS, PRIORITY_TH, tambon_label, village_label
 from warehouse.officer_lists import OfficerReport
 
@@ -212,7 +212,7 @@ class Charts:
         )
 
 
-def officer_charts(report: OfficerReport) -> Charts:
+def officer_charts(report: OfficerReport, cache: SvgCache | None = None) -> Charts:
     """Per village: an officer knows their villages."""
     attendance = [
         {**r, "area": village_label(r["village_code"]), "order": r["village_code"]}
@@ -223,13 +223,13 @@ def officer_charts(report: OfficerReport) -> Charts:
         for r in report.outcomes
     ]
     return Charts(
-        charts.attendance_chart(attendance),
-        charts.income_chart(outcomes),
-        charts.readiness_chart(report.otop),
+        charts.attendance_chart(attendance, cache),
+        charts.income_chart(outcomes, cache),
+        charts.readiness_chart(report.otop, cache),
     )
 
 
-def district_charts(reports: Sequence[OfficerReport]) -> Charts:
+def district_charts(reports: Sequence[OfficerReport], cache: SvgCache | None = None) -> Charts:
     """Per tambon: a district has too many villages for a phone screen."""
     attendance = [
         {**r, "area": tambon_label(r["tambon_code"]), "order": r["tambon_code"]}
@@ -242,9 +242,9 @@ def district_charts(reports: Sequence[OfficerReport]) -> Charts:
         for r in rep.outcomes
     ]
     return Charts(
-        charts.attendance_chart(attendance),
-        charts.income_chart(outcomes),
-        charts.readiness_chart([g for rep in reports for g in rep.otop]),
+        charts.attendance_chart(attendance, cache),
+        charts.income_chart(outcomes, cache),
+        charts.readiness_chart([g for rep in reports for g in rep.otop], cache),
     )
 
 

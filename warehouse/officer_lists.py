@@ -72,17 +72,15 @@ def officer_reports(
     def by_tambon(row: Row) -> str:
         return owner.get(row.get("tambon_code") or "", district)
 
-    alerts = _by_officer(_rows(marts, "alerts"), lambda r: r["officer_id"])
-    otop = _by_officer(_rows(marts, "otop_readiness"), lambda r: r["officer_id"])
+    alert_rows, otop_rows = _rows(marts, "alerts"), _rows(marts, "otop_readiness")
+    alerts = _by_officer(alert_rows, lambda r: r["officer_id"])
+    otop = _by_officer(otop_rows, lambda r: r["officer_id"])
     attendance = _by_officer(_rows(marts, "attendance_monthly"), by_tambon)
     outcomes = _by_officer(_rows(marts, "household_outcomes"), by_tambon)
     kpis = _rows(marts, "kpis")
 
     officers = {o.officer_id: o for o in rules.officers()}
-    names = {
-        r["officer_id"]: r["officer_name"]
-        for r in [*_rows(marts, "alerts"), *_rows(marts, "otop_readiness")]
-    }
+    names = {r["officer_id"]: r["officer_name"] for r in [*alert_rows, *otop_rows]}
     for officer_id in sorted((set(alerts) | set(otop)) - set(officers)):
         officers.setdefault(officer_id, Officer(officer_id, names.get(officer_id, officer_id), ()))
 

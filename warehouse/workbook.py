@@ -15,9 +15,10 @@ from typing import Any
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
-from warehouse.cells import be_date, display, is_formula_like
+from warehouse.cells import be_date, display, is_formula_like, text_memo
 from warehouse.labels import ALERT_COLUMNS, KPI_COLUMNS, OTOP_COLUMNS
 from warehouse.officer_lists import OfficerReport
+from warehouse.reports import replacing
 
 Columns = Sequence[tuple[str, str]]
 
@@ -40,11 +41,15 @@ def _header(text: str) -> str:
     return text.replace(" (", "\n(", 1)  # Thai on the first line, English below
 
 
-def _value(value: Any) -> tuple[Any, bool]:
-    """The cell value and whether it is text that must stay text."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value, False
-    return _ILLEGAL.sub("", display(value)), True
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@text_memo  # per text cell: the same texts recur across an officer's sheets
+def _text_cell(shown: str) -> tuple[str, int]:
+    """Text as stored (without what XML cannot carry) and the columns it takes."""
+    text = _ILLEGAL.sub("", shown)
+    return text, text_width(text)
 
 
 class _Formats:
@@ -67,15 +72,15 @@ def _sheet(ws: Worksheet, fmt: _Formats, rows: Sequence[dict[str, Any]], columns
         widths.append(max(text_width(line) for line in _header(header).split("\n")))
     for r, row in enumerate(rows, start=1):
         for c, (col, _) in enumerate(columns):
-            value, is_text = _value(row.get(col))
-            if not is_text:
+            value = row.get(col)
+            if _is_number(value):
                 ws.write_number(r, c, value, fmt.normal)
                 width = len(str(value))
             else:  # write_string: never a formula, whatever the text starts with
-                width = text_width(value)
-                cell_format = (fmt.quoted if is_formula_like(value)
+                text, width = _text_cell(display(value))
+                cell_format = (fmt.quoted if is_formula_like(text)
                                else fmt.wrapped if width > MAX_WIDTH else fmt.normal)  # fmt: skip
-                ws.write_string(r, c, value, cell_format)
+                ws.write_string(r, c, text, cell_format)
             widths[c] = max(widths[c], width)
     for c, width in enumerate(widths):
         ws.set_column(c, c, min(MAX_WIDTH, max(MIN_WIDTH, round(width * 1.15) + 2)))
@@ -103,8 +108,17 @@ SHEETS: list[tuple[str, str, Columns]] = [
 
 def write_workbook(report: OfficerReport, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    wb = xlsxwriter.Workbook(str(tmp), {"strings_to_formulas": False, "strings_to_urls": False})
+    with replacing(path) as tmp:  # never a half-written workbook under the final name
+        _write(report, tmp)
+    return path
+
+
+def _write(report: OfficerReport, tmp: Path) -> None:
+    # in_memory: the package is assembled in memory, not in temporary files per sheet part
+    # (creating and removing those cost more than writing the workbook)
+    wb = xlsxwriter.Workbook(
+        str(tmp), {"strings_to_formulas": False, "strings_to_urls": False, "in_memory": True}
+    )
     fmt = _Formats(wb)
     for title, attr, columns in SHEETS:
         rows = _kpi_rows(report) if attr == "kpis" else getattr(report, attr)
@@ -114,5 +128,3 @@ def write_workbook(report: OfficerReport, path: Path) -> Path:
         "author": "sammachip",
     })  # fmt: skip
     wb.close()
-    tmp.replace(path)  # never a half-written workbook under the final name
-    return path

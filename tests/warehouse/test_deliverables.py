@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import csv
+import logging
+import re
+import zipfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from openpyxl import load_workbook
 
 from connectors.simulators.cohort import CohortSpec, generate_cohort
 from schemas.flatten import flatten
 from schemas.records import Submission
 from schemas.tables import CLEAN_TABLES
+from warehouse import deliverables
 from warehouse.deliverables import file_stem, mail_deliverables, write_deliverables
 from warehouse.marts import build_marts
 from warehouse.rules import AlertRules, Officer
@@ -106,3 +111,39 @@ def test_a_generated_cohort_flows_through_to_the_officers_pages(tmp_path: Path) 
     assert [f.name for f in files[:2]] == ["index.html", "district_kpis.csv"]
     page = (tmp_path / "off01.html").read_text(encoding="utf-8")
     assert page.count("<svg") == 3 and "ต.ม่วงสามสิบ" in page
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    """The files officers get; a workbook by its parts, less its creation time."""
+    out = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as z:
+                out |= {f"{path.name}/{n}": z.read(n) for n in z.namelist() if "core" not in n}
+        else:
+            out[path.name] = path.read_bytes()
+    return out
+
+
+def test_worker_processes_and_the_chart_cache_change_nothing_officers_get(
+    report_marts: dict[str, pa.Table], report_rules: AlertRules, report_dir: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    day = date(2026, 3, 1)
+    monkeypatch.setattr(deliverables, "PARALLEL_FROM", 2)  # three officers are "many" here
+    caplog.set_level(logging.INFO, logger="warehouse.deliverables")
+    parallel = tmp_path / "reports" / "parallel"
+    written = write_deliverables(report_marts, parallel, day, report_rules, workers=2)
+    assert [p.name for p in written] == [
+        p.name for p in write_deliverables(report_marts, tmp_path / "again", day, report_rules)
+    ]
+    assert contents(parallel) == contents(report_dir)  # the files written in one process
+    assert (tmp_path / "reports" / ".charts").is_dir()  # next to the day folders
+    # ten charts, nine different (one officer's readiness chart is the district's)
+    rendered, kept = map(int, re.findall(r"charts: (\d+) rendered, (\d+) from", caplog.text)[0])
+    assert rendered + kept == 10 and rendered >= 9
+    # a later run with the same data renders nothing
+    cached, cache_dir = tmp_path / "cached", parallel.parent / ".charts"
+    write_deliverables(report_marts, cached, day, report_rules, cache_dir=cache_dir)
+    assert "charts: 0 rendered, 10 from the cache" in caplog.messages[-1]
+    assert contents(cached) == contents(report_dir)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import csv
-from datetime import date
+from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from warehouse.cells import redact_ids
-from warehouse.reports import safe_cell
+from warehouse.cells import display, redact_ids
+from warehouse.reports import replacing, safe_cell, write_csv
 
 
 def alert(officer: str, name: str, status: str = "open") -> dict[str, object]:
@@ -49,6 +50,26 @@ def test_numbers_and_dates_are_written_as_officers_read_them() -> None:
     assert safe_cell(True) == "✓ ผ่าน"
 
 
+class Label(str):
+    """A str subclass (as some libraries hand out): the same rules as plain text."""
+
+
+@pytest.mark.parametrize(
+    ("value", "shown", "safe"),
+    [
+        (False, "✗ ยังไม่ผ่าน", "✗ ยังไม่ผ่าน"),
+        (1, "1", "1"),  # not ✓: a count that happens to be 1
+        (-2.5, "-2.5", "-2.5"),
+        (datetime(2026, 3, 1, 23, 59), "01/03/2569", "01/03/2569"),
+        (Label("=1+1"), "=1+1", "'=1+1"),
+        ("-3100600445635", "-x-xxxx-xxxx5-63-5", "'-x-xxxx-xxxx5-63-5"),  # masked, then guarded
+        ("", "", ""),
+    ],
+)
+def test_every_kind_of_value_is_shown_the_same_way(value: object, shown: str, safe: str) -> None:
+    assert (display(value), safe_cell(value)) == (shown, safe)
+
+
 @pytest.mark.parametrize("written", ["3100600445635", "3-1006-00445-63-5", "3 1006 00445 63 5"])
 def test_a_national_id_never_appears_whole(written: str) -> None:
     assert redact_ids(f"เลขบัตร {written} ผิด") == "เลขบัตร x-xxxx-xxxx5-63-5 ผิด"
@@ -77,3 +98,27 @@ def test_hostile_text_comes_out_inert_in_every_csv(
     assert hostile.script in cells  # plain text in a CSV; the HTML writer escapes it
     assert not [c for c in cells if hostile.national_id in c]
     assert [c for c in cells if "x-xxxx-xxxx5-63-5" in c]  # the quarantine reason, masked
+
+
+def test_a_list_is_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "off01_new.csv"
+    write_csv(path, [{"n": 1}], [("n", "จำนวน")])
+
+    def rows_until_the_disk_fails() -> Iterator[dict[str, object]]:
+        yield {"n": 2}
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        write_csv(path, rows_until_the_disk_fails(), [("n", "จำนวน")])
+    assert read_csv(path) == [["จำนวน"], ["1"]]  # yesterday's list, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["off01_new.csv"]  # no temporary file left
+
+
+def test_two_runs_writing_one_file_at_once_do_not_mix(tmp_path: Path) -> None:
+    path = tmp_path / "off01.html"
+    with replacing(path) as nightly, replacing(path) as ingest:
+        assert nightly != ingest  # each its own temporary file
+        nightly.write_text("nightly", encoding="utf-8")
+        ingest.write_text("ingest", encoding="utf-8")
+    assert path.read_text(encoding="utf-8") == "nightly"  # the last to finish, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["off01.html"]

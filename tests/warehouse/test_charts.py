@@ -1,0 +1,86 @@
+"""Chart rendering: the same chart is the same SVG, rendered once and kept by its spec's hash."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from warehouse import charts
+from warehouse.charts import SvgCache
+
+ATTENDANCE = [
+    {"area": f"หมู่ {n}", "order": n, "month": date(2026, m, 1), "invited": 10, "present": 4 + n + m}
+    for n in (1, 2)
+    for m in (1, 2)
+]
+
+
+def test_the_same_chart_is_the_same_svg() -> None:
+    # Vega numbers gradients per process: without renaming, the second was "gradient_1"
+    first, second = charts.attendance_chart(ATTENDANCE), charts.attendance_chart(ATTENDANCE)
+    assert first is not None and first == second
+    assert "gradient_" not in first and 'fill="url(#c' in first
+
+
+def test_a_chart_is_rendered_once_then_read_from_the_cache(tmp_path: Path) -> None:
+    cache = SvgCache(tmp_path / ".charts")
+    first = charts.attendance_chart(ATTENDANCE, cache)
+    again = charts.attendance_chart(ATTENDANCE, SvgCache(tmp_path / ".charts"))
+    assert first == again == charts.attendance_chart(ATTENDANCE)
+    assert list((tmp_path / ".charts").iterdir()) == [
+        entry(tmp_path / ".charts", charts.attendance_spec(ATTENDANCE))
+    ]
+    changed = [{**ATTENDANCE[0], "present": 1}, *ATTENDANCE[1:]]
+    assert charts.attendance_chart(changed, cache) != first  # new data, new key
+    assert (cache.misses, cache.hits) == (2, 0)
+    assert len(list((tmp_path / ".charts").iterdir())) == 2
+
+
+def test_a_spoilt_cache_entry_is_rendered_again(tmp_path: Path) -> None:
+    cache, rows = SvgCache(tmp_path), [{"status": "ready"}]
+    spoilt = entry(tmp_path, charts.readiness_spec(rows))
+    spoilt.write_text("<svg><text>half a fi", encoding="utf-8")  # cut short by a crash
+    svg = charts.readiness_chart(rows, cache)
+    assert svg is not None and svg.endswith("</svg>") and cache.misses == 1
+    assert spoilt.read_text(encoding="utf-8") == svg
+
+
+def test_a_planted_cache_entry_with_a_script_is_refused(tmp_path: Path) -> None:
+    rows = [{"status": "not_ready"}]
+    planted = entry(tmp_path, charts.readiness_spec(rows))
+    planted.write_text("<svg><script>alert(1)</script></svg>", encoding="utf-8")
+    with pytest.raises(ValueError, match="script"):
+        charts.readiness_chart(rows, SvgCache(tmp_path))
+
+
+def entry(folder: Path, spec: charts.Spec | None) -> Path:
+    assert spec is not None
+    return folder / f"{charts.spec_key(spec)}.svg"
+
+
+def test_entries_no_run_used_lately_are_pruned(tmp_path: Path) -> None:
+    cache = SvgCache(tmp_path, keep_days=14)
+    ready, nearly = [{"status": "ready"}], [{"status": "nearly_ready"}]
+    charts.readiness_chart(ready, cache)
+    charts.readiness_chart(nearly, cache)
+    leftover = tmp_path / ".abc.svg.1-2.tmp"  # a writer killed half-way
+    leftover.write_text("<svg", encoding="utf-8")
+    month_ago = time.time() - 30 * 86400
+    for path in tmp_path.iterdir():
+        os.utime(path, (month_ago, month_ago))
+    charts.readiness_chart(ready, cache)  # a run uses this one again: it is kept
+    assert cache.hits == 1
+    assert cache.prune() == 2
+    assert list(tmp_path.iterdir()) == [entry(tmp_path, charts.readiness_spec(ready))]
+
+
+def test_an_unwritable_cache_only_costs_time(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder", encoding="utf-8")
+    cache = SvgCache(blocked / ".charts")
+    assert charts.readiness_chart([{"status": "ready"}], cache) is not None
+    assert cache.misses == 1
