@@ -18,11 +18,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -258,7 +260,35 @@ def _stable_ids(svg: str, key: str) -> str:
 
 
 def _render(spec: Spec, key: str) -> str:
-    return _stable_ids(vlc.vegalite_to_svg(spec), key)
+    return _stable_ids(_to_svg(spec), key)
+
+
+# vl-convert runs its JavaScript engine on a thread the first render starts. A process forked
+# after that inherits the engine but not the thread, and its first render would wait forever;
+# such a child renders through a freshly spawned process instead (forks with a started engine
+# happen in tests and embedding code; the CLI and Prefect's flow runs start processes whole).
+_engine_started = False
+_inherited_engine = False
+_spawned: ProcessPoolExecutor | None = None
+
+
+def _forked() -> None:
+    global _inherited_engine, _spawned
+    _inherited_engine = _inherited_engine or _engine_started
+    _spawned = None  # the parent's pool is not this process's
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def _to_svg(spec: Spec) -> str:
+    global _engine_started, _spawned
+    if not _inherited_engine:
+        _engine_started = True
+        return vlc.vegalite_to_svg(spec)
+    if _spawned is None:
+        _spawned = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    return _spawned.submit(vlc.vegalite_to_svg, spec).result()
 
 
 def _checked(svg: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from datetime import date
 from pathlib import Path
@@ -84,3 +85,16 @@ def test_an_unwritable_cache_only_costs_time(tmp_path: Path) -> None:
     cache = SvgCache(blocked / ".charts")
     assert charts.readiness_chart([{"status": "ready"}], cache) is not None
     assert cache.misses == 1
+
+
+def test_a_process_forked_after_rendering_still_renders() -> None:
+    """vl-convert's engine thread is not inherited by a fork: without care the child's first
+    render waits forever (it hung a test run that forks its trials)."""
+    expected = charts.attendance_chart(ATTENDANCE)  # the engine is started in this process
+    pid = os.fork()
+    if pid == 0:  # the child: report by exit status, never return into pytest
+        signal.alarm(60)  # a hang ends as SIGALRM, not as a stuck test run
+        ok = charts.attendance_chart(ATTENDANCE) == expected
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
