@@ -187,18 +187,48 @@ class S3Storage:
             return f.read().decode("utf-8")
 
     def write_table(self, rel: str, table: pa.Table) -> None:
-        pq.write_table(table, self.path(rel), filesystem=self.fs, compression="zstd")
+        try:
+            pq.write_table(table, self.path(rel), filesystem=self.fs, compression="zstd")
+        except OSError as err:  # pyarrow's S3 errors, after its own retries
+            raise self._not_committed(rel, err) from err
 
     def create_exclusive(self, rel: str, text: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         failpoints.failpoint("before-manifest")
         try:
             self._s3.put_object(Bucket=self.bucket, Key=self._key(rel), Body=text.encode(),
                                 IfNoneMatch="*", ContentType="application/json")  # fmt: skip
-        except self._s3.exceptions.ClientError as err:
-            if err.response.get("Error", {}).get("Code") in {"PreconditionFailed", "412"}:
-                raise VersionExists(rel) from None
-            raise
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in {"PreconditionFailed", "412"}:
+                raise self._not_committed(rel, err) from err
+            # boto3 retries a PUT whose answer was lost; if the first try had landed, the retry
+            # finds the version taken by this very run: that is a commit, not a lost race.
+            if self._holds(rel, text):
+                return
+            raise VersionExists(rel) from None
+        except BotoCoreError as err:  # connection lost past the retries: did it land?
+            if self._holds(rel, text):
+                return
+            raise self._not_committed(rel, err) from err
         failpoints.failpoint("after-commit")
+
+    def _holds(self, rel: str, text: str) -> bool:
+        """Whether the bucket holds exactly `text` at `rel` (a manifest names its run)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            body = self._s3.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"].read()
+        except (ClientError, BotoCoreError):  # unreadable: not known to be ours
+            return False
+        return bool(body == text.encode())
+
+    def _not_committed(self, rel: str, err: Exception) -> WarehouseError:
+        return WarehouseError(
+            f"could not write {self.path(rel)} ({err}): nothing of this run was committed and "
+            "the warehouse is as the last run left it — check the bucket's endpoint, "
+            "credentials and health, and run the job again"
+        )
 
     def delete(self, rel: str) -> None:
         self.fs.delete_file(self.path(rel))

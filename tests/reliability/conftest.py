@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,18 +31,25 @@ from tests.reliability.helpers import (  # noqa: E402
     ODK_PASSWORD,
     TODAY,
     TOKEN,
+    BucketDistrict,
     District,
     Night,
     arm_on_request,
     captured_logs,
     captured_output,
     fingerprint,
+    in_child,
+    mirror,
     seed_kobo,
     seed_odk,
     sync,
+    sync_to,
     tiny_cohort,
 )
+from tests.reliability.s3_server import serve_s3  # noqa: E402
 from warehouse import failpoints  # noqa: E402
+
+BUCKET = "sammachip-trials"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -81,6 +89,35 @@ def kobo_faults(district: District) -> Iterator[FaultPlan]:
     district.store.faults.clear()
     yield district.store.faults
     district.store.faults.clear()
+
+
+# ---- the district's sync into a bucket (test_s3_kills.py, test_s3_faults.py) -------------
+
+
+@pytest.fixture(scope="session")
+def s3(
+    district: District, suite_runner: SuiteRunner, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BucketDistrict]:
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_REGION": "us-east-1"}  # fmt: skip
+    with serve_s3(BUCKET) as bucket, pytest.MonkeyPatch.context() as mp:
+        for key, value in {**env, "SAMMACHIP_S3_ENDPOINT": bucket.endpoint}.items():
+            mp.setenv(key, value)  # forked children inherit them
+        root, uri = tmp_path_factory.mktemp("s3-reference"), bucket.uri("reference")
+
+        def uninterrupted() -> dict[str, Any]:  # in a child, as the trials' runs are
+            started = time.perf_counter()
+            sync_to(uri, root, district.url, suite_runner)
+            seconds = time.perf_counter() - started
+            return {"seconds": seconds, "fingerprint": fingerprint(mirror(uri, root / "copy"))}
+
+        outcome = in_child(uninterrupted)
+        assert outcome.error is None, outcome.trace
+        uploads = {kind: n for (prefix, kind), n in bucket.switch.uploads.items()
+                   if prefix == "reference"}  # fmt: skip
+        result = outcome.result
+        yield BucketDistrict(bucket, district.url, result["fingerprint"], result["seconds"],
+                             uploads)  # type: ignore[arg-type]  # fmt: skip
 
 
 # ---- one hostile night through the real flow ---------------------------------------------

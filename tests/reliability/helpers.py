@@ -35,6 +35,7 @@ from flows.nightly import FormResult, RunSummary, build_marts, discover_forms, s
 from flows.progress import FetchProgress
 from flows.settings import KoboSource, OdkSource, Settings, load_settings
 from schemas.validation import SuiteRunner
+from tests.reliability.s3_server import Bucket, Upload
 from tests.warehouse.test_crash_safety import (
     NOW,
     TODAY,
@@ -123,6 +124,17 @@ class District:
     uids: dict[str, str]  # form id → asset uid
     reference: dict[str, str]  # fingerprint of the warehouse after an uninterrupted sync
     passes: int  # failpoint passes that sync makes (data files, manifest steps)
+
+
+@dataclass(frozen=True)
+class BucketDistrict:
+    """The district's sync into a bucket: its fingerprint, time, and uploads of each kind."""
+
+    bucket: Bucket
+    kobo_url: str
+    reference: dict[str, str]
+    seconds: float
+    uploads: dict[Upload, int]
 
 
 @dataclass

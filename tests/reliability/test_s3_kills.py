@@ -17,17 +17,14 @@ from __future__ import annotations
 import os
 import random
 import signal
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from schemas.validation import SuiteRunner
 from tests.reliability.helpers import (
     JOBS,
+    BucketDistrict,
     District,
     fingerprint,
     in_child,
@@ -37,49 +34,11 @@ from tests.reliability.helpers import (
     mirror,
     sync_to,
 )
-from tests.reliability.s3_server import Bucket, KillOnUpload, Upload, serve_s3
+from tests.reliability.s3_server import KillOnUpload, Upload
 from warehouse.load import open_warehouse
 
-BUCKET = "sammachip-trials"
 SEED = 2569
 TIMER_TRIALS = 2
-
-
-@dataclass(frozen=True)
-class BucketDistrict:
-    """The district's sync into a bucket: its fingerprint, time, and uploads of each kind."""
-
-    bucket: Bucket
-    kobo_url: str
-    reference: dict[str, str]
-    seconds: float
-    uploads: dict[Upload, int]
-
-
-@pytest.fixture(scope="module")
-def s3(
-    district: District, suite_runner: SuiteRunner, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BucketDistrict]:
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_REGION": "us-east-1"}  # fmt: skip
-    with serve_s3(BUCKET) as bucket, pytest.MonkeyPatch.context() as mp:
-        for key, value in {**env, "SAMMACHIP_S3_ENDPOINT": bucket.endpoint}.items():
-            mp.setenv(key, value)  # forked children inherit them
-        root, uri = tmp_path_factory.mktemp("s3-reference"), bucket.uri("reference")
-
-        def uninterrupted() -> dict[str, Any]:  # in a child, as the trials' runs are
-            started = time.perf_counter()
-            sync_to(uri, root, district.url, suite_runner)
-            seconds = time.perf_counter() - started
-            return {"seconds": seconds, "fingerprint": fingerprint(mirror(uri, root / "copy"))}
-
-        outcome = in_child(uninterrupted)
-        assert outcome.error is None, outcome.trace
-        uploads = {kind: n for (prefix, kind), n in bucket.switch.uploads.items()
-                   if prefix == "reference"}  # fmt: skip
-        result = outcome.result
-        yield BucketDistrict(bucket, district.url, result["fingerprint"], result["seconds"],
-                             uploads)  # fmt: skip
 
 
 def test_a_sync_into_a_bucket_makes_the_warehouse_it_makes_in_a_folder(
