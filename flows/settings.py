@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,30 +180,54 @@ def load_settings(
         odk=tuple(odk_sources),
         rules=_rules(doc, base),
         mail=_mail(doc),
-        sync=SyncPolicy(**doc.get("sync", {})),
+        sync=_sync(doc),
         attachments_path=_attachments_path(doc, base),
-        workers=int(doc.get("run", {}).get("workers", 1)),
+        workers=_workers(doc),
         http=_http(doc),
     )
 
 
-def _http(doc: dict[str, Any]) -> HttpPolicy:
-    """`[http]`, checked when the config is read: a typo would be ignored and a zero or a
-    negative number would make every request of the night fail, far from the line to fix."""
-    section = doc.get("http", {})
+def _section(doc: dict[str, Any], name: str, known: Iterable[str]) -> dict[str, Any]:
+    """A config table whose keys must all be `known`: a typo would otherwise be ignored (or
+    fail far from the line to fix)."""
+    section = doc.get(name, {})
+    known = list(known)
     if not isinstance(section, dict):
-        raise ConfigError("[http] must be a table: timeout, attempts, backoff_cap")
-    known = HttpPolicy.__dataclass_fields__
+        raise ConfigError(f"[{name}] must be a table: {', '.join(known)}")
     if unknown := sorted(set(section) - set(known)):
-        raise ConfigError(f"[http]: unknown setting {', '.join(map(repr, unknown))} "
+        raise ConfigError(f"[{name}]: unknown setting {', '.join(map(repr, unknown))} "
                           f"(known: {', '.join(known)})")  # fmt: skip
-    policy = HttpPolicy(**section)
+    return section
+
+
+def _whole(name: str, value: object, least: int) -> int:
+    if type(value) is not int or value < least:
+        raise ConfigError(f"{name} must be a whole number, {least} or more, not {value!r}")
+    return value
+
+
+def _sync(doc: dict[str, Any]) -> SyncPolicy:
+    policy = SyncPolicy(**_section(doc, "sync", SyncPolicy.__dataclass_fields__))
+    for name, least in (("overlap_ids", 0), ("lookback_days", 0), ("batch_size", 1)):
+        _whole(f"[sync] {name}", getattr(policy, name), least)
+    if not _is_number(policy.odk_overlap_hours) or policy.odk_overlap_hours < 0:
+        raise ConfigError(f"[sync] odk_overlap_hours must be a number of hours, 0 or more, "
+                          f"not {policy.odk_overlap_hours!r}")  # fmt: skip
+    return policy
+
+
+def _workers(doc: dict[str, Any]) -> int:
+    return _whole("[run] workers", _section(doc, "run", ["workers"]).get("workers", 1), 1)
+
+
+def _http(doc: dict[str, Any]) -> HttpPolicy:
+    """`[http]`, checked when the config is read: a zero or a negative number would make every
+    request of the night fail, far from the line to fix."""
+    policy = HttpPolicy(**_section(doc, "http", HttpPolicy.__dataclass_fields__))
     if not _is_number(policy.timeout) or policy.timeout <= 0:
         raise ConfigError(f"[http] timeout must be a number of seconds above 0, "
                           f"not {policy.timeout!r}")  # fmt: skip
-    if type(policy.attempts) is not int or policy.attempts < 1:
-        raise ConfigError(f"[http] attempts must be a whole number, 1 or more (1: never "
-                          f"retry), not {policy.attempts!r}")  # fmt: skip
+    _whole("[http] attempts", policy.attempts, 1)  # 1: never retry
     if not _is_number(policy.backoff_cap) or policy.backoff_cap < 0:
         raise ConfigError(f"[http] backoff_cap must be a number of seconds, 0 or more, "
                           f"not {policy.backoff_cap!r}")  # fmt: skip

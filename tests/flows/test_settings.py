@@ -84,3 +84,23 @@ def test_a_wrong_http_setting_is_named_with_what_it_must_be(
 ) -> None:
     with pytest.raises(ConfigError, match=r"^\[http\].*" + re.escape(message)):
         load_settings(write_config(tmp_path, http), base_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("[sync]\nbatch_sise = 100", "[sync]: unknown setting 'batch_sise' (known: overlap_ids"),
+        ("[sync]\nbatch_size = 0", "[sync] batch_size must be a whole number, 1 or more, not 0"),
+        ('[sync]\nlookback_days = "14"', "[sync] lookback_days must be a whole number, 0 or"),
+        ("[sync]\nodk_overlap_hours = -1", "[sync] odk_overlap_hours must be a number of hours"),
+        ("[run]\nworkers = 0", "[run] workers must be a whole number, 1 or more, not 0"),
+        ("[run]\nworker = 2", "[run]: unknown setting 'worker' (known: workers)"),
+    ],
+)
+def test_a_wrong_sync_or_run_setting_is_named_with_what_it_must_be(
+    section: str, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "sammachip.toml"
+    path.write_text(section + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(path, base_dir=tmp_path, require_sources=False)
