@@ -131,9 +131,24 @@ UNKNOWN_KEYS = st.dictionaries(st.from_regex(r"x_[a-z]{1,6}", fullmatch=True), t
 VERSIONS = st.one_of(st.sampled_from(["vKnown", "vNeverSeenBefore"]), st.text(max_size=8))
 
 
+def nearly_valid(valid: dict[str, Any], hostile: dict[str, st.SearchStrategy[Any]]
+                 ) -> st.SearchStrategy[dict[str, Any]]:  # fmt: skip
+    """A valid submission with at most one answer made hostile or left out. Fully random
+    answers are almost never all valid, so without these the checks on clean rows would
+    rarely see a row."""
+
+    def spoil(key: str | None) -> st.SearchStrategy[dict[str, Any]]:
+        if key is None:
+            return st.just(dict(valid))
+        left_out = {k: v for k, v in valid.items() if k != key}
+        return hostile[key].map(lambda value: {**valid, key: value}) | st.just(left_out)
+
+    return st.sampled_from([None, *sorted(hostile)]).flatmap(spoil)
+
+
 def household() -> st.SearchStrategy[dict[str, Any]]:
     village = st.sampled_from(["34140101", "34140102", "๓๔๑๔๐๑๐๑"]) | st.text(max_size=9)
-    return st.fixed_dictionaries({}, optional={
+    answers = {
         "hh/hh_code": codes(), "hh/village_code": village, "head/name": texts(),
         "head/national_id": national_ids(), "head/phone": st.text("0123456789๐๘ -+", max_size=13),
         "members": numbers_as_typed(30),
@@ -142,7 +157,10 @@ def household() -> st.SearchStrategy[dict[str, Any]]:
         "location": st.tuples(st.floats(), st.floats()).map(  # nan, inf, off the globe too
             lambda p: f"{p[0]} {p[1]} 0 5") | st.text(max_size=10),
         "end": device_times(),
-    })  # fmt: skip
+    }  # fmt: skip
+    return st.fixed_dictionaries({}, optional=answers) | st.deferred(
+        lambda: nearly_valid(HOUSEHOLD, answers)
+    )
 
 
 def attendee() -> st.SearchStrategy[dict[str, Any]]:
@@ -152,7 +170,7 @@ def attendee() -> st.SearchStrategy[dict[str, Any]]:
 
 
 def session() -> st.SearchStrategy[dict[str, Any]]:
-    return st.fixed_dictionaries({}, optional={
+    answers = {
         "session_code": codes("T"), "village_code": st.sampled_from(["34140101", "34140102"]),
         "sage_code": codes("S"), "activity_type": st.sampled_from(ACTIVITIES) | texts(),
         "occupation": st.sampled_from(OCCUPATIONS),
@@ -163,7 +181,10 @@ def session() -> st.SearchStrategy[dict[str, Any]]:
         "attendees": st.lists(attendee(), max_size=4) | wrong_types() | st.text(max_size=6)
         | st.lists(st.one_of(attendee(), st.none(), st.integers(0, 9)), min_size=1, max_size=3),
         "end": device_times(),
-    })  # fmt: skip
+    }  # fmt: skip
+    return st.fixed_dictionaries({}, optional=answers) | st.deferred(
+        lambda: nearly_valid({**SESSION, "attendees": attendees(3)}, answers)
+    )
 
 
 def with_duplicate_keys(answers: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
