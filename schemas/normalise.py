@@ -37,6 +37,15 @@ def clean_text(text: str | None) -> str | None:
     return cleaned or None
 
 
+def house_no(value: object) -> str | None:
+    """A house number as written ("51", "๕๑/๓"); one sent as a JSON number is its text."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool | dict | list):
+        raise TypeError(f"{value!r} is not a house number")
+    return clean_text(ascii_digits(str(value)))
+
+
 def parse_int(text: str | None) -> int | None:
     """Integers as Kobo sends them ("35000", "35000.0", "๓๕,๐๐๐")."""
     if text is None or str(text).strip() == "":

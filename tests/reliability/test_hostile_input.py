@@ -476,3 +476,13 @@ def test_a_geopoint_that_is_no_place_on_earth_is_a_parse_error(
 ) -> None:
     answers = {**HOUSEHOLD, "location": location}
     assert outcome("sammachip_household", answers, suite_runner) == "quarantined"
+
+
+def test_a_house_number_sent_as_a_number_or_a_list_is_no_crash(suite_runner: SuiteRunner) -> None:
+    # found by the nearly-valid generator: a non-text house number crashed the whole batch
+    form = "sammachip_household"
+    number = kobo(form, {**HOUSEHOLD, "hh/house_no": 51}, 1)
+    listed = kobo(form, {**HOUSEHOLD, "hh/hh_code": "34140101-07", "hh/house_no": [5]}, 2)
+    result = validate_form(form, [number, listed], suite_runner, batch="b", now=NOW)
+    assert result.tables["households"].column("house_no").to_pylist() == ["51"]
+    assert result.quarantined_keys == {listed.key}

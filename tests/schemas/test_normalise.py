@@ -118,3 +118,17 @@ def test_select_multiple_and_geopoint() -> None:
 def test_codes_keep_their_dash_and_lose_spaces() -> None:
     assert n.code(" ๓๔๑๔๐๑๐๕-๐๗ ") == "34140105-07"
     assert n.village_code("3414 0105") == "34140105"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("51", "51"), (" ๕๑/๓ ", "51/3"), (51, "51"), ("", None), (None, None)],
+)
+def test_a_house_number_as_written_or_sent_as_a_number(raw: object, expected: str | None) -> None:
+    assert n.house_no(raw) == expected
+
+
+@pytest.mark.parametrize("raw", [True, {"no": 5}, [5]])
+def test_a_house_number_that_is_no_text_is_a_parse_error(raw: object) -> None:
+    with pytest.raises(TypeError, match="is not a house number"):
+        n.house_no(raw)
