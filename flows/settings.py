@@ -10,7 +10,7 @@ import math
 import os
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +50,7 @@ class HttpPolicy:
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for `KoboClient` and `OdkClient`."""
-        return {"timeout": self.timeout, "attempts": self.attempts,
-                "backoff_cap": self.backoff_cap}  # fmt: skip
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from warehouse.store import MANIFEST_DIR, Warehouse
 
 
@@ -53,10 +50,7 @@ def compact(wh: Warehouse, *, min_files: int = 8) -> list[CompactResult]:
             for partition, files in groups.items():
                 if len(files) < min_files:
                     continue
-                fs = wh.storage.fs
-                tables = [pq.read_table(wh.storage.path(f), filesystem=fs) for f in files]
-                merged = pa.concat_tables(tables, promote_options="permissive")
-                tx.rewrite(table, files, merged, partition)
+                tx.merge(table, files, partition)
             after = len(tx.files(table))
             if after != before:
                 results.append(CompactResult(table, before, after))

@@ -77,7 +77,7 @@ def cross_form_context(tx: Transaction, form_id: str | None = None) -> CrossForm
     earlier in the same run included: households load before sessions). With `form_id`, only
     the facts that form's tables check are gathered (they span the whole history); the others
     stay empty and unread."""
-    tables = set(CLEAN_TABLES) if form_id is None else _tables_of(form_id)
+    tables = set(CLEAN_TABLES if form_id is None else FORMS[form_id].tables)
     con = duckdb.connect()
     facts: dict[str, Any] = {}
     for fact, (needed_by, reads, sql) in _FACTS.items():
@@ -90,11 +90,6 @@ def cross_form_context(tx: Transaction, form_id: str | None = None) -> CrossForm
         frozenset(r[0] for r in facts.get("trained", [])),
         {hh: d for hh, d in facts.get("baseline_dates", []) if d is not None},
     )
-
-
-def _tables_of(form_id: str) -> set[str]:
-    parent = FORMS[form_id].table
-    return {parent} | {n for n, spec in CLEAN_TABLES.items() if spec.parent == parent}
 
 
 # fact → (tables whose checks use it, tables and columns it reads, the query)

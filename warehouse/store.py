@@ -192,14 +192,15 @@ class Transaction:
             self._tables, self._cursors, self._changed = tables, cursors, changed
             raise
 
+    def _staged(self) -> Snapshot:
+        """What this transaction sees: the base version plus its own staged writes."""
+        return Snapshot(0, None, None, self._tables, self._cursors)
+
     def read(self, table: str, columns: list[str] | None = None) -> pa.Table:
-        """A table as this transaction sees it (its own staged writes included)."""
-        staged = Snapshot(0, None, None, self._tables, self._cursors)
-        return self.warehouse.read(table, staged, columns)
+        return self.warehouse.read(table, self._staged(), columns)
 
     def dataset(self, table: str) -> ds.Dataset | pa.Table:
-        staged = Snapshot(0, None, None, self._tables, self._cursors)
-        return self.warehouse.dataset(table, staged)
+        return self.warehouse.dataset(table, self._staged())
 
     def read_partitions(
         self, table: str, contains: str, columns: list[str] | None = None
@@ -292,16 +293,17 @@ class Transaction:
         storage = self.warehouse.storage
         files = list(self._tables[table].files)
         largest = max(files, key=storage.size)
-        small = [f for f in files if f != largest]
-        parts = [pq.read_table(storage.path(f), filesystem=storage.fs) for f in small]
-        self.rewrite(table, small, pa.concat_tables(parts, promote_options="permissive"), None)
+        self.merge(table, [f for f in files if f != largest], None)
 
-    def rewrite(self, table: str, old_files: list[str], data: pa.Table, partition: str | None
-                ) -> None:  # fmt: skip
+    def merge(self, table: str, files: list[str], partition: str | None) -> None:
         """Replace some files of a table by one file holding the same rows (compaction)."""
+        fs = self.warehouse.storage.fs
+        parts = [pq.read_table(self.warehouse.storage.path(f), filesystem=fs) for f in files]
+        merged = pa.concat_tables(parts, promote_options="permissive")
         state = self._tables[table]
-        kept = tuple(f for f in state.files if f not in set(old_files))
-        new = self._write_file(table, data, partition)
+        gone = set(files)
+        kept = tuple(f for f in state.files if f not in gone)
+        new = self._write_file(table, merged, partition)
         self._tables[table] = TableState((*kept, new), state.rows, self._stamp())
         self._changed = True
 
