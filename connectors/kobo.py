@@ -163,11 +163,16 @@ class KoboClient:
                 return found
 
     def pages(
-        self, asset_uid: str, *, after_id: int = 0, where: dict[str, Any] | None = None
+        self,
+        asset_uid: str,
+        *,
+        after_id: int = 0,
+        until_id: int | None = None,
+        where: dict[str, Any] | None = None,
     ) -> Iterator[tuple[list[dict], int]]:
-        """Pages of submissions with `_id > after_id` (and matching `where`), in `_id` order,
-        each with the number still to fetch as the server counted it."""
-        yield from self._keyset(asset_uid, after_id, where or {}, fields=None)
+        """Pages of submissions with `after_id < _id <= until_id` (and matching `where`), in
+        `_id` order, each with the number still to fetch as the server counted it."""
+        yield from self._keyset(asset_uid, after_id, where or {}, fields=None, until_id=until_id)
 
     def ids(self, asset_uid: str) -> Iterator[list[int]]:
         """Every `_id` the server holds for an asset, cheaply (`fields=["_id"]`)."""
@@ -175,16 +180,24 @@ class KoboClient:
             yield [int(r["_id"]) for r in page]
 
     def _keyset(
-        self, asset_uid: str, after_id: int, where: dict[str, Any], fields: list[str] | None
+        self,
+        asset_uid: str,
+        after_id: int,
+        where: dict[str, Any],
+        fields: list[str] | None,
+        until_id: int | None = None,
     ) -> Iterator[tuple[list[dict], int]]:
         last = after_id
         while True:
+            ids: dict[str, int] = {"$gt": last}
+            if until_id is not None:
+                ids["$lte"] = until_id
             params: dict[str, Any] = {
                 "format": "json",
                 "limit": self.page_size,
                 "start": 0,
                 "sort": json.dumps({"_id": 1}),
-                "query": json.dumps({**where, "_id": {"$gt": last}}),
+                "query": json.dumps({**where, "_id": ids}),
             }
             if fields:
                 params["fields"] = json.dumps(fields)
@@ -279,35 +292,44 @@ def changes(
     """Every submission that may have changed since `cursor`, in batches of about
     `policy.batch_size`, with the server's count of what the current pass still has to send.
 
-    Passes: new `_id`s (with an overlap), validation statuses set since the last run, and the
-    look-back window of recent submissions (edits). Re-read versions are dropped downstream
-    by payload hash, so overlaps cost bandwidth, never duplicates. `cursor` advances as rows
-    are seen; the caller stores it only when the data is committed.
+    Passes: new `_id`s (with an overlap), then — below where that pass began, so nothing is
+    read twice — validation statuses set since the last run and the look-back window of
+    recent submissions (edits). Batches fill across passes, so a form with a few changes is
+    validated once, not once per pass. A submission the look-back finds again after the status
+    pass read it is skipped (an edit made during the run is the next run's). Re-read
+    versions are dropped downstream by payload hash, so overlaps cost bandwidth, never
+    duplicates. `cursor` advances as rows are seen; the caller stores it only when the data
+    is committed.
     """
     start = KoboCursor(cursor.last_id, cursor.status_ts)
-    passes: list[tuple[int, dict[str, Any]]]
+    passes: list[tuple[int, int | None, dict[str, Any]]]
     if full_rescan or start.last_id == 0:
-        passes = [(0, {})]
+        passes = [(0, None, {})]
     else:
         since = now - timedelta(days=policy.lookback_days)
+        newest_read = max(0, start.last_id - policy.overlap_ids)
         passes = [
-            (max(0, start.last_id - policy.overlap_ids), {}),
-            (0, {"_validation_status.timestamp": {"$gt": start.status_ts}}),
-            (0, {"_submission_time": {"$gte": kobo_time(since)}}),
+            (newest_read, None, {}),
+            (0, newest_read, {"_validation_status.timestamp": {"$gt": start.status_ts}}),
+            (0, newest_read, {"_submission_time": {"$gte": kobo_time(since)}}),
         ]
-    for after_id, where in passes:
-        batch: list[dict] = []
-        remaining = 0
-        for page, count in client.pages(asset_uid, after_id=after_id, where=where):
-            for raw in page:
+    seen: set[int] = set()
+    batch: list[dict] = []
+    remaining = 0
+    for after_id, until_id, where in passes:
+        for page, count in client.pages(asset_uid, after_id=after_id, until_id=until_id,
+                                        where=where):  # fmt: skip
+            fresh = [raw for raw in page if raw["_id"] not in seen]
+            for raw in fresh:
                 cursor.observe(raw)
-            batch.extend(page)
+                seen.add(raw["_id"])
+            batch.extend(fresh)
             remaining = count
             if len(batch) >= policy.batch_size:
                 yield batch, remaining
                 batch = []
-        if batch:
-            yield batch, remaining
+    if batch:
+        yield batch, remaining
 
 
 def to_submission(raw: dict[str, Any], *, server: str, asset_uid: str, form_id: str) -> Submission:

@@ -144,6 +144,29 @@ def test_changes_catch_edits_and_review_decisions_but_skip_old_rows(
     assert set(ids[-2:]) <= set(got)  # the overlap re-reads the newest ids
 
 
+def test_a_night_reads_each_changed_submission_once_in_one_batch(
+    url: str, store: KoboStore
+) -> None:
+    policy = SyncPolicy(overlap_ids=2, lookback_days=14, batch_size=100)
+    cursor = KoboCursor()
+    now = T0.replace(tzinfo=UTC) + timedelta(days=1)
+    with client(url) as c:
+        ids = [r["_id"] for batch, _ in changes(c, UID, cursor, policy, now=now) for r in batch]
+        # Overnight: two arrivals (one already reviewed), a review and an edit of older rows;
+        # all twelve older rows are within the look-back window, so three passes match some.
+        late = [store.submit(UID, answers(n), T0 + timedelta(days=1, hours=n)) for n in (13, 14)]
+        for _id in (late[0], ids[3]):
+            store.set_validation_status(UID, _id, "validation_status_approved", "reviewer",
+                                        int(now.timestamp()) + 60)  # fmt: skip
+        store.edit(UID, ids[4], {"members": "5"})
+        batches = [b for b, _ in changes(c, UID, cursor, policy, now=now + timedelta(days=1))]
+    assert len(batches) == 1  # the passes fill one batch: validated once, not once per pass
+    read = [r["_id"] for r in batches[0]]
+    assert sorted(read) == sorted(ids + late)  # each submission once, whichever passes match it
+    assert {r["_id"]: r["members"] for r in batches[0]}[ids[4]] == "5"
+    assert cursor.last_id == max(late)
+
+
 def test_to_submission_keeps_the_payload_and_maps_kobo_meta(url: str, store: KoboStore) -> None:
     with client(url) as c:
         raw = next(iter(c.pages(UID)))[0][0]
