@@ -206,7 +206,7 @@ def write_reports(settings: Settings, today: date) -> list[Path]:
     built = {name: wh.read(name) for name in marts.MART_SCHEMAS}
     out = settings.reports_path / today.isoformat()
     return write_deliverables(built, out, today, settings.rules, mail=settings.mail,
-                              workers=settings.workers)  # fmt: skip
+                              workers=settings.report_processes)  # fmt: skip
 
 
 def bangkok_today() -> date:

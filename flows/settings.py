@@ -63,6 +63,7 @@ class Settings:
     sync: SyncPolicy = field(default_factory=SyncPolicy)
     attachments_path: Path | None = None  # set: media files are downloaded there
     workers: int = 1  # >1: forms fetched and validated concurrently on the task runner
+    report_processes: int = 1  # processes writing officers' files (from 16 officers on)
     mail: MailSettings | None = None  # set: officers get their lists by e-mail
     http: HttpPolicy = field(default_factory=HttpPolicy)
 
@@ -182,6 +183,7 @@ def load_settings(
         sync=_sync(doc),
         attachments_path=_attachments_path(doc, base),
         workers=_workers(doc),
+        report_processes=_report_processes(doc),
         http=_http(doc),
     )
 
@@ -215,8 +217,25 @@ def _sync(doc: dict[str, Any]) -> SyncPolicy:
     return policy
 
 
+def _run(doc: dict[str, Any]) -> dict[str, Any]:
+    return _section(doc, "run", ["workers", "report_processes"])
+
+
 def _workers(doc: dict[str, Any]) -> int:
-    return _whole("[run] workers", _section(doc, "run", ["workers"]).get("workers", 1), 1)
+    return _whole("[run] workers", _run(doc).get("workers", 1), 1)
+
+
+def _report_processes(doc: dict[str, Any]) -> int:
+    """`auto` (the default): one per core this process may use, at most 4 — officers' files
+    are the longest stage of a first run, and the machine is otherwise idle by then."""
+    value = _run(doc).get("report_processes", "auto")
+    if value == "auto":
+        return min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count() or 1)  # fmt: skip
+    if type(value) is not int or value < 1:
+        raise ConfigError(f'[run] report_processes must be "auto" or a whole number, 1 or '
+                          f"more, not {value!r}")  # fmt: skip
+    return value
 
 
 def _http(doc: dict[str, Any]) -> HttpPolicy:

@@ -5,6 +5,7 @@ to every client a run builds, with a clear error for a value that cannot work.""
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import time
 from pathlib import Path
@@ -94,7 +95,9 @@ def test_a_wrong_http_setting_is_named_with_what_it_must_be(
         ('[sync]\nlookback_days = "14"', "[sync] lookback_days must be a whole number, 0 or"),
         ("[sync]\nodk_overlap_hours = -1", "[sync] odk_overlap_hours must be a number of hours"),
         ("[run]\nworkers = 0", "[run] workers must be a whole number, 1 or more, not 0"),
-        ("[run]\nworker = 2", "[run]: unknown setting 'worker' (known: workers)"),
+        ("[run]\nworker = 2", "[run]: unknown setting 'worker' (known: workers, report_"),
+        ("[run]\nreport_processes = 0", '[run] report_processes must be "auto" or a whole'),
+        ('[run]\nreport_processes = "all"', "whole number, 1 or more, not 'all'"),
     ],
 )
 def test_a_wrong_sync_or_run_setting_is_named_with_what_it_must_be(
@@ -104,3 +107,12 @@ def test_a_wrong_sync_or_run_setting_is_named_with_what_it_must_be(
     path.write_text(section + "\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings(path, base_dir=tmp_path, require_sources=False)
+
+
+def test_officer_files_are_written_by_one_process_per_core_unless_set(tmp_path: Path) -> None:
+    path = tmp_path / "sammachip.toml"
+    path.write_text("[run]\nworkers = 1\n", encoding="utf-8")
+    auto = load_settings(path, base_dir=tmp_path, require_sources=False).report_processes
+    assert auto == min(4, len(os.sched_getaffinity(0)))
+    path.write_text("[run]\nreport_processes = 1\n", encoding="utf-8")
+    assert load_settings(path, base_dir=tmp_path, require_sources=False).report_processes == 1
