@@ -24,7 +24,7 @@ bench: $(STAMP)  ## benchmarks at district scale (figures, never pass/fail)
 	$(BIN)/python bench/pipeline.py --size small --workers
 
 bench-province: $(STAMP)  ## the same at Ubon Ratchathani scale (~200k submissions; ~10 min)
-	$(BIN)/python bench/pipeline.py --size province
+	$(BIN)/python bench/pipeline.py --size province --workers
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -18,7 +18,7 @@ import random
 import re
 import threading
 import uuid
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -104,6 +104,10 @@ class Asset:
     ids: list[int] = field(default_factory=list)  # sorted
     times: list[str] = field(default_factory=list)  # _submission_time, aligned with ids
     times_sorted: bool = True  # stays true while submissions arrive in time order
+    # Secondary indexes, as Mongo would keep: the nightly's look-back and review passes must
+    # not cost a scan of every document per page.
+    by_time: _SortedIndex = field(default_factory=lambda: _SortedIndex())
+    by_review: _SortedIndex = field(default_factory=lambda: _SortedIndex())
     records: dict[int, _Record] = field(default_factory=dict)
     by_root: dict[str, int] = field(default_factory=dict)
     last_submission_time: datetime | None = None
@@ -217,6 +221,8 @@ class KoboStore:
             asset.ids.append(_id)
             asset.times.append(when)
         asset.records[_id] = _Record(doc, _render(doc))
+        asset.by_time.add(when, _id)
+        asset.by_review.add(_review_time(doc), _id)
 
     def edit(self, uid: str, _id: int, changes: Mapping[str, Any]) -> None:
         """Apply an Enketo-style edit: same `_id`, rootUuid and time; new instanceID/_uuid.
@@ -258,6 +264,8 @@ class KoboStore:
             i = bisect_left(asset.ids, _id)
             del asset.ids[i]
             del asset.times[i]
+            asset.by_time.remove(record.doc["_submission_time"], _id)
+            asset.by_review.remove(_review_time(record.doc), _id)
             asset.by_root.pop(record.doc["meta/rootUuid"], None)
 
     def set_validation_status(
@@ -267,6 +275,9 @@ class KoboStore:
         with self._lock:
             asset = self._require(uid)
             doc = dict(asset.records[_id].doc)
+            asset.by_review.remove(_review_time(doc), _id)
+            if status_uid is not None:
+                asset.by_review.add(int(timestamp), _id)
             doc["_validation_status"] = (
                 {}
                 if status_uid is None
@@ -336,12 +347,12 @@ class KoboStore:
         plan = _Plan.build(query or {}, sort or {"_id": 1})
         with self._lock:
             asset = self._require(uid)
-            lo, hi, predicate = plan.scan(asset)
+            ids, lo, hi, predicate = plan.scan(asset)
             if predicate is None and plan.by_id is not None:
                 count = hi - lo
-                records = [asset.records[i] for i in plan.window(asset.ids, lo, hi, start, limit)]
+                records = [asset.records[i] for i in plan.window(ids, lo, hi, start, limit)]
             else:
-                matched = [asset.records[i] for i in asset.ids[lo:hi]]
+                matched = [asset.records[i] for i in ids[lo:hi]]
                 if predicate is not None:
                     matched = [r for r in matched if predicate(r.doc)]
                 count = len(matched)
@@ -616,13 +627,45 @@ class _Bounds:
     high: Any = None
     high_inclusive: bool = True
 
-    def indices(self, keys: list[Any]) -> tuple[int, int]:
+    def indices(self, keys: list[Any], key: Callable[[Any], Any] | None = None) -> tuple[int, int]:
         lo, hi = 0, len(keys)
         if self.low is not None:
-            lo = (bisect_left if self.low_inclusive else bisect_right)(keys, self.low)
+            lo = (bisect_left if self.low_inclusive else bisect_right)(keys, self.low, key=key)
         if self.high is not None:
-            hi = (bisect_right if self.high_inclusive else bisect_left)(keys, self.high)
+            hi = (bisect_right if self.high_inclusive else bisect_left)(keys, self.high, key=key)
         return lo, hi
+
+
+class _SortedIndex:
+    """(value, _id) pairs in order: the ids whose value lies within bounds, by bisection."""
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[Any, int]] = []
+
+    def add(self, value: Any, _id: int) -> None:
+        if value is not None:
+            insort(self._entries, (value, _id))
+
+    def remove(self, value: Any, _id: int) -> None:
+        if value is None:
+            return
+        i = bisect_left(self._entries, (value, _id))
+        if i < len(self._entries) and self._entries[i] == (value, _id):
+            del self._entries[i]
+
+    def ids(self, bounds: _Bounds) -> list[int]:
+        lo, hi = bounds.indices(self._entries, key=_first)
+        return sorted(_id for _, _id in self._entries[lo:hi])
+
+
+def _first(entry: tuple[Any, int]) -> Any:
+    return entry[0]
+
+
+def _review_time(doc: Mapping[str, Any]) -> int | float | None:
+    """The review timestamp a numeric range can match (Mongo compares numbers with numbers)."""
+    value = (doc.get("_validation_status") or {}).get("timestamp")
+    return value if _is_number(value) else None
 
 
 def _range_of(cond: Any, accepts: Callable[[Any], bool]) -> _Bounds | None:
@@ -649,6 +692,7 @@ class _Plan:
 
     id_bounds: _Bounds | None
     time_bounds: _Bounds | None
+    review_bounds: _Bounds | None  # on `_validation_status.timestamp`
     residual: dict[str, Any]
     sort: list[tuple[str, int]]
     predicate: Predicate = _never
@@ -663,22 +707,35 @@ class _Plan:
         if id_bounds is not None:
             del residual["_id"]
         time_bounds = _range_of(residual.get("_submission_time"), lambda v: isinstance(v, str))
-        plan = cls(id_bounds, time_bounds, residual, _sort_spec(sort))
+        review_bounds = _range_of(residual.get("_validation_status.timestamp"), _is_number)
+        plan = cls(id_bounds, time_bounds, review_bounds, residual, _sort_spec(sort))
         plan.predicate = compile_query(residual)
         without_time = {k: v for k, v in residual.items() if k != "_submission_time"}
         plan.predicate_without_time = compile_query(without_time) if time_bounds else plan.predicate
         return plan
 
-    def scan(self, asset: Asset) -> tuple[int, int, Predicate | None]:
-        """Index range [lo, hi) of asset.ids to consider, and a filter (None: take all)."""
-        lo, hi = self.id_bounds.indices(asset.ids) if self.id_bounds else (0, len(asset.ids))
+    def scan(self, asset: Asset) -> tuple[list[int], int, int, Predicate | None]:
+        """Ids to consider (in `_id` order; the range [lo, hi) of that list), and a filter for
+        them (None: take all). A time range is an `_id` range while arrivals came in order;
+        otherwise it, like a review-time range, comes from the asset's secondary index."""
+        ids = asset.ids
         residual, predicate = self.residual, self.predicate
         if self.time_bounds and asset.times_sorted:
             t_lo, t_hi = self.time_bounds.indices(asset.times)
-            lo, hi = max(lo, t_lo), min(hi, t_hi)
             residual = {k: v for k, v in residual.items() if k != "_submission_time"}
             predicate = self.predicate_without_time
-        return lo, max(lo, hi), (predicate if residual else None)
+        elif self.time_bounds or self.review_bounds:
+            ids = (
+                asset.by_time.ids(self.time_bounds)
+                if self.time_bounds
+                else asset.by_review.ids(self.review_bounds)  # type: ignore[arg-type]
+            )
+            t_lo, t_hi = 0, len(ids)  # the index's condition stays in the filter: exact
+        else:
+            t_lo, t_hi = 0, len(ids)
+        lo, hi = self.id_bounds.indices(ids) if self.id_bounds else (0, len(ids))
+        lo, hi = max(lo, t_lo), min(hi, t_hi)
+        return ids, lo, max(lo, hi), (predicate if residual else None)
 
     @property
     def by_id(self) -> int | None:
