@@ -18,6 +18,7 @@ from schemas.batch import CrossFormContext, StreamState, ValidatedForm
 from schemas.records import Submission
 from schemas.registry import FORMS
 from schemas.tables import CLEAN_TABLES, RAW_SUBMISSIONS, SYSTEM_TABLES
+from warehouse import scan
 from warehouse.store import Transaction, Warehouse
 
 ALL_SCHEMAS: dict[str, pa.Schema] = {
@@ -82,8 +83,8 @@ def cross_form_context(tx: Transaction, form_id: str | None = None) -> CrossForm
     facts: dict[str, Any] = {}
     for fact, (needed_by, reads, sql) in _FACTS.items():
         if tables & needed_by:
-            for name, columns in reads.items():  # only the columns the checks read
-                con.register(name, tx.read(name, columns=columns))
+            for name in reads:  # scanned where they lie: only the columns the SQL reads
+                scan.register(con, name, tx.dataset(name))
             facts[fact] = con.execute(sql).fetchall()
     return CrossFormContext(
         frozenset(r[0] for r in facts.get("registered", [])),
@@ -92,23 +93,22 @@ def cross_form_context(tx: Transaction, form_id: str | None = None) -> CrossForm
     )
 
 
-# fact → (tables whose checks use it, tables and columns it reads, the query)
-_FACTS: dict[str, tuple[set[str], dict[str, list[str]], str]] = {
+# fact → (tables whose checks use it, tables it reads, the query)
+_FACTS: dict[str, tuple[set[str], set[str], str]] = {
     "registered": (
         {"attendance", "group_members"},
-        {"households": ["hh_code", "deleted_at"]},
+        {"households"},
         "select distinct hh_code from households where deleted_at is null and hh_code is not null",
     ),
     "trained": (
         {"materials"},
-        {"sessions": ["submission_key", "held_date", "deleted_at"],
-         "attendance": ["submission_key", "hh_code", "present"]},
+        {"sessions", "attendance"},
         """select distinct a.hh_code from attendance a join sessions s using (submission_key)
            where a.present and s.held_date is not null and s.deleted_at is null""",
     ),
     "baseline_dates": (
         {"income_surveys"},
-        {"income_surveys": ["hh_code", "round", "survey_date", "deleted_at"]},
+        {"income_surveys"},
         """select hh_code, min(survey_date) from income_surveys
            where round = 'baseline' and deleted_at is null group by hh_code""",
     ),

@@ -23,11 +23,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 
 from schemas.registry import OCCUPATION_TH
 from schemas.tables import CLEAN_TABLES, QUARANTINE
-from warehouse import labels
+from warehouse import labels, scan
 from warehouse.rules import RULES, AlertRules, Officer, SeasonWindow
 from warehouse.snoozes import load_snoozes
 
@@ -238,7 +237,7 @@ def _connect(
     specs = {**{n: s.schema for n, s in CLEAN_TABLES.items()}, "quarantine": QUARANTINE.schema}
     for name, schema in specs.items():  # a missing table or column reads as empty
         data = tables.get(name)
-        _register_scan(
+        scan.register(
             con, f"{name}_all", data if isinstance(data, ds.Dataset) else conform(data, schema)
         )
     # Marts see only live, not-rejected submissions: review status is a column, never a delete.
@@ -255,26 +254,6 @@ def _connect(
     con.register("rule_labels", pa.Table.from_pylist([r._asdict() for r in RULES]))
     _label_functions(con)
     return con
-
-
-def _register_scan(con: duckdb.DuckDBPyConnection, view: str, data: pa.Table | ds.Dataset) -> None:
-    """`data` as the view `view`, scanned lazily (only the columns and rows the SQL reads).
-
-    Files on a local disk are read by DuckDB's own Parquet reader, in parallel, which at
-    province scale builds the marts in ~60% of the time a pyarrow dataset takes; elsewhere
-    (S3) pyarrow reads them. Either way a column the code added reads as null in older files.
-    """
-    local = isinstance(data, ds.FileSystemDataset) and isinstance(
-        data.filesystem, pafs.LocalFileSystem
-    )
-    if not local:
-        con.register(view, data)
-        return
-    con.register(f"{view}_declared", data.schema.empty_table())
-    files = ", ".join("'" + f.replace("'", "''") + "'" for f in data.files)
-    con.execute(f"""CREATE VIEW {view} AS
-        SELECT * FROM {view}_declared
-        UNION ALL BY NAME SELECT * FROM read_parquet([{files}], union_by_name = true)""")
 
 
 def _roster_table(rules: AlertRules) -> pa.Table:

