@@ -7,6 +7,7 @@ enumerator sees exactly what to fix.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -28,6 +29,7 @@ _META_KEYS = {"start", "end", "today", "deviceid", "username", "simserial", "sub
 _META_PREFIXES = ("_", "meta/", "formhub/")
 
 
+@functools.lru_cache(maxsize=4096)  # a few hundred keys per form, read millions of times
 def _is_meta(key: str) -> bool:
     return key in _META_KEYS or key.startswith(_META_PREFIXES)
 
@@ -54,7 +56,7 @@ class _Reader:
         return value
 
     def unknown_keys(self) -> set[str]:
-        unknown = {k for k in self.payload if k not in self.used and not _is_meta(k)}
+        unknown = {k for k in self.payload.keys() - self.used if not _is_meta(k)}
         for child in self.children:
             unknown |= child.unknown_keys()
         return unknown

@@ -45,11 +45,12 @@ class Submission:
     review_status: str | None
     payload: dict[str, Any] = field(repr=False)
     deleted: bool = False
+    # Derived once: every submission is looked up by both several times on its way in (at
+    # province scale, recomputing them cost ~2 s of a backfill).
+    key: str = field(init=False, repr=False, compare=False)
+    hash: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return submission_key(self.source, self.server, self.form_uid, self.submission_id)
-
-    @property
-    def hash(self) -> str:
-        return payload_hash(self.payload)
+    def __post_init__(self) -> None:
+        key = submission_key(self.source, self.server, self.form_uid, self.submission_id)
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "hash", payload_hash(self.payload))
