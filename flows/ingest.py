@@ -140,7 +140,7 @@ def ingest_landing(settings: Settings, landing: Landing, today: date) -> IngestS
         loading = [f for f in forms if f.form_uid in plan]
         done = _load(wh, settings, loading, plan, summary)
         summary.removed = landing.remove(done)  # only now: the commit holds their rows
-        publish(wh, settings, loading, summary.run)
+        publish(wh, settings, loading, summary.run, mail=False)  # the nightly mails
     logger.info(
         "landed %d: loaded and removed %d, waiting %d, set aside %d",
         summary.landed, summary.removed, summary.waiting, summary.set_aside,

@@ -200,12 +200,14 @@ def build_marts(tx: Transaction, settings: Settings, today: date) -> None:
 
 
 @task(name="write-reports", cache_policy=NO_CACHE)
-def write_reports(settings: Settings, today: date) -> list[Path]:
-    """Officer deliverables of the committed marts: XLSX, CSV, phone page, district index."""
+def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Path]:
+    """Officer deliverables of the committed marts: XLSX, CSV, phone page, district index;
+    mailed when `[mail]` is enabled and `mail` is true."""
     wh = open_warehouse(str(settings.warehouse_path))
     built = {name: wh.read(name) for name in marts.MART_SCHEMAS}
     out = settings.reports_path / today.isoformat()
-    return write_deliverables(built, out, today, settings.rules, mail=settings.mail,
+    return write_deliverables(built, out, today, settings.rules,
+                              mail=settings.mail if mail else None,
                               workers=settings.report_processes)  # fmt: skip
 
 
@@ -253,15 +255,21 @@ def run_sync(
             summary.forms.append(result)
         build_marts(tx, settings, today)
     summary.data_docs = build_data_docs(runner, settings, today)
-    publish(wh, settings, forms, summary)
+    publish(wh, settings, forms, summary, mail=not reconcile)
     return summary
 
 
-def publish(wh: Warehouse, settings: Settings, forms: list[FormSource], run: RunSummary) -> None:
-    """After a commit (nightly, reconcile, ingest): media files, officer lists, the counts."""
+def publish(
+    wh: Warehouse, settings: Settings, forms: list[FormSource], run: RunSummary, *, mail: bool
+) -> None:
+    """After a commit (nightly, reconcile, ingest): media files, officer lists, the counts.
+
+    Officers get their lists by e-mail once a day, from the nightly (`mail`): the weekly
+    reconcile and the ingest runs during the day rewrite the files without mailing them again.
+    """
     run.warehouse_version = wh.snapshot().version
     run.attachments = download_attachments(settings, forms)
-    run.report_files = write_reports(settings, run.today)
+    run.report_files = write_reports(settings, run.today, mail)
     run.alerts_by_rule = _counts(wh.read("alerts", columns=["rule_id"])["rule_id"])
     run.otop_by_status = _counts(wh.read("otop_readiness", columns=["status"])["status"])
 

@@ -1,12 +1,19 @@
-"""Shared test set-up: quiet, isolated Prefect; one GX context for the whole session."""
+"""Shared test set-up: quiet, isolated Prefect; one GX context; a real SMTP server on loopback."""
 
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
+
+from warehouse.mailer import MailSettings
 
 # Before anything imports Prefect: its home (SQLite DB) lives in a throwaway folder.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="sammachip-prefect-"))
@@ -35,3 +42,39 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=60):
         yield
+
+
+# ---- a real SMTP server on loopback ------------------------------------------------------------
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], EmailMessage, bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content
+        msg = message_from_bytes(raw, policy=policy.default)
+        self.messages.append((list(envelope.rcpt_tos), msg, raw))  # type: ignore[arg-type]
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, MailSettings]]:
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield (
+            inbox,
+            MailSettings(
+                host="127.0.0.1", port=controller.port, sender="cdd@example.org", security="none"
+            ),
+        )
+    finally:
+        controller.stop()

@@ -24,7 +24,9 @@ from flows import ingest as ingest_module
 from flows.ingest import IngestSettings, IngestSummary, ingest, wait_for_scheduled_start
 from flows.nightly import nightly
 from flows.serve import TIMEZONE, deployment_specs, ingest_trigger
+from flows.settings import DEFAULT_CONFIG
 from warehouse.load import open_warehouse
+from warehouse.mailer import MailSettings
 from warehouse.query import connect
 
 TODAY = date(2026, 11, 24)
@@ -188,6 +190,30 @@ def test_a_crash_after_the_commit_only_means_a_harmless_replay(
     summary = run_ingest(tmp_path)
     assert (summary.removed, household_result(summary).new_versions) == (4, 0)
     assert sql(tmp_path, "select count(*) from raw_submissions") == [(4,)]
+
+
+def test_ingest_rewrites_the_officer_files_but_only_the_nightly_mails_them(
+    kobo: Kobo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp: tuple[Any, MailSettings]
+) -> None:
+    """Officers get their lists by e-mail once a day: an ingest runs on every delivery and
+    every half hour, and must not mail them each time."""
+    inbox, mail = smtp
+    config = DEFAULT_CONFIG.read_text(encoding="utf-8").replace(
+        'name = "สำนักงานพัฒนาชุมชนอำเภอม่วงสามสิบ"\n',
+        'name = "สำนักงานพัฒนาชุมชนอำเภอม่วงสามสิบ"\nemail = "district@example.org"\n',
+    ) + (f'\n[mail]\nenabled = true\nhost = "{mail.host}"\nport = {mail.port}\n'
+         f'sender = "{mail.sender}"\nsecurity = "none"\n')  # fmt: skip
+    (tmp_path / "sammachip.toml").write_text(config, encoding="utf-8")
+    monkeypatch.setenv("SAMMACHIP_CONFIG", str(tmp_path / "sammachip.toml"))
+    land(tmp_path, kobo.docs(HOUSEHOLD, 3))
+    summary = run_ingest(tmp_path)
+    assert (
+        summary.removed == 3
+        and (tmp_path / "data" / "reports" / str(TODAY) / "index.html").exists()
+    )
+    assert inbox.messages == []
+    nightly(workdir=str(tmp_path), today=TODAY)
+    assert [rcpt for rcpt, _, _ in inbox.messages] == [["district@example.org"]]
 
 
 # ------------------------------------------------------------------ what cannot be loaded

@@ -8,22 +8,16 @@ officers' files are most exposed: names, group names and quarantine reasons.
 from __future__ import annotations
 
 import random
-import socket
-from collections.abc import Iterator
 from datetime import date, timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
 import pytest
-from aiosmtpd.controller import Controller
 
 from schemas.tables import CLEAN_TABLES, QUARANTINE
 from warehouse.deliverables import write_deliverables
-from warehouse.mailer import MailSettings
 from warehouse.marts import build_marts
 from warehouse.rules import AlertRules, Officer
 
@@ -171,39 +165,3 @@ def report_dir(
     out = tmp_path_factory.mktemp("reports") / REPORT_DAY.isoformat()
     write_deliverables(report_marts, out, REPORT_DAY, report_rules)
     return out
-
-
-# ---- a real SMTP server on loopback ------------------------------------------------------------
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage, bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        raw = envelope.original_content
-        msg = message_from_bytes(raw, policy=policy.default)
-        self.messages.append((list(envelope.rcpt_tos), msg, raw))  # type: ignore[arg-type]
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, MailSettings]]:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield (
-            inbox,
-            MailSettings(
-                host="127.0.0.1", port=controller.port, sender="cdd@example.org", security="none"
-            ),
-        )
-    finally:
-        controller.stop()
