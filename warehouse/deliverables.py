@@ -14,6 +14,8 @@ officers and `workers` > 1, officers' files are written in that many processes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -21,10 +23,12 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 from functools import partial
+from importlib.metadata import version
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import orjson
 import pyarrow as pa
 
 from warehouse.cells import forget_texts
@@ -41,6 +45,9 @@ log = logging.getLogger(__name__)
 CHART_CACHE = ".charts"  # next to the day folders: one cache for every day's run
 # Fewer officers are written sooner in this process than worker processes start (~1 s each).
 PARALLEL_FROM = 16
+# This folder's record of which officer files were made from what (see `write_deliverables`).
+HELD_FILES = ".officers.json"
+_CODE_VERSION = version("sammachip")  # a new release lays the lists out anew
 
 
 def file_stem(officer_id: str) -> str:
@@ -102,24 +109,37 @@ def write_deliverables(
     workers: int = 1,
 ) -> list[Path]:
     """Write every officer's lists and the district index; mail them if `mail` is given.
-    Returns the files written (index first).
+    Returns the officers' current files (index first).
+
+    An officer whose lists are what this folder already holds for them (a second run the same
+    day: the ingest after each delivery) keeps their files: only officers whose lists changed
+    are written again. The district's index and KPIs are always written.
 
     cache_dir: where rendered charts are kept between runs (default `<out_dir>/../.charts`).
-    workers: processes writing officers' files when there are at least PARALLEL_FROM officers.
+    workers: processes writing officers' files when there are at least PARALLEL_FROM to write.
     """
     rules = rules or AlertRules()
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = SvgCache(cache_dir or out_dir.parent / CHART_CACHE)
     reports = officer_reports(marts, today, rules)
+    held = _held_files(out_dir)
+    prints = {r.officer_id: _fingerprint(r) for r in reports}
+    files = {
+        r.officer_id: _OfficerFiles(held[r.officer_id][1], 0, 0)
+        for r in reports
+        if _unchanged(held.get(r.officer_id), prints[r.officer_id])
+    }
+    todo = [r for r in reports if r.officer_id not in files]
     officer_files = partial(_officer_files, out_dir=out_dir, cache_dir=cache.folder)
     try:
-        with _mapper(workers if len(reports) >= PARALLEL_FROM else 1) as map_:
-            results = map_(officer_files, reports)
+        with _mapper(workers if len(todo) >= PARALLEL_FROM else 1) as map_:
+            results = map_(officer_files, todo)
             # the district's page, in this process while the workers write officers' files
             kpis = district_kpis(marts)
             kpi_csv = write_kpi_csv(kpis, out_dir / "district_kpis.csv")
             overview = district_charts(reports, cache)
-            files = {r.officer_id: result for r, result in zip(reports, results, strict=True)}
+            files |= {r.officer_id: result for r, result in zip(todo, results, strict=True)}
+        files = {r.officer_id: files[r.officer_id] for r in reports}  # the roster's order
         index = index_page(
             reports,
             kpis,
@@ -132,8 +152,13 @@ def write_deliverables(
         forget_texts()  # officers' data stays no longer in memory than the run needs
     written = [_write_text(out_dir / "index.html", index), kpi_csv]
     written += [p for result in files.values() for p in result.paths]
+    held_now = {k: [prints[k], [p.name for p in v.paths]] for k, v in files.items()}
+    _write_text(out_dir / HELD_FILES, json.dumps(held_now, indent=1))
     log.info(
-        "charts: %d rendered, %d from the cache; %d unused entries pruned",
+        "officers: %d written, %d unchanged since this folder's last run; charts: %d rendered, "
+        "%d from the cache; %d unused entries pruned",
+        len(todo),
+        len(reports) - len(todo),
         cache.misses + sum(r.charts_rendered for r in files.values()),
         cache.hits + sum(r.charts_cached for r in files.values()),
         cache.prune(),
@@ -141,6 +166,26 @@ def write_deliverables(
     if mail is not None:
         mail_deliverables(marts, out_dir, today, rules, mail)
     return written
+
+
+def _fingerprint(report: OfficerReport) -> str:
+    """What an officer's files are made from: their lists, and the code that lays them out."""
+    data = orjson.dumps(report, default=str, option=orjson.OPT_NON_STR_KEYS)
+    return hashlib.sha256(_CODE_VERSION.encode() + data).hexdigest()
+
+
+def _held_files(out_dir: Path) -> dict[str, tuple[str, list[Path]]]:
+    """Officer id → (fingerprint, files) as this folder's last run wrote them; nothing if the
+    record is missing or unreadable (every officer is written again)."""
+    try:
+        doc = json.loads((out_dir / HELD_FILES).read_text(encoding="utf-8"))
+        return {k: (v[0], [out_dir / Path(n).name for n in v[1]]) for k, v in doc.items()}
+    except (OSError, ValueError, TypeError, IndexError, AttributeError):
+        return {}
+
+
+def _unchanged(held: tuple[str, list[Path]] | None, fingerprint: str) -> bool:
+    return held is not None and held[0] == fingerprint and all(p.exists() for p in held[1])
 
 
 def mail_deliverables(

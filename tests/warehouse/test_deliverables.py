@@ -51,6 +51,33 @@ def test_the_formats_agree(report_dir: Path) -> None:
     assert alert_cards == sheet_rows[1]  # new today, then the others still open
 
 
+def test_a_second_run_the_same_day_writes_only_the_officers_whose_lists_changed(
+    report_marts: dict[str, pa.Table], report_rules: AlertRules, tmp_path: Path
+) -> None:
+    """Every delivery runs the ingest, which must not rewrite every officer's files."""
+    out, day = tmp_path / "2026-03-01", date(2026, 3, 1)
+
+    def rewritten(paths: list[Path], before: dict[str, int]) -> set[str]:
+        return {p.name for p in paths if p.stat().st_ino != before.get(p.name)}  # new file
+
+    first = write_deliverables(report_marts, out, day, report_rules)
+    inodes = {p.name: p.stat().st_ino for p in first}
+    district_files = {"index.html", "district_kpis.csv"}
+    again = write_deliverables(report_marts, out, day, report_rules)
+    assert sorted(p.name for p in again) == sorted(inodes)
+    assert rewritten(again, inodes) == district_files
+
+    inodes = {p.name: p.stat().st_ino for p in again}
+    alerts = report_marts["alerts"]
+    gone = alerts["officer_id"].to_pylist().index("off01")  # one of off01's alerts cleared
+    changed = {**report_marts, "alerts": alerts.filter([i != gone for i in range(len(alerts))])}
+    (out / "off02_otop.csv").unlink()  # and someone deleted a file of off02's
+    third = write_deliverables(changed, out, day, report_rules)
+    off = {f"{o}{s}" for o in ("off01", "off02")
+           for s in (".html", ".xlsx", "_new.csv", "_alerts.csv", "_otop.csv")}  # fmt: skip
+    assert rewritten(third, inodes) == district_files | off
+
+
 def test_officers_with_an_address_get_their_lists_by_mail(
     smtp: tuple[Any, Any], report_marts: dict[str, pa.Table], report_rules: AlertRules,
     report_dir: Path,
