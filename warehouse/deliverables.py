@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import date
@@ -80,17 +80,26 @@ def _officer_files(report: OfficerReport, out_dir: Path, cache_dir: Path) -> _Of
 
 @contextmanager
 def _mapper(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
-    """`map` over `workers` processes, or the built-in (lazy) one for a single worker.
+    """`map` over `workers` processes — this one and `workers - 1` others — or the built-in
+    (lazy) one for a single worker.
 
     Processes, not threads: the work is Python and vl-convert, both holding the GIL. Spawned,
-    not forked: forking a process that runs threads (Prefect's, DuckDB's) can deadlock.
+    not forked: forking a process that runs threads (Prefect's, DuckDB's) can deadlock. This
+    process takes its share rather than waiting: one process fewer (~230 MB) for the same pace.
     """
     if workers <= 1:
         yield map
         return
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    pool = ProcessPoolExecutor(workers - 1, mp_context=get_context("spawn"))
+
+    def shared_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        todo = list(items)
+        # submitted now, so the others work while this process does the district's page
+        futures = {i: pool.submit(fn, item) for i, item in enumerate(todo) if i % workers}
+        return (futures[i].result() if i in futures else fn(item) for i, item in enumerate(todo))
+
     try:
-        yield pool.map
+        yield shared_map
     except BaseException:
         pool.shutdown(cancel_futures=True)  # the run failed: write no more officers' files
         raise
