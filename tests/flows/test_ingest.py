@@ -22,7 +22,7 @@ from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from connectors.webhook import delivery_key
 from flows import ingest as ingest_module
 from flows.ingest import IngestSettings, IngestSummary, ingest, wait_for_scheduled_start
-from flows.nightly import nightly
+from flows.nightly import nightly, reconcile
 from flows.serve import TIMEZONE, deployment_specs, ingest_trigger
 from flows.settings import DEFAULT_CONFIG
 from warehouse.load import open_warehouse
@@ -192,11 +192,11 @@ def test_a_crash_after_the_commit_only_means_a_harmless_replay(
     assert sql(tmp_path, "select count(*) from raw_submissions") == [(4,)]
 
 
-def test_ingest_rewrites_the_officer_files_but_only_the_nightly_mails_them(
+def test_ingest_and_reconcile_rewrite_the_officer_files_but_only_the_nightly_mails_them(
     kobo: Kobo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp: tuple[Any, MailSettings]
 ) -> None:
     """Officers get their lists by e-mail once a day: an ingest runs on every delivery and
-    every half hour, and must not mail them each time."""
+    every half hour, the reconcile on Sunday after the nightly; neither mails them again."""
     inbox, mail = smtp
     config = DEFAULT_CONFIG.read_text(encoding="utf-8").replace(
         'name = "สำนักงานพัฒนาชุมชนอำเภอม่วงสามสิบ"\n',
@@ -211,6 +211,8 @@ def test_ingest_rewrites_the_officer_files_but_only_the_nightly_mails_them(
         summary.removed == 3
         and (tmp_path / "data" / "reports" / str(TODAY) / "index.html").exists()
     )
+    assert inbox.messages == []
+    reconcile(workdir=str(tmp_path), today=TODAY)
     assert inbox.messages == []
     nightly(workdir=str(tmp_path), today=TODAY)
     assert [rcpt for rcpt, _, _ in inbox.messages] == [["district@example.org"]]
