@@ -1,0 +1,80 @@
+"""Checks the suites make because the XLSForms require them: a submission that arrives without
+them (an old form version, a hand-made upload) goes to quarantine with its reason."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from connectors.kobo import to_submission
+from connectors.simulators.cohort import CohortSpec, generate_cohort
+from connectors.simulators.kobo import KoboStore, seed_from_cohort
+from schemas.batch import validate_form
+from schemas.records import Submission
+from schemas.registry import OCCUPATION_TH
+from schemas.validation import SuiteRunner
+
+TODAY = date(2026, 11, 24)
+NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+SUITES = Path(__file__).resolve().parents[2] / "schemas" / "expectations"
+
+
+@pytest.fixture(scope="module")
+def received() -> dict[str, list[Submission]]:
+    """A small generated district as the server sends it, by form, clean ones only."""
+    cohort = generate_cohort(CohortSpec(seed=5, villages=8, today=TODAY))
+    dirty = {s.answers["meta/instanceID"] for s in cohort.submissions if s.defects or s.edits}
+    store = KoboStore()
+    found: dict[str, list[Submission]] = {}
+    for form_id, uid in seed_from_cohort(store, cohort).items():
+        docs = [orjson.loads(raw) for raw in store.page(uid, limit=10**6)[1]]
+        found[form_id] = [to_submission(d, server="sim", asset_uid=uid, form_id=form_id)
+                          for d in docs if d["meta/instanceID"] not in dirty][:3]  # fmt: skip
+    return found
+
+
+def spoilt(sub: Submission, drop: tuple[str, ...] = (), **answers: object) -> Submission:
+    """The same submission as the server would send it with answers left out or changed."""
+    payload = {k: v for k, v in sub.payload.items() if k not in drop} | answers
+    return to_submission(payload, server=sub.server, asset_uid=sub.form_uid, form_id=sub.form_id)
+
+
+def quarantined(runner: SuiteRunner, form_id: str, subs: list[Submission]) -> dict[str, set]:
+    result = validate_form(form_id, subs, runner, batch="b", now=NOW)
+    reasons: dict[str, set] = {}
+    for r in result.quarantine.to_pylist():
+        reasons.setdefault(r["submission_key"], set()).add((r["column_name"], r["reason_en"]))
+    return reasons
+
+
+def test_a_group_without_product_standards_is_quarantined(
+    suite_runner: SuiteRunner, received: dict[str, list[Submission]]
+) -> None:
+    good, other = received["sammachip_group"][:2]
+    bad = spoilt(other, drop=("product/standards",))
+    assert quarantined(suite_runner, "sammachip_group", [good, bad]) == {
+        bad.key: {("standards", 'product standards not answered (choose "none" if there are none)')}
+    }
+
+
+def test_a_session_teaching_an_occupation_off_the_list_is_quarantined(
+    suite_runner: SuiteRunner, received: dict[str, list[Submission]]
+) -> None:
+    good, other = received["sammachip_session"][:2]
+    bad = spoilt(other, occupation="rocket_science")
+    assert quarantined(suite_runner, "sammachip_session", [good, bad]) == {
+        bad.key: {("occupation", "occupation taught is not in the list")}
+    }
+
+
+@pytest.mark.parametrize("suite", ["households", "sessions"])
+def test_the_suites_know_exactly_the_registry_occupations(suite: str) -> None:
+    doc = json.loads((SUITES / f"{suite}.json").read_text(encoding="utf-8"))
+    sets = [e["kwargs"]["value_set"] for e in doc["expectations"]
+            if e["type"] == "expect_column_values_to_be_in_set"
+            and e["kwargs"]["column"] == "occupation"]  # fmt: skip
+    assert [set(s) for s in sets] == [set(OCCUPATION_TH)]
