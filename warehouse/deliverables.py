@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 from functools import partial
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -47,7 +47,17 @@ CHART_CACHE = ".charts"  # next to the day folders: one cache for every day's ru
 PARALLEL_FROM = 16
 # This folder's record of which officer files were made from what (see `write_deliverables`).
 HELD_FILES = ".officers.json"
-_CODE_VERSION = version("sammachip")  # a new release lays the lists out anew
+
+
+def _code_version() -> str:
+    """A new release may lay the lists out anew (a checkout run without installing: "dev")."""
+    try:
+        return version("sammachip")
+    except PackageNotFoundError:
+        return "dev"
+
+
+_CODE_VERSION = _code_version()
 
 
 def file_stem(officer_id: str) -> str:
