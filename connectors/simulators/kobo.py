@@ -7,8 +7,9 @@ absolute `next`/`previous` links with sorted query parameters, Mongo-style `quer
 `meta/rootUuid` but change `_uuid`, hard deletes, validation statuses, and token auth errors.
 
 Speed matters because the pipeline is benchmarked against it: each asset keeps its submissions in
-an `_id`-sorted list, `_id` (and, while arrivals are in order, `_submission_time`) ranges are
-answered with bisect, and every submission's JSON is rendered once so a page is a join of bytes.
+an `_id`-sorted list, `_id` ranges are answered with bisect (`_submission_time` and review-time
+ranges through sorted indexes, as Mongo's would), and every submission's JSON is rendered once
+so a page is a join of bytes.
 """
 
 from __future__ import annotations
@@ -102,8 +103,6 @@ class Asset:
     date_created: datetime
     geopoint_keys: tuple[str, ...] = ()
     ids: list[int] = field(default_factory=list)  # sorted
-    times: list[str] = field(default_factory=list)  # _submission_time, aligned with ids
-    times_sorted: bool = True  # stays true while submissions arrive in time order
     # Secondary indexes, as Mongo would keep: the nightly's look-back and review passes must
     # not cost a scan of every document per page.
     by_time: _SortedIndex = field(default_factory=lambda: _SortedIndex())
@@ -209,19 +208,12 @@ class KoboStore:
             return _id
 
     def _insert(self, asset: Asset, _id: int, doc: dict[str, Any]) -> None:
-        when = doc["_submission_time"]
         if asset.ids and _id < asset.ids[-1]:  # only when someone submits with a foreign id order
-            i = bisect_left(asset.ids, _id)
-            asset.ids.insert(i, _id)
-            asset.times.insert(i, when)
-            asset.times_sorted = False
+            insort(asset.ids, _id)
         else:
-            if asset.times and when < asset.times[-1]:
-                asset.times_sorted = False
             asset.ids.append(_id)
-            asset.times.append(when)
         asset.records[_id] = _Record(doc, _render(doc))
-        asset.by_time.add(when, _id)
+        asset.by_time.add(doc["_submission_time"], _id)
         asset.by_review.add(_review_time(doc), _id)
 
     def edit(self, uid: str, _id: int, changes: Mapping[str, Any]) -> None:
@@ -263,7 +255,6 @@ class KoboStore:
             record = asset.records.pop(_id)
             i = bisect_left(asset.ids, _id)
             del asset.ids[i]
-            del asset.times[i]
             asset.by_time.remove(record.doc["_submission_time"], _id)
             asset.by_review.remove(_review_time(record.doc), _id)
             asset.by_root.pop(record.doc["meta/rootUuid"], None)
@@ -696,7 +687,6 @@ class _Plan:
     residual: dict[str, Any]
     sort: list[tuple[str, int]]
     predicate: Predicate = _never
-    predicate_without_time: Predicate = _never  # when the time range came from bisect
 
     @classmethod
     def build(cls, query: Mapping[str, Any], sort: Mapping[str, Any]) -> _Plan:
@@ -710,32 +700,19 @@ class _Plan:
         review_bounds = _range_of(residual.get("_validation_status.timestamp"), _is_number)
         plan = cls(id_bounds, time_bounds, review_bounds, residual, _sort_spec(sort))
         plan.predicate = compile_query(residual)
-        without_time = {k: v for k, v in residual.items() if k != "_submission_time"}
-        plan.predicate_without_time = compile_query(without_time) if time_bounds else plan.predicate
         return plan
 
     def scan(self, asset: Asset) -> tuple[list[int], int, int, Predicate | None]:
         """Ids to consider (in `_id` order; the range [lo, hi) of that list), and a filter for
-        them (None: take all). A time range is an `_id` range while arrivals came in order;
-        otherwise it, like a review-time range, comes from the asset's secondary index."""
+        them (None: take all). A submission-time or review-time range narrows the ids through
+        the asset's index; the filter still holds the whole query, so the answer is exact."""
         ids = asset.ids
-        residual, predicate = self.residual, self.predicate
-        if self.time_bounds and asset.times_sorted:
-            t_lo, t_hi = self.time_bounds.indices(asset.times)
-            residual = {k: v for k, v in residual.items() if k != "_submission_time"}
-            predicate = self.predicate_without_time
-        elif self.time_bounds or self.review_bounds:
-            ids = (
-                asset.by_time.ids(self.time_bounds)
-                if self.time_bounds
-                else asset.by_review.ids(self.review_bounds)  # type: ignore[arg-type]
-            )
-            t_lo, t_hi = 0, len(ids)  # the index's condition stays in the filter: exact
-        else:
-            t_lo, t_hi = 0, len(ids)
+        if self.time_bounds:
+            ids = asset.by_time.ids(self.time_bounds)
+        elif self.review_bounds:
+            ids = asset.by_review.ids(self.review_bounds)
         lo, hi = self.id_bounds.indices(ids) if self.id_bounds else (0, len(ids))
-        lo, hi = max(lo, t_lo), min(hi, t_hi)
-        return ids, lo, max(lo, hi), (predicate if residual else None)
+        return ids, lo, max(lo, hi), (self.predicate if self.residual else None)
 
     @property
     def by_id(self) -> int | None:
