@@ -195,7 +195,9 @@ def _control_app(store: Any, token: str, today: date, meter: Meter) -> Asgi:
 
     async def submit(request: Request) -> Response:
         spec = await request.json()
-        cohort = generate_cohort(CohortSpec(spec["seed"], spec["villages"], today=today))
+        # villages no history has (the province's last): new households, not re-registrations
+        cohort = generate_cohort(CohortSpec(spec["seed"], spec["villages"], today=today,
+                                            intake=True))  # fmt: skip
         received = datetime.fromisoformat(spec["received_at"])
         new = cohort.submissions[: spec["count"]]
         for sub in new:

@@ -61,6 +61,9 @@ class CohortSpec:
     households_per_village: int = 20
     today: date = field(default_factory=date.today)  # pass a fixed date for reproducible output
     dirty: bool = True
+    # True: the *last* `villages` of the province instead of the first — a later intake, whose
+    # villages no cohort of the first N (N up to the rest) includes
+    intake: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +135,7 @@ def paused_gc() -> Iterator[None]:
 
 
 def generate_cohort(spec: CohortSpec) -> Cohort:
-    villages = select_villages(spec.seed, spec.villages)
+    villages = select_villages(spec.seed, spec.villages, intake=spec.intake)
     cutoff = datetime.combine(spec.today, time(23, 59, 59)) - DEVICE_TZ
     submissions: list[GeneratedSubmission] = []
     with paused_gc():
@@ -226,11 +229,12 @@ def _round_robin(groups: list[list[Village]]) -> list[Village]:
     return [g[i] for i in range(depth) for g in groups if i < len(g)]
 
 
-def select_villages(seed: int, count: int | None) -> list[Village]:
+def select_villages(seed: int, count: int | None, *, intake: bool = False) -> list[Village]:
     """The villages of a cohort, sorted by code.
 
     None = every village of Muang Sam Sip; N = the first N taken round-robin across tambons
-    (Muang Sam Sip first, then the rest of the province), so a small N spreads over tambons.
+    (Muang Sam Sip first, then the rest of the province), so a small N spreads over tambons;
+    with `intake`, the last N of that order instead.
     """
     rng = random.Random(f"geography:{seed}")
     district, rest = [], []
@@ -243,7 +247,8 @@ def select_villages(seed: int, count: int | None) -> list[Village]:
         count = sum(len(g) for g in district)
     if not 0 < count <= len(order):
         raise ValueError(f"villages must be between 1 and {len(order)}, got {count}")
-    return sorted(order[:count], key=lambda v: v.code)
+    chosen = order[len(order) - count :] if intake else order[:count]
+    return sorted(chosen, key=lambda v: v.code)
 
 
 # --------------------------------------------------------------------------- vocabulary

@@ -115,6 +115,14 @@ def test_province_scale_reaches_beyond_the_district() -> None:
         select_villages(2568, 10**6)
 
 
+def test_an_intake_brings_villages_no_earlier_cohort_has() -> None:
+    intake = select_villages(2568, 70, intake=True)
+    assert len(intake) == 70
+    assert not {v.code for v in intake} & {v.code for v in select_villages(2568, 2700)}
+    # the same villages whatever the history: a district and a province receive the same data
+    assert intake == select_villages(2568, 70, intake=True)
+
+
 # ---------------------------------------------------------------- Kobo shape
 
 
