@@ -318,5 +318,17 @@ def _label_functions(con: duckdb.DuckDBPyConnection) -> None:
         "tambon_th": labels.tambon_label,
     }
     for name, fn in udfs.items():
-        con.create_function(name, fn, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
-                            null_handling="special")  # fmt: skip
+        con.create_function(name, _per_distinct(fn), [duckdb.sqltype("VARCHAR")],
+                            duckdb.sqltype("VARCHAR"), type="arrow", null_handling="special")  # fmt: skip
+
+
+def _per_distinct(label: Callable[[str | None], str | None]) -> Callable[[pa.Array], pa.Array]:
+    """`label` as a vectorised function called once per distinct code of a column (a
+    per-row Python call cost ~30 µs a row: 1,700 village alerts took 55 ms)."""
+
+    def apply(codes: pa.Array) -> pa.Array:
+        distinct = pc.unique(codes)
+        labelled = pa.array([label(c) for c in distinct.to_pylist()], type=pa.string())
+        return pc.take(labelled, pc.index_in(codes, value_set=distinct))
+
+    return apply

@@ -553,3 +553,34 @@ def test_a_repeated_alert_in_yesterdays_mart_comes_out_once(
     ids = today["alert_id"].to_pylist()
     assert len(ids) == len(set(ids)) == yesterday.num_rows
     assert by_id(today)[ids[0]]["first_seen"] == TODAY - timedelta(days=1)
+
+
+def test_an_alert_found_twice_is_listed_once_the_same_whatever_the_row_order(
+    district: dict[str, pa.Table],
+) -> None:
+    # plan T8 sent twice as two submissions (moved from 6 to 2 March): household 1 is to be
+    # told about it twice; the officer sees one alert, the more urgent one
+    first, invited = session("T8", planned=date(2026, 3, 6), present={hh(1): None})
+    again = {**first, "submission_key": "s-T8-moved", "planned_date": date(2026, 3, 2)}
+    moved = [{**r, "submission_key": "s-T8-moved"} for r in invited]
+    alert_id = f"R01_CONTACT_BEFORE_SESSION:T8/{hh(1)}"
+    kept = []
+    for order in (1, -1):
+        tables = dict(district)
+        put(tables, "sessions", *[first, again][::order])
+        put(tables, "attendance", *[*invited, *moved][::order])
+        alerts = build(tables)["alerts"]
+        ids = alerts["alert_id"].to_pylist()
+        assert ids.count(alert_id) == 1 and len(ids) == len(set(ids))
+        kept.append(by_id(alerts)[alert_id])
+    assert kept[0] == kept[1]
+    assert kept[0]["priority"] == 1 and kept[0]["due_date"] == TODAY
+
+
+def test_village_names_in_alerts_and_kpis_are_thai(
+    alerts_today: dict[str, Any], marts_today: dict[str, pa.Table]
+) -> None:
+    assert alerts_today[f"R07_VILLAGE_NO_GROUP:{W}"]["subject_name"] == "หมู่ 1 ต.เหล่าบก"
+    tambons = {r["scope_code"]: r["scope_name"] for r in marts_today["kpis"].to_pylist()
+               if r["scope"] == "tambon"}  # fmt: skip
+    assert tambons == {"341401": "ต.ม่วงสามสิบ", "341402": "ต.เหล่าบก"}
