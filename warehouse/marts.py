@@ -318,8 +318,9 @@ def _label_functions(con: duckdb.DuckDBPyConnection) -> None:
         "tambon_th": labels.tambon_label,
     }
     for name, fn in udfs.items():
-        con.create_function(name, _per_distinct(fn), [duckdb.sqltype("VARCHAR")],
-                            duckdb.sqltype("VARCHAR"), type="arrow", null_handling="special")  # fmt: skip
+        varchar = duckdb.sqltype("VARCHAR")
+        con.create_function(name, _per_distinct(fn), [varchar], varchar, type="arrow",
+                            null_handling="special")  # fmt: skip
 
 
 def _per_distinct(label: Callable[[str | None], str | None]) -> Callable[[pa.Array], pa.Array]:
