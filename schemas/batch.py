@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from schemas.flatten import Row, attachment_rows, flatten
 from schemas.records import Submission
@@ -24,25 +25,53 @@ from schemas.tables import ATTACHMENTS, CLEAN_TABLES, QUARANTINE, VALIDATION_RUN
 from schemas.validation import ROW_ID, Failure, SuiteRunner
 
 
+def _codes(values: Iterable[str | None] = ()) -> pa.Array:
+    return pa.array(values, type=pa.string())
+
+
+def _no_dates() -> pa.Table:
+    return pa.table({"hh_code": _codes(), "first": pa.array([], type=pa.date32())})
+
+
 @dataclass(frozen=True)
 class CrossFormContext:
-    """What other forms already told the warehouse, for checks that span forms."""
+    """What other forms already told the warehouse, for checks that span forms.
 
-    registered: frozenset[str] = frozenset()  # household codes with a live registration
-    trained: frozenset[str] = frozenset()  # households present at a held session
-    baseline_dates: dict[str, date] = field(default_factory=dict)  # first baseline survey
+    Kept as Arrow columns and asked about a batch's households only: at province scale each
+    fact holds ~55k households, a night's batches name a few thousand."""
+
+    registered: pa.Array = field(default_factory=_codes)  # households with a live registration
+    trained: pa.Array = field(default_factory=_codes)  # households present at a held session
+    baseline_dates: pa.Table = field(default_factory=_no_dates)  # hh_code, first baseline survey
+
+    def among(self, fact: pa.Array, households: list[str | None]) -> list[bool]:
+        return pc.is_in(_codes(households), value_set=fact).to_pylist()  # type: ignore[no-any-return]
+
+    def baselines(self, households: list[str | None]) -> dict[str, date]:
+        dates = self.baseline_dates
+        hit = dates.filter(pc.is_in(dates["hh_code"], value_set=_codes(households)))
+        return dict(zip(hit["hh_code"].to_pylist(), hit["first"].to_pylist(), strict=True))
 
 
 def _add_cross_form_columns(rows: dict[str, list[Row]], ctx: CrossFormContext | None) -> None:
     """Validation-only columns the suites check (as warnings: the other form may come later).
     Without a context the checks are skipped (null is never unexpected)."""
-    for table in ("attendance", "group_members"):
-        for r in rows.get(table, []):
-            r["household_registered"] = None if ctx is None else r["hh_code"] in ctx.registered
-    for r in rows.get("materials", []):
-        r["household_trained"] = None if ctx is None else r["hh_code"] in ctx.trained
-    for r in rows.get("income_surveys", []):
-        baseline = ctx.baseline_dates.get(r["hh_code"]) if ctx else None
+    for table, column, fact in (
+        ("attendance", "household_registered", "registered"),
+        ("group_members", "household_registered", "registered"),
+        ("materials", "household_trained", "trained"),
+    ):
+        batch = rows.get(table, [])
+        if not batch:
+            continue
+        flags = [None] * len(batch) if ctx is None else ctx.among(
+            getattr(ctx, fact), [r["hh_code"] for r in batch])  # fmt: skip
+        for r, flag in zip(batch, flags, strict=True):
+            r[column] = flag
+    surveys = rows.get("income_surveys", [])
+    firsts = ctx.baselines([r["hh_code"] for r in surveys]) if ctx and surveys else {}
+    for r in surveys:
+        baseline = firsts.get(r["hh_code"])
         late_enough = None
         if r["round"] == "followup" and baseline and r["survey_date"]:
             late_enough = r["survey_date"] >= baseline
@@ -73,7 +102,7 @@ def latest_versions(subs: Iterable[Submission]) -> list[Submission]:
     return list(latest.values())
 
 
-def _mark_duplicates(rows: list[Row], spec: FormSpec, existing: Mapping[str, str]) -> None:
+def _mark_duplicates(rows: list[Row], spec: FormSpec, owners: CodeOwners | None) -> None:
     """`duplicate_of` = key of the submission that registered the same code first.
 
     The earlier one is the one already clean in the warehouse, else the lowest submission
@@ -82,12 +111,17 @@ def _mark_duplicates(rows: list[Row], spec: FormSpec, existing: Mapping[str, str
     key_col = spec.business_key
     if key_col is None:
         return
-    first: dict[str, str] = dict(existing)
+    codes = [row.get(key_col) for row in rows]
+    first: dict[str, str] = dict(owners([c for c in codes if c])) if owners else {}
     ordered = sorted(rows, key=lambda r: (r["submitted_at"], _numeric(r["submission_id"])))
     for row in ordered:
         code = row.get(key_col)
         owner = first.setdefault(code, row["submission_key"]) if code else row["submission_key"]
         row["duplicate_of"] = owner if owner != row["submission_key"] else None
+
+
+# Who registered each of these programme codes already: code → submission key.
+CodeOwners = Callable[[list[str]], Mapping[str, str]]
 
 
 def _numeric(text: str) -> tuple[int, str]:
@@ -145,7 +179,7 @@ def validate_form(
     *,
     batch: str,
     now: datetime,
-    existing_codes: Mapping[str, str] | None = None,
+    existing_codes: CodeOwners | None = None,
     context: CrossFormContext | None = None,
 ) -> ValidatedForm:
     """Flatten, normalise and validate one form's batch (latest version per submission)."""
@@ -167,7 +201,7 @@ def validate_form(
     ]
     _add_cross_form_columns(rows_by_table, context)
     parents = {r["submission_key"]: r for r in rows_by_table[spec.table]}
-    _mark_duplicates(rows_by_table[spec.table], spec, existing_codes or {})
+    _mark_duplicates(rows_by_table[spec.table], spec, existing_codes)
 
     failures: list[Failure] = []
     runs: list[Row] = []
@@ -213,10 +247,39 @@ def validate_form(
 
 @dataclass
 class StreamState:
-    """What later batches of a form must know about earlier ones (and about the warehouse)."""
+    """What later batches of a form must know about earlier ones (and about the warehouse).
 
-    known: set[tuple[str, str]]  # (submission key, payload hash) of every version held
-    codes: dict[str, str]  # programme code → submission key that registered it
+    The warehouse's part stays in Arrow columns and is asked about each batch's submissions
+    only — at province scale a form holds ~80k versions, and turning them into Python objects
+    every night cost more than the night's new data; what this run adds is kept beside it."""
+
+    held: pa.Table  # submission_key, payload_hash: every version the warehouse holds
+    held_codes: pa.Table  # code, submission_key: programme codes clean in the warehouse
+    known: set[tuple[str, str]] = field(default_factory=set)  # versions read in this run
+    codes: dict[str, str] = field(default_factory=dict)  # codes registered in this run
+
+    def unseen(self, subs: list[Submission]) -> list[Submission]:
+        """The versions in `subs` neither the warehouse nor an earlier batch holds, once each
+        (marked as seen)."""
+        held = self.held
+        hit = held.filter(pc.is_in(held["submission_key"], value_set=_codes(s.key for s in subs)))
+        known = set(zip(hit["submission_key"].to_pylist(), hit["payload_hash"].to_pylist(),
+                        strict=True))  # fmt: skip
+        fresh: dict[tuple[str, str], Submission] = {}
+        for s in subs:
+            version = (s.key, s.hash)
+            if version not in known and version not in self.known:
+                fresh.setdefault(version, s)
+        self.known.update(fresh)
+        return list(fresh.values())
+
+    def owners(self, codes: list[str]) -> dict[str, str]:
+        """Code → submission key for `codes`: the warehouse's, then this run's."""
+        held = self.held_codes
+        hit = held.filter(pc.is_in(held["code"], value_set=_codes(codes)))
+        found = dict(zip(hit["code"].to_pylist(), hit["submission_key"].to_pylist(), strict=True))
+        found.update((c, self.codes[c]) for c in codes if c in self.codes)
+        return found
 
 
 def validate_stream(
@@ -236,14 +299,9 @@ def validate_stream(
     no I/O, so it runs where the data is (the flow's process or a Dask worker)."""
     spec = FORMS[form_id]
     for subs in batches:
-        fresh: dict[tuple[str, str], Submission] = {}
-        for s in subs:
-            if (s.key, s.hash) not in state.known:
-                fresh.setdefault((s.key, s.hash), s)
-        new = list(fresh.values())
+        new = state.unseen(subs)
         validated = validate_form(form_id, new, runner, batch=batch, now=now,
-                                  existing_codes=state.codes, context=context)  # fmt: skip
-        state.known.update(fresh)
+                                  existing_codes=state.owners, context=context)  # fmt: skip
         if spec.business_key:
             parent = validated.tables[spec.table]
             state.codes.update(zip(parent[spec.business_key].to_pylist(),

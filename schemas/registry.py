@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from schemas.tables import CLEAN_TABLES, children_of
@@ -20,7 +21,7 @@ class FormSpec:
     title_th: str
     title_en: str
 
-    @property
+    @cached_property  # read for every submission flattened
     def tables(self) -> list[str]:
         return [self.table, *(c.name for c in children_of(self.table))]
 
