@@ -371,7 +371,7 @@ def run_peers(sim: Simulator) -> dict[str, dict[str, Any]]:
     return out
 
 
-def incremental_runs(sim: Simulator, workdir: Path, runs: int = 3) -> dict[str, Any]:
+def incremental_runs(sim: Simulator, workdir: Path, runs: int = 5) -> dict[str, Any]:
     """The same nightly `runs` times, each in a fresh process on a fresh copy of the history
     (a run commits): the median run is reported, the others beside it (run-to-run noise on
     this machine is ~15%)."""
@@ -489,12 +489,20 @@ def main_table(results: dict[str, Any]) -> list[str]:
             lines.append(f"| · stage {stage} | {secs:.2f} s | {ratio(secs, floor)} | floor |")
     small = results["incremental_small"]
     base = small["stages"]["incremental"]
-    lines.append(f"| incremental, {small['submissions']:,} new + {small['edits']} edited, on "
-                 f"small | {base:.2f} s | 1.00× | itself |")  # fmt: skip
+    lines.append(f"| incremental nightly, {small['submissions']:,} new + {small['edits']} edited, "
+                 f"on small (median of {len(small['runs_s'])} fresh processes: "
+                 f"{', '.join(f'{t:.2f}' for t in small['runs_s'])} s) | {base:.2f} s | 1.00× "
+                 "| itself |")  # fmt: skip
     if "incremental_province" in results:
-        prov = results["incremental_province"]["stages"]["incremental"]
-        lines.append(f"| incremental, the same, on province | {prov:.2f} s | {ratio(prov, base)} "
-                     "| incremental on small |")  # fmt: skip
+        prov_run = results["incremental_province"]
+        prov = prov_run["stages"]["incremental"]
+        lines.append(f"| incremental nightly, the same, on province (runs: "
+                     f"{', '.join(f'{t:.2f}' for t in prov_run['runs_s'])} s) | {prov:.2f} s | "
+                     f"{ratio(prov, base)} | incremental on small |")  # fmt: skip
+        for stage in ("sync", "marts"):
+            a, b = small["stages"][stage], prov_run["stages"][stage]
+            lines.append(f"| · stage {stage}: small {a:.2f} s, province | {b:.2f} s | "
+                         f"{ratio(b, a)} | the same stage on small |")  # fmt: skip
     if "workers_1" in results:
         one = results["workers_1"]["stages"]["total"]
         scale = "district" if results["size"] == "small" else results["size"]
