@@ -37,6 +37,7 @@ from connectors.landing import Landing
 from connectors.simulators.cohort import HOUSEHOLD, SESSION
 from connectors.simulators.kobo import KoboStore
 from connectors.webhook import SOURCE, delivery_key
+from tests.conftest import free_port
 from tests.reliability.helpers import seed_kobo
 from tests.reliability.webhook_child import PASSWORD_ENV, USERNAME
 
@@ -74,12 +75,6 @@ def deliveries() -> list[Delivery]:
 
 
 # ---- the receiver, in its own process -------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def until(check: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
