@@ -44,9 +44,6 @@ class CrossFormContext:
     trained: pa.Array = field(default_factory=_codes)  # households present at a held session
     baseline_dates: pa.Table = field(default_factory=_no_dates)  # hh_code, first baseline survey
 
-    def among(self, fact: pa.Array, households: list[str | None]) -> list[bool]:
-        return pc.is_in(_codes(households), value_set=fact).to_pylist()  # type: ignore[no-any-return]
-
     def baselines(self, households: list[str | None]) -> dict[str, date]:
         dates = self.baseline_dates
         hit = dates.filter(pc.is_in(dates["hh_code"], value_set=_codes(households)))
@@ -56,16 +53,14 @@ class CrossFormContext:
 def _add_cross_form_columns(rows: dict[str, list[Row]], ctx: CrossFormContext | None) -> None:
     """Validation-only columns the suites check (as warnings: the other form may come later).
     Without a context the checks are skipped (null is never unexpected)."""
-    for table, column, fact in (
-        ("attendance", "household_registered", "registered"),
-        ("group_members", "household_registered", "registered"),
-        ("materials", "household_trained", "trained"),
+    for table, column, among in (
+        ("attendance", "household_registered", ctx and ctx.registered),
+        ("group_members", "household_registered", ctx and ctx.registered),
+        ("materials", "household_trained", ctx and ctx.trained),
     ):
         batch = rows.get(table, [])
-        if not batch:
-            continue
-        flags = [None] * len(batch) if ctx is None else ctx.among(
-            getattr(ctx, fact), [r["hh_code"] for r in batch])  # fmt: skip
+        households = _codes(r["hh_code"] for r in batch)
+        flags = [None] * len(batch) if among is None else pc.is_in(households, among).to_pylist()
         for r, flag in zip(batch, flags, strict=True):
             r[column] = flag
     surveys = rows.get("income_surveys", [])

@@ -8,12 +8,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pytest
 
 from connectors.kobo import to_submission
 from connectors.simulators.cohort import CohortSpec, generate_cohort
 from connectors.simulators.kobo import KoboStore, seed_from_cohort
-from schemas.batch import validate_form
+from schemas.batch import CrossFormContext, validate_form
 from schemas.records import Submission
 from schemas.registry import OCCUPATION_TH
 from schemas.validation import SuiteRunner
@@ -33,7 +34,7 @@ def received() -> dict[str, list[Submission]]:
     for form_id, uid in seed_from_cohort(store, cohort).items():
         docs = [orjson.loads(raw) for raw in store.page(uid, limit=10**6)[1]]
         found[form_id] = [to_submission(d, server="sim", asset_uid=uid, form_id=form_id)
-                          for d in docs if d["meta/instanceID"] not in dirty][:3]  # fmt: skip
+                          for d in docs if d["meta/instanceID"] not in dirty]  # fmt: skip
     return found
 
 
@@ -78,3 +79,51 @@ def test_the_suites_know_exactly_the_registry_occupations(suite: str) -> None:
             if e["type"] == "expect_column_values_to_be_in_set"
             and e["kwargs"]["column"] == "occupation"]  # fmt: skip
     assert [set(s) for s in sets] == [set(OCCUPATION_TH)]
+
+
+def flags(form_id: str, subs: list[Submission], runner: SuiteRunner,
+          context: CrossFormContext) -> dict[str, list[str]]:  # fmt: skip
+    """Each submission's warnings, after checking that every one of them stayed clean."""
+    result = validate_form(form_id, subs, runner, batch="b", now=NOW, context=context)
+    assert result.clean_keys == {s.key for s in subs}
+    parent = next(iter(result.tables.values()))
+    return {r["submission_key"]: r["dq_flags"] for r in parent.to_pylist()}
+
+
+def test_checks_across_forms_warn_about_what_other_forms_do_not_vouch_for(
+    suite_runner: SuiteRunner, received: dict[str, list[Submission]]
+) -> None:
+    # the other form may simply not have arrived yet: a warning for the officer, never quarantine
+    sessions, materials = received["sammachip_session"][:2], received["sammachip_materials"][:2]
+    attendees = validate_form("sammachip_session", sessions, suite_runner, batch="b", now=NOW)
+    registered = pa.array(sorted(set(attendees.tables["attendance"]["hh_code"].to_pylist())))
+    known = flags("sammachip_session", sessions, suite_runner, CrossFormContext(registered))
+    unknown = flags("sammachip_session", sessions, suite_runner, CrossFormContext())
+    assert not any("household_registered" in f for fs in known.values() for f in fs)
+    assert all("attendance.household_registered: household is not in the household register"
+               in fs for fs in unknown.values())  # fmt: skip
+
+    given = validate_form("sammachip_materials", materials, suite_runner, batch="b", now=NOW)
+    first = given.tables["materials"].to_pylist()[0]
+    trained = CrossFormContext(trained=pa.array([first["hh_code"]]))
+    warned = flags("sammachip_materials", materials, suite_runner, trained)
+    assert [any("household_trained" in f for f in warned[s.key]) for s in materials] == [
+        first["hh_code"] != row["hh_code"]
+        for row in given.tables["materials"].to_pylist()
+    ]
+
+
+def test_a_follow_up_survey_dated_before_the_baseline_is_flagged(
+    suite_runner: SuiteRunner, received: dict[str, list[Submission]]
+) -> None:
+    surveys = received["sammachip_income"]
+    rows = validate_form("sammachip_income", surveys, suite_runner, batch="b", now=NOW)
+    followup = next(r for r in rows.tables["income_surveys"].to_pylist()
+                    if r["round"] == "followup")  # fmt: skip
+    sub = next(s for s in surveys if s.key == followup["submission_key"])
+    day = followup["survey_date"]
+    for baseline, expected in ((day, False), (date.fromordinal(day.toordinal() + 1), True)):
+        context = CrossFormContext(
+            baseline_dates=pa.table({"hh_code": [followup["hh_code"]], "first": [baseline]}))
+        warned = flags("sammachip_income", [sub], suite_runner, context)
+        assert any("followup_after_baseline" in f for f in warned[sub.key]) is expected
