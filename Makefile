@@ -23,7 +23,7 @@ test: $(STAMP)  ## lint, then every test (real HTTP on loopback, real Prefect, r
 bench: $(STAMP)  ## benchmarks at district scale (figures, never pass/fail)
 	$(BIN)/python bench/pipeline.py --size small --workers
 
-bench-province: $(STAMP)  ## the same at Ubon Ratchathani scale (~200k submissions; ~8 min on 2 cores)
+bench-province: $(STAMP)  ## the same at Ubon Ratchathani scale (~200k submissions; ~12 min on 2 cores)
 	$(BIN)/python bench/pipeline.py --size province --workers
 
 lint: $(STAMP)
