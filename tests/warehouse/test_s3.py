@@ -83,3 +83,13 @@ def test_vacuum_works_on_the_bucket_and_keeps_the_latest(wh: Warehouse) -> None:
     result = vacuum(wh, keep_versions=1, min_age_seconds=0)
     assert (result.files_deleted, result.manifests_deleted) == (2, 2)
     assert wh.read("names").to_pylist() == [{"submission_key": "k2", "name": "v"}]
+
+
+def test_a_write_the_bucket_refuses_is_a_clear_error_and_commits_nothing(
+    wh: Warehouse, s3_endpoint: str
+) -> None:
+    lost = Warehouse("s3://no-such-bucket-here/district", {"names": SCHEMA})
+    refused = pytest.raises(WarehouseError, match="nothing of this run was committed")
+    with refused, lost.transaction() as tx:
+        tx.append("names", rows(("a", "นายสมชาย")))
+    assert lost.snapshot().version == 0
