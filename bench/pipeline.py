@@ -424,8 +424,7 @@ def main() -> None:
     for key, size in incrementals:  # each changes its simulator's data: a fresh one each
         with running(size) as fresh, tempfile.TemporaryDirectory() as workdir:
             print(f"… {key}", flush=True)
-            history = run_child("history", str(Path(workdir) / "history"), fresh)
-            history = history["stages"]["history"]
+            loaded = run_child("history", str(Path(workdir) / "history"), fresh)
             # During the day after the history's night, a new intake of 70 villages (the
             # province's last: in neither history) sends ~5.2k submissions: the first 5,000
             # arrive, the same ones on a district and a province; 29 early submissions of two
@@ -435,7 +434,8 @@ def main() -> None:
             edits = fresh.edit(list(fresh.assets.values())[:2], list(range(1, 30)),
                                {"members": "6"})  # fmt: skip
             results[key] = incremental_runs(fresh, Path(workdir))
-            results[key].update(submissions=new, edits=edits, history_s=history)
+            results[key].update(submissions=new, edits=edits,
+                                history_s=loaded["stages"]["history"])  # fmt: skip
     step(results, "validation_10k", "validation", 10_000)
     step(results, "validation_500k", "validation", 500_000)
     write(results)
