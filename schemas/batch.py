@@ -97,6 +97,10 @@ def latest_versions(subs: Iterable[Submission]) -> list[Submission]:
     return list(latest.values())
 
 
+# Who registered each of these programme codes already: code → submission key.
+CodeOwners = Callable[[list[str]], Mapping[str, str]]
+
+
 def _mark_duplicates(rows: list[Row], spec: FormSpec, owners: CodeOwners | None) -> None:
     """`duplicate_of` = key of the submission that registered the same code first.
 
@@ -113,10 +117,6 @@ def _mark_duplicates(rows: list[Row], spec: FormSpec, owners: CodeOwners | None)
         code = row.get(key_col)
         owner = first.setdefault(code, row["submission_key"]) if code else row["submission_key"]
         row["duplicate_of"] = owner if owner != row["submission_key"] else None
-
-
-# Who registered each of these programme codes already: code → submission key.
-CodeOwners = Callable[[list[str]], Mapping[str, str]]
 
 
 def _numeric(text: str) -> tuple[int, str]:
