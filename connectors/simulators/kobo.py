@@ -4,7 +4,9 @@ It reproduces what a sync client meets on a real kpi server:
 paging with `start`/`limit` (default 100, silently capped at 1000, 400 on bad values), DRF-style
 absolute `next`/`previous` links with sorted query parameters, Mongo-style `query` / `sort` /
 `fields` JSON parameters, the exact meta keys of a submission, edits that keep `_id` and
-`meta/rootUuid` but change `_uuid`, hard deletes, validation statuses, and token auth errors.
+`meta/rootUuid` but change `_uuid`, hard deletes, validation statuses, and token auth errors;
+assets in draft (never deployed: their data answers 400) or archived; and a count that times out
+(`KoboStore.slow_count`: kpi answers 400 ["Unsupported query"] when Mongo gives up counting).
 
 Speed matters because the pipeline is benchmarked against it: each asset keeps its submissions in
 an `_id`-sorted list, `_id` ranges are answered with bisect (`_submission_time` and review-time
@@ -24,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import orjson
@@ -44,6 +46,9 @@ VALIDATION_LABELS: dict[str, str] = {
     "validation_status_on_hold": "On Hold",
 }
 _UID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"  # shortuuid's base57
+# kpi's asset `deployment_status`: a draft was never deployed; an archived form takes no new
+# submissions but its data stays readable.
+DeploymentStatus = Literal["deployed", "draft", "archived"]
 # Keys the server adds; everything else in a document is an answer.
 _SERVER_KEYS = frozenset(
     {
@@ -102,6 +107,7 @@ class Asset:
     deployment_uuid: str  # XForm uuid = each submission's formhub/uuid
     date_created: datetime
     geopoint_keys: tuple[str, ...] = ()
+    deployment_status: DeploymentStatus = "deployed"
     ids: list[int] = field(default_factory=list)  # sorted
     # Secondary indexes, as Mongo would keep: the nightly's look-back and review passes must
     # not cost a scan of every document per page.
@@ -111,6 +117,14 @@ class Asset:
     by_root: dict[str, int] = field(default_factory=dict)
     last_submission_time: datetime | None = None
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # att uid → (bytes, mime)
+    # Counting matches times out past this many examined submissions (None: never), for the
+    # next `count_timeouts_left` such counts (None: for as long as the count is that large).
+    count_limit: int | None = None
+    count_timeouts_left: int | None = None
+
+    @property
+    def has_deployment(self) -> bool:
+        return self.deployment_status != "draft"
 
 
 class KoboStore:
@@ -136,6 +150,7 @@ class KoboStore:
         deployment_uuid: str | None = None,
         date_created: datetime | None = None,
         geopoint_keys: tuple[str, ...] = (),
+        deployment_status: DeploymentStatus = "deployed",
     ) -> Asset:
         rng = random.Random(f"asset-meta:{uid}")
         asset = Asset(
@@ -147,6 +162,7 @@ class KoboStore:
             deployment_uuid=deployment_uuid or f"{rng.getrandbits(128):032x}",
             date_created=date_created or datetime(2025, 1, 1),
             geopoint_keys=geopoint_keys,
+            deployment_status=deployment_status,
         )
         with self._lock:
             if uid in self._assets:
@@ -322,6 +338,19 @@ class KoboStore:
     def count(self, uid: str) -> int:
         return len(self._require(uid).ids)
 
+    def slow_count(self, uid: str, *, over: int | None, times: int | None = None) -> None:
+        """Make counting an asset's matches time out, as Mongo's `count_documents` does past
+        `maxTimeMS` on a large or busy collection (kpi then answers 400 ["Unsupported
+        query"]): a count that examines more than `over` submissions fails — every such
+        count, or only the next `times` (a server busy for a while). `over=None` heals it.
+
+        What a count examines is what the `{_userform_id, _id}` index cannot skip: the
+        asset's submissions within the query's `_id` range (all of them without one), however
+        narrow the rest of the query is and whatever the page's `limit`."""
+        with self._lock:
+            asset = self._require(uid)
+            asset.count_limit, asset.count_timeouts_left = over, times
+
     # -- reading pages
 
     def page(
@@ -338,6 +367,7 @@ class KoboStore:
         plan = _Plan.build(query or {}, sort or {"_id": 1})
         with self._lock:
             asset = self._require(uid)
+            _count_may_time_out(asset, plan)
             ids, lo, hi, predicate = plan.scan(asset)
             if predicate is None and plan.by_id is not None:
                 count = hi - lo
@@ -351,6 +381,19 @@ class KoboStore:
         if fields is None:
             return count, [r.raw for r in records]
         return count, [orjson.dumps(_project(r.doc, fields)) for r in records]
+
+
+def _count_may_time_out(asset: Asset, plan: _Plan) -> None:
+    """Raise CountTimedOut when counting this query would examine more than the asset's
+    count limit allows (see `KoboStore.slow_count`)."""
+    if asset.count_limit is None or asset.count_timeouts_left == 0:
+        return
+    lo, hi = plan.id_bounds.indices(asset.ids) if plan.id_bounds else (0, len(asset.ids))
+    if hi - lo <= asset.count_limit:
+        return
+    if asset.count_timeouts_left is not None:
+        asset.count_timeouts_left -= 1
+    raise CountTimedOut(f"operation exceeded time limit ({hi - lo} submissions to count)")
 
 
 def _render(doc: Mapping[str, Any]) -> bytes:
@@ -438,6 +481,10 @@ def _project(doc: Mapping[str, Any], fields: list[str]) -> dict[str, Any]:
 
 class QueryError(ValueError):
     """A query or sort the server would reject (kpi answers 400 ["Unsupported query"])."""
+
+
+class CountTimedOut(QueryError):
+    """Mongo's ExecutionTimeout is an OperationFailure: kpi answers it as any bad query."""
 
 
 _MISSING = object()
@@ -927,6 +974,8 @@ class _KoboApi:
     async def data(self, request: Request) -> Response:
         self.authenticate(request)
         asset = self.asset_of(request)
+        if not asset.has_deployment:  # kpi's ObjectDeploymentDoesNotExist is a 400
+            raise _ApiError(400, {"detail": "The specified asset has not been deployed"})
         if (
             not request.url.path.endswith(".json")
             and request.query_params.get("format", "json") != "json"
@@ -964,6 +1013,8 @@ class _KoboApi:
     async def submission(self, request: Request) -> Response:
         self.authenticate(request)
         asset = self.asset_of(request)
+        if not asset.has_deployment:
+            raise _ApiError(400, {"detail": "The specified asset has not been deployed"})
         sid = request.path_params["sid"]
         if sid.isascii() and sid.isdigit():
             query: dict[str, Any] = {"_id": int(sid)}
@@ -1001,14 +1052,14 @@ class _KoboApi:
         asset = self.asset_of(request)
         body = self.asset_summary(request, asset)
         url = body["url"]
-        deployed = self.deployed_version(asset, url)
+        deployed = [self.deployed_version(asset, url)] if asset.has_deployment else []
         body.update(
             {
                 "deployed_versions": {
-                    "count": 1,
+                    "count": len(deployed),
                     "next": None,
                     "previous": None,
-                    "results": [deployed],
+                    "results": deployed,
                 },
                 "version_count": 1,
                 "content": {
@@ -1042,11 +1093,12 @@ class _KoboApi:
         last = asset.last_submission_time
         created = _drf_time(asset.date_created)
         deployed = _drf_time(asset.date_created + timedelta(hours=1))
+        has_deployment = asset.has_deployment
         return {
             "url": url,
             "date_created": created,
             "date_modified": deployed,
-            "date_deployed": deployed,
+            "date_deployed": deployed if has_deployment else None,
             "owner": f"{base}/api/v2/users/{asset.owner}/",
             "owner__username": asset.owner,
             "owner_label": asset.owner,
@@ -1058,16 +1110,16 @@ class _KoboApi:
             "name": asset.name,
             "asset_type": "survey",
             "version_id": asset.version_id,
-            "has_deployment": True,
-            "deployed_version_id": asset.version_id,
-            "deployment__active": True,
+            "has_deployment": has_deployment,
+            "deployed_version_id": asset.version_id if has_deployment else None,
+            "deployment__active": asset.deployment_status == "deployed",
             "deployment__submission_count": len(asset.ids),
             "deployment__last_submission_time": (
                 f"{last:%Y-%m-%dT%H:%M:%S}.{last.microsecond // 1000:03d}Z" if last else None
             ),
             "deployment__encrypted": False,
-            "deployment__uuid": asset.deployment_uuid,
-            "deployment_status": "deployed",
+            "deployment__uuid": asset.deployment_uuid if has_deployment else None,
+            "deployment_status": asset.deployment_status,
             # kpi's asset summary (geo: the form has a geopoint question); clients such as
             # pykobo read it from the list
             "summary": {

@@ -134,6 +134,24 @@ def test_operator_the_server_does_not_support_is_400_unsupported_query(served: S
     assert response.json() == ["Unsupported query"]
 
 
+def test_a_count_too_large_to_finish_in_time_is_400_unsupported_query(fresh: Served) -> None:
+    """kpi counts a query's matches on every page; Mongo's time-out surfaces as this 400."""
+    ids = _ids(fresh.data(limit=5, sort={"_id": 1}))
+    fresh.store.slow_count(UID, over=4)
+    whole = fresh.data(limit=1)  # the page size does not matter: all 12 are counted
+    assert whole.status_code == 400 and whole.json() == ["Unsupported query"]
+    narrow = fresh.data(limit=5, query={"_id": {"$gt": ids[0], "$lte": ids[4]}})  # 4 of them
+    assert _ids(narrow) == ids[1:5]
+    # The index bounds only the _id range: a selective filter on another key does not help.
+    selective = fresh.data(query={"_submission_time": {"$gte": "2026-03-01T12:00:00"}})
+    assert selective.status_code == 400
+
+
+def test_a_busy_servers_count_times_out_only_for_a_while(fresh: Served) -> None:
+    fresh.store.slow_count(UID, over=0, times=2)
+    assert [fresh.data().status_code for _ in range(3)] == [400, 400, 200]
+
+
 # ---------------------------------------------------------------- paging
 
 
@@ -350,6 +368,33 @@ def test_asset_list_and_detail(served: Served) -> None:
     assert asset["data"] == served.data_url
     detail = served.client.get(asset["url"]).json()
     assert detail["deployed_versions"]["results"][0]["uid"] == detail["deployed_version_id"]
+
+
+def test_a_draft_is_listed_undeployed_and_its_data_is_400() -> None:
+    store = KoboStore()
+    store.add_asset(UID, "sammachip_household (draft)", "sammachip_household",
+                    deployment_status="draft")  # fmt: skip
+    with serve_kobo(store, TOKEN) as base:
+        headers = {"Authorization": f"Token {TOKEN}"}
+        (asset,) = httpx.get(f"{base}/api/v2/assets/", headers=headers).json()["results"]
+        data = httpx.get(f"{base}/api/v2/assets/{UID}/data/", headers=headers)
+    assert (asset["has_deployment"], asset["deployment_status"]) == (False, "draft")
+    assert asset["deployed_version_id"] is None and not asset["deployment__active"]
+    assert data.status_code == 400
+    assert data.json() == {"detail": "The specified asset has not been deployed"}
+
+
+def test_an_archived_form_is_listed_inactive_and_its_data_stays_readable() -> None:
+    store = KoboStore()
+    store.add_asset(UID, "sammachip_household", "sammachip_household",
+                    deployment_status="archived")  # fmt: skip
+    store.submit(UID, _answers(1), T0)
+    with serve_kobo(store, TOKEN) as base:
+        headers = {"Authorization": f"Token {TOKEN}"}
+        (asset,) = httpx.get(f"{base}/api/v2/assets/", headers=headers).json()["results"]
+        data = httpx.get(f"{base}/api/v2/assets/{UID}/data/", headers=headers)
+    assert (asset["has_deployment"], asset["deployment__active"]) == (True, False)
+    assert data.status_code == 200 and data.json()["count"] == 1
 
 
 # ---------------------------------------------------------------- seeding from a cohort
