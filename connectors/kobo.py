@@ -4,11 +4,16 @@ Paging is keyset on `_id` (`query={"_id":{"$gt":last}}`, `sort={"_id":1}`): ever
 at 0, so deep `start` skips never happen, rows arriving mid-sync never shift a page, and a
 server that caps `limit` (100/1000 on current servers, 30000 on old ones) is simply followed
 until its `next` link is empty.
+
+Kobo counts a query's matches on every page, and when that count runs past its database's time
+limit it answers 400 ["Unsupported query"]. That is retried like any transient failure; if
+it persists the pass goes on in `_id` windows small enough to count (see `_Window`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,15 +41,30 @@ _STATUS_UIDS = {
 }
 
 
+# What people paste instead of the server's root: an API address copied from the browser.
+_API_SUFFIX = re.compile(r"/api/v2(?:/assets)?/?$")
+DEFAULT_TOKEN_ENV = "SAMMACHIP_KOBO_TOKEN"
+
+
 @dataclass(frozen=True)
 class KoboServer:
-    url: str  # e.g. https://kf.kobotoolbox.org
+    url: str  # the server's root, e.g. https://kf.kobotoolbox.org (an /api/v2 suffix is dropped)
     token: str = field(repr=False)  # never printed, never stored
     name: str = ""
+    token_from: str = DEFAULT_TOKEN_ENV  # where the token was read: said when it is refused
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", server_root(self.url))
 
     @property
     def host(self) -> str:
         return urlsplit(self.url).netloc
+
+
+def server_root(url: str) -> str:
+    """`https://kf.example.org/api/v2/` → `https://kf.example.org`: the client adds the API
+    paths itself, so a URL that already has them would ask for /api/v2/api/v2/…"""
+    return _API_SUFFIX.sub("", url.strip()).rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -64,13 +84,38 @@ class KoboError(RuntimeError):
         self.asset = asset
 
 
-_HINTS = {
-    400: "the server rejected the query; check the form's uid and the sammachip version",
-    401: "the API token is missing or wrong: set SAMMACHIP_KOBO_TOKEN (Kobo: Account settings → "
-    "Security → API key)",
-    403: "the token's user lacks 'view submissions' on this form: share the project with it",
-    404: "no such form on this server: check the asset uid in the config or that it is deployed",
-}
+class CountTimedOut(KoboError):
+    """400 ["Unsupported query"] to one of our own queries: kpi reports every database
+    failure but one that way, and ours are plain `_id`/time ranges, so it is Mongo giving up
+    counting the matches in time (`maxTimeMS`) — the server is busy or the range too large."""
+
+
+_NOT_DEPLOYED = "The specified asset has not been deployed"
+_UNSUPPORTED_QUERY = ["Unsupported query"]
+COUNT_TRIES = 3  # a count time-out is retried this often before the range is narrowed
+
+
+def _hint(status: int, body: Any, asset: str | None, token_from: str) -> str:
+    """What to do about an error answer, for the person running sammachip."""
+    if status == 400 and isinstance(body, dict) and body.get("detail") == _NOT_DEPLOYED:
+        return ("the form is not deployed on the server: deploy it in KoboToolbox, or take "
+                "its uid out of the config's [[kobo]] assets")  # fmt: skip
+    if status == 401:
+        return (f"the API token is missing or wrong: check {_token_place(token_from)} "
+                "(Kobo: Account settings → Security → API key)")  # fmt: skip
+    if status == 403:
+        return "the token's user lacks 'view submissions' on this form: share the project with it"
+    if status == 404 and asset:
+        return "no such form on this server: check the asset uid in the config"
+    if status == 404:
+        return ("no KoboToolbox API at this address: give the server's root URL, e.g. "
+                "https://kf.kobotoolbox.org")  # fmt: skip
+    return "see the server's message"
+
+
+def _token_place(token_from: str) -> str:
+    """`token_from` is an environment variable's name, or a sentence naming a Secret block."""
+    return token_from if " " in token_from else f"the environment variable {token_from}"
 
 
 class KoboClient:
@@ -112,14 +157,7 @@ class KoboClient:
         if response.status_code in TRANSIENT_STATUS:
             raise TransientError(f"HTTP {response.status_code}", retry_after(response.headers))
         if response.status_code >= 400:
-            detail = response.text[:200]
-            hint = _HINTS.get(response.status_code, "see the server's message")
-            where = f"form {asset}" if asset else self.server.url
-            raise KoboError(
-                f"{where}: HTTP {response.status_code} {detail} — {hint}",
-                status=response.status_code,
-                asset=asset,
-            )
+            raise self._error(response, asset)
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError as err:  # a 200 with a cut-off body: a proxy gave up
@@ -127,9 +165,24 @@ class KoboClient:
                 f"truncated or non-JSON body ({len(response.content)} bytes)"
             ) from err
 
-    def _retrying(self, call: Callable[[], T]) -> T:
+    def _error(self, response: httpx.Response, asset: str | None) -> KoboError:
+        status, detail = response.status_code, response.text[:200]
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            body = None
+        where = f"form {asset}" if asset else self.server.url
+        if status == 400 and body == _UNSUPPORTED_QUERY:
+            return CountTimedOut(f"{where}: the server took too long to count the submissions "
+                                 f"(HTTP 400 {detail})", status=status, asset=asset)  # fmt: skip
+        hint = _hint(status, body, asset, self.server.token_from)
+        return KoboError(f"{where}: HTTP {status} {detail} — {hint}", status=status, asset=asset)
+
+    def _retrying(self, call: Callable[[], T], attempts: int | None = None,
+                  retry_on: type[Exception] = TransientError) -> T:  # fmt: skip
         base, cap = self._backoff
-        return call_with_retries(call, attempts=self._attempts, base=base, cap=cap)
+        return call_with_retries(call, attempts=attempts or self._attempts, base=base, cap=cap,
+                                 retry_on=retry_on)  # fmt: skip
 
     def _get(self, path: str, params: dict[str, Any], asset: str | None = None) -> dict[str, Any]:
         return self._retrying(lambda: self._get_once(path, params, asset))
@@ -188,27 +241,46 @@ class KoboClient:
         until_id: int | None = None,
     ) -> Iterator[tuple[list[dict], int]]:
         last = after_id
+        window = _Window(self.page_size, until_id)
         while True:
-            ids: dict[str, int] = {"$gt": last}
-            if until_id is not None:
-                ids["$lte"] = until_id
-            params: dict[str, Any] = {
-                "format": "json",
-                "limit": self.page_size,
-                "start": 0,
-                "sort": json.dumps({"_id": 1}),
-                "query": json.dumps({**where, "_id": ids}),
-            }
-            if fields:
-                params["fields"] = json.dumps(fields)
-            page = self._get(f"/api/v2/assets/{asset_uid}/data/", params, asset=asset_uid)
+            upper = window.upper(last)
+            try:
+                page = self._data_page(asset_uid, last, upper, where, fields, window.tries)
+            except CountTimedOut as err:
+                window.narrow(err)  # raises TransientError when even a small one fails
+                continue
+            window.probing = False
             results = page.get("results") or []
-            if not results:
-                return
-            yield results, int(page.get("count") or len(results))
-            last = max(int(r["_id"]) for r in results)
-            if not page.get("next"):
-                return
+            if results:
+                yield results, int(page.get("count") or len(results))
+                last = max(int(r["_id"]) for r in results)
+            if results and page.get("next"):
+                continue
+            if upper is None or upper == until_id:
+                return  # the whole range is read
+            last = max(last, upper)  # a window is read up to its end: the next one starts there
+            window.widen()
+
+    def _data_page(self, asset_uid: str, after: int, upper: int | None, where: dict[str, Any],
+                   fields: list[str] | None, count_tries: int) -> dict[str, Any]:  # fmt: skip
+        """One page of `after < _id <= upper`; a count time-out is retried `count_tries` times
+        in all (transient failures as many times as any request) before it is raised."""
+        ids: dict[str, int] = {"$gt": after}
+        if upper is not None:
+            ids["$lte"] = upper
+        params: dict[str, Any] = {
+            "format": "json",
+            "limit": self.page_size,
+            "start": 0,
+            "sort": json.dumps({"_id": 1}),
+            "query": json.dumps({**where, "_id": ids}),
+        }
+        if fields:
+            params["fields"] = json.dumps(fields)
+        path = f"/api/v2/assets/{asset_uid}/data/"
+        return self._retrying(lambda: self._get(path, params, asset=asset_uid),
+                              attempts=min(count_tries, self._attempts),
+                              retry_on=CountTimedOut)  # fmt: skip
 
     def download(self, url: str, dest: Path) -> bool:
         """Stream one attachment to `dest` (same auth and retries); False if already there.
@@ -242,6 +314,50 @@ class KoboClient:
                         out.write(chunk)
         except httpx.TransportError as err:
             raise TransientError(f"{type(err).__name__}: {err}") from err
+
+
+@dataclass
+class _Window:
+    """The `_id` range a keyset pass asks for while Kobo cannot count the whole rest of it.
+
+    Kobo's count examines every submission of the form in the query's `_id` range (the only
+    range its index bounds), so a narrower range is cheaper to count — a smaller `limit` is
+    not. After a count time-out (retried `COUNT_TRIES` times) the pass goes on in windows of
+    `_id`s: a window twice as wide after each one counted, half as wide after each that was
+    not, down to one id. Without an upper end to the pass, the rest is tried whole after each
+    window (once, no retries): that is how the pass learns it has reached the newest id.
+    """
+
+    first: int  # the first window's width in ids: a page's worth at most, easily counted
+    until_id: int | None  # the pass's upper end, if it has one
+    span: int | None = None  # None: ask for the whole rest
+    probing: bool = False  # asking for the whole rest once, between windows
+    _next_span: int = 0
+
+    @property
+    def tries(self) -> int:
+        return COUNT_TRIES if self.span is None and not self.probing else 1
+
+    def upper(self, last: int) -> int | None:
+        if self.span is None:
+            return self.until_id
+        end = last + self.span
+        return end if self.until_id is None else min(end, self.until_id)
+
+    def narrow(self, err: CountTimedOut) -> None:
+        if self.span is None:
+            self.span = self._next_span if self.probing else max(1, self.first)
+            self.probing = False
+            return
+        if self.span <= 1:
+            raise TransientError(f"{err}; even one submission at a time could not be counted")
+        self.span //= 2
+
+    def widen(self) -> None:
+        assert self.span is not None
+        self.span *= 2
+        if self.until_id is None:
+            self._next_span, self.span, self.probing = self.span, None, True
 
 
 @dataclass

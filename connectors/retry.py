@@ -37,10 +37,17 @@ def backoff_wait(state: RetryCallState, base: float, cap: float) -> float:
     return random.uniform(0, min(cap, base * 2 ** (state.attempt_number - 1)))
 
 
-def call_with_retries(call: Callable[[], T], *, attempts: int, base: float, cap: float) -> T:
-    """Run `call`, retrying `TransientError`s with backoff; anything else propagates at once."""
+def call_with_retries(
+    call: Callable[[], T],
+    *,
+    attempts: int,
+    base: float,
+    cap: float,
+    retry_on: type[Exception] = TransientError,
+) -> T:
+    """Run `call`, retrying `retry_on` errors with backoff; anything else propagates at once."""
     for attempt in Retrying(
-        retry=retry_if_exception(lambda e: isinstance(e, TransientError)),
+        retry=retry_if_exception(lambda e: isinstance(e, retry_on)),
         stop=stop_after_attempt(attempts),
         wait=lambda s: backoff_wait(s, base, cap),
         reraise=True,

@@ -72,7 +72,8 @@ def _kobo_sources(doc: dict[str, Any]) -> list[KoboSource]:
     sources = [
         KoboSource(
             KoboServer(
-                e["url"], _secret(e, "API token", "token_env", "token_block"), e.get("name", "")
+                e["url"], _secret(e, "API token", "token_env", "token_block"), e.get("name", ""),
+                _secret_origin(e, "token_env", "token_block"),
             ),
             int(e.get("page_size", 1000)),
             dict(e.get("assets", {})),
@@ -100,6 +101,14 @@ def _secret(entry: dict[str, Any], what: str, env_key: str, block_key: str) -> s
 
         return Secret.load(block).get()
     raise ConfigError(f"server '{label}': give {env_key} or {block_key} for its {what}")
+
+
+def _secret_origin(entry: dict[str, Any], env_key: str, block_key: str) -> str:
+    """Where `_secret` read it, for an error that says which secret to fix: the environment
+    variable's name, or the Secret block."""
+    if env := entry.get(env_key):
+        return str(env)
+    return f"the Prefect Secret block '{entry.get(block_key)}'"
 
 
 def _odk_sources(doc: dict[str, Any]) -> list[OdkSource]:

@@ -89,6 +89,28 @@ def test_a_wrong_token_says_what_to_do(url: str) -> None:
     assert "SAMMACHIP_KOBO_TOKEN" in str(err.value) and UID in str(err.value)
 
 
+def test_a_refused_token_names_the_variable_it_was_read_from(url: str) -> None:
+    server = KoboServer(url, "b" * 40, "office", token_from="OFFICE_KOBO_TOKEN")
+    with KoboClient(server, attempts=1) as c, pytest.raises(KoboError) as err:
+        c.assets()
+    assert "OFFICE_KOBO_TOKEN" in str(err.value) and "SAMMACHIP_KOBO_TOKEN" not in str(err.value)
+
+
+@pytest.mark.parametrize("suffix", ["/api/v2/", "/api/v2", "/api/v2/assets/", "/"])
+def test_a_url_copied_with_its_api_path_is_taken_from_its_root(url: str, suffix: str) -> None:
+    server = KoboServer(url + suffix, TOKEN)
+    assert server.url == url
+    with KoboClient(server) as c:
+        assert [a.uid for a in c.assets()] == [UID]
+
+
+def test_a_url_that_is_no_kobo_api_says_to_give_the_root(url: str) -> None:
+    with client(url + "/kobo/forms") as c, pytest.raises(KoboError) as err:
+        c.assets()
+    assert err.value.status == 404
+    assert "root URL" in str(err.value) and "asset uid" not in str(err.value)
+
+
 def test_an_unknown_asset_names_the_asset(url: str) -> None:
     with client(url) as c, pytest.raises(KoboError, match=r"aNoSuchAsset.*404"):
         list(c.pages("aNoSuchAsset"))
@@ -120,6 +142,58 @@ def test_retries_give_up_with_the_last_error(url: str, store: KoboStore) -> None
     store.faults.add(Fault("status", 503), times=10)
     with client(url, attempts=3) as c, pytest.raises(TransientError, match="503"):
         fetch_ids(c)
+
+
+def test_a_count_time_out_is_retried_like_a_busy_server(url: str, store: KoboStore) -> None:
+    with client(url) as c:
+        clean = fetch_ids(c)
+        store.slow_count(UID, over=0, times=2)  # 400 ["Unsupported query"], twice
+        assert fetch_ids(c) == clean
+
+
+@pytest.fixture
+def large() -> Iterator[tuple[KoboStore, str, list[int]]]:
+    """A household form whose count always times out beyond 4 submissions, its ids spread
+    among another form's (one id sequence per server), served in pages of at most 3."""
+    store = KoboStore()
+    store.add_asset(UID, "sammachip_household", "sammachip_household")
+    store.add_asset("aSessionsAsset00000001", "sammachip_session", "sammachip_session")
+    ours = []
+    for n in range(1, 41):
+        ours.append(store.submit(UID, answers(n), T0 + timedelta(minutes=n)))
+        for _ in range(n % 4):  # uneven gaps, some windows of ids hold none of ours
+            store.submit("aSessionsAsset00000001", {"session_code": "x"}, T0)
+    store.slow_count(UID, over=4)
+    with serve_kobo(store, TOKEN, max_page_size=3) as url:
+        yield store, url, ours
+
+
+def test_a_large_form_whose_count_always_times_out_still_syncs_every_submission_once(
+    large: tuple[KoboStore, str, list[int]],
+) -> None:
+    store, url, ours = large
+    with client(url) as c:
+        assert fetch_ids(c) == ours  # every one, once, in order
+        assert fetch_ids(c, after_id=ours[29]) == ours[30:]
+        assert fetch_ids(c, after_id=ours[9], until_id=ours[19]) == ours[10:20]
+        assert [i for page in c.ids(UID) for i in page] == ours  # the reconcile's id scan
+        store.edit(UID, ours[2], {"members": "5"})
+        policy = SyncPolicy(overlap_ids=0, lookback_days=14, batch_size=100)
+        cursor = KoboCursor(last_id=ours[-1])
+        now = T0.replace(tzinfo=UTC) + timedelta(days=1)
+        night = [r for batch, _ in changes(c, UID, cursor, policy, now=now) for r in batch]
+    assert sorted(r["_id"] for r in night) == ours  # the look-back pass, in windows
+    assert {r["_id"]: r["members"] for r in night}[ours[2]] == "5"
+
+
+def test_a_count_that_never_succeeds_is_a_transient_failure_not_a_bad_uid(
+    url: str, store: KoboStore
+) -> None:
+    store.slow_count(UID, over=0)
+    with client(url) as c, pytest.raises(TransientError) as err:
+        fetch_ids(c)
+    message = str(err.value)
+    assert "count" in message and "uid" not in message
 
 
 def test_changes_catch_edits_and_review_decisions_but_skip_old_rows(
