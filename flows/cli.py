@@ -73,8 +73,10 @@ def print_summary(summary: object, workdir: Path | None = None) -> None:
         forms.add_column(col, justify="left" if col in {"form", "note"} else "right")
     for f in summary.forms:
         note = (
-            f"[red]{f.error}[/]"
+            f"[red]{escape(f.error)}[/]"
             if f.error
+            else f"[yellow]{escape(f.warning)}[/]"
+            if f.warning
             else (
                 "ok" if f.new_versions == f.clean + f.quarantined else "[red]does not reconcile[/]"
             )

@@ -132,7 +132,8 @@ def ingest_landing(settings: Settings, landing: Landing, today: date) -> IngestS
     found, failed = discover_forms(settings)
     summary.run.forms.extend(failed)
     for f in failed:
-        logger.error("server %s skipped: %s", f.form_uid, f.error)
+        if f.error:
+            logger.error("%s skipped: %s", f.form_uid, f.error)
     forms = [f for f in found if isinstance(f, KoboForm)]  # the webhook is Kobo's
     plan = _plan(files, {f.form_uid: f for f in forms}, landing, summary)
     if plan:

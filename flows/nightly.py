@@ -54,6 +54,7 @@ class FormResult:
     quarantined: int = 0
     deleted: int = 0
     error: str | None = None
+    warning: str | None = None  # said in the summary; the run still succeeds
 
 
 @dataclass
@@ -75,9 +76,12 @@ class RunSummary:
 
 @task(name="discover-forms", cache_policy=NO_CACHE)
 def discover_forms(settings: Settings) -> tuple[list[FormSource], list[FormResult]]:
-    """List every server's forms and keep those the registry recognises."""
-    found, failed = discover(settings)
-    return found, [FormResult("*", server, error=err) for server, err in failed]
+    """List every server's forms and keep those the registry recognises; what is skipped
+    becomes a result of its own (an error, or a warning)."""
+    found, skipped = discover(settings)
+    return found, [FormResult(s.form_id, s.where, error=None if s.warning else s.message,
+                              warning=s.message if s.warning else None)
+                   for s in skipped]  # fmt: skip
 
 
 @task(name="start-validation", cache_policy=NO_CACHE)
@@ -233,7 +237,10 @@ def run_sync(
     forms, failed = discover_forms(settings)
     summary.forms.extend(failed)
     for f in failed:
-        logger.error("server %s skipped: %s", f.form_uid, f.error)
+        if f.error:
+            logger.error("%s skipped: %s", f.form_uid, f.error)
+        else:
+            logger.warning("%s", f.warning)
     runner = start_validation()
     wh = open_warehouse(str(settings.warehouse_path))
     with wh.transaction(summary.run_id) as tx:

@@ -249,7 +249,7 @@ def kobo_asset_lookup(settings: Settings) -> Callable[[], list[str]]:
     def lookup() -> list[str]:
         found, failed = discover_forms.fn(settings)
         uids = [f.form_uid for f in found if isinstance(f, KoboForm)]
-        if failed:
+        if failed := [f for f in failed if f.error]:  # warnings: the listing is complete
             errors = "; ".join(f"{f.form_uid}: {f.error}" for f in failed)
             raise IncompleteAssetList(errors, uids)
         return uids

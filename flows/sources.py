@@ -3,6 +3,7 @@ and an ODK Central form alike: list them, stream what changed, tell what was del
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,6 +17,20 @@ from schemas.registry import FORMS, form_for_asset
 
 SourceError = (kobo.KoboError, odk.OdkError)  # permanent: skip the form, say what to fix
 Batches = Iterator[tuple[list[Submission], int]]  # submissions, count left in this pass
+_MAX_NAMED = 5  # unrecognised assets named in one warning; the rest are counted
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A server, or a form on it, that a run does not sync, in a line saying what to do.
+
+    An error (a server that fails, a form the config lists that cannot be read) fails the run;
+    a warning (a survey nobody listed that matches no form) is only said."""
+
+    where: str  # the server's host, or the asset's uid
+    message: str
+    form_id: str = "*"  # the form it was meant to be, when that is known
+    warning: bool = False
 
 
 class FormSource(Protocol):
@@ -147,10 +162,11 @@ class OdkForm:
         return False  # ODK attachments are not fetched yet (see docs/design.md)
 
 
-def discover(settings: Settings) -> tuple[list[FormSource], list[tuple[str, str]]]:
-    """Every registered form on every configured server; (server, error) for those that fail."""
+def discover(settings: Settings) -> tuple[list[FormSource], list[Skipped]]:
+    """Every registered form on every configured server, and what is skipped: servers that
+    fail, forms the config lists that cannot be synced, surveys that match no form."""
     found: list[FormSource] = []
-    failed: list[tuple[str, str]] = []
+    failed: list[Skipped] = []
     http = settings.http  # every client of the run, listing included, waits and retries alike
     for src in settings.kobo:
         try:
@@ -158,19 +174,18 @@ def discover(settings: Settings) -> tuple[list[FormSource], list[tuple[str, str]
                                  **http.client_options()) as client:  # fmt: skip
                 assets = client.assets()
         except (*SourceError, TransientError) as err:
-            failed.append((src.server.host, str(err)))
+            failed.append(Skipped(src.server.host, str(err)))
             continue
-        for asset in assets:
-            spec = form_for_asset(asset.name, src.assets, asset.uid)
-            if spec and asset.deployed:
-                found.append(KoboForm(src, asset.uid, spec.form_id, http))
+        forms, skipped = _kobo_forms(src, assets, http)
+        found.extend(forms)
+        failed.extend(skipped)
     for osrc in settings.odk:
         try:
             with odk.OdkClient(osrc.server, page_size=osrc.page_size,
                                **http.client_options()) as client:  # fmt: skip
                 forms = client.forms()
         except (*SourceError, TransientError) as err:
-            failed.append((osrc.server.host, str(err)))
+            failed.append(Skipped(osrc.server.host, str(err)))
             continue
         for form in forms:
             form_id = osrc.forms.get(form.xml_form_id, form.xml_form_id)
@@ -180,3 +195,66 @@ def discover(settings: Settings) -> tuple[list[FormSource], list[tuple[str, str]
     order = list(FORMS)
     found.sort(key=lambda f: (order.index(f.form_id), f.cursor_key))
     return found, failed
+
+
+def _kobo_forms(
+    src: KoboSource, assets: list[kobo.Asset], http: HttpPolicy
+) -> tuple[list[KoboForm], list[Skipped]]:
+    """The assets of one Kobo server that are synced, and a line for each one that is not: an
+    error for an asset the config lists, a warning for a survey whose name names no form (or
+    a form that is not deployed)."""
+    forms: list[KoboForm] = []
+    skipped = [_unusable(src, uid, form_id, assets) for uid, form_id in src.assets.items()]
+    skipped = [s for s in skipped if s is not None]
+    unusable = {s.where for s in skipped}
+    unmatched: list[kobo.Asset] = []
+    for asset in assets:
+        spec = form_for_asset(asset.name, src.assets, asset.uid)
+        if asset.uid in unusable:
+            continue
+        if spec is None:
+            unmatched.append(asset)
+        elif asset.deployed:
+            forms.append(KoboForm(src, asset.uid, spec.form_id, http))
+        else:
+            skipped.append(Skipped(asset.uid, f"asset {asset.uid} {asset.name!r} on "
+                                   f"{_label(src)} looks like {spec.form_id} but is not "
+                                   "deployed: not synced", spec.form_id, warning=True))  # fmt: skip
+    if unmatched:
+        skipped.append(Skipped(src.server.host, _unmatched_warning(src, unmatched), warning=True))
+    return forms, skipped
+
+
+def _unusable(
+    src: KoboSource, uid: str, form_id: str, assets: list[kobo.Asset]
+) -> Skipped | None:
+    """Why an asset the config's `[[kobo]] assets` lists cannot be synced (None: it can)."""
+    asset = next((a for a in assets if a.uid == uid), None)
+    where = f"asset {uid} (listed in [[kobo]] {_label(src)} assets)"
+    if form_id not in FORMS:
+        close = difflib.get_close_matches(form_id, FORMS, n=1)
+        problem = (f"is listed as form {form_id!r}, which sammachip does not know: "
+                   + (f"did you mean {close[0]!r}?" if close else
+                      f"use one of {', '.join(FORMS)}"))  # fmt: skip
+    elif asset is None:
+        problem = ("is not on the server, or its project is not shared with the token's "
+                   "user: check the uid (in the project's address, #/forms/<uid>/) and the "
+                   "project's sharing")  # fmt: skip
+    elif not asset.deployed:
+        problem = "is not deployed: deploy it in KoboToolbox, or take it out of the config"
+    else:
+        return None
+    return Skipped(uid, f"{where} {problem}", form_id)
+
+
+def _unmatched_warning(src: KoboSource, assets: list[kobo.Asset]) -> str:
+    named = ", ".join(f"{a.name!r} ({a.uid})" for a in assets[:_MAX_NAMED])
+    more = f" and {len(assets) - _MAX_NAMED} more" if len(assets) > _MAX_NAMED else ""
+    return (f"{len(assets)} survey(s) on {_label(src)} match no sammachip form and are not "
+            f"synced: {named}{more}. To sync one, put its form id in its name (e.g. "
+            "'sammachip_household · …') or list its uid under [[kobo]] assets")
+
+
+def _label(src: KoboSource) -> str:
+    """How the run summary names a configured server: its name, else its address."""
+    return f"'{src.server.name}'" if src.server.name else src.server.url

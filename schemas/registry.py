@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -52,18 +53,22 @@ FORMS: dict[str, FormSpec] = {
 assert all(f.table in CLEAN_TABLES for f in FORMS.values())
 
 
+_WORD = re.compile(r"[A-Za-z0-9_]+")  # what a form id is made of: any other character parts words
+
+
 def form_for_asset(
     name: str, explicit: dict[str, str] | None = None, uid: str = ""
 ) -> FormSpec | None:
-    """Recognise a server-side form: an explicit uid mapping wins, else the form id in its name.
+    """Recognise a server-side form: an explicit uid mapping wins, else the form id in its name
+    (as a word of its own: `sammachip_household · ทะเบียน…`, `Household (sammachip_household)`,
+    `[sammachip_household] 2568`).
 
     KoboToolbox replaces the XLSForm's form_id with the asset uid on deployment, so the asset
     name (which the office controls) is the portable way to say which form an asset is.
     """
     if explicit and uid in explicit:
         return FORMS.get(explicit[uid])
-    tokens = name.replace("·", " ").split()
-    return next((FORMS[t] for t in tokens if t in FORMS), None)
+    return next((FORMS[t] for t in _WORD.findall(name) if t in FORMS), None)
 
 
 # The `occupation` choice list of the forms (docs/forms.md), with its Thai labels: what the

@@ -61,7 +61,7 @@ def test_http_settings_reach_the_clients_a_run_builds(tmp_path: Path) -> None:
         elapsed = time.perf_counter() - started
     assert settings.http == HttpPolicy(timeout=0.2, attempts=2, backoff_cap=0.0)
     assert forms == [] and len(failed) == 1
-    assert "ReadTimeout" in failed[0][1]  # the second try timed out, and there was no third
+    assert "ReadTimeout" in failed[0].message  # the second try timed out, and there was no third
     assert elapsed < 5  # Retry-After: 100 was capped at backoff_cap = 0
     assert store.faults.served == 2
 
