@@ -24,16 +24,29 @@ def ascii_digits(text: str) -> str:
     return text.translate(_THAI_DIGITS)
 
 
-# Control characters and bidi overrides: invisible, and dangerous in a terminal or a list.
-_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Control characters and bidi overrides: invisible, and dangerous in a terminal or a list
+# (tab and line feed are ordinary text). Terminal escape sequences (colours, cursor moves, a
+# window title) go whole: dropping only their ESC would leave "[31m" on show.
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
+                        "\u2066-\u2069]")  # fmt: skip
+_ESCAPE_SEQUENCE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor, erase
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC: titles, links (ended by BEL or ST)
+    r"|\x1b[ -/]*[0-~]"  # the other escapes (ESC c, ESC ( B, …)
+)
 _MAX_INT = 2**63 - 1  # what the warehouse's int64 columns hold
+
+
+def strip_invisible(text: str) -> str:
+    """`text` without control characters, escape sequences and bidi overrides."""
+    return _INVISIBLE.sub("", _ESCAPE_SEQUENCE.sub("", text))
 
 
 def clean_text(text: str | None) -> str | None:
     """Trim and collapse whitespace, drop control characters; an empty answer is none."""
     if text is None:
         return None
-    cleaned = " ".join(_INVISIBLE.sub("", str(text)).split())
+    cleaned = " ".join(strip_invisible(str(text)).split())
     return cleaned or None
 
 

@@ -2,6 +2,8 @@
 
 - dates in the Buddhist Era (dd/mm/2568), booleans as ✓/✗ with Thai words;
 - a whole 13-digit national ID never leaves: any such number is masked to its last four digits;
+- control characters, terminal escape sequences and bidi overrides never reach a file (the
+  warehouse keeps answers as they came; what an officer reads is cleaned here, for every writer);
 - text a spreadsheet would run as a formula (=, +, -, @, tab, CR) is made inert.
 HTML escaping is the HTML writer's job (`html.escape` on top of `display`).
 """
@@ -14,7 +16,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from schemas.normalise import mask_national_id
+from schemas.normalise import mask_national_id, strip_invisible
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # 13 digits in a row, or written the Thai way 1-2345-67890-12-3 (with dashes or spaces).
@@ -83,7 +85,7 @@ def forget_texts() -> None:
 
 @text_memo
 def _shown_text(text: str) -> str:
-    return redact_ids(text)
+    return redact_ids(strip_invisible(text))
 
 
 _DISPLAY_BY_TYPE: dict[type, Callable[[Any], str]] = {

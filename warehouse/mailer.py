@@ -19,7 +19,7 @@ from email.utils import formataddr, make_msgid
 from pathlib import Path
 from typing import Any, Literal
 
-from warehouse.cells import be_date
+from warehouse.cells import be_date, display
 from warehouse.officer_lists import OfficerReport
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def _body(report: OfficerReport) -> str:
         "",
     ]
     for a in report.new_today[:10]:
-        who = a.get("subject_name") or a["subject_id"]
+        who = display(a.get("subject_name") or a["subject_id"])  # as the files show it
         lines.append(f"• {a['rule_th']}: {who} ภายใน {be_date(a['due_date'])}")
     if len(report.new_today) > 10:
         lines.append(f"• … และอีก {len(report.new_today) - 10} รายการ ในไฟล์แนบ")
