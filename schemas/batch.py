@@ -22,7 +22,7 @@ from schemas.flatten import Row, attachment_rows, flatten
 from schemas.records import Submission
 from schemas.registry import FORMS, FormSpec
 from schemas.tables import ATTACHMENTS, CLEAN_TABLES, QUARANTINE, VALIDATION_RUNS
-from schemas.validation import ROW_ID, Failure, SuiteRunner
+from schemas.validation import ROW_ID, Failure, SuiteRunner, explain_unreadable
 
 
 def _codes(values: Iterable[str | None] = ()) -> pa.Array:
@@ -220,6 +220,7 @@ def validate_form(
             }
         )
 
+    failures = explain_unreadable(failures, parents)
     bad = {f.submission_key for f in failures if f.severity == "critical"}
     for f in failures:
         if f.severity != "critical" and f.submission_key in parents:

@@ -1,8 +1,8 @@
 """Flatten a submission into rows of its clean tables, normalising every answer on the way.
 
 A value that cannot be read (a date that is no date, "สิบ" for a number) becomes null and the
-reason is kept in the row's `parse_errors`, so validation quarantines the submission and the
-enumerator sees exactly what to fix.
+reason is kept in the row's `parse_errors` (and, answer by answer, in `unreadable`), so
+validation quarantines the submission and the enumerator sees exactly what to fix.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class _Reader:
 
     payload: dict[str, Any]
     today: date = field(default_factory=date.today)
-    errors: list[str] = field(default_factory=list)
+    errors: list[tuple[str, n.Unreadable]] = field(default_factory=list)  # answer key, why
     warnings: list[str] = field(default_factory=list)
     used: set[str] = field(default_factory=set)
     children: list[_Reader] = field(default_factory=list)
@@ -67,8 +67,12 @@ class _Reader:
         try:
             return parse(raw)
         except (ValueError, TypeError, OverflowError) as err:  # any answer may be anything
-            self.errors.append(f"{key}: {err}")
+            self.errors.append((key, n.Unreadable.of(raw, err)))
             return None
+
+    def adopt(self, child: _Reader, entry: str) -> None:
+        """A repeat entry's problems, under the entry's name (`attendees[2]/…`)."""
+        self.errors.extend((f"{entry}/{key}", why) for key, why in child.errors)
 
 
 def _choices(text: str | None) -> list[str] | None:
@@ -150,7 +154,8 @@ def _repeat(r: _Reader, name: str) -> list[_Reader]:
     if entries is None or entries == []:
         return []
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        r.errors.append(f"{name}: not a list of repeat groups ({type(entries).__name__})")
+        r.errors.append((name, n.Unreadable(entries, "ไม่ใช่รายการคำตอบซ้ำ (repeat)",
+                                            "is not a list of repeat groups")))  # fmt: skip
         return []
     readers = [_Reader(e) for e in entries]
     r.children.extend(readers)
@@ -171,7 +176,7 @@ def _session(r: _Reader) -> dict[str, list[Row]]:
                 "session_held": held is not None,  # validation only: attendance due once held
             }
         )
-        r.errors.extend(f"attendees[{i + 1}]/{e}" for e in a.errors)
+        r.adopt(a, f"attendees[{i + 1}]")
     return {
         "sessions": [
             {
@@ -203,7 +208,7 @@ def _materials(r: _Reader) -> dict[str, list[Row]]:
                 "value_thb": it.get("items/value_thb", n.parse_decimal),
             }
         )
-        r.errors.extend(f"items[{i + 1}]/{e}" for e in it.errors)
+        r.adopt(it, f"items[{i + 1}]")
     village = hh.split("-")[0] if hh else None
     return {
         "materials": [
@@ -249,7 +254,7 @@ def _group(r: _Reader) -> dict[str, list[Row]]:
                 "role": m.get("members/role"),
             }
         )
-        r.errors.extend(f"members[{i + 1}]/{e}" for e in m.errors)
+        r.adopt(m, f"members[{i + 1}]")
     return {
         "groups": [
             {
@@ -298,7 +303,8 @@ def flatten(sub: Submission, batch: str, ingested_at: datetime) -> Flattened:
     parent = tables[spec.table][0]
     parent.update(lineage)
     # Validation-only columns (not stored): what GX checks beside the answers themselves.
-    parent["parse_errors"] = "; ".join(reader.errors) or None
+    parent["parse_errors"] = "; ".join(f"{key}: {why}" for key, why in reader.errors) or None
+    parent["unreadable"] = reader.errors  # for the reasons, answer by answer
     parent["date_warnings"] = "; ".join(reader.warnings) or None
     parent["clock_ahead_minutes"] = _clock_ahead(parent["device_end"], sub.submitted_at)
     for child in spec.tables[1:]:

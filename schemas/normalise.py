@@ -1,6 +1,6 @@
 """Deterministic cleaning of answers as phones send them: Thai digits, Buddhist-Era dates,
 IDs, phones and numbers. Each function takes the raw string and returns the clean value, or
-raises `ValueError` with a message an enumerator can act on.
+raises `Unreadable` saying, in Thai and in English, what is wrong with the value typed.
 """
 
 from __future__ import annotations
@@ -17,6 +17,46 @@ _INT = re.compile(r"[+-]?[0-9]+(?:\.0+)?", re.ASCII)
 _DEC = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 _ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})", re.ASCII)
 _DMY_DATE = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{2}|[0-9]{4})", re.ASCII)
+
+
+class Unreadable(ValueError):
+    """A value that was given but cannot be read: why, in Thai and in English (an officer's
+    list shows both; the enumerator fixes the answer)."""
+
+    def __init__(self, value: object, reason_th: str, reason_en: str) -> None:
+        super().__init__(f"{_quoted(value)} {reason_en}")
+        self.value, self.reason_th, self.reason_en = value, reason_th, reason_en
+
+    def reasons(self, key: str) -> tuple[str, str]:
+        """What to tell the enumerator about answer `key`, in Thai and in English."""
+        said = f"{key}: {_quoted(self.value)}"
+        return f"{said} {self.reason_th}", f"{said} {self.reason_en}"
+
+    @classmethod
+    def of(cls, value: object, err: Exception) -> Unreadable:
+        """`err` as an Unreadable: the parsers here raise one; anything else (a list where
+        text was expected …) could not be read, for the reason Python gives."""
+        if isinstance(err, cls):
+            return err
+        return cls(value, f"อ่านค่าไม่ได้ ({err})", f"could not be read ({err})")
+
+
+def _quoted(value: object) -> str:
+    return f"'{value}'" if isinstance(value, str) else repr(value)
+
+
+# Why a value could not be read: (Thai, English), said after the value.
+NOT_WHOLE = ("อ่านเป็นจำนวนเต็มไม่ได้", "could not be read as a whole number")
+TOO_LARGE = ("มากเกินกว่าจะเป็นคำตอบจริง", "is too large to be a real answer")
+NOT_NUMBER = ("อ่านเป็นตัวเลขไม่ได้", "could not be read as a number")
+NOT_DATE = ("อ่านเป็นวันที่ไม่ได้ (ใช้ ปปปป-ดด-วว หรือ วว/ดด/ปปปป)",
+            "could not be read as a date (YYYY-MM-DD or DD/MM/YYYY)")  # fmt: skip
+NO_SUCH_DATE = ("ไม่มีวันที่นี้ในปฏิทิน", "is no such date")
+NOT_TIME = ("อ่านเป็นวันและเวลาไม่ได้", "could not be read as a date and time")
+NOT_YES_NO = ("ไม่ใช่คำตอบ ใช่/ไม่ใช่", "is not yes or no")
+NOT_PLACE = ("อ่านเป็นพิกัดไม่ได้", "could not be read as a location (latitude longitude)")
+OFF_EARTH = ("ไม่ใช่พิกัดบนโลก", "is not a place on Earth")
+NOT_HOUSE_NO = ("ไม่ใช่บ้านเลขที่", "is not a house number")
 
 
 def ascii_digits(text: str) -> str:
@@ -55,7 +95,7 @@ def house_no(value: object) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool | dict | list):
-        raise TypeError(f"{value!r} is not a house number")
+        raise Unreadable(value, *NOT_HOUSE_NO)
     return clean_text(ascii_digits(str(value)))
 
 
@@ -65,10 +105,10 @@ def parse_int(text: str | None) -> int | None:
         return None
     value = ascii_digits(str(text)).replace(",", "").strip()
     if not _INT.fullmatch(value):
-        raise ValueError(f"'{text}' is not a whole number")
+        raise Unreadable(text, *NOT_WHOLE)
     number = int(value.split(".")[0])
     if abs(number) > _MAX_INT:
-        raise ValueError(f"'{text}' is too large to be a real answer")
+        raise Unreadable(text, *TOO_LARGE)
     return number
 
 
@@ -77,7 +117,7 @@ def parse_decimal(text: str | None) -> float | None:
         return None
     value = ascii_digits(str(text)).replace(",", "").strip()
     if not _DEC.fullmatch(value):
-        raise ValueError(f"'{text}' is not a number")
+        raise Unreadable(text, *NOT_NUMBER)
     return float(value)
 
 
@@ -102,11 +142,11 @@ def parse_date(text: str | None) -> date | None:
     elif m := _DMY_DATE.fullmatch(value):
         d, mo, y = (int(g) for g in m.groups())
     else:
-        raise ValueError(f"'{text}' is not a date (expected YYYY-MM-DD)")
+        raise Unreadable(text, *NOT_DATE)
     try:
         return date(ce_year(y), mo, d)
-    except ValueError as err:
-        raise ValueError(f"'{text}' is not a real date ({err})") from None
+    except ValueError:  # 30 February, month 13, year 0
+        raise Unreadable(text, *NO_SUCH_DATE) from None
 
 
 def parse_device_time(text: str | None) -> datetime | None:
@@ -114,20 +154,20 @@ def parse_device_time(text: str | None) -> datetime | None:
     if not text:
         return None
     if not isinstance(text, str):
-        raise ValueError(f"'{text}' is not a timestamp")
+        raise Unreadable(text, *NOT_TIME)
     value = ascii_digits(text).strip()
     if re.search(r"[+-][0-9]{2}$", value):  # old ODK Collect wrote "+07" without minutes
         value += ":00"
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError as err:
-        raise ValueError(f"'{text}' is not a timestamp") from err
+    except ValueError:
+        raise Unreadable(text, *NOT_TIME) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     try:
         return parsed.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"'{text}' is not a real moment") from None
+    except OverflowError:  # 9999-12-31T23:59-12:00 is past the last moment Python has
+        raise Unreadable(text, *NOT_TIME) from None
 
 
 def national_id(text: str | None) -> str | None:
@@ -172,7 +212,7 @@ def yes_no(text: str | None) -> bool | None:
         return True
     if value in {"no", "0", "false", "ไม่ใช่"}:
         return False
-    raise ValueError(f"'{text}' is not yes/no")
+    raise Unreadable(text, *NOT_YES_NO)
 
 
 def select_multiple(text: str | None) -> list[str]:
@@ -184,11 +224,12 @@ def geopoint(text: str | None) -> tuple[float | None, float | None]:
     if not text:
         return None, None
     parts = ascii_digits(str(text)).split()
-    if len(parts) < 2:
-        raise ValueError(f"'{text}' is not a geopoint")
-    lat, lon = float(parts[0]), float(parts[1])
+    try:
+        lat, lon = float(parts[0]), float(parts[1])
+    except (IndexError, ValueError):
+        raise Unreadable(text, *NOT_PLACE) from None
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):  # also refuses nan and inf
-        raise ValueError(f"'{text}' is not a place on Earth")
+        raise Unreadable(text, *OFF_EARTH)
     return lat, lon
 
 

@@ -2,7 +2,8 @@
 `schemas/expectations/` (GX's own suite format), run on each batch.
 
 `critical` failures quarantine the whole submission (with every failed expectation and the
-offending values); `warning` failures keep the row and add a flag to its `dq_flags`.
+offending values); `warning` failures keep the row and add a flag to its `dq_flags`. An answer
+that was typed but could not be read is said as such (`explain_unreadable`), never "missing".
 GX costs ~5 s to import, so it is imported when a `SuiteRunner` is built, once per run.
 """
 
@@ -11,14 +12,18 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from schemas.normalise import Unreadable
+
 EXPECTATIONS_DIR = Path(__file__).parent / "expectations"
 ROW_ID = "_row"  # surrogate index: business keys may repeat, rows may not
+_NOT_NULL = "expect_column_values_to_not_be_null"
 
 
 @dataclass(frozen=True)
@@ -176,3 +181,38 @@ def _is_missing(value: Any) -> bool:
         return value is None or bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
+
+
+def explain_unreadable(
+    failures: list[Failure], parents: Mapping[str, Mapping[str, Any]]
+) -> list[Failure]:
+    """Say of each value that was typed but could not be read what was wrong with it.
+
+    Flattening leaves such a value null and lists it in the parent row's `unreadable`, so the
+    suites fail twice: the check that every answer could be read (one reason for them all)
+    and the column's not-null check ("… is missing", which is untrue). Both give way to one
+    failure per unreadable answer: its key, the value as typed and why, in Thai and English.
+    An answer fills the column named by the last part of its key (`hh/house_no` → house_no,
+    `attendees[2]/attendees/present` → present); within a submission, no not-null failure is
+    kept for a column an unreadable answer fills (the submission is quarantined either way).
+    """
+    explained: list[Failure] = []
+    for f in failures:
+        unread = (parents.get(f.submission_key) or {}).get("unreadable") or []
+        if not unread:
+            explained.append(f)
+        elif f.column == "parse_errors":
+            explained.extend(_unreadable_failure(f, key, why) for key, why in unread)
+        elif f.expectation != _NOT_NULL or f.column not in {_column_of(k) for k, _ in unread}:
+            explained.append(f)
+    return explained
+
+
+def _unreadable_failure(f: Failure, key: str, why: Unreadable) -> Failure:
+    reason_th, reason_en = why.reasons(key)
+    return replace(f, column=_column_of(key), value=str(why.value), reason_th=reason_th,
+                   reason_en=reason_en)  # fmt: skip
+
+
+def _column_of(answer_key: str) -> str:
+    return answer_key.rsplit("/", 1)[-1]

@@ -127,3 +127,53 @@ def test_a_follow_up_survey_dated_before_the_baseline_is_flagged(
             baseline_dates=pa.table({"hh_code": [followup["hh_code"]], "first": [baseline]}))
         warned = flags("sammachip_income", [sub], suite_runner, context)
         assert any("followup_after_baseline" in f for f in warned[sub.key]) is expected
+
+
+def reasons(runner: SuiteRunner, form_id: str, sub: Submission) -> set[tuple[str, str, str]]:
+    """(column, Thai reason, English reason) of each quarantine row of one submission."""
+    result = validate_form(form_id, [sub], runner, batch="b", now=NOW)
+    assert result.quarantined_keys == {sub.key}
+    return {(r["column_name"], r["reason_th"], r["reason_en"])
+            for r in result.quarantine.to_pylist()}  # fmt: skip
+
+
+def test_a_number_that_cannot_be_read_is_said_so_not_missing(
+    suite_runner: SuiteRunner, received: dict[str, list[Submission]]
+) -> None:
+    bad = spoilt(received["sammachip_household"][0], members="1e309")
+    assert reasons(suite_runner, "sammachip_household", bad) == {
+        ("members", "members: '1e309' อ่านเป็นจำนวนเต็มไม่ได้",
+         "members: '1e309' could not be read as a whole number")}  # fmt: skip
+
+
+def test_a_date_that_does_not_exist_is_said_so_not_missing(
+    suite_runner: SuiteRunner, received: dict[str, list[Submission]]
+) -> None:
+    bad = spoilt(received["sammachip_session"][0], planned_date="2024-02-30")
+    assert reasons(suite_runner, "sammachip_session", bad) == {
+        ("planned_date", "planned_date: '2024-02-30' ไม่มีวันที่นี้ในปฏิทิน",
+         "planned_date: '2024-02-30' is no such date")}  # fmt: skip
+
+
+def test_each_unreadable_answer_has_its_own_reason_beside_what_is_really_missing(
+    suite_runner: SuiteRunner, received: dict[str, list[Submission]]
+) -> None:
+    bad = spoilt(received["sammachip_household"][0], drop=("hh/house_no",), members="สี่",
+                 baseline_income="๕,๐๐๐ บาท")  # fmt: skip
+    assert {(c, en) for c, _, en in reasons(suite_runner, "sammachip_household", bad)} == {
+        ("members", "members: 'สี่' could not be read as a whole number"),
+        ("baseline_income", "baseline_income: '๕,๐๐๐ บาท' could not be read as a whole number"),
+        ("house_no", "house number is missing"),  # left out: that one is missing
+    }
+
+
+def test_an_unreadable_answer_in_a_repeat_names_its_entry(
+    suite_runner: SuiteRunner, received: dict[str, list[Submission]]
+) -> None:
+    session = next(s for s in received["sammachip_session"]
+                   if s.payload.get("held_date") and len(s.payload.get("attendees") or []) > 1)
+    attendees = [dict(a) for a in session.payload["attendees"]]
+    attendees[1]["attendees/present"] = "มาสาย"  # neither yes nor no
+    bad = spoilt(session, attendees=attendees)
+    assert {(c, en) for c, _, en in reasons(suite_runner, "sammachip_session", bad)} == {
+        ("present", "attendees[2]/attendees/present: 'มาสาย' is not yes or no")}
