@@ -8,6 +8,9 @@ Kobo posts each new submission (the same JSON document as the data API) once, re
 - keeps the body in the landing spool (durable: fsync'd file and directory) *before* it
   answers 2xx, absorbs re-deliveries by `_id` + `_uuid`, and answers 503 when it could not
   keep it, so Kobo retries instead of forgetting;
+- accepts only what ingest can load: `read_delivery` is the one test of a delivery, made here
+  before the 2xx and by ingest when it reads the landed file; a body larger than the limit is
+  refused (413), one that does not arrive in time gets 408 and the connection is closed;
 - then tells Prefect (`sammachip.submission.received`), off the request path and best effort:
   a lost event only delays the ingest to the next event or the periodic sweep.
 
@@ -43,6 +46,7 @@ from starlette.routing import Route
 
 from connectors import serving
 from connectors.landing import Landing, is_safe_name
+from connectors.retry import parse_utc
 
 log = logging.getLogger("sammachip.webhook")
 
@@ -50,6 +54,12 @@ SOURCE = "kobo"
 EVENT_RECEIVED = "sammachip.submission.received"
 RESOURCE_PREFIX = "sammachip.form."
 _JSON_TYPES = ("application/json",)
+# Nesting a delivery may have. A Kobo document nests two levels per repeat group (a list of
+# dicts), so real forms stay far below; the warehouse's payload hash (orjson) stops at 254.
+MAX_DEPTH = 64
+# Answers the warehouse stores as text beside the payload: anything else is no Kobo submission.
+_TEXT_KEYS = ("meta/instanceID", "meta/rootUuid", "__version__", "start", "end",
+              "_submission_time")  # fmt: skip
 
 
 class WebhookConfigError(ValueError):
@@ -336,6 +346,8 @@ class PrefectEvents:
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    if status in (408, 413):  # answered before the whole body was read: the connection ends
+        headers = {**(headers or {}), "Connection": "close"}
     return Response(
         orjson.dumps({"error": message}), status, headers=headers, media_type="application/json"
     )
@@ -362,9 +374,10 @@ def _ascii_digits(value: int | str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    """The body, refusing (413) as soon as it passes `limit` bytes: a declared length is
-    checked before reading anything, a chunked body while it streams in."""
+async def _read_limited(request: Request, limit: int, seconds: float) -> bytes:
+    """The body, refusing (413) as soon as it passes `limit` bytes — a declared length is
+    checked before reading anything, a chunked body while it streams in — and giving up (408)
+    if it has not all arrived `seconds` after the headers."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not _ascii_digits(declared):
@@ -373,28 +386,80 @@ async def _read_limited(request: Request, limit: int) -> bytes:
             raise _Reject(413, f"body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _Reject(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
+    with anyio.move_on_after(seconds) as deadline:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _Reject(413, f"body larger than {limit} bytes")
+            chunks.append(chunk)
+    if deadline.cancelled_caught:
+        raise _Reject(408, f"the body did not arrive within {seconds:g} s")
     return b"".join(chunks)
 
 
+class UnreadableDelivery(ValueError):
+    """A body that is no Kobo submission ingest could load; the message says why."""
+
+
+def read_delivery(body: bytes, asset_uid: str) -> dict[str, Any]:
+    """The Kobo submission a delivery's bytes hold, or UnreadableDelivery.
+
+    The one test of what a delivery must be: the receiver makes it before answering 2xx, and
+    ingest when it reads the landed file, so whatever was accepted can be loaded.
+    """
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UnreadableDelivery("malformed JSON") from None
+    if (depth := _depth(doc)) > MAX_DEPTH:
+        raise UnreadableDelivery(f"JSON nested more than {MAX_DEPTH} levels deep ({depth})")
+    delivery_key(doc)
+    xform = doc.get("_xform_id_string")
+    if xform is not None and xform != asset_uid:
+        # A hook posting to the wrong URL would file rows under the wrong form.
+        raise UnreadableDelivery(f"submission belongs to asset {xform!r}, not {asset_uid!r}")
+    for key in _TEXT_KEYS:
+        if not isinstance(doc.get(key), str | None):
+            raise UnreadableDelivery(f"{key} is not text")
+    try:
+        parse_utc(doc.get("_submission_time"))
+    except ValueError:
+        raise UnreadableDelivery("_submission_time is not a date and time") from None
+    status = doc.get("_validation_status")
+    if status is not None and not (isinstance(status, dict)
+                                   and isinstance(status.get("uid"), str | None)):  # fmt: skip
+        raise UnreadableDelivery("_validation_status is not a Kobo validation status")
+    return doc
+
+
+def _depth(doc: Any) -> int:
+    """How deep lists and objects nest in `doc` (a scalar is 0), counted without recursion
+    and only until it passes MAX_DEPTH."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict | list) and deepest <= MAX_DEPTH:
+            deepest = max(deepest, level)
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def delivery_key(doc: Any) -> tuple[str, str]:
-    """(`_id`, instance uuid) of a Kobo submission document; _Reject(400) if it is not one.
+    """(`_id`, instance uuid) of a Kobo submission document; UnreadableDelivery if it is not
+    one.
 
     `_uuid` changes on every edit, so the pair names one version of one submission; a
     re-delivery has the same pair.
     """
     if not isinstance(doc, dict):
-        raise _Reject(400, "expected a JSON object (a Kobo submission)")
+        raise UnreadableDelivery("expected a JSON object (a Kobo submission)")
     raw_id = doc.get("_id")
     if isinstance(raw_id, bool) or not isinstance(raw_id, int | str) or not _ascii_digits(raw_id):
-        raise _Reject(400, "submission has no integer _id")
+        raise UnreadableDelivery("submission has no integer _id")
     instance = str(doc.get("_uuid") or doc.get("meta/instanceID") or "").removeprefix("uuid:")
     if not is_safe_name(instance):
-        raise _Reject(400, "submission has no usable _uuid")
+        raise UnreadableDelivery("submission has no usable _uuid")
     return str(int(raw_id)), instance
 
 
@@ -405,12 +470,15 @@ class Receiver:
     auth: Authenticator
     max_body_bytes: int = 1 << 20
     events: PrefectEvents | None = None
+    body_timeout: float = 30.0  # seconds for the whole body (Kobo itself waits 30 s)
 
     async def kobo(self, request: Request) -> Response:
         try:
             return await self._kobo(request)
         except _Reject as reject:
             return _error(reject.status, reject.message)
+        except UnreadableDelivery as err:
+            return _error(400, str(err))
         except ClientDisconnect:
             return _error(400, "client disconnected")
         except Exception:  # a bug must cost a retry from Kobo, not the receiver
@@ -428,16 +496,8 @@ class Receiver:
             return _error(404, "unknown asset")
         if not _is_json(request.headers.get("content-type")):
             return _error(415, "expected Content-Type: application/json (REST Service type JSON)")
-        body = await _read_limited(request, self.max_body_bytes)
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return _error(400, "malformed JSON")
-        submission_id, instance = delivery_key(doc)
-        xform = doc.get("_xform_id_string")
-        if xform is not None and xform != uid:
-            # A hook posting to the wrong URL would file rows under the wrong form.
-            return _error(400, f"submission belongs to asset {xform!r}, not {uid!r}")
+        body = await _read_limited(request, self.max_body_bytes, self.body_timeout)
+        submission_id, instance = delivery_key(read_delivery(body, uid))
         key = f"{submission_id}_{instance}"
         try:
             new = await anyio.to_thread.run_sync(self.landing.put, SOURCE, uid, key, body)
@@ -498,6 +558,7 @@ class WebhookSettings:
     port: int = 8788
     landing_path: Path = Path("data/landing")  # the config's [landing] path
     max_body_bytes: int = 1 << 20
+    body_timeout: float = 30.0  # seconds a body may take to arrive
     auth: Literal["basic", "header"] = "basic"
     username: str = "kobo"
     password_env: str = "SAMMACHIP_WEBHOOK_PASSWORD"
@@ -526,6 +587,7 @@ class WebhookSettings:
             port=int(pick("port", cls.port)),
             landing_path=landing_path,
             max_body_bytes=int(pick("max_body_bytes", cls.max_body_bytes)),
+            body_timeout=float(pick("body_timeout", cls.body_timeout)),
             auth=auth,  # type: ignore[arg-type]
             username=str(pick("username", cls.username)),
             password_env=str(table.get("password_env", cls.password_env)),

@@ -273,7 +273,7 @@ def build_receiver(
         events = PrefectEvents(api_url, headers=prefect_api_headers(key, auth))
     receiver = Receiver(
         Landing(webhook.landing_path), assets, webhook.authenticator(), webhook.max_body_bytes,
-        events,
+        events, webhook.body_timeout,
     )  # fmt: skip
     return receiver, assets
 

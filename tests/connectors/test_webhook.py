@@ -7,6 +7,8 @@ matters, and Prefect's events endpoint replaced by an httpx MockTransport that r
 from __future__ import annotations
 
 import base64
+import socket
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -357,6 +359,40 @@ def test_a_streamed_body_is_cut_off_at_the_limit_not_read_to_the_end(harness: Ha
     assert harness.files() == []
 
 
+def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_is_closed(
+    harness: Harness,
+) -> None:
+    """A client that sends its headers and part of the body, then nothing: today's kind of
+    connection held open forever (one per stalled client) is answered and ended."""
+    harness.receiver.body_timeout = 0.5
+    doc = orjson.dumps(kobo_doc())
+    head = (f"POST /hooks/kobo/{ASSET} HTTP/1.1\r\nHost: receiver\r\n"
+            f"Authorization: {GOOD['Authorization']}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(doc)}\r\n\r\n").encode()  # fmt: skip
+    with serve_in_thread(create_app(harness.receiver)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            started = time.monotonic()
+            conn.sendall(head + doc[:10])  # and then stall
+            answer = b""
+            while chunk := conn.recv(4096):  # until the receiver closes the connection
+                answer += chunk
+            waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"did not arrive within 0.5 s" in answer
+    assert 0.5 <= waited < 5
+    assert harness.files() == []
+
+
+def test_the_body_deadline_comes_from_the_config(tmp_path: Path) -> None:
+    table = {"body_timeout": 12}
+    settings = WebhookSettings.from_mapping(table, landing_path=tmp_path, environ={})
+    assert settings.body_timeout == 12.0
+    env = {"SAMMACHIP_WEBHOOK_BODY_TIMEOUT": "4.5"}
+    overridden = WebhookSettings.from_mapping(table, landing_path=tmp_path, environ=env)
+    assert overridden.body_timeout == 4.5
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -371,6 +407,11 @@ def test_a_streamed_body_is_cut_off_at_the_limit_not_read_to_the_end(harness: Ha
         (orjson.dumps({**kobo_doc(), "_uuid": None, "meta/instanceID": None}), "no usable _uuid"),
         (orjson.dumps({**kobo_doc(), "_uuid": "../../x"}), "no usable _uuid"),
         (orjson.dumps({**kobo_doc(), "_xform_id_string": "aOther"}), "belongs to asset"),
+        (b'{"_id": 1, "deep": ' + b"[" * 65 + b"]" * 65 + b"}", "nested more than 64 levels"),
+        (orjson.dumps({**kobo_doc(), "meta/instanceID": ["uuid:x"]}), "meta/instanceID is not"),
+        (orjson.dumps({**kobo_doc(), "start": 1764}), "start is not text"),
+        (orjson.dumps({**kobo_doc(), "_submission_time": "2026-13-01"}), "_submission_time"),
+        (orjson.dumps({**kobo_doc(), "_validation_status": {"uid": []}}), "_validation_status"),
     ],
 )
 def test_bodies_that_are_not_a_kobo_submission_get_400(
