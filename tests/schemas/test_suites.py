@@ -137,22 +137,20 @@ def reasons(runner: SuiteRunner, form_id: str, sub: Submission) -> set[tuple[str
             for r in result.quarantine.to_pylist()}  # fmt: skip
 
 
-def test_a_number_that_cannot_be_read_is_said_so_not_missing(
-    suite_runner: SuiteRunner, received: dict[str, list[Submission]]
-) -> None:
-    bad = spoilt(received["sammachip_household"][0], members="1e309")
-    assert reasons(suite_runner, "sammachip_household", bad) == {
-        ("members", "members: '1e309' อ่านเป็นจำนวนเต็มไม่ได้",
-         "members: '1e309' could not be read as a whole number")}  # fmt: skip
-
-
-def test_a_date_that_does_not_exist_is_said_so_not_missing(
-    suite_runner: SuiteRunner, received: dict[str, list[Submission]]
-) -> None:
-    bad = spoilt(received["sammachip_session"][0], planned_date="2024-02-30")
-    assert reasons(suite_runner, "sammachip_session", bad) == {
-        ("planned_date", "planned_date: '2024-02-30' ไม่มีวันที่นี้ในปฏิทิน",
-         "planned_date: '2024-02-30' is no such date")}  # fmt: skip
+@pytest.mark.parametrize(
+    ("form_id", "answer", "typed", "reason_th", "reason_en"),
+    [("sammachip_household", "members", "1e309", "อ่านเป็นจำนวนเต็มไม่ได้",
+      "could not be read as a whole number"),
+     ("sammachip_session", "planned_date", "2024-02-30", "ไม่มีวันที่นี้ในปฏิทิน",
+      "is no such date")],
+)  # fmt: skip
+def test_a_value_typed_but_unreadable_is_said_so_not_missing(
+    suite_runner: SuiteRunner, received: dict[str, list[Submission]], form_id: str,
+    answer: str, typed: str, reason_th: str, reason_en: str,
+) -> None:  # fmt: skip
+    bad = spoilt(received[form_id][0], **{answer: typed})
+    assert reasons(suite_runner, form_id, bad) == {
+        (answer, f"{answer}: '{typed}' {reason_th}", f"{answer}: '{typed}' {reason_en}")}
 
 
 def test_each_unreadable_answer_has_its_own_reason_beside_what_is_really_missing(
