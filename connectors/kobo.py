@@ -43,7 +43,6 @@ _STATUS_UIDS = {
 
 # What people paste instead of the server's root: an API address copied from the browser.
 _API_SUFFIX = re.compile(r"/api/v2(?:/assets)?/?$")
-DEFAULT_TOKEN_ENV = "SAMMACHIP_KOBO_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,8 @@ class KoboServer:
     url: str  # the server's root, e.g. https://kf.kobotoolbox.org (an /api/v2 suffix is dropped)
     token: str = field(repr=False)  # never printed, never stored
     name: str = ""
-    token_from: str = DEFAULT_TOKEN_ENV  # where the token was read: said when it is refused
+    # Where the token was read, said when the server refuses it.
+    token_from: str = "the environment variable SAMMACHIP_KOBO_TOKEN"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", server_root(self.url))
@@ -101,7 +101,7 @@ def _hint(status: int, body: Any, asset: str | None, token_from: str) -> str:
         return ("the form is not deployed on the server: deploy it in KoboToolbox, or take "
                 "its uid out of the config's [[kobo]] assets")  # fmt: skip
     if status == 401:
-        return (f"the API token is missing or wrong: check {_token_place(token_from)} "
+        return (f"the API token is missing or wrong: check {token_from} "
                 "(Kobo: Account settings → Security → API key)")  # fmt: skip
     if status == 403:
         return "the token's user lacks 'view submissions' on this form: share the project with it"
@@ -111,11 +111,6 @@ def _hint(status: int, body: Any, asset: str | None, token_from: str) -> str:
         return ("no KoboToolbox API at this address: give the server's root URL, e.g. "
                 "https://kf.kobotoolbox.org")  # fmt: skip
     return "see the server's message"
-
-
-def _token_place(token_from: str) -> str:
-    """`token_from` is an environment variable's name, or a sentence naming a Secret block."""
-    return token_from if " " in token_from else f"the environment variable {token_from}"
 
 
 class KoboClient:
@@ -249,7 +244,7 @@ class KoboClient:
             except CountTimedOut as err:
                 window.narrow(err)  # raises TransientError when even a small one fails
                 continue
-            window.probing = False
+            window.counted()
             results = page.get("results") or []
             if results:
                 yield results, int(page.get("count") or len(results))
@@ -343,6 +338,9 @@ class _Window:
             return self.until_id
         end = last + self.span
         return end if self.until_id is None else min(end, self.until_id)
+
+    def counted(self) -> None:
+        self.probing = False
 
     def narrow(self, err: CountTimedOut) -> None:
         if self.span is None:

@@ -104,10 +104,9 @@ def _secret(entry: dict[str, Any], what: str, env_key: str, block_key: str) -> s
 
 
 def _secret_origin(entry: dict[str, Any], env_key: str, block_key: str) -> str:
-    """Where `_secret` read it, for an error that says which secret to fix: the environment
-    variable's name, or the Secret block."""
+    """Where `_secret` read it, for an error that says which secret to fix."""
     if env := entry.get(env_key):
-        return str(env)
+        return f"the environment variable {env}"
     return f"the Prefect Secret block '{entry.get(block_key)}'"
 
 
