@@ -209,9 +209,9 @@ def _kobo_forms(
     unusable = {s.where for s in skipped}
     unmatched: list[kobo.Asset] = []
     for asset in assets:
-        spec = form_for_asset(asset.name, src.assets, asset.uid)
         if asset.uid in unusable:
             continue
+        spec = form_for_asset(asset.name, src.assets, asset.uid)
         if spec is None:
             unmatched.append(asset)
         elif asset.deployed:

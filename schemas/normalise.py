@@ -27,6 +27,9 @@ class Unreadable(ValueError):
         super().__init__(f"{_quoted(value)} {reason_en}")
         self.value, self.reason_th, self.reason_en = value, reason_th, reason_en
 
+    def __reduce__(self) -> tuple[type[Unreadable], tuple[object, str, str]]:
+        return type(self), (self.value, self.reason_th, self.reason_en)  # picklable (Dask)
+
     def reasons(self, key: str) -> tuple[str, str]:
         """What to tell the enumerator about answer `key`, in Thai and in English."""
         said = f"{key}: {_quoted(self.value)}"
