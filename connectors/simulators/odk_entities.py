@@ -465,13 +465,13 @@ class EntityStore:
             label = self._label(body["label"]) if "label" in body else entity.current.label
             if "label" in body:
                 received = {"label": label, **received}
-            self._new_version(entity, label, received, current, actor.id, user_agent, now)
+            self.new_version(entity, label, received, current, actor.id, user_agent, now)
             if resolve:
                 entity.conflict = None
             return entity
 
     @staticmethod
-    def _new_version(
+    def new_version(
         entity: Entity,
         label: str,
         received: dict[str, str],
@@ -519,43 +519,6 @@ class EntityStore:
                     entity.updated_at = now
                 done += 1
             return done
-
-    def update_from_form(
-        self,
-        project_id: int,
-        name: str,
-        uuid: str,
-        data: Mapping[str, str],
-        *,
-        base_version: int,
-        actor: Actor,
-        instance_id: str,
-        label: str | None = None,
-    ) -> EntityVersion | None:
-        """What Central does with a submission whose `meta/entity` updates `uuid` (run it
-        when the test wants the background worker to have caught up): applied even when the
-        phone's `baseVersion` is stale (then flagged `conflict: soft`); an unknown uuid changes
-        nothing and leaves an `entity.error` audit; the same instance twice is applied once."""
-        with self._lock:
-            dataset = self.dataset(project_id, name)
-            entity = dataset.entities.get(uuid.lower())
-            if entity is None or entity.deleted_at is not None:
-                self.errors.append({"problemCode": 404.8, "entityUuid": uuid,
-                                    "datasetName": name, "instanceId": instance_id})  # fmt: skip
-                return None
-            if instance_id in entity.form_updates:
-                return None
-            entity.form_updates.add(instance_id)
-            received = {k: v for k, v in data.items() if k in dataset.properties}
-            stale = base_version != entity.current.version
-            conflict = "soft" if stale else None
-            source = {"submission": {"instanceId": instance_id}}
-            version = self._new_version(entity, label or entity.current.label, received,
-                                        base_version, actor.id, None, self.odk.now(), source,
-                                        conflict)  # fmt: skip
-            if stale:
-                entity.conflict = "soft"
-            return version
 
     # -- actor properties and App Users
 

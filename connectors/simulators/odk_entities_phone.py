@@ -15,7 +15,7 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
 
@@ -27,9 +27,11 @@ from connectors.simulators.odk_entities import (
     FORBIDDEN,
     NOT_FOUND,
     Actor,
+    AppUser,
     Dataset,
     Entity,
     EntityStore,
+    EntityVersion,
 )
 
 if TYPE_CHECKING:
@@ -56,6 +58,45 @@ def visible(dataset: Dataset, actor: Actor) -> list[Entity]:
         )
 
     return [e for e in rows if allowed(e)]
+
+
+def apply_form_update(
+    store: EntityStore,
+    project_id: int,
+    name: str,
+    uuid: str,
+    data: Mapping[str, str],
+    *,
+    base_version: int,
+    user: AppUser,
+    instance_id: str,
+    label: str | None = None,
+) -> EntityVersion | None:
+    """What Central does with a submission whose `meta/entity` updates `uuid` (call it when a
+    test wants the background worker to have caught up): applied even when the phone's
+    `baseVersion` is stale (then flagged `conflict: soft`) and whoever's list the item is on;
+    an unknown uuid changes nothing and leaves an `entity.error` audit (`store.errors`); the
+    same instance twice is applied once."""
+    with store.snapshot():
+        dataset = store.dataset(project_id, name)
+        entity = dataset.entities.get(uuid.lower())
+        if entity is None or entity.deleted_at is not None:
+            store.errors.append({"problemCode": 404.8, "entityUuid": uuid,
+                                 "datasetName": name, "instanceId": instance_id})  # fmt: skip
+            return None
+        if instance_id in entity.form_updates:
+            return None
+        entity.form_updates.add(instance_id)
+        received = {k: v for k, v in data.items() if k in dataset.properties}
+        stale = base_version != entity.current.version
+        version = store.new_version(
+            entity, label or entity.current.label, received, base_version, user.id, None,
+            store.odk.now(), {"submission": {"instanceId": instance_id}},
+            "soft" if stale else None,
+        )  # fmt: skip
+        if stale:
+            entity.conflict = "soft"
+        return version
 
 
 def write_csv(header: list[str], rows: Iterable[list[str]]) -> bytes:

@@ -11,7 +11,7 @@ are compared with themselves, not with the record.
 
 Steps the record did over channels we do not simulate are done through the store instead: the
 follow-up form is published by `add_form` + `link_form`, a phone's submission that updates an
-entity by `update_from_form`, and what the record did without keeping it (six of the seven
+entity by `apply_form_update`, and what the record did without keeping it (six of the seven
 properties, the form assignments of two App Users, an access filter set again before 168).
 """
 
@@ -31,6 +31,7 @@ import pytest
 
 from connectors.simulators.odk import OdkField, OdkStore, serve_odk
 from connectors.simulators.odk_entities import entity_store
+from connectors.simulators.odk_entities_phone import apply_form_update
 
 SAMPLES = (
     Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "odk" / "samples"
@@ -119,12 +120,10 @@ class Replay:
         root = ET.fromstring(xml)
         entity = root.find("meta/entity")
         who = self.users[KEYS[x["path"].split("/")[3][:6]]]
-        user = self.entities.app_user(2, who["id"])
-        actor = self.entities.actor_of(user)
-        self.entities.update_from_form(
-            2, entity.get("dataset"), entity.get("id"), {"status": root.findtext("status")},
-            base_version=int(entity.get("baseVersion")), actor=actor,
-            instance_id=root.findtext("meta/instanceID"),
+        apply_form_update(
+            self.entities, 2, entity.get("dataset"), entity.get("id"),
+            {"status": root.findtext("status")}, base_version=int(entity.get("baseVersion")),
+            user=self.entities.app_user(2, who["id"]), instance_id=root.findtext("meta/instanceID"),
         )  # fmt: skip
 
 
