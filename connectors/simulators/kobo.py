@@ -1171,6 +1171,9 @@ def create_app(
         Route("/api/v2/assets/{uid}/data/{sid}/", guarded(api.submission)),
         Route("/api/v2/assets/{uid}/data/{sid}/attachments/{att}/", guarded(api.attachment)),
     ]
+    from connectors.simulators.kobo_media import media_routes  # it imports this module
+
+    routes += media_routes(store, api)
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
 
