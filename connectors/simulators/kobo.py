@@ -1173,7 +1173,7 @@ def create_app(
     ]
     from connectors.simulators.kobo_media import media_routes  # it imports this module
 
-    routes += media_routes(store, api)
+    routes += media_routes(store, api, guarded)
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
 

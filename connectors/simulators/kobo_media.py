@@ -29,7 +29,7 @@ import binascii
 import hashlib
 import random
 import threading
-import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -44,7 +44,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.simulators.faults import with_faults
+from connectors.simulators.attached import Attached
 from connectors.simulators.kobo import (
     Asset,
     KoboStore,
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
 FORM_MEDIA_TYPES = ("image", "audio", "video", "text/csv", "application/xml")
 FILE_TYPES = ("form_media", "map_layer")
+Handler = Callable[[Request], Awaitable[Response]]
 OPENROSA = {"X-OpenRosa-Version": "1.0", "Content-Type": "text/xml; charset=utf-8"}
 NOT_DEPLOYED = {"detail": "The specified asset has not been deployed"}
 
@@ -181,17 +182,8 @@ class MediaStore:
             return deployment
 
 
-_STORES: weakref.WeakKeyDictionary[KoboStore, MediaStore] = weakref.WeakKeyDictionary()
-_STORES_LOCK = threading.Lock()
-
-
-def media_store(kobo: KoboStore) -> MediaStore:
-    """The form media of this simulated server (made on first use)."""
-    with _STORES_LOCK:
-        found = _STORES.get(kobo)
-        if found is None:
-            found = _STORES[kobo] = MediaStore(kobo)
-        return found
+# The form media of a simulated server: `media_store(kobo_store)`, made on first use.
+media_store: Attached[KoboStore, MediaStore] = Attached(MediaStore)
 
 
 # =========================================================================== HTTP
@@ -365,19 +357,12 @@ class _MediaApi:
         return Response(found.content, 200, media_type=found.mimetype or "application/octet-stream")
 
 
-def media_routes(kobo: KoboStore, api: _KoboApi) -> list[Route]:
-    """The routes the Kobo simulator's app adds for form media (faults apply to them too)."""
+def media_routes(
+    kobo: KoboStore, api: _KoboApi, guarded: Callable[[Handler], Handler]
+) -> list[Route]:
+    """The routes the Kobo simulator's app adds for form media, behind the app's own guard
+    (its error bodies and fault injection)."""
     handlers = _MediaApi(media_store(kobo), api)
-
-    def guarded(handler: Any) -> Any:
-        async def answer(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except _ApiError as exc:
-                return _json(exc.body, exc.status, exc.headers)
-
-        return with_faults(lambda: kobo.faults, answer)
-
     asset = "/api/v2/assets/{uid}"
     table = [
         (f"{asset}/files/", handlers.files, ["GET", "POST"]),

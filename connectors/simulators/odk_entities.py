@@ -22,13 +22,13 @@ import secrets
 import threading
 import unicodedata
 import uuid as uuidlib
-import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from connectors.simulators.attached import Attached
 from connectors.simulators.odk import _TOKEN_ALPHABET, ODataProblem, OdkStore
 
 ADMIN_USER_AGENT = "sammachip-simulator"
@@ -596,14 +596,5 @@ class EntityStore:
             self.app_user(project_id, actor_id).forms.add(xml_form_id)
 
 
-_STORES: weakref.WeakKeyDictionary[OdkStore, EntityStore] = weakref.WeakKeyDictionary()
-_STORES_LOCK = threading.Lock()
-
-
-def entity_store(odk: OdkStore) -> EntityStore:
-    """The Entity Lists of this simulated server (made on first use)."""
-    with _STORES_LOCK:
-        found = _STORES.get(odk)
-        if found is None:
-            found = _STORES[odk] = EntityStore(odk)
-        return found
+# The Entity Lists of a simulated server: `entity_store(odk_store)`, made on first use.
+entity_store: Attached[OdkStore, EntityStore] = Attached(EntityStore)
