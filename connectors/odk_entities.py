@@ -175,7 +175,7 @@ class EntityClient(OdkClient):
             provided = details.get("provided")
             return EntityConflict(
                 f"{where}: {said} — a phone or another run changed it: re-read it and decide",
-                uuid=(form or "").rsplit(" ", 1)[-1], current=int(details.get("current", 0)),
+                uuid="", current=int(details.get("current", 0)),  # `update` names the entity
                 provided=int(provided) if provided not in (None, "undefined") else None,
             )  # fmt: skip
         if code == 409.19:
@@ -365,6 +365,7 @@ class EntityClient(OdkClient):
                 mine = all(now.data.get(k) == v for k, v in (data or {}).items())
                 if now.version == base_version + 1 and mine and label in (None, now.label):
                     return now
+            conflict.uuid = uuid
             raise conflict from None
 
     def delete(self, name: str, uuid: str) -> bool:
@@ -422,12 +423,12 @@ class EntityClient(OdkClient):
     def ensure_app_user(self, display_name: str, properties: Mapping[str, str]) -> AppUser:
         """The App User of that name, created if missing, with these actor properties; a
         create whose answer is lost is found again by name, never made twice."""
-        user = self._create_app_user(display_name)
+        user = self._find_or_create_app_user(display_name)
         if any(user.properties.get(k) != v.strip() for k, v in properties.items()):
             user = self.set_app_user_properties(user.id, properties)
         return user
 
-    def _create_app_user(self, display_name: str) -> AppUser:
+    def _find_or_create_app_user(self, display_name: str) -> AppUser:
         """Each attempt first looks for the user (an earlier attempt may have made it) and
         then creates it once: a POST is never repeated blindly."""
         target, what = f"{self._project()}/app-users", f"app user {display_name}"

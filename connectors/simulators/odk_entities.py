@@ -1,5 +1,5 @@
 """ODK Central Entity Lists in the simulator: the store (lists, properties, entities and their
-versions, actor properties, App Users, access filters, what a phone downloads).
+versions, actor properties, App Users, access filters).
 
 Behaviour follows what a real Central v2026.2.2 answered (the recorded exchanges in
 `/work/shared/reference/odk/samples/entities/`, whose README is the table of verified
@@ -11,8 +11,9 @@ is 409.15 with `{current, provided}`; an unchanged PATCH still makes a version; 
 `updatedAt` alone, restore sets it; App Users see only what the filter lets through, and the
 integrity endpoint reports everything else as deleted.
 
-The HTTP routes are in `odk_entities_api.py`; `entity_store(odk_store)` gives the one entity
-store that belongs to an `OdkStore` (`OdkStore.reset()` does not clear it: call `reset()` here).
+The REST routes are in `odk_entities_api.py`, OData in `odk_entities_odata.py`, what a phone
+downloads (and a phone's update) in `odk_entities_phone.py`. `entity_store(odk_store)` is the
+entity store of an `OdkStore` (`OdkStore.reset()` does not clear it: call its `reset()` too).
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from typing import Any
 
 from connectors.simulators.attached import Attached
 from connectors.simulators.odk import _TOKEN_ALPHABET, ODataProblem, OdkStore
-
-ADMIN_USER_AGENT = "sammachip-simulator"
 
 
 class EntityProblem(ODataProblem):
@@ -544,6 +543,8 @@ class EntityStore:
         if not isinstance(display_name, str) or not display_name.strip():
             raise _missing("displayName")
         with self._lock:
+            if properties is not None:
+                self._check_properties(project_id, properties)
             token = "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(64))
             actor_id = self.odk.actor_id(f"app-user:{token}")
             self._names[actor_id] = display_name
@@ -574,20 +575,23 @@ class EntityStore:
         """Values are trimmed; `""` and null unset a property; the whole change or nothing."""
         with self._lock:
             user = self.app_user(project_id, actor_id)
-            if not isinstance(changes, dict):
-                raise _unexpected("properties", changes, "Properties must be an object.")
-            known = self._actor_properties.get(project_id, [])
-            for key, value in changes.items():
-                if key not in known:
-                    raise _unexpected("properties", key, "Unknown property name.")
-                if value is not None and not isinstance(value, str):
-                    raise _unexpected(key, value, "Property values must be strings or null.")
+            self._check_properties(project_id, changes)
             for key, value in changes.items():
                 if value is None or not value.strip():
                     user.properties.pop(key, None)
                 else:
                     user.properties[key] = value.strip()
             return user
+
+    def _check_properties(self, project_id: int, changes: Any) -> None:
+        if not isinstance(changes, dict):
+            raise _unexpected("properties", changes, "Properties must be an object.")
+        known = self._actor_properties.get(project_id, [])
+        for key, value in changes.items():
+            if key not in known:
+                raise _unexpected("properties", key, "Unknown property name.")
+            if value is not None and not isinstance(value, str):
+                raise _unexpected(key, value, "Property values must be strings or null.")
 
     def assign(self, project_id: int, xml_form_id: str, actor_id: int) -> None:
         with self._lock:

@@ -1,9 +1,8 @@
 """The simulated Central's Entity List API over HTTP: lists, properties, entities (REST, the
 OData `Entities` feed and `entities.csv`), actor properties, App Users and form assignments,
-plus the phone's downloads (`odk_entities_phone.py`). `entity_routes` is what the ODK
-simulator's app registers; the state lives in `odk_entities.EntityStore`.
-
-OData on entities is in `odk_entities_odata.py`.
+and the phone's downloads. `entity_routes` is what the ODK simulator's app registers; the state
+is `odk_entities.EntityStore`, the OData engine `odk_entities_odata.py`, the phone's side
+`odk_entities_phone.py`.
 """
 
 from __future__ import annotations
@@ -44,6 +43,8 @@ if TYPE_CHECKING:
 JSON_LIMIT = 250_000  # bytes: Central's body limit, but for creating entities
 ENTITIES_LIMIT = 100_000_000
 APP_USER_EXPIRY = "9999-12-31T23:59:59.000Z"
+
+
 # =========================================================================== JSON shapes
 
 
@@ -113,7 +114,7 @@ def _versions_json(e: Entity, dataset: Dataset, *, relevant_only: bool) -> list[
     return out
 
 
-def _dataset_json(d: Dataset, store: EntityStore, *, extended: bool = False) -> dict[str, Any]:
+def _dataset_json(d: Dataset, *, extended: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"name": d.name, "createdAt": _iso(d.created_at),
                            "projectId": d.project_id, "approvalRequired": d.approval_required,
                            "ownerOnly": d.owner_only, "deletedAt": None}  # fmt: skip
@@ -128,7 +129,7 @@ def _dataset_json(d: Dataset, store: EntityStore, *, extended: bool = False) -> 
 def _dataset_detail(d: Dataset, store: EntityStore) -> dict[str, Any]:
     forms = {x: store.odk.form(d.project_id, x) for x in d.linked_forms}
     named = {x: {"name": f.name, "xmlFormId": x} for x, f in forms.items() if f is not None}
-    out = _dataset_json(d, store) | {
+    out = _dataset_json(d) | {
         "lastUpdate": _iso(d.last_update), "linkedForms": list(named.values()),
         "sourceForms": [named[x] for x, saves in d.linked_forms.items() if saves and x in named],
         "draftLinkedForms": [], "draftSourceForms": [],
@@ -175,14 +176,17 @@ class _EntityApi:
         return self.store if request.headers.get("x-extended-metadata") == "true" else None
 
     @staticmethod
-    async def body(request: Request, limit: int = JSON_LIMIT) -> Any:
+    async def body(request: Request, limit: int = JSON_LIMIT) -> dict[str, Any]:
         raw = await request.body()
         if len(raw) > limit:
             raise EntityProblem(400.36, "Request body too large.")
         try:
-            return orjson.loads(raw) if raw else {}
+            parsed = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
             raise EntityProblem(400.1, "Could not parse the given data as json.") from None
+        if not isinstance(parsed, dict):
+            raise EntityProblem(400.31, "Expected parameters as a JSON object.")
+        return parsed
 
     def dataset(self, request: Request) -> Dataset:
         return self.store.dataset(self.admin(request), request.path_params["name"])
@@ -195,7 +199,7 @@ class _EntityApi:
             name = (await self.body(request)).get("name")
             return _json(_dataset_detail(self.store.create_dataset(project_id, name), self.store))
         extended = self.extended(request) is not None
-        return _json([_dataset_json(d, self.store, extended=extended)
+        return _json([_dataset_json(d, extended=extended)
                       for d in self.store.datasets(project_id)])  # fmt: skip
 
     async def dataset_detail(self, request: Request) -> Response:
@@ -224,7 +228,7 @@ class _EntityApi:
                           for e in rows])  # fmt: skip
         body = await self.body(request, ENTITIES_LIMIT)
         agent = request.headers.get("user-agent")
-        if isinstance(body, dict) and "entities" in body:
+        if "entities" in body:
             return self.bulk_create(dataset, body, agent)
         (entity,) = self.store.create(dataset.project_id, dataset.name, [body], self.actor,
                                       user_agent=agent)  # fmt: skip

@@ -3,10 +3,11 @@ list, the manifest, the list as a form attachment CSV and the integrity check, f
 (`/v1/key/{token}/…`, filtered by the list's access filter) or a Web User (everything).
 
 Recorded on Central v2026.2.2: the attachment CSV is `name,label,__version,<properties>`, newest
-first, UTF-8 without a BOM, with the md5 of its body as ETag (and `If-None-Match` → 304); the
-manifest's hash is that md5, so it differs per App User; the integrity endpoint lists every
-entity and calls the ones outside the user's filter deleted, which takes a re-assigned item off
-the first officer's phone. An App User may not use the entity API itself (403.1).
+first, UTF-8 without a BOM, with an ETag (`If-None-Match` → 304) that the manifest repeats as the
+file's hash, so it differs per App User (Central hashes its own way; here it is the md5 of the
+body); the integrity endpoint lists every entity and calls the ones outside the user's filter
+deleted, which takes a re-assigned item off the first officer's phone. An App User may not use
+the entity API itself (403.1).
 """
 
 from __future__ import annotations
@@ -131,9 +132,14 @@ def integrity(
         return [(u, u not in allowed) for u in dataset.entities if wanted is None or u in wanted]
 
 
+def list_hash(body: bytes) -> str:
+    """A CSV's ETag and manifest hash."""
+    return hashlib.md5(body).hexdigest()
+
+
 def csv_response(request: Request, body: bytes, filename: str) -> Response:
-    """A CSV with its md5 as ETag; `If-None-Match` with that ETag gets a 304."""
-    etag = f'"{hashlib.md5(body).hexdigest()}"'
+    """A CSV with its hash as ETag; `If-None-Match` with that ETag gets a 304."""
+    etag = f'"{list_hash(body)}"'
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
     headers = {
@@ -225,7 +231,7 @@ class PhoneApi:
             body = phone_csv(self.store, dataset, actor)
             files.append(
                 '<mediaFile type="entityList">' + _tag("filename", f"{dataset.name}.csv")
-                + _tag("hash", f"md5:{hashlib.md5(body).hexdigest()}")
+                + _tag("hash", f"md5:{list_hash(body)}")
                 + _tag("downloadUrl", f"{base}/forms/{xml_form_id}/attachments/{dataset.name}.csv")
                 + _tag("integrityUrl", f"{base}/datasets/{dataset.name}/integrity")
                 + "</mediaFile>"
