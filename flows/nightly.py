@@ -24,7 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from connectors.retry import TransientError
 from flows.progress import FetchProgress
 from flows.settings import Settings, load_settings
-from flows.sources import FormSource, SourceError, discover
+from flows.sources import FormSource, SourceError, discover, held_under_other_names
 from schemas.batch import CrossFormContext, StreamState, validate_stream
 from schemas.records import Submission
 from schemas.registry import FORMS
@@ -54,6 +54,17 @@ class FormResult:
     quarantined: int = 0
     deleted: int = 0
     error: str | None = None
+    server: str = ""  # the server's name (`[[kobo]]`/`[[odk]]` name)
+
+    @classmethod
+    def of(cls, form: FormSource, stats: LoadStats | None = None, *, error: str | None = None
+           ) -> FormResult:  # fmt: skip
+        """A form's line of the run summary: what its load counted, or why it was skipped."""
+        result = cls(form.form_id, form.form_uid, error=error, server=form.server_name)
+        if stats is not None:
+            result.fetched, result.new_versions = stats.fetched, stats.new_versions
+            result.clean, result.quarantined = stats.clean, stats.quarantined
+        return result
 
 
 @dataclass
@@ -77,7 +88,12 @@ class RunSummary:
 def discover_forms(settings: Settings) -> tuple[list[FormSource], list[FormResult]]:
     """List every server's forms and keep those the registry recognises."""
     found, failed = discover(settings)
-    return found, [FormResult("*", server, error=err) for server, err in failed]
+    cursors = open_warehouse(str(settings.warehouse_path)).snapshot().cursors
+    found, held = held_under_other_names(found, cursors, settings)
+    return found, [
+        *(FormResult("*", server, server=server, error=err) for server, err in failed),
+        *(FormResult.of(form, error=err) for form, err in held),
+    ]
 
 
 @task(name="start-validation", cache_policy=NO_CACHE)
@@ -140,8 +156,7 @@ def sync_form(
     stats = load_batches(tx, form.form_id, batches(), runner, now)
     # The cursor advanced while pages streamed; it is staged with the data it covers.
     tx.set_cursor(form.cursor_key, cursor)
-    return FormResult(form.form_id, form.form_uid, stats.fetched, stats.new_versions,
-                      stats.clean, stats.quarantined)  # fmt: skip
+    return FormResult.of(form, stats)
 
 
 @task(name="find-deletions", cache_policy=NO_CACHE)
@@ -233,7 +248,7 @@ def run_sync(
     forms, failed = discover_forms(settings)
     summary.forms.extend(failed)
     for f in failed:
-        logger.error("server %s skipped: %s", f.form_uid, f.error)
+        log_skipped(f)
     runner = start_validation()
     wh = open_warehouse(str(settings.warehouse_path))
     with wh.transaction(summary.run_id) as tx:
@@ -244,8 +259,7 @@ def run_sync(
             results = (_sync_one(tx, f, runner, settings, now, progress, reconcile) for f in forms)
         for result in results:
             if result.error:
-                logger.error("form %s (%s) skipped: %s", result.form_id, result.form_uid,
-                             result.error)  # fmt: skip
+                log_skipped(result)
             else:
                 logger.info(
                     "%s: fetched %d, new %d, clean %d, quarantined %d, deleted %d",
@@ -257,6 +271,17 @@ def run_sync(
     summary.data_docs = build_data_docs(runner, settings, today)
     publish(wh, settings, forms, summary, mail=not reconcile)
     return summary
+
+
+# Marks a log record the run summary repeats (a form or server skipped): a terminal that
+# prints the summary may leave the record out, so each failure is said once.
+IN_SUMMARY = "sammachip_in_summary"
+
+
+def log_skipped(result: FormResult) -> None:
+    what = (f"server {result.server}" if result.form_id == "*"
+            else f"form {result.form_id} ({result.form_uid})")  # fmt: skip
+    get_run_logger().error("%s skipped: %s", what, result.error, extra={IN_SUMMARY: True})
 
 
 def publish(
@@ -286,7 +311,7 @@ def _sync_one(
                 result.deleted = find_deletions(tx, form, now)
             return result
     except (*SourceError, TransientError) as err:  # retries exhausted: skip this form only
-        return FormResult(form.form_id, form.form_uid, error=_form_error(form, err))
+        return FormResult.of(form, error=_form_error(form, err))
 
 
 def _form_error(form: FormSource, err: Exception) -> str:
@@ -342,13 +367,12 @@ def _sync_parallel(
         for form, loader, future in submitted:
             results, cursor, error = future.result()
             if error:
-                yield FormResult(form.form_id, form.form_uid, error=error)
+                yield FormResult.of(form, error=error)
                 continue
             for validated, fresh, fetched in results:
                 loader.add(validated, fresh, fetched)
             stats = loader.finish(cursor=(form.cursor_key, cursor))
-            result = FormResult(form.form_id, form.form_uid, stats.fetched, stats.new_versions,
-                                stats.clean, stats.quarantined)  # fmt: skip
+            result = FormResult.of(form, stats)
             if reconcile:
                 result.deleted = find_deletions(tx, form, now)
             yield result

@@ -77,7 +77,8 @@ def test_http_settings_reach_the_clients_a_run_builds(tmp_path: Path) -> None:
         ("attempts = 2.5", "attempts must be a whole number, 1 or more"),
         ("attempts = true", "attempts must be a whole number, 1 or more"),
         ("backoff_cap = -1", "backoff_cap must be a number of seconds, 0 or more, not -1"),
-        ("timout = 30", "unknown setting 'timout' (known: timeout, attempts, backoff_cap)"),
+        ("timout = 30", "unknown setting 'timout' — did you mean 'timeout'? (known: timeout, "
+                        "attempts, backoff_cap)"),
     ],
 )
 def test_a_wrong_http_setting_is_named_with_what_it_must_be(
@@ -90,12 +91,14 @@ def test_a_wrong_http_setting_is_named_with_what_it_must_be(
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ("[sync]\nbatch_sise = 100", "[sync]: unknown setting 'batch_sise' (known: overlap_ids"),
+        ("[sync]\nbatch_sise = 100", "[sync]: unknown setting 'batch_sise' — did you mean "
+                                     "'batch_size'? (known: overlap_ids"),
         ("[sync]\nbatch_size = 0", "[sync] batch_size must be a whole number, 1 or more, not 0"),
         ('[sync]\nlookback_days = "14"', "[sync] lookback_days must be a whole number, 0 or"),
         ("[sync]\nodk_overlap_hours = -1", "[sync] odk_overlap_hours must be a number of hours"),
         ("[run]\nworkers = 0", "[run] workers must be a whole number, 1 or more, not 0"),
-        ("[run]\nworker = 2", "[run]: unknown setting 'worker' (known: workers, report_"),
+        ("[run]\nworker = 2", "[run]: unknown setting 'worker' — did you mean 'workers'? "
+                               "(known: workers, report_"),
         ("[run]\nreport_processes = 0", '[run] report_processes must be "auto" or a whole'),
         ('[run]\nreport_processes = "all"', "whole number, 1 or more, not 'all'"),
     ],
