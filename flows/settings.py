@@ -163,18 +163,20 @@ _NAME_RULE = ("a server name is letters, digits, '.', '-' or '_' (it is part of 
               "submission key of that server)")  # fmt: skip
 
 
-def _check_names(kind: str, sources: Iterable[KoboSource | OdkSource]) -> None:
-    """Two servers of a kind under one name would share submission keys and cursors."""
+def _check_names(sources: Iterable[KoboSource | OdkSource]) -> None:
+    """Every server has a name of its own (Kobo and ODK alike: the run's record of what failed
+    is kept by name): two under one name would share submission keys and cursors."""
     by_name: dict[str, list[str]] = {}
     for src in sources:
         by_name.setdefault(src.name, []).append(src.server.url)
     for name, urls in by_name.items():
         if len(urls) > 1:
             raise ConfigError(
-                f"{len(urls)} {kind} servers are named '{name}' ({', '.join(urls)}): give each "
-                f"[[{kind}]] table its own name (a server without one is '{kind}'; for "
-                f"SAMMACHIP_{kind.upper()}_URL set SAMMACHIP_{kind.upper()}_NAME). The name is "
-                "the server's identity in the warehouse: choose it once, the URL may change"
+                f"{len(urls)} servers are named '{name}' ({', '.join(urls)}): give each "
+                "[[kobo]]/[[odk]] table a name of its own (a Kobo server without one is "
+                "'kobo', an ODK server 'odk'; the quick set-up's are SAMMACHIP_KOBO_NAME and "
+                "SAMMACHIP_ODK_NAME). The name is the server's identity in the warehouse: "
+                "choose it once, the URL may change"
             )
 
 
@@ -225,8 +227,7 @@ def load_settings(
     base = base_dir or Path.cwd()
     sources = _kobo_sources(doc) if servers else []
     odk_sources = _odk_sources(doc) if servers else []
-    _check_names("kobo", sources)
-    _check_names("odk", odk_sources)
+    _check_names([*sources, *odk_sources])
     if servers and require_sources and not (sources or odk_sources):
         raise ConfigError(
             "no server configured: add a [[kobo]] or [[odk]] table to the config, or set "
@@ -295,6 +296,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "seasons": ("season", "name_th", "start", "end"),
 }
 _ONE_PER = {"kobo": "server", "odk": "server", "officers": "officer", "seasons": "season"}
+_LABEL = {"kobo": "name", "odk": "name", "officers": "id", "seasons": "season"}  # says which
 
 
 def _bracketed(name: str) -> str:
@@ -349,7 +351,8 @@ def _wrote(name: str, value: object) -> str:
 
 
 def _check_entry(array: str, number: int, entry: dict[str, Any]) -> None:
-    where = f"[[{array}]] #{number}" + (f" ({entry['name']!r})" if "name" in entry else "")
+    label = entry.get(_LABEL[array])
+    where = f"[[{array}]] #{number}" + (f" ({label!r})" if label is not None else "")
     if unknown := [k for k in entry if k not in _ARRAYS[array]]:
         raise _unknown_setting(where, unknown[0], _ARRAYS[array])
     if missing := [k for k in _REQUIRED[array] if k not in entry]:
