@@ -22,6 +22,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from connectors.retry import TransientError
+from flows.freshness import lists_would_mislead, record_sync, sync_notice
 from flows.progress import FetchProgress
 from flows.settings import Settings, load_settings
 from flows.sources import FormSource, SourceError, discover, held_under_other_names
@@ -217,13 +218,16 @@ def build_marts(tx: Transaction, settings: Settings, today: date) -> None:
 @task(name="write-reports", cache_policy=NO_CACHE)
 def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Path]:
     """Officer deliverables of the committed marts: XLSX, CSV, phone page, district index;
-    mailed when `[mail]` is enabled and `mail` is true."""
+    mailed when `[mail]` is enabled and `mail` is true. When the last sync failed, every
+    file carries a banner saying so and how old the data are."""
     wh = open_warehouse(str(settings.warehouse_path))
-    built = {name: wh.read(name) for name in marts.MART_SCHEMAS}
+    snapshot = wh.snapshot()
+    built = {name: wh.read(name, snapshot) for name in marts.MART_SCHEMAS}
     out = settings.reports_path / today.isoformat()
     return write_deliverables(built, out, today, settings.rules,
                               mail=settings.mail if mail else None,
-                              workers=settings.report_processes)  # fmt: skip
+                              workers=settings.report_processes,
+                              notice=sync_notice(snapshot.cursors))  # fmt: skip
 
 
 def bangkok_today() -> date:
@@ -267,6 +271,7 @@ def run_sync(
                     result.quarantined, result.deleted,
                 )  # fmt: skip
             summary.forms.append(result)
+        record_sync(tx, settings, summary.forms, now)
         build_marts(tx, settings, today)
     summary.data_docs = build_data_docs(runner, settings, today)
     publish(wh, settings, forms, summary, mail=not reconcile)
@@ -292,9 +297,17 @@ def publish(
     Officers get their lists by e-mail once a day, from the nightly (`mail`): the weekly
     reconcile and the ingest runs during the day rewrite the files without mailing them again.
     """
-    run.warehouse_version = wh.snapshot().version
+    snapshot = wh.snapshot()
+    run.warehouse_version = snapshot.version
     run.attachments = download_attachments(settings, forms)
-    run.report_files = write_reports(settings, run.today, mail)
+    if lists_would_mislead(snapshot):
+        get_run_logger().error(
+            "officer lists not written: the sync failed and the warehouse holds no submission "
+            "yet, so every list would be empty — fix what the summary names and run again",
+            extra={IN_SUMMARY: True},
+        )
+    else:
+        run.report_files = write_reports(settings, run.today, mail)
     run.alerts_by_rule = _counts(wh.read("alerts", columns=["rule_id"])["rule_id"])
     run.otop_by_status = _counts(wh.read("otop_readiness", columns=["status"])["status"])
 
