@@ -174,11 +174,11 @@ class OdkForm:
 def held_under_other_names(
     forms: list[FormSource], cursors: dict[str, Any], settings: Settings
 ) -> tuple[list[FormSource], list[tuple[FormSource, str]]]:
-    """The forms to sync, and those the warehouse already holds from a server of another name
-    that no configured server has — a renamed server, or one a sammachip before 0.2 named by
-    its address. Syncing those would load every submission a second time under new keys (and
-    quarantine each household as a duplicate of itself), so they wait for the name to be put
-    back."""
+    """The forms to sync, and those the warehouse holds only from a server of another name that
+    no configured server has — a renamed server, or a warehouse written before servers had
+    names (its keys hold the server's host:port). Syncing those would load every submission a
+    second time under new keys (and quarantine each household as a duplicate of itself), so
+    they wait for the name to be put back."""
     names = {"kobo": {s.name for s in settings.kobo}, "odk": {s.name for s in settings.odk}}
     orphans: dict[tuple[str, str], str] = {}  # (source, form uid) → the other server's name
     for key in cursors:
@@ -189,7 +189,7 @@ def held_under_other_names(
     for form in forms:
         source = form.cursor_key.partition(":")[0]
         other = orphans.get((source, form.form_uid))
-        if other is None:
+        if other is None or form.cursor_key in cursors:  # synced under its own name already
             keep.append(form)
             continue
         held.append((form, (
