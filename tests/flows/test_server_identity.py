@@ -6,15 +6,18 @@ real Prefect, tables read back with DuckDB."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from connectors.odk import OdkServer
 from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from flows import cli
 from flows.nightly import RunSummary, nightly
+from flows.settings import OdkSource, load_settings
+from flows.sources import OdkForm, held_under_other_names
 from tests.flows.test_nightly import snapshot_tables
 from tests.reliability.helpers import TODAY, TOKEN, tiny_cohort
 
@@ -125,3 +128,22 @@ def test_a_named_server_on_another_port_loads_nothing_new_and_a_renamed_one_wait
         assert "the warehouse holds it from kobo server 'office'" in form.error
         assert 'set name = "office" in its [[kobo]] table' in form.error
     assert snapshot_tables(tmp_path) == tables  # nothing loaded under the new name
+
+
+def test_a_form_waits_only_when_the_warehouse_holds_it_under_no_configured_name() -> None:
+    central = OdkSource(OdkServer("https://c.example", "e@example.org", "pw", 1, "district"))
+    form = OdkForm(central, "1/sammachip_household", "sammachip_household")
+    settings = replace(load_settings(require_sources=False), kobo=(), odk=(central,))
+
+    def waits(*keys: str) -> list[str]:
+        _, held = held_under_other_names([form], {key: {} for key in keys}, settings)
+        return [message for _, message in held]
+
+    assert waits() == []  # a new warehouse
+    assert waits("odk:district:1/sammachip_household") == []
+    # An old server's copy of the same form beside this one's own: both are kept apart.
+    assert waits("odk:retired:1/sammachip_household", "odk:district:1/sammachip_household") == []
+    # Only under the address an older sammachip used as the name: wait, saying which name.
+    (message,) = waits("odk:c.example:8443:1/sammachip_household", "sync_status")
+    assert "from odk server 'c.example:8443'" in message
+    assert 'set name = "c.example:8443" in its [[odk]] table' in message
