@@ -255,14 +255,13 @@ def _demo_may_write(workdir: Path, source: str) -> None:
     the same households into one warehouse (each would be the other's duplicate)."""
     from flows.settings import ConfigError, load_settings
     from flows.sources import parse_cursor_key
+    from warehouse.load import open_warehouse
 
     try:
         path = load_settings(base_dir=workdir, servers=False).warehouse_path
     except ConfigError as err:
         _fail(str(err))
     with _storage_errors():
-        from warehouse.load import open_warehouse
-
         cursors = open_warehouse(str(path)).snapshot().cursors
     held = {p[:2] for key in cursors if (p := parse_cursor_key(key))}
     others = sorted(f"the {kind} demo" if name == DEMO_SERVER else f"{kind} server '{name}'"

@@ -207,8 +207,8 @@ def test_after_a_failed_sync_every_officer_file_says_so_and_how_old_its_data_are
         page = (tmp_path / "stale" / name).read_text(encoding="utf-8")
         text = re.sub(r"<[^>]+>", " ", page[page.index("<main>") :])
         assert all(s in text for s in said), name
-        assert text.index("the last sync failed") < text.index("(new today)" if name != "index.html"
-                                                                 else "(KPIs vs targets)")
+        first_list = "(KPIs vs targets)" if name == "index.html" else "(new today)"
+        assert text.index("the last sync failed") < text.index(first_list)  # said first
         assert "role=\"alert\"" not in (tmp_path / "fresh" / name).read_text(encoding="utf-8")
     index = (tmp_path / "stale" / "index.html").read_text(encoding="utf-8")
     assert "share the project with the token&#x27;s user" in index  # for the data manager
