@@ -33,17 +33,21 @@ def record_sync(
     tx: Transaction, settings: Settings, outcomes: Iterable[Outcome], now: datetime
 ) -> None:
     """Stage this run's outcome: a server whose listing and every form synced is current as of
-    `now`; one with a failure keeps the time of its last complete sync."""
+    `now`; one with a failure keeps the time of its last complete sync. A failure that names
+    no configured server counts against every server: officers are told too much, never
+    too little."""
     before = (tx.cursor(STATUS_KEY) or {}).get("servers", {})
+    names = [src.name for src in (*settings.kobo, *settings.odk)]
     failed: dict[str, list[list[str]]] = {}
     for o in outcomes:
         if o.error:
-            failed.setdefault(o.server, []).append([o.form_id, o.error])
+            for name in [o.server] if o.server in names else names:
+                failed.setdefault(name, []).append([o.form_id, o.error])
     servers = {}
-    for src in (*settings.kobo, *settings.odk):
-        errors = failed.get(src.name, [])
-        synced_at = before.get(src.name, {}).get("synced_at") if errors else now.isoformat()
-        servers[src.name] = {"synced_at": synced_at, "failed": errors}
+    for name in names:
+        errors = failed.get(name, [])
+        synced_at = before.get(name, {}).get("synced_at") if errors else now.isoformat()
+        servers[name] = {"synced_at": synced_at, "failed": errors}
     tx.set_cursor(STATUS_KEY, {"at": now.isoformat(), "servers": servers})
 
 
