@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv as csv_module
+import logging
 import os
 import secrets
 import sys
@@ -10,12 +11,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from flows.nightly import RunSummary
+    from warehouse.store import Warehouse
 
 # Quiet, local Prefect unless the user configured otherwise: no telemetry, no API log shipping.
 for _key, _value in {
@@ -27,18 +32,22 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 
+# Plain help (rich_markup_mode=None): rich markup would swallow "[run]" and "[dask]", print a
+# "<bool>" beside every flag, and keep the docstrings' line breaks mid-sentence.
 app = typer.Typer(
     help="sammachip: สัมมาชีพชุมชน forms → validated warehouse → officer lists.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
 )
-simulate = typer.Typer(help="Run a built-in server simulator on loopback.")
+simulate = typer.Typer(help="Run a built-in server simulator on loopback.", rich_markup_mode=None)
 app.add_typer(simulate, name="simulate")
 console = Console()
 err_console = Console(stderr=True)
 
 _MAX_ROWS = 200
-WarehouseOpt = Annotated[Path, typer.Option(help="Warehouse folder.")]
+WarehouseOpt = Annotated[Path, typer.Option(help="Warehouse folder (the [warehouse] path).")]
+DEMO_SERVER = "sammachip-demo"  # the simulators' server name: demo keys never meet real ones
 
 
 def _fail(message: str) -> None:
@@ -63,28 +72,100 @@ def _storage_errors() -> Iterator[None]:
               "free space, then run `sammachip report` to write them again")  # fmt: skip
 
 
-def print_summary(summary: object, workdir: Path | None = None) -> None:
-    """The run summary an officer or data manager reads: counts that reconcile, then outputs."""
+def _existing_warehouse(path: Path | str, where: str) -> Warehouse:
+    """The warehouse at `path`, or exit 1 saying how to make one: reading a warehouse that is
+    not there would print empty tables (or write empty officer lists) as if all were well."""
+    from warehouse.load import open_warehouse
+
+    with _storage_errors():
+        wh = open_warehouse(str(path))
+        if wh.snapshot().version == 0:
+            _fail(f"no warehouse at {path} ({where}): run `sammachip nightly` (or `sammachip "
+                  "demo`) first, or point to the folder that holds it")  # fmt: skip
+    return wh
+
+
+def _iso_day(value: str | None) -> str | None:
+    """A date as officers write it, too: 2026-12-05, or 05/12/2569 (day/month/Buddhist-Era
+    year), Thai digits allowed — given on as YYYY-MM-DD."""
+    from schemas.normalise import parse_date
+
+    if value is None:
+        return None
+    try:
+        day = parse_date(value)
+    except ValueError:
+        day = None
+    if day is None:
+        raise typer.BadParameter(f"{value!r} is not a date: write it as 2026-12-05 or "
+                                 "05/12/2569 (day/month/year, Buddhist Era)")  # fmt: skip
+    return day.isoformat()
+
+
+TodayOpt = Annotated[str | None, typer.Option(
+    callback=_iso_day, metavar="<date>", help="Reference date: 2026-12-05 or 05/12/2569 "
+    "(day/month/Buddhist-Era year; Thai digits too). Default: today in Bangkok.")]  # fmt: skip
+
+
+class _SaidInSummary(logging.Filter):
+    """Leaves out of this terminal what the run summary prints anyway, once and in full: the
+    flow's "skipped" lines, and the traceback and final state Prefect's task engine logs for a
+    server error before the flow handles it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from connectors.retry import TransientError
+        from flows.nightly import IN_SUMMARY
+        from flows.sources import SourceError
+
+        self.marker = IN_SUMMARY
+        self.handled = (*SourceError, TransientError)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, self.marker, False):
+            return False
+        if record.exc_info and isinstance(record.exc_info[1], self.handled):
+            return False
+        message = record.getMessage()
+        if not message.startswith("Finished in state Failed("):
+            return True
+        return not any(f"exception {e.__name__}:" in message for e in self.handled)
+
+
+@contextmanager
+def _said_once() -> Iterator[None]:
+    """While a run's summary is to be printed here: a failed form or server is said once, in
+    the summary, not after two tracebacks."""
+    said = _SaidInSummary()
+    loggers = [logging.getLogger(n) for n in ("prefect.task_runs", "prefect.flow_runs")]
+    for logger in loggers:
+        logger.addFilter(said)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(said)
+
+
+def print_summary(summary: object, workdir: Path | None = None, *, deletions: bool = False
+                  ) -> None:  # fmt: skip
+    """The run summary an officer or data manager reads: counts that reconcile, then outputs.
+
+    The table fits 80 columns: a failed form is marked in it and its error printed in full,
+    once, below it. `deletions`: a reconcile's table also counts what it tombstoned (and
+    restored, where the run says).
+    """
     from flows.nightly import RunSummary
 
     assert isinstance(summary, RunSummary)
-    forms = Table(title="ผลการดึงข้อมูล / sync result", title_justify="left")
-    for col in ("form", "fetched", "new", "clean", "quarantined", "note"):
-        forms.add_column(col, justify="left" if col in {"form", "note"} else "right")
-    for f in summary.forms:
-        note = (
-            f"[red]{escape(f.error)}[/]"
-            if f.error
-            else f"[yellow]{escape(f.warning)}[/]"
-            if f.warning
-            else (
-                "ok" if f.new_versions == f.clean + f.quarantined else "[red]does not reconcile[/]"
-            )
-        )
-        forms.add_row(
-            f.form_id, str(f.fetched), str(f.new_versions), str(f.clean), str(f.quarantined), note
-        )
-    console.print(forms)
+    console.print(_forms_table(summary, deletions))
+    for n, f in enumerate((f for f in summary.forms if f.error), 1):
+        where = f"server {f.server}" if f.form_id == "*" else f.form_id  # errors name the uid
+        console.print(f"[red]✗ {n}[/] {escape(where)}: {escape(f.error or '')}",
+                      overflow="fold")  # fmt: skip
+    for f in (f for f in summary.forms if f.warning and not f.error):
+        console.print(f"[yellow]![/] {escape(f.warning or '')}",
+                      overflow="fold")  # fmt: skip
     alerts = Table(title="การแจ้งเตือน / alerts by rule", title_justify="left")
     alerts.add_column("rule")
     alerts.add_column("count", justify="right")
@@ -99,6 +180,9 @@ def print_summary(summary: object, workdir: Path | None = None) -> None:
             f"Officer lists / รายการสำหรับพัฒนากร ({len(summary.report_files)} files): "
             f"[bold]{folder}[/] — open [bold]{folder / 'index.html'}[/] in a browser"
         )
+    elif any(f.error for f in summary.forms):
+        console.print("[red]Officer lists not written[/]: the sync failed and the warehouse "
+                      "holds no submission yet — fix the errors above and run again")  # fmt: skip
     console.print(
         f"Warehouse version {summary.warehouse_version}; query it with "
         f'[bold]sammachip query "select * from alerts limit 5"[/]'
@@ -106,33 +190,91 @@ def print_summary(summary: object, workdir: Path | None = None) -> None:
     )
 
 
-@app.command()
+def _forms_table(summary: RunSummary, deletions: bool) -> Table:
+    """One row per form: its counts and a short note (errors follow the table, numbered)."""
+    counts = ["fetched", "new_versions", "clean", "quarantined"]
+    if deletions:
+        counts += ["deleted", *(["restored"] if any(hasattr(f, "restored") for f in summary.forms)
+                                else [])]  # fmt: skip
+    table = Table(title="ผลการดึงข้อมูล / sync result", title_justify="left")
+    table.add_column("form", no_wrap=True)
+    for col in counts:
+        table.add_column(col.removesuffix("_versions"), justify="right")
+    table.add_column("note", no_wrap=True)
+    several = len({f.server for f in summary.forms}) > 1
+    failed = 0
+    for f in summary.forms:
+        name = f.form_id.removeprefix("sammachip_")
+        if f.server and (several or f.form_id == "*"):  # whose form, when it is not obvious
+            name = f"{f.server}: {name}"
+        if f.error:
+            failed += 1
+            note = f"[red]✗ {failed} failed[/]"
+        elif f.warning:
+            note = "[yellow]! warning[/]"
+        else:
+            note = "ok" if f.new_versions == f.clean + f.quarantined else "[red]≠ counts[/]"
+        table.add_row(escape(name), *(str(getattr(f, c)) for c in counts), note)
+    return table
+
+
+@app.command(short_help="Try it: a built-in simulator's forms, synced into ./data.")
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where data/ is written.")] = Path("."),
     villages: Annotated[
         int | None, typer.Option(help="Villages to generate (default: all of Muang Sam Sip).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Cohort seed.")] = 2568,
-    today: Annotated[str | None, typer.Option(help="Reference date YYYY-MM-DD.")] = None,
+    today: TodayOpt = None,
     source: Annotated[str, typer.Option(help="Simulated server: kobo or odk.")] = "kobo",
 ) -> None:
-    """Generate a cohort, serve it from a built-in simulator, run `nightly` against it."""
+    """Generate a cohort, serve it from a built-in simulator, run `nightly` against it.
+
+    Run again in the same folder, it finds nothing new. The two simulators serve the same
+    households, so the ODK demo runs in a folder of its own (--workdir odk-demo).
+    """
     from connectors.simulators.cohort import CohortSpec, generate_cohort
     from flows.nightly import bangkok_today, nightly
 
     if source not in {"kobo", "odk"}:
         _fail(f"--source must be kobo or odk, not {source!r}")
+    _demo_may_write(workdir, source)
     ref = date.fromisoformat(today) if today else bangkok_today()
     with console.status("Generating the cohort / สร้างข้อมูลตัวอย่าง …"):
         cohort = generate_cohort(CohortSpec(seed=seed, villages=villages, today=ref))
     console.print(cohort.summary())
-    with _simulated_server(source, cohort) as env:
+    with _said_once(), _simulated_server(source, cohort) as env:
         os.environ.update(env)  # this process only; the secrets are throwaway
         url = env.get("SAMMACHIP_KOBO_URL") or env.get("SAMMACHIP_ODK_URL")
         console.print(f"{source} simulator listening on {url}")
         workdir.mkdir(parents=True, exist_ok=True)
         summary = nightly(workdir=str(workdir.resolve()), today=ref)
     print_summary(summary, workdir)
+    if any(f.error for f in summary.forms):
+        raise typer.Exit(code=2)
+
+
+def _demo_may_write(workdir: Path, source: str) -> None:
+    """The demo writes only into a new warehouse or its own earlier one (same simulator):
+    never invented households into an office's real data, nor the two simulators' copies of
+    the same households into one warehouse (each would be the other's duplicate)."""
+    from flows.settings import ConfigError, load_settings
+    from flows.sources import parse_cursor_key
+    from warehouse.load import open_warehouse
+
+    try:
+        path = load_settings(base_dir=workdir, servers=False).warehouse_path
+    except ConfigError as err:
+        _fail(str(err))
+    with _storage_errors():
+        cursors = open_warehouse(str(path)).snapshot().cursors
+    held = {p[:2] for key in cursors if (p := parse_cursor_key(key))}
+    others = sorted(f"the {kind} demo" if name == DEMO_SERVER else f"{kind} server '{name}'"
+                    for kind, name in held - {(source, DEMO_SERVER)})  # fmt: skip
+    if others:
+        _fail(f"{path} holds data from {' and '.join(others)}: the {source} demo writes only "
+              f"into a new warehouse or its own. Run it in a folder of its own: sammachip demo "
+              f"--source {source} --workdir {source}-demo")  # fmt: skip
 
 
 @contextmanager
@@ -145,7 +287,8 @@ def _simulated_server(source: str, cohort: object) -> Iterator[dict[str, str]]:
         store = KoboStore()
         seed_from_cohort(store, cohort)  # type: ignore[arg-type]
         with serve_kobo(store, secret) as url:
-            yield {"SAMMACHIP_KOBO_URL": url, "SAMMACHIP_KOBO_TOKEN": secret}
+            yield {"SAMMACHIP_KOBO_URL": url, "SAMMACHIP_KOBO_TOKEN": secret,
+                   "SAMMACHIP_KOBO_NAME": DEMO_SERVER}  # fmt: skip
         return
     from connectors.simulators.odk import OdkStore, seed_odk_from_cohort, serve_odk
 
@@ -153,7 +296,8 @@ def _simulated_server(source: str, cohort: object) -> Iterator[dict[str, str]]:
     seed_odk_from_cohort(odk_store, cohort)  # type: ignore[arg-type]
     with serve_odk(odk_store, "demo@sammachip.invalid", secret) as url:
         yield {"SAMMACHIP_ODK_URL": url, "SAMMACHIP_ODK_EMAIL": "demo@sammachip.invalid",
-               "SAMMACHIP_ODK_PASSWORD": secret, "SAMMACHIP_ODK_PROJECT": "1"}  # fmt: skip
+               "SAMMACHIP_ODK_PASSWORD": secret, "SAMMACHIP_ODK_PROJECT": "1",
+               "SAMMACHIP_ODK_NAME": DEMO_SERVER}  # fmt: skip
 
 
 def _run_flow(name: str, config: Path | None, today: str | None, dask: bool = False) -> None:
@@ -167,10 +311,10 @@ def _run_flow(name: str, config: Path | None, today: str | None, dask: bool = Fa
     run = getattr(flows, name)
     if dask:
         run = run.with_options(task_runner=_dask_runner(settings.workers))
-    with _storage_errors():
+    with _said_once(), _storage_errors():
         summary = run(config=str(config) if config else None,
                       today=date.fromisoformat(today) if today else None)  # fmt: skip
-    print_summary(summary)
+    print_summary(summary, deletions=name == "reconcile")
     if not summary.reconciles or any(f.error for f in summary.forms):
         raise typer.Exit(code=2)
 
@@ -188,46 +332,49 @@ def _dask_runner(workers: int) -> object:
 
 
 ConfigOpt = Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")]
-TodayOpt = Annotated[str | None, typer.Option(help="Reference date YYYY-MM-DD.")]
 DaskOpt = Annotated[bool, typer.Option(
     "--dask", help="Fetch and validate forms on a local Dask cluster of `[run] workers` "
     "processes (pip install 'sammachip[dask]'); without it, workers are threads.")]  # fmt: skip
 
 
-@app.command(name="nightly")
+@app.command(name="nightly", short_help="Sync every server; write the officer lists.")
 def nightly_cmd(config: ConfigOpt = None, today: TodayOpt = None, dask: DaskOpt = False) -> None:
     """Sync every configured server, validate, load, build marts and officer lists."""
     _run_flow("nightly", config, today, dask)
 
 
-@app.command(name="reconcile")
+@app.command(name="reconcile", short_help="Weekly: re-read everything, find deletions.")
 def reconcile_cmd(config: ConfigOpt = None, today: TodayOpt = None, dask: DaskOpt = False
                   ) -> None:  # fmt: skip
     """Weekly: re-read everything (old edits) and tombstone what servers deleted."""
     _run_flow("reconcile", config, today, dask)
 
 
-@app.command()
-def report(
-    config: Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")] = None,
-    today: Annotated[str | None, typer.Option(help="Date of the lists, YYYY-MM-DD.")] = None,
-) -> None:
+@app.command(short_help="Write the officer lists again, without syncing.")
+def report(config: ConfigOpt = None, today: TodayOpt = None) -> None:
     """Write the officer deliverables again from the committed marts (and mail them if the
-    config enables it) — without syncing; `nightly` does this at its end."""
+    config enables it) — without syncing, so without any server's password or token;
+    `nightly` does this at its end."""
+    from flows.freshness import sync_notice
     from flows.nightly import bangkok_today, write_reports
     from flows.settings import ConfigError, load_settings
 
     try:
-        settings = load_settings(config, require_sources=False)
+        settings = load_settings(config, servers=False)
     except ConfigError as err:
         _fail(str(err))
+    wh = _existing_warehouse(settings.warehouse_path, "the config's [warehouse] path")
     day = date.fromisoformat(today) if today else bangkok_today()
     with _storage_errors():
         files = write_reports.fn(settings, day)
+        notice = sync_notice(wh.snapshot().cursors)
     console.print(f"{len(files)} files in [bold]{files[0].parent if files else '—'}[/]")
+    if notice:
+        for line in notice.banner():
+            err_console.print(f"[yellow]{escape(line)}[/]")
 
 
-@app.command()
+@app.command(short_help="DuckDB SQL over the warehouse.")
 def query(
     sql: Annotated[str, typer.Argument(help="SQL over the tables, e.g. 'from alerts limit 5'.")],
     warehouse: WarehouseOpt = Path("data/warehouse"),
@@ -236,10 +383,9 @@ def query(
     """Run DuckDB SQL over the warehouse; every table is a view by its name."""
     import duckdb
 
-    from warehouse.load import open_warehouse
     from warehouse.query import connect
 
-    con = connect(open_warehouse(str(warehouse)))
+    con = connect(_existing_warehouse(warehouse, "--warehouse"))
     try:
         cursor = con.execute(sql)
     except duckdb.Error as err:
@@ -266,13 +412,13 @@ def query(
 @app.command()
 def tables(warehouse: WarehouseOpt = Path("data/warehouse")) -> None:
     """Every table: rows, bytes on disk, files and last commit."""
-    from warehouse.load import open_warehouse
     from warehouse.query import table_stats
 
+    wh = _existing_warehouse(warehouse, "--warehouse")
     out = Table()
     for col in ("table", "rows", "bytes", "files", "last_commit"):
         out.add_column(col, justify="right" if col in {"rows", "bytes", "files"} else "left")
-    for s in table_stats(open_warehouse(str(warehouse))):
+    for s in table_stats(wh):
         out.add_row(
             str(s["table"]),
             str(s["rows"]),
@@ -283,23 +429,22 @@ def tables(warehouse: WarehouseOpt = Path("data/warehouse")) -> None:
     console.print(out)
 
 
-@app.command()
+@app.command(short_help="Merge small files (same rows, fewer files).")
 def compact(
     warehouse: WarehouseOpt = Path("data/warehouse"),
     min_files: Annotated[int, typer.Option(help="Merge a partition from this many files.")] = 8,
 ) -> None:
     """Merge the many small files that event-driven ingest leaves (same rows, fewer files)."""
     from warehouse.housekeeping import compact as compact_tables
-    from warehouse.load import open_warehouse
 
-    results = compact_tables(open_warehouse(str(warehouse)), min_files=min_files)
+    results = compact_tables(_existing_warehouse(warehouse, "--warehouse"), min_files=min_files)
     for r in results:
         console.print(f"{r.table}: {r.files_before} → {r.files_after} files")
     if not results:
         console.print("nothing to compact")
 
 
-@app.command()
+@app.command(short_help="Delete files no recent version reads.")
 def vacuum(
     warehouse: WarehouseOpt = Path("data/warehouse"),
     keep_versions: Annotated[int, typer.Option(help="Versions whose files are kept.")] = 10,
@@ -307,9 +452,8 @@ def vacuum(
 ) -> None:
     """Delete file versions no recent version reads; the latest state is never touched."""
     from warehouse.housekeeping import vacuum as vacuum_files
-    from warehouse.load import open_warehouse
 
-    r = vacuum_files(open_warehouse(str(warehouse)), keep_versions=keep_versions,
+    r = vacuum_files(_existing_warehouse(warehouse, "--warehouse"), keep_versions=keep_versions,
                      min_age_seconds=min_age_hours * 3600)  # fmt: skip
     console.print(f"deleted {r.files_deleted} files ({r.bytes_freed:,} bytes) and "
                   f"{r.manifests_deleted} old manifests")  # fmt: skip
@@ -319,7 +463,7 @@ def vacuum(
 def simulate_odk(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8383,
     villages: Annotated[int | None, typer.Option(help="Villages to generate.")] = None,
-    seed: Annotated[int, typer.Option()] = 2568,
+    seed: Annotated[int, typer.Option(help="Cohort seed.")] = 2568,
     email: Annotated[
         str, typer.Option(help="Web User e-mail to accept.")
     ] = "demo@sammachip.invalid",
@@ -347,7 +491,7 @@ def simulate_odk(
 def simulate_kobo(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8787,
     villages: Annotated[int | None, typer.Option(help="Villages to generate.")] = None,
-    seed: Annotated[int, typer.Option()] = 2568,
+    seed: Annotated[int, typer.Option(help="Cohort seed.")] = 2568,
     token: Annotated[
         str | None,
         typer.Option(envvar="SAMMACHIP_KOBO_TOKEN", help="Token to accept (default: random)."),
@@ -367,18 +511,20 @@ def simulate_kobo(
     run_kobo_forever(store, token, "127.0.0.1", port)
 
 
-@app.command()
+@app.command(short_help="Everything on one machine: schedules, receiver, Prefect.")
 def serve(
     config: Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")] = None,
     workdir: Annotated[Path, typer.Option(help="Where data/ lives.")] = Path("."),
-    webhook_host: Annotated[str | None, typer.Option(help="Receiver address.")] = None,
-    webhook_port: Annotated[int | None, typer.Option(help="Receiver port (0: any free).")] = None,
+    webhook_host: Annotated[str | None, typer.Option(
+        help="Receiver address (default: [webhook] host, 127.0.0.1).")] = None,
+    webhook_port: Annotated[int | None, typer.Option(
+        help="Receiver port, 0: any free (default: [webhook] port, 8788).")] = None,
     prefect_port: Annotated[
         int, typer.Option(help="Port of the local Prefect server started when none is set.")
     ] = 4200,
-    prefect_home: Annotated[
-        Path | None, typer.Option(help="PREFECT_HOME of that server (its SQLite database).")
-    ] = None,
+    prefect_home: Annotated[Path | None, typer.Option(
+        help="PREFECT_HOME of that server, its SQLite database (default: Prefect's, "
+        "~/.prefect).")] = None,
 ) -> None:
     """Run everything on one machine: Prefect server (unless PREFECT_API_URL is set), the
     nightly/ingest/reconcile schedules and triggers, and the Kobo webhook receiver."""
@@ -393,12 +539,14 @@ def serve(
         _fail(str(err))
 
 
-@app.command()
+@app.command(short_help="Only the Kobo webhook receiver.")
 def webhook(
     config: Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")] = None,
     workdir: Annotated[Path, typer.Option(help="Where data/ lives.")] = Path("."),
-    host: Annotated[str | None, typer.Option(help="Receiver address.")] = None,
-    port: Annotated[int | None, typer.Option(help="Receiver port.")] = None,
+    host: Annotated[str | None, typer.Option(
+        help="Receiver address (default: [webhook] host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(
+        help="Receiver port (default: [webhook] port, 8788).")] = None,
 ) -> None:
     """Run only the Kobo webhook receiver (events go to PREFECT_API_URL; workers run ingest)."""
     from connectors.webhook import WebhookConfigError

@@ -38,6 +38,7 @@ from flows.nightly import (
     build_marts,
     discover_forms,
     load_batches,
+    log_skipped,
     publish,
     start_validation,
 )
@@ -132,7 +133,7 @@ def ingest_landing(settings: Settings, landing: Landing, today: date) -> IngestS
     summary.run.forms.extend(failed)
     for f in failed:
         if f.error:
-            logger.error("%s skipped: %s", f.form_uid, f.error)
+            log_skipped(f)
     forms = [f for f in found if isinstance(f, KoboForm)]  # the webhook is Kobo's
     plan = _plan(files, {f.form_uid: f for f in forms}, landing, summary)
     if plan:
@@ -154,7 +155,7 @@ Plan = dict[str, list[tuple[Landed, Submission]]]  # asset uid → deliveries, o
 def _plan(
     files: list[Landed], forms: dict[str, KoboForm], landing: Landing, summary: IngestSummary
 ) -> Plan:
-    """Read each delivery as the nightly would have fetched it (same server host, so the
+    """Read each delivery as the nightly would have fetched it (same server name, so the
     same submission key); unknown assets wait, unreadable files are set aside."""
     logger = get_run_logger()
     plan: Plan = defaultdict(list)
@@ -167,7 +168,7 @@ def _plan(
             continue
         try:  # the receiver's own test of a delivery: what it accepted reads here
             raw = read_delivery(f.read_bytes(), f.asset)
-            sub = to_submission(raw, server=form.source.server.host, asset_uid=f.asset,
+            sub = to_submission(raw, server=form.server_name, asset_uid=f.asset,
                                 form_id=form.form_id)  # fmt: skip
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             landing.set_aside(f, f"unreadable delivery: {type(err).__name__}: {err}")
@@ -209,11 +210,10 @@ def _load(
             except Exception as err:  # one form's bad payloads must not block the others
                 logger.exception("form %s (%s): %d deliveries kept for a later run",
                                  form.form_id, form.form_uid, len(items))  # fmt: skip
-                summary.run.forms.append(FormResult(form.form_id, form.form_uid, error=str(err)))
+                summary.run.forms.append(FormResult.of(form, error=str(err)))
                 summary.waiting += len(items)
                 continue
-            summary.run.forms.append(FormResult(form.form_id, form.form_uid, stats.fetched,
-                stats.new_versions, stats.clean, stats.quarantined))  # fmt: skip
+            summary.run.forms.append(FormResult.of(form, stats))
             done.extend(f for f, _ in items)
         build_marts(tx, settings, summary.run.today)
     return done

@@ -22,9 +22,10 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from connectors.retry import TransientError
+from flows.freshness import lists_would_mislead, record_sync, sync_notice
 from flows.progress import FetchProgress
 from flows.settings import Settings, load_settings
-from flows.sources import FormSource, SourceError, discover
+from flows.sources import FormSource, SourceError, discover, held_under_other_names
 from schemas.batch import CrossFormContext, StreamState, validate_stream
 from schemas.records import Submission
 from schemas.registry import FORMS
@@ -55,6 +56,17 @@ class FormResult:
     deleted: int = 0
     error: str | None = None
     warning: str | None = None  # said in the summary; the run still succeeds
+    server: str = ""  # the server's name (`[[kobo]]`/`[[odk]]` name)
+
+    @classmethod
+    def of(cls, form: FormSource, stats: LoadStats | None = None, *, error: str | None = None
+           ) -> FormResult:  # fmt: skip
+        """A form's line of the run summary: what its load counted, or why it was skipped."""
+        result = cls(form.form_id, form.form_uid, error=error, server=form.server_name)
+        if stats is not None:
+            result.fetched, result.new_versions = stats.fetched, stats.new_versions
+            result.clean, result.quarantined = stats.clean, stats.quarantined
+        return result
 
 
 @dataclass
@@ -79,9 +91,14 @@ def discover_forms(settings: Settings) -> tuple[list[FormSource], list[FormResul
     """List every server's forms and keep those the registry recognises; what is skipped
     becomes a result of its own (an error, or a warning)."""
     found, skipped = discover(settings)
-    return found, [FormResult(s.form_id, s.where, error=None if s.warning else s.message,
-                              warning=s.message if s.warning else None)
-                   for s in skipped]  # fmt: skip
+    cursors = open_warehouse(str(settings.warehouse_path)).snapshot().cursors
+    found, held = held_under_other_names(found, cursors, settings)
+    return found, [
+        *(FormResult(s.form_id, s.where, server=s.server,
+                     error=None if s.warning else s.message,
+                     warning=s.message if s.warning else None) for s in skipped),
+        *(FormResult.of(form, error=err) for form, err in held),
+    ]  # fmt: skip
 
 
 @task(name="start-validation", cache_policy=NO_CACHE)
@@ -144,8 +161,7 @@ def sync_form(
     stats = load_batches(tx, form.form_id, batches(), runner, now)
     # The cursor advanced while pages streamed; it is staged with the data it covers.
     tx.set_cursor(form.cursor_key, cursor)
-    return FormResult(form.form_id, form.form_uid, stats.fetched, stats.new_versions,
-                      stats.clean, stats.quarantined)  # fmt: skip
+    return FormResult.of(form, stats)
 
 
 @task(name="find-deletions", cache_policy=NO_CACHE)
@@ -206,13 +222,16 @@ def build_marts(tx: Transaction, settings: Settings, today: date) -> None:
 @task(name="write-reports", cache_policy=NO_CACHE)
 def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Path]:
     """Officer deliverables of the committed marts: XLSX, CSV, phone page, district index;
-    mailed when `[mail]` is enabled and `mail` is true."""
+    mailed when `[mail]` is enabled and `mail` is true. When the last sync failed, every
+    file carries a banner saying so and how old the data are."""
     wh = open_warehouse(str(settings.warehouse_path))
-    built = {name: wh.read(name) for name in marts.MART_SCHEMAS}
+    snapshot = wh.snapshot()
+    built = {name: wh.read(name, snapshot) for name in marts.MART_SCHEMAS}
     out = settings.reports_path / today.isoformat()
     return write_deliverables(built, out, today, settings.rules,
                               mail=settings.mail if mail else None,
-                              workers=settings.report_processes)  # fmt: skip
+                              workers=settings.report_processes,
+                              notice=sync_notice(snapshot.cursors))  # fmt: skip
 
 
 def bangkok_today() -> date:
@@ -238,7 +257,7 @@ def run_sync(
     summary.forms.extend(failed)
     for f in failed:
         if f.error:
-            logger.error("%s skipped: %s", f.form_uid, f.error)
+            log_skipped(f)
         else:
             logger.warning("%s", f.warning)
     runner = start_validation()
@@ -251,8 +270,7 @@ def run_sync(
             results = (_sync_one(tx, f, runner, settings, now, progress, reconcile) for f in forms)
         for result in results:
             if result.error:
-                logger.error("form %s (%s) skipped: %s", result.form_id, result.form_uid,
-                             result.error)  # fmt: skip
+                log_skipped(result)
             else:
                 logger.info(
                     "%s: fetched %d, new %d, clean %d, quarantined %d, deleted %d",
@@ -260,10 +278,22 @@ def run_sync(
                     result.quarantined, result.deleted,
                 )  # fmt: skip
             summary.forms.append(result)
+        record_sync(tx, settings, summary.forms, now)
         build_marts(tx, settings, today)
     summary.data_docs = build_data_docs(runner, settings, today)
     publish(wh, settings, forms, summary, mail=not reconcile)
     return summary
+
+
+# Marks a log record the run summary repeats (a form or server skipped): a terminal that
+# prints the summary may leave the record out, so each failure is said once.
+IN_SUMMARY = "sammachip_in_summary"
+
+
+def log_skipped(result: FormResult) -> None:
+    what = (f"server {result.server}" if result.form_id == "*"
+            else f"form {result.form_id} ({result.form_uid})")  # fmt: skip
+    get_run_logger().error("%s skipped: %s", what, result.error, extra={IN_SUMMARY: True})
 
 
 def publish(
@@ -274,9 +304,17 @@ def publish(
     Officers get their lists by e-mail once a day, from the nightly (`mail`): the weekly
     reconcile and the ingest runs during the day rewrite the files without mailing them again.
     """
-    run.warehouse_version = wh.snapshot().version
+    snapshot = wh.snapshot()
+    run.warehouse_version = snapshot.version
     run.attachments = download_attachments(settings, forms)
-    run.report_files = write_reports(settings, run.today, mail)
+    if lists_would_mislead(snapshot):
+        get_run_logger().error(
+            "officer lists not written: the sync failed and the warehouse holds no submission "
+            "yet, so every list would be empty — fix what the summary names and run again",
+            extra={IN_SUMMARY: True},
+        )
+    else:
+        run.report_files = write_reports(settings, run.today, mail)
     run.alerts_by_rule = _counts(wh.read("alerts", columns=["rule_id"])["rule_id"])
     run.otop_by_status = _counts(wh.read("otop_readiness", columns=["status"])["status"])
 
@@ -293,7 +331,7 @@ def _sync_one(
                 result.deleted = find_deletions(tx, form, now)
             return result
     except (*SourceError, TransientError) as err:  # retries exhausted: skip this form only
-        return FormResult(form.form_id, form.form_uid, error=_form_error(form, err))
+        return FormResult.of(form, error=_form_error(form, err))
 
 
 def _form_error(form: FormSource, err: Exception) -> str:
@@ -349,13 +387,12 @@ def _sync_parallel(
         for form, loader, future in submitted:
             results, cursor, error = future.result()
             if error:
-                yield FormResult(form.form_id, form.form_uid, error=error)
+                yield FormResult.of(form, error=error)
                 continue
             for validated, fresh, fetched in results:
                 loader.add(validated, fresh, fetched)
             stats = loader.finish(cursor=(form.cursor_key, cursor))
-            result = FormResult(form.form_id, form.form_uid, stats.fetched, stats.new_versions,
-                                stats.clean, stats.quarantined)  # fmt: skip
+            result = FormResult.of(form, stats)
             if reconcile:
                 result.deleted = find_deletions(tx, form, now)
             yield result

@@ -27,16 +27,33 @@ class Skipped:
     An error (a server that fails, a form the config lists that cannot be read) fails the run;
     a warning (a survey nobody listed that matches no form) is only said."""
 
-    where: str  # the server's host, or the asset's uid
+    where: str  # the server's name, or the asset's uid
     message: str
     form_id: str = "*"  # the form it was meant to be, when that is known
     warning: bool = False
+    server: str = ""  # the server's name (its identity), for the run's freshness record
+
+
+def cursor_key(source: str, server: str, form_uid: str) -> str:
+    """Where a form's sync position is kept in the warehouse: by the server's name (its
+    identity), like the form's submission keys — never by its URL."""
+    return f"{source}:{server}:{form_uid}"
+
+
+def parse_cursor_key(key: str) -> tuple[str, str, str] | None:
+    """(source, server name, form uid) of a form's cursor key; None for any other key. Names
+    taken from a host:port (before servers had names) may hold a ':'; form uids do not."""
+    source, _, rest = key.partition(":")
+    server, _, form_uid = rest.rpartition(":")
+    return (source, server, form_uid) if source in ("kobo", "odk") and server else None
 
 
 class FormSource(Protocol):
     form_id: str
     form_uid: str
 
+    @property
+    def server_name(self) -> str: ...
     @property
     def cursor_key(self) -> str: ...
     @property
@@ -55,12 +72,16 @@ class KoboForm:
     http: HttpPolicy = field(default_factory=HttpPolicy)  # the run's `[http]`
 
     @property
+    def server_name(self) -> str:
+        return self.source.name
+
+    @property
     def cursor_key(self) -> str:
-        return f"kobo:{self.source.server.host}:{self.form_uid}"
+        return cursor_key("kobo", self.server_name, self.form_uid)
 
     @property
     def key_prefix(self) -> str:
-        return submission_key("kobo", self.source.server.host, self.form_uid, "")
+        return submission_key("kobo", self.server_name, self.form_uid, "")
 
     def client(self) -> kobo.KoboClient:
         return kobo.KoboClient(self.source.server, page_size=self.source.page_size,
@@ -70,11 +91,11 @@ class KoboForm:
                 full_rescan: bool) -> Batches:  # fmt: skip
         """Streams batches; `cursor` is updated in place as rows are seen."""
         position = kobo.KoboCursor.from_json(cursor)
-        host = self.source.server.host
+        server = self.server_name
         with self.client() as client:
             for raw, remaining in kobo.changes(client, self.form_uid, position, settings.sync,
                                                now=now, full_rescan=full_rescan):  # fmt: skip
-                subs = [kobo.to_submission(r, server=host, asset_uid=self.form_uid,
+                subs = [kobo.to_submission(r, server=server, asset_uid=self.form_uid,
                                            form_id=self.form_id) for r in raw]  # fmt: skip
                 yield subs, remaining
                 cursor.update(position.to_json())
@@ -104,12 +125,16 @@ class OdkForm:
         return self.form_uid.split("/", 1)[1]
 
     @property
+    def server_name(self) -> str:
+        return self.source.name
+
+    @property
     def cursor_key(self) -> str:
-        return f"odk:{self.source.server.host}:{self.form_uid}"
+        return cursor_key("odk", self.server_name, self.form_uid)
 
     @property
     def key_prefix(self) -> str:
-        return submission_key("odk", self.source.server.host, self.form_uid, "")
+        return submission_key("odk", self.server_name, self.form_uid, "")
 
     def client(self) -> odk.OdkClient:
         return odk.OdkClient(self.source.server, page_size=self.source.page_size,
@@ -128,12 +153,12 @@ class OdkForm:
         """
         since = None if full_rescan or not cursor.get("since") else parse_utc(cursor["since"])
         overlap = timedelta(hours=settings.sync.odk_overlap_hours)
-        host, project = self.source.server.host, self.source.server.project_id
+        server, project = self.server_name, self.source.server.project_id
         newest = since
         subs: list[Submission] = []
         with self.client() as client:
             for rows, _count in client.pages(self.xml_form_id, since=since, overlap=overlap):
-                subs.extend(odk.to_submission(r, server=host, project_id=project,
+                subs.extend(odk.to_submission(r, server=server, project_id=project,
                                               xml_form_id=self.xml_form_id, form_id=self.form_id)
                             for r in rows)  # fmt: skip
                 for r in rows:
@@ -162,6 +187,37 @@ class OdkForm:
         return False  # ODK attachments are not fetched yet (see docs/design.md)
 
 
+def held_under_other_names(
+    forms: list[FormSource], cursors: dict[str, Any], settings: Settings
+) -> tuple[list[FormSource], list[tuple[FormSource, str]]]:
+    """The forms to sync, and those the warehouse holds only from a server of another name that
+    no configured server has — a renamed server, or a warehouse written before servers had
+    names (its keys hold the server's host:port). Syncing those would load every submission a
+    second time under new keys (and quarantine each household as a duplicate of itself), so
+    they wait for the name to be put back."""
+    names = {"kobo": {s.name for s in settings.kobo}, "odk": {s.name for s in settings.odk}}
+    orphans: dict[tuple[str, str], str] = {}  # (source, form uid) → the other server's name
+    for key in cursors:
+        if (parsed := parse_cursor_key(key)) and parsed[1] not in names.get(parsed[0], ()):
+            orphans[(parsed[0], parsed[2])] = parsed[1]
+    keep: list[FormSource] = []
+    held: list[tuple[FormSource, str]] = []
+    for form in forms:
+        source = form.cursor_key.partition(":")[0]
+        other = orphans.get((source, form.form_uid))
+        if other is None or form.cursor_key in cursors:  # synced under its own name already
+            keep.append(form)
+            continue
+        held.append((form, (
+            f"form {form.form_uid}: the warehouse holds it from {source} server '{other}', and "
+            f"no configured server is named so (this one is '{form.server_name}'). A server's "
+            f"name is its identity in the warehouse: if '{other}' is this server, set "
+            f'name = "{other}" in its [[{source}]] table (or SAMMACHIP_{source.upper()}_NAME) '
+            "— see docs/operations.md, \"Server names\"; nothing of this form was synced"
+        )))  # fmt: skip
+    return keep, held
+
+
 def discover(settings: Settings) -> tuple[list[FormSource], list[Skipped]]:
     """Every registered form on every configured server, and what is skipped: servers that
     fail, forms the config lists that cannot be synced, surveys that match no form."""
@@ -174,7 +230,7 @@ def discover(settings: Settings) -> tuple[list[FormSource], list[Skipped]]:
                                  **http.client_options()) as client:  # fmt: skip
                 assets = client.assets()
         except (*SourceError, TransientError) as err:
-            failed.append(Skipped(src.server.host, str(err)))
+            failed.append(Skipped(src.name, str(err), server=src.name))
             continue
         forms, skipped = _kobo_forms(src, assets, http)
         found.extend(forms)
@@ -185,7 +241,7 @@ def discover(settings: Settings) -> tuple[list[FormSource], list[Skipped]]:
                                **http.client_options()) as client:  # fmt: skip
                 forms = client.forms()
         except (*SourceError, TransientError) as err:
-            failed.append(Skipped(osrc.server.host, str(err)))
+            failed.append(Skipped(osrc.name, str(err), server=osrc.name))
             continue
         for form in forms:
             form_id = osrc.forms.get(form.xml_form_id, form.xml_form_id)
@@ -219,9 +275,11 @@ def _kobo_forms(
         else:
             skipped.append(Skipped(asset.uid, f"asset {asset.uid} {asset.name!r} on "
                                    f"{_label(src)} looks like {spec.form_id} but is not "
-                                   "deployed: not synced", spec.form_id, warning=True))  # fmt: skip
+                                   "deployed: not synced", spec.form_id, warning=True,
+                                   server=src.name))  # fmt: skip
     if unmatched:
-        skipped.append(Skipped(src.server.host, _unmatched_warning(src, unmatched), warning=True))
+        skipped.append(Skipped(src.name, _unmatched_warning(src, unmatched), warning=True,
+                               server=src.name))
     return forms, skipped
 
 
@@ -244,7 +302,7 @@ def _unusable(
         problem = "is not deployed: deploy it in KoboToolbox, or take it out of the config"
     else:
         return None
-    return Skipped(uid, f"{where} {problem}", form_id)
+    return Skipped(uid, f"{where} {problem}", form_id, server=src.name)
 
 
 def _unmatched_warning(src: KoboSource, assets: list[kobo.Asset]) -> str:
@@ -256,5 +314,5 @@ def _unmatched_warning(src: KoboSource, assets: list[kobo.Asset]) -> str:
 
 
 def _label(src: KoboSource) -> str:
-    """How the run summary names a configured server: its name, else its address."""
-    return f"'{src.server.name}'" if src.server.name else src.server.url
+    """How the run summary names a configured server: its name (its identity)."""
+    return f"'{src.name}'"

@@ -23,7 +23,8 @@ def payload_hash(payload: dict[str, Any]) -> str:
 
 
 def submission_key(source: str, server: str, form_uid: str, submission_id: str) -> str:
-    """Business key of a submission: one row per key in the clean tables."""
+    """Business key of a submission: one row per key in the clean tables. `server` is the
+    server's configured name, which stays when its URL changes (a new port, alias or proxy)."""
     return f"{source}:{server}:{form_uid}:{submission_id}"
 
 
@@ -32,7 +33,7 @@ class Submission:
     """One version of one submission, as received from a server."""
 
     source: Source
-    server: str  # host (and port) of the server, e.g. "kf.kobotoolbox.org"
+    server: str  # the server's name in the config (its identity), e.g. "kf"; never its URL
     form_uid: str  # Kobo asset uid or ODK "project/xmlFormId"
     form_id: str  # the registry's form id, e.g. "sammachip_household"
     submission_id: str  # Kobo `_id`, ODK `__id`: stable across edits

@@ -35,7 +35,7 @@ from warehouse.cells import forget_texts
 from warehouse.charts import SvgCache
 from warehouse.html_report import district_charts, index_page, officer_charts, officer_page
 from warehouse.mailer import MailResult, MailSettings, send_reports
-from warehouse.officer_lists import OfficerReport, district_kpis, officer_reports
+from warehouse.officer_lists import OfficerReport, SyncNotice, district_kpis, officer_reports
 from warehouse.reports import replacing, write_kpi_csv, write_report_csvs
 from warehouse.rules import AlertRules
 from warehouse.workbook import write_workbook
@@ -126,6 +126,7 @@ def write_deliverables(
     mail: MailSettings | None = None,
     cache_dir: Path | None = None,
     workers: int = 1,
+    notice: SyncNotice | None = None,
 ) -> list[Path]:
     """Write every officer's lists and the district index; mail them if `mail` is given.
     Returns the officers' current files (index first).
@@ -136,11 +137,12 @@ def write_deliverables(
 
     cache_dir: where rendered charts are kept between runs (default `<out_dir>/../.charts`).
     workers: processes writing officers' files when there are at least PARALLEL_FROM to write.
+    notice: the last sync failed: the workbooks, phone pages and the index carry a banner.
     """
     rules = rules or AlertRules()
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = SvgCache(cache_dir or out_dir.parent / CHART_CACHE)
-    reports = officer_reports(marts, today, rules)
+    reports = officer_reports(marts, today, rules, notice)
     held = _held_files(out_dir)
     prints = {r.officer_id: _fingerprint(r) for r in reports}
     files = {
@@ -166,6 +168,7 @@ def write_deliverables(
             today,
             rules.district_officer.name,
             {k: [p.name for p in v.paths] for k, v in files.items()},
+            notice,
         )
     finally:
         forget_texts()  # officers' data stays no longer in memory than the run needs

@@ -18,7 +18,7 @@ from warehouse import charts
 from warehouse.cells import be_date, safe_cell
 from warehouse.charts import FONT_STACK, SvgCache
 from warehouse.labels import OTOP_CHECKS, PRIORITY_TH, tambon_label, village_label
-from warehouse.officer_lists import OfficerReport
+from warehouse.officer_lists import OfficerReport, SyncNotice
 
 Row = dict[str, Any]
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
@@ -63,6 +63,8 @@ figure svg{{max-width:100%;height:auto}} figcaption{{font-weight:bold;margin-bot
 table{{border-collapse:collapse;width:100%;background:#fff}}
 th,td{{border-bottom:1px solid #e0e0e0;padding:6px;text-align:left;vertical-align:top}}
 .empty{{color:#666;font-style:italic}}
+.stale{{background:#fdecea;color:#7f1d1d;border-left:6px solid #c62828;border-radius:8px;
+padding:8px 12px;margin:8px 0}} .stale p{{margin:2px 0}} .stale p:first-child{{font-weight:bold}}
 footer{{color:#666;font-size:.8rem;padding:16px}}
 """
 
@@ -96,6 +98,19 @@ def _page(title: str, header: str, nav: Sequence[tuple[str, str]], body: str) ->
 </body>
 </html>
 """
+
+
+def _stale_banner(notice: SyncNotice | None, *, errors: bool = False) -> str:
+    """The last sync failed: said first on the page, with how old the data are (and, on the
+    district's page, what the servers answered, for the data manager)."""
+    if notice is None:
+        return ""
+    lines = "".join(f"<p>{esc(line)}</p>" for line in notice.banner())
+    details = ""
+    if errors and notice.errors:
+        items = "".join(f"<li>{esc(e)}</li>" for e in notice.errors)
+        details = f"<details><summary>รายละเอียด (details)</summary><ul>{items}</ul></details>"
+    return f'<div class="stale" role="alert">{lines}{details}</div>'
 
 
 def _phone(phone: str | None) -> str:
@@ -263,7 +278,7 @@ def officer_page(report: OfficerReport, chart_set: Charts) -> str:
         f"<span class='meta'>แก้ไขเมื่อ {esc(a.get('resolved_on'))}</span></li>"
         for a in report.resolved
     )
-    body = f"""
+    body = f"""{_stale_banner(report.notice)}
 <section id="new"><h2>ใหม่วันนี้ (new today) · {len(report.new_today)}</h2>
 {_alert_groups(report.new_today, today, expanded=True, empty="ไม่มีรายการใหม่วันนี้")}</section>
 <section id="open"><h2>ค้างจากวันก่อน (still open) · {len(earlier)}</h2>
@@ -295,8 +310,10 @@ def index_page(
     today: date,
     district_name: str,
     files: dict[str, list[str]],
+    notice: SyncNotice | None = None,
 ) -> str:
-    """The district's page: KPIs against targets, charts per tambon, and each officer's lists."""
+    """The district's page: KPIs against targets, charts per tambon, and each officer's lists
+    (under a banner when the last sync failed)."""
     rows = []
     for rep in reports:
         links = " · ".join(
@@ -314,7 +331,7 @@ def index_page(
         f"<h1>สัมมาชีพชุมชน: ภาพรวมอำเภอ</h1><p>{esc(district_name)}</p>"
         f"<p>ประจำวันที่ {esc(be_date(today))}</p>"
     )
-    body = f"""
+    body = f"""{_stale_banner(notice, errors=True)}
 <section id="kpi"><h2>ตัวชี้วัดเทียบเป้าหมายกรมการพัฒนาชุมชน (KPIs vs targets)</h2>
 {_cards((_kpi_card(k) for k in kpis), "ยังไม่มีข้อมูล")}</section>
 <section id="officers"><h2>รายการของพัฒนากร (officers' lists)</h2>

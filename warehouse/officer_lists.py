@@ -8,15 +8,47 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
+from warehouse.cells import be_date
 from warehouse.labels import ALERT_STATUS_TH
 from warehouse.rules import AlertRules, Officer
 
 Row = dict[str, Any]
+OFFICE_TIME = ZoneInfo("Asia/Bangkok")
+
+
+@dataclass(frozen=True)
+class SyncNotice:
+    """The last sync did not fetch everything: every officer file says so, and how old its
+    data are, so a stale list never passes for today's."""
+
+    attempted_at: datetime  # when the sync that failed ran
+    data_as_of: datetime | None  # the last sync that fetched everything (None: none yet)
+    failed: tuple[str, ...] = ()  # what could not be fetched: form · server, Thai first
+    errors: tuple[str, ...] = ()  # the servers' answers, for the data manager
+
+    def banner(self) -> list[str]:
+        """The banner's lines, Thai with English beside."""
+        as_of = (f"ข้อมูล ณ {office_time(self.data_as_of)} (data as of)" if self.data_as_of
+                 else "ยังไม่เคยดึงข้อมูลได้ครบ (no complete sync yet)")  # fmt: skip
+        return [
+            f"⚠ ดึงข้อมูลครั้งล่าสุด {office_time(self.attempted_at)} ไม่สำเร็จ (the last sync "
+            f"failed) — {as_of}",
+            "ดึงไม่ได้ (not fetched): " + "; ".join(self.failed),
+            "รายการนี้อาจไม่เป็นปัจจุบัน แจ้งผู้ดูแลระบบ (this list may be out of date: tell "
+            "the data manager)",
+        ]
+
+
+def office_time(moment: datetime) -> str:
+    """A moment as the district office reads it: BE date and Bangkok time."""
+    local = moment.astimezone(OFFICE_TIME)
+    return f"{be_date(local.date())} {local:%H:%M} น."
 
 
 @dataclass(frozen=True)
@@ -30,6 +62,7 @@ class OfficerReport:
     kpis: list[Row] = field(default_factory=list)  # their area first, then each tambon
     attendance: list[Row] = field(default_factory=list)  # attendance_monthly rows
     outcomes: list[Row] = field(default_factory=list)  # household_outcomes rows
+    notice: SyncNotice | None = None  # the last sync failed: shown on every file
 
     @property
     def officer_id(self) -> str:
@@ -62,7 +95,10 @@ def _by_officer(rows: Iterable[Row], officer_of: Any) -> dict[str, list[Row]]:
 
 
 def officer_reports(
-    marts: Mapping[str, pa.Table], today: date, rules: AlertRules
+    marts: Mapping[str, pa.Table],
+    today: date,
+    rules: AlertRules,
+    notice: SyncNotice | None = None,
 ) -> list[OfficerReport]:
     """One report per officer on the roster, the district office (areas nobody covers), and
     anyone else the marts name (an officer since removed from the roster keeps their list)."""
@@ -104,6 +140,7 @@ def officer_reports(
                 ],
                 attendance=attendance.get(officer_id, []),
                 outcomes=outcomes.get(officer_id, []),
+                notice=notice,
             )
         )
     return reports

@@ -2,7 +2,8 @@
 
 Thai headers (English on a second line), a frozen header row, an autofilter, columns wide
 enough for Thai text, and cells that can never run as formulas: text is stored as text with
-Excel's quote prefix, so even editing a cell in Excel does not turn it into a formula.
+Excel's quote prefix, so even editing a cell in Excel does not turn it into a formula. When
+the last sync failed, a banner above each sheet's list says so and how old the data are.
 """
 
 from __future__ import annotations
@@ -63,14 +64,27 @@ class _Formats:
         self.wrapped = wb.add_format({**base, "text_wrap": True})
         # Excel's quote prefix: a leading "=" stays text even when the cell is edited.
         self.quoted = wb.add_format({**base, "quote_prefix": True})
+        self.stale = wb.add_format({**base, "bold": True, "text_wrap": True, "valign": "vcenter",
+                                    "font_color": "#7F1D1D", "bg_color": "#FDECEA"})  # fmt: skip
 
 
-def _sheet(ws: Worksheet, fmt: _Formats, rows: Sequence[dict[str, Any]], columns: Columns) -> None:
+def _sheet(
+    ws: Worksheet,
+    fmt: _Formats,
+    rows: Sequence[dict[str, Any]],
+    columns: Columns,
+    banner: Sequence[str] = (),
+) -> None:
+    """One list; `banner` (the last sync failed) goes above it, across the sheet."""
+    top = 1 if banner else 0  # the header's row
+    if banner:
+        ws.merge_range(0, 0, 0, max(1, len(columns) - 1), "\n".join(banner), fmt.stale)
+        ws.set_row(0, 16 * (len(banner) + 1))
     widths = []
     for c, (_, header) in enumerate(columns):
-        ws.write_string(0, c, _header(header), fmt.header)
+        ws.write_string(top, c, _header(header), fmt.header)
         widths.append(max(text_width(line) for line in _header(header).split("\n")))
-    for r, row in enumerate(rows, start=1):
+    for r, row in enumerate(rows, start=top + 1):
         for c, (col, _) in enumerate(columns):
             value = row.get(col)
             if _is_number(value):
@@ -84,9 +98,9 @@ def _sheet(ws: Worksheet, fmt: _Formats, rows: Sequence[dict[str, Any]], columns
             widths[c] = max(widths[c], width)
     for c, width in enumerate(widths):
         ws.set_column(c, c, min(MAX_WIDTH, max(MIN_WIDTH, round(width * 1.15) + 2)))
-    ws.set_row(0, 32)
-    ws.freeze_panes(1, 0)
-    ws.autofilter(0, 0, max(1, len(rows)), len(columns) - 1)
+    ws.set_row(top, 32)
+    ws.freeze_panes(top + 1, 0)
+    ws.autofilter(top, 0, top + max(1, len(rows)), len(columns) - 1)
     ws.set_landscape()
     ws.fit_to_pages(1, 0)
 
@@ -120,9 +134,10 @@ def _write(report: OfficerReport, tmp: Path) -> None:
         str(tmp), {"strings_to_formulas": False, "strings_to_urls": False, "in_memory": True}
     )
     fmt = _Formats(wb)
+    banner = report.notice.banner() if report.notice else ()
     for title, attr, columns in SHEETS:
         rows = _kpi_rows(report) if attr == "kpis" else getattr(report, attr)
-        _sheet(wb.add_worksheet(title), fmt, rows, columns)
+        _sheet(wb.add_worksheet(title), fmt, rows, columns, banner)
     wb.set_properties({
         "title": f"รายการติดตามสัมมาชีพชุมชน {report.officer.name} {be_date(report.today)}",
         "author": "sammachip",

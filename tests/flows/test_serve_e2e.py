@@ -225,7 +225,7 @@ def test_a_burst_of_kobo_posts_becomes_one_ingest_run_and_clean_rows(stack: Stac
     assert len(runs) == 1  # micro-batched: one run for the burst
 
     uid = stack.assets[HOUSEHOLD]
-    keys = "', '".join(f"kobo:{stack.kobo_host}:{uid}:{d['_id']}" for d in docs)
+    keys = "', '".join(f"kobo:kobo:{uid}:{d['_id']}" for d in docs)  # the unnamed server
     [(clean, quarantined)] = stack.sql(
         f"""select (select count(*) from households where submission_key in ('{keys}')),
                    (select count(distinct submission_key) from quarantine

@@ -21,6 +21,7 @@ from schemas.tables import CLEAN_TABLES
 from warehouse import deliverables
 from warehouse.deliverables import file_stem, mail_deliverables, write_deliverables
 from warehouse.marts import build_marts
+from warehouse.officer_lists import SyncNotice
 from warehouse.rules import AlertRules, Officer
 
 
@@ -174,3 +175,44 @@ def test_worker_processes_and_the_chart_cache_change_nothing_officers_get(
     write_deliverables(report_marts, cached, day, report_rules, cache_dir=cache_dir)
     assert "charts: 0 rendered, 10 from the cache" in caplog.messages[-1]
     assert contents(cached) == contents(report_dir)
+
+
+def test_after_a_failed_sync_every_officer_file_says_so_and_how_old_its_data_are(
+    report_marts: dict[str, pa.Table], report_rules: AlertRules, tmp_path: Path
+) -> None:
+    """Opened as an officer would: the workbook's first row and the pages' first lines."""
+    notice = SyncNotice(
+        attempted_at=datetime(2026, 2, 28, 19, 30, tzinfo=UTC),  # 02:30 in Bangkok
+        data_as_of=datetime(2026, 2, 27, 19, 31, tzinfo=UTC),
+        failed=("ทะเบียนครัวเรือนเป้าหมาย (Target household registration) · เซิร์ฟเวอร์ kf",),
+        errors=("kf: form aXyZ: HTTP 403 — share the project with the token's user",),
+    )
+    day = date(2026, 3, 1)
+    stale = write_deliverables(report_marts, tmp_path / "stale", day, report_rules, notice=notice)
+    fresh = write_deliverables(report_marts, tmp_path / "fresh", day, report_rules)
+    said = ["ดึงข้อมูลครั้งล่าสุด 01/03/2569 02:30 น. ไม่สำเร็จ (the last sync failed)",
+            "ข้อมูล ณ 28/02/2569 02:31 น. (data as of)", "ทะเบียนครัวเรือนเป้าหมาย"]  # fmt: skip
+
+    stale_book = load_workbook(tmp_path / "stale" / "off01.xlsx")
+    fresh_book = load_workbook(tmp_path / "fresh" / "off01.xlsx")
+    for sheet, plain in zip(stale_book.worksheets, fresh_book.worksheets, strict=True):
+        banner = sheet["A1"].value
+        assert all(s in banner for s in said), sheet.title
+        assert "A1" in str(sheet.merged_cells)  # across the sheet
+        # The list itself is the same one row lower: headers, rows, filter and frozen pane.
+        assert [[c.value for c in row] for row in sheet.iter_rows(min_row=2)] == \
+            [[c.value for c in row] for row in plain.iter_rows()]  # fmt: skip
+        assert (sheet.freeze_panes, plain.freeze_panes) == ("A3", "A2")
+    for name in ("off01.html", "district.html", "index.html"):
+        page = (tmp_path / "stale" / name).read_text(encoding="utf-8")
+        text = re.sub(r"<[^>]+>", " ", page[page.index("<main>") :])
+        assert all(s in text for s in said), name
+        first_list = "(KPIs vs targets)" if name == "index.html" else "(new today)"
+        assert text.index("the last sync failed") < text.index(first_list)  # said first
+        assert "role=\"alert\"" not in (tmp_path / "fresh" / name).read_text(encoding="utf-8")
+    index = (tmp_path / "stale" / "index.html").read_text(encoding="utf-8")
+    assert "share the project with the token&#x27;s user" in index  # for the data manager
+    assert "HTTP 403" not in (tmp_path / "stale" / "off01.html").read_text(encoding="utf-8")
+    # The CSVs stay plain tables (a banner line would break every program reading them).
+    assert [p.read_bytes() for p in stale if p.suffix == ".csv"] == \
+        [p.read_bytes() for p in fresh if p.suffix == ".csv"]  # fmt: skip

@@ -1,0 +1,85 @@
+"""How current the officer lists are. Every sync run records, per configured server, when it
+last fetched everything and what failed since; the officer files show it (`SyncNotice`), so a
+failed sync never leaves officers a list that looks fine but is stale.
+
+The record lives among the warehouse's cursors, so it is committed with the data it describes
+(and rolled back with them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from flows.settings import Settings
+from schemas.registry import FORMS
+from schemas.tables import CLEAN_TABLES
+from warehouse.officer_lists import SyncNotice
+from warehouse.store import Snapshot, TableState, Transaction
+
+STATUS_KEY = "sync_status"
+
+
+class Outcome(Protocol):
+    """What a run learnt of one form or server (`flows.nightly.FormResult`)."""
+
+    form_id: str  # "*": the whole server
+    server: str
+    error: str | None
+
+
+def record_sync(
+    tx: Transaction, settings: Settings, outcomes: Iterable[Outcome], now: datetime
+) -> None:
+    """Stage this run's outcome: a server whose listing and every form synced is current as of
+    `now`; one with a failure keeps the time of its last complete sync. A failure that names
+    no configured server counts against every server: officers are told too much, never
+    too little."""
+    before = (tx.cursor(STATUS_KEY) or {}).get("servers", {})
+    names = [src.name for src in (*settings.kobo, *settings.odk)]
+    failed: dict[str, list[list[str]]] = {}
+    for o in outcomes:
+        if o.error:
+            for name in [o.server] if o.server in names else names:
+                failed.setdefault(name, []).append([o.form_id, o.error])
+    servers = {}
+    for name in names:
+        errors = failed.get(name, [])
+        synced_at = before.get(name, {}).get("synced_at") if errors else now.isoformat()
+        servers[name] = {"synced_at": synced_at, "failed": errors}
+    tx.set_cursor(STATUS_KEY, {"at": now.isoformat(), "servers": servers})
+
+
+def sync_notice(cursors: Mapping[str, Any]) -> SyncNotice | None:
+    """What officers must be told about the last sync: nothing when it fetched everything."""
+    status = cursors.get(STATUS_KEY)
+    if not status:
+        return None  # no sync recorded yet (a warehouse fed by webhook deliveries only)
+    failing = {name: s for name, s in status["servers"].items() if s["failed"]}
+    if not failing:
+        return None
+    as_of = [s["synced_at"] for s in failing.values()]
+    failures = [
+        (name, form_id, error) for name, s in failing.items() for form_id, error in s["failed"]
+    ]
+    return SyncNotice(
+        attempted_at=datetime.fromisoformat(status["at"]),
+        data_as_of=None if None in as_of else datetime.fromisoformat(min(as_of)),
+        failed=tuple(dict.fromkeys(_what(name, form_id) for name, form_id, _ in failures)),
+        errors=tuple(f"{name}: {error}" for name, _, error in failures),
+    )
+
+
+def lists_would_mislead(snapshot: Snapshot) -> bool:
+    """True when the last sync failed and the warehouse holds no submission at all: officer
+    lists written now would be empty and read as "no data yet" (a sync that fetched nothing
+    never replaces good lists with empty ones)."""
+    failed = sync_notice(snapshot.cursors) is not None
+    return failed and not any(snapshot.tables.get(t, TableState()).rows for t in CLEAN_TABLES)
+
+
+def _what(server: str, form_id: str) -> str:
+    spec = FORMS.get(form_id)
+    form = f"{spec.title_th} ({spec.title_en})" if spec else "ทุกแบบฟอร์ม (every form)"
+    return f"{form} · เซิร์ฟเวอร์ {server}"
