@@ -102,6 +102,13 @@ def _secret(entry: dict[str, Any], what: str, env_key: str, block_key: str) -> s
     raise ConfigError(f"server '{label}': give {env_key} or {block_key} for its {what}")
 
 
+def _secret_source(entry: dict[str, Any], env_key: str, block_key: str) -> str:
+    """Where `_secret` took a secret from, for messages that say what to fix."""
+    if env := entry.get(env_key):
+        return f"${env}"
+    return f"Prefect Secret block '{entry.get(block_key)}'"
+
+
 def _odk_sources(doc: dict[str, Any]) -> list[OdkSource]:
     sources = [
         OdkSource(
@@ -111,6 +118,7 @@ def _odk_sources(doc: dict[str, Any]) -> list[OdkSource]:
                 _secret(e, "password", "password_env", "password_block"),
                 int(e.get("project_id", 1)),
                 e.get("name", ""),
+                _secret_source(e, "password_env", "password_block"),
             ),
             int(e.get("page_size", 1000)),
             dict(e.get("forms", {})),
@@ -125,7 +133,8 @@ def _odk_sources(doc: dict[str, Any]) -> list[OdkSource]:
                 "SAMMACHIP_ODK_URL is set: also set SAMMACHIP_ODK_EMAIL and SAMMACHIP_ODK_PASSWORD"
             )
         project = int(os.environ.get("SAMMACHIP_ODK_PROJECT", "1"))
-        sources.append(OdkSource(OdkServer(url, email, password, project, "env")))
+        sources.append(OdkSource(OdkServer(url, email, password, project, "env",
+                                           "$SAMMACHIP_ODK_PASSWORD")))  # fmt: skip
     return sources
 
 
