@@ -24,7 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from connectors.retry import TransientError
 from flows.progress import FetchProgress
 from flows.settings import Settings, load_settings
-from flows.sources import FormSource, SourceError, discover
+from flows.sources import DeletionFeed, FormSource, SourceError, discover
 from schemas.batch import CrossFormContext, StreamState, validate_stream
 from schemas.records import Submission
 from schemas.registry import FORMS
@@ -52,7 +52,8 @@ class FormResult:
     new_versions: int = 0
     clean: int = 0
     quarantined: int = 0
-    deleted: int = 0
+    deleted: int = 0  # submissions tombstoned: the server deleted them
+    restored: int = 0  # of the new versions, submissions tombstoned before: live again
     error: str | None = None
 
 
@@ -140,19 +141,39 @@ def sync_form(
     stats = load_batches(tx, form.form_id, batches(), runner, now)
     # The cursor advanced while pages streamed; it is staged with the data it covers.
     tx.set_cursor(form.cursor_key, cursor)
+    return _result(form, stats)
+
+
+def _result(form: FormSource, stats: LoadStats) -> FormResult:
     return FormResult(form.form_id, form.form_uid, stats.fetched, stats.new_versions,
-                      stats.clean, stats.quarantined)  # fmt: skip
+                      stats.clean, stats.quarantined, restored=stats.restored)  # fmt: skip
 
 
 @task(name="find-deletions", cache_policy=NO_CACHE)
-def find_deletions(tx: Transaction, form: FormSource, now: datetime) -> int:
-    """Tombstone every submission we hold that the server deleted."""
-    spec = FORMS[form.form_id]
-    held: set[str] = set()
-    for table in (spec.table, "quarantine"):
-        held.update(tx.read(table, columns=["submission_key"])["submission_key"].to_pylist())
-    gone = form.deleted_keys(held)
-    return tombstone(tx, form.form_id, gone, batch=tx.run_id, now=now)
+def find_deletions(
+    tx: Transaction, form: FormSource, settings: Settings, now: datetime, full: bool
+) -> int:
+    """Tombstone what the server deleted; returns how many.
+
+    Nightly, a server with a deletion feed (ODK Central) is asked what it deleted since the
+    feed's own watermark. The reconcile (`full`) also scans every id the server still holds:
+    whatever we hold that it lacks was deleted (Kobo deletes without a trace) or purged.
+    """
+    if not (full or isinstance(form, DeletionFeed)):
+        return 0
+    cursor = dict(tx.cursor(form.cursor_key) or {})
+    gone: dict[str, datetime | None] = {}
+    if isinstance(form, DeletionFeed):
+        gone.update(form.deletions(cursor, settings, full))
+    if full:
+        spec = FORMS[form.form_id]
+        held: set[str] = set()
+        for table in (spec.table, "quarantine"):
+            held.update(tx.read(table, columns=["submission_key"])["submission_key"].to_pylist())
+        gone.update((key, gone.get(key)) for key in form.deleted_keys(held))
+    deleted = tombstone(tx, form.form_id, gone, batch=tx.run_id, now=now)
+    tx.set_cursor(form.cursor_key, cursor)
+    return deleted
 
 
 @task(name="download-attachments", cache_policy=NO_CACHE)
@@ -248,9 +269,9 @@ def run_sync(
                              result.error)  # fmt: skip
             else:
                 logger.info(
-                    "%s: fetched %d, new %d, clean %d, quarantined %d, deleted %d",
-                    result.form_id, result.fetched, result.new_versions, result.clean,
-                    result.quarantined, result.deleted,
+                    "%s: fetched %d, new %d, clean %d, quarantined %d, tombstoned %d, "
+                    "restored %d", result.form_id, result.fetched, result.new_versions,
+                    result.clean, result.quarantined, result.deleted, result.restored,
                 )  # fmt: skip
             summary.forms.append(result)
         build_marts(tx, settings, today)
@@ -282,8 +303,7 @@ def _sync_one(
     try:
         with tx.savepoint():
             result = sync_form(tx, form, runner, settings, now, progress, reconcile)
-            if reconcile:
-                result.deleted = find_deletions(tx, form, now)
+            result.deleted = find_deletions(tx, form, settings, now, reconcile)
             return result
     except (*SourceError, TransientError) as err:  # retries exhausted: skip this form only
         return FormResult(form.form_id, form.form_uid, error=_form_error(form, err))
@@ -344,14 +364,25 @@ def _sync_parallel(
             if error:
                 yield FormResult(form.form_id, form.form_uid, error=error)
                 continue
-            for validated, fresh, fetched in results:
-                loader.add(validated, fresh, fetched)
-            stats = loader.finish(cursor=(form.cursor_key, cursor))
-            result = FormResult(form.form_id, form.form_uid, stats.fetched, stats.new_versions,
-                                stats.clean, stats.quarantined)  # fmt: skip
-            if reconcile:
-                result.deleted = find_deletions(tx, form, now)
-            yield result
+            try:
+                yield _stage(tx, form, loader, results, cursor, settings, now, reconcile)
+            except (*SourceError, TransientError) as err:  # its deletions could not be read
+                yield FormResult(form.form_id, form.form_uid, error=_form_error(form, err))
+
+
+def _stage(
+    tx: Transaction, form: FormSource, loader: FormLoader,
+    results: list[tuple[Any, list[Submission], int]], cursor: dict[str, Any],
+    settings: Settings, now: datetime, reconcile: bool,
+) -> FormResult:  # fmt: skip
+    """A form's validated batches and its deletions, staged here, in the flow's process; a
+    permanent error leaves nothing of it staged."""
+    with tx.savepoint():
+        for validated, fresh, fetched in results:
+            loader.add(validated, fresh, fetched)
+        result = _result(form, loader.finish(cursor=(form.cursor_key, cursor)))
+        result.deleted = find_deletions(tx, form, settings, now, reconcile)
+        return result
 
 
 def _counts(column: object) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """The nightly and reconcile flows against the ODK Central simulator: the same warehouse
 guarantees through a different server — OData paging, watermark re-reads, review states,
-soft deletions — and the same clean tables downstream."""
+soft deletions and restores, new form versions — and the same clean tables downstream."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from connectors.retry import parse_utc
 from connectors.simulators.cohort import CohortSpec, generate_cohort
-from connectors.simulators.odk import OdkStore, seed_odk_from_cohort, serve_odk
-from flows.nightly import RunSummary, nightly, reconcile
+from connectors.simulators.odk import OdkField, OdkStore, seed_odk_from_cohort, serve_odk
+from flows.nightly import FormResult, RunSummary, nightly, reconcile
+from flows.settings import load_settings
+from flows.sources import discover
 from warehouse.load import open_warehouse
 from warehouse.query import connect
 
@@ -32,6 +35,11 @@ class OdkRun:
     def sql(self, query: str) -> list[tuple]:
         wh = open_warehouse(str(self.workdir / "data" / "warehouse"))
         return connect(wh).execute(query).fetchall()
+
+    def night(self, form_id: str) -> FormResult:
+        """A nightly run; the result of `form_id`."""
+        summary = nightly(workdir=str(self.workdir), today=TODAY)
+        return next(f for f in summary.forms if f.form_id == form_id)
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +96,118 @@ def test_edits_reviews_and_deletions_reach_the_warehouse(odk_run: OdkRun) -> Non
     assert odk_run.sql(
         f"select deleted_at is not null from households where submission_id = '{deleted}'"
     ) == [(True,)]
+
+
+def test_a_deletion_reaches_the_warehouse_the_next_night_with_centrals_time(
+    odk_run: OdkRun,
+) -> None:
+    xml = odk_run.forms["sammachip_group"]
+    ((group_id,),) = odk_run.sql("select submission_id from groups where deleted_at is null "
+                                 "order by submission_id desc limit 1")  # fmt: skip
+    odk_run.store.delete(xml, group_id)
+    deleted_at = parse_utc(odk_run.store.row(xml, group_id)["__system"]["deletedAt"])
+    assert odk_run.night("sammachip_group").deleted == 1  # not left for the weekly reconcile
+    held = odk_run.sql(f"select deleted_at from groups where submission_id = '{group_id}'")
+    assert held == [(deleted_at,)]
+    again = odk_run.night("sammachip_group")  # the deleted feed's overlap lists it again
+    assert (again.deleted, again.new_versions) == (0, 0)
+
+
+def test_a_restored_handout_is_live_again_the_next_night_and_its_alert_closes(
+    odk_run: OdkRun,
+) -> None:
+    """Central's restore moves no timestamp: the incremental feed never shows it, so what was
+    deleted lately is asked for by id. The false "trained, no materials" alert the deletion
+    opened closes again."""
+    xml = odk_run.forms["sammachip_materials"]
+    ((sub_id, hh),) = odk_run.sql(f"""
+        select m.submission_id, m.hh_code from materials m join household_outcomes o using (hh_code)
+        where m.deleted_at is null and o.first_trained < date '{TODAY}' - 60
+          and (select count(*) from materials n where n.hh_code = m.hh_code) = 1
+        order by 1 limit 1""")  # fmt: skip
+    no_materials = (f"select status from alerts where rule_id = 'R04_TRAINED_NO_MATERIALS' "
+                    f"and subject_id = '{hh}'")  # fmt: skip
+    odk_run.store.delete(xml, sub_id)
+    assert odk_run.night("sammachip_materials").deleted == 1
+    assert odk_run.sql(no_materials) == [("open",)]
+    odk_run.store.restore(xml, sub_id)
+    assert odk_run.store.row(xml, sub_id)["__system"]["updatedAt"] is None  # nothing moved
+    restored = odk_run.night("sammachip_materials")
+    assert (restored.restored, restored.new_versions, restored.deleted) == (1, 1, 0)
+    live = odk_run.sql(f"select deleted_at from materials where submission_id = '{sub_id}'")
+    assert live == [(None,)]
+    assert odk_run.sql(no_materials) == [("resolved",)]
+    versions = odk_run.sql(f"select deleted from raw_submissions where submission_id = '{sub_id}' "
+                           "order by ingested_at, deleted")  # fmt: skip
+    assert versions == [(False,), (True,), (False,)]  # held, tombstoned, held again
+    assert odk_run.night("sammachip_materials").new_versions == 0  # and it stays at that
+
+
+def test_the_reconcile_restores_what_the_nightly_could_not_see(odk_run: OdkRun) -> None:
+    xml = odk_run.forms["sammachip_sage"]
+    ((sub_id,),) = odk_run.sql("select submission_id from sages where deleted_at is null "
+                               "order by 1 limit 1")  # fmt: skip
+    odk_run.store.delete(xml, sub_id)
+    assert odk_run.night("sammachip_sage").deleted == 1
+    odk_run.store.restore(xml, sub_id)
+    wh = open_warehouse(str(odk_run.workdir / "data" / "warehouse"))
+    with wh.transaction() as tx:  # as if the restore came after the nightly stopped watching
+        for key, cursor in wh.snapshot().cursors.items():
+            if key.endswith(xml):
+                tx.set_cursor(key, {**cursor, "watch": {}})
+    summary = reconcile(workdir=str(odk_run.workdir), today=TODAY)
+    sages = next(f for f in summary.forms if f.form_id == "sammachip_sage")
+    assert (sages.restored, sages.deleted) == (1, 0)
+    live = odk_run.sql(f"select deleted_at from sages where submission_id = '{sub_id}'")
+    assert live == [(None,)]
+
+
+def test_a_new_form_version_makes_no_old_submission_new(odk_run: OdkRun) -> None:
+    """Central shows old rows through the new version: its questions arrive as null (a new
+    group as an object of nulls). No answer changed: nothing new, nothing validated again."""
+    xml = odk_run.forms["sammachip_household"]
+    form = odk_run.store.form(1, xml)
+    assert form is not None
+    raw = "select count(*) from raw_submissions where form_id = 'sammachip_household'"
+    (before,) = odk_run.sql(raw)
+    added = [OdkField("water_source", "select1"), OdkField("land", "structure"),
+             OdkField("land/rai", "decimal"), OdkField("land/owned", "select1")]  # fmt: skip
+    odk_run.store.publish(xml, [*form.fields, *added], "2026120101")
+    ((sub_id,),) = odk_run.sql("select submission_id from households where deleted_at is null "
+                               "order by 1 desc limit 1")  # fmt: skip
+    row = odk_run.store.row(xml, sub_id)
+    assert (row["water_source"], row["land"]) == (None, {"rai": None, "owned": None})
+    # A rescan re-reads every row, through the new version.
+    summary = reconcile(workdir=str(odk_run.workdir), today=TODAY)
+    households = next(f for f in summary.forms if f.form_id == "sammachip_household")
+    assert households.fetched > 0 and households.new_versions == 0
+    assert odk_run.sql(raw) == [before]
+    odk_run.store.edit(xml, sub_id, {"land/rai": "4.5"})  # an answer to the new question is new
+    assert odk_run.night("sammachip_household").new_versions == 1
+
+
+def test_a_wrong_password_names_the_entry_the_email_and_the_variable(
+    odk_run: OdkRun, tmp_path: Path
+) -> None:
+    config = tmp_path / "office.toml"
+    url = os.environ["SAMMACHIP_ODK_URL"]
+    config.write_text(f"""
+[[odk]]
+name = "ม่วงสามสิบ"
+url = "{url}"
+email = "{EMAIL}"
+password_env = "MSS_ODK_PASSWORD"
+project_id = 1
+""", encoding="utf-8")  # fmt: skip
+    os.environ["MSS_ODK_PASSWORD"] = "not the password"
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("SAMMACHIP_ODK_")}
+    try:
+        found, failed = discover(load_settings(config, base_dir=tmp_path))
+    finally:
+        os.environ.update(saved)
+        del os.environ["MSS_ODK_PASSWORD"]
+    assert found == []
+    ((_server, message),) = failed
+    for part in ("401", "[[odk]] entry 'ม่วงสามสิบ'", EMAIL, "$MSS_ODK_PASSWORD"):
+        assert part in message, message
+    assert "not the password" not in message
