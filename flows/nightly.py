@@ -37,6 +37,7 @@ from warehouse.load import (
     LoadStats,
     cross_form_context,
     open_warehouse,
+    refreshing_dependents,
     tombstone,
 )
 from warehouse.store import Transaction, Warehouse
@@ -54,7 +55,14 @@ class FormResult:
     quarantined: int = 0
     deleted: int = 0  # submissions tombstoned: the server deleted them
     restored: int = 0  # of the new versions, submissions tombstoned before: live again
+    # Submissions of other forms (or this one) validated again because this form changed
+    # a fact they are checked against: form id → count.
+    rechecked: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+
+    def add_rechecked(self, counts: dict[str, int]) -> None:
+        for form_id, count in counts.items():
+            self.rechecked[form_id] = self.rechecked.get(form_id, 0) + count
 
 
 @dataclass
@@ -110,14 +118,18 @@ def load_batches(
     now: datetime,
 ) -> LoadStats:
     """The one path from submissions to the warehouse, whatever brought them (a nightly
-    pull, a reconcile rescan, webhook deliveries): drop known versions, validate, stage."""
-    loader = FormLoader(tx, form_id, batch=tx.run_id, now=now)
-    context = cross_form_context(tx, form_id)
-    results = validate_stream(form_id, batches, runner, state=loader.stream_state(),
-                              batch=tx.run_id, now=now, context=context)  # fmt: skip
-    for validated, fresh, fetched in results:
-        loader.add(validated, fresh, fetched)
-    return loader.finish()
+    pull, a reconcile rescan, webhook deliveries): drop known versions, validate, stage,
+    then re-check what other forms said about the facts this one changed."""
+    with refreshing_dependents(tx, form_id, runner, now=now) as rechecked:
+        loader = FormLoader(tx, form_id, batch=tx.run_id, now=now)
+        context = cross_form_context(tx, form_id)
+        results = validate_stream(form_id, batches, runner, state=loader.stream_state(),
+                                  batch=tx.run_id, now=now, context=context)  # fmt: skip
+        for validated, fresh, fetched in results:
+            loader.add(validated, fresh, fetched)
+        stats = loader.finish()
+    stats.rechecked = rechecked
+    return stats
 
 
 @task(name="sync-form", cache_policy=NO_CACHE)
@@ -146,21 +158,23 @@ def sync_form(
 
 def _result(form: FormSource, stats: LoadStats) -> FormResult:
     return FormResult(form.form_id, form.form_uid, stats.fetched, stats.new_versions,
-                      stats.clean, stats.quarantined, restored=stats.restored)  # fmt: skip
+                      stats.clean, stats.quarantined, restored=stats.restored,
+                      rechecked=dict(stats.rechecked))  # fmt: skip
 
 
 @task(name="find-deletions", cache_policy=NO_CACHE)
 def find_deletions(
-    tx: Transaction, form: FormSource, settings: Settings, now: datetime, full: bool
-) -> int:
-    """Tombstone what the server deleted; returns how many.
+    tx: Transaction, form: FormSource, runner: SuiteRunner, settings: Settings, now: datetime,
+    full: bool,
+) -> tuple[int, dict[str, int]]:  # fmt: skip
+    """Tombstone what the server deleted; returns (how many, submissions re-checked per form).
 
     Nightly, a server with a deletion feed (ODK Central) is asked what it deleted since the
     feed's own watermark. The reconcile (`full`) also scans every id the server still holds:
     whatever we hold that it lacks was deleted (Kobo deletes without a trace) or purged.
     """
     if not (full or isinstance(form, DeletionFeed)):
-        return 0
+        return 0, {}
     cursor = dict(tx.cursor(form.cursor_key) or {})
     gone: dict[str, datetime | None] = {}
     if isinstance(form, DeletionFeed):
@@ -171,9 +185,10 @@ def find_deletions(
         for table in (spec.table, "quarantine"):
             held.update(tx.read(table, columns=["submission_key"])["submission_key"].to_pylist())
         gone.update((key, gone.get(key)) for key in form.deleted_keys(held))
-    deleted = tombstone(tx, form.form_id, gone, batch=tx.run_id, now=now)
+    with refreshing_dependents(tx, form.form_id, runner, now=now) as rechecked:
+        deleted = tombstone(tx, form.form_id, gone, batch=tx.run_id, now=now)
     tx.set_cursor(form.cursor_key, cursor)
-    return deleted
+    return deleted, rechecked
 
 
 @task(name="download-attachments", cache_policy=NO_CACHE)
@@ -273,6 +288,11 @@ def run_sync(
                     "restored %d", result.form_id, result.fetched, result.new_versions,
                     result.clean, result.quarantined, result.deleted, result.restored,
                 )  # fmt: skip
+                if result.rechecked:
+                    logger.info("%s changed facts other answers are checked against: "
+                                "validated again %s", result.form_id,
+                                ", ".join(f"{n} of {f}" for f, n in
+                                          sorted(result.rechecked.items())))  # fmt: skip
             summary.forms.append(result)
         build_marts(tx, settings, today)
     summary.data_docs = build_data_docs(runner, settings, today)
@@ -303,7 +323,9 @@ def _sync_one(
     try:
         with tx.savepoint():
             result = sync_form(tx, form, runner, settings, now, progress, reconcile)
-            result.deleted = find_deletions(tx, form, settings, now, reconcile)
+            result.deleted, rechecked = find_deletions(tx, form, runner, settings, now,
+                                                       reconcile)  # fmt: skip
+            result.add_rechecked(rechecked)
             return result
     except (*SourceError, TransientError) as err:  # retries exhausted: skip this form only
         return FormResult(form.form_id, form.form_uid, error=_form_error(form, err))
@@ -377,11 +399,16 @@ def _stage(
 ) -> FormResult:  # fmt: skip
     """A form's validated batches and its deletions, staged here, in the flow's process; a
     permanent error leaves nothing of it staged."""
+    runner = _process_runner()
     with tx.savepoint():
-        for validated, fresh, fetched in results:
-            loader.add(validated, fresh, fetched)
-        result = _result(form, loader.finish(cursor=(form.cursor_key, cursor)))
-        result.deleted = find_deletions(tx, form, settings, now, reconcile)
+        with refreshing_dependents(tx, form.form_id, runner, now=now) as rechecked:
+            for validated, fresh, fetched in results:
+                loader.add(validated, fresh, fetched)
+            stats = loader.finish(cursor=(form.cursor_key, cursor))
+        stats.rechecked = rechecked
+        result = _result(form, stats)
+        result.deleted, more = find_deletions(tx, form, runner, settings, now, reconcile)
+        result.add_rechecked(more)
         return result
 
 

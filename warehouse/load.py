@@ -4,7 +4,8 @@ and tombstones for submissions the server no longer has."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,12 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from schemas.batch import CrossFormContext, StreamState, ValidatedForm
+from schemas.batch import CrossFormContext, StreamState, ValidatedForm, validate_form
 from schemas.records import Submission, payload_hash
-from schemas.registry import FORMS
+from schemas.registry import FORMS, FormSpec
 from schemas.tables import CLEAN_TABLES, RAW_SUBMISSIONS, SYSTEM_TABLES
+from schemas.validation import SuiteRunner
 from warehouse import scan
-from warehouse.store import Transaction, Warehouse
+from warehouse.store import Snapshot, TableState, Transaction, Warehouse
 
 ALL_SCHEMAS: dict[str, pa.Schema] = {
     name: spec.schema for name, spec in {**CLEAN_TABLES, **SYSTEM_TABLES}.items()
@@ -152,6 +154,7 @@ class _Fact:
     checked_in: tuple[str, ...]  # tables whose rows carry the check (by their hh_code)
     reads: tuple[str, ...]
     sql: str  # first column hh_code (and the value, for a fact with one)
+    uses: str = "true"  # which rows of `checked_in` the check applies to (SQL)
 
 
 _FACTS: dict[str, _Fact] = {
@@ -172,8 +175,10 @@ _FACTS: dict[str, _Fact] = {
         """select hh_code, min(survey_date) as first from income_surveys
            where round = 'baseline' and deleted_at is null and survey_date is not null
            group by hh_code""",
+        uses="round = 'followup'",
     ),
 }  # fmt: skip
+_FORM_OF_TABLE = {table: spec.form_id for spec in FORMS.values() for table in spec.tables}
 
 
 def _gather(dataset: Callable[[str], Any], wanted: Iterable[str]) -> dict[str, Any]:
@@ -189,6 +194,12 @@ def _gather(dataset: Callable[[str], Any], wanted: Iterable[str]) -> dict[str, A
     return facts
 
 
+def _by_household(value: pa.Array | pa.Table) -> dict[Any, Any]:
+    if isinstance(value, pa.Table):
+        return dict(zip(*(c.to_pylist() for c in value.columns), strict=True))
+    return dict.fromkeys(value.to_pylist(), True)
+
+
 @dataclass
 class LoadStats:
     fetched: int = 0  # submissions the server returned (re-reads included)
@@ -196,6 +207,7 @@ class LoadStats:
     clean: int = 0
     quarantined: int = 0
     restored: int = 0  # of the new versions, submissions that had been tombstoned
+    rechecked: dict[str, int] = field(default_factory=dict)  # see `refreshing_dependents`
 
 
 @dataclass
@@ -238,6 +250,10 @@ class FormLoader:
         self._restored.update(s.key for s in fresh if s.key in self._tombstoned)
         self._stage(validated)
         self._drift.extend(validated.drift)
+
+    def revalidated(self, validated: ValidatedForm) -> None:
+        """Stage the new outcome of versions raw already holds (nothing appended to raw)."""
+        self._stage(validated)
 
     def _stage(self, validated: ValidatedForm) -> None:
         part = len(self._runs)
@@ -318,3 +334,129 @@ def tombstone(
         tx.upsert(spec.table, stamped, set(doomed["submission_key"].to_pylist()))
     tx.upsert("quarantine", SYSTEM_TABLES["quarantine"].schema.empty_table(), set(live))
     return len(live)
+
+
+# ---- facts that changed: re-check the rows that were checked against them ------------------
+
+
+@contextmanager
+def refreshing_dependents(
+    tx: Transaction, form_id: str, runner: SuiteRunner, *, now: datetime
+) -> Iterator[dict[str, int]]:
+    """Stage a form (its pages, its tombstones) inside this block; then submissions checked
+    against something the block changed are validated again from their raw version, as one
+    full sync of the final state would have checked them:
+
+    - rows checked against a fact this form's tables feed (households registered, trained,
+      the first baseline) for a household whose fact changed — another form's rows, or this
+      form's own (a follow-up against a baseline);
+    - registrations quarantined as duplicates of one that no longer holds its code (deleted,
+      or edited to another code): the earliest of them holds it now.
+
+    Yields form id → submissions validated again (filled when the block ends)."""
+    refreshed: dict[str, int] = {}
+    spec = FORMS[form_id]
+    sources = [name for name, fact in _FACTS.items() if set(fact.reads) & set(spec.tables)]
+    reads = {table for name in sources for table in _FACTS[name].reads}
+    if spec.business_key:
+        reads.add(spec.table)
+    before = {table: tx.files(table) for table in sorted(reads)}
+    yield refreshed
+    if {table: tx.files(table) for table in before} == before:  # nothing staged they read
+        return
+    then = lambda table: _dataset_at(tx, table, before[table])  # noqa: E731
+    if spec.business_key:  # first: who holds a code is itself a registered-or-not fact
+        held, holds = _holders(then(spec.table), spec), _holders(tx.dataset(spec.table), spec)
+        released = {key for key, code in held.items() if holds.get(key) != code}
+        if duplicates := _duplicates_of(tx, released):
+            refreshed[form_id] = revalidate(tx, form_id, duplicates, runner, now=now)
+    stale: dict[str, set[str]] = defaultdict(set)  # form id → submission keys
+    old, new = _gather(then, sources), _gather(tx.dataset, sources)
+    for name in sources:
+        was, now_is = _by_household(old[name]), _by_household(new[name])
+        changed = {hh for hh in was.keys() | now_is.keys() if was.get(hh) != now_is.get(hh)}
+        if changed:
+            for table in _FACTS[name].checked_in:
+                stale[_FORM_OF_TABLE[table]] |= _checked(tx, table, _FACTS[name], changed)
+    for dependent, keys in stale.items():
+        if not keys:
+            continue
+        with refreshing_dependents(tx, dependent, runner, now=now) as deeper:
+            refreshed[dependent] = refreshed.get(dependent, 0) + revalidate(
+                tx, dependent, keys, runner, now=now
+            )
+        for other, count in deeper.items():
+            refreshed[other] = refreshed.get(other, 0) + count
+
+
+def _holders(data: Any, spec: FormSpec) -> dict[str, str]:
+    """Submission key → the programme code it holds (live clean registrations)."""
+    con = duckdb.connect()
+    scan.register(con, "registrations", data)
+    found = con.sql(f"""select submission_key, {spec.business_key} from registrations
+                        where deleted_at is null and {spec.business_key} is not null""")
+    return dict(found.fetchall())
+
+
+def _duplicates_of(tx: Transaction, owners: set[str]) -> set[str]:
+    """Keys of submissions quarantined as duplicates of any of `owners`."""
+    if not owners:
+        return set()
+    quarantine = tx.read("quarantine", columns=["submission_key", "column_name", "value"])
+    hit = pc.and_(pc.equal(quarantine["column_name"], "duplicate_of"),
+                  pc.is_in(quarantine["value"], value_set=pa.array(sorted(owners), pa.string())))
+    return set(quarantine.filter(hit)["submission_key"].to_pylist())
+
+
+def _dataset_at(tx: Transaction, table: str, files: tuple[str, ...]) -> Any:
+    """`table` as it was when it held `files` (earlier in this transaction)."""
+    return tx.warehouse.dataset(table, Snapshot(0, None, None, {table: TableState(files)}, {}))
+
+
+def _checked(tx: Transaction, table: str, fact: _Fact, households: set[str]) -> set[str]:
+    """Keys of live submissions with a row of `table` checked against `fact` for any of
+    `households`."""
+    parent = CLEAN_TABLES[table].parent or table
+    con = duckdb.connect()
+    scan.register(con, "checked", tx.dataset(table))
+    scan.register(con, "parent", tx.dataset(parent))
+    con.register("changed", pa.table({"hh_code": pa.array(sorted(households), pa.string())}))
+    found = con.sql(f"""select distinct c.submission_key from checked c
+                        semi join changed using (hh_code)
+                        where ({fact.uses}) and c.submission_key in
+                              (select submission_key from parent where deleted_at is null)""")
+    return set(found.to_arrow_table().column(0).to_pylist())
+
+
+def revalidate(
+    tx: Transaction, form_id: str, keys: set[str], runner: SuiteRunner, *, now: datetime
+) -> int:
+    """Validate the held versions of `keys` again against the facts as the transaction sees
+    them, and stage the outcome (raw gains nothing). Returns how many were validated."""
+    raw = _raw(tx, form_id)
+    raw = raw.filter(pc.is_in(raw["submission_key"], value_set=pa.array(sorted(keys),
+                                                                         pa.string())))
+    subs = [_held_submission(row) for row in _latest(raw.to_pylist()).values()
+            if not row["deleted"]]  # fmt: skip
+    if not subs:
+        return 0
+    loader = FormLoader(tx, form_id, batch=tx.run_id, now=now)
+    owners = StreamState(pa.table({}), existing_codes(tx, form_id)).owners
+    loader.revalidated(validate_form(form_id, subs, runner, batch=tx.run_id, now=now,
+                                     existing_codes=owners,
+                                     context=cross_form_context(tx, form_id)))  # fmt: skip
+    return loader.finish().new_versions
+
+
+def _held_submission(row: dict[str, Any]) -> Submission:
+    """A raw version as the record it was loaded from (device times are the payload's
+    `start`/`end`, as both connectors read them)."""
+    payload = orjson.loads(row["payload"])
+    return Submission(
+        source=row["source"], server=row["server"], form_uid=row["form_uid"],
+        form_id=row["form_id"], submission_id=row["submission_id"],
+        instance_id=row["instance_id"], root_uuid=row["root_uuid"],
+        version=row["form_version"], submitted_at=row["submitted_at"],
+        device_start=payload.get("start"), device_end=payload.get("end"),
+        review_status=row["review_status"], payload=payload,
+    )  # fmt: skip

@@ -211,3 +211,45 @@ project_id = 1
     for part in ("401", "[[odk]] entry 'ม่วงสามสิบ'", EMAIL, "$MSS_ODK_PASSWORD"):
         assert part in message, message
     assert "not the password" not in message
+
+
+def test_a_late_registration_and_a_deleted_original_refresh_what_was_checked_against_them(
+    odk_run: OdkRun,
+) -> None:
+    """What a form was checked against can change after it was loaded: a household is
+    registered after a session it attended, the first registration of a code is deleted
+    while a second one was set aside as its duplicate. The rows checked against them are
+    checked again that night — as one full sync of the final state would check them."""
+    store, forms = odk_run.store, odk_run.forms
+    hh_form, session_form = forms["sammachip_household"], forms["sammachip_session"]
+    households, sessions = store.form(1, hh_form), store.form(1, session_form)
+    assert households is not None and sessions is not None
+    session = dict(next(iter(sessions.records.values())).answers)
+    village = session["village_code"]
+    ((original, code),) = odk_run.sql(
+        "select submission_id, hh_code from households where deleted_at is null "
+        f"and village_code = '{village}' order by 1 desc limit 1")  # fmt: skip
+    answers = dict(households.records[original].answers)
+    del answers["meta/instanceID"], session["meta/instanceID"]
+    duplicate = store.submit(hh_form, answers, store.now(), submitter="enum02")
+    newcomer = {**answers, "hh/hh_code": f"{village}-77", "head/national_id": "1101700203450"}
+    session["session_code"] = f"T{village}-77"
+    session["attendees"] = [{"attendees/hh_code": newcomer["hh/hh_code"],
+                             "attendees/present": "yes"}]  # fmt: skip
+    attended = store.submit(session_form, session, store.now(), submitter="enum02")
+    nightly(workdir=str(odk_run.workdir), today=TODAY)
+    flags = f"select dq_flags from sessions where submission_id = '{attended}'"
+    assert odk_run.sql(flags) == [(["attendance.household_registered: household is not in "
+                                    "the household register"],)]  # fmt: skip
+    set_aside = f"select count(*) from quarantine where submission_id = '{duplicate}'"
+    assert odk_run.sql(set_aside) == [(1,)]
+
+    store.submit(hh_form, newcomer, store.now(), submitter="enum02")  # registered late
+    store.delete(hh_form, original)
+    summary = nightly(workdir=str(odk_run.workdir), today=TODAY)
+    households_result = next(f for f in summary.forms if f.form_id == "sammachip_household")
+    assert households_result.rechecked == {"sammachip_household": 1, "sammachip_session": 1}
+    assert odk_run.sql(flags) == [([],)]
+    assert odk_run.sql(set_aside) == [(0,)]
+    held = f"select hh_code, deleted_at from households where submission_id = '{duplicate}'"
+    assert odk_run.sql(held) == [(code, None)]  # the code's holder now
