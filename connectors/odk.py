@@ -80,6 +80,10 @@ class OdkError(RuntimeError):
         self.form = form
 
 
+class NoDeletedFeed(OdkError):
+    """The server cannot list what it deleted (ODK Central before v2024.3)."""
+
+
 def _hint(status: int, server: OdkServer, form: str | None) -> str:
     entry = f" ([[odk]] entry '{server.name}')" if server.name else ""
     password = f"the password in {server.password_from}" if server.password_from else "its password"
@@ -267,8 +271,18 @@ class OdkClient:
         )
         params = {"$top": self.page_size, "$select": "__id,__system/deletedAt",
                   "$filter": deleted}  # fmt: skip
-        for rows, _count in self._feed(xml_form_id, params):
-            yield rows
+        try:
+            for rows, _count in self._feed(xml_form_id, params):
+                yield rows
+        except OdkError as err:
+            if err.status not in (400, 501):
+                raise
+            raise NoDeletedFeed(
+                f"form {xml_form_id} on {self.server.host}: the server cannot list deleted "
+                f"submissions (HTTP {err.status}; ODK Central before v2024.3), so only the "
+                "weekly reconcile finds deletions — upgrade Central to v2024.3 or later",
+                status=err.status, code=err.code, form=xml_form_id,
+            ) from err
 
     def ids(self, xml_form_id: str) -> Iterator[list[str]]:
         """Pages of the `__id` of every submission the server holds (soft-deleted left out)."""

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from connectors.odk import NoDeletedFeed
 from connectors.retry import TransientError
 from flows.progress import FetchProgress
 from flows.settings import Settings, load_settings
@@ -178,7 +179,10 @@ def find_deletions(
     cursor = dict(tx.cursor(form.cursor_key) or {})
     gone: dict[str, datetime | None] = {}
     if isinstance(form, DeletionFeed):
-        gone.update(form.deletions(cursor, settings, full))
+        try:
+            gone.update(form.deletions(cursor, settings, full))
+        except NoDeletedFeed as err:  # an old server: its data still syncs, the id scan remains
+            get_run_logger().warning("%s", err)
     if full:
         spec = FORMS[form.form_id]
         held: set[str] = set()

@@ -10,7 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.odk import OdkClient, OdkError, OdkServer, odata_time, to_submission
+from connectors.odk import (
+    NoDeletedFeed,
+    OdkClient,
+    OdkError,
+    OdkServer,
+    odata_time,
+    to_submission,
+)
 from connectors.retry import TransientError
 from connectors.simulators.faults import Fault
 from connectors.simulators.odk import OdkStore, serve_odk, xlsform_definition
@@ -175,6 +182,17 @@ def test_deleted_lists_soft_deletes_that_the_feed_hides(url: str, store: OdkStor
         assert list(c.deleted(FORM, since=T0 + timedelta(days=3))) == []
     # Only what a tombstone needs: the id and when Central deleted it, not the answers.
     assert page == [{"__id": uid(3), "__system": {"deletedAt": "2026-11-03T03:00:00.000Z"}}]
+
+
+def test_a_server_without_the_deleted_feed_says_so_and_what_follows(
+    url: str, store: OdkStore
+) -> None:
+    store.deleted_at_filter = False  # Central before v2024.3
+    with client(url) as c, pytest.raises(NoDeletedFeed) as err:
+        list(c.deleted(FORM))
+    assert err.value.status == 501 and err.value.form == FORM
+    assert "v2024.3" in str(err.value) and "weekly reconcile" in str(err.value)
+    store.deleted_at_filter = True
 
 
 def test_the_id_scan_lists_live_submissions_only_in_pages(url: str, store: OdkStore) -> None:

@@ -542,6 +542,17 @@ def test_a_restore_moves_no_timestamp_so_only_asking_by_id_finds_it(
     assert row["__system"]["deletedAt"] is None and row["__system"]["updatedAt"] is None
 
 
+def test_a_server_before_v2024_3_cannot_filter_on_deleted_at(
+    api: httpx.Client, store: OdkStore
+) -> None:
+    with_sessions(store, 1)
+    store.deleted_at_filter = False
+    response = api.get(f"/v1/projects/1/forms/{SESSION}.svc/Submissions",
+                       params={"$filter": "not __system/deletedAt eq null"})  # fmt: skip
+    assert problem(response)[:2] == (501, 501.5) and "__system/deletedAt" in response.text
+    assert ids(feed(api, **{"$filter": "__system/submissionDate gt 2026-01-01"})) == [uid(1)]
+
+
 def test_a_new_form_version_reshapes_every_row(api: httpx.Client, store: OdkStore) -> None:
     store.add_form(1, "visit", [OdkField("members", "int"), OdkField("note", "string"),
                                 OdkField("meta/instanceID", "string")], version="1")  # fmt: skip

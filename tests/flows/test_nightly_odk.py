@@ -18,6 +18,7 @@ from connectors.simulators.odk import OdkField, OdkStore, seed_odk_from_cohort, 
 from flows.nightly import FormResult, RunSummary, nightly, reconcile
 from flows.settings import load_settings
 from flows.sources import discover
+from tests.reliability.helpers import captured_logs
 from warehouse.load import open_warehouse
 from warehouse.query import connect
 
@@ -184,6 +185,27 @@ def test_a_new_form_version_makes_no_old_submission_new(odk_run: OdkRun) -> None
     assert odk_run.sql(raw) == [before]
     odk_run.store.edit(xml, sub_id, {"land/rai": "4.5"})  # an answer to the new question is new
     assert odk_run.night("sammachip_household").new_versions == 1
+
+
+def test_a_server_before_v2024_3_still_syncs_and_says_deletions_wait_for_the_reconcile(
+    odk_run: OdkRun,
+) -> None:
+    xml = odk_run.forms["sammachip_sage"]
+    ((edited,), (deleted,)) = odk_run.sql(
+        "select submission_id from sages where deleted_at is null order by 1 desc limit 2")
+    odk_run.store.edit(xml, edited, {"sage/phone": "0812345678"})
+    odk_run.store.delete(xml, deleted)
+    odk_run.store.deleted_at_filter = False
+    try:
+        with captured_logs() as logs:
+            sages = odk_run.night("sammachip_sage")
+        assert (sages.error, sages.new_versions, sages.deleted) == (None, 1, 0)
+        assert any("cannot list deleted submissions" in line and "v2024.3" in line
+                   for line in logs)  # fmt: skip
+        summary = reconcile(workdir=str(odk_run.workdir), today=TODAY)  # the id scan finds it
+        assert next(f for f in summary.forms if f.form_id == "sammachip_sage").deleted == 1
+    finally:
+        odk_run.store.deleted_at_filter = True
 
 
 def test_a_wrong_password_names_the_entry_the_email_and_the_variable(
