@@ -433,10 +433,7 @@ def revalidate(
 ) -> int:
     """Validate the held versions of `keys` again against the facts as the transaction sees
     them, and stage the outcome (raw gains nothing). Returns how many were validated."""
-    raw = _raw(tx, form_id)
-    raw = raw.filter(pc.is_in(raw["submission_key"], value_set=pa.array(sorted(keys),
-                                                                         pa.string())))
-    subs = [_held_submission(row) for row in _latest(raw.to_pylist()).values()
+    subs = [_held_submission(row) for row in _latest(_raw_of(tx, form_id, keys)).values()
             if not row["deleted"]]  # fmt: skip
     if not subs:
         return 0
@@ -446,6 +443,21 @@ def revalidate(
                                      existing_codes=owners,
                                      context=cross_form_context(tx, form_id)))  # fmt: skip
     return loader.finish().new_versions
+
+
+def _raw_of(tx: Transaction, form_id: str, keys: set[str]) -> list[dict[str, Any]]:
+    """Every raw row of `keys`, payloads included, in file order. Raw files are written per
+    run: only the few holding one of `keys` are read whole (a form's raw layer is large)."""
+    storage, wanted = tx.warehouse.storage, pa.array(sorted(keys), pa.string())
+    rows: list[dict[str, Any]] = []
+    for rel in [f for f in tx.files("raw_submissions") if f"/form={form_id}/" in f]:
+        path = storage.path(rel)
+        held = pq.read_table(path, columns=["submission_key"], filesystem=storage.fs)
+        hit = pc.is_in(held["submission_key"], value_set=wanted)
+        if pc.any(hit).as_py():
+            data = pq.read_table(path, filesystem=storage.fs).filter(hit)
+            rows += data.to_pylist()
+    return rows
 
 
 def _held_submission(row: dict[str, Any]) -> Submission:
