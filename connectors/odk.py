@@ -5,7 +5,8 @@ Submissions are read from OData (`…/forms/{xmlFormId}.svc/Submissions`) with r
 first. Incremental reads filter on `__system/submissionDate` *or* `__system/updatedAt` (updatedAt
 stays null until the first edit or review) minus an overlap: a row committed late can carry an
 earlier timestamp than one already seen, so the window is re-read and rows are upserted by `__id`.
-Soft deletes do not move updatedAt; `deleted()` lists them through `__system/deletedAt`.
+Soft deletes and restores do not move updatedAt: `deleted()` lists deletions through
+`__system/deletedAt`, and a restore is only seen by asking for the submission again (`rows()`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _REVIEW_STATES = {"hasIssues": "has_issues", "edited": "edited", "approved": "ap
                   "rejected": "rejected"}  # fmt: skip
 _REFRESH_MARGIN = timedelta(minutes=5)  # log in again this long before the token expires
 _LOGOUT_TIMEOUT = 5.0
+_IDS_PER_QUERY = 50  # ids per `$filter` (~2.5 kB of query string)
 
 
 def _now() -> datetime:
@@ -45,7 +47,8 @@ class OdkServer:
     email: str  # a Web User with at least Project Viewer on the project
     password: str = field(repr=False)  # never printed, never stored
     project_id: int
-    name: str = ""
+    name: str = ""  # the config's [[odk]] entry
+    password_from: str = ""  # where it was read, e.g. "the environment variable X"
 
     @property
     def host(self) -> str:
@@ -77,15 +80,26 @@ class OdkError(RuntimeError):
         self.form = form
 
 
-def _hint(status: int, project_id: int) -> str:
+class NoDeletedFeed(OdkError):
+    """The server cannot list what it deleted (ODK Central before v2024.3)."""
+
+
+def _hint(status: int, server: OdkServer, form: str | None) -> str:
+    entry = f" ([[odk]] entry '{server.name}')" if server.name else ""
+    password = f"the password in {server.password_from}" if server.password_from else "its password"
+    project = server.project_id
     hints = {
         400: "the server rejected the query; it may be older than Central v2024.3",
-        401: "the email/password were rejected: check the ODK Central account configured for "
-        "this server (a Web User; App User tokens cannot read submissions)",
-        403: f"the account has no role on project {project_id} that may read submissions: "
-        "make it Project Viewer (or higher) there",
-        404: f"no such published form in project {project_id}: check the xmlFormId in the "
-        "config and that the form is published",
+        401: f"Central refused the login of {server.email}{entry}: check that email and "
+        f"{password} (a Web User's; App User tokens cannot read submissions)",
+        403: f"the account {server.email} has no role on project {project} that may read "
+        "submissions: make it Project Viewer (or higher) there",
+        404: f"no such published form in project {project}: check the xmlFormId in the "
+        "config and that the form is published"
+        if form
+        else f"project {project} does not exist on {server.host} or is not visible to "
+        f"{server.email}: check project_id{entry} (the number in the project's address on "
+        "Central)",
         501: "the server does not support this query; it may be older than Central v2024.3",
     }
     return hints.get(status, "see the server's message")
@@ -185,7 +199,7 @@ class OdkClient:
         where = f"form {form} (project {project})" if form else f"project {project}"
         return OdkError(
             f"{where} on {self.server.host}: HTTP {status} {problem.get('message', '')} — "
-            f"{_hint(status, project)}",
+            f"{_hint(status, self.server, form)}",
             status=status,
             code=problem.get("code"),
             form=form,
@@ -247,16 +261,44 @@ class OdkClient:
         since: datetime | None = None,
         overlap: timedelta = timedelta(hours=1),
     ) -> Iterator[list[dict]]:
-        """Pages of soft-deleted submissions (all, or deleted after since - overlap); purged
-        ones (30 days after deletion) are gone without trace and need an id reconciliation."""
+        """Pages of soft-deleted submissions (all, or deleted after since - overlap): `__id`
+        and `__system/deletedAt` only. Purged ones (30 days after deletion) are gone without
+        trace and need an id reconciliation."""
         deleted = (
             "not __system/deletedAt eq null"
             if since is None
             else f"__system/deletedAt gt {odata_time(since - overlap)}"
         )
-        params = {"$top": self.page_size, "$expand": "*", "$filter": deleted}
+        params = {"$top": self.page_size, "$select": "__id,__system/deletedAt",
+                  "$filter": deleted}  # fmt: skip
+        try:
+            for rows, _count in self._feed(xml_form_id, params):
+                yield rows
+        except OdkError as err:
+            if err.status not in (400, 501):
+                raise
+            raise NoDeletedFeed(
+                f"form {xml_form_id} on {self.server.host}: the server cannot list deleted "
+                f"submissions (HTTP {err.status}; ODK Central before v2024.3), so only the "
+                "weekly reconcile finds deletions — upgrade Central to v2024.3 or later",
+                status=err.status, code=err.code, form=xml_form_id,
+            ) from err
+
+    def ids(self, xml_form_id: str) -> Iterator[list[str]]:
+        """Pages of the `__id` of every submission the server holds (soft-deleted left out)."""
+        params = {"$top": self.page_size, "$select": "__id"}
         for rows, _count in self._feed(xml_form_id, params):
-            yield rows
+            yield [str(r["__id"]) for r in rows]
+
+    def rows(self, xml_form_id: str, ids: list[str]) -> Iterator[list[dict]]:
+        """Pages of the live submissions among `ids` (repeats inline), asked by `__id`: what
+        changed without moving updatedAt (a restore) is found this way."""
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            wanted = " or ".join("__id eq '{}'".format(i.replace("'", "''")) for i in chunk)
+            params = {"$top": self.page_size, "$expand": "*", "$filter": wanted}
+            for rows, _count in self._feed(xml_form_id, params):
+                yield rows
 
     def _feed(
         self, xml_form_id: str, params: dict[str, Any]

@@ -21,11 +21,12 @@ import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from connectors.odk import NoDeletedFeed
 from connectors.retry import TransientError
 from flows.freshness import lists_would_mislead, record_sync, sync_notice
 from flows.progress import FetchProgress
 from flows.settings import Settings, load_settings
-from flows.sources import FormSource, SourceError, discover, held_under_other_names
+from flows.sources import DeletionFeed, FormSource, SourceError, discover, held_under_other_names
 from schemas.batch import CrossFormContext, StreamState, validate_stream
 from schemas.records import Submission
 from schemas.registry import FORMS
@@ -38,6 +39,7 @@ from warehouse.load import (
     LoadStats,
     cross_form_context,
     open_warehouse,
+    refreshing_dependents,
     tombstone,
 )
 from warehouse.store import Transaction, Warehouse
@@ -53,7 +55,11 @@ class FormResult:
     new_versions: int = 0
     clean: int = 0
     quarantined: int = 0
-    deleted: int = 0
+    deleted: int = 0  # submissions tombstoned: the server deleted them
+    restored: int = 0  # of the new versions, submissions tombstoned before: live again
+    # Submissions of other forms (or this one) validated again because this form changed
+    # a fact they are checked against: form id → count.
+    rechecked: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     warning: str | None = None  # said in the summary; the run still succeeds
     server: str = ""  # the server's name (`[[kobo]]`/`[[odk]]` name)
@@ -66,7 +72,12 @@ class FormResult:
         if stats is not None:
             result.fetched, result.new_versions = stats.fetched, stats.new_versions
             result.clean, result.quarantined = stats.clean, stats.quarantined
+            result.restored, result.rechecked = stats.restored, dict(stats.rechecked)
         return result
+
+    def add_rechecked(self, counts: dict[str, int]) -> None:
+        for form_id, count in counts.items():
+            self.rechecked[form_id] = self.rechecked.get(form_id, 0) + count
 
 
 @dataclass
@@ -130,14 +141,18 @@ def load_batches(
     now: datetime,
 ) -> LoadStats:
     """The one path from submissions to the warehouse, whatever brought them (a nightly
-    pull, a reconcile rescan, webhook deliveries): drop known versions, validate, stage."""
-    loader = FormLoader(tx, form_id, batch=tx.run_id, now=now)
-    context = cross_form_context(tx, form_id)
-    results = validate_stream(form_id, batches, runner, state=loader.stream_state(),
-                              batch=tx.run_id, now=now, context=context)  # fmt: skip
-    for validated, fresh, fetched in results:
-        loader.add(validated, fresh, fetched)
-    return loader.finish()
+    pull, a reconcile rescan, webhook deliveries): drop known versions, validate, stage,
+    then re-check what other forms said about the facts this one changed."""
+    with refreshing_dependents(tx, form_id, runner, now=now) as rechecked:
+        loader = FormLoader(tx, form_id, batch=tx.run_id, now=now)
+        context = cross_form_context(tx, form_id)
+        results = validate_stream(form_id, batches, runner, state=loader.stream_state(),
+                                  batch=tx.run_id, now=now, context=context)  # fmt: skip
+        for validated, fresh, fetched in results:
+            loader.add(validated, fresh, fetched)
+        stats = loader.finish()
+    stats.rechecked = rechecked
+    return stats
 
 
 @task(name="sync-form", cache_policy=NO_CACHE)
@@ -165,14 +180,35 @@ def sync_form(
 
 
 @task(name="find-deletions", cache_policy=NO_CACHE)
-def find_deletions(tx: Transaction, form: FormSource, now: datetime) -> int:
-    """Tombstone every submission we hold that the server deleted."""
-    spec = FORMS[form.form_id]
-    held: set[str] = set()
-    for table in (spec.table, "quarantine"):
-        held.update(tx.read(table, columns=["submission_key"])["submission_key"].to_pylist())
-    gone = form.deleted_keys(held)
-    return tombstone(tx, form.form_id, gone, batch=tx.run_id, now=now)
+def find_deletions(
+    tx: Transaction, form: FormSource, runner: SuiteRunner, settings: Settings, now: datetime,
+    full: bool,
+) -> tuple[int, dict[str, int]]:  # fmt: skip
+    """Tombstone what the server deleted; returns (how many, submissions re-checked per form).
+
+    Nightly, a server with a deletion feed (ODK Central) is asked what it deleted since the
+    feed's own watermark. The reconcile (`full`) also scans every id the server still holds:
+    whatever we hold that it lacks was deleted (Kobo deletes without a trace) or purged.
+    """
+    if not (full or isinstance(form, DeletionFeed)):
+        return 0, {}
+    cursor = dict(tx.cursor(form.cursor_key) or {})
+    gone: dict[str, datetime | None] = {}
+    if isinstance(form, DeletionFeed):
+        try:
+            gone.update(form.deletions(cursor, settings, full))
+        except NoDeletedFeed as err:  # an old server: its data still syncs, the id scan remains
+            get_run_logger().warning("%s", err)
+    if full:
+        spec = FORMS[form.form_id]
+        held: set[str] = set()
+        for table in (spec.table, "quarantine"):
+            held.update(tx.read(table, columns=["submission_key"])["submission_key"].to_pylist())
+        gone.update((key, gone.get(key)) for key in form.deleted_keys(held))
+    with refreshing_dependents(tx, form.form_id, runner, now=now) as rechecked:
+        deleted = tombstone(tx, form.form_id, gone, batch=tx.run_id, now=now)
+    tx.set_cursor(form.cursor_key, cursor)
+    return deleted, rechecked
 
 
 @task(name="download-attachments", cache_policy=NO_CACHE)
@@ -273,10 +309,15 @@ def run_sync(
                 log_skipped(result)
             else:
                 logger.info(
-                    "%s: fetched %d, new %d, clean %d, quarantined %d, deleted %d",
-                    result.form_id, result.fetched, result.new_versions, result.clean,
-                    result.quarantined, result.deleted,
+                    "%s: fetched %d, new %d, clean %d, quarantined %d, tombstoned %d, "
+                    "restored %d", result.form_id, result.fetched, result.new_versions,
+                    result.clean, result.quarantined, result.deleted, result.restored,
                 )  # fmt: skip
+                if result.rechecked:
+                    logger.info("%s changed facts other answers are checked against: "
+                                "validated again %s", result.form_id,
+                                ", ".join(f"{n} of {f}" for f, n in
+                                          sorted(result.rechecked.items())))  # fmt: skip
             summary.forms.append(result)
         record_sync(tx, settings, summary.forms, now)
         build_marts(tx, settings, today)
@@ -327,8 +368,9 @@ def _sync_one(
     try:
         with tx.savepoint():
             result = sync_form(tx, form, runner, settings, now, progress, reconcile)
-            if reconcile:
-                result.deleted = find_deletions(tx, form, now)
+            result.deleted, rechecked = find_deletions(tx, form, runner, settings, now,
+                                                       reconcile)  # fmt: skip
+            result.add_rechecked(rechecked)
             return result
     except (*SourceError, TransientError) as err:  # retries exhausted: skip this form only
         return FormResult.of(form, error=_form_error(form, err))
@@ -389,13 +431,30 @@ def _sync_parallel(
             if error:
                 yield FormResult.of(form, error=error)
                 continue
+            try:
+                yield _stage(tx, form, loader, results, cursor, settings, now, reconcile)
+            except (*SourceError, TransientError) as err:  # its deletions could not be read
+                yield FormResult.of(form, error=_form_error(form, err))
+
+
+def _stage(
+    tx: Transaction, form: FormSource, loader: FormLoader,
+    results: list[tuple[Any, list[Submission], int]], cursor: dict[str, Any],
+    settings: Settings, now: datetime, reconcile: bool,
+) -> FormResult:  # fmt: skip
+    """A form's validated batches and its deletions, staged here, in the flow's process; a
+    permanent error leaves nothing of it staged."""
+    runner = _process_runner()
+    with tx.savepoint():
+        with refreshing_dependents(tx, form.form_id, runner, now=now) as rechecked:
             for validated, fresh, fetched in results:
                 loader.add(validated, fresh, fetched)
             stats = loader.finish(cursor=(form.cursor_key, cursor))
-            result = FormResult.of(form, stats)
-            if reconcile:
-                result.deleted = find_deletions(tx, form, now)
-            yield result
+        stats.rechecked = rechecked
+        result = FormResult.of(form, stats)
+        result.deleted, more = find_deletions(tx, form, runner, settings, now, reconcile)
+        result.add_rechecked(more)
+        return result
 
 
 def _counts(column: object) -> dict[str, int]:

@@ -134,6 +134,7 @@ def _odk_sources(doc: dict[str, Any]) -> list[OdkSource]:
                 _secret(e, "password", "password_env", "password_block"),
                 int(e.get("project_id", 1)),
                 e.get("name", ""),
+                _secret_origin(e, "password_env", "password_block"),
             ),
             int(e.get("page_size", 1000)),
             dict(e.get("forms", {})),
@@ -149,7 +150,8 @@ def _odk_sources(doc: dict[str, Any]) -> list[OdkSource]:
             )
         project = int(os.environ.get("SAMMACHIP_ODK_PROJECT", "1"))
         name = _env_name("SAMMACHIP_ODK_NAME")
-        sources.append(OdkSource(OdkServer(url, email, password, project, name)))
+        sources.append(OdkSource(OdkServer(url, email, password, project, name,
+                                           "the environment variable SAMMACHIP_ODK_PASSWORD")))
     return sources
 
 

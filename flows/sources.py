@@ -7,7 +7,7 @@ import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from connectors import kobo, odk
 from connectors.retry import TransientError, parse_utc
@@ -62,6 +62,15 @@ class FormSource(Protocol):
                 full_rescan: bool) -> Batches: ...  # fmt: skip
     def deleted_keys(self, held: set[str]) -> set[str]: ...
     def download(self, url: str, dest: Any) -> bool: ...
+
+
+@runtime_checkable
+class DeletionFeed(Protocol):
+    """A source whose server lists what it deleted, and when (ODK Central's soft deletes): read
+    every night, not only by the weekly reconcile."""
+
+    def deletions(self, cursor: dict[str, Any], settings: Settings,
+                  full: bool) -> dict[str, datetime]: ...  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -144,7 +153,8 @@ class OdkForm:
                 full_rescan: bool) -> Batches:  # fmt: skip
         """Everything created or changed since the watermark (minus an overlap), re-read and
         upserted by `__id`, oldest first; the watermark is the newest submissionDate/updatedAt
-        seen.
+        seen. Submissions deleted lately are asked for by id too: a restore moves no
+        timestamp, so only that shows them live again.
 
         Central pages newest first, and each batch is checked for duplicate codes against the
         batches before it, so the pass is read whole and re-batched by (submitted_at, id):
@@ -155,36 +165,79 @@ class OdkForm:
         overlap = timedelta(hours=settings.sync.odk_overlap_hours)
         server, project = self.server_name, self.source.server.project_id
         newest = since
-        subs: list[Submission] = []
+        rows: dict[str, dict] = {}
         with self.client() as client:
-            for rows, _count in client.pages(self.xml_form_id, since=since, overlap=overlap):
-                subs.extend(odk.to_submission(r, server=server, project_id=project,
-                                              xml_form_id=self.xml_form_id, form_id=self.form_id)
-                            for r in rows)  # fmt: skip
-                for r in rows:
-                    system = r.get("__system") or {}
-                    for stamp in (system.get("updatedAt"), system.get("submissionDate")):
-                        if stamp and (newest is None or parse_utc(stamp) > newest):
-                            newest = parse_utc(stamp)
+            for page, _count in client.pages(self.xml_form_id, since=since, overlap=overlap):
+                rows.update((str(r["__id"]), r) for r in page)
+            watched = _watched(cursor, now)  # a rescan reads them anyway
+            for r in _flat(client.rows(self.xml_form_id, [] if full_rescan else watched)):
+                rows.setdefault(str(r["__id"]), r)  # live again: a restore
+        for r in rows.values():
+            system = r.get("__system") or {}
+            for stamp in (system.get("updatedAt"), system.get("submissionDate")):
+                if stamp and (newest is None or parse_utc(stamp) > newest):
+                    newest = parse_utc(stamp)
+        subs = [odk.to_submission(r, server=server, project_id=project,
+                                  xml_form_id=self.xml_form_id, form_id=self.form_id)
+                for r in rows.values()]  # fmt: skip
         subs.sort(key=lambda s: (s.submitted_at, s.submission_id))
         size = settings.sync.batch_size  # as Kobo's: what is validated and staged together
         for start in range(0, len(subs), size):
             yield subs[start : start + size], len(subs) - start  # this batch and those after
         if newest is not None:
             cursor["since"] = newest.isoformat()
+        watch = cursor.get("watch") or {}
+        cursor["watch"] = {i: t for i, t in sorted(watch.items()) if i not in rows}
+
+    def deletions(self, cursor: dict[str, Any], settings: Settings,
+                  full: bool) -> dict[str, datetime]:  # fmt: skip
+        """Submission key → Central's deletion time, for what it soft-deleted since the
+        deletion watermark (minus the overlap), or everything it still lists as deleted
+        (`full`). The watermark moves to the newest deletion seen; each one is watched for a
+        restore (see `batches`) until Central would have purged it."""
+        since = None if full or not cursor.get("deleted_since") else parse_utc(
+            cursor["deleted_since"])  # fmt: skip
+        overlap = timedelta(hours=settings.sync.odk_overlap_hours)
+        with self.client() as client:
+            found = {str(r["__id"]): parse_utc((r.get("__system") or {})["deletedAt"])
+                     for r in _flat(client.deleted(self.xml_form_id, since=since,
+                                                       overlap=overlap))}  # fmt: skip
+        newest = max([*found.values(), *([since] if since else [])], default=None)
+        if newest is not None:
+            cursor["deleted_since"] = newest.isoformat()
+        watch = {**(cursor.get("watch") or {}), **{i: t.isoformat() for i, t in found.items()}}
+        cursor["watch"] = dict(sorted(watch.items()))
+        return {self.key_prefix + i: t for i, t in found.items()}
 
     def deleted_keys(self, held: set[str]) -> set[str]:
-        """Central soft-deletes (then purges after 30 days): the deleted feed, plus whatever
-        we hold that neither feed lists any more."""
+        """Whatever we hold that Central's id list lacks: soft-deleted (the deleted feed gives
+        their time) or purged 30 days later, without a trace."""
         prefix = self.key_prefix
         with self.client() as client:
-            gone = {str(r["__id"]) for page in client.deleted(self.xml_form_id) for r in page}
-            live = {str(r["__id"]) for rows, _ in client.pages(self.xml_form_id) for r in rows}
-        return {k for k in held if k.startswith(prefix)
-                and (k[len(prefix):] in gone or k[len(prefix):] not in live)}  # fmt: skip
+            live = {i for page in client.ids(self.xml_form_id) for i in page}
+        return {k for k in held if k.startswith(prefix) and k[len(prefix) :] not in live}
 
     def download(self, url: str, dest: Any) -> bool:
         return False  # ODK attachments are not fetched yet (see docs/design.md)
+
+
+# Central purges a soft-deleted submission 30 days after its deletion (its default): until
+# then it can be restored, so a deleted submission is asked for by id until a little after.
+RESTORE_WINDOW = timedelta(days=31)
+
+
+def _watched(cursor: dict[str, Any], now: datetime) -> list[str]:
+    """Ids deleted within the restore window, oldest first; older ones leave the cursor."""
+    watch = cursor.get("watch") or {}
+    kept = {i: t for i, t in sorted(watch.items()) if parse_utc(t) > now - RESTORE_WINDOW}
+    cursor["watch"] = kept
+    return sorted(kept, key=lambda i: (kept[i], i))
+
+
+def _flat(pages: Iterator[list[dict]]) -> Iterator[dict]:
+    """The rows of a client's pages."""
+    for page in pages:
+        yield from page
 
 
 def held_under_other_names(

@@ -4,7 +4,8 @@ and tombstones for submissions the server no longer has."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,13 +14,15 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from schemas.batch import CrossFormContext, StreamState, ValidatedForm
-from schemas.records import Submission
-from schemas.registry import FORMS
+from schemas.batch import CrossFormContext, StreamState, ValidatedForm, validate_form
+from schemas.records import Submission, payload_hash
+from schemas.registry import FORMS, FormSpec
 from schemas.tables import CLEAN_TABLES, RAW_SUBMISSIONS, SYSTEM_TABLES
+from schemas.validation import SuiteRunner
 from warehouse import scan
-from warehouse.store import Transaction, Warehouse
+from warehouse.store import Snapshot, TableState, Transaction, Warehouse
 
 ALL_SCHEMAS: dict[str, pa.Schema] = {
     name: spec.schema for name, spec in {**CLEAN_TABLES, **SYSTEM_TABLES}.items()
@@ -51,11 +54,74 @@ def _raw_table(subs: Sequence[Submission], batch: str, now: datetime) -> pa.Tabl
     return pa.Table.from_pylist(rows, schema=RAW_SUBMISSIONS.schema)
 
 
-def known_versions(tx: Transaction, form_id: str) -> pa.Table:
-    """(submission key, payload hash) of every version of a form the raw layer holds."""
-    return tx.read_partitions(
-        "raw_submissions", f"/form={form_id}/", columns=["submission_key", "payload_hash"]
-    )
+def _raw(tx: Transaction, form_id: str, columns: list[str] | None = None) -> pa.Table:
+    return tx.read_partitions("raw_submissions", f"/form={form_id}/", columns=columns)
+
+
+def _latest(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The latest raw row of each submission key. A tombstone and a version staged by the same
+    run share `ingested_at`: the tombstone is the later (deletions are looked for after the
+    run's pages)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        held = latest.get(row["submission_key"])
+        if held is None or (row["ingested_at"], row["deleted"]) >= (
+            held["ingested_at"], held["deleted"]
+        ):
+            latest[row["submission_key"]] = row
+    return latest
+
+
+def known_versions(tx: Transaction, form_id: str) -> tuple[pa.Table, set[str]]:
+    """(submission key, payload hash) of every version of a form the raw layer holds, and the
+    keys whose latest raw version is a tombstone. A tombstoned submission's versions are left
+    out of the first: the server showing it again (a restore on Central, a purged instanceID
+    submitted anew) is a live submission again, even with a payload held before."""
+    raw = _raw(tx, form_id, ["submission_key", "payload_hash", "deleted", "ingested_at"])
+    stones = raw.filter(raw["deleted"])
+    if not stones.num_rows:
+        return raw.select(["submission_key", "payload_hash"]), set()
+    touched = raw.filter(pc.is_in(raw["submission_key"], value_set=stones["submission_key"]))
+    latest = _latest(touched.select(["submission_key", "deleted", "ingested_at"]).to_pylist())
+    tombstoned = {key for key, row in latest.items() if row["deleted"]}
+    live = pc.and_not(pc.invert(raw["deleted"]),
+                      pc.is_in(raw["submission_key"], value_set=pa.array(sorted(tombstoned),
+                                                                         pa.string())))  # fmt: skip
+    return raw.filter(live).select(["submission_key", "payload_hash"]), tombstoned
+
+
+# Which way each form's raw hashes were made: hashes made before null answers were left out
+# (`schemas.records.payload_hash`) are recomputed once, from the payloads raw keeps.
+_HASHES_CURSOR = "payload_hashes"
+HASH_VERSION = 2
+
+
+def upgrade_payload_hashes(tx: Transaction, form_id: str) -> int:
+    """Recompute the raw payload hashes of a form made the old way (once per form, marked in
+    the warehouse's cursors); returns the versions whose hash changed.
+
+    Without it, the first re-read of a submission holding a null answer (every ODK row, some
+    Kobo rows) would look like a new version — one more raw row and a re-validation per
+    submission on the next reconcile. Only the files holding such a version are rewritten
+    (same rows, payloads byte-exact); tombstones keep their marker."""
+    marks = dict(tx.cursor(_HASHES_CURSOR) or {})
+    if marks.get(form_id) == HASH_VERSION:
+        return 0
+    changed, storage = 0, tx.warehouse.storage
+    for rel in [f for f in tx.files("raw_submissions") if f"/form={form_id}/" in f]:
+        data = pq.read_table(storage.path(rel), filesystem=storage.fs)
+        old = data["payload_hash"].to_pylist()
+        new = [h if gone else payload_hash(orjson.loads(p)) for h, gone, p in
+               zip(old, data["deleted"].to_pylist(), data["payload"].to_pylist(), strict=True)]
+        diff = sum(a != b for a, b in zip(old, new, strict=True))
+        if diff:
+            index = data.schema.get_field_index("payload_hash")
+            tx.rewrite("raw_submissions", rel,
+                       data.set_column(index, "payload_hash", pa.array(new, pa.string())))
+            changed += diff
+    marks[form_id] = HASH_VERSION
+    tx.set_cursor(_HASHES_CURSOR, dict(sorted(marks.items())))  # whatever order forms load in
+    return changed
 
 
 def existing_codes(wh: Warehouse | Transaction, form_id: str) -> pa.Table:
@@ -76,38 +142,62 @@ def cross_form_context(tx: Transaction, form_id: str | None = None) -> CrossForm
     the facts that form's tables check are gathered (they span the whole history); the others
     stay empty and unread."""
     tables = set(CLEAN_TABLES if form_id is None else FORMS[form_id].tables)
-    con = duckdb.connect()
-    facts: dict[str, Any] = {}
-    for fact, (needed_by, reads, sql) in _FACTS.items():
-        if tables & needed_by:
-            for name in reads:  # scanned where they lie: only the columns the SQL reads
-                scan.register(con, name, tx.dataset(name))
-            found = con.sql(sql).to_arrow_table()  # Arrow: ~55k households at province scale
-            facts[fact] = found if fact == "baseline_dates" else found.column(0).combine_chunks()
-    return CrossFormContext(**facts)
+    wanted = [name for name, fact in _FACTS.items() if tables & set(fact.checked_in)]
+    return CrossFormContext(**_gather(tx.dataset, wanted))
 
 
-# fact → (tables whose checks use it, tables it reads, the query)
-_FACTS: dict[str, tuple[set[str], set[str], str]] = {
-    "registered": (
-        {"attendance", "group_members"},
-        {"households"},
+@dataclass(frozen=True)
+class _Fact:
+    """A fact some forms are checked against (`schemas.batch.CrossFormContext`), about
+    households: which rows are checked against it, which tables it is read from, and how."""
+
+    checked_in: tuple[str, ...]  # tables whose rows carry the check (by their hh_code)
+    reads: tuple[str, ...]
+    sql: str  # first column hh_code (and the value, for a fact with one)
+    uses: str = "true"  # which rows of `checked_in` the check applies to (SQL)
+
+
+_FACTS: dict[str, _Fact] = {
+    "registered": _Fact(
+        ("attendance", "group_members"),
+        ("households",),
         "select distinct hh_code from households where deleted_at is null and hh_code is not null",
     ),
-    "trained": (
-        {"materials"},
-        {"sessions", "attendance"},
+    "trained": _Fact(
+        ("materials",),
+        ("sessions", "attendance"),
         """select distinct a.hh_code from attendance a join sessions s using (submission_key)
            where a.present and s.held_date is not null and s.deleted_at is null""",
     ),
-    "baseline_dates": (
-        {"income_surveys"},
-        {"income_surveys"},
+    "baseline_dates": _Fact(
+        ("income_surveys",),
+        ("income_surveys",),
         """select hh_code, min(survey_date) as first from income_surveys
            where round = 'baseline' and deleted_at is null and survey_date is not null
            group by hh_code""",
+        uses="round = 'followup'",
     ),
 }  # fmt: skip
+_FORM_OF_TABLE = {table: spec.form_id for spec in FORMS.values() for table in spec.tables}
+
+
+def _gather(dataset: Callable[[str], Any], wanted: Iterable[str]) -> dict[str, Any]:
+    """The `wanted` facts, each read from `dataset(table)` where it lies."""
+    con = duckdb.connect()
+    facts: dict[str, Any] = {}
+    for name in wanted:
+        fact = _FACTS[name]
+        for table in fact.reads:  # scanned where they lie: only the columns the SQL reads
+            scan.register(con, table, dataset(table))
+        found = con.sql(fact.sql).to_arrow_table()  # Arrow: ~55k households at province scale
+        facts[name] = found if name == "baseline_dates" else found.column(0).combine_chunks()
+    return facts
+
+
+def _by_household(value: pa.Array | pa.Table) -> dict[Any, Any]:
+    if isinstance(value, pa.Table):
+        return dict(zip(*(c.to_pylist() for c in value.columns), strict=True))
+    return dict.fromkeys(value.to_pylist(), True)
 
 
 @dataclass
@@ -116,6 +206,8 @@ class LoadStats:
     new_versions: int = 0  # of those, payload versions the warehouse did not hold
     clean: int = 0
     quarantined: int = 0
+    restored: int = 0  # of the new versions, submissions that had been tombstoned
+    rechecked: dict[str, int] = field(default_factory=dict)  # see `refreshing_dependents`
 
 
 @dataclass
@@ -136,23 +228,35 @@ class FormLoader:
     _latest: dict[str, int] = field(default_factory=dict)  # submission key → batch number
     _runs: list[pa.Table] = field(default_factory=list)
     _drift: list[dict[str, Any]] = field(default_factory=list)
+    _tombstoned: set[str] = field(default_factory=set)  # keys whose latest raw is a tombstone
+    _restored: set[str] = field(default_factory=set)
 
     def stream_state(self) -> StreamState:
         """Versions and codes the warehouse holds, for `schemas.batch.validate_stream`."""
-        return StreamState(known_versions(self.tx, self.form_id),
-                           existing_codes(self.tx, self.form_id))  # fmt: skip
+        upgrade_payload_hashes(self.tx, self.form_id)
+        held, self._tombstoned = known_versions(self.tx, self.form_id)
+        return StreamState(held, existing_codes(self.tx, self.form_id))
 
     def add(self, validated: ValidatedForm, fresh: Sequence[Submission], fetched: int) -> None:
         self.stats.fetched += fetched
         if not fresh:
             return
-        part = len(self._runs)
         source = fresh[0].source
         self.tx.append(
             "raw_submissions",
             _raw_table(fresh, self.batch, self.now),
             partition=raw_partition(source, self.form_id, self.now),
         )
+        self._restored.update(s.key for s in fresh if s.key in self._tombstoned)
+        self._stage(validated)
+        self._drift.extend(validated.drift)
+
+    def revalidated(self, validated: ValidatedForm) -> None:
+        """Stage the new outcome of versions raw already holds (nothing appended to raw)."""
+        self._stage(validated)
+
+    def _stage(self, validated: ValidatedForm) -> None:
+        part = len(self._runs)
         for key in validated.clean_keys | validated.quarantined_keys:
             self._latest[key] = part
         for table, data in validated.tables.items():
@@ -161,7 +265,6 @@ class FormLoader:
             self._parts["quarantine"].append(_tag(validated.quarantine, part))
         if validated.validation_runs is not None:
             self._runs.append(validated.validation_runs)
-        self._drift.extend(validated.drift)
 
     def finish(self, cursor: tuple[str, Any] | None = None) -> LoadStats:
         touched = set(self._latest)
@@ -181,6 +284,7 @@ class FormLoader:
         self.stats.new_versions = len(touched)
         self.stats.clean = sum(self._latest_only(p).num_rows for p in clean)
         self.stats.quarantined = self.stats.new_versions - self.stats.clean
+        self.stats.restored = len(self._restored)
         return self.stats
 
     def _latest_only(self, part: pa.Table) -> pa.Table:
@@ -192,44 +296,179 @@ def _tag(table: pa.Table, part: int) -> pa.Table:
     return table.append_column("_part", pa.array([part] * table.num_rows, type=pa.int32()))
 
 
-def tombstone(tx: Transaction, form_id: str, keys: set[str], *, batch: str, now: datetime) -> int:
-    """Mark submissions the server no longer has as deleted: `deleted_at` on their clean rows,
-    a tombstone version in raw (earlier payloads stay), and no more quarantine rows to fix."""
-    if not keys:
+def tombstone(
+    tx: Transaction,
+    form_id: str,
+    deleted: Mapping[str, datetime | None],
+    *,
+    batch: str,
+    now: datetime,
+) -> int:
+    """Mark submissions the server no longer has as deleted: `deleted_at` on their clean rows
+    (the server's deletion time where it gives one, else now), a tombstone version in raw
+    (earlier payloads stay), and no more quarantine rows to fix. Returns how many were live
+    until now (a submission tombstoned already is left as it is)."""
+    if not deleted:
         return 0
+    columns = [c for c in RAW_SUBMISSIONS.column_names if c != "payload"]
+    raw = _raw(tx, form_id, columns)
+    raw = raw.filter(pc.is_in(raw["submission_key"],
+                              value_set=pa.array(sorted(deleted), pa.string())))
+    live = {k: row for k, row in _latest(raw.to_pylist()).items() if not row["deleted"]}
+    if not live:
+        return 0
+    stones = [{**row, "deleted": True, "payload": "{}", "payload_hash": "deleted",
+               "ingest_batch": batch, "ingested_at": now} for row in live.values()]  # fmt: skip
+    tx.append("raw_submissions", pa.Table.from_pylist(stones, schema=RAW_SUBMISSIONS.schema),
+              partition=raw_partition(stones[0]["source"], form_id, now))  # fmt: skip
     spec = FORMS[form_id]
     parent = tx.read(spec.table)
-    hit = pc.and_(pc.is_in(parent["submission_key"], value_set=pa.array(sorted(keys))),
+    hit = pc.and_(pc.is_in(parent["submission_key"], value_set=pa.array(sorted(live), pa.string())),
                   pc.is_null(parent["deleted_at"]))  # fmt: skip
     doomed = parent.filter(hit)
     if doomed.num_rows:
-        stamped = doomed.set_column(
-            doomed.schema.get_field_index("deleted_at"),
-            "deleted_at",
-            pa.array([now] * doomed.num_rows, type=doomed.schema.field("deleted_at").type),
-        )
+        when = [deleted[k] or now for k in doomed["submission_key"].to_pylist()]
+        index = doomed.schema.get_field_index("deleted_at")
+        stamped = doomed.set_column(index, "deleted_at",
+                                    pa.array(when, type=doomed.schema.field(index).type))
         tx.upsert(spec.table, stamped, set(doomed["submission_key"].to_pylist()))
-    tx.upsert("quarantine", SYSTEM_TABLES["quarantine"].schema.empty_table(), keys)
-    raw = tx.read_partitions("raw_submissions", f"/form={form_id}/")
-    raw = raw.filter(pc.is_in(raw["submission_key"], value_set=pa.array(sorted(keys))))
-    latest: dict[str, dict[str, Any]] = {}
-    already = set()
-    for row in raw.to_pylist():
-        if row["deleted"]:
-            already.add(row["submission_key"])
-        else:
-            latest[row["submission_key"]] = row
-    stones = [
-        {**row, "deleted": True, "payload": "{}", "payload_hash": "deleted",
-         "ingest_batch": batch, "ingested_at": now}
-        for key, row in latest.items()
-        if key in keys and key not in already
-    ]  # fmt: skip
-    if stones:
-        source = stones[0]["source"]
-        tx.append(
-            "raw_submissions",
-            pa.Table.from_pylist(stones, schema=RAW_SUBMISSIONS.schema),
-            partition=raw_partition(source, form_id, now),
-        )
-    return doomed.num_rows
+    tx.upsert("quarantine", SYSTEM_TABLES["quarantine"].schema.empty_table(), set(live))
+    return len(live)
+
+
+# ---- facts that changed: re-check the rows that were checked against them ------------------
+
+
+@contextmanager
+def refreshing_dependents(
+    tx: Transaction, form_id: str, runner: SuiteRunner, *, now: datetime
+) -> Iterator[dict[str, int]]:
+    """Stage a form (its pages, its tombstones) inside this block; then submissions checked
+    against something the block changed are validated again from their raw version, as one
+    full sync of the final state would have checked them:
+
+    - rows checked against a fact this form's tables feed (households registered, trained,
+      the first baseline) for a household whose fact changed — another form's rows, or this
+      form's own (a follow-up against a baseline);
+    - registrations quarantined as duplicates of one that no longer holds its code (deleted,
+      or edited to another code): the earliest of them holds it now.
+
+    Yields form id → submissions validated again (filled when the block ends)."""
+    refreshed: dict[str, int] = {}
+    spec = FORMS[form_id]
+    sources = [name for name, fact in _FACTS.items() if set(fact.reads) & set(spec.tables)]
+    reads = {table for name in sources for table in _FACTS[name].reads}
+    if spec.business_key:
+        reads.add(spec.table)
+    before = {table: tx.files(table) for table in sorted(reads)}
+    yield refreshed
+    if {table: tx.files(table) for table in before} == before:  # nothing staged they read
+        return
+    then = lambda table: _dataset_at(tx, table, before[table])  # noqa: E731
+    if spec.business_key:  # first: who holds a code is itself a registered-or-not fact
+        held, holds = _holders(then(spec.table), spec), _holders(tx.dataset(spec.table), spec)
+        released = {key for key, code in held.items() if holds.get(key) != code}
+        if duplicates := _duplicates_of(tx, released):
+            refreshed[form_id] = revalidate(tx, form_id, duplicates, runner, now=now)
+    stale: dict[str, set[str]] = defaultdict(set)  # form id → submission keys
+    old, new = _gather(then, sources), _gather(tx.dataset, sources)
+    for name in sources:
+        was, now_is = _by_household(old[name]), _by_household(new[name])
+        changed = {hh for hh in was.keys() | now_is.keys() if was.get(hh) != now_is.get(hh)}
+        if changed:
+            for table in _FACTS[name].checked_in:
+                stale[_FORM_OF_TABLE[table]] |= _checked(tx, table, _FACTS[name], changed)
+    for dependent, keys in stale.items():
+        if not keys:
+            continue
+        with refreshing_dependents(tx, dependent, runner, now=now) as deeper:
+            refreshed[dependent] = refreshed.get(dependent, 0) + revalidate(
+                tx, dependent, keys, runner, now=now
+            )
+        for other, count in deeper.items():
+            refreshed[other] = refreshed.get(other, 0) + count
+
+
+def _holders(data: Any, spec: FormSpec) -> dict[str, str]:
+    """Submission key → the programme code it holds (live clean registrations)."""
+    con = duckdb.connect()
+    scan.register(con, "registrations", data)
+    found = con.sql(f"""select submission_key, {spec.business_key} from registrations
+                        where deleted_at is null and {spec.business_key} is not null""")
+    return dict(found.fetchall())
+
+
+def _duplicates_of(tx: Transaction, owners: set[str]) -> set[str]:
+    """Keys of submissions quarantined as duplicates of any of `owners`."""
+    if not owners:
+        return set()
+    quarantine = tx.read("quarantine", columns=["submission_key", "column_name", "value"])
+    hit = pc.and_(pc.equal(quarantine["column_name"], "duplicate_of"),
+                  pc.is_in(quarantine["value"], value_set=pa.array(sorted(owners), pa.string())))
+    return set(quarantine.filter(hit)["submission_key"].to_pylist())
+
+
+def _dataset_at(tx: Transaction, table: str, files: tuple[str, ...]) -> Any:
+    """`table` as it was when it held `files` (earlier in this transaction)."""
+    return tx.warehouse.dataset(table, Snapshot(0, None, None, {table: TableState(files)}, {}))
+
+
+def _checked(tx: Transaction, table: str, fact: _Fact, households: set[str]) -> set[str]:
+    """Keys of live submissions with a row of `table` checked against `fact` for any of
+    `households`."""
+    parent = CLEAN_TABLES[table].parent or table
+    con = duckdb.connect()
+    scan.register(con, "checked", tx.dataset(table))
+    scan.register(con, "parent", tx.dataset(parent))
+    con.register("changed", pa.table({"hh_code": pa.array(sorted(households), pa.string())}))
+    found = con.sql(f"""select distinct c.submission_key from checked c
+                        semi join changed using (hh_code)
+                        where ({fact.uses}) and c.submission_key in
+                              (select submission_key from parent where deleted_at is null)""")
+    return set(found.to_arrow_table().column(0).to_pylist())
+
+
+def revalidate(
+    tx: Transaction, form_id: str, keys: set[str], runner: SuiteRunner, *, now: datetime
+) -> int:
+    """Validate the held versions of `keys` again against the facts as the transaction sees
+    them, and stage the outcome (raw gains nothing). Returns how many were validated."""
+    subs = [_held_submission(row) for row in _latest(_raw_of(tx, form_id, keys)).values()
+            if not row["deleted"]]  # fmt: skip
+    if not subs:
+        return 0
+    loader = FormLoader(tx, form_id, batch=tx.run_id, now=now)
+    owners = StreamState(pa.table({}), existing_codes(tx, form_id)).owners
+    loader.revalidated(validate_form(form_id, subs, runner, batch=tx.run_id, now=now,
+                                     existing_codes=owners,
+                                     context=cross_form_context(tx, form_id)))  # fmt: skip
+    return loader.finish().new_versions
+
+
+def _raw_of(tx: Transaction, form_id: str, keys: set[str]) -> list[dict[str, Any]]:
+    """Every raw row of `keys`, payloads included, in file order. Raw files are written per
+    run: only the few holding one of `keys` are read whole (a form's raw layer is large)."""
+    storage, wanted = tx.warehouse.storage, pa.array(sorted(keys), pa.string())
+    rows: list[dict[str, Any]] = []
+    for rel in [f for f in tx.files("raw_submissions") if f"/form={form_id}/" in f]:
+        path = storage.path(rel)
+        held = pq.read_table(path, columns=["submission_key"], filesystem=storage.fs)
+        hit = pc.is_in(held["submission_key"], value_set=wanted)
+        if pc.any(hit).as_py():
+            data = pq.read_table(path, filesystem=storage.fs).filter(hit)
+            rows += data.to_pylist()
+    return rows
+
+
+def _held_submission(row: dict[str, Any]) -> Submission:
+    """A raw version as the record it was loaded from (device times are the payload's
+    `start`/`end`, as both connectors read them)."""
+    payload = orjson.loads(row["payload"])
+    return Submission(
+        source=row["source"], server=row["server"], form_uid=row["form_uid"],
+        form_id=row["form_id"], submission_id=row["submission_id"],
+        instance_id=row["instance_id"], root_uuid=row["root_uuid"],
+        version=row["form_version"], submitted_at=row["submitted_at"],
+        device_start=payload.get("start"), device_end=payload.get("end"),
+        review_status=row["review_status"], payload=payload,
+    )  # fmt: skip

@@ -307,6 +307,16 @@ class Transaction:
         self._tables[table] = TableState((*kept, new), state.rows, self._stamp())
         self._changed = True
 
+    def rewrite(self, table: str, rel: str, data: pa.Table) -> None:
+        """Replace one file of a table by `data`, in the same partition folder (a derived
+        column recomputed for the same rows); the old file stays until a vacuum."""
+        state = self._tables[table]
+        folder = rel.removeprefix(f"tables/{table}/").rpartition("/")[0]
+        new = self._write_file(table, data, folder or None)
+        files = tuple(new if f == rel else f for f in state.files)
+        self._tables[table] = TableState(files, state.rows, self._stamp())
+        self._changed = True
+
     def set_cursor(self, key: str, value: Any) -> None:
         if self._cursors.get(key) != value:
             self._cursors[key] = value

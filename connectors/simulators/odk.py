@@ -405,6 +405,9 @@ class OdkStore:
             self.logins = 0  # sessions opened so far
             self.rejected_tokens = 0  # requests refused for an expired or unknown token
             self.faults = FaultPlan()  # tests queue failures here
+            # False: a server before v2024.3, whose OData knows no __system/deletedAt (a filter
+            # naming it is refused with 501.5) — its deletions only an id scan can find.
+            self.deleted_at_filter = True
 
     def now(self) -> datetime:
         return _ms(self.clock())
@@ -876,8 +879,10 @@ _ROOT = "$root/Submissions/"
 _FIELD_NOT_SUPPORTED = (
     "The given OData filter expression references fields not supported by this server"
 )
-FILTERABLE = {"__id", "__system/submissionDate", "__system/updatedAt", "__system/submitterId",
-              "__system/reviewState", "__system/deletedAt"}  # fmt: skip
+FILTERABLE = frozenset({"__id", "__system/submissionDate", "__system/updatedAt",
+                        "__system/submitterId", "__system/reviewState",
+                        "__system/deletedAt"})  # fmt: skip
+BEFORE_DELETED_AT = FILTERABLE - {"__system/deletedAt"}  # Central before v2024.3
 _EXTRACT = {"year", "month", "day", "hour", "minute", "second"}
 _ODATA_FUNCTIONS = {"contains", "startswith", "endswith", "length", "indexof", "substring",
                     "tolower", "toupper", "trim", "concat", "round", "floor", "ceiling", "date",
@@ -914,8 +919,9 @@ class _FilterParser:
     """Recursive descent over Central's subset: comparisons, and/or/not, parentheses, null,
     string/number/date literals, now() and the date-part functions, filterable fields only."""
 
-    def __init__(self, expression: str, subtable: bool) -> None:
+    def __init__(self, expression: str, subtable: bool, filterable: frozenset[str]) -> None:
         self.tokens, self.i, self.subtable = _tokens(expression), 0, subtable
+        self.filterable = filterable
 
     def parse(self) -> Expr:
         if not self.tokens:
@@ -1014,7 +1020,7 @@ class _FilterParser:
             return self.call(token)
         field_name = text.removeprefix(_ROOT)
         rooted = text.startswith(_ROOT)
-        if field_name not in FILTERABLE or (self.subtable and not rooted):
+        if field_name not in self.filterable or (self.subtable and not rooted):
             raise ODataProblem(501.5, f"{_FIELD_NOT_SUPPORTED}: {text} at {token.at}")
         return ("field", field_name)
 
@@ -1040,8 +1046,10 @@ def _datetime_literal(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def parse_filter(expression: str, *, subtable: bool = False) -> Expr:
-    return _FilterParser(expression, subtable).parse()
+def parse_filter(
+    expression: str, *, subtable: bool = False, filterable: frozenset[str] = FILTERABLE
+) -> Expr:
+    return _FilterParser(expression, subtable, filterable).parse()
 
 
 def _mentions_deleted(node: Expr) -> bool:
@@ -1215,7 +1223,10 @@ class _Query:
     select: list[str] | None
 
     @classmethod
-    def parse(cls, params: Mapping[str, str], *, subtable: bool) -> _Query:
+    def parse(
+        cls, params: Mapping[str, str], *, subtable: bool,
+        filterable: frozenset[str] = FILTERABLE,
+    ) -> _Query:  # fmt: skip
         for key in params:
             if key not in _SUPPORTED_PARAMS:
                 raise _not_supported(key)
@@ -1246,7 +1257,9 @@ class _Query:
             count=params.get("$count") == "true",
             expand=expand == "*",
             wkt=params.get("$wkt") == "true",
-            filter=parse_filter(raw_filter, subtable=subtable) if raw_filter else None,
+            filter=parse_filter(raw_filter, subtable=subtable, filterable=filterable)
+            if raw_filter
+            else None,
             orderby=params.get("$orderby"),
             select=None
             if select in (None, "*")
@@ -1344,6 +1357,10 @@ class _OdkApi:
         if form is None:
             raise NOT_FOUND
         return form
+
+    def query(self, request: Request, *, subtable: bool) -> _Query:
+        filterable = FILTERABLE if self.store.deleted_at_filter else BEFORE_DELETED_AT
+        return _Query.parse(request.query_params, subtable=subtable, filterable=filterable)
 
     def service_root(self, request: Request, form: HostedForm) -> str:
         form_path = quote(form.xml_form_id, safe="")
@@ -1468,7 +1485,7 @@ class _OdkApi:
         return _order([r for r in form.order if query.matches(r, now)], query.orderby)
 
     def root_feed(self, request: Request, form: HostedForm) -> Response:
-        query = _Query.parse(request.query_params, subtable=False)
+        query = self.query(request, subtable=False)
         records = self.visible(form, query)
         cursor_at = None
         if query.skiptoken is not None:
@@ -1496,7 +1513,7 @@ class _OdkApi:
         root: _Record | None,
         parent_ids: dict[int, str],
     ) -> Response:
-        query = _Query.parse(request.query_params, subtable=True)
+        query = self.query(request, subtable=True)
         records = [root] if root is not None else self.visible(form, query)
         rows = list(_subtable_rows(target, records, query, parent_ids))
         ids = [r["__id"] for r in rows]
@@ -1519,7 +1536,7 @@ class _OdkApi:
         if record is None or record.deleted_at is not None:
             raise NOT_FOUND
         if nav is None:
-            query = _Query.parse(request.query_params, subtable=False)
+            query = self.query(request, subtable=False)
             window = _Window(0, 1, 1, None)
             return self.data_response(
                 request, form, "Submissions", [self.render(form, record, query)], window, query

@@ -10,7 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.odk import OdkClient, OdkError, OdkServer, odata_time, to_submission
+from connectors.odk import (
+    NoDeletedFeed,
+    OdkClient,
+    OdkError,
+    OdkServer,
+    odata_time,
+    to_submission,
+)
 from connectors.retry import TransientError
 from connectors.simulators.faults import Fault
 from connectors.simulators.odk import OdkStore, serve_odk, xlsform_definition
@@ -173,8 +180,38 @@ def test_deleted_lists_soft_deletes_that_the_feed_hides(url: str, store: OdkStor
             uid(3)
         ]  # within the overlap
         assert list(c.deleted(FORM, since=T0 + timedelta(days=3))) == []
-    sub = to_submission(page[0], server="odk.example", project_id=1, xml_form_id=FORM, form_id=FORM)
-    assert sub.deleted and sub.payload["attendees"]  # a tombstone with its full payload
+    # Only what a tombstone needs: the id and when Central deleted it, not the answers.
+    assert page == [{"__id": uid(3), "__system": {"deletedAt": "2026-11-03T03:00:00.000Z"}}]
+
+
+def test_a_server_without_the_deleted_feed_says_so_and_what_follows(
+    url: str, store: OdkStore
+) -> None:
+    store.deleted_at_filter = False  # Central before v2024.3
+    with client(url) as c, pytest.raises(NoDeletedFeed) as err:
+        list(c.deleted(FORM))
+    assert err.value.status == 501 and err.value.form == FORM
+    assert "v2024.3" in str(err.value) and "weekly reconcile" in str(err.value)
+    store.deleted_at_filter = True
+
+
+def test_the_id_scan_lists_live_submissions_only_in_pages(url: str, store: OdkStore) -> None:
+    store.delete(FORM, uid(2))
+    with client(url, page_size=2) as c:
+        assert list(c.ids(FORM)) == [[uid(5), uid(4)], [uid(3), uid(1)]]
+
+
+def test_rows_by_id_find_a_restore_that_moved_no_timestamp(url: str, store: OdkStore) -> None:
+    store.delete(FORM, uid(2), at=T0 + timedelta(days=1))
+    store.delete(FORM, uid(3), at=T0 + timedelta(days=1))
+    store.restore(FORM, uid(2))
+    with client(url) as c:
+        assert fetch(c, since=T0 + timedelta(days=1)) == []  # the watermark cannot see it
+        (row,) = [r for page in c.rows(FORM, [uid(2), uid(3), "uuid:gone"]) for r in page]
+        assert row["__id"] == uid(2) and row["attendees"]  # live, repeats inline
+        many = [uid(n) for n in range(1, 6)] * 30  # more ids than one query carries
+        assert {r["__id"] for page in c.rows(FORM, many) for r in page} == {
+            uid(1), uid(2), uid(4), uid(5)}  # fmt: skip
 
 
 def test_review_states_map_to_the_records_vocabulary(url: str, store: OdkStore) -> None:
@@ -221,16 +258,33 @@ def test_filter_literals_are_utc_with_milliseconds() -> None:
 # ---- permanent errors ------------------------------------------------------------------------
 
 
-def test_a_wrong_password_says_what_to_check(url: str) -> None:
-    with client(url, password="wrong") as c, pytest.raises(OdkError) as err:
+def test_a_wrong_password_names_the_entry_the_email_and_where_the_password_came_from(
+    url: str,
+) -> None:
+    server = OdkServer(url, EMAIL, "wrong", project_id=1, name="อำเภอม่วงสามสิบ",
+                       password_from="$CDD_ODK_PASSWORD")  # fmt: skip
+    with OdkClient(server, attempts=1) as c, pytest.raises(OdkError) as err:
         fetch(c)
     assert (err.value.status, err.value.code, err.value.form) == (401, 401.2, FORM)
-    assert "email/password" in str(err.value) and FORM in str(err.value)
+    message = str(err.value)
+    for part in (FORM, "[[odk]] entry 'อำเภอม่วงสามสิบ'", EMAIL, "$CDD_ODK_PASSWORD"):
+        assert part in message
+    assert "wrong" not in message  # the password itself is never said
 
 
 def test_an_unknown_form_names_the_form(url: str) -> None:
     with client(url) as c, pytest.raises(OdkError, match=r"form no_such_form .*404.*xmlFormId"):
         fetch(c, "no_such_form")
+
+
+def test_an_unknown_project_says_the_project_is_missing_or_not_visible(url: str) -> None:
+    server = OdkServer(url, EMAIL, PASSWORD, project_id=42, name="district")
+    with OdkClient(server) as c, pytest.raises(OdkError) as err:
+        c.forms()
+    message = str(err.value)
+    assert err.value.status == 404 and "form" not in message.split("—")[1]
+    assert "project 42 does not exist" in message and "not visible to " + EMAIL in message
+    assert "project_id ([[odk]] entry 'district')" in message
 
 
 def test_a_project_without_a_role_asks_for_one(url: str, store: OdkStore) -> None:

@@ -198,12 +198,14 @@ def odk_settings(workdir: Path, url: str, page_size: int = 10) -> Settings:
 
 
 def sync_in_flow(
-    settings: Settings, runner: SuiteRunner, *, workers: int = 1, reconcile: bool = False
-) -> list[FormResult]:
+    settings: Settings, runner: SuiteRunner, *, workers: int = 1, reconcile: bool = False,
+    now: datetime = NOW,
+) -> list[FormResult]:  # fmt: skip
     """`run_sync`'s transaction as the flows run it — one worker (`_sync_one`: each form in a
     savepoint, a permanent error skips it) or the parallel path (`_sync_parallel` on
     `workers` threads), a reconcile's rescan and deletions included — with the run's clock
-    fixed (NOW), so warehouses compare whole. In a flow: the task runner needs a flow run."""
+    fixed (NOW, or `now` for runs that must differ), so warehouses compare whole. In a flow:
+    the task runner needs a flow run."""
     from prefect import flow
     from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -212,10 +214,10 @@ def sync_in_flow(
         assert failed == []
         with open_warehouse(str(settings.warehouse_path)).transaction() as tx:
             if workers > 1:
-                results = list(nightly._sync_parallel(tx, forms, settings, NOW, reconcile))
+                results = list(nightly._sync_parallel(tx, forms, settings, now, reconcile))
             else:
                 quiet = FetchProgress.quiet()
-                results = [nightly._sync_one(tx, form, runner, settings, NOW, quiet, reconcile)
+                results = [nightly._sync_one(tx, form, runner, settings, now, quiet, reconcile)
                            for form in forms]  # fmt: skip
             build_marts.fn(tx, settings, TODAY)
         return results
