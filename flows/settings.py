@@ -169,8 +169,8 @@ def _env_name(variable: str) -> str:
     return name
 
 
-_NAME_RULE = ("a server name is letters, digits, '.', '-' or '_' (it is part of every "
-              "submission key of that server)")  # fmt: skip
+_NAME_RULE = ("a server name is Latin letters, digits, '.', '-' or '_' (it is part of "
+              "every submission key of that server)")  # fmt: skip
 
 
 def _check_names(sources: Iterable[KoboSource | OdkSource]) -> None:
