@@ -20,6 +20,7 @@ import orjson
 from connectors.simulators.odk import (
     _FIELD_NOT_SUPPORTED,
     _KEYWORDS,
+    FILTERABLE,
     Expr,
     _envelope,
     _FilterParser,
@@ -62,7 +63,7 @@ class _EntityFilter(_FilterParser):
     """The submissions grammar with the entity fields Central can filter on."""
 
     def __init__(self, expression: str) -> None:
-        super().__init__(expression, subtable=False)
+        super().__init__(expression, subtable=False, filterable=FILTERABLE)
         self.expression = expression
 
     def unsupported(self, token: Any, kind: str) -> EntityProblem:  # type: ignore[override]

@@ -182,9 +182,9 @@ def test_the_one_unnamed_server_is_named_after_its_kind_from_the_config_or_the_e
           ODK.format(url="https://b.example") + 'name = "main"\n'], {},
          "2 servers are named 'main'"),
         ([KOBO.format(url="https://a.example") + 'name = "สำนักงาน"\n'], {},
-         "[[kobo]] #1 ('สำนักงาน'): a server name is letters, digits"),
+         "[[kobo]] #1 ('สำนักงาน'): a server name is Latin letters, digits"),
         ([], {"SAMMACHIP_KOBO_URL": "http://127.0.0.1:1", "SAMMACHIP_KOBO_NAME": "a b"},
-         "SAMMACHIP_KOBO_NAME='a b': a server name is letters, digits"),
+         "SAMMACHIP_KOBO_NAME='a b': a server name is Latin letters, digits"),
     ],
 )  # fmt: skip
 def test_servers_need_names_of_their_own(
