@@ -17,15 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-# Quiet, local Prefect unless the user configured otherwise: no telemetry, no API log shipping.
-for _key, _value in {
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_TO_API_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "GX_ANALYTICS_ENABLED": "false",
-}.items():
-    os.environ.setdefault(_key, _value)
+from flows.runtime import apply_prefect_defaults, prefect_start_errors
+
+apply_prefect_defaults()  # before anything imports Prefect
 
 app = typer.Typer(
     help="sammachip: สัมมาชีพชุมชน forms → validated warehouse → officer lists.",
@@ -129,7 +123,8 @@ def demo(
         url = env.get("SAMMACHIP_KOBO_URL") or env.get("SAMMACHIP_ODK_URL")
         console.print(f"{source} simulator listening on {url}")
         workdir.mkdir(parents=True, exist_ok=True)
-        summary = nightly(workdir=str(workdir.resolve()), today=ref)
+        with prefect_start_errors(_fail):
+            summary = nightly(workdir=str(workdir.resolve()), today=ref)
     print_summary(summary, workdir)
 
 
@@ -165,7 +160,7 @@ def _run_flow(name: str, config: Path | None, today: str | None, dask: bool = Fa
     run = getattr(flows, name)
     if dask:
         run = run.with_options(task_runner=_dask_runner(settings.workers))
-    with _storage_errors():
+    with _storage_errors(), prefect_start_errors(_fail):
         summary = run(config=str(config) if config else None,
                       today=date.fromisoformat(today) if today else None)  # fmt: skip
     print_summary(summary)
