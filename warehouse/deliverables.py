@@ -17,14 +17,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
+import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
-from multiprocessing import get_context
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -100,7 +103,8 @@ def _mapper(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
     if workers <= 1:
         yield map
         return
-    pool = ProcessPoolExecutor(workers - 1, mp_context=get_context("spawn"))
+    pool = ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=exit_with_parent)  # fmt: skip
 
     def shared_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
         todo = list(items)
@@ -115,6 +119,21 @@ def _mapper(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
         raise
     finally:
         pool.shutdown()
+
+
+def exit_with_parent() -> None:
+    """Pool initializer: the worker exits when the process that started it dies. A pool's
+    workers otherwise wait for work forever once their parent is killed (a flow run stopped
+    by its runner, the OOM killer), each holding ~230 MB."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def write_deliverables(
