@@ -363,7 +363,9 @@ def simulate_kobo(
 @app.command()
 def serve(
     config: Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")] = None,
-    workdir: Annotated[Path, typer.Option(help="Where data/ lives.")] = Path("."),
+    workdir: Annotated[
+        Path, typer.Option(envvar="SAMMACHIP_HOME", help="Where data/ lives.")
+    ] = Path("."),
     webhook_host: Annotated[str | None, typer.Option(help="Receiver address.")] = None,
     webhook_port: Annotated[int | None, typer.Option(help="Receiver port (0: any free).")] = None,
     prefect_port: Annotated[
@@ -389,7 +391,9 @@ def serve(
 @app.command()
 def webhook(
     config: Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")] = None,
-    workdir: Annotated[Path, typer.Option(help="Where data/ lives.")] = Path("."),
+    workdir: Annotated[
+        Path, typer.Option(envvar="SAMMACHIP_HOME", help="Where data/ lives.")
+    ] = Path("."),
     host: Annotated[str | None, typer.Option(help="Receiver address.")] = None,
     port: Annotated[int | None, typer.Option(help="Receiver port.")] = None,
 ) -> None:

@@ -5,6 +5,8 @@ a real Prefect server. `serve` uses the one PREFECT_API_URL names, or starts a l
 (SQLite) as a child process; registers and runs the deployments (`nightly`, `ingest`,
 `reconcile`) in this process; and runs the Kobo webhook receiver beside them. Ctrl-C (or
 SIGTERM) stops the runner, then the receiver (flushing its queued events), then the server.
+A run a stop or a crash interrupted is marked crashed (on stop, or else on the next start), so
+that it frees its deployment's concurrency slot.
 
 The same deployments, for several machines with a work pool and workers, are in prefect.yaml;
 `DEPLOYMENTS` here is the single-machine twin and a test keeps the two in step.
@@ -485,7 +487,8 @@ def run_serve(options: ServeOptions, say: Say) -> None:
         for line in _listing(server, url, webhook, assets, specs, ingest_cfg.window_seconds):
             say(line)
         _crash_unfinished(say, ids, CRASHED_ON_START, "unfinished")
-        catch_up_ingest(ids[[s.name for s in specs].index("ingest")], receiver.landing, say)
+        ingest_id = dict(zip([spec.name for spec in specs], ids, strict=True))["ingest"]
+        catch_up_ingest(ingest_id, receiver.landing, say)
         try:
             run_until_stopped(runner, say)
         finally:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import pytest
 from connectors.simulators.cohort import CohortSpec, generate_cohort
 from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from flows.serve import EXIT_FORCED, PrefectServer, local_prefect_server
-from tests.flows.serving import REPO, Api, Output, poll, sql, start_serve
+from tests.flows.serving import Api, Output, poll, sql, start_serve
 
 TOKEN = "d" * 40
 PASSWORD = "e2e-webhook-password"
@@ -196,24 +195,3 @@ def test_ctrl_c_stops_serve_cleanly(stack: Stack) -> None:
     # The served schedules are paused, so the server schedules nothing nobody would run.
     nightly = stack.api.deployment("nightly")
     assert nightly["paused"] is True
-
-
-def test_prefect_yaml_deploys_the_same_set_to_a_process_work_pool(stack: Stack) -> None:
-    """The multi-machine sequence from docs/operations.md, against the same server."""
-    env = {**os.environ, "PREFECT_API_URL": stack.prefect.api_url,
-           "PREFECT_HOME": str(stack.workdir.parent / "client-home"),
-           "SAMMACHIP_HOME": str(stack.workdir)}  # fmt: skip
-    prefect = [sys.executable, "-m", "prefect"]
-    started = time.monotonic()
-    for args in (["work-pool", "create", "sammachip", "--type", "process"],
-                 ["--no-prompt", "deploy", "--all"]):  # fmt: skip
-        done = subprocess.run([*prefect, *args], cwd=REPO, env=env, capture_output=True,
-                              text=True, timeout=120)  # fmt: skip
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    stack.timings["work-pool create + deploy --all"] = time.monotonic() - started
-    for name in ("nightly", "ingest", "reconcile"):
-        deployment = stack.api.deployment(name)
-        assert deployment["work_pool_name"] == "sammachip"
-    ingest = stack.api.deployment("ingest")
-    assert stack.api.limit("ingest") == (1, "ENQUEUE")
-    assert [s["schedule"]["cron"] for s in ingest["schedules"]] == ["*/30 * * * *"]
