@@ -17,22 +17,17 @@ import psutil
 import pytest
 from aiosmtpd.controller import Controller
 
+from flows.runtime import apply_prefect_defaults
 from warehouse.mailer import MailSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # shared helpers are imported as `tests.<folder>.<module>`
     sys.path.insert(0, str(ROOT))
 
-# Before anything imports Prefect: its home (SQLite DB) lives in a throwaway folder.
+# Before anything imports Prefect: its home (SQLite DB) lives in a throwaway folder, and it is
+# as quiet and as patient at start-up as the `sammachip` command makes it.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="sammachip-prefect-"))
-for key, value in {
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_TO_API_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "GX_ANALYTICS_ENABLED": "false",
-}.items():
-    os.environ.setdefault(key, value)
+apply_prefect_defaults()
 
 
 @pytest.fixture(scope="session")
