@@ -17,17 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
-import os
 import re
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
-from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -39,6 +34,7 @@ from warehouse.charts import SvgCache
 from warehouse.html_report import district_charts, index_page, officer_charts, officer_page
 from warehouse.mailer import MailResult, MailSettings, send_reports
 from warehouse.officer_lists import OfficerReport, district_kpis, officer_reports
+from warehouse.processes import spawn_pool
 from warehouse.reports import replacing, write_kpi_csv, write_report_csvs
 from warehouse.rules import AlertRules
 from warehouse.workbook import write_workbook
@@ -103,8 +99,7 @@ def _mapper(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
     if workers <= 1:
         yield map
         return
-    pool = ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=exit_with_parent)  # fmt: skip
+    pool = spawn_pool(workers - 1)
 
     def shared_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
         todo = list(items)
@@ -119,21 +114,6 @@ def _mapper(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
         raise
     finally:
         pool.shutdown()
-
-
-def exit_with_parent() -> None:
-    """Pool initializer: the worker exits when the process that started it dies. A pool's
-    workers otherwise wait for work forever once their parent is killed (a flow run stopped
-    by its runner, the OOM killer), each holding ~230 MB."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        wait([parent.sentinel])
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def write_deliverables(
