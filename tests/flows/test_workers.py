@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -145,14 +145,18 @@ def test_deliveries_trigger_an_ingest_that_a_worker_runs_into_the_offices_wareho
     office: Office,
 ) -> None:
     docs = office.households()[:8]
+    posted = datetime.now(UTC)
     with httpx.Client(auth=("kobo", PASSWORD)) as client:
         url = f"{office.receiver}/hooks/kobo/{office.assets[HOUSEHOLD]}"
         assert {client.post(url, json=doc).status_code for doc in docs} == {202}
+
     def triggered() -> dict[str, Any] | None:  # the sweep's runs are scheduled ahead
         return next((r for r in office.api.flow_runs("ingest") if not r["auto_scheduled"]), None)
 
     run = poll(triggered, 120, "the ingest run the deliveries trigger")
-    # prefect.yaml's window: the run starts 60 s after the first delivery
+    # prefect.yaml's window: one run per burst, starting 60 s after its first delivery
+    start = datetime.fromisoformat(run["expected_start_time"])
+    assert timedelta(seconds=55) < start - posted < timedelta(seconds=90)
     assert office.wait_final(run["id"], 240, "the triggered ingest run") == "COMPLETED"
     households_loaded_once(office.home, docs)
     assert not Landing(office.home / "data" / "landing").pending(SOURCE)
