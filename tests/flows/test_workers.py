@@ -69,6 +69,29 @@ def _answers(url: str) -> bool:
         return False
 
 
+def _start_receiver(env: dict[str, str], cwd: Path
+                    ) -> tuple[subprocess.Popen[str], Output, str]:  # fmt: skip
+    """`sammachip webhook` on a free port, answering. Other programs on the machine take
+    ports too: one taken between the choice and the bind means another try."""
+    for _ in range(3):
+        port = free_port()
+        receiver, output = started([sys.executable, "-m", "flows.cli", "webhook", "--port",
+                                    str(port)], env, cwd=cwd)  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            poll(lambda url=url, receiver=receiver: _answers(f"{url}/healthz")  # type: ignore[misc]
+                 or receiver.poll() is not None, 120, "the receiver to answer or exit")
+        except AssertionError:
+            stop(receiver, 30)
+            raise AssertionError(f"the receiver did not answer:\n{output.drain()[-3000:]}"
+                                 ) from None  # fmt: skip
+        if receiver.poll() is None:
+            return receiver, output, url
+        if "address already in use" not in output.drain().lower():
+            raise AssertionError(f"the receiver exited:\n{output.drain()[-3000:]}")
+    raise AssertionError("no free port for the receiver in 3 tries")
+
+
 def _deploy(env: dict[str, str]) -> None:
     prefect = [sys.executable, "-m", "prefect"]
     for args in (["work-pool", "create", "sammachip", "--type", "process"],
@@ -99,28 +122,24 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Office]:
                            "PREFECT_HOME": str(root / "client-home")}  # fmt: skip
             office_paths = {"SAMMACHIP_CONFIG": str(config), "SAMMACHIP_HOME": str(home)}
             _deploy(prefect_env | office_paths)
-            worker, worker_output = started(
-                [sys.executable, "-m", "prefect", "worker", "start", "--pool", "sammachip"],
-                prefect_env | {"SAMMACHIP_KOBO_TOKEN": TOKEN,
-                               "PREFECT_WORKER_QUERY_SECONDS": "1"},  # production: 10 s
-                cwd=worker_cwd,
-            )  # fmt: skip
-            port = free_port()
-            receiver, receiver_output = started(
-                [sys.executable, "-m", "flows.cli", "webhook", "--port", str(port)],
-                prefect_env | office_paths | {"SAMMACHIP_KOBO_TOKEN": TOKEN,
-                                              "SAMMACHIP_WEBHOOK_PASSWORD": PASSWORD},
-                cwd=receiver_cwd,
-            )  # fmt: skip
+            receiver_env = prefect_env | office_paths | {
+                "SAMMACHIP_KOBO_TOKEN": TOKEN, "SAMMACHIP_WEBHOOK_PASSWORD": PASSWORD}
+            receiver, receiver_output, url = _start_receiver(receiver_env, receiver_cwd)
             try:
-                worker_output.wait_for(r"Worker .* started", 120)
-                url = f"http://127.0.0.1:{port}"
-                poll(lambda: _answers(f"{url}/healthz"), 120, "the receiver")
-                yield Office(Api(prefect.api_url), prefect, store, assets, home, config, url,
-                             receiver_output, worker_output)  # fmt: skip
+                worker, worker_output = started(
+                    [sys.executable, "-m", "prefect", "worker", "start", "--pool", "sammachip"],
+                    prefect_env | {"SAMMACHIP_KOBO_TOKEN": TOKEN,
+                                   "PREFECT_WORKER_QUERY_SECONDS": "1"},  # production: 10 s
+                    cwd=worker_cwd,
+                )  # fmt: skip
+                try:
+                    worker_output.wait_for(r"Worker .* started", 120)
+                    yield Office(Api(prefect.api_url), prefect, store, assets, home, config, url,
+                                 receiver_output, worker_output)  # fmt: skip
+                finally:
+                    stop(worker, 60)
             finally:
                 stop(receiver, 30)
-                stop(worker, 60)
             assert not (receiver_cwd / "data").exists() and not (worker_cwd / "data").exists()
 
 
