@@ -22,15 +22,9 @@ if TYPE_CHECKING:
     from flows.nightly import RunSummary
     from warehouse.store import Warehouse
 
-# Quiet, local Prefect unless the user configured otherwise: no telemetry, no API log shipping.
-for _key, _value in {
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_TO_API_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "GX_ANALYTICS_ENABLED": "false",
-}.items():
-    os.environ.setdefault(_key, _value)
+from flows.runtime import apply_prefect_defaults, prefect_start_errors
+
+apply_prefect_defaults()  # before anything imports Prefect
 
 # Plain help (rich_markup_mode=None): rich markup would swallow "[run]" and "[dask]", print a
 # "<bool>" beside every flag, and keep the docstrings' line breaks mid-sentence.
@@ -248,7 +242,8 @@ def demo(
         url = env.get("SAMMACHIP_KOBO_URL") or env.get("SAMMACHIP_ODK_URL")
         console.print(f"{source} simulator listening on {url}")
         workdir.mkdir(parents=True, exist_ok=True)
-        summary = nightly(workdir=str(workdir.resolve()), today=ref)
+        with prefect_start_errors(_fail):
+            summary = nightly(workdir=str(workdir.resolve()), today=ref)
     print_summary(summary, workdir)
     if any(f.error for f in summary.forms):
         raise typer.Exit(code=2)
@@ -311,7 +306,7 @@ def _run_flow(name: str, config: Path | None, today: str | None, dask: bool = Fa
     run = getattr(flows, name)
     if dask:
         run = run.with_options(task_runner=_dask_runner(settings.workers))
-    with _said_once(), _storage_errors():
+    with _said_once(), _storage_errors(), prefect_start_errors(_fail):
         summary = run(config=str(config) if config else None,
                       today=date.fromisoformat(today) if today else None)  # fmt: skip
     print_summary(summary, deletions=name == "reconcile")
@@ -514,7 +509,9 @@ def simulate_kobo(
 @app.command(short_help="Everything on one machine: schedules, receiver, Prefect.")
 def serve(
     config: Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")] = None,
-    workdir: Annotated[Path, typer.Option(help="Where data/ lives.")] = Path("."),
+    workdir: Annotated[
+        Path, typer.Option(envvar="SAMMACHIP_HOME", help="Where data/ lives.")
+    ] = Path("."),
     webhook_host: Annotated[str | None, typer.Option(
         help="Receiver address (default: [webhook] host, 127.0.0.1).")] = None,
     webhook_port: Annotated[int | None, typer.Option(
@@ -542,7 +539,9 @@ def serve(
 @app.command(short_help="Only the Kobo webhook receiver.")
 def webhook(
     config: Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")] = None,
-    workdir: Annotated[Path, typer.Option(help="Where data/ lives.")] = Path("."),
+    workdir: Annotated[
+        Path, typer.Option(envvar="SAMMACHIP_HOME", help="Where data/ lives.")
+    ] = Path("."),
     host: Annotated[str | None, typer.Option(
         help="Receiver address (default: [webhook] host, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(

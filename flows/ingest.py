@@ -143,7 +143,7 @@ def ingest_landing(settings: Settings, landing: Landing, today: date) -> IngestS
         summary.removed = landing.remove(done)  # only now: the commit holds their rows
         publish(wh, settings, loading, summary.run, mail=False)  # the nightly mails
     logger.info(
-        "landed %d: loaded and removed %d, waiting %d, set aside %d",
+        "%s: landed %d: loaded and removed %d, waiting %d, set aside %d", landing.root,
         summary.landed, summary.removed, summary.waiting, summary.set_aside,
     )  # fmt: skip
     return summary

@@ -5,6 +5,8 @@ a real Prefect server. `serve` uses the one PREFECT_API_URL names, or starts a l
 (SQLite) as a child process; registers and runs the deployments (`nightly`, `ingest`,
 `reconcile`) in this process; and runs the Kobo webhook receiver beside them. Ctrl-C (or
 SIGTERM) stops the runner, then the receiver (flushing its queued events), then the server.
+A run a stop or a crash interrupted is marked crashed (on stop, or else on the next start), so
+that it frees its deployment's concurrency slot.
 
 The same deployments, for several machines with a work pool and workers, are in prefect.yaml;
 `DEPLOYMENTS` here is the single-machine twin and a test keeps the two in step.
@@ -33,6 +35,7 @@ from connectors.landing import Landing
 from connectors.webhook import (
     EVENT_RECEIVED,
     RESOURCE_PREFIX,
+    SOURCE,
     IncompleteAssetList,
     PrefectEvents,
     Receiver,
@@ -327,14 +330,79 @@ def _listing(
     return lines
 
 
-def register(deployments: list[Any]) -> Any:
-    """A Prefect Runner with the deployments registered (and their triggers created)."""
+def register(deployments: list[Any]) -> tuple[Any, list[Any]]:
+    """A Prefect Runner with the deployments registered (and their triggers created), and
+    the deployments' ids."""
     from prefect.runner import Runner
 
     runner = Runner(pause_on_shutdown=True)  # no scheduled runs pile up while nobody serves
-    for deployment in deployments:
-        runner.add_deployment(deployment)
-    return runner
+    return runner, [runner.add_deployment(deployment) for deployment in deployments]
+
+
+# =========================================================================== unfinished runs
+
+IN_FLIGHT = ("PENDING", "RUNNING", "CANCELLING")  # states that hold a deployment's slot
+CRASHED_ON_STOP = ("sammachip serve stopped during this run; what it had not committed is "
+                   "fetched or loaded again by the next run")  # fmt: skip
+CRASHED_ON_START = ("left unfinished by a sammachip serve that was stopped or killed; marked "
+                    "crashed so that its deployment runs again")  # fmt: skip
+
+
+def crash_unfinished_runs(deployment_ids: list[Any], message: str) -> list[str]:
+    """Force every run of these deployments still PENDING, RUNNING or CANCELLING into
+    CRASHED, which frees its concurrency slot; returns the runs' names.
+
+    Called when nothing of this process runs them any more: on stop, after the runner ended
+    its flow-run processes (Prefect's runner leaves their runs RUNNING when it is cancelled);
+    on start, before the runner starts (a run the previous process left behind would hold
+    its deployment's slot forever: a local server keeps slot leases in memory only)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    in_flight = FlowRunFilter(
+        deployment_id=FlowRunFilterDeploymentId(any_=deployment_ids),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(map(StateType, IN_FLIGHT)))),
+    )
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=in_flight)
+        for run in runs:
+            client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+        for deployment_id in deployment_ids:
+            _free_slots(client, deployment_id)
+    return [run.name for run in runs]
+
+
+def _free_slots(client: Any, deployment_id: Any) -> None:
+    """A slot still counted once none of the deployment's runs is in flight was held by a
+    lease the server lost (a restart): give it back."""
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    limit = client.read_deployment(deployment_id).global_concurrency_limit
+    if limit is not None and limit.active_slots > 0:
+        client.update_global_concurrency_limit(
+            limit.name, GlobalConcurrencyLimitUpdate(active_slots=0)
+        )
+
+
+def catch_up_ingest(ingest_id: Any, landing: Landing, say: Say) -> None:
+    """Deliveries waiting from before the start (an interrupted ingest, events sent while
+    nobody served) are loaded now rather than at the next delivery or sweep."""
+    from prefect.client.orchestration import get_client
+
+    waiting = len(landing.pending(SOURCE))
+    if not waiting:
+        return
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(ingest_id)
+    say(f"  catch-up     {waiting} deliveries were waiting in the landing area: ingest run "
+        f"'{run.name}' loads them now")  # fmt: skip
 
 
 def run_until_stopped(runner: Any, say: Say, grace: float = SHUTDOWN_GRACE) -> None:
@@ -415,14 +483,30 @@ def run_serve(options: ServeOptions, say: Say) -> None:
         parameters = {"config": str(options.config.resolve()) if options.config else None,
                       "workdir": str(workdir)}  # fmt: skip
         deployments = build_deployments(specs, parameters, ingest_cfg.window_seconds)
-        runner = register(deployments)
+        runner, ids = register(deployments)
         for line in _listing(server, url, webhook, assets, specs, ingest_cfg.window_seconds):
             say(line)
+        _crash_unfinished(say, ids, CRASHED_ON_START, "unfinished")
+        ingest_id = dict(zip([spec.name for spec in specs], ids, strict=True))["ingest"]
+        catch_up_ingest(ingest_id, receiver.landing, say)
         try:
             run_until_stopped(runner, say)
         finally:
+            _crash_unfinished(say, ids, CRASHED_ON_STOP, "interrupted")
             say("stopping: runner stopped; receiver and Prefect server next …")
     say("stopped")
+
+
+def _crash_unfinished(say: Say, ids: list[Any], message: str, which: str) -> None:
+    try:
+        names = crash_unfinished_runs(ids, message)
+    except Exception as err:  # the server is gone: the next start does it
+        say(f"  could not mark {which} runs crashed ({type(err).__name__}: {err}); the next "
+            "`sammachip serve` does it")  # fmt: skip
+        return
+    if names:
+        say(f"  crashed      {len(names)} {which} run(s) marked crashed, their slots freed: "
+            f"{', '.join(names)}")  # fmt: skip
 
 
 def run_webhook(config: Path | None, workdir: Path, host: str | None, port: int | None,

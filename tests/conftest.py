@@ -1,30 +1,33 @@
-"""Shared test set-up: quiet, isolated Prefect; one GX context; a real SMTP server on loopback."""
+"""Shared test set-up: quiet, isolated Prefect; one GX context; a real SMTP server on loopback;
+and a check that no process a test started outlives the run."""
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from aiosmtpd.controller import Controller
 
+from flows.runtime import apply_prefect_defaults
 from warehouse.mailer import MailSettings
 
-# Before anything imports Prefect: its home (SQLite DB) lives in a throwaway folder.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # shared helpers are imported as `tests.<folder>.<module>`
+    sys.path.insert(0, str(ROOT))
+
+# Before anything imports Prefect: its home (SQLite DB) lives in a throwaway folder, and it is
+# as quiet and as patient at start-up as the `sammachip` command makes it.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="sammachip-prefect-"))
-for key, value in {
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_TO_API_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "GX_ANALYTICS_ENABLED": "false",
-}.items():
-    os.environ.setdefault(key, value)
+apply_prefect_defaults()
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +81,90 @@ def smtp() -> Iterator[tuple[Inbox, MailSettings]]:
         )
     finally:
         controller.stop()
+
+
+# ---- nothing a test starts outlives the run ---------------------------------------------------
+
+OUTLIVE_GRACE = 15.0  # seconds for children already told to stop to finish exiting
+# Started by multiprocessing for this process's lifetime; it exits when this process does.
+_LIVES_WITH_US = ("multiprocessing.resource_tracker",)
+
+
+def _become_subreaper() -> None:
+    """Orphans of our children (a pool's worker whose forked parent was SIGKILLed, a server's
+    child whose parent was killed) are re-parented to this process rather than to init, so
+    the check below sees them instead of leaving them running unseen."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _become_subreaper()
+
+
+def _stop_prefect_temporary_servers() -> None:
+    """Prefect stops its no-server-mode API subprocesses at interpreter exit; stop them now
+    so that what is left below is only what a test forgot."""
+    if "prefect.server.api.server" not in sys.modules:
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    for server in list(SubprocessASGIServer._instances.values()):
+        server.stop()
+
+
+def _describe(process: psutil.Process) -> str:
+    try:
+        return f"pid {process.pid}: {' '.join(process.cmdline())[:160]}"
+    except psutil.Error:
+        return f"pid {process.pid}"
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def outliving_children(grace: float = OUTLIVE_GRACE) -> list[str]:
+    """Every process below this one still running after `grace` s, killed and described."""
+    _stop_prefect_temporary_servers()
+    children = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if not any(mark in " ".join(child.cmdline()) for mark in _LIVES_WITH_US):
+                children.append(child)
+        except psutil.Error:  # already gone
+            continue
+    _, alive = psutil.wait_procs(children, timeout=grace)
+    alive = [p for p in alive if _running(p)]
+    found = [_describe(p) for p in alive]
+    for process in alive:  # the run must not leave them behind either
+        try:
+            process.kill()
+        except psutil.Error:
+            continue
+    psutil.wait_procs(alive, timeout=5)
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a test left a child process running (an unclosed pool, a server not
+    stopped, the workers of a process that was killed): the suite must end what it starts."""
+    found = outliving_children()
+    if not found:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"{len(found)} process(es) outlived the tests that started them:", *found]
+    if reporter is not None:
+        reporter.write_line("")
+        for line in lines:
+            reporter.write_line(line, red=True)
+    else:
+        print("\n".join(lines), file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

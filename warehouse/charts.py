@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 import time
@@ -33,6 +32,7 @@ import vl_convert as vlc
 
 from warehouse.cells import be_month
 from warehouse.labels import READINESS_TH
+from warehouse.processes import spawn_pool
 from warehouse.reports import replacing
 
 Spec = dict[str, Any]
@@ -287,7 +287,7 @@ def _to_svg(spec: Spec) -> str:
         _engine_started = True
         return vlc.vegalite_to_svg(spec)
     if _spawned is None:
-        _spawned = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        _spawned = spawn_pool(1)
     return _spawned.submit(vlc.vegalite_to_svg, spec).result()
 
 

@@ -19,12 +19,10 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -36,6 +34,7 @@ from warehouse.charts import SvgCache
 from warehouse.html_report import district_charts, index_page, officer_charts, officer_page
 from warehouse.mailer import MailResult, MailSettings, send_reports
 from warehouse.officer_lists import OfficerReport, SyncNotice, district_kpis, officer_reports
+from warehouse.processes import spawn_pool
 from warehouse.reports import replacing, write_kpi_csv, write_report_csvs
 from warehouse.rules import AlertRules
 from warehouse.workbook import write_workbook
@@ -100,7 +99,7 @@ def _mapper(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
     if workers <= 1:
         yield map
         return
-    pool = ProcessPoolExecutor(workers - 1, mp_context=get_context("spawn"))
+    pool = spawn_pool(workers - 1)
 
     def shared_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
         todo = list(items)

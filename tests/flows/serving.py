@@ -1,0 +1,194 @@
+"""Helpers for the tests that run `sammachip serve`, workers and a real Prefect server: waiting
+with a deadline, reading a subprocess's output, asking the Prefect API, holding a simulator
+request open. Every wait polls with a deadline; nothing sleeps a fixed time."""
+
+from __future__ import annotations
+
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from connectors.simulators.faults import FaultPlan
+from warehouse.load import open_warehouse
+from warehouse.query import connect
+
+REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def poll(check: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while (result := check()) is None or result is False:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.25)  # polling interval, not a wait for something to happen
+    return result
+
+
+@dataclass
+class Output:
+    """A subprocess's output lines, readable with a deadline."""
+
+    lines: list[str] = field(default_factory=list)
+    _new: queue.Queue[str] = field(default_factory=queue.Queue)
+
+    def pump(self, stream: Any) -> None:
+        for line in stream:
+            self._new.put(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        for line in self.lines:
+            if m := re.search(pattern, line):
+                return m
+        while True:
+            try:
+                line = self._new.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                tail = "\n".join(self.lines[-30:])
+                raise AssertionError(f"no line matching {pattern!r}; output:\n{tail}") from None
+            self.lines.append(line)
+            if m := re.search(pattern, line):
+                return m
+
+    def drain(self) -> str:
+        while not self._new.empty():
+            self.lines.append(self._new.get_nowait())
+        return "\n".join(self.lines)
+
+
+def started(command: list[str], env: dict[str, str], cwd: Path = REPO
+            ) -> tuple[subprocess.Popen[str], Output]:  # fmt: skip
+    """A subprocess whose stdout and stderr are read into an `Output`."""
+    process = subprocess.Popen(command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)  # fmt: skip
+    output = Output()
+    threading.Thread(target=output.pump, args=(process.stdout,), daemon=True).start()
+    return process, output
+
+
+def stop(process: subprocess.Popen[str], timeout: float = 90) -> int:
+    """Ctrl-C, as an operator would; killed if it does not exit in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+    return process.returncode
+
+
+@dataclass
+class Served:
+    """A `sammachip serve` subprocess, up and listening."""
+
+    process: subprocess.Popen[str]
+    output: Output
+    webhook: str  # the receiver's base URL
+    api_url: str  # the Prefect API it uses
+
+    def stop(self, timeout: float = 90) -> int:
+        return stop(self.process, timeout)
+
+
+def start_serve(workdir: Path, env: dict[str, str], *args: str, timeout: float = 180) -> Served:
+    command = [sys.executable, "-m", "flows.cli", "serve", "--workdir", str(workdir),
+               "--webhook-port", "0", *args]  # fmt: skip
+    process, output = started(command, env)
+    try:
+        api_url = output.wait_for(r"prefect-api\s+(\S+/api)", timeout)[1]
+        webhook = output.wait_for(r"webhook\s+(http://127\.0\.0\.1:\d+)/hooks/kobo/", 60)[1]
+        output.wait_for(r"deployment\s+reconcile/reconcile", 30)
+    except BaseException:
+        stop(process)
+        raise
+    return Served(process, output, webhook, api_url)
+
+
+@dataclass
+class Api:
+    """The Prefect REST API, as the tests read it."""
+
+    url: str
+
+    def __call__(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(method, f"{self.url}{path}", timeout=10, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        """`name` is both the flow's and the deployment's: deployments are "<name>/<name>"."""
+        return dict(self("GET", f"/deployments/name/{name}/{name}"))
+
+    def limit(self, name: str) -> tuple[int, str]:
+        """(concurrency limit, collision strategy) of a deployment."""
+        d = self.deployment(name)
+        limit, options = d["global_concurrency_limit"], d["concurrency_options"]
+        return limit["limit"], options["collision_strategy"]
+
+    def active_slots(self, name: str) -> int:
+        return int(self.deployment(name)["global_concurrency_limit"]["active_slots"])
+
+    def flow_runs(self, deployment: str) -> list[dict[str, Any]]:
+        body = {"deployments": {"id": {"any_": [self.deployment(deployment)["id"]]}},
+                "sort": "EXPECTED_START_TIME_ASC"}  # fmt: skip
+        return list(self("POST", "/flow_runs/filter", json=body))
+
+    def run_deployment(self, name: str) -> dict[str, Any]:
+        """A flow run of the deployment, as `prefect deployment run` makes one."""
+        return dict(self("POST", f"/deployments/{self.deployment(name)['id']}/create_flow_run",
+                         json={}))  # fmt: skip
+
+    def flow_run(self, run_id: str) -> dict[str, Any]:
+        return dict(self("GET", f"/flow_runs/{run_id}"))
+
+
+def sql(workdir: Path, query: str) -> list[tuple]:
+    wh = open_warehouse(str(workdir / "data" / "warehouse"))
+    return connect(wh).execute(query).fetchall()
+
+
+def households_loaded_once(workdir: Path, docs: list[dict[str, Any]]) -> None:
+    """Each of these household submissions is in the warehouse once: one raw version, and
+    either clean or quarantined (new = clean + quarantined)."""
+    ids = ", ".join(f"'{d['_id']}'" for d in docs)
+    mine = f"form_id = 'sammachip_household' and submission_id in ({ids})"
+    [(raw, raw_ids)] = sql(workdir, "select count(*), count(distinct submission_id) "
+                                    f"from raw_submissions where {mine}")  # fmt: skip
+    [(clean, clean_ids)] = sql(workdir, "select count(*), count(distinct submission_id) from "
+                                        f"households where submission_id in ({ids})")  # fmt: skip
+    [(quarantined,)] = sql(workdir, "select count(distinct submission_id) from quarantine "
+                                    f"where {mine}")  # fmt: skip
+    assert raw == raw_ids == len(docs)
+    assert clean == clean_ids and clean + quarantined == len(docs) and clean > 0
+
+
+class Gate:
+    """Holds the simulator's requests whose path contains `target` until opened (at most
+    `limit` seconds), so a run is caught in flight whatever the machine's speed. The simulator
+    answers nothing else while one is held."""
+
+    def __init__(self, faults: FaultPlan, target: str, limit: float = 180.0) -> None:
+        self.target, self.limit = target, limit
+        self.reached = threading.Event()
+        self._open = threading.Event()
+        faults.on_request(self._hold)
+
+    def _hold(self, path: str) -> None:
+        if self.target in path and not self._open.is_set():
+            self.reached.set()
+            self._open.wait(self.limit)
+
+    def open(self) -> None:
+        self._open.set()

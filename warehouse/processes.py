@@ -1,0 +1,32 @@
+"""Worker processes for the officer files: started whole, and never outliving their parent."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.connection import wait
+
+
+def spawn_pool(workers: int) -> ProcessPoolExecutor:
+    """`workers` processes, spawned rather than forked (forking a process that runs threads —
+    Prefect's, DuckDB's, the chart engine's — can deadlock), each exiting when the process that
+    started it dies."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=exit_with_parent)  # fmt: skip
+
+
+def exit_with_parent() -> None:
+    """Pool initializer: exit when the parent dies. A pool's workers otherwise wait for work
+    forever once their parent is killed (a flow run stopped by its runner, the OOM killer, a
+    forked run that ends with os._exit), each holding ~230 MB."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
