@@ -79,3 +79,17 @@ def village_parts(code8: str) -> tuple[str, str, str]:
 
 def is_known_tambon(code: str) -> bool:
     return tambon_name(code) is not None
+
+
+def village_label(code: str | None) -> str | None:
+    """'หมู่ 5 ต.ม่วงสามสิบ' for 34140105: how officers name a village."""
+    if not code or len(code) != 8 or not code.isdigit():
+        return code
+    tambon = tambon_name(code[:6])
+    return f"หมู่ {int(code[6:])}" + (f" ต.{tambon}" if tambon else f" ({code})")
+
+
+def tambon_label(code: str | None) -> str | None:
+    """'ต.ม่วงสามสิบ' for 341401 (the code itself when unknown)."""
+    name = tambon_name(code) if code else None
+    return f"ต.{name}" if name else code

@@ -86,3 +86,24 @@ OCCUPATION_TH: dict[str, str] = {
     "vegetables": "ผักปลอดสารพิษ",
     "cleaning_liquid": "น้ำยาเอนกประสงค์",
 }
+
+# The forms' other choice lists that officers read in Thai (docs/forms.md).
+ACTIVITY_TH: dict[str, str] = {
+    "training": "การฝึกอบรม",
+    "study_visit": "การศึกษาดูงาน",
+    "kickoff": "การประชุมชี้แจง",
+}
+
+OTOP_TYPE_TH: dict[str, str] = {
+    "food": "อาหาร",
+    "beverage": "เครื่องดื่ม",
+    "textile": "ผ้าและเครื่องแต่งกาย",
+    "decor": "ของใช้ ของตกแต่ง ของที่ระลึก",
+    "herbal": "สมุนไพรที่ไม่ใช่อาหาร",
+}
+
+OTOP_STATUS_TH: dict[str, str] = {
+    "not_registered": "ยังไม่ขึ้นทะเบียน",
+    "applied": "ยื่นขอแล้ว",
+    "registered": "ขึ้นทะเบียนแล้ว",
+}

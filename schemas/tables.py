@@ -1,6 +1,8 @@
-"""Clean-table definitions: names, columns and Arrow types of every table the forms feed.
+"""Table definitions: names, columns and Arrow types of every table the forms feed, of the
+system tables, and of the marts built from them.
 
-The warehouse stores exactly these columns; the flatteners in `schemas.flatten` produce them.
+The warehouse stores exactly these columns; the flatteners in `schemas.flatten` produce the
+clean ones, the SQL in `warehouse/sql/` the marts.
 """
 
 from __future__ import annotations
@@ -235,4 +237,128 @@ ATTACHMENTS = TableSpec("attachments", (
 
 SYSTEM_TABLES: dict[str, TableSpec] = {
     t.name: t for t in (RAW_SUBMISSIONS, QUARANTINE, VALIDATION_RUNS, SCHEMA_DRIFT, ATTACHMENTS)
+}
+
+
+# The marts' output tables: what `marts/` builds from the clean tables, and what the warehouse
+# stores and officers' files read.
+HOUSEHOLD_OUTCOMES_SCHEMA = pa.schema(
+    [
+        ("hh_code", _S),
+        ("village_code", _S),
+        ("tambon_code", _S),
+        ("head_name", _S),
+        ("phone", _S),
+        ("occupation", _S),
+        ("sessions_invited", _I),
+        ("sessions_attended", _I),
+        ("absent_last_two", _B),
+        ("first_trained", _D),
+        ("trained", _B),
+        ("first_handout", _D),
+        ("baseline_income", _I),
+        ("followup_date", _D),
+        ("followup_income", _I),
+        ("practising", _B),
+        ("income_change", _F),
+    ]
+)
+
+ATTENDANCE_MONTHLY_SCHEMA = pa.schema(
+    [
+        ("village_code", _S),
+        ("tambon_code", _S),
+        ("month", _D),
+        ("sessions", _I),
+        ("invited", _I),
+        ("present", _I),
+        ("attendance_rate", _F),
+    ]
+)
+
+ALERTS_SCHEMA = pa.schema(
+    [
+        ("alert_id", _S),
+        ("rule_id", _S),
+        ("rule_th", _S),
+        ("rule_en", _S),
+        ("priority", _I),
+        ("subject_type", _S),
+        ("subject_id", _S),
+        ("subject_name", _S),
+        ("phone", _S),
+        ("village_code", _S),
+        ("tambon_code", _S),
+        ("officer_id", _S),
+        ("officer_name", _S),
+        ("reason_th", _S),
+        ("reason_en", _S),
+        ("due_date", _D),
+        ("first_seen", _D),
+        ("last_seen", _D),
+        ("status", _S),  # open | snoozed | resolved
+        ("resolved_on", _D),
+        ("snoozed_until", _D),
+        ("snooze_note", _S),
+    ]
+)
+
+OTOP_SCHEMA = pa.schema(
+    [
+        ("group_code", _S),
+        ("group_name", _S),
+        ("village_code", _S),
+        ("tambon_code", _S),
+        ("officer_id", _S),
+        ("officer_name", _S),
+        ("product_name", _S),
+        ("product_type", _S),
+        ("product_type_th", _S),
+        ("n_members", _I),
+        ("members_ok", _B),
+        ("thai_members_ok", _B),
+        ("community_link_ok", _B),
+        ("product_type_ok", _B),
+        ("standard_ok", _B),
+        ("packaging_label_ok", _B),
+        ("steady_records_ok", _B),
+        ("score", _I),
+        ("max_score", _I),
+        ("status", _S),  # ready | nearly_ready | not_ready
+        ("status_th", _S),
+        ("missing_th", _S),
+        ("missing_en", _S),
+        ("next_step_th", _S),
+        ("next_step_en", _S),
+        ("otop_status", _S),
+        ("otop_status_th", _S),
+        ("action_order", _I),
+    ]
+)
+
+KPIS_SCHEMA = pa.schema(
+    [
+        ("scope", _S),  # district | officer | tambon
+        ("scope_code", _S),
+        ("scope_name", _S),
+        ("kpi_id", _S),
+        ("kpi_th", _S),
+        ("kpi_en", _S),
+        ("value", _F),
+        ("target", _F),
+        ("met", _B),
+        ("n", _I),
+        ("detail_th", _S),
+        ("detail_en", _S),
+        ("as_of", _D),
+    ]
+)
+
+# In build order (`build_marts` runs them so): a mart may read any mart listed before it.
+MART_SCHEMAS: dict[str, pa.Schema] = {
+    "household_outcomes": HOUSEHOLD_OUTCOMES_SCHEMA,
+    "attendance_monthly": ATTENDANCE_MONTHLY_SCHEMA,
+    "alerts": ALERTS_SCHEMA,
+    "otop_readiness": OTOP_SCHEMA,
+    "kpis": KPIS_SCHEMA,
 }

@@ -31,7 +31,7 @@ from typing import Any
 import vl_convert as vlc
 
 from warehouse.cells import be_month
-from warehouse.labels import READINESS_TH
+from warehouse.marts import READINESS_TH
 from warehouse.processes import spawn_pool
 from warehouse.reports import replacing
 

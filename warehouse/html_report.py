@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from schemas.admin_codes import tambon_label, village_label
 from warehouse import charts
 from warehouse.cells import be_date, safe_cell
 from warehouse.charts import FONT_STACK, SvgCache
-from warehouse.labels import OTOP_CHECKS, PRIORITY_TH, tambon_label, village_label
+from warehouse.labels import OTOP_CHECKS, PRIORITY_TH
 from warehouse.officer_lists import OfficerReport, SyncNotice
 
 Row = dict[str, Any]

@@ -1,59 +1,17 @@
 """Thai labels (English beside) for the values and columns officers read.
 
 The marts keep stable English codes; every deliverable shows them through these tables.
+Names that belong to the data live with it: the forms' choices in `schemas.registry`, place
+names in `schemas.admin_codes`, OTOP readiness with its mart (`warehouse.marts.READINESS_TH`).
 """
 
 from __future__ import annotations
-
-from schemas.admin_codes import tambon_name
-
-ACTIVITY_TH: dict[str, str] = {
-    "training": "การฝึกอบรม",
-    "study_visit": "การศึกษาดูงาน",
-    "kickoff": "การประชุมชี้แจง",
-}
-
-
-OTOP_TYPE_TH: dict[str, str] = {
-    "food": "อาหาร",
-    "beverage": "เครื่องดื่ม",
-    "textile": "ผ้าและเครื่องแต่งกาย",
-    "decor": "ของใช้ ของตกแต่ง ของที่ระลึก",
-    "herbal": "สมุนไพรที่ไม่ใช่อาหาร",
-}
-
-OTOP_STATUS_TH: dict[str, str] = {
-    "not_registered": "ยังไม่ขึ้นทะเบียน",
-    "applied": "ยื่นขอแล้ว",
-    "registered": "ขึ้นทะเบียนแล้ว",
-}
-
-READINESS_TH: dict[str, str] = {
-    "ready": "พร้อมขึ้นทะเบียน",
-    "nearly_ready": "เกือบพร้อม",
-    "not_ready": "ยังไม่พร้อม",
-}
 
 ALERT_STATUS_TH: dict[str, str] = {
     "open": "ยังไม่ดำเนินการ",
     "snoozed": "เลื่อนไว้",
     "resolved": "แก้ไขแล้ว",
 }
-
-
-def village_label(code: str | None) -> str | None:
-    """'หมู่ 5 ต.ม่วงสามสิบ' for 34140105: how officers name a village."""
-    if not code or len(code) != 8 or not code.isdigit():
-        return code
-    tambon = tambon_name(code[:6])
-    return f"หมู่ {int(code[6:])}" + (f" ต.{tambon}" if tambon else f" ({code})")
-
-
-def tambon_label(code: str | None) -> str | None:
-    """'ต.ม่วงสามสิบ' for 341401 (the code itself when unknown)."""
-    name = tambon_name(code) if code else None
-    return f"ต.{name}" if name else code
-
 
 PRIORITY_TH: dict[int, str] = {1: "ด่วน", 2: "สำคัญ", 3: "ติดตาม"}
 

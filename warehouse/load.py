@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from schemas.batch import CrossFormContext, StreamState, ValidatedForm, validate_form
 from schemas.records import Submission, payload_hash
 from schemas.registry import FORMS, FormSpec
-from schemas.tables import CLEAN_TABLES, RAW_SUBMISSIONS, SYSTEM_TABLES
+from schemas.tables import CLEAN_TABLES, MART_SCHEMAS, RAW_SUBMISSIONS, SYSTEM_TABLES
 from schemas.validation import SuiteRunner
 from warehouse import scan
 from warehouse.store import Snapshot, TableState, Transaction, Warehouse
@@ -30,8 +30,6 @@ ALL_SCHEMAS: dict[str, pa.Schema] = {
 
 
 def open_warehouse(root: str) -> Warehouse:
-    from warehouse.marts import MART_SCHEMAS
-
     return Warehouse(root, {**ALL_SCHEMAS, **MART_SCHEMAS})
 
 

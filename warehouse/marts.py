@@ -9,6 +9,7 @@ One SQL file per mart in `warehouse/sql/`, built in this order (later ones read 
 - `otop_readiness`: one row per occupational group with its OTOP checklist, score and next step;
 - `kpis`: the department's KPIs for the district, each officer's area and each tambon.
 Rows of submissions a reviewer did not approve (or that are deleted) never reach a mart.
+Their columns are table definitions like any other (`schemas.tables.MART_SCHEMAS`).
 """
 
 from __future__ import annotations
@@ -24,134 +25,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from schemas.registry import OCCUPATION_TH
-from schemas.tables import CLEAN_TABLES, QUARANTINE
-from warehouse import labels, scan
+from schemas.admin_codes import tambon_label, village_label
+from schemas.registry import ACTIVITY_TH, OCCUPATION_TH, OTOP_STATUS_TH, OTOP_TYPE_TH
+from schemas.tables import ALERTS_SCHEMA, CLEAN_TABLES, MART_SCHEMAS, QUARANTINE
+from warehouse import scan
 from warehouse.rules import RULES, AlertRules, Officer, SeasonWindow
 from warehouse.snoozes import load_snoozes
 
 SQL_DIR = Path(__file__).parent / "sql"
-_S, _I, _D, _F, _B = pa.string(), pa.int64(), pa.date32(), pa.float64(), pa.bool_()
+_S, _I = pa.string(), pa.int64()
 
-HOUSEHOLD_OUTCOMES_SCHEMA = pa.schema(
-    [
-        ("hh_code", _S),
-        ("village_code", _S),
-        ("tambon_code", _S),
-        ("head_name", _S),
-        ("phone", _S),
-        ("occupation", _S),
-        ("sessions_invited", _I),
-        ("sessions_attended", _I),
-        ("absent_last_two", _B),
-        ("first_trained", _D),
-        ("trained", _B),
-        ("first_handout", _D),
-        ("baseline_income", _I),
-        ("followup_date", _D),
-        ("followup_income", _I),
-        ("practising", _B),
-        ("income_change", _F),
-    ]
-)
-
-ATTENDANCE_MONTHLY_SCHEMA = pa.schema(
-    [
-        ("village_code", _S),
-        ("tambon_code", _S),
-        ("month", _D),
-        ("sessions", _I),
-        ("invited", _I),
-        ("present", _I),
-        ("attendance_rate", _F),
-    ]
-)
-
-ALERTS_SCHEMA = pa.schema(
-    [
-        ("alert_id", _S),
-        ("rule_id", _S),
-        ("rule_th", _S),
-        ("rule_en", _S),
-        ("priority", _I),
-        ("subject_type", _S),
-        ("subject_id", _S),
-        ("subject_name", _S),
-        ("phone", _S),
-        ("village_code", _S),
-        ("tambon_code", _S),
-        ("officer_id", _S),
-        ("officer_name", _S),
-        ("reason_th", _S),
-        ("reason_en", _S),
-        ("due_date", _D),
-        ("first_seen", _D),
-        ("last_seen", _D),
-        ("status", _S),  # open | snoozed | resolved
-        ("resolved_on", _D),
-        ("snoozed_until", _D),
-        ("snooze_note", _S),
-    ]
-)
-
-OTOP_SCHEMA = pa.schema(
-    [
-        ("group_code", _S),
-        ("group_name", _S),
-        ("village_code", _S),
-        ("tambon_code", _S),
-        ("officer_id", _S),
-        ("officer_name", _S),
-        ("product_name", _S),
-        ("product_type", _S),
-        ("product_type_th", _S),
-        ("n_members", _I),
-        ("members_ok", _B),
-        ("thai_members_ok", _B),
-        ("community_link_ok", _B),
-        ("product_type_ok", _B),
-        ("standard_ok", _B),
-        ("packaging_label_ok", _B),
-        ("steady_records_ok", _B),
-        ("score", _I),
-        ("max_score", _I),
-        ("status", _S),  # ready | nearly_ready | not_ready
-        ("status_th", _S),
-        ("missing_th", _S),
-        ("missing_en", _S),
-        ("next_step_th", _S),
-        ("next_step_en", _S),
-        ("otop_status", _S),
-        ("otop_status_th", _S),
-        ("action_order", _I),
-    ]
-)
-
-KPIS_SCHEMA = pa.schema(
-    [
-        ("scope", _S),  # district | officer | tambon
-        ("scope_code", _S),
-        ("scope_name", _S),
-        ("kpi_id", _S),
-        ("kpi_th", _S),
-        ("kpi_en", _S),
-        ("value", _F),
-        ("target", _F),
-        ("met", _B),
-        ("n", _I),
-        ("detail_th", _S),
-        ("detail_en", _S),
-        ("as_of", _D),
-    ]
-)
-
-# Build order: a mart may read any mart listed before it.
-MART_SCHEMAS: dict[str, pa.Schema] = {
-    "household_outcomes": HOUSEHOLD_OUTCOMES_SCHEMA,
-    "attendance_monthly": ATTENDANCE_MONTHLY_SCHEMA,
-    "alerts": ALERTS_SCHEMA,
-    "otop_readiness": OTOP_SCHEMA,
-    "kpis": KPIS_SCHEMA,
+# The OTOP readiness mart's statuses in Thai: written by its SQL, drawn in the charts' order.
+READINESS_TH: dict[str, str] = {
+    "ready": "พร้อมขึ้นทะเบียน",
+    "nearly_ready": "เกือบพร้อม",
+    "not_ready": "ยังไม่พร้อม",
 }
 
 
@@ -308,14 +196,14 @@ def _label_functions(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "CREATE MACRO be_date(d) AS strftime(d, '%d/%m/') || CAST(year(d) + 543 AS VARCHAR)"
     )
-    con.execute(_case_macro("activity_th", labels.ACTIVITY_TH, "'กิจกรรม'"))
+    con.execute(_case_macro("activity_th", ACTIVITY_TH, "'กิจกรรม'"))
     con.execute(_case_macro("occupation_th", OCCUPATION_TH, "x"))
-    con.execute(_case_macro("otop_type_th", labels.OTOP_TYPE_TH, "x"))
-    con.execute(_case_macro("otop_status_th", labels.OTOP_STATUS_TH, "x"))
-    con.execute(_case_macro("readiness_th", labels.READINESS_TH, "x"))
+    con.execute(_case_macro("otop_type_th", OTOP_TYPE_TH, "x"))
+    con.execute(_case_macro("otop_status_th", OTOP_STATUS_TH, "x"))
+    con.execute(_case_macro("readiness_th", READINESS_TH, "x"))
     udfs: dict[str, Callable[[str | None], str | None]] = {
-        "village_th": labels.village_label,
-        "tambon_th": labels.tambon_label,
+        "village_th": village_label,
+        "tambon_th": tambon_label,
     }
     varchar = duckdb.sqltype("VARCHAR")
     for name, fn in udfs.items():
