@@ -88,7 +88,7 @@ def settings_for(sim: Simulator, workdir: Path) -> Any:
     bundled roster is the real one; beyond it, a generated roster covers the province."""
     from connectors.kobo import KoboServer
     from flows.settings import KoboSource, load_settings, read_config
-    from warehouse.rules import rules_from_config
+    from marts.rules import rules_from_config
 
     settings = load_settings(base_dir=workdir, require_sources=False)
     settings = replace(settings, kobo=(KoboSource(KoboServer(sim.url, sim.token)),))
@@ -166,12 +166,12 @@ def scenario_backfill(sim: Simulator, _arg: str | None) -> dict[str, Any]:
     """The whole pipeline from an empty warehouse, stage by stage, with the flow's own code."""
     from bench.roster import describe
     from flows.nightly import build_marts, discover_forms
+    from marts import MART_SCHEMAS
     from schemas.batch import validate_stream
     from schemas.flatten import flatten
     from schemas.validation import SuiteRunner
     from warehouse.deliverables import write_deliverables
     from warehouse.load import FormLoader, cross_form_context, open_warehouse
-    from warehouse.marts import MART_SCHEMAS
 
     stages: dict[str, float] = {}
     memory: dict[str, float] = {}

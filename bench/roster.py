@@ -15,8 +15,8 @@ from collections import Counter
 from typing import Any
 
 from connectors.simulators.cohort import _FAMILY, _FEMALE, _MALE, select_villages
+from marts.rules import AlertRules
 from schemas.admin_codes import UBON_RATCHATHANI, province_name
-from warehouse.rules import AlertRules
 
 
 def officer_name(rng: random.Random) -> str:

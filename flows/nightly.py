@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+import marts
 from connectors.odk import NoDeletedFeed
 from connectors.retry import TransientError
 from flows.freshness import lists_would_mislead, record_sync, sync_notice
@@ -32,7 +33,6 @@ from schemas.records import Submission
 from schemas.registry import FORMS
 from schemas.tables import CLEAN_TABLES
 from schemas.validation import SuiteRunner
-from warehouse import marts
 from warehouse.deliverables import write_deliverables
 from warehouse.load import (
     FormLoader,

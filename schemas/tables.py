@@ -2,7 +2,7 @@
 system tables, and of the marts built from them.
 
 The warehouse stores exactly these columns; the flatteners in `schemas.flatten` produce the
-clean ones, the SQL in `warehouse/sql/` the marts.
+clean ones, the SQL in `marts/sql/` the marts.
 """
 
 from __future__ import annotations
@@ -354,7 +354,7 @@ KPIS_SCHEMA = pa.schema(
     ]
 )
 
-# In build order (`build_marts` runs them so): a mart may read any mart listed before it.
+# In build order (`marts.build_marts` runs them so): a mart may read any mart listed before it.
 MART_SCHEMAS: dict[str, pa.Schema] = {
     "household_outcomes": HOUSEHOLD_OUTCOMES_SCHEMA,
     "attendance_monthly": ATTENDANCE_MONTHLY_SCHEMA,

@@ -30,8 +30,8 @@ from typing import Any
 
 import vl_convert as vlc
 
+from marts import READINESS_TH
 from warehouse.cells import be_month
-from warehouse.marts import READINESS_TH
 from warehouse.processes import spawn_pool
 from warehouse.reports import replacing
 

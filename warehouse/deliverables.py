@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import orjson
 import pyarrow as pa
 
+from marts.rules import AlertRules
 from warehouse.cells import forget_texts
 from warehouse.charts import SvgCache
 from warehouse.html_report import district_charts, index_page, officer_charts, officer_page
@@ -36,7 +37,6 @@ from warehouse.mailer import MailResult, MailSettings, send_reports
 from warehouse.officer_lists import OfficerReport, SyncNotice, district_kpis, officer_reports
 from warehouse.processes import spawn_pool
 from warehouse.reports import replacing, write_kpi_csv, write_report_csvs
-from warehouse.rules import AlertRules
 from warehouse.workbook import write_workbook
 
 log = logging.getLogger(__name__)

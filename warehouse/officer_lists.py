@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
+from marts.rules import AlertRules, Officer
 from warehouse.cells import be_date
 from warehouse.labels import ALERT_STATUS_TH
-from warehouse.rules import AlertRules, Officer
 
 Row = dict[str, Any]
 OFFICE_TIME = ZoneInfo("Asia/Bangkok")

@@ -29,7 +29,7 @@ from flows.settings import (
     read_config,
 )
 from flows.sources import KoboForm, discover
-from warehouse.rules import _ALERT_KEYS, ISAN_SEASONS, AlertRules, KpiTargets, OtopRules
+from marts.rules import _ALERT_KEYS, ISAN_SEASONS, AlertRules, KpiTargets, OtopRules
 
 TOKEN = "d" * 40
 ASSETS = "/api/v2/assets/"

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from stdnum.th import pin
 
 from connectors.kobo import to_submission
+from marts import build_marts
 from schemas import normalise as n
 from schemas.batch import ValidatedForm, validate_form
 from schemas.records import Submission
@@ -32,7 +33,6 @@ from schemas.registry import FORMS
 from schemas.tables import QUARANTINE
 from schemas.validation import ROW_ID, SuiteRunner
 from tests.reliability.helpers import FORMULA, PIPE, SCRIPT
-from warehouse.marts import build_marts
 from warehouse.reports import safe_cell, write_csv
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)

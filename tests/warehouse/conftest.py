@@ -16,10 +16,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from marts import build_marts
+from marts.rules import AlertRules, Officer
 from schemas.tables import CLEAN_TABLES, QUARANTINE
 from warehouse.deliverables import write_deliverables
-from warehouse.marts import build_marts
-from warehouse.rules import AlertRules, Officer
 
 REPORT_DAY = date(2026, 3, 1)
 FORMULA = '=HYPERLINK("http://evil.example","คลิก")'

@@ -15,14 +15,14 @@ import pytest
 from openpyxl import load_workbook
 
 from connectors.simulators.cohort import CohortSpec, generate_cohort
+from marts import build_marts
+from marts.rules import AlertRules, Officer
 from schemas.flatten import flatten
 from schemas.records import Submission
 from schemas.tables import CLEAN_TABLES
 from warehouse import deliverables
 from warehouse.deliverables import file_stem, mail_deliverables, write_deliverables
-from warehouse.marts import build_marts
 from warehouse.officer_lists import SyncNotice
-from warehouse.rules import AlertRules, Officer
 
 
 def csv_rows(path: Path) -> int:

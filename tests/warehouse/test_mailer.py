@@ -9,9 +9,9 @@ from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Any
 
+from marts.rules import Officer
 from warehouse.mailer import MailSettings, send_reports
 from warehouse.officer_lists import OfficerReport
-from warehouse.rules import Officer
 
 
 def report(officer_id: str, email: str) -> OfficerReport:

@@ -8,10 +8,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from marts import build_marts
+from marts.rules import AlertRules, Officer
 from schemas.tables import CLEAN_TABLES
 from warehouse.labels import OTOP_CHECKS
-from warehouse.marts import build_marts
-from warehouse.rules import AlertRules, Officer
 
 V = "34140105"
 RULES = AlertRules(roster=(Officer("off01", "นางสาวพรทิพย์ ศรีสุข", ("341401",)),))

@@ -1,6 +1,6 @@
 """Marts officers act on, derived from the clean tables with DuckDB (rebuildable at any time).
 
-One SQL file per mart in `warehouse/sql/`, built in this order (later ones read earlier ones):
+One SQL file per mart in `marts/sql/`, built in this order (later ones read earlier ones):
 - `household_outcomes`: per household, training, materials, baseline and follow-up income;
 - `attendance_monthly`: attendance per village and month (charts);
 - `alerts`: one row per (rule, subject) that needs an officer, with Thai and English reasons,
@@ -25,12 +25,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from marts.rules import RULES, AlertRules, Officer, SeasonWindow
+from marts.snoozes import load_snoozes
 from schemas.admin_codes import tambon_label, village_label
 from schemas.registry import ACTIVITY_TH, OCCUPATION_TH, OTOP_STATUS_TH, OTOP_TYPE_TH
 from schemas.tables import ALERTS_SCHEMA, CLEAN_TABLES, MART_SCHEMAS, QUARANTINE
 from warehouse import scan
-from warehouse.rules import RULES, AlertRules, Officer, SeasonWindow
-from warehouse.snoozes import load_snoozes
 
 SQL_DIR = Path(__file__).parent / "sql"
 _S, _I = pa.string(), pa.int64()
