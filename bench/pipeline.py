@@ -167,10 +167,10 @@ def scenario_backfill(sim: Simulator, _arg: str | None) -> dict[str, Any]:
     from bench.roster import describe
     from flows.nightly import build_marts, discover_forms
     from marts import MART_SCHEMAS
+    from reports.deliverables import write_deliverables
     from schemas.batch import validate_stream
     from schemas.flatten import flatten
     from schemas.validation import SuiteRunner
-    from warehouse.deliverables import write_deliverables
     from warehouse.load import FormLoader, cross_form_context, open_warehouse
 
     stages: dict[str, float] = {}

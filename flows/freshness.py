@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from flows.settings import Settings
+from reports.officer_lists import SyncNotice
 from schemas.registry import FORMS
 from schemas.tables import CLEAN_TABLES
-from warehouse.officer_lists import SyncNotice
 from warehouse.store import Snapshot, TableState, Transaction
 
 STATUS_KEY = "sync_status"

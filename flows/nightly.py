@@ -28,12 +28,12 @@ from flows.freshness import lists_would_mislead, record_sync, sync_notice
 from flows.progress import FetchProgress
 from flows.settings import Settings, load_settings
 from flows.sources import DeletionFeed, FormSource, SourceError, discover, held_under_other_names
+from reports.deliverables import write_deliverables
 from schemas.batch import CrossFormContext, StreamState, validate_stream
 from schemas.records import Submission
 from schemas.registry import FORMS
 from schemas.tables import CLEAN_TABLES
 from schemas.validation import SuiteRunner
-from warehouse.deliverables import write_deliverables
 from warehouse.load import (
     FormLoader,
     LoadStats,

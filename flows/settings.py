@@ -20,7 +20,7 @@ from connectors.kobo import KoboServer, SyncPolicy
 from connectors.odk import OdkServer
 from connectors.webhook import WebhookSettings
 from marts.rules import _ALERT_KEYS, AlertRules, KpiTargets, OtopRules, rules_from_config
-from warehouse.mailer import MailSettings, mail_settings_from_config
+from reports.mailer import MailSettings, mail_settings_from_config
 
 DEFAULT_CONFIG = Path(__file__).parent / "default_config.toml"
 

@@ -18,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from flows.runtime import apply_prefect_defaults
-from warehouse.mailer import MailSettings
+from reports.mailer import MailSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # shared helpers are imported as `tests.<folder>.<module>`

@@ -1,1 +1,2 @@
-"""The Parquet warehouse: raw → clean → marts, committed atomically, read with DuckDB."""
+"""The Parquet warehouse, storage only: raw, clean, system and mart tables committed atomically
+(a folder or an S3 bucket), raw → clean loading, housekeeping, read with DuckDB."""

@@ -11,8 +11,8 @@ from connectors.odk import OdkServer
 from flows.freshness import record_sync, sync_notice
 from flows.nightly import FormResult
 from flows.settings import KoboSource, OdkSource, Settings, load_settings
+from reports.officer_lists import SyncNotice
 from warehouse.load import open_warehouse
-from warehouse.officer_lists import SyncNotice
 
 NIGHT = datetime(2026, 11, 23, 19, 30, tzinfo=UTC)  # 02:30 in Bangkok
 

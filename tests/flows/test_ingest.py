@@ -25,8 +25,8 @@ from flows.ingest import IngestSettings, IngestSummary, ingest, wait_for_schedul
 from flows.nightly import nightly, reconcile
 from flows.serve import TIMEZONE, deployment_specs, ingest_trigger
 from flows.settings import DEFAULT_CONFIG
+from reports.mailer import MailSettings
 from warehouse.load import open_warehouse
-from warehouse.mailer import MailSettings
 from warehouse.query import connect
 
 TODAY = date(2026, 11, 24)

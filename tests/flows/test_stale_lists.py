@@ -20,9 +20,9 @@ from connectors.simulators.faults import Fault
 from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from flows import cli
 from flows.freshness import STATUS_KEY
+from reports.officer_lists import office_time
 from tests.reliability.helpers import TOKEN, captured_output, tiny_cohort
 from warehouse.load import open_warehouse
-from warehouse.officer_lists import office_time
 
 DAY = "2026-11-24"
 REPORTS = Path("data") / "reports" / DAY

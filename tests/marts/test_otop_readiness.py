@@ -10,8 +10,8 @@ import pytest
 
 from marts import build_marts
 from marts.rules import AlertRules, Officer
+from reports.labels import OTOP_CHECKS
 from schemas.tables import CLEAN_TABLES
-from warehouse.labels import OTOP_CHECKS
 
 V = "34140105"
 RULES = AlertRules(roster=(Officer("off01", "นางสาวพรทิพย์ ศรีสุข", ("341401",)),))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from marts.rules import ISAN_SEASONS, AlertRules, rules_from_config
-from warehouse.mailer import mail_settings_from_config
+from reports.mailer import mail_settings_from_config
 
 DEFAULT_CONFIG = Path(__file__).parents[2] / "flows" / "default_config.toml"
 

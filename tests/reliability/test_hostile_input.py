@@ -26,6 +26,8 @@ from stdnum.th import pin
 
 from connectors.kobo import to_submission
 from marts import build_marts
+from reports.cells import safe_cell
+from reports.csv_files import write_csv
 from schemas import normalise as n
 from schemas.batch import ValidatedForm, validate_form
 from schemas.records import Submission
@@ -33,7 +35,6 @@ from schemas.registry import FORMS
 from schemas.tables import QUARANTINE
 from schemas.validation import ROW_ID, SuiteRunner
 from tests.reliability.helpers import FORMULA, PIPE, SCRIPT
-from warehouse.reports import safe_cell, write_csv
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 THAI_DIGITS = "๐๑๒๓๔๕๖๗๘๙"

@@ -7,36 +7,14 @@ that a spreadsheet would read as a formula is made inert (`cells.safe_cell`).
 from __future__ import annotations
 
 import csv
-import os
-import secrets
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from warehouse.cells import safe_cell
-from warehouse.labels import ALERT_COLUMNS, KPI_COLUMNS, OTOP_COLUMNS
-from warehouse.officer_lists import OfficerReport
-
-__all__ = ["replacing", "safe_cell", "write_csv", "write_kpi_csv", "write_report_csvs"]
-
-
-@contextmanager
-def replacing(path: Path) -> Iterator[Path]:
-    """A temporary name next to `path` to write to, renamed over `path` once written whole.
-
-    Nothing half-written is ever under the final name (an officer opening it, a mail
-    attaching it). The name is unique, so two runs writing the same file at once (the
-    nightly run and an ingest run rewriting the day's lists) each replace it whole instead
-    of writing into each other's temporary file. Not mkstemp: its files are private (0600).
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+from reports.cells import safe_cell
+from reports.files import replacing
+from reports.labels import ALERT_COLUMNS, KPI_COLUMNS, OTOP_COLUMNS
+from reports.officer_lists import OfficerReport
 
 
 def write_csv(

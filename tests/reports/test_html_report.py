@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from warehouse import charts
+from reports import charts
 
 
 @pytest.fixture(scope="module")

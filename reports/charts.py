@@ -31,9 +31,9 @@ from typing import Any
 import vl_convert as vlc
 
 from marts import READINESS_TH
-from warehouse.cells import be_month
-from warehouse.processes import spawn_pool
-from warehouse.reports import replacing
+from reports.cells import be_month
+from reports.files import replacing
+from reports.processes import spawn_pool
 
 Spec = dict[str, Any]
 

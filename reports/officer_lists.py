@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from marts.rules import AlertRules, Officer
-from warehouse.cells import be_date
-from warehouse.labels import ALERT_STATUS_TH
+from reports.cells import be_date
+from reports.labels import ALERT_STATUS_TH
 
 Row = dict[str, Any]
 OFFICE_TIME = ZoneInfo("Asia/Bangkok")

@@ -17,13 +17,13 @@ from openpyxl import load_workbook
 from connectors.kobo import to_submission
 from marts import build_marts
 from marts.rules import AlertRules, Officer
+from reports.deliverables import write_deliverables
+from reports.mailer import MailSettings, compose
+from reports.officer_lists import officer_reports
 from schemas.batch import validate_form
 from schemas.records import Submission
 from schemas.tables import CLEAN_TABLES
 from schemas.validation import SuiteRunner
-from warehouse.deliverables import write_deliverables
-from warehouse.mailer import MailSettings, compose
-from warehouse.officer_lists import officer_reports
 
 TODAY = date(2026, 11, 24)
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)

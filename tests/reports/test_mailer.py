@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from marts.rules import Officer
-from warehouse.mailer import MailSettings, send_reports
-from warehouse.officer_lists import OfficerReport
+from reports.mailer import MailSettings, send_reports
+from reports.officer_lists import OfficerReport
 
 
 def report(officer_id: str, email: str) -> OfficerReport:

@@ -30,14 +30,15 @@ import orjson
 import pyarrow as pa
 
 from marts.rules import AlertRules
-from warehouse.cells import forget_texts
-from warehouse.charts import SvgCache
-from warehouse.html_report import district_charts, index_page, officer_charts, officer_page
-from warehouse.mailer import MailResult, MailSettings, send_reports
-from warehouse.officer_lists import OfficerReport, SyncNotice, district_kpis, officer_reports
-from warehouse.processes import spawn_pool
-from warehouse.reports import replacing, write_kpi_csv, write_report_csvs
-from warehouse.workbook import write_workbook
+from reports.cells import forget_texts
+from reports.charts import SvgCache
+from reports.csv_files import write_kpi_csv, write_report_csvs
+from reports.files import replacing
+from reports.html_report import district_charts, index_page, officer_charts, officer_page
+from reports.mailer import MailResult, MailSettings, send_reports
+from reports.officer_lists import OfficerReport, SyncNotice, district_kpis, officer_reports
+from reports.processes import spawn_pool
+from reports.workbook import write_workbook
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from openpyxl import load_workbook
 from connectors.simulators.cohort import CohortSpec, generate_cohort
 from marts import build_marts
 from marts.rules import AlertRules, Officer
+from reports import deliverables
+from reports.deliverables import file_stem, mail_deliverables, write_deliverables
+from reports.officer_lists import SyncNotice
 from schemas.flatten import flatten
 from schemas.records import Submission
 from schemas.tables import CLEAN_TABLES
-from warehouse import deliverables
-from warehouse.deliverables import file_stem, mail_deliverables, write_deliverables
-from warehouse.officer_lists import SyncNotice
 
 
 def csv_rows(path: Path) -> int:
@@ -159,7 +159,7 @@ def test_worker_processes_and_the_chart_cache_change_nothing_officers_get(
 ) -> None:  # fmt: skip
     day = date(2026, 3, 1)
     monkeypatch.setattr(deliverables, "PARALLEL_FROM", 2)  # three officers are "many" here
-    caplog.set_level(logging.INFO, logger="warehouse.deliverables")
+    caplog.set_level(logging.INFO, logger="reports.deliverables")
     parallel = tmp_path / "reports" / "parallel"
     written = write_deliverables(report_marts, parallel, day, report_rules, workers=2)
     assert [p.name for p in written] == [

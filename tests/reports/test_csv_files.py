@@ -10,8 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from warehouse.cells import display, redact_ids
-from warehouse.reports import replacing, safe_cell, write_csv
+from reports.cells import display, redact_ids, safe_cell
+from reports.csv_files import write_csv
+from reports.files import replacing
 
 
 def alert(officer: str, name: str, status: str = "open") -> dict[str, object]:

@@ -2,7 +2,7 @@
 
 The marts keep stable English codes; every deliverable shows them through these tables.
 Names that belong to the data live with it: the forms' choices in `schemas.registry`, place
-names in `schemas.admin_codes`, OTOP readiness with its mart (`warehouse.marts.READINESS_TH`).
+names in `schemas.admin_codes`, OTOP readiness with its mart (`marts.READINESS_TH`).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ import pytest
 
 from marts import build_marts
 from marts.rules import AlertRules, Officer
+from reports.deliverables import write_deliverables
 from schemas.tables import CLEAN_TABLES, QUARANTINE
-from warehouse.deliverables import write_deliverables
 
 REPORT_DAY = date(2026, 3, 1)
 FORMULA = '=HYPERLINK("http://evil.example","คลิก")'

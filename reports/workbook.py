@@ -16,10 +16,10 @@ from typing import Any
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
-from warehouse.cells import be_date, display, is_formula_like, text_memo
-from warehouse.labels import ALERT_COLUMNS, KPI_COLUMNS, OTOP_COLUMNS
-from warehouse.officer_lists import OfficerReport
-from warehouse.reports import replacing
+from reports.cells import be_date, display, is_formula_like, text_memo
+from reports.files import replacing
+from reports.labels import ALERT_COLUMNS, KPI_COLUMNS, OTOP_COLUMNS
+from reports.officer_lists import OfficerReport
 
 Columns = Sequence[tuple[str, str]]
 

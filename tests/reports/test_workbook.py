@@ -10,8 +10,8 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
-from warehouse.labels import ALERT_COLUMNS
-from warehouse.workbook import text_width
+from reports.labels import ALERT_COLUMNS
+from reports.workbook import text_width
 
 
 @pytest.fixture(scope="module")

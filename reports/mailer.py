@@ -19,8 +19,8 @@ from email.utils import formataddr, make_msgid
 from pathlib import Path
 from typing import Any, Literal
 
-from warehouse.cells import be_date, display
-from warehouse.officer_lists import OfficerReport
+from reports.cells import be_date, display
+from reports.officer_lists import OfficerReport
 
 log = logging.getLogger(__name__)
 
