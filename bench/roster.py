@@ -14,8 +14,8 @@ import random
 from collections import Counter
 from typing import Any
 
-from connectors.simulators.cohort import _FAMILY, _FEMALE, _MALE, select_villages
 from schemas.admin_codes import UBON_RATCHATHANI, province_name
+from simulators.cohort import _FAMILY, _FEMALE, _MALE, select_villages
 from warehouse.rules import AlertRules
 
 

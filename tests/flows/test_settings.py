@@ -15,8 +15,6 @@ import pytest
 
 from connectors.kobo import KoboClient, SyncPolicy
 from connectors.odk import OdkClient
-from connectors.simulators.faults import Fault
-from connectors.simulators.kobo import KoboStore, serve_kobo
 from connectors.webhook import WebhookSettings
 from flows.ingest import IngestSettings, landing_path
 from flows.settings import (
@@ -29,6 +27,8 @@ from flows.settings import (
     read_config,
 )
 from flows.sources import KoboForm, discover
+from simulators.faults import Fault
+from simulators.kobo import KoboStore, serve_kobo
 from warehouse.rules import _ALERT_KEYS, ISAN_SEASONS, AlertRules, KpiTargets, OtopRules
 
 TOKEN = "d" * 40

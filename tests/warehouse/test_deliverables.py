@@ -14,10 +14,10 @@ import pyarrow as pa
 import pytest
 from openpyxl import load_workbook
 
-from connectors.simulators.cohort import CohortSpec, generate_cohort
 from schemas.flatten import flatten
 from schemas.records import Submission
 from schemas.tables import CLEAN_TABLES
+from simulators.cohort import CohortSpec, generate_cohort
 from warehouse import deliverables
 from warehouse.deliverables import file_stem, mail_deliverables, write_deliverables
 from warehouse.marts import build_marts

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.simulators.faults import with_faults
-from connectors.simulators.odk import (
+from simulators.faults import with_faults
+from simulators.odk import (
     JSON,
     ODATA_HEADERS,
     ODataProblem,
@@ -24,7 +24,7 @@ from connectors.simulators.odk import (
     _iso,
     _json,
 )
-from connectors.simulators.odk_entities import (
+from simulators.odk_entities import (
     Actor,
     AppUser,
     Dataset,
@@ -34,11 +34,11 @@ from connectors.simulators.odk_entities import (
     EntityVersion,
     entity_store,
 )
-from connectors.simulators.odk_entities_odata import entities_page, metadata_xml, selected
-from connectors.simulators.odk_entities_phone import PhoneApi, csv_response, write_csv
+from simulators.odk_entities_odata import entities_page, metadata_xml, selected
+from simulators.odk_entities_phone import PhoneApi, csv_response, write_csv
 
 if TYPE_CHECKING:
-    from connectors.simulators.odk import _OdkApi
+    from simulators.odk import _OdkApi
 
 JSON_LIMIT = 250_000  # bytes: Central's body limit, but for creating entities
 ENTITIES_LIMIT = 100_000_000

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connectors.simulators.attached import Attached
-from connectors.simulators.odk import _TOKEN_ALPHABET, ODataProblem, OdkStore
+from simulators.attached import Attached
+from simulators.odk import _TOKEN_ALPHABET, ODataProblem, OdkStore
 
 
 class EntityProblem(ODataProblem):

@@ -44,8 +44,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.simulators.attached import Attached
-from connectors.simulators.kobo import (
+from simulators.attached import Attached
+from simulators.kobo import (
     Asset,
     KoboStore,
     _ApiError,
@@ -57,7 +57,7 @@ from connectors.simulators.kobo import (
 )
 
 if TYPE_CHECKING:
-    from connectors.simulators.kobo import _KoboApi
+    from simulators.kobo import _KoboApi
 
 FORM_MEDIA_TYPES = ("image", "audio", "video", "text/csv", "application/xml")
 FILE_TYPES = ("form_media", "map_layer")

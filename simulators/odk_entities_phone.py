@@ -23,8 +23,8 @@ from xml.sax.saxutils import escape, quoteattr
 from starlette.requests import Request
 from starlette.responses import Response
 
-from connectors.simulators.odk import AUTH_FAILED
-from connectors.simulators.odk_entities import (
+from simulators.odk import AUTH_FAILED
+from simulators.odk_entities import (
     FORBIDDEN,
     NOT_FOUND,
     Actor,
@@ -36,7 +36,7 @@ from connectors.simulators.odk_entities import (
 )
 
 if TYPE_CHECKING:
-    from connectors.simulators.odk import _OdkApi
+    from simulators.odk import _OdkApi
 
 OPENROSA_HEADERS = {"X-OpenRosa-Version": "1.0", "X-OpenRosa-Accept-Content-Length": "100000000"}
 XML = "text/xml; charset=utf-8"

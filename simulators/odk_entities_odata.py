@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from connectors.simulators.odk import (
+from simulators.odk import (
     _FIELD_NOT_SUPPORTED,
     _KEYWORDS,
     FILTERABLE,
@@ -32,7 +32,7 @@ from connectors.simulators.odk import (
     _truth,
     _window,
 )
-from connectors.simulators.odk_entities import Dataset, Entity, EntityProblem, EntityStore
+from simulators.odk_entities import Dataset, Entity, EntityProblem, EntityStore
 
 # Entity fields → the submissions feed's names, so its filter evaluator serves: `Entity` has
 # `root_id`, `submitter_id` and `review_state` standing for `__id`, `creatorId`, `conflict`.

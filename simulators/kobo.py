@@ -37,8 +37,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from connectors.serving import run_forever, serve_in_thread
-from connectors.simulators.cohort import FORM_IDS, FORM_TITLES, HOUSEHOLD, Cohort, paused_gc
-from connectors.simulators.faults import FaultPlan, with_faults
+from simulators.cohort import FORM_IDS, FORM_TITLES, HOUSEHOLD, Cohort, paused_gc
+from simulators.faults import FaultPlan, with_faults
 
 VALIDATION_LABELS: dict[str, str] = {
     "validation_status_not_approved": "Not Approved",
@@ -1171,7 +1171,7 @@ def create_app(
         Route("/api/v2/assets/{uid}/data/{sid}/", guarded(api.submission)),
         Route("/api/v2/assets/{uid}/data/{sid}/attachments/{att}/", guarded(api.attachment)),
     ]
-    from connectors.simulators.kobo_media import media_routes  # it imports this module
+    from simulators.kobo_media import media_routes  # it imports this module
 
     routes += media_routes(store, api, guarded)
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

@@ -41,7 +41,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from connectors.serving import run_forever, serve_in_thread
-from connectors.simulators.cohort import (
+from schemas.registry import FORMS
+from simulators.cohort import (
     APPROVED,
     FORM_IDS,
     NOT_APPROVED,
@@ -49,9 +50,8 @@ from connectors.simulators.cohort import (
     Cohort,
     paused_gc,
 )
-from connectors.simulators.faults import FaultPlan, with_faults
-from connectors.simulators.kobo import derived_uuid
-from schemas.registry import FORMS
+from simulators.faults import FaultPlan, with_faults
+from simulators.kobo import derived_uuid
 
 REVIEW_STATES = ("hasIssues", "edited", "approved", "rejected")
 KOBO_TO_REVIEW = {APPROVED: "approved", NOT_APPROVED: "rejected", ON_HOLD: "hasIssues"}
@@ -1712,7 +1712,7 @@ def create_app(
         Route(f"{form_path}/fields", guarded(api.fields)),
         Route(form_path, guarded(api.form_detail)),
     ]
-    from connectors.simulators.odk_entities_api import entity_routes  # it imports this module
+    from simulators.odk_entities_api import entity_routes  # it imports this module
 
     routes += entity_routes(store, api)
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
