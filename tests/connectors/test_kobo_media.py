@@ -17,8 +17,7 @@ import pytest
 from connectors.kobo import KoboError, KoboServer
 from connectors.kobo_media import MediaClient
 from simulators.faults import Fault
-from simulators.kobo import KoboStore, serve_kobo
-from simulators.kobo_media import MediaStore, media_store
+from simulators.kobo import KoboStore, MediaStore, media_store, serve_kobo
 
 TOKEN = "f" * 40
 UID = "aFollowupForm000000001"

@@ -25,9 +25,9 @@ import pytest
 from flows import nightly
 from flows.settings import Settings
 from schemas.validation import SuiteRunner
-from simulators.cohort import HOUSEHOLD, SESSION
+from simulators.cohort import FORM_IDS, HOUSEHOLD, SESSION
 from simulators.faults import Fault
-from simulators.kobo import FORM_IDS, KoboStore, seed_from_cohort, serve_kobo
+from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.reliability.helpers import (
     TOKEN,
     District,

@@ -1171,7 +1171,7 @@ def create_app(
         Route("/api/v2/assets/{uid}/data/{sid}/", guarded(api.submission)),
         Route("/api/v2/assets/{uid}/data/{sid}/attachments/{att}/", guarded(api.attachment)),
     ]
-    from simulators.kobo_media import media_routes  # it imports this module
+    from simulators.kobo.media import media_routes  # it imports this module
 
     routes += media_routes(store, api, guarded)
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

@@ -45,7 +45,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from simulators.attached import Attached
-from simulators.kobo import (
+from simulators.kobo.store import (
     Asset,
     KoboStore,
     _ApiError,
@@ -57,7 +57,7 @@ from simulators.kobo import (
 )
 
 if TYPE_CHECKING:
-    from simulators.kobo import _KoboApi
+    from simulators.kobo.store import _KoboApi
 
 FORM_MEDIA_TYPES = ("image", "audio", "video", "text/csv", "application/xml")
 FILE_TYPES = ("form_media", "map_layer")
