@@ -13,9 +13,14 @@ import httpx
 import pytest
 
 from simulators.faults import Fault
-from simulators.odk import OdkField, OdkStore, serve_odk
-from simulators.odk_entities import EntityStore, entity_store
-from simulators.odk_entities_phone import apply_form_update
+from simulators.odk import (
+    EntityStore,
+    OdkField,
+    OdkStore,
+    apply_form_update,
+    entity_store,
+    serve_odk,
+)
 
 EMAIL, PASSWORD = "cdd.ubon@example.org", "รหัสผ่าน-Strong-2568!"
 CENTRAL = "http://localhost:8989"  # Central's configured domain: links name it, not us

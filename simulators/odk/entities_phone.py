@@ -23,8 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 from starlette.requests import Request
 from starlette.responses import Response
 
-from simulators.odk import AUTH_FAILED
-from simulators.odk_entities import (
+from simulators.odk.entities import (
     FORBIDDEN,
     NOT_FOUND,
     Actor,
@@ -34,9 +33,10 @@ from simulators.odk_entities import (
     EntityStore,
     EntityVersion,
 )
+from simulators.odk.store import AUTH_FAILED
 
 if TYPE_CHECKING:
-    from simulators.odk import _OdkApi
+    from simulators.odk.store import _OdkApi
 
 OPENROSA_HEADERS = {"X-OpenRosa-Version": "1.0", "X-OpenRosa-Accept-Content-Length": "100000000"}
 XML = "text/xml; charset=utf-8"

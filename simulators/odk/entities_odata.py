@@ -17,7 +17,8 @@ from typing import Any
 
 import orjson
 
-from simulators.odk import (
+from simulators.odk.entities import Dataset, Entity, EntityProblem, EntityStore
+from simulators.odk.store import (
     _FIELD_NOT_SUPPORTED,
     _KEYWORDS,
     FILTERABLE,
@@ -32,7 +33,6 @@ from simulators.odk import (
     _truth,
     _window,
 )
-from simulators.odk_entities import Dataset, Entity, EntityProblem, EntityStore
 
 # Entity fields → the submissions feed's names, so its filter evaluator serves: `Entity` has
 # `root_id`, `submitter_id` and `review_state` standing for `__id`, `creatorId`, `conflict`.

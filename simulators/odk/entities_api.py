@@ -16,15 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from simulators.faults import with_faults
-from simulators.odk import (
-    JSON,
-    ODATA_HEADERS,
-    ODataProblem,
-    OdkStore,
-    _iso,
-    _json,
-)
-from simulators.odk_entities import (
+from simulators.odk.entities import (
     Actor,
     AppUser,
     Dataset,
@@ -34,11 +26,19 @@ from simulators.odk_entities import (
     EntityVersion,
     entity_store,
 )
-from simulators.odk_entities_odata import entities_page, metadata_xml, selected
-from simulators.odk_entities_phone import PhoneApi, csv_response, write_csv
+from simulators.odk.entities_odata import entities_page, metadata_xml, selected
+from simulators.odk.entities_phone import PhoneApi, csv_response, write_csv
+from simulators.odk.store import (
+    JSON,
+    ODATA_HEADERS,
+    ODataProblem,
+    OdkStore,
+    _iso,
+    _json,
+)
 
 if TYPE_CHECKING:
-    from simulators.odk import _OdkApi
+    from simulators.odk.store import _OdkApi
 
 JSON_LIMIT = 250_000  # bytes: Central's body limit, but for creating entities
 ENTITIES_LIMIT = 100_000_000

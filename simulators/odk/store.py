@@ -1712,7 +1712,7 @@ def create_app(
         Route(f"{form_path}/fields", guarded(api.fields)),
         Route(form_path, guarded(api.form_detail)),
     ]
-    from simulators.odk_entities_api import entity_routes  # it imports this module
+    from simulators.odk.entities_api import entity_routes  # it imports this module
 
     routes += entity_routes(store, api)
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

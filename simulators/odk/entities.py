@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from simulators.attached import Attached
-from simulators.odk import _TOKEN_ALPHABET, ODataProblem, OdkStore
+from simulators.odk.store import _TOKEN_ALPHABET, ODataProblem, OdkStore
 
 
 class EntityProblem(ODataProblem):
