@@ -33,10 +33,10 @@ from simulators.odk.entities import (
     EntityStore,
     EntityVersion,
 )
-from simulators.odk.store import AUTH_FAILED
+from simulators.odk.problems import AUTH_FAILED
 
 if TYPE_CHECKING:
-    from simulators.odk.store import _OdkApi
+    from simulators.odk.app import OdkApi
 
 OPENROSA_HEADERS = {"X-OpenRosa-Version": "1.0", "X-OpenRosa-Accept-Content-Length": "100000000"}
 XML = "text/xml; charset=utf-8"
@@ -168,7 +168,7 @@ class PhoneApi:
         ("integrity", re.compile(r"projects/(\d+)/datasets/([^/]+)/integrity")),
     )
 
-    def __init__(self, store: EntityStore, api: _OdkApi) -> None:
+    def __init__(self, store: EntityStore, api: OdkApi) -> None:
         self.store, self.api = store, api
 
     def web_actor(self, request: Request) -> Actor:
