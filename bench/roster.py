@@ -14,16 +14,16 @@ import random
 from collections import Counter
 from typing import Any
 
-from connectors.simulators.cohort import _FAMILY, _FEMALE, _MALE, select_villages
 from marts.rules import AlertRules
 from schemas.admin_codes import UBON_RATCHATHANI, province_name
+from simulators.cohort import FAMILY_NAMES, FEMALE_NAMES, MALE_NAMES, select_villages
 
 
 def officer_name(rng: random.Random) -> str:
     """A government officer's name as written on a roster: always with a title."""
     if rng.random() < 0.5:
-        return f"นาย{rng.choice(_MALE)} {rng.choice(_FAMILY)}"
-    return f"{rng.choice(('นาง', 'นางสาว'))}{rng.choice(_FEMALE)} {rng.choice(_FAMILY)}"
+        return f"นาย{rng.choice(MALE_NAMES)} {rng.choice(FAMILY_NAMES)}"
+    return f"{rng.choice(('นาง', 'นางสาว'))}{rng.choice(FEMALE_NAMES)} {rng.choice(FAMILY_NAMES)}"
 
 
 def roster_tables(seed: int, villages: int) -> dict[str, Any]:

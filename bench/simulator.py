@@ -155,7 +155,7 @@ class Meter:
 
 def bench_app(store: Any, token: str, today: date) -> Asgi:
     """The simulator's own app, metered, with the bench's control endpoints beside it."""
-    from connectors.simulators.kobo import create_app
+    from simulators.kobo import create_app
 
     meter = Meter()
     kobo = meter.wrap(create_app(store, token))
@@ -176,8 +176,8 @@ def _control_app(store: Any, token: str, today: date, meter: Meter) -> Asgi:
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from connectors.simulators.cohort import CohortSpec, generate_cohort
-    from connectors.simulators.kobo import asset_uid_for
+    from simulators.cohort import CohortSpec, generate_cohort
+    from simulators.kobo import asset_uid_for
 
     def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Any:
         async def answer(request: Request) -> Response:
@@ -226,8 +226,8 @@ def serve(villages: int | None, seed: int = SEED, today: date = TODAY) -> None:
     """Seed, serve, print the READY line, and serve until standard input closes."""
     sys.path.insert(0, str(ROOT))
     from connectors.serving import serve_in_thread
-    from connectors.simulators.cohort import CohortSpec, generate_cohort
-    from connectors.simulators.kobo import KoboStore, seed_from_cohort
+    from simulators.cohort import CohortSpec, generate_cohort
+    from simulators.kobo import KoboStore, seed_from_cohort
 
     started = time.perf_counter()
     store = KoboStore()

@@ -1,1 +1,1 @@
-"""Connectors: clients for the form servers (KoboToolbox, ODK Central) and their simulators."""
+"""Connectors: clients for the form servers (KoboToolbox, ODK Central)."""

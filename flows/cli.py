@@ -227,8 +227,8 @@ def demo(
     Run again in the same folder, it finds nothing new. The two simulators serve the same
     households, so the ODK demo runs in a folder of its own (--workdir odk-demo).
     """
-    from connectors.simulators.cohort import CohortSpec, generate_cohort
     from flows.nightly import bangkok_today, nightly
+    from simulators.cohort import CohortSpec, generate_cohort
 
     if source not in {"kobo", "odk"}:
         _fail(f"--source must be kobo or odk, not {source!r}")
@@ -277,7 +277,7 @@ def _simulated_server(source: str, cohort: object) -> Iterator[dict[str, str]]:
     """Serve a cohort from the chosen simulator; yields the variables that point a run at it."""
     secret = secrets.token_hex(20)
     if source == "kobo":
-        from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+        from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 
         store = KoboStore()
         seed_from_cohort(store, cohort)  # type: ignore[arg-type]
@@ -285,7 +285,7 @@ def _simulated_server(source: str, cohort: object) -> Iterator[dict[str, str]]:
             yield {"SAMMACHIP_KOBO_URL": url, "SAMMACHIP_KOBO_TOKEN": secret,
                    "SAMMACHIP_KOBO_NAME": DEMO_SERVER}  # fmt: skip
         return
-    from connectors.simulators.odk import OdkStore, seed_odk_from_cohort, serve_odk
+    from simulators.odk import OdkStore, seed_odk_from_cohort, serve_odk
 
     odk_store = OdkStore()
     seed_odk_from_cohort(odk_store, cohort)  # type: ignore[arg-type]
@@ -468,9 +468,9 @@ def simulate_odk(
     ] = None,
 ) -> None:
     """Serve a generated cohort through the ODK Central simulator until Ctrl-C."""
-    from connectors.simulators.cohort import CohortSpec, generate_cohort
-    from connectors.simulators.odk import OdkStore, run_odk_forever, seed_odk_from_cohort
     from flows.nightly import bangkok_today
+    from simulators.cohort import CohortSpec, generate_cohort
+    from simulators.odk import OdkStore, run_odk_forever, seed_odk_from_cohort
 
     cohort = generate_cohort(CohortSpec(seed=seed, villages=villages, today=bangkok_today()))
     store = OdkStore()
@@ -493,9 +493,9 @@ def simulate_kobo(
     ] = None,
 ) -> None:
     """Serve a generated cohort through the KoboToolbox API v2 simulator until Ctrl-C."""
-    from connectors.simulators.cohort import CohortSpec, generate_cohort
-    from connectors.simulators.kobo import KoboStore, run_kobo_forever, seed_from_cohort
     from flows.nightly import bangkok_today
+    from simulators.cohort import CohortSpec, generate_cohort
+    from simulators.kobo import KoboStore, run_kobo_forever, seed_from_cohort
 
     cohort = generate_cohort(CohortSpec(seed=seed, villages=villages, today=bangkok_today()))
     store = KoboStore()

@@ -17,8 +17,8 @@ from connectors.kobo import (
     changes,
     to_submission,
 )
-from connectors.simulators.faults import Fault
-from connectors.simulators.kobo import KoboStore, serve_kobo
+from simulators.faults import Fault
+from simulators.kobo import KoboStore, serve_kobo
 
 TOKEN = "a" * 40
 UID = "aHouseholdsAsset000001"

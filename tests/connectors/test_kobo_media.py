@@ -16,9 +16,8 @@ import pytest
 
 from connectors.kobo import KoboError, KoboServer
 from connectors.kobo_media import MediaClient
-from connectors.simulators.faults import Fault
-from connectors.simulators.kobo import KoboStore, serve_kobo
-from connectors.simulators.kobo_media import MediaStore, media_store
+from simulators.faults import Fault
+from simulators.kobo import KoboStore, MediaStore, media_store, serve_kobo
 
 TOKEN = "f" * 40
 UID = "aFollowupForm000000001"

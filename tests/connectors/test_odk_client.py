@@ -19,9 +19,9 @@ from connectors.odk import (
     to_submission,
 )
 from connectors.retry import TransientError
-from connectors.simulators.faults import Fault
-from connectors.simulators.odk import OdkStore, serve_odk, xlsform_definition
 from schemas.registry import FORMS
+from simulators.faults import Fault
+from simulators.odk import OdkStore, serve_odk, xlsform_definition
 
 EMAIL, PASSWORD = "cdd.ubon@example.org", "รหัสผ่าน-Strong-2568!"
 PROXY_DOMAIN = "https://central.example.org"  # what Central writes into links: not our URL

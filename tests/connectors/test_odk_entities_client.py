@@ -22,10 +22,15 @@ from connectors.odk_entities import (
     NewEntity,
     entity_uuid,
 )
-from connectors.simulators.faults import Fault
-from connectors.simulators.odk import OdkField, OdkStore, serve_odk
-from connectors.simulators.odk_entities import EntityStore, entity_store
-from connectors.simulators.odk_entities_phone import apply_form_update
+from simulators.faults import Fault
+from simulators.odk import (
+    EntityStore,
+    OdkField,
+    OdkStore,
+    apply_form_update,
+    entity_store,
+    serve_odk,
+)
 
 EMAIL, PASSWORD = "cdd.ubon@example.org", "รหัสผ่าน-Strong-2568!"
 PROXY_DOMAIN = "https://central.example.org"  # links name it, not our loopback URL

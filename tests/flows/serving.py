@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from connectors.simulators.faults import FaultPlan
+from simulators.faults import FaultPlan
 from warehouse.load import open_warehouse
 from warehouse.query import connect
 

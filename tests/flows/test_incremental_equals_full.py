@@ -27,7 +27,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from connectors.simulators.cohort import (
+from flows.nightly import FormResult
+from schemas.registry import FORMS
+from schemas.tables import CLEAN_TABLES
+from schemas.validation import SuiteRunner
+from simulators.cohort import (
     GROUP,
     HOUSEHOLD,
     INCOME,
@@ -39,17 +43,13 @@ from connectors.simulators.cohort import (
     GeneratedSubmission,
     generate_cohort,
 )
-from connectors.simulators.odk import (
+from simulators.odk import (
     KOBO_TO_REVIEW,
     PUBLIC_LINK,
     OdkStore,
     serve_odk,
     xlsform_definition,
 )
-from flows.nightly import FormResult
-from schemas.registry import FORMS
-from schemas.tables import CLEAN_TABLES
-from schemas.validation import SuiteRunner
 from tests.reliability.helpers import (
     EMAIL,
     NOW,

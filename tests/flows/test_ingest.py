@@ -17,8 +17,6 @@ import pytest
 import yaml
 
 from connectors.landing import Landing
-from connectors.simulators.cohort import CohortSpec, generate_cohort
-from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from connectors.webhook import delivery_key
 from flows import ingest as ingest_module
 from flows.ingest import IngestSettings, IngestSummary, ingest, wait_for_scheduled_start
@@ -26,6 +24,8 @@ from flows.nightly import nightly, reconcile
 from flows.serve import TIMEZONE, deployment_specs, ingest_trigger
 from flows.settings import DEFAULT_CONFIG
 from reports.mailer import MailSettings
+from simulators.cohort import CohortSpec, generate_cohort
+from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from warehouse.load import open_warehouse
 from warehouse.query import connect
 

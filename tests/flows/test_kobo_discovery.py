@@ -13,10 +13,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from connectors.simulators.kobo import KoboStore, serve_kobo
 from flows import cli
 from flows.settings import load_settings
 from flows.sources import KoboForm, discover
+from simulators.kobo import KoboStore, serve_kobo
 
 TOKEN = "c" * 40
 T0 = datetime(2026, 11, 20, 3, 0)

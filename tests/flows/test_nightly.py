@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulators.cohort import CohortSpec, generate_cohort
-from connectors.simulators.faults import Fault
-from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from flows.nightly import RunSummary, nightly, reconcile
 from flows.settings import DEFAULT_CONFIG
+from simulators.cohort import CohortSpec, generate_cohort
+from simulators.faults import Fault
+from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from warehouse.load import open_warehouse
 from warehouse.query import connect
 

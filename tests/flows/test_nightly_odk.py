@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from connectors.retry import parse_utc
-from connectors.simulators.cohort import CohortSpec, generate_cohort
-from connectors.simulators.odk import OdkField, OdkStore, seed_odk_from_cohort, serve_odk
 from flows.nightly import FormResult, RunSummary, nightly, reconcile
 from flows.settings import load_settings
 from flows.sources import discover
+from simulators.cohort import CohortSpec, generate_cohort
+from simulators.odk import OdkField, OdkStore, seed_odk_from_cohort, serve_odk
 from tests.reliability.helpers import captured_logs
 from warehouse.load import open_warehouse
 from warehouse.query import connect

@@ -21,10 +21,10 @@ with warnings.catch_warnings():  # Starlette nudges towards httpx2; the project 
     from starlette.testclient import TestClient
 
 from connectors.landing import Landing
-from connectors.simulators.cohort import CohortSpec, generate_cohort
-from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from connectors.webhook import MAX_DEPTH, BasicAuth, Receiver, StaticAssets, create_app
 from flows.ingest import ingest
+from simulators.cohort import CohortSpec, generate_cohort
+from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 
 TODAY = date(2026, 11, 24)
 TOKEN = "e" * 40

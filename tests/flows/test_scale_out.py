@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulators.cohort import CohortSpec, generate_cohort
-from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from flows.nightly import run_sync
 from flows.settings import load_settings
+from simulators.cohort import CohortSpec, generate_cohort
+from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from warehouse.load import open_warehouse
 from warehouse.query import connect
 

@@ -19,10 +19,10 @@ import psutil
 import pytest
 
 from connectors.landing import Landing
-from connectors.simulators.cohort import CohortSpec, generate_cohort
-from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from connectors.webhook import SOURCE
 from flows.serve import PrefectServer, free_port, local_prefect_server
+from simulators.cohort import CohortSpec, generate_cohort
+from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.flows.serving import Api, Gate, households_loaded_once, poll, start_serve
 
 TOKEN = "r" * 40

@@ -13,11 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.odk import OdkServer
-from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from flows import cli
 from flows.nightly import RunSummary, nightly
 from flows.settings import OdkSource, load_settings
 from flows.sources import OdkForm, held_under_other_names
+from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.flows.test_nightly import snapshot_tables
 from tests.reliability.helpers import TODAY, TOKEN, tiny_cohort
 

@@ -15,8 +15,6 @@ import pytest
 
 from connectors.kobo import KoboClient, SyncPolicy
 from connectors.odk import OdkClient
-from connectors.simulators.faults import Fault
-from connectors.simulators.kobo import KoboStore, serve_kobo
 from connectors.webhook import WebhookSettings
 from flows.ingest import IngestSettings, landing_path
 from flows.settings import (
@@ -30,6 +28,8 @@ from flows.settings import (
 )
 from flows.sources import KoboForm, discover
 from marts.rules import _ALERT_KEYS, ISAN_SEASONS, AlertRules, KpiTargets, OtopRules
+from simulators.faults import Fault
+from simulators.kobo import KoboStore, serve_kobo
 
 TOKEN = "d" * 40
 ASSETS = "/api/v2/assets/"

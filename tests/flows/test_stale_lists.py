@@ -15,12 +15,12 @@ import pytest
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-from connectors.simulators.cohort import HOUSEHOLD
-from connectors.simulators.faults import Fault
-from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from flows import cli
 from flows.freshness import STATUS_KEY
 from reports.officer_lists import office_time
+from simulators.cohort import HOUSEHOLD
+from simulators.faults import Fault
+from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.reliability.helpers import TOKEN, captured_output, tiny_cohort
 from warehouse.load import open_warehouse
 

@@ -20,10 +20,10 @@ import httpx
 import pytest
 
 from connectors.landing import Landing
-from connectors.simulators.cohort import CohortSpec, generate_cohort
-from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from connectors.webhook import SOURCE
 from flows.serve import PrefectServer, free_port, local_prefect_server
+from simulators.cohort import CohortSpec, generate_cohort
+from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.flows.serving import REPO, Api, Output, households_loaded_once, poll, started, stop
 
 TOKEN = "w" * 40

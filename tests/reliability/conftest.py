@@ -19,12 +19,12 @@ if str(ROOT) not in sys.path:  # the crash-safety helpers are imported as `tests
 
 from connectors.kobo import KoboClient  # noqa: E402
 from connectors.odk import OdkClient  # noqa: E402
-from connectors.simulators.cohort import HOUSEHOLD, SESSION  # noqa: E402
-from connectors.simulators.faults import Fault, FaultPlan  # noqa: E402
-from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo  # noqa: E402
-from connectors.simulators.odk import OdkStore, serve_odk  # noqa: E402
 from flows.nightly import nightly  # noqa: E402
 from schemas.validation import SuiteRunner  # noqa: E402
+from simulators.cohort import HOUSEHOLD, SESSION  # noqa: E402
+from simulators.faults import Fault, FaultPlan  # noqa: E402
+from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo  # noqa: E402
+from simulators.odk import OdkStore, serve_odk  # noqa: E402
 from tests.reliability.helpers import (  # noqa: E402
     EMAIL,
     KOBO_TOKEN,

@@ -11,8 +11,8 @@ import pytest
 
 from connectors.kobo import KoboClient, KoboError, KoboServer
 from connectors.retry import TransientError
-from connectors.simulators.faults import Fault
-from connectors.simulators.kobo import KoboStore, serve_kobo
+from simulators.faults import Fault
+from simulators.kobo import KoboStore, serve_kobo
 from tests.reliability.helpers import TOKEN, seed_kobo
 
 PHOTO = bytes(range(256)) * 1024  # 256 KiB: several chunks, so a reset lands mid-file

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from schemas.validation import SuiteRunner
+from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.reliability.helpers import (
     JOBS,
     TOKEN,

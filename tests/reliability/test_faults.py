@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from connectors import retry
-from connectors.simulators.cohort import HOUSEHOLD, SESSION
-from connectors.simulators.faults import Fault, FaultPlan
-from connectors.simulators.kobo import KoboStore, serve_kobo
-from connectors.simulators.odk import OdkStore, seed_odk_from_cohort, serve_odk
 from flows.settings import HttpPolicy
 from schemas.validation import SuiteRunner
+from simulators.cohort import HOUSEHOLD, SESSION
+from simulators.faults import Fault, FaultPlan
+from simulators.kobo import KoboStore, serve_kobo
+from simulators.odk import OdkStore, seed_odk_from_cohort, serve_odk
 from tests.reliability.helpers import (
     EMAIL,
     HOSTILE_AT,

@@ -27,11 +27,11 @@ import pytest
 from prefect.logging.loggers import disable_run_logger
 
 from connectors.landing import Landing
-from connectors.simulators.cohort import HOUSEHOLD, SESSION
 from connectors.webhook import SOURCE, delivery_key
 from flows import nightly
 from flows.ingest import ingest_landing
 from schemas.validation import SuiteRunner
+from simulators.cohort import HOUSEHOLD, SESSION
 from tests.reliability.helpers import (
     JOBS,
     TODAY,

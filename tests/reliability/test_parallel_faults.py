@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulators.cohort import HOUSEHOLD, SESSION
-from connectors.simulators.faults import Fault
-from connectors.simulators.kobo import FORM_IDS, KoboStore, seed_from_cohort, serve_kobo
 from flows import nightly
 from flows.settings import Settings
 from schemas.validation import SuiteRunner
+from simulators.cohort import FORM_IDS, HOUSEHOLD, SESSION
+from simulators.faults import Fault
+from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.reliability.helpers import (
     TOKEN,
     District,

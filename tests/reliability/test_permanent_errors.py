@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulators.cohort import HOUSEHOLD, SESSION
-from connectors.simulators.faults import Fault, FaultPlan
 from schemas.validation import SuiteRunner
+from simulators.cohort import HOUSEHOLD, SESSION
+from simulators.faults import Fault, FaultPlan
 from tests.reliability.helpers import TODAY, TOKEN, District, Night
 from warehouse.load import open_warehouse
 from warehouse.query import connect

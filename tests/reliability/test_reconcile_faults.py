@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulators.cohort import HOUSEHOLD, SESSION
-from connectors.simulators.faults import Fault, FaultPlan
-from connectors.simulators.kobo import KoboStore, serve_kobo
-from connectors.simulators.odk import OdkStore, serve_odk
 from flows.nightly import FormResult
 from flows.settings import Settings
 from schemas.validation import SuiteRunner
+from simulators.cohort import HOUSEHOLD, SESSION
+from simulators.faults import Fault, FaultPlan
+from simulators.kobo import KoboStore, serve_kobo
+from simulators.odk import OdkStore, serve_odk
 from tests.reliability.helpers import (
     EMAIL,
     PASSWORD,

@@ -34,9 +34,9 @@ import orjson
 import pytest
 
 from connectors.landing import Landing
-from connectors.simulators.cohort import HOUSEHOLD, SESSION
-from connectors.simulators.kobo import KoboStore
 from connectors.webhook import SOURCE, delivery_key
+from simulators.cohort import HOUSEHOLD, SESSION
+from simulators.kobo import KoboStore
 from tests.conftest import free_port
 from tests.reliability.helpers import seed_kobo
 from tests.reliability.webhook_child import PASSWORD_ENV, USERNAME

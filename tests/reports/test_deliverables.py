@@ -14,7 +14,6 @@ import pyarrow as pa
 import pytest
 from openpyxl import load_workbook
 
-from connectors.simulators.cohort import CohortSpec, generate_cohort
 from marts import build_marts
 from marts.rules import AlertRules, Officer
 from reports import deliverables
@@ -23,6 +22,7 @@ from reports.officer_lists import SyncNotice
 from schemas.flatten import flatten
 from schemas.records import Submission
 from schemas.tables import CLEAN_TABLES
+from simulators.cohort import CohortSpec, generate_cohort
 
 
 def csv_rows(path: Path) -> int:

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.simulators.odk import OdkStore, xlsform_definition
 from schemas.odk_payload import kobo_style_answers
 from schemas.registry import FORMS
+from simulators.odk import OdkStore, xlsform_definition
 
 SAMPLES = Path("/work/shared/reference/odk/samples")
 needs_samples = pytest.mark.skipif(

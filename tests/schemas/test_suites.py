@@ -12,12 +12,12 @@ import pyarrow as pa
 import pytest
 
 from connectors.kobo import to_submission
-from connectors.simulators.cohort import CohortSpec, generate_cohort
-from connectors.simulators.kobo import KoboStore, seed_from_cohort
 from schemas.batch import CrossFormContext, validate_form
 from schemas.records import Submission
 from schemas.registry import OCCUPATION_TH
 from schemas.validation import SuiteRunner
+from simulators.cohort import CohortSpec, generate_cohort
+from simulators.kobo import KoboStore, seed_from_cohort
 
 TODAY = date(2026, 11, 24)
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)

@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from connectors.odk import to_submission
-from connectors.simulators.odk import OdkField, OdkStore, xlsform_definition
 from flows.nightly import load_batches
 from schemas.records import Submission, payload_hash
 from schemas.registry import FORMS
 from schemas.validation import SuiteRunner
+from simulators.odk import OdkField, OdkStore, xlsform_definition
 from warehouse.load import open_warehouse, upgrade_payload_hashes
 from warehouse.query import connect
 

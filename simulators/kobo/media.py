@@ -44,20 +44,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.simulators.attached import Attached
-from connectors.simulators.kobo import (
-    Asset,
-    KoboStore,
-    _ApiError,
-    _drf_time,
-    _envelope,
-    _json,
-    _page_links,
-    kobo_uid,
+from simulators.attached import Attached
+from simulators.kobo.render import (
+    ApiError,
+    asset_json,
+    drf_time,
+    envelope,
+    json_response,
+    page_links,
 )
+from simulators.kobo.store import Asset, KoboStore, kobo_uid
 
 if TYPE_CHECKING:
-    from connectors.simulators.kobo import _KoboApi
+    from simulators.kobo.app import KoboApi
 
 FORM_MEDIA_TYPES = ("image", "audio", "video", "text/csv", "application/xml")
 FILE_TYPES = ("form_media", "map_layer")
@@ -139,12 +138,12 @@ class MediaStore:
             mime = guess_type(filename)[0]
             if not mime or not mime.startswith(FORM_MEDIA_TYPES):
                 allowed = "`, `".join(FORM_MEDIA_TYPES)
-                raise _ApiError(400, {field_name: [f"Only `{allowed}` MIME types are allowed"]})
+                raise ApiError(400, {field_name: [f"Only `{allowed}` MIME types are allowed"]})
         with self._lock:
             if file_type == "form_media" and any(
                 f.filename == filename for f in self.live(asset, "form_media")
             ):
-                raise _ApiError(400, {field_name: ["File already exists"]})
+                raise ApiError(400, {field_name: ["File already exists"]})
             self._seq += 1
             uid = kobo_uid("af", random.Random(f"{asset.uid}:{self._seq}"))
             made = MediaFile(uid, self._seq, file_type, description, filename, content,
@@ -155,7 +154,7 @@ class MediaStore:
     def file(self, asset: Asset, uid: str) -> MediaFile:
         found = next((f for f in self.live(asset) if f.uid == uid), None)
         if found is None:
-            raise _ApiError(404, {"detail": "Not found."})
+            raise ApiError(404, {"detail": "Not found."})
         return found
 
     def delete(self, asset: Asset, uid: str) -> None:
@@ -168,10 +167,10 @@ class MediaStore:
         the asset saved, so the deployed form's version (its date part) changes."""
         with self._lock:
             if not asset.has_deployment:
-                raise _ApiError(400, NOT_DEPLOYED)
+                raise ApiError(400, NOT_DEPLOYED)
             if version_id is not None and version_id != asset.version_id:
                 # kpi raises NotImplementedError with this text
-                raise _ApiError(400, {"detail": "Only the current version_id can be deployed"})
+                raise ApiError(400, {"detail": "Only the current version_id can be deployed"})
             deployment = self.deployment(asset)
             # kpi's version string has whole seconds: keep two deployments apart
             deployment.deployed_at = max(self.clock().replace(microsecond=0),
@@ -210,12 +209,12 @@ def _form_fields(request: Request, body: bytes) -> dict[str, tuple[str | None, A
     try:
         parsed = orjson.loads(body) if body else {}
     except orjson.JSONDecodeError:
-        raise _ApiError(400, {"detail": "JSON parse error"}) from None
+        raise ApiError(400, {"detail": "JSON parse error"}) from None
     return {k: (None, v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
 
 
 class _MediaApi:
-    def __init__(self, store: MediaStore, api: _KoboApi) -> None:
+    def __init__(self, store: MediaStore, api: KoboApi) -> None:
         self.store, self.api = store, api
 
     def asset(self, request: Request) -> Asset:
@@ -229,7 +228,7 @@ class _MediaApi:
             "uid": f.uid, "url": f"{url}files/{f.uid}/", "asset": url,
             "user": f"{base}/api/v2/users/{asset.owner}/", "user__username": asset.owner,
             "file_type": f.file_type, "description": f.description,
-            "date_created": _drf_time(f.created_at), "content": f"{url}files/{f.uid}/content/",
+            "date_created": drf_time(f.created_at), "content": f"{url}files/{f.uid}/content/",
             "metadata": {"filename": f.filename, "hash": f"md5:{f.md5}", "mimetype": f.mimetype},
         }  # fmt: skip
 
@@ -237,12 +236,12 @@ class _MediaApi:
         asset = self.asset(request)
         if request.method == "POST":
             made = self.create(asset, _form_fields(request, await request.body()))
-            return _json(self.file_json(request, asset, made), 201)
+            return json_response(self.file_json(request, asset, made), 201)
         wanted = request.query_params.get("file_type")
         rows = [orjson.dumps(self.file_json(request, asset, f))
                 for f in self.store.live(asset, wanted)]  # fmt: skip
-        following, previous = _page_links(str(request.url), 0, max(len(rows), 1), len(rows))
-        return Response(_envelope(len(rows), following, previous, rows),
+        following, previous = page_links(str(request.url), 0, max(len(rows), 1), len(rows))
+        return Response(envelope(len(rows), following, previous, rows),
                         media_type="application/json")  # fmt: skip
 
     def create(self, asset: Asset, fields: dict[str, tuple[str | None, Any]]) -> MediaFile:
@@ -250,31 +249,31 @@ class _MediaApi:
         missing = {k: ["This field is required."] for k in ("file_type", "description")
                    if not value.get(k)}  # fmt: skip
         if missing:
-            raise _ApiError(400, missing)
+            raise ApiError(400, missing)
         if value["file_type"] not in FILE_TYPES:
-            raise _ApiError(400, {"file_type": [f'"{value["file_type"]}" is not a valid choice.']})
+            raise ApiError(400, {"file_type": [f'"{value["file_type"]}" is not a valid choice.']})
         metadata = value.get("metadata")
         if isinstance(metadata, str):
             try:
                 metadata = orjson.loads(metadata)
             except orjson.JSONDecodeError:
-                raise _ApiError(400, {"metadata": ["JSON is invalid"]}) from None
+                raise ApiError(400, {"metadata": ["JSON is invalid"]}) from None
         if "content" in value and "base64Encoded" in value:
-            raise _ApiError(400, {"detail": ["You cannot upload media file with two different "
-                                             "ways at the same time."]})  # fmt: skip
+            raise ApiError(400, {"detail": ["You cannot upload media file with two different "
+                                            "ways at the same time."]})  # fmt: skip
         if "base64Encoded" in value:
             if not isinstance(metadata, dict) or not metadata.get("filename"):
-                raise _ApiError(400, {"metadata": ["`filename` is required"]})
+                raise ApiError(400, {"metadata": ["`filename` is required"]})
             encoded = str(value["base64Encoded"])
             try:
                 content = base64.b64decode(encoded[encoded.index("base64") + 7 :])
             except (ValueError, binascii.Error):
-                raise _ApiError(400, {"base64Encoded": ["Invalid content"]}) from None
+                raise ApiError(400, {"base64Encoded": ["Invalid content"]}) from None
             filename, field_name = str(metadata["filename"]), "base64Encoded"
         else:
             upload = fields.get("content")
             if upload is None or upload[0] is None:
-                raise _ApiError(400, {"content": ["No files have been submitted"]})
+                raise ApiError(400, {"content": ["No files have been submitted"]})
             filename, content, field_name = upload[0], upload[1], "content"
         return self.store.add(asset, value["file_type"], value["description"], filename,
                               content, field_name)  # fmt: skip
@@ -285,7 +284,7 @@ class _MediaApi:
         if request.method == "DELETE":
             self.store.delete(asset, uid)
             return Response(status_code=204)
-        return _json(self.file_json(request, asset, self.store.file(asset, uid)))
+        return json_response(self.file_json(request, asset, self.store.file(asset, uid)))
 
     async def content(self, request: Request) -> Response:
         asset = self.asset(request)
@@ -296,7 +295,7 @@ class _MediaApi:
     async def deployment(self, request: Request) -> Response:
         asset = self.asset(request)
         if not asset.has_deployment:
-            raise _ApiError(400, NOT_DEPLOYED)
+            raise ApiError(400, NOT_DEPLOYED)
         if request.method == "PATCH":
             body = _form_fields(request, await request.body())
             active = body.get("active", (None, None))[1]
@@ -305,9 +304,14 @@ class _MediaApi:
                 asset.deployment_status = "deployed" if active else "archived"
             else:
                 self.store.redeploy(asset, version_id, active)
-        return _json({"backend": "openrosa", "active": asset.deployment_status == "deployed",
-                      "version_id": asset.version_id,
-                      "asset": self.api.asset_summary(request, asset)})  # fmt: skip
+        return json_response(
+            {
+                "backend": "openrosa",
+                "active": asset.deployment_status == "deployed",
+                "version_id": asset.version_id,
+                "asset": asset_json(self.api.base(request), asset),
+            }
+        )
 
     # -- what KoboCollect downloads
 
@@ -315,7 +319,7 @@ class _MediaApi:
         self.api.authenticate(request)
         asset = self.store.by_pk(request.path_params["pk"])
         if asset is None or not asset.has_deployment:
-            raise _ApiError(404, {"detail": "Not found."})
+            raise ApiError(404, {"detail": "Not found."})
         return asset
 
     async def form_list(self, request: Request) -> Response:
@@ -353,12 +357,12 @@ class _MediaApi:
         wanted = request.path_params["media"].split(".", 1)[0]
         found = next((f for f in self.store.deployment(asset).media if str(f.pk) == wanted), None)
         if found is None:
-            raise _ApiError(404, {"detail": "Not found."})
+            raise ApiError(404, {"detail": "Not found."})
         return Response(found.content, 200, media_type=found.mimetype or "application/octet-stream")
 
 
 def media_routes(
-    kobo: KoboStore, api: _KoboApi, guarded: Callable[[Handler], Handler]
+    kobo: KoboStore, api: KoboApi, guarded: Callable[[Handler], Handler]
 ) -> list[Route]:
     """The routes the Kobo simulator's app adds for form media, behind the app's own guard
     (its error bodies and fault injection)."""

@@ -1,8 +1,8 @@
 """The simulated Central's Entity List API over HTTP: lists, properties, entities (REST, the
 OData `Entities` feed and `entities.csv`), actor properties, App Users and form assignments,
 and the phone's downloads. `entity_routes` is what the ODK simulator's app registers; the state
-is `odk_entities.EntityStore`, the OData engine `odk_entities_odata.py`, the phone's side
-`odk_entities_phone.py`.
+is `entities.EntityStore`, the OData engine `entities_odata.py`, the phone's side
+`entities_phone.py`.
 """
 
 from __future__ import annotations
@@ -15,16 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.simulators.faults import with_faults
-from connectors.simulators.odk import (
-    JSON,
-    ODATA_HEADERS,
-    ODataProblem,
-    OdkStore,
-    _iso,
-    _json,
-)
-from connectors.simulators.odk_entities import (
+from simulators.faults import with_faults
+from simulators.odk.entities import (
     Actor,
     AppUser,
     Dataset,
@@ -34,11 +26,15 @@ from connectors.simulators.odk_entities import (
     EntityVersion,
     entity_store,
 )
-from connectors.simulators.odk_entities_odata import entities_page, metadata_xml, selected
-from connectors.simulators.odk_entities_phone import PhoneApi, csv_response, write_csv
+from simulators.odk.entities_odata import entities_page, metadata_xml, selected
+from simulators.odk.entities_phone import PhoneApi, csv_response, write_csv
+from simulators.odk.problems import ODataProblem
+from simulators.odk.render import JSON, ODATA_HEADERS, json_response
+from simulators.odk.store import OdkStore
+from simulators.odk.values import iso
 
 if TYPE_CHECKING:
-    from connectors.simulators.odk import _OdkApi
+    from simulators.odk.app import OdkApi
 
 JSON_LIMIT = 250_000  # bytes: Central's body limit, but for creating entities
 ENTITIES_LIMIT = 100_000_000
@@ -61,7 +57,7 @@ def _version_json(v: EntityVersion, dataset: Dataset, *, data: bool) -> dict[str
     if data:
         out["dataReceived"] = v.received
     return out | {
-        "conflictingProperties": v.conflicting, "createdAt": _iso(v.created_at),
+        "conflictingProperties": v.conflicting, "createdAt": iso(v.created_at),
         "branchId": None, "trunkVersion": None, "branchBaseVersion": None,
     }  # fmt: skip
 
@@ -72,8 +68,8 @@ def _entity_json(
     """`store` given: with the extended metadata (`creator` objects)."""
     out = {
         "uuid": e.uuid, "creatorId": e.creator_id, "conflict": e.conflict,
-        "createdAt": _iso(e.created_at), "updatedAt": _iso(e.updated_at),
-        "deletedAt": _iso(e.deleted_at),
+        "createdAt": iso(e.created_at), "updatedAt": iso(e.updated_at),
+        "deletedAt": iso(e.deleted_at),
         "currentVersion": _version_json(e.current, dataset, data=data),
     }  # fmt: skip
     if store is not None:
@@ -115,13 +111,13 @@ def _versions_json(e: Entity, dataset: Dataset, *, relevant_only: bool) -> list[
 
 
 def _dataset_json(d: Dataset, *, extended: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": d.name, "createdAt": _iso(d.created_at),
+    out: dict[str, Any] = {"name": d.name, "createdAt": iso(d.created_at),
                            "projectId": d.project_id, "approvalRequired": d.approval_required,
                            "ownerOnly": d.owner_only, "deletedAt": None}  # fmt: skip
     if extended:
         live = d.live()
         out |= {"entities": len(live),
-                "lastEntity": _iso(max((e.created_at for e in live), default=None)),
+                "lastEntity": iso(max((e.created_at for e in live), default=None)),
                 "conflicts": sum(1 for e in live if e.conflict)}  # fmt: skip
     return out
 
@@ -130,10 +126,10 @@ def _dataset_detail(d: Dataset, store: EntityStore) -> dict[str, Any]:
     forms = {x: store.odk.form(d.project_id, x) for x in d.linked_forms}
     named = {x: {"name": f.name, "xmlFormId": x} for x, f in forms.items() if f is not None}
     out = _dataset_json(d) | {
-        "lastUpdate": _iso(d.last_update), "linkedForms": list(named.values()),
+        "lastUpdate": iso(d.last_update), "linkedForms": list(named.values()),
         "sourceForms": [named[x] for x, saves in d.linked_forms.items() if saves and x in named],
         "draftLinkedForms": [], "draftSourceForms": [],
-        "properties": [{"name": p, "publishedAt": _iso(at), "odataName": p,
+        "properties": [{"name": p, "publishedAt": iso(at), "odataName": p,
                         "forms": [{"xmlFormId": x, "name": named[x]["name"]}
                                   for x, saves in d.linked_forms.items()
                                   if p in saves and x in named]}
@@ -146,7 +142,7 @@ def _dataset_detail(d: Dataset, store: EntityStore) -> dict[str, Any]:
 
 def _app_user_json(u: AppUser, store: EntityStore, *, extended: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"projectId": u.project_id, "id": u.id, "type": "field_key",
-                           "displayName": u.display_name, "createdAt": _iso(u.created_at),
+                           "displayName": u.display_name, "createdAt": iso(u.created_at),
                            "updatedAt": None, "deletedAt": None, "token": u.token}  # fmt: skip
     if extended:
         out |= {"createdBy": store.actor_json(u.created_by), "lastUsed": None,
@@ -158,7 +154,7 @@ def _app_user_json(u: AppUser, store: EntityStore, *, extended: bool) -> dict[st
 
 
 class _EntityApi:
-    def __init__(self, store: EntityStore, api: _OdkApi) -> None:
+    def __init__(self, store: EntityStore, api: OdkApi) -> None:
         self.store, self.api = store, api
 
     def admin(self, request: Request) -> int:
@@ -197,23 +193,24 @@ class _EntityApi:
         project_id = self.admin(request)
         if request.method == "POST":
             name = (await self.body(request)).get("name")
-            return _json(_dataset_detail(self.store.create_dataset(project_id, name), self.store))
+            made = self.store.create_dataset(project_id, name)
+            return json_response(_dataset_detail(made, self.store))
         extended = self.extended(request) is not None
-        return _json([_dataset_json(d, extended=extended)
-                      for d in self.store.datasets(project_id)])  # fmt: skip
+        datasets = self.store.datasets(project_id)
+        return json_response([_dataset_json(d, extended=extended) for d in datasets])
 
     async def dataset_detail(self, request: Request) -> Response:
         dataset = self.dataset(request)
         if request.method == "PATCH":
             changes = await self.body(request)
             dataset = self.store.update_dataset(dataset.project_id, dataset.name, changes)
-        return _json(_dataset_detail(dataset, self.store))
+        return json_response(_dataset_detail(dataset, self.store))
 
     async def properties(self, request: Request) -> Response:
         dataset = self.dataset(request)
         prop = (await self.body(request)).get("name")
         self.store.add_property(dataset.project_id, dataset.name, prop)
-        return _json({"success": True})
+        return json_response({"success": True})
 
     # -- entities
 
@@ -224,15 +221,15 @@ class _EntityApi:
             rows = sorted((e for e in dataset.entities.values()
                            if (e.deleted_at is not None) == deleted),
                           key=lambda e: e.order_key, reverse=True)  # fmt: skip
-            return _json([_entity_json(e, dataset, data=False, store=self.extended(request))
-                          for e in rows])  # fmt: skip
+            store = self.extended(request)
+            return json_response([_entity_json(e, dataset, data=False, store=store) for e in rows])
         body = await self.body(request, ENTITIES_LIMIT)
         agent = request.headers.get("user-agent")
         if "entities" in body:
             return self.bulk_create(dataset, body, agent)
         (entity,) = self.store.create(dataset.project_id, dataset.name, [body], self.actor,
                                       user_agent=agent)  # fmt: skip
-        return _json(_entity_json(entity, dataset))
+        return json_response(_entity_json(entity, dataset))
 
     def bulk_create(self, dataset: Dataset, body: dict[str, Any], agent: str | None) -> Response:
         items, source = body["entities"], body.get("source")
@@ -249,14 +246,14 @@ class _EntityApi:
                                 {"field": "source.name"})  # fmt: skip
         self.store.create(dataset.project_id, dataset.name, items, self.actor, user_agent=agent,
                           source={"name": source["name"], "size": source.get("size")})  # fmt: skip
-        return _json({"success": True})
+        return json_response({"success": True})
 
     async def entity(self, request: Request) -> Response:
         dataset = self.dataset(request)
         uuid, p, q = request.path_params["uuid"], dataset.project_id, request.query_params
         if request.method == "DELETE":
             self.store.delete(p, dataset.name, uuid)
-            return _json({"success": True})
+            return json_response({"success": True})
         if request.method == "PATCH":
             body = await self.body(request)
             entity = self.store.update(
@@ -264,20 +261,20 @@ class _EntityApi:
                 force=q.get("force") == "true", resolve=q.get("resolve") == "true",
                 user_agent=request.headers.get("user-agent"),
             )  # fmt: skip
-            return _json(_entity_json(entity, dataset))
+            return json_response(_entity_json(entity, dataset))
         entity = self.store.entity(p, dataset.name, uuid)
-        return _json(_entity_json(entity, dataset, store=self.extended(request)))
+        return json_response(_entity_json(entity, dataset, store=self.extended(request)))
 
     async def restore(self, request: Request) -> Response:
         dataset = self.dataset(request)
         self.store.restore(dataset.project_id, dataset.name, request.path_params["uuid"])
-        return _json({"success": True})
+        return json_response({"success": True})
 
     async def versions(self, request: Request) -> Response:
         dataset = self.dataset(request)
         entity = self.store.entity(dataset.project_id, dataset.name, request.path_params["uuid"])
         relevant_only = request.query_params.get("relevantToConflict") == "true"
-        return _json(_versions_json(entity, dataset, relevant_only=relevant_only))
+        return json_response(_versions_json(entity, dataset, relevant_only=relevant_only))
 
     async def bulk_delete(self, request: Request) -> Response:
         return await self._bulk(request, restore=False)
@@ -289,7 +286,7 @@ class _EntityApi:
         dataset = self.dataset(request)
         ids = (await self.body(request)).get("ids")
         count = self.store.bulk(dataset.project_id, dataset.name, ids, restore=restore)
-        return _json({"count": count})
+        return json_response({"count": count})
 
     async def entities_csv(self, request: Request) -> Response:
         dataset = self.dataset(request)
@@ -297,8 +294,8 @@ class _EntityApi:
             _query, rows = selected(self.store, dataset, request.query_params)
             props = list(dataset.properties)
             lines = [[e.uuid, e.current.label, *(e.current.data.get(p, "") for p in props),
-                      _iso(e.created_at), str(e.creator_id), self.store.name_of(e.creator_id),
-                      str(len(e.versions) - 1), _iso(e.updated_at) or "", str(e.current.version)]
+                      iso(e.created_at), str(e.creator_id), self.store.name_of(e.creator_id),
+                      str(len(e.versions) - 1), iso(e.updated_at) or "", str(e.current.version)]
                      for e in rows]  # fmt: skip
         header = ["__id", "label", *props, "__createdAt", "__creatorId", "__creatorName",
                   "__updates", "__updatedAt", "__version"]  # fmt: skip
@@ -316,7 +313,7 @@ class _EntityApi:
             "@odata.context": f"{self.service_root(request, dataset)}/$metadata",
             "value": [{"name": "Entities", "kind": "EntitySet", "url": "Entities"}],
         }
-        return _json(body, headers=ODATA_HEADERS)
+        return json_response(body, headers=ODATA_HEADERS)
 
     async def metadata(self, request: Request) -> Response:
         xml = metadata_xml(self.dataset(request))
@@ -335,9 +332,9 @@ class _EntityApi:
         project_id = self.admin(request)
         if request.method == "POST":
             self.store.add_actor_property(project_id, (await self.body(request)).get("name"))
-            return _json({"success": True})
+            return json_response({"success": True})
         extended = self.extended(request) is not None
-        return _json([
+        return json_response([
             {"name": n, **({"values": self.store.actor_property_values(project_id, n)}
                            if extended else {})}
             for n in self.store.actor_properties(project_id)
@@ -348,12 +345,13 @@ class _EntityApi:
         if request.method == "GET":
             extended = self.extended(request) is not None
             users = sorted(self.store.app_users(project_id), key=lambda u: u.id, reverse=True)
-            return _json([_app_user_json(u, self.store, extended=extended) for u in users])
+            return json_response([_app_user_json(u, self.store, extended=extended)
+                                  for u in users])  # fmt: skip
         body = await self.body(request)
         user = self.store.create_app_user(project_id, body.get("displayName"), self.actor,
                                           body.get("properties"))  # fmt: skip
-        return _json(_app_user_json(user, self.store, extended=False)
-                     | {"csrf": "", "expiresAt": APP_USER_EXPIRY})  # fmt: skip
+        return json_response(_app_user_json(user, self.store, extended=False)
+                             | {"csrf": "", "expiresAt": APP_USER_EXPIRY})  # fmt: skip
 
     async def app_user(self, request: Request) -> Response:
         project_id = self.admin(request)
@@ -363,13 +361,13 @@ class _EntityApi:
             user = self.store.set_app_user_properties(project_id, actor_id, body["properties"])
         else:
             user = self.store.app_user(project_id, actor_id)
-        return _json(_app_user_json(user, self.store, extended=True))
+        return json_response(_app_user_json(user, self.store, extended=True))
 
     async def assign(self, request: Request) -> Response:
         project_id = self.admin(request)
         p = request.path_params
         self.store.assign(project_id, p["xml_form_id"], p["actor_id"])
-        return _json({"success": True})
+        return json_response({"success": True})
 
 
 def _problem(problem: ODataProblem) -> Response:
@@ -383,7 +381,7 @@ def _problem(problem: ODataProblem) -> Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def entity_routes(odk: OdkStore, api: _OdkApi) -> list[Route]:
+def entity_routes(odk: OdkStore, api: OdkApi) -> list[Route]:
     """The routes the ODK simulator's app adds for Entity Lists (faults apply to them too)."""
     store = entity_store(odk)
     rest, phone = _EntityApi(store, api), PhoneApi(store, api)

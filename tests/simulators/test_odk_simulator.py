@@ -17,9 +17,10 @@ import httpx
 import orjson
 import pytest
 
-from connectors.simulators.cohort import CohortSpec, generate_cohort
-from connectors.simulators.faults import Fault
-from connectors.simulators.odk import (
+from schemas.registry import FORMS
+from simulators.cohort import CohortSpec, generate_cohort
+from simulators.faults import Fault
+from simulators.odk import (
     KOBO_TO_REVIEW,
     OdkField,
     OdkStore,
@@ -27,7 +28,6 @@ from connectors.simulators.odk import (
     serve_odk,
     xlsform_definition,
 )
-from schemas.registry import FORMS
 
 EMAIL, PASSWORD = "cdd.ubon@example.org", "รหัสผ่าน-Strong-2568!"
 CENTRAL = "http://localhost:8989"  # Central's default env.domain: links name it, not us

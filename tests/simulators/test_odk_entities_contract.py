@@ -29,9 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.simulators.odk import OdkField, OdkStore, serve_odk
-from connectors.simulators.odk_entities import entity_store
-from connectors.simulators.odk_entities_phone import apply_form_update
+from simulators.odk import OdkField, OdkStore, apply_form_update, entity_store, serve_odk
 
 SAMPLES = (
     Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "odk" / "samples"

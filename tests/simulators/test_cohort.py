@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from stdnum.th import pin
 
-from connectors.simulators.cohort import (
+from simulators.cohort import (
     FORM_IDS,
     Cohort,
     CohortSpec,

@@ -23,8 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 from starlette.requests import Request
 from starlette.responses import Response
 
-from connectors.simulators.odk import AUTH_FAILED
-from connectors.simulators.odk_entities import (
+from simulators.odk.entities import (
     FORBIDDEN,
     NOT_FOUND,
     Actor,
@@ -34,9 +33,10 @@ from connectors.simulators.odk_entities import (
     EntityStore,
     EntityVersion,
 )
+from simulators.odk.problems import AUTH_FAILED
 
 if TYPE_CHECKING:
-    from connectors.simulators.odk import _OdkApi
+    from simulators.odk.app import OdkApi
 
 OPENROSA_HEADERS = {"X-OpenRosa-Version": "1.0", "X-OpenRosa-Accept-Content-Length": "100000000"}
 XML = "text/xml; charset=utf-8"
@@ -168,7 +168,7 @@ class PhoneApi:
         ("integrity", re.compile(r"projects/(\d+)/datasets/([^/]+)/integrity")),
     )
 
-    def __init__(self, store: EntityStore, api: _OdkApi) -> None:
+    def __init__(self, store: EntityStore, api: OdkApi) -> None:
         self.store, self.api = store, api
 
     def web_actor(self, request: Request) -> Actor:

@@ -4,7 +4,7 @@
 `__system/version` is 501.5, a function 501.4), deleted entities only when the filter names
 `deletedAt`, unset properties as `""`, `label` not `$select`able (400.23), newest first, paged
 with `$top` and a `$skiptoken` on the uuid, `$search` on whole words. The filter grammar and
-its SQL-like evaluation are the submissions feed's (`odk.py`).
+its SQL-like evaluation are the submissions feed's (`filters.py`).
 """
 
 from __future__ import annotations
@@ -17,22 +17,21 @@ from typing import Any
 
 import orjson
 
-from connectors.simulators.odk import (
-    _FIELD_NOT_SUPPORTED,
-    _KEYWORDS,
+from simulators.odk.entities import Dataset, Entity, EntityProblem, EntityStore
+from simulators.odk.filters import (
+    FIELD_NOT_SUPPORTED,
     FILTERABLE,
+    KEYWORDS,
     Expr,
-    _envelope,
-    _FilterParser,
-    _int_param,
-    _iso,
-    _mentions_deleted,
-    _not_supported,
-    _read_skiptoken,
-    _truth,
-    _window,
+    FilterParser,
+    Token,
+    mentions_deleted,
+    truth,
 )
-from connectors.simulators.odk_entities import Dataset, Entity, EntityProblem, EntityStore
+from simulators.odk.problems import not_supported
+from simulators.odk.query import int_param, page_window, read_skiptoken
+from simulators.odk.render import envelope
+from simulators.odk.values import iso
 
 # Entity fields → the submissions feed's names, so its filter evaluator serves: `Entity` has
 # `root_id`, `submitter_id` and `review_state` standing for `__id`, `creatorId`, `conflict`.
@@ -56,17 +55,17 @@ _SYSTEM_TYPES = (
 
 
 def _unsupported_field(text: str, at: int) -> EntityProblem:
-    return EntityProblem(501.5, f"{_FIELD_NOT_SUPPORTED}: {text} at {at}", {"at": at, "text": text})
+    return EntityProblem(501.5, f"{FIELD_NOT_SUPPORTED}: {text} at {at}", {"at": at, "text": text})
 
 
-class _EntityFilter(_FilterParser):
+class _EntityFilter(FilterParser):
     """The submissions grammar with the entity fields Central can filter on."""
 
     def __init__(self, expression: str) -> None:
         super().__init__(expression, subtable=False, filterable=FILTERABLE)
         self.expression = expression
 
-    def unsupported(self, token: Any, kind: str) -> EntityProblem:  # type: ignore[override]
+    def unsupported(self, token: Token, kind: str) -> EntityProblem:  # type: ignore[override]
         """As the submissions feed says it, with Central's details (the whole call's text)."""
         text, depth, quoted = token.text, 0, False
         for end, c in enumerate(self.expression[token.at :], token.at):
@@ -82,9 +81,9 @@ class _EntityFilter(_FilterParser):
             {"at": token.at, "type": kind, "text": text},
         )
 
-    def name(self, token: Any) -> Expr:
+    def name(self, token: Token) -> Expr:
         following = self.peek()
-        if token.text in _KEYWORDS or (following is not None and following.text == "("):
+        if token.text in KEYWORDS or (following is not None and following.text == "("):
             return super().name(token)
         if token.text not in _AS_SUBMISSION:
             raise _unsupported_field(token.text, token.at)
@@ -131,15 +130,15 @@ class EntityQuery:
     def parse(cls, params: Mapping[str, str]) -> EntityQuery:
         for key in params:
             if key.startswith("$") and key not in _PARAMS:
-                raise _not_supported(key)
+                raise not_supported(key)
         token, orderby = params.get("$skiptoken"), params.get("$orderby")
         if token is not None and orderby:
-            raise _not_supported("using $orderby and $skiptoken together")
+            raise not_supported("using $orderby and $skiptoken together")
         raw_filter, select, search = (params.get(k) for k in ("$filter", "$select", "$search"))
         return cls(
-            top=_int_param(params.get("$top")),
-            skip=_int_param(params.get("$skip")) or 0,
-            skiptoken=_read_skiptoken(token) if token is not None else None,
+            top=int_param(params.get("$top")),
+            skip=int_param(params.get("$skip")) or 0,
+            skiptoken=read_skiptoken(token) if token is not None else None,
             count=params.get("$count") == "true",
             filter=_EntityFilter(raw_filter).parse() if raw_filter else None,
             orderby=_ordered_terms(orderby) if orderby else None,
@@ -154,9 +153,9 @@ class EntityQuery:
                 return False
         if self.filter is None:
             return entity.deleted_at is None
-        if entity.deleted_at is not None and not _mentions_deleted(self.filter):
+        if entity.deleted_at is not None and not mentions_deleted(self.filter):
             return False
-        return _truth(self.filter, entity, now) is True  # type: ignore[arg-type]
+        return truth(self.filter, entity, now) is True
 
     def sorted(self, oldest_first: list[Entity]) -> list[Entity]:
         """Newest first by default. With `$orderby`, ties go by creation in the first term's
@@ -184,9 +183,9 @@ def selected(
 def odata_row(e: Entity, dataset: Dataset, store: EntityStore) -> dict[str, Any]:
     v = e.current
     system = {
-        "createdAt": _iso(e.created_at), "creatorId": str(e.creator_id),
+        "createdAt": iso(e.created_at), "creatorId": str(e.creator_id),
         "creatorName": store.name_of(e.creator_id), "updates": len(e.versions) - 1,
-        "updatedAt": _iso(e.updated_at), "deletedAt": _iso(e.deleted_at),
+        "updatedAt": iso(e.updated_at), "deletedAt": iso(e.deleted_at),
         "version": v.version, "conflict": e.conflict,
     }  # fmt: skip
     return {"__id": e.uuid, "label": v.label, "__system": system,
@@ -222,14 +221,14 @@ def entities_page(
             if cursor is not None:
                 older = (i for i, e in enumerate(rows) if e.order_key < cursor.order_key)
                 cursor_at = next(older, len(rows))
-        window = _window([e.uuid for e in rows], query, "uuid", cursor_at)  # type: ignore[arg-type]
+        window = page_window([e.uuid for e in rows], query, "uuid", cursor_at)
         page = []
         for e in rows[window.start : window.stop]:
             row = odata_row(e, dataset, store)
             chosen = row if query.select is None else _select(row, dataset, query.select)
             page.append(orjson.dumps(chosen))
     link = next_link(window.next_token) if window.next_token else None
-    return _envelope(page, context, link, window.count if query.count else None)
+    return envelope(page, context, link, window.count if query.count else None)
 
 
 def metadata_xml(dataset: Dataset) -> bytes:

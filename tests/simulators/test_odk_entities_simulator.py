@@ -12,10 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.simulators.faults import Fault
-from connectors.simulators.odk import OdkField, OdkStore, serve_odk
-from connectors.simulators.odk_entities import EntityStore, entity_store
-from connectors.simulators.odk_entities_phone import apply_form_update
+from simulators.faults import Fault
+from simulators.odk import (
+    EntityStore,
+    OdkField,
+    OdkStore,
+    apply_form_update,
+    entity_store,
+    serve_odk,
+)
 
 EMAIL, PASSWORD = "cdd.ubon@example.org", "รหัสผ่าน-Strong-2568!"
 CENTRAL = "http://localhost:8989"  # Central's configured domain: links name it, not us

@@ -11,15 +11,14 @@ is 409.15 with `{current, provided}`; an unchanged PATCH still makes a version; 
 `updatedAt` alone, restore sets it; App Users see only what the filter lets through, and the
 integrity endpoint reports everything else as deleted.
 
-The REST routes are in `odk_entities_api.py`, OData in `odk_entities_odata.py`, what a phone
-downloads (and a phone's update) in `odk_entities_phone.py`. `entity_store(odk_store)` is the
+The REST routes are in `entities_api.py`, OData in `entities_odata.py`, what a phone
+downloads (and a phone's update) in `entities_phone.py`. `entity_store(odk_store)` is the
 entity store of an `OdkStore` (`OdkStore.reset()` does not clear it: call its `reset()` too).
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 import threading
 import unicodedata
 import uuid as uuidlib
@@ -29,8 +28,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connectors.simulators.attached import Attached
-from connectors.simulators.odk import _TOKEN_ALPHABET, ODataProblem, OdkStore
+from simulators.attached import Attached
+from simulators.odk.problems import ODataProblem
+from simulators.odk.store import OdkStore, new_token
 
 
 class EntityProblem(ODataProblem):
@@ -545,7 +545,7 @@ class EntityStore:
         with self._lock:
             if properties is not None:
                 self._check_properties(project_id, properties)
-            token = "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(64))
+            token = new_token()
             actor_id = self.odk.actor_id(f"app-user:{token}")
             self._names[actor_id] = display_name
             user = AppUser(actor_id, project_id, display_name, token, self.odk.now(), creator.id)

@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from connectors.simulators.cohort import CohortSpec, generate_cohort
-from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from simulators.cohort import CohortSpec, generate_cohort
+from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
 UID = "aSammachipTestAsset123"

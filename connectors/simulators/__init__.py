@@ -1,1 +1,0 @@
-"""Local stand-ins for the form servers and a synthetic programme cohort to feed them."""
