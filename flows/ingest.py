@@ -28,7 +28,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from connectors.kobo import to_submission
+from connectors.kobo import KoboForm, to_submission
 from connectors.landing import Landed, Landing
 from connectors.webhook import SOURCE, read_delivery
 from flows.nightly import (
@@ -43,7 +43,6 @@ from flows.nightly import (
     start_validation,
 )
 from flows.settings import Settings, load_settings, read_config
-from flows.sources import KoboForm
 from schemas.records import Submission
 from warehouse.load import open_warehouse
 from warehouse.store import Warehouse

@@ -21,12 +21,12 @@ import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from connectors.discovery import SourceError, discover, held_under_other_names
 from connectors.odk import NoDeletedFeed
 from connectors.retry import TransientError
-from flows.freshness import lists_would_mislead, record_sync, sync_notice
+from connectors.sources import DeletionFeed, FormSource
 from flows.progress import FetchProgress
 from flows.settings import Settings, load_settings
-from flows.sources import DeletionFeed, FormSource, SourceError, discover, held_under_other_names
 from schemas.batch import CrossFormContext, StreamState, validate_stream
 from schemas.records import Submission
 from schemas.registry import FORMS
@@ -34,6 +34,7 @@ from schemas.tables import CLEAN_TABLES
 from schemas.validation import SuiteRunner
 from warehouse import marts
 from warehouse.deliverables import write_deliverables
+from warehouse.freshness import lists_would_mislead, record_sync, sync_notice
 from warehouse.load import (
     FormLoader,
     LoadStats,
@@ -101,9 +102,9 @@ class RunSummary:
 def discover_forms(settings: Settings) -> tuple[list[FormSource], list[FormResult]]:
     """List every server's forms and keep those the registry recognises; what is skipped
     becomes a result of its own (an error, or a warning)."""
-    found, skipped = discover(settings)
+    found, skipped = discover(settings.kobo, settings.odk, settings.http)
     cursors = open_warehouse(str(settings.warehouse_path)).snapshot().cursors
-    found, held = held_under_other_names(found, cursors, settings)
+    found, held = held_under_other_names(found, cursors, settings.kobo, settings.odk)
     return found, [
         *(FormResult(s.form_id, s.where, server=s.server,
                      error=None if s.warning else s.message,
@@ -169,7 +170,7 @@ def sync_form(
     cursor = dict(tx.cursor(form.cursor_key) or {})
 
     def batches() -> Iterator[list[Submission]]:
-        for subs, remaining in form.batches(cursor, settings, now, full_rescan):
+        for subs, remaining in form.batches(cursor, settings.sync, now, full_rescan):
             yield subs
             progress.advance(form.form_id, len(subs), remaining)
 
@@ -196,7 +197,7 @@ def find_deletions(
     gone: dict[str, datetime | None] = {}
     if isinstance(form, DeletionFeed):
         try:
-            gone.update(form.deletions(cursor, settings, full))
+            gone.update(form.deletions(cursor, settings.sync, full))
         except NoDeletedFeed as err:  # an old server: its data still syncs, the id scan remains
             get_run_logger().warning("%s", err)
     if full:
@@ -319,7 +320,7 @@ def run_sync(
                                 ", ".join(f"{n} of {f}" for f, n in
                                           sorted(result.rechecked.items())))  # fmt: skip
             summary.forms.append(result)
-        record_sync(tx, settings, summary.forms, now)
+        record_sync(tx, settings.server_names, summary.forms, now)
         build_marts(tx, settings, today)
     summary.data_docs = build_data_docs(runner, settings, today)
     publish(wh, settings, forms, summary, mail=not reconcile)
@@ -392,7 +393,7 @@ def fetch_and_validate(
     it reads no warehouse and returns Arrow tables for the flow's process to stage."""
     runner = _process_runner()
     try:
-        pages = (subs for subs, _ in form.batches(cursor, settings, now, full_rescan))
+        pages = (subs for subs, _ in form.batches(cursor, settings.sync, now, full_rescan))
         results = list(validate_stream(form.form_id, pages, runner, state=state,
                                        batch=batch, now=now, context=context))  # fmt: skip
     except (*SourceError, TransientError) as err:  # retries exhausted: skip this form only

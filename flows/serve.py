@@ -246,8 +246,8 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
 
 def kobo_asset_lookup(settings: Settings) -> Callable[[], list[str]]:
     """The asset uids the nightly would sync (the same discovery, without a Prefect task)."""
+    from connectors.kobo import KoboForm
     from flows.nightly import discover_forms
-    from flows.sources import KoboForm
 
     def lookup() -> list[str]:
         found, failed = discover_forms.fn(settings)

@@ -12,12 +12,13 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from connectors.kobo import KoboServer, SyncPolicy
-from connectors.odk import OdkServer
+from connectors.kobo import KoboServer, KoboSource
+from connectors.odk import OdkServer, OdkSource
+from connectors.sources import HttpPolicy, SyncPolicy
 from connectors.webhook import WebhookSettings
 from warehouse.mailer import MailSettings, mail_settings_from_config
 from warehouse.rules import _ALERT_KEYS, AlertRules, KpiTargets, OtopRules, rules_from_config
@@ -27,44 +28,6 @@ DEFAULT_CONFIG = Path(__file__).parent / "default_config.toml"
 
 class ConfigError(ValueError):
     """The configuration is incomplete or wrong; the message says what to set."""
-
-
-@dataclass(frozen=True)
-class KoboSource:
-    server: KoboServer
-    page_size: int = 1000
-    assets: dict[str, str] = field(default_factory=dict)  # explicit uid → form id
-
-    @property
-    def name(self) -> str:
-        """The server's identity in the warehouse: every submission key and sync cursor of it
-        carries this, never the URL (an alias, port or proxy may change; the data do not)."""
-        return self.server.name or "kobo"
-
-
-@dataclass(frozen=True)
-class OdkSource:
-    server: OdkServer
-    page_size: int = 1000
-    forms: dict[str, str] = field(default_factory=dict)  # xmlFormId → form id, if they differ
-
-    @property
-    def name(self) -> str:
-        """As `KoboSource.name`: the configured name, "odk" for the one unnamed server."""
-        return self.server.name or "odk"
-
-
-@dataclass(frozen=True)
-class HttpPolicy:
-    """How the server clients wait and retry (`[http]`); the defaults are the clients' own."""
-
-    timeout: float = 60.0  # seconds to connect, send, or wait for the next part of an answer
-    attempts: int = 6  # tries of one request, the first included (1: never retry)
-    backoff_cap: float = 30.0  # longest wait between two tries, a server's Retry-After included
-
-    def client_options(self) -> dict[str, Any]:
-        """Keyword arguments for `KoboClient` and `OdkClient`."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -80,6 +43,11 @@ class Settings:
     report_processes: int = 1  # processes writing officers' files (from 16 officers on)
     mail: MailSettings | None = None  # set: officers get their lists by e-mail
     http: HttpPolicy = field(default_factory=HttpPolicy)
+
+    @property
+    def server_names(self) -> list[str]:
+        """Every configured server's name (its identity in the warehouse), Kobo's first."""
+        return [src.name for src in (*self.kobo, *self.odk)]
 
 
 def _kobo_sources(doc: dict[str, Any]) -> list[KoboSource]:

@@ -18,7 +18,7 @@ from warehouse import charts
 from warehouse.cells import be_date, safe_cell
 from warehouse.charts import FONT_STACK, SvgCache
 from warehouse.labels import OTOP_CHECKS, PRIORITY_TH, tambon_label, village_label
-from warehouse.officer_lists import OfficerReport, SyncNotice
+from warehouse.officer_lists import OfficerReport, SyncNotice, sync_banner
 
 Row = dict[str, Any]
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
@@ -105,7 +105,7 @@ def _stale_banner(notice: SyncNotice | None, *, errors: bool = False) -> str:
     district's page, what the servers answered, for the data manager)."""
     if notice is None:
         return ""
-    lines = "".join(f"<p>{esc(line)}</p>" for line in notice.banner())
+    lines = "".join(f"<p>{esc(line)}</p>" for line in sync_banner(notice))
     details = ""
     if errors and notice.errors:
         items = "".join(f"<li>{esc(e)}</li>" for e in notice.errors)

@@ -12,13 +12,13 @@ from connectors.kobo import (
     KoboCursor,
     KoboError,
     KoboServer,
-    SyncPolicy,
-    TransientError,
     changes,
     to_submission,
 )
+from connectors.retry import TransientError
 from connectors.simulators.faults import Fault
 from connectors.simulators.kobo import KoboStore, serve_kobo
+from connectors.sources import SyncPolicy
 
 TOKEN = "a" * 40
 UID = "aHouseholdsAsset000001"

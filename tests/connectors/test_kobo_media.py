@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from connectors.kobo import KoboError, KoboServer
-from connectors.kobo_media import MediaClient
+from connectors.kobo.media import MediaClient
 from connectors.simulators.faults import Fault
 from connectors.simulators.kobo import KoboStore, serve_kobo
 from connectors.simulators.kobo_media import MediaStore, media_store

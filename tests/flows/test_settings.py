@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kobo import KoboClient, SyncPolicy
+from connectors.discovery import discover
+from connectors.kobo import KoboClient, KoboForm
 from connectors.odk import OdkClient
 from connectors.simulators.faults import Fault
 from connectors.simulators.kobo import KoboStore, serve_kobo
+from connectors.sources import HttpPolicy, SyncPolicy
 from connectors.webhook import WebhookSettings
 from flows.ingest import IngestSettings, landing_path
 from flows.settings import (
@@ -24,11 +26,9 @@ from flows.settings import (
     _TABLES,
     DEFAULT_CONFIG,
     ConfigError,
-    HttpPolicy,
     load_settings,
     read_config,
 )
-from flows.sources import KoboForm, discover
 from warehouse.rules import _ALERT_KEYS, ISAN_SEASONS, AlertRules, KpiTargets, OtopRules
 
 TOKEN = "d" * 40
@@ -69,7 +69,7 @@ def test_http_settings_reach_the_clients_a_run_builds(tmp_path: Path) -> None:
         config = write_config(tmp_path, "timeout = 0.2\nattempts = 2\nbackoff_cap = 0", url)
         settings = load_settings(config, base_dir=tmp_path)
         started = time.perf_counter()
-        forms, failed = discover(settings)
+        forms, failed = discover(settings.kobo, settings.odk, settings.http)
         elapsed = time.perf_counter() - started
     assert settings.http == HttpPolicy(timeout=0.2, attempts=2, backoff_cap=0.0)
     assert forms == [] and len(failed) == 1

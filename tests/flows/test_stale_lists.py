@@ -19,8 +19,8 @@ from connectors.simulators.cohort import HOUSEHOLD
 from connectors.simulators.faults import Fault
 from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from flows import cli
-from flows.freshness import STATUS_KEY
 from tests.reliability.helpers import TOKEN, captured_output, tiny_cohort
+from warehouse.freshness import STATUS_KEY
 from warehouse.load import open_warehouse
 from warehouse.officer_lists import office_time
 

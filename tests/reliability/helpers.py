@@ -24,8 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.kobo import KoboServer
-from connectors.odk import OdkServer
+from connectors.kobo import KoboServer, KoboSource
+from connectors.odk import OdkServer, OdkSource
 from connectors.simulators.cohort import HOUSEHOLD, SESSION, Cohort, CohortSpec, generate_cohort
 from connectors.simulators.faults import Fault, FaultPlan
 from connectors.simulators.kobo import KoboStore, seed_from_cohort
@@ -33,7 +33,7 @@ from connectors.simulators.odk import OdkStore, seed_odk_from_cohort
 from flows import nightly
 from flows.nightly import FormResult, RunSummary, build_marts, discover_forms, sync_form
 from flows.progress import FetchProgress
-from flows.settings import KoboSource, OdkSource, Settings, load_settings
+from flows.settings import Settings, load_settings
 from schemas.validation import SuiteRunner
 from tests.reliability.s3_server import Bucket, Upload
 from tests.warehouse.test_crash_safety import (

@@ -17,7 +17,7 @@ from connectors.simulators.cohort import HOUSEHOLD, SESSION
 from connectors.simulators.faults import Fault, FaultPlan
 from connectors.simulators.kobo import KoboStore, serve_kobo
 from connectors.simulators.odk import OdkStore, seed_odk_from_cohort, serve_odk
-from flows.settings import HttpPolicy
+from connectors.sources import HttpPolicy
 from schemas.validation import SuiteRunner
 from tests.reliability.helpers import (
     EMAIL,

@@ -19,12 +19,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from connectors.kobo import KoboServer
+from connectors.kobo import KoboServer, KoboSource
 from connectors.simulators.cohort import CohortSpec, generate_cohort
 from connectors.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from flows.nightly import build_marts, discover_forms, sync_form
 from flows.progress import FetchProgress
-from flows.settings import KoboSource, load_settings
+from flows.settings import load_settings
 from schemas.validation import SuiteRunner
 from warehouse import failpoints
 from warehouse.load import open_warehouse
