@@ -29,7 +29,7 @@ from flows.progress import FetchProgress
 from flows.settings import Settings, load_settings
 from schemas.batch import CrossFormContext, StreamState, validate_stream
 from schemas.records import Submission
-from schemas.registry import FORMS
+from schemas.registry import FORMS, WAVES
 from schemas.tables import CLEAN_TABLES
 from schemas.validation import SuiteRunner
 from warehouse import marts
@@ -401,21 +401,14 @@ def fetch_and_validate(
     return results, cursor, None
 
 
-# Cross-form checks read what earlier forms staged (registered households, who attended),
-# so forms load in waves that respect those references; within a wave, all run at once.
-_WAVES = (
-    ("sammachip_household", "sammachip_sage"),
-    ("sammachip_session", "sammachip_group"),
-    ("sammachip_materials", "sammachip_income"),
-)
-
-
 def _sync_parallel(
     tx: Transaction, forms: list[FormSource], settings: Settings, now: datetime, reconcile: bool
 ) -> Iterator[FormResult]:
     """Fetch and validate the forms of a wave concurrently on the flow's task runner (threads,
     or Dask worker processes), then stage each result here: one writer, one commit."""
-    waves = [[f for f in forms if f.form_id in wave] for wave in _WAVES]
+    # Cross-form checks read what earlier forms staged (registered households, who attended),
+    # so forms load in the registry's waves; within a wave, all run at once.
+    waves = [[f for f in forms if f.form_id in wave] for wave in WAVES]
     for wave in waves:
         context = cross_form_context(tx)
         submitted = []
