@@ -8,7 +8,6 @@ form's rows, the sync cursors and the marts visible together.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -115,23 +114,10 @@ def discover_forms(settings: Settings) -> tuple[list[FormSource], list[FormResul
 
 @task(name="start-validation", cache_policy=NO_CACHE)
 def start_validation() -> SuiteRunner:
-    """The run's GX context; tasks on threads of this process validate through it too (their
-    batches then appear in the run's Data Docs)."""
-    with _RUNNER_LOCK:
-        _PROCESS_RUNNER[:] = [SuiteRunner()]
-        return _PROCESS_RUNNER[0]
-
-
-def _process_runner() -> SuiteRunner:
-    """This process's GX context: the flow's, or one built on first use in a Dask worker."""
-    with _RUNNER_LOCK:  # two threads arriving first must not build two
-        if not _PROCESS_RUNNER:
-            _PROCESS_RUNNER.append(SuiteRunner())
-        return _PROCESS_RUNNER[0]
-
-
-_PROCESS_RUNNER: list[SuiteRunner] = []
-_RUNNER_LOCK = threading.Lock()
+    """The run's GX context, handed down to every task that validates: tasks on threads of
+    this process validate through it (their batches then appear in the run's Data Docs); a
+    Dask worker process gets its own (see `SuiteRunner.__reduce__`)."""
+    return SuiteRunner()
 
 
 def load_batches(
@@ -302,7 +288,7 @@ def run_sync(
     with wh.transaction(summary.run_id) as tx:
         now = datetime.now(UTC)
         if settings.workers > 1:
-            results = _sync_parallel(tx, forms, settings, now, reconcile)
+            results = _sync_parallel(tx, forms, runner, settings, now, reconcile)
         else:
             results = (_sync_one(tx, f, runner, settings, now, progress, reconcile) for f in forms)
         for result in results:
@@ -388,10 +374,10 @@ def _form_error(form: FormSource, err: Exception) -> str:
 def fetch_and_validate(
     form: FormSource, cursor: dict[str, Any], settings: Settings, now: datetime,
     full_rescan: bool, state: StreamState, context: CrossFormContext, batch: str,
+    runner: SuiteRunner,
 ) -> tuple[list[tuple[Any, list[Submission], int]], dict[str, Any], str | None]:  # fmt: skip
     """The heavy half of a form's sync (fetch, normalise, validate), runnable on a Dask worker:
     it reads no warehouse and returns Arrow tables for the flow's process to stage."""
-    runner = _process_runner()
     try:
         pages = (subs for subs, _ in form.batches(cursor, settings.sync, now, full_rescan))
         results = list(validate_stream(form.form_id, pages, runner, state=state,
@@ -402,8 +388,9 @@ def fetch_and_validate(
 
 
 def _sync_parallel(
-    tx: Transaction, forms: list[FormSource], settings: Settings, now: datetime, reconcile: bool
-) -> Iterator[FormResult]:
+    tx: Transaction, forms: list[FormSource], runner: SuiteRunner, settings: Settings,
+    now: datetime, reconcile: bool,
+) -> Iterator[FormResult]:  # fmt: skip
     """Fetch and validate the forms of a wave concurrently on the flow's task runner (threads,
     or Dask worker processes), then stage each result here: one writer, one commit."""
     # Cross-form checks read what earlier forms staged (registered households, who attended),
@@ -417,7 +404,7 @@ def _sync_parallel(
             cursor = dict(tx.cursor(form.cursor_key) or {})
             state = loader.stream_state()
             future = fetch_and_validate.submit(
-                form, cursor, settings, now, reconcile, state, context, tx.run_id
+                form, cursor, settings, now, reconcile, state, context, tx.run_id, runner
             )
             submitted.append((form, loader, future))
         for form, loader, future in submitted:
@@ -426,7 +413,7 @@ def _sync_parallel(
                 yield FormResult.of(form, error=error)
                 continue
             try:
-                yield _stage(tx, form, loader, results, cursor, settings, now, reconcile)
+                yield _stage(tx, form, loader, results, cursor, runner, settings, now, reconcile)
             except (*SourceError, TransientError) as err:  # its deletions could not be read
                 yield FormResult.of(form, error=_form_error(form, err))
 
@@ -434,11 +421,10 @@ def _sync_parallel(
 def _stage(
     tx: Transaction, form: FormSource, loader: FormLoader,
     results: list[tuple[Any, list[Submission], int]], cursor: dict[str, Any],
-    settings: Settings, now: datetime, reconcile: bool,
+    runner: SuiteRunner, settings: Settings, now: datetime, reconcile: bool,
 ) -> FormResult:  # fmt: skip
     """A form's validated batches and its deletions, staged here, in the flow's process; a
     permanent error leaves nothing of it staged."""
-    runner = _process_runner()
     with tx.savepoint():
         with refreshing_dependents(tx, form.form_id, runner, now=now) as rechecked:
             for validated, fresh, fetched in results:

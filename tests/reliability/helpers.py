@@ -214,7 +214,7 @@ def sync_in_flow(
         assert failed == []
         with open_warehouse(str(settings.warehouse_path)).transaction() as tx:
             if workers > 1:
-                results = list(nightly._sync_parallel(tx, forms, settings, now, reconcile))
+                results = list(nightly._sync_parallel(tx, forms, runner, settings, now, reconcile))
             else:
                 quiet = FetchProgress.quiet()
                 results = [nightly._sync_one(tx, form, runner, settings, now, quiet, reconcile)

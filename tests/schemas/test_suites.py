@@ -4,6 +4,7 @@ them (an old form version, a hand-made upload) goes to quarantine with its reaso
 from __future__ import annotations
 
 import json
+import pickle
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from connectors.simulators.kobo import KoboStore, seed_from_cohort
 from schemas.batch import CrossFormContext, validate_form
 from schemas.records import Submission
 from schemas.registry import OCCUPATION_TH
-from schemas.validation import SuiteRunner
+from schemas.validation import SuiteRunner, process_runner
 
 TODAY = date(2026, 11, 24)
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
@@ -177,3 +178,14 @@ def test_an_unreadable_answer_in_a_repeat_names_its_entry(
     bad = spoilt(session, attendees=attendees)
     assert {(c, en) for c, _, en in reasons(suite_runner, "sammachip_session", bad)} == {
         ("present", "attendees[2]/attendees/present: 'มาสาย' is not yes or no")}
+
+
+def test_a_runner_handed_to_another_process_arrives_as_that_processs_own(
+    suite_runner: SuiteRunner,
+) -> None:
+    """A GX context cannot cross processes: a runner pickled for a Dask worker is rebuilt
+    there once, and every task that process runs shares it."""
+    arrived = pickle.loads(pickle.dumps(suite_runner))
+    assert arrived is not suite_runner
+    assert arrived is pickle.loads(pickle.dumps(suite_runner)) is process_runner()
+    assert arrived.tables() == suite_runner.tables()
