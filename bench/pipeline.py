@@ -87,8 +87,7 @@ def settings_for(sim: Simulator, workdir: Path) -> Any:
     """The nightly's settings (bundled config) pointed at the simulator. At district scale the
     bundled roster is the real one; beyond it, a generated roster covers the province."""
     from connectors.kobo import KoboServer, KoboSource
-    from flows.settings import load_settings, read_config
-    from warehouse.rules import rules_from_config
+    from flows.settings import alert_rules, load_settings, read_config
 
     settings = load_settings(base_dir=workdir, require_sources=False)
     settings = replace(settings, kobo=(KoboSource(KoboServer(sim.url, sim.token)),))
@@ -97,7 +96,7 @@ def settings_for(sim: Simulator, workdir: Path) -> Any:
     from bench.roster import roster_tables
 
     doc = {**read_config(), **roster_tables(SEED, sim.villages)}
-    return replace(settings, rules=rules_from_config(doc, workdir))
+    return replace(settings, rules=alert_rules(doc, workdir))
 
 
 # ---- scenarios (each runs in a child process) -------------------------------------------

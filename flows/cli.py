@@ -528,11 +528,12 @@ def serve(
     nightly/ingest/reconcile schedules and triggers, and the Kobo webhook receiver."""
     from connectors.webhook import WebhookConfigError
     from flows.serve import ServeOptions, run_serve
-    from flows.settings import ConfigError
+    from flows.settings import ConfigError, load_settings
 
     options = ServeOptions(config, workdir, webhook_host, webhook_port, prefect_port, prefect_home)
     try:
-        run_serve(options, say=lambda line: print(line, flush=True))
+        settings = load_settings(config, base_dir=workdir.resolve())
+        run_serve(settings, options, say=lambda line: print(line, flush=True))
     except (ConfigError, WebhookConfigError) as err:
         _fail(str(err))
 
@@ -551,10 +552,11 @@ def webhook(
     """Run only the Kobo webhook receiver (events go to PREFECT_API_URL; workers run ingest)."""
     from connectors.webhook import WebhookConfigError
     from flows.serve import run_webhook
-    from flows.settings import ConfigError
+    from flows.settings import ConfigError, load_settings
 
     try:
-        run_webhook(config, workdir, host, port, say=lambda line: print(line, flush=True))
+        settings = load_settings(config, base_dir=workdir.resolve())
+        run_webhook(settings, host, port, say=lambda line: print(line, flush=True))
     except (ConfigError, WebhookConfigError) as err:
         _fail(str(err))
 
