@@ -86,9 +86,8 @@ def tree_rss(out: dict[str, Any], every: float = 0.05) -> Iterator[None]:
 def settings_for(sim: Simulator, workdir: Path) -> Any:
     """The nightly's settings (bundled config) pointed at the simulator. At district scale the
     bundled roster is the real one; beyond it, a generated roster covers the province."""
-    from connectors.kobo import KoboServer
-    from flows.settings import KoboSource, load_settings, read_config
-    from marts.rules import rules_from_config
+    from connectors.kobo import KoboServer, KoboSource
+    from flows.settings import alert_rules, load_settings, read_config
 
     settings = load_settings(base_dir=workdir, require_sources=False)
     settings = replace(settings, kobo=(KoboSource(KoboServer(sim.url, sim.token)),))
@@ -97,7 +96,7 @@ def settings_for(sim: Simulator, workdir: Path) -> Any:
     from bench.roster import roster_tables
 
     doc = {**read_config(), **roster_tables(SEED, sim.villages)}
-    return replace(settings, rules=rules_from_config(doc, workdir))
+    return replace(settings, rules=alert_rules(doc, workdir))
 
 
 # ---- scenarios (each runs in a child process) -------------------------------------------
@@ -192,7 +191,7 @@ def scenario_backfill(sim: Simulator, _arg: str | None) -> dict[str, Any]:
                 def batches(
                     cursor: dict[str, Any] = cursor, form: Any = form, fetched: Any = fetched
                 ) -> Iterator[Any]:
-                    source = form.batches(cursor, settings, NOW, False)
+                    source = form.batches(cursor, settings.sync, NOW, False)
                     while True:
                         with timed(stages, "fetch"):
                             subs = next(source, (None, 0))[0]

@@ -5,7 +5,7 @@ village would land on the one district list, and the reports stage would time on
 workbook instead of the many small ones an office writes. So the province benchmark gets
 generated `[[officers]]` tables — one พัฒนากร per tambon (a tambon has 8–16 villages in the
 generated geography, about what one officer covers), Thai names drawn deterministically —
-read through `rules_from_config`, as the nightly reads a config file.
+read through `flows.settings.alert_rules`, as the nightly reads a config file.
 """
 
 from __future__ import annotations

@@ -552,11 +552,10 @@ def create_app(receiver: Receiver) -> Starlette:
 
 @dataclass(frozen=True)
 class WebhookSettings:
-    """The `[webhook]` config table, with environment overrides; secrets only by reference."""
+    """The receiver's settings (the config's `[webhook]`); secrets only by reference."""
 
     host: str = "127.0.0.1"
     port: int = 8788
-    landing_path: Path = Path("data/landing")  # the config's [landing] path
     max_body_bytes: int = 1 << 20
     body_timeout: float = 30.0  # seconds a body may take to arrive
     auth: Literal["basic", "header"] = "basic"
@@ -566,35 +565,9 @@ class WebhookSettings:
     secret_env: str = "SAMMACHIP_WEBHOOK_SECRET"
     secret_block: str | None = None  # a Prefect Secret block instead of the environment
 
-    @classmethod
-    def from_mapping(
-        cls,
-        table: Mapping[str, Any],
-        *,
-        landing_path: Path,
-        environ: Mapping[str, str] = os.environ,
-    ) -> WebhookSettings:
-        """`table` is the config's `[webhook]`; SAMMACHIP_WEBHOOK_<KEY> overrides a key."""
-
-        def pick(key: str, default: Any) -> Any:
-            return environ.get(f"SAMMACHIP_WEBHOOK_{key.upper()}") or table.get(key, default)
-
-        auth = str(pick("auth", cls.auth))
-        if auth not in ("basic", "header"):
-            raise WebhookConfigError(f"webhook auth must be 'basic' or 'header', not {auth!r}")
-        return cls(
-            host=str(pick("host", cls.host)),
-            port=int(pick("port", cls.port)),
-            landing_path=landing_path,
-            max_body_bytes=int(pick("max_body_bytes", cls.max_body_bytes)),
-            body_timeout=float(pick("body_timeout", cls.body_timeout)),
-            auth=auth,  # type: ignore[arg-type]
-            username=str(pick("username", cls.username)),
-            password_env=str(table.get("password_env", cls.password_env)),
-            header=str(table.get("header", cls.header)),
-            secret_env=str(table.get("secret_env", cls.secret_env)),
-            secret_block=table.get("secret_block"),
-        )
+    def __post_init__(self) -> None:
+        if self.auth not in ("basic", "header"):
+            raise WebhookConfigError(f"webhook auth must be 'basic' or 'header', not {self.auth!r}")
 
     def authenticator(self, environ: Mapping[str, str] = os.environ) -> Authenticator:
         """Resolve the secret now (from the environment or a Prefect Secret block)."""

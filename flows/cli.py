@@ -108,9 +108,9 @@ class _SaidInSummary(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
+        from connectors.discovery import SourceError
         from connectors.retry import TransientError
         from flows.nightly import IN_SUMMARY
-        from flows.sources import SourceError
 
         self.marker = IN_SUMMARY
         self.handled = (*SourceError, TransientError)
@@ -253,8 +253,8 @@ def _demo_may_write(workdir: Path, source: str) -> None:
     """The demo writes only into a new warehouse or its own earlier one (same simulator):
     never invented households into an office's real data, nor the two simulators' copies of
     the same households into one warehouse (each would be the other's duplicate)."""
+    from connectors.sources import parse_cursor_key
     from flows.settings import ConfigError, load_settings
-    from flows.sources import parse_cursor_key
     from warehouse.load import open_warehouse
 
     try:
@@ -350,9 +350,10 @@ def report(config: ConfigOpt = None, today: TodayOpt = None) -> None:
     """Write the officer deliverables again from the committed marts (and mail them if the
     config enables it) — without syncing, so without any server's password or token;
     `nightly` does this at its end."""
-    from flows.freshness import sync_notice
     from flows.nightly import bangkok_today, write_reports
     from flows.settings import ConfigError, load_settings
+    from reports.officer_lists import sync_banner
+    from warehouse.freshness import sync_notice
 
     try:
         settings = load_settings(config, servers=False)
@@ -365,7 +366,7 @@ def report(config: ConfigOpt = None, today: TodayOpt = None) -> None:
         notice = sync_notice(wh.snapshot().cursors)
     console.print(f"{len(files)} files in [bold]{files[0].parent if files else '—'}[/]")
     if notice:
-        for line in notice.banner():
+        for line in sync_banner(notice):
             err_console.print(f"[yellow]{escape(line)}[/]")
 
 
@@ -527,11 +528,12 @@ def serve(
     nightly/ingest/reconcile schedules and triggers, and the Kobo webhook receiver."""
     from connectors.webhook import WebhookConfigError
     from flows.serve import ServeOptions, run_serve
-    from flows.settings import ConfigError
+    from flows.settings import ConfigError, load_settings
 
     options = ServeOptions(config, workdir, webhook_host, webhook_port, prefect_port, prefect_home)
     try:
-        run_serve(options, say=lambda line: print(line, flush=True))
+        settings = load_settings(config, base_dir=workdir.resolve())
+        run_serve(settings, options, say=lambda line: print(line, flush=True))
     except (ConfigError, WebhookConfigError) as err:
         _fail(str(err))
 
@@ -550,10 +552,11 @@ def webhook(
     """Run only the Kobo webhook receiver (events go to PREFECT_API_URL; workers run ingest)."""
     from connectors.webhook import WebhookConfigError
     from flows.serve import run_webhook
-    from flows.settings import ConfigError
+    from flows.settings import ConfigError, load_settings
 
     try:
-        run_webhook(config, workdir, host, port, say=lambda line: print(line, flush=True))
+        settings = load_settings(config, base_dir=workdir.resolve())
+        run_webhook(settings, host, port, say=lambda line: print(line, flush=True))
     except (ConfigError, WebhookConfigError) as err:
         _fail(str(err))
 

@@ -16,19 +16,17 @@ start runs up to ~10 s early).
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, get_run_logger
 
-from connectors.kobo import to_submission
+from connectors.kobo import KoboForm, to_submission
 from connectors.landing import Landed, Landing
 from connectors.webhook import SOURCE, read_delivery
 from flows.nightly import (
@@ -42,44 +40,12 @@ from flows.nightly import (
     publish,
     start_validation,
 )
-from flows.settings import Settings, load_settings, read_config
-from flows.sources import KoboForm
+from flows.settings import Settings, load_settings
 from schemas.records import Submission
 from warehouse.load import open_warehouse
 from warehouse.store import Warehouse
 
 MAX_EARLY_START = 600.0  # never wait longer than this for a scheduled start
-
-
-# =========================================================================== settings
-
-
-def landing_path(doc: Mapping[str, Any], base_dir: Path) -> Path:
-    """`[landing] path` (env SAMMACHIP_LANDING_PATH), relative to the working directory."""
-    path = os.environ.get("SAMMACHIP_LANDING_PATH") or doc.get("landing", {}).get("path")
-    return base_dir / (path or "data/landing")
-
-
-@dataclass(frozen=True)
-class IngestSettings:
-    """The `[ingest]` config table, with environment overrides."""
-
-    landing_path: Path
-    window_seconds: int = 60  # one run per burst: events of this window share a run
-    sweep_cron: str | None = "*/30 * * * *"  # catches deliveries whose event was lost
-
-    @classmethod
-    def from_config(
-        cls, doc: Mapping[str, Any], base_dir: Path, environ: Mapping[str, str] = os.environ
-    ) -> IngestSettings:
-        table = doc.get("ingest", {})
-        window = environ.get("SAMMACHIP_INGEST_WINDOW_SECONDS") or table.get("window_seconds")
-        sweep = environ.get("SAMMACHIP_INGEST_SWEEP_CRON", table.get("sweep_cron", cls.sweep_cron))
-        return cls(
-            landing_path=landing_path(doc, base_dir),
-            window_seconds=int(window or cls.window_seconds),
-            sweep_cron=sweep or None,  # "" turns the sweep off
-        )
 
 
 # =========================================================================== the flow
@@ -112,11 +78,9 @@ def ingest(
     """Load every submission the Kobo webhook landed: validate, load, rebuild the marts,
     rewrite the officer lists. Secrets are read inside the run, never flow parameters."""
     wait_for_scheduled_start()
-    base = Path(workdir) if workdir else Path.cwd()
     path = Path(config) if config else None
-    settings = load_settings(path, base_dir=base)
-    landing = Landing(landing_path(read_config(path), base))
-    return ingest_landing(settings, landing, today or bangkok_today())
+    settings = load_settings(path, base_dir=Path(workdir) if workdir else None)
+    return ingest_landing(settings, Landing(settings.landing_path), today or bangkok_today())
 
 
 def ingest_landing(settings: Settings, landing: Landing, today: date) -> IngestSummary:

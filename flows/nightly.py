@@ -8,7 +8,6 @@ form's rows, the sync cursors and the marts visible together.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,18 +21,19 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 import marts
+from connectors.discovery import SourceError, discover, held_under_other_names
 from connectors.odk import NoDeletedFeed
 from connectors.retry import TransientError
-from flows.freshness import lists_would_mislead, record_sync, sync_notice
+from connectors.sources import DeletionFeed, FormSource
 from flows.progress import FetchProgress
 from flows.settings import Settings, load_settings
-from flows.sources import DeletionFeed, FormSource, SourceError, discover, held_under_other_names
 from reports.deliverables import write_deliverables
 from schemas.batch import CrossFormContext, StreamState, validate_stream
 from schemas.records import Submission
-from schemas.registry import FORMS
+from schemas.registry import FORMS, WAVES
 from schemas.tables import CLEAN_TABLES
 from schemas.validation import SuiteRunner
+from warehouse.freshness import lists_would_mislead, record_sync, sync_notice
 from warehouse.load import (
     FormLoader,
     LoadStats,
@@ -101,9 +101,9 @@ class RunSummary:
 def discover_forms(settings: Settings) -> tuple[list[FormSource], list[FormResult]]:
     """List every server's forms and keep those the registry recognises; what is skipped
     becomes a result of its own (an error, or a warning)."""
-    found, skipped = discover(settings)
+    found, skipped = discover(settings.kobo, settings.odk, settings.http)
     cursors = open_warehouse(str(settings.warehouse_path)).snapshot().cursors
-    found, held = held_under_other_names(found, cursors, settings)
+    found, held = held_under_other_names(found, cursors, settings.kobo, settings.odk)
     return found, [
         *(FormResult(s.form_id, s.where, server=s.server,
                      error=None if s.warning else s.message,
@@ -114,23 +114,10 @@ def discover_forms(settings: Settings) -> tuple[list[FormSource], list[FormResul
 
 @task(name="start-validation", cache_policy=NO_CACHE)
 def start_validation() -> SuiteRunner:
-    """The run's GX context; tasks on threads of this process validate through it too (their
-    batches then appear in the run's Data Docs)."""
-    with _RUNNER_LOCK:
-        _PROCESS_RUNNER[:] = [SuiteRunner()]
-        return _PROCESS_RUNNER[0]
-
-
-def _process_runner() -> SuiteRunner:
-    """This process's GX context: the flow's, or one built on first use in a Dask worker."""
-    with _RUNNER_LOCK:  # two threads arriving first must not build two
-        if not _PROCESS_RUNNER:
-            _PROCESS_RUNNER.append(SuiteRunner())
-        return _PROCESS_RUNNER[0]
-
-
-_PROCESS_RUNNER: list[SuiteRunner] = []
-_RUNNER_LOCK = threading.Lock()
+    """The run's GX context, handed down to every task that validates: tasks on threads of
+    this process validate through it (their batches then appear in the run's Data Docs); a
+    Dask worker process gets its own (see `SuiteRunner.__reduce__`)."""
+    return SuiteRunner()
 
 
 def load_batches(
@@ -169,7 +156,7 @@ def sync_form(
     cursor = dict(tx.cursor(form.cursor_key) or {})
 
     def batches() -> Iterator[list[Submission]]:
-        for subs, remaining in form.batches(cursor, settings, now, full_rescan):
+        for subs, remaining in form.batches(cursor, settings.sync, now, full_rescan):
             yield subs
             progress.advance(form.form_id, len(subs), remaining)
 
@@ -196,7 +183,7 @@ def find_deletions(
     gone: dict[str, datetime | None] = {}
     if isinstance(form, DeletionFeed):
         try:
-            gone.update(form.deletions(cursor, settings, full))
+            gone.update(form.deletions(cursor, settings.sync, full))
         except NoDeletedFeed as err:  # an old server: its data still syncs, the id scan remains
             get_run_logger().warning("%s", err)
     if full:
@@ -301,7 +288,7 @@ def run_sync(
     with wh.transaction(summary.run_id) as tx:
         now = datetime.now(UTC)
         if settings.workers > 1:
-            results = _sync_parallel(tx, forms, settings, now, reconcile)
+            results = _sync_parallel(tx, forms, runner, settings, now, reconcile)
         else:
             results = (_sync_one(tx, f, runner, settings, now, progress, reconcile) for f in forms)
         for result in results:
@@ -319,7 +306,7 @@ def run_sync(
                                 ", ".join(f"{n} of {f}" for f, n in
                                           sorted(result.rechecked.items())))  # fmt: skip
             summary.forms.append(result)
-        record_sync(tx, settings, summary.forms, now)
+        record_sync(tx, settings.server_names, summary.forms, now)
         build_marts(tx, settings, today)
     summary.data_docs = build_data_docs(runner, settings, today)
     publish(wh, settings, forms, summary, mail=not reconcile)
@@ -387,12 +374,12 @@ def _form_error(form: FormSource, err: Exception) -> str:
 def fetch_and_validate(
     form: FormSource, cursor: dict[str, Any], settings: Settings, now: datetime,
     full_rescan: bool, state: StreamState, context: CrossFormContext, batch: str,
+    runner: SuiteRunner,
 ) -> tuple[list[tuple[Any, list[Submission], int]], dict[str, Any], str | None]:  # fmt: skip
     """The heavy half of a form's sync (fetch, normalise, validate), runnable on a Dask worker:
     it reads no warehouse and returns Arrow tables for the flow's process to stage."""
-    runner = _process_runner()
     try:
-        pages = (subs for subs, _ in form.batches(cursor, settings, now, full_rescan))
+        pages = (subs for subs, _ in form.batches(cursor, settings.sync, now, full_rescan))
         results = list(validate_stream(form.form_id, pages, runner, state=state,
                                        batch=batch, now=now, context=context))  # fmt: skip
     except (*SourceError, TransientError) as err:  # retries exhausted: skip this form only
@@ -400,21 +387,15 @@ def fetch_and_validate(
     return results, cursor, None
 
 
-# Cross-form checks read what earlier forms staged (registered households, who attended),
-# so forms load in waves that respect those references; within a wave, all run at once.
-_WAVES = (
-    ("sammachip_household", "sammachip_sage"),
-    ("sammachip_session", "sammachip_group"),
-    ("sammachip_materials", "sammachip_income"),
-)
-
-
 def _sync_parallel(
-    tx: Transaction, forms: list[FormSource], settings: Settings, now: datetime, reconcile: bool
-) -> Iterator[FormResult]:
+    tx: Transaction, forms: list[FormSource], runner: SuiteRunner, settings: Settings,
+    now: datetime, reconcile: bool,
+) -> Iterator[FormResult]:  # fmt: skip
     """Fetch and validate the forms of a wave concurrently on the flow's task runner (threads,
     or Dask worker processes), then stage each result here: one writer, one commit."""
-    waves = [[f for f in forms if f.form_id in wave] for wave in _WAVES]
+    # Cross-form checks read what earlier forms staged (registered households, who attended),
+    # so forms load in the registry's waves; within a wave, all run at once.
+    waves = [[f for f in forms if f.form_id in wave] for wave in WAVES]
     for wave in waves:
         context = cross_form_context(tx)
         submitted = []
@@ -423,7 +404,7 @@ def _sync_parallel(
             cursor = dict(tx.cursor(form.cursor_key) or {})
             state = loader.stream_state()
             future = fetch_and_validate.submit(
-                form, cursor, settings, now, reconcile, state, context, tx.run_id
+                form, cursor, settings, now, reconcile, state, context, tx.run_id, runner
             )
             submitted.append((form, loader, future))
         for form, loader, future in submitted:
@@ -432,7 +413,7 @@ def _sync_parallel(
                 yield FormResult.of(form, error=error)
                 continue
             try:
-                yield _stage(tx, form, loader, results, cursor, settings, now, reconcile)
+                yield _stage(tx, form, loader, results, cursor, runner, settings, now, reconcile)
             except (*SourceError, TransientError) as err:  # its deletions could not be read
                 yield FormResult.of(form, error=_form_error(form, err))
 
@@ -440,11 +421,10 @@ def _sync_parallel(
 def _stage(
     tx: Transaction, form: FormSource, loader: FormLoader,
     results: list[tuple[Any, list[Submission], int]], cursor: dict[str, Any],
-    settings: Settings, now: datetime, reconcile: bool,
+    runner: SuiteRunner, settings: Settings, now: datetime, reconcile: bool,
 ) -> FormResult:  # fmt: skip
     """A form's validated batches and its deletions, staged here, in the flow's process; a
     permanent error leaves nothing of it staged."""
-    runner = _process_runner()
     with tx.savepoint():
         with refreshing_dependents(tx, form.form_id, runner, now=now) as rechecked:
             for validated, fresh, fetched in results:

@@ -40,13 +40,11 @@ from connectors.webhook import (
     PrefectEvents,
     Receiver,
     RefreshingAssets,
-    WebhookSettings,
     create_app,
     prefect_api_headers,
     serve_in_thread,
 )
-from flows.ingest import IngestSettings, landing_path
-from flows.settings import Settings, load_settings, read_config
+from flows.settings import IngestSettings, Settings
 
 TIMEZONE = "Asia/Bangkok"
 Say = Callable[[str], None]
@@ -246,8 +244,8 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
 
 def kobo_asset_lookup(settings: Settings) -> Callable[[], list[str]]:
     """The asset uids the nightly would sync (the same discovery, without a Prefect task)."""
+    from connectors.kobo import KoboForm
     from flows.nightly import discover_forms
-    from flows.sources import KoboForm
 
     def lookup() -> list[str]:
         found, failed = discover_forms.fn(settings)
@@ -260,10 +258,9 @@ def kobo_asset_lookup(settings: Settings) -> Callable[[], list[str]]:
     return lookup
 
 
-def build_receiver(
-    settings: Settings, webhook: WebhookSettings, api_url: str | None
-) -> tuple[Receiver, RefreshingAssets]:
-    """The receiver as configured; events go to `api_url` (none: landing only)."""
+def build_receiver(settings: Settings, api_url: str | None) -> tuple[Receiver, RefreshingAssets]:
+    """The receiver as configured (`settings.webhook`, landing in `settings.landing_path`);
+    events go to `api_url` (none: landing only)."""
     from prefect.settings import get_current_settings
 
     assets = RefreshingAssets(kobo_asset_lookup(settings))
@@ -274,8 +271,9 @@ def build_receiver(
         key = api.key.get_secret_value() if api.key else None
         auth = api.auth_string.get_secret_value() if api.auth_string else None
         events = PrefectEvents(api_url, headers=prefect_api_headers(key, auth))
+    webhook = settings.webhook
     receiver = Receiver(
-        Landing(webhook.landing_path), assets, webhook.authenticator(), webhook.max_body_bytes,
+        Landing(settings.landing_path), assets, webhook.authenticator(), webhook.max_body_bytes,
         events, webhook.body_timeout,
     )  # fmt: skip
     return receiver, assets
@@ -291,26 +289,14 @@ class ServeOptions:
     prefect_home: Path | None = None
 
 
-def load_push_settings(
-    config: Path | None, workdir: Path
-) -> tuple[Settings, WebhookSettings, IngestSettings]:
-    """Every setting `serve` and `webhook` need; fails fast (ConfigError) before starting."""
-    settings = load_settings(config, base_dir=workdir)
-    doc = read_config(config)
-    webhook = WebhookSettings.from_mapping(
-        doc.get("webhook", {}), landing_path=landing_path(doc, workdir)
-    )
-    return settings, webhook, IngestSettings.from_config(doc, workdir)
-
-
 def _listing(
     server: PrefectServer,
     receiver_url: str,
-    webhook: WebhookSettings,
+    settings: Settings,
     assets: RefreshingAssets,
     specs: list[DeploymentSpec],
-    window: int,
 ) -> list[str]:
+    webhook, window = settings.webhook, settings.ingest.window_seconds
     who = f"user '{webhook.username}'" if webhook.auth == "basic" else f"header {webhook.header}"
     api_note = f"started here; log {server.log_path}" if server.started_here else "configured"
     lines = [
@@ -320,7 +306,7 @@ def _listing(
         f"  webhook      {receiver_url}/hooks/kobo/{{asset_uid}}  ({webhook.auth} auth, {who}; "
         f"{len(assets.uids)} assets known)",
         f"  health       {receiver_url}/healthz",
-        f"  landing      {webhook.landing_path.resolve()}",
+        f"  landing      {settings.landing_path.resolve()}",
     ]
     for spec in specs:
         when = [f"cron '{spec.cron}' {TIMEZONE}"] if spec.cron else []
@@ -453,17 +439,18 @@ def _force_stop(say: Say, why: str) -> None:
     os._exit(EXIT_FORCED)
 
 
-def run_serve(options: ServeOptions, say: Say) -> None:
-    """Run until Ctrl-C / SIGTERM; everything started here is stopped in reverse order."""
+def run_serve(settings: Settings, options: ServeOptions, say: Say) -> None:
+    """Run until Ctrl-C / SIGTERM; everything started here is stopped in reverse order.
+    `settings` are the config's, read from `options.workdir`."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     workdir = options.workdir.resolve()
-    settings, webhook, ingest_cfg = load_push_settings(options.config, workdir)
     webhook = replace(
-        webhook,
-        host=options.webhook_host or webhook.host,
-        port=webhook.port if options.webhook_port is None else options.webhook_port,
+        settings.webhook,
+        host=options.webhook_host or settings.webhook.host,
+        port=settings.webhook.port if options.webhook_port is None else options.webhook_port,
     )
+    settings = replace(settings, webhook=webhook)
     webhook.authenticator()  # fail on a missing secret before starting anything
     with ExitStack() as stack:
         api_url = configured_api_url()
@@ -477,14 +464,14 @@ def run_serve(options: ServeOptions, say: Say) -> None:
             ))  # fmt: skip
         os.environ["PREFECT_API_URL"] = server.api_url  # flow-run subprocesses inherit it
         stack.enter_context(temporary_settings({PREFECT_API_URL: server.api_url}))
-        receiver, assets = build_receiver(settings, webhook, server.api_url)
+        receiver, assets = build_receiver(settings, server.api_url)
         url = stack.enter_context(serve_in_thread(create_app(receiver), webhook.host, webhook.port))
-        specs = deployment_specs(ingest_cfg)
+        specs = deployment_specs(settings.ingest)
         parameters = {"config": str(options.config.resolve()) if options.config else None,
                       "workdir": str(workdir)}  # fmt: skip
-        deployments = build_deployments(specs, parameters, ingest_cfg.window_seconds)
+        deployments = build_deployments(specs, parameters, settings.ingest.window_seconds)
         runner, ids = register(deployments)
-        for line in _listing(server, url, webhook, assets, specs, ingest_cfg.window_seconds):
+        for line in _listing(server, url, settings, assets, specs):
             say(line)
         _crash_unfinished(say, ids, CRASHED_ON_START, "unfinished")
         ingest_id = dict(zip([spec.name for spec in specs], ids, strict=True))["ingest"]
@@ -509,18 +496,16 @@ def _crash_unfinished(say: Say, ids: list[Any], message: str, which: str) -> Non
             f"{', '.join(names)}")  # fmt: skip
 
 
-def run_webhook(config: Path | None, workdir: Path, host: str | None, port: int | None,
-                say: Say) -> None:  # fmt: skip
+def run_webhook(settings: Settings, host: str | None, port: int | None, say: Say) -> None:
     """Only the receiver, in the foreground (multi-machine set-up: workers run the flows)."""
     import uvicorn
 
-    workdir = workdir.resolve()
-    settings, webhook, _ = load_push_settings(config, workdir)
     api_url = configured_api_url()
-    receiver, assets = build_receiver(settings, webhook, api_url)
+    receiver, assets = build_receiver(settings, api_url)
+    webhook = settings.webhook
     host, port = host or webhook.host, webhook.port if port is None else port
     say(f"webhook  http://{host}:{port}/hooks/kobo/{{asset_uid}}  ({len(assets.uids)} assets)")
-    say(f"landing  {webhook.landing_path}")
+    say(f"landing  {settings.landing_path}")
     say(f"events   {api_url or 'none: PREFECT_API_URL is not set, nothing triggers ingest'}")
     app = create_app(receiver)
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", log_config=None,

@@ -1,17 +1,15 @@
 """What the marts check and against which numbers: the rule catalogue and its configuration.
 
-Every threshold has a default, so the marts work without a config file; `flows/settings.py`
-fills `AlertRules` from the `[alerts]`, `[otop]`, `[kpi]`, `[[seasons]]` and `[[officers]]`
-tables of the config.
+Every threshold has a default, so the marts work without a config file; the flows' settings
+(`flows.settings`) fill `AlertRules` from the `[alerts]`, `[otop]`, `[kpi]`, `[[seasons]]` and
+`[[officers]]` tables of the config.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 
 class Rule(NamedTuple):
@@ -125,81 +123,3 @@ class AlertRules:
     def officers(self) -> tuple[Officer, ...]:
         """Everyone who gets a list: the roster, then the district office (unassigned areas)."""
         return (*self.roster, self.district_officer)
-
-
-# ---- from the config file (`flows/settings.py` may call this) --------------------------------
-
-_ALERT_KEYS = {
-    "min_attendance": float,
-    "materials_within_days": int,
-    "followup_within_days": int,
-    "act_within_days": int,
-    "upcoming_within_days": int,
-    "contact_lead_days": int,
-    "season_recent_days": int,
-    "min_income_change": float,
-    "group_within_days": int,
-    "keep_resolved_days": int,
-}
-
-
-def _known(section: str, values: dict[str, Any], allowed: Iterable[str]) -> dict[str, Any]:
-    unknown = sorted(set(values) - set(allowed))
-    if unknown:
-        raise ValueError(f"[{section}]: unknown setting(s) {', '.join(unknown)}")
-    return values
-
-
-def _month_day(text: str) -> tuple[int, int]:
-    month, day = (int(p) for p in str(text).split("-"))
-    date(2024, month, day)  # a real day of a (leap) year, or ValueError
-    return month, day
-
-
-def _season(entry: dict[str, Any]) -> SeasonWindow:
-    keys = ("season", "name_th", "name_en", "start", "end", "province")
-    _known("seasons", entry, keys)
-    return SeasonWindow(
-        str(entry["season"]),
-        str(entry["name_th"]),
-        str(entry.get("name_en", entry["season"])),
-        _month_day(entry["start"]),
-        _month_day(entry["end"]),
-    )
-
-
-def _officer(entry: dict[str, Any], tambons: bool = True) -> Officer:
-    return Officer(
-        str(entry["id"]),
-        str(entry["name"]),
-        tuple(str(t) for t in entry.get("tambons", ())) if tambons else (),
-        str(entry.get("email", "")),
-    )
-
-
-def rules_from_config(doc: dict[str, Any], base_dir: Path) -> AlertRules:
-    """`AlertRules` from a parsed config (tables `[alerts]`, `[[officers]]`, `[district]`,
-    `[[seasons]]`, `[otop]`, `[kpi]`); anything left out keeps its default. Raises
-    ValueError naming the setting that is wrong."""
-    alerts = dict(doc.get("alerts", {}))
-    snooze = alerts.pop("snooze_file", None)
-    _known("alerts", alerts, _ALERT_KEYS)
-    seasons = [(e.get("province"), _season(e)) for e in doc.get("seasons", [])]
-    by_province: dict[str, list[SeasonWindow]] = {}
-    for province, window in seasons:
-        if province:
-            by_province.setdefault(str(province), []).append(window)
-    default = tuple(w for p, w in seasons if not p) or ISAN_SEASONS
-    district = doc.get("district", {})
-    return AlertRules(
-        **{k: cast(alerts[k]) for k, cast in _ALERT_KEYS.items() if k in alerts},
-        roster=tuple(_officer(o) for o in doc.get("officers", [])),
-        district_officer=_officer(
-            {"id": "district", "name": "สำนักงานพัฒนาชุมชนอำเภอ", **district}, tambons=False
-        ),
-        snooze_file=base_dir / snooze if snooze else None,
-        seasons=default,
-        province_seasons=tuple((p, tuple(w)) for p, w in by_province.items()),
-        otop=OtopRules(**_known("otop", dict(doc.get("otop", {})), OtopRules.__annotations__)),
-        kpi=KpiTargets(**_known("kpi", dict(doc.get("kpi", {})), KpiTargets.__annotations__)),
-    )

@@ -18,7 +18,7 @@ from reports import charts
 from reports.cells import be_date, safe_cell
 from reports.charts import FONT_STACK, SvgCache
 from reports.labels import OTOP_CHECKS, PRIORITY_TH
-from reports.officer_lists import OfficerReport, SyncNotice
+from reports.officer_lists import OfficerReport, SyncNotice, sync_banner
 from schemas.admin_codes import tambon_label, village_label
 
 Row = dict[str, Any]
@@ -106,7 +106,7 @@ def _stale_banner(notice: SyncNotice | None, *, errors: bool = False) -> str:
     district's page, what the servers answered, for the data manager)."""
     if notice is None:
         return ""
-    lines = "".join(f"<p>{esc(line)}</p>" for line in notice.banner())
+    lines = "".join(f"<p>{esc(line)}</p>" for line in sync_banner(notice))
     details = ""
     if errors and notice.errors:
         items = "".join(f"<li>{esc(e)}</li>" for e in notice.errors)

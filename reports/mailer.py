@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from reports.cells import be_date, display
 from reports.officer_lists import OfficerReport
@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class MailSettings:
-    """Config `[mail]`; the password is resolved from the environment at the edge."""
+    """Config `[mail]` (read by `flows.settings`); the password is resolved from the
+    environment at the edge."""
 
     host: str
     port: int = 587
@@ -135,20 +136,3 @@ def send_reports(
                 result.failed[report.officer_id] = str(err)
                 log.error("mail to %s failed: %s", report.officer_id, err)
     return result
-
-
-def mail_settings_from_config(
-    section: dict[str, Any], password: str | None = None
-) -> MailSettings | None:
-    """`MailSettings` from the config's `[mail]` table; None when mail is not enabled. The
-    password is passed in (resolved from `password_env` at the edge, never read from the file)."""
-    if not section.get("enabled", False):
-        return None
-    allowed = {"enabled", "host", "port", "sender", "sender_name", "username", "password_env",
-               "security", "timeout"}  # fmt: skip
-    if unknown := sorted(set(section) - allowed):
-        raise ValueError(f"[mail]: unknown setting(s) {', '.join(unknown)}")
-    if section.get("security", "starttls") not in ("starttls", "ssl", "none"):
-        raise ValueError("[mail] security must be starttls, ssl or none")
-    fields = {k: v for k, v in section.items() if k not in ("enabled", "password_env")}
-    return MailSettings(**fields, password=password)

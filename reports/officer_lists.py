@@ -17,32 +17,24 @@ import pyarrow as pa
 from marts.rules import AlertRules, Officer
 from reports.cells import be_date
 from reports.labels import ALERT_STATUS_TH
+from warehouse.freshness import SyncNotice
 
 Row = dict[str, Any]
 OFFICE_TIME = ZoneInfo("Asia/Bangkok")
 
 
-@dataclass(frozen=True)
-class SyncNotice:
-    """The last sync did not fetch everything: every officer file says so, and how old its
-    data are, so a stale list never passes for today's."""
-
-    attempted_at: datetime  # when the sync that failed ran
-    data_as_of: datetime | None  # the last sync that fetched everything (None: none yet)
-    failed: tuple[str, ...] = ()  # what could not be fetched: form · server, Thai first
-    errors: tuple[str, ...] = ()  # the servers' answers, for the data manager
-
-    def banner(self) -> list[str]:
-        """The banner's lines, Thai with English beside."""
-        as_of = (f"ข้อมูล ณ {office_time(self.data_as_of)} (data as of)" if self.data_as_of
-                 else "ยังไม่เคยดึงข้อมูลได้ครบ (no complete sync yet)")  # fmt: skip
-        return [
-            f"⚠ ดึงข้อมูลครั้งล่าสุด {office_time(self.attempted_at)} ไม่สำเร็จ (the last sync "
-            f"failed) — {as_of}",
-            "ดึงไม่ได้ (not fetched): " + "; ".join(self.failed),
-            "รายการนี้อาจไม่เป็นปัจจุบัน แจ้งผู้ดูแลระบบ (this list may be out of date: tell "
-            "the data manager)",
-        ]
+def sync_banner(notice: SyncNotice) -> list[str]:
+    """The lines of the banner every officer file carries when the last sync failed, Thai
+    with English beside."""
+    as_of = (f"ข้อมูล ณ {office_time(notice.data_as_of)} (data as of)" if notice.data_as_of
+             else "ยังไม่เคยดึงข้อมูลได้ครบ (no complete sync yet)")  # fmt: skip
+    return [
+        f"⚠ ดึงข้อมูลครั้งล่าสุด {office_time(notice.attempted_at)} ไม่สำเร็จ (the last sync "
+        f"failed) — {as_of}",
+        "ดึงไม่ได้ (not fetched): " + "; ".join(notice.failed),
+        "รายการนี้อาจไม่เป็นปัจจุบัน แจ้งผู้ดูแลระบบ (this list may be out of date: tell "
+        "the data manager)",
+    ]
 
 
 def office_time(moment: datetime) -> str:

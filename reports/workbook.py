@@ -19,7 +19,7 @@ from xlsxwriter.worksheet import Worksheet
 from reports.cells import be_date, display, is_formula_like, text_memo
 from reports.files import replacing
 from reports.labels import ALERT_COLUMNS, KPI_COLUMNS, OTOP_COLUMNS
-from reports.officer_lists import OfficerReport
+from reports.officer_lists import OfficerReport, sync_banner
 
 Columns = Sequence[tuple[str, str]]
 
@@ -134,7 +134,7 @@ def _write(report: OfficerReport, tmp: Path) -> None:
         str(tmp), {"strings_to_formulas": False, "strings_to_urls": False, "in_memory": True}
     )
     fmt = _Formats(wb)
-    banner = report.notice.banner() if report.notice else ()
+    banner = sync_banner(report.notice) if report.notice else ()
     for title, attr, columns in SHEETS:
         rows = _kpi_rows(report) if attr == "kpis" else getattr(report, attr)
         _sheet(wb.add_worksheet(title), fmt, rows, columns, banner)

@@ -11,13 +11,14 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from schemas.facts import Fact
 from schemas.flatten import Row, attachment_rows, flatten
 from schemas.records import Submission
 from schemas.registry import FORMS, FormSpec
@@ -29,48 +30,31 @@ def _codes(values: Iterable[str | None] = ()) -> pa.Array:
     return pa.array(values, type=pa.string())
 
 
-def _no_dates() -> pa.Table:
-    return pa.table({"hh_code": _codes(), "first": pa.array([], type=pa.date32())})
-
-
 @dataclass(frozen=True)
 class CrossFormContext:
-    """What other forms already told the warehouse, for checks that span forms.
+    """What other forms already told the warehouse, for checks that span forms: each fact a
+    form's checks read (`schemas.facts`), by name; a fact left out is one with no household
+    yet.
 
     Kept as Arrow columns and asked about a batch's households only: at province scale each
     fact holds ~55k households, a night's batches name a few thousand."""
 
-    registered: pa.Array = field(default_factory=_codes)  # households with a live registration
-    trained: pa.Array = field(default_factory=_codes)  # households present at a held session
-    baseline_dates: pa.Table = field(default_factory=_no_dates)  # hh_code, first baseline survey
+    facts: Mapping[str, pa.Table] = field(default_factory=dict)
 
-    def baselines(self, households: list[str | None]) -> dict[str, date]:
-        dates = self.baseline_dates
-        hit = dates.filter(pc.is_in(dates["hh_code"], value_set=_codes(households)))
-        return dict(zip(hit["hh_code"].to_pylist(), hit["first"].to_pylist(), strict=True))
+    def fact(self, fact: Fact) -> pa.Table:
+        return self.facts.get(fact.name, fact.empty())
 
 
-def _add_cross_form_columns(rows: dict[str, list[Row]], ctx: CrossFormContext | None) -> None:
+def _add_cross_form_columns(
+    rows: dict[str, list[Row]], spec: FormSpec, ctx: CrossFormContext | None
+) -> None:
     """Validation-only columns the suites check (as warnings: the other form may come later).
     Without a context the checks are skipped (null is never unexpected)."""
-    for table, column, among in (
-        ("attendance", "household_registered", ctx and ctx.registered),
-        ("group_members", "household_registered", ctx and ctx.registered),
-        ("materials", "household_trained", ctx and ctx.trained),
-    ):
-        batch = rows.get(table, [])
-        households = _codes(r["hh_code"] for r in batch)
-        flags = [None] * len(batch) if among is None else pc.is_in(households, among).to_pylist()
+    for check in spec.checks:
+        batch = rows.get(check.table, [])
+        flags = [None] * len(batch) if ctx is None else check.flag(batch, ctx.fact(check.fact))
         for r, flag in zip(batch, flags, strict=True):
-            r[column] = flag
-    surveys = rows.get("income_surveys", [])
-    firsts = ctx.baselines([r["hh_code"] for r in surveys]) if ctx and surveys else {}
-    for r in surveys:
-        baseline = firsts.get(r["hh_code"])
-        late_enough = None
-        if r["round"] == "followup" and baseline and r["survey_date"]:
-            late_enough = r["survey_date"] >= baseline
-        r["followup_after_baseline"] = late_enough
+            r[check.column] = flag
 
 
 @dataclass
@@ -194,7 +178,7 @@ def validate_form(
         {"form_id": form_id, "form_version": v, "answer_key": k, "submissions": n}
         for (v, k), n in sorted(drift.items(), key=lambda item: (str(item[0][0]), item[0][1]))
     ]
-    _add_cross_form_columns(rows_by_table, context)
+    _add_cross_form_columns(rows_by_table, spec, context)
     parents = {r["submission_key"]: r for r in rows_by_table[spec.table]}
     _mark_duplicates(rows_by_table[spec.table], spec, existing_codes)
 

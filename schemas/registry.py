@@ -1,4 +1,6 @@
-"""The form registry: which form feeds which clean tables, and how to recognise it on a server."""
+"""The form registry: which form feeds which clean tables, how to recognise it on a server, and
+what its cross-form checks read from other forms — declared here once; the facts gathered for
+a form, the re-checks when a fact changes and the parallel waves are derived from it."""
 
 from __future__ import annotations
 
@@ -7,6 +9,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from schemas.facts import (
+    BASELINE_DATES,
+    REGISTERED,
+    TRAINED,
+    Check,
+    Fact,
+    followup_after_baseline,
+    household_in,
+)
 from schemas.tables import CLEAN_TABLES, children_of
 
 FORMS_DIR = Path(__file__).parent / "forms"
@@ -21,36 +32,92 @@ class FormSpec:
     subject_key: str  # what an officer calls a submission of this form (shown in lists)
     title_th: str
     title_en: str
+    checks: tuple[Check, ...] = ()  # its rows checked against what other forms said
 
     @cached_property  # read for every submission flattened
     def tables(self) -> list[str]:
         return [self.table, *(c.name for c in children_of(self.table))]
 
     @property
+    def facts(self) -> list[Fact]:
+        """The facts its checks read, once each."""
+        return list({c.fact.name: c.fact for c in self.checks}.values())
+
+    @property
+    def reads(self) -> set[str]:
+        """The other forms whose facts its checks read: they load before it."""
+        return {f.source for f in self.facts} - {self.form_id}
+
+    @property
     def xlsform(self) -> Path:
         return FORMS_DIR / f"{self.kind}.xlsx"
 
 
+# Which rows each form's checks read a fact for: households registered, trained, surveyed.
+_REGISTERED_ATTENDEES = Check("attendance", "household_registered", REGISTERED, household_in)
+_REGISTERED_MEMBERS = Check("group_members", "household_registered", REGISTERED, household_in)
+_TRAINED = Check("materials", "household_trained", TRAINED, household_in)
+_AFTER_BASELINE = Check("income_surveys", "followup_after_baseline", BASELINE_DATES,
+                        followup_after_baseline, applies="round = 'followup'")  # fmt: skip
+
 FORMS: dict[str, FormSpec] = {
     f.form_id: f
     for f in [
-        # form id, kind, parent table, unique programme code, subject shown, Thai and English titles
+        # form id, kind, parent table, unique programme code, subject shown, Thai and English
+        # titles, and its checks against other forms (a form comes after those it reads)
         FormSpec("sammachip_household", "household", "households", "hh_code", "hh_code",
                  "ทะเบียนครัวเรือนเป้าหมาย", "Target household registration"),
         FormSpec("sammachip_sage", "sage", "sages", "sage_code", "sage_code",
                  "ทะเบียนปราชญ์ชุมชน", "Community sage registry"),
         FormSpec("sammachip_session", "session", "sessions", "session_code", "session_code",
-                 "การฝึกอบรมและศึกษาดูงาน", "Training session or study visit"),
+                 "การฝึกอบรมและศึกษาดูงาน", "Training session or study visit",
+                 (_REGISTERED_ATTENDEES,)),
         FormSpec("sammachip_materials", "materials", "materials", None, "hh_code",
-                 "การมอบวัสดุอุปกรณ์", "Materials handed out"),
+                 "การมอบวัสดุอุปกรณ์", "Materials handed out", (_TRAINED,)),
         FormSpec("sammachip_income", "income", "income_surveys", None, "hh_code",
-                 "สำรวจรายได้ครัวเรือน", "Household income survey"),
+                 "สำรวจรายได้ครัวเรือน", "Household income survey", (_AFTER_BASELINE,)),
         FormSpec("sammachip_group", "group", "groups", "group_code", "group_code",
-                 "กลุ่มอาชีพ", "Occupational group"),
+                 "กลุ่มอาชีพ", "Occupational group", (_REGISTERED_MEMBERS,)),
     ]
 }  # fmt: skip
 
 assert all(f.table in CLEAN_TABLES for f in FORMS.values())
+
+# Every fact some form's checks read, by name.
+FACTS: dict[str, Fact] = {f.name: f for spec in FORMS.values() for f in spec.facts}
+
+
+def checks_of(fact: Fact) -> list[tuple[FormSpec, Check]]:
+    """Every check that reads `fact`, with the form whose rows it checks."""
+    return [(spec, c) for spec in FORMS.values() for c in spec.checks if c.fact is fact]
+
+
+def fed_by(form_id: str) -> list[Fact]:
+    """The facts read from a form's tables: what changes when it loads or loses rows."""
+    return [f for f in FACTS.values() if f.source == form_id]
+
+
+def waves(forms: dict[str, FormSpec] = FORMS) -> tuple[tuple[str, ...], ...]:
+    """The forms in layers, each after every form its checks read: the forms of one layer may
+    load at once. A form's own facts (a follow-up against its household's baseline) are read
+    within its load and order nothing."""
+    placed: dict[str, int] = {}
+    while len(placed) < len(forms):
+        ready = [f for f, spec in forms.items()
+                 if f not in placed and spec.reads <= placed.keys()]  # fmt: skip
+        if not ready:
+            stuck = sorted(forms.keys() - placed.keys())
+            raise ValueError(f"the checks of {', '.join(stuck)} read each other's facts: "
+                             "no form of them can load first")  # fmt: skip
+        for f in ready:
+            placed[f] = 1 + max((placed[r] for r in forms[f].reads), default=-1)
+    return tuple(tuple(f for f in forms if placed[f] == n) for n in range(max(placed.values()) + 1))
+
+
+WAVES = waves()
+# One run (one worker) loads the forms in the registry's order: each after those it reads.
+assert all(list(FORMS).index(r) < list(FORMS).index(f) for f, spec in FORMS.items()
+           for r in spec.reads), "list each form after the forms its checks read"  # fmt: skip
 
 
 _WORD = re.compile(r"[A-Za-z0-9_]+")  # what a form id is made of: any other character parts words

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,14 @@ def _describe(config: Any) -> tuple[str, str | None, dict[str, Any]]:
 
 
 class SuiteRunner:
-    """Holds one GX context and every suite for the length of a run."""
+    """Holds one GX context and every suite for the length of a run.
+
+    A run builds one and hands it down to whatever validates. A GX context cannot cross
+    processes: handed to another process (a Dask worker), a runner arrives as that process's
+    own (`process_runner`), built once and shared by every task the process runs."""
 
     def __init__(self, suites_dir: Path = EXPECTATIONS_DIR) -> None:
+        self._suites_dir = suites_dir
         logging.getLogger("great_expectations").setLevel(logging.WARNING)  # no INFO chatter
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -72,6 +78,9 @@ class SuiteRunner:
         self.batches_validated = 0
         for path in sorted(suites_dir.glob("*.json")):
             self._add_suite(path.stem, json.loads(path.read_text(encoding="utf-8")))
+
+    def __reduce__(self) -> tuple[Any, tuple[Path]]:
+        return process_runner, (self._suites_dir,)
 
     @property
     def context(self) -> Any:
@@ -158,6 +167,21 @@ class SuiteRunner:
                     )
                 )
         return SuiteResult(table, len(frame), failures, counts)
+
+
+def process_runner(suites_dir: Path = EXPECTATIONS_DIR) -> SuiteRunner:
+    """This process's runner, for tasks that a run's own runner cannot reach (another
+    process): what a `SuiteRunner` becomes when it is unpickled."""
+    with _BUILDING:  # two threads arriving first must not build two
+        return _built(suites_dir)
+
+
+_BUILDING = threading.Lock()
+
+
+@cache  # one per process (and suites folder): GX loads in seconds
+def _built(suites_dir: Path) -> SuiteRunner:
+    return SuiteRunner(suites_dir)
 
 
 def _unexpected_rows(result: dict[str, Any]) -> list[Any]:

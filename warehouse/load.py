@@ -17,8 +17,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from schemas.batch import CrossFormContext, StreamState, ValidatedForm, validate_form
+from schemas.facts import Check, Fact
 from schemas.records import Submission, payload_hash
-from schemas.registry import FORMS, FormSpec
+from schemas.registry import FACTS, FORMS, FormSpec, checks_of, fed_by
 from schemas.tables import CLEAN_TABLES, MART_SCHEMAS, RAW_SUBMISSIONS, SYSTEM_TABLES
 from schemas.validation import SuiteRunner
 from warehouse import scan
@@ -135,67 +136,30 @@ def existing_codes(wh: Warehouse | Transaction, form_id: str) -> pa.Table:
 
 
 def cross_form_context(tx: Transaction, form_id: str | None = None) -> CrossFormContext:
-    """Registered, trained and baseline facts as this transaction sees them (forms staged
+    """The facts forms are checked against as this transaction sees them (forms staged
     earlier in the same run included: households load before sessions). With `form_id`, only
-    the facts that form's tables check are gathered (they span the whole history); the others
-    stay empty and unread."""
-    tables = set(CLEAN_TABLES if form_id is None else FORMS[form_id].tables)
-    wanted = [name for name, fact in _FACTS.items() if tables & set(fact.checked_in)]
-    return CrossFormContext(**_gather(tx.dataset, wanted))
+    the facts that form's checks read are gathered (they span the whole history)."""
+    facts = FACTS.values() if form_id is None else FORMS[form_id].facts
+    return CrossFormContext(_gather(tx.dataset, facts))
 
 
-@dataclass(frozen=True)
-class _Fact:
-    """A fact some forms are checked against (`schemas.batch.CrossFormContext`), about
-    households: which rows are checked against it, which tables it is read from, and how."""
-
-    checked_in: tuple[str, ...]  # tables whose rows carry the check (by their hh_code)
-    reads: tuple[str, ...]
-    sql: str  # first column hh_code (and the value, for a fact with one)
-    uses: str = "true"  # which rows of `checked_in` the check applies to (SQL)
-
-
-_FACTS: dict[str, _Fact] = {
-    "registered": _Fact(
-        ("attendance", "group_members"),
-        ("households",),
-        "select distinct hh_code from households where deleted_at is null and hh_code is not null",
-    ),
-    "trained": _Fact(
-        ("materials",),
-        ("sessions", "attendance"),
-        """select distinct a.hh_code from attendance a join sessions s using (submission_key)
-           where a.present and s.held_date is not null and s.deleted_at is null""",
-    ),
-    "baseline_dates": _Fact(
-        ("income_surveys",),
-        ("income_surveys",),
-        """select hh_code, min(survey_date) as first from income_surveys
-           where round = 'baseline' and deleted_at is null and survey_date is not null
-           group by hh_code""",
-        uses="round = 'followup'",
-    ),
-}  # fmt: skip
-_FORM_OF_TABLE = {table: spec.form_id for spec in FORMS.values() for table in spec.tables}
-
-
-def _gather(dataset: Callable[[str], Any], wanted: Iterable[str]) -> dict[str, Any]:
-    """The `wanted` facts, each read from `dataset(table)` where it lies."""
+def _gather(dataset: Callable[[str], Any], facts: Iterable[Fact]) -> dict[str, pa.Table]:
+    """The `facts`, each read from `dataset(table)` where it lies."""
     con = duckdb.connect()
-    facts: dict[str, Any] = {}
-    for name in wanted:
-        fact = _FACTS[name]
+    found: dict[str, pa.Table] = {}
+    for fact in facts:
         for table in fact.reads:  # scanned where they lie: only the columns the SQL reads
             scan.register(con, table, dataset(table))
-        found = con.sql(fact.sql).to_arrow_table()  # Arrow: ~55k households at province scale
-        facts[name] = found if name == "baseline_dates" else found.column(0).combine_chunks()
-    return facts
+        # Arrow: ~55k households at province scale
+        found[fact.name] = con.sql(fact.sql).to_arrow_table().combine_chunks()
+    return found
 
 
-def _by_household(value: pa.Array | pa.Table) -> dict[Any, Any]:
-    if isinstance(value, pa.Table):
-        return dict(zip(*(c.to_pylist() for c in value.columns), strict=True))
-    return dict.fromkeys(value.to_pylist(), True)
+def _by_household(fact: pa.Table) -> dict[Any, Any]:
+    """hh_code → the fact's value for it (True for a fact that is only a set of households)."""
+    if fact.num_columns == 1:
+        return dict.fromkeys(fact.column(0).to_pylist(), True)
+    return dict(zip(*(c.to_pylist() for c in fact.columns[:2]), strict=True))
 
 
 @dataclass
@@ -354,8 +318,8 @@ def refreshing_dependents(
     Yields form id → submissions validated again (filled when the block ends)."""
     refreshed: dict[str, int] = {}
     spec = FORMS[form_id]
-    sources = [name for name, fact in _FACTS.items() if set(fact.reads) & set(spec.tables)]
-    reads = {table for name in sources for table in _FACTS[name].reads}
+    sources = fed_by(form_id)
+    reads = {table for fact in sources for table in fact.reads}
     if spec.business_key:
         reads.add(spec.table)
     before = {table: tx.files(table) for table in sorted(reads)}
@@ -370,18 +334,18 @@ def refreshing_dependents(
             refreshed[form_id] = revalidate(tx, form_id, duplicates, runner, now=now)
     stale: dict[str, set[str]] = defaultdict(set)  # form id → submission keys
     old, new = _gather(then, sources), _gather(tx.dataset, sources)
-    for name in sources:
-        was, now_is = _by_household(old[name]), _by_household(new[name])
+    for fact in sources:
+        was, now_is = _by_household(old[fact.name]), _by_household(new[fact.name])
         changed = {hh for hh in was.keys() | now_is.keys() if was.get(hh) != now_is.get(hh)}
         if changed:
-            for table in _FACTS[name].checked_in:
-                stale[_FORM_OF_TABLE[table]] |= _checked(tx, table, _FACTS[name], changed)
-    for dependent, keys in stale.items():
+            for dependent, check in checks_of(fact):
+                stale[dependent.form_id] |= _checked(tx, check, changed)
+    for dependent_id, keys in stale.items():
         if not keys:
             continue
-        with refreshing_dependents(tx, dependent, runner, now=now) as deeper:
-            refreshed[dependent] = refreshed.get(dependent, 0) + revalidate(
-                tx, dependent, keys, runner, now=now
+        with refreshing_dependents(tx, dependent_id, runner, now=now) as deeper:
+            refreshed[dependent_id] = refreshed.get(dependent_id, 0) + revalidate(
+                tx, dependent_id, keys, runner, now=now
             )
         for other, count in deeper.items():
             refreshed[other] = refreshed.get(other, 0) + count
@@ -411,9 +375,10 @@ def _dataset_at(tx: Transaction, table: str, files: tuple[str, ...]) -> Any:
     return tx.warehouse.dataset(table, Snapshot(0, None, None, {table: TableState(files)}, {}))
 
 
-def _checked(tx: Transaction, table: str, fact: _Fact, households: set[str]) -> set[str]:
-    """Keys of live submissions with a row of `table` checked against `fact` for any of
+def _checked(tx: Transaction, check: Check, households: set[str]) -> set[str]:
+    """Keys of live submissions with a row `check` reads its fact for, for any of
     `households`."""
+    table = check.table
     parent = CLEAN_TABLES[table].parent or table
     con = duckdb.connect()
     scan.register(con, "checked", tx.dataset(table))
@@ -421,7 +386,7 @@ def _checked(tx: Transaction, table: str, fact: _Fact, households: set[str]) -> 
     con.register("changed", pa.table({"hh_code": pa.array(sorted(households), pa.string())}))
     found = con.sql(f"""select distinct c.submission_key from checked c
                         semi join changed using (hh_code)
-                        where ({fact.uses}) and c.submission_key in
+                        where ({check.applies}) and c.submission_key in
                               (select submission_key from parent where deleted_at is null)""")
     return set(found.to_arrow_table().column(0).to_pylist())
 

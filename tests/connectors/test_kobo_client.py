@@ -12,11 +12,11 @@ from connectors.kobo import (
     KoboCursor,
     KoboError,
     KoboServer,
-    SyncPolicy,
-    TransientError,
     changes,
     to_submission,
 )
+from connectors.retry import TransientError
+from connectors.sources import SyncPolicy
 from simulators.faults import Fault
 from simulators.kobo import KoboStore, serve_kobo
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from connectors.kobo import KoboError, KoboServer
-from connectors.kobo_media import MediaClient
+from connectors.kobo.media import MediaClient
 from simulators.faults import Fault
 from simulators.kobo import KoboStore, MediaStore, media_store, serve_kobo
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from connectors.odk import OdkServer
-from connectors.odk_entities import (
+from connectors.odk.entities import (
     AccessFilterNotApplied,
     DeletedEntities,
     EntityClient,

@@ -19,10 +19,10 @@ import yaml
 from connectors.landing import Landing
 from connectors.webhook import delivery_key
 from flows import ingest as ingest_module
-from flows.ingest import IngestSettings, IngestSummary, ingest, wait_for_scheduled_start
+from flows.ingest import IngestSummary, ingest, wait_for_scheduled_start
 from flows.nightly import nightly, reconcile
 from flows.serve import TIMEZONE, deployment_specs, ingest_trigger
-from flows.settings import DEFAULT_CONFIG
+from flows.settings import DEFAULT_CONFIG, IngestSettings, load_settings
 from reports.mailer import MailSettings
 from simulators.cohort import CohortSpec, generate_cohort
 from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
@@ -261,16 +261,16 @@ def test_a_run_started_early_waits_for_its_scheduled_start(
 
 
 def test_ingest_settings_come_from_the_config_with_env_overrides(tmp_path: Path) -> None:
-    doc = {"landing": {"path": "spool"}, "ingest": {"window_seconds": 90}}
-    s = IngestSettings.from_config(doc, tmp_path, environ={})
-    assert (s.landing_path, s.window_seconds, s.sweep_cron) == (
-        tmp_path / "spool",
-        90,
-        "*/30 * * * *",
-    )
-    env = {"SAMMACHIP_INGEST_WINDOW_SECONDS": "5", "SAMMACHIP_INGEST_SWEEP_CRON": ""}
-    s = IngestSettings.from_config(doc, tmp_path, environ=env)
-    assert (s.window_seconds, s.sweep_cron) == (5, None)
+    config = tmp_path / "office.toml"
+    config.write_text('[landing]\npath = "spool"\n\n[ingest]\nwindow_seconds = 90\n',
+                      encoding="utf-8")  # fmt: skip
+    s = load_settings(config, base_dir=tmp_path, require_sources=False, environ={})
+    assert (s.landing_path, s.ingest) == (tmp_path / "spool", IngestSettings(90, "*/30 * * * *"))
+    env = {"SAMMACHIP_INGEST_WINDOW_SECONDS": "5", "SAMMACHIP_INGEST_SWEEP_CRON": "",
+           "SAMMACHIP_LANDING_PATH": "/srv/landing"}  # fmt: skip
+    s = load_settings(config, base_dir=tmp_path, require_sources=False, environ=env)
+    assert (s.ingest.window_seconds, s.ingest.sweep_cron) == (5, None)
+    assert s.landing_path == Path("/srv/landing")
 
 
 def test_prefect_yaml_and_serve_define_the_same_deployments() -> None:
@@ -279,7 +279,7 @@ def test_prefect_yaml_and_serve_define_the_same_deployments() -> None:
 
     doc = yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))
     by_name = {d["name"]: d for d in doc["deployments"]}
-    defaults = IngestSettings(landing_path=Path("x"))
+    defaults = IngestSettings()
     for spec in deployment_specs(defaults):
         dep = by_name[spec.name]
         module, _, func = spec.entrypoint.rpartition(".")

@@ -13,9 +13,11 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from connectors.discovery import Skipped, discover
+from connectors.kobo import KoboForm
+from connectors.sources import FormSource
 from flows import cli
 from flows.settings import load_settings
-from flows.sources import KoboForm, discover
 from simulators.kobo import KoboStore, serve_kobo
 
 TOKEN = "c" * 40
@@ -59,6 +61,11 @@ LISTED = {LISTED_DRAFT: "sammachip_materials", LISTED_GONE: "sammachip_income",
           LISTED_TYPO: "sammachip_incme"}  # fmt: skip
 
 
+def discovered(config: Path) -> tuple[list[FormSource], list[Skipped]]:
+    settings = load_settings(config)
+    return discover(settings.kobo, settings.odk, settings.http)
+
+
 @pytest.fixture(autouse=True)
 def token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OFFICE_KOBO_TOKEN", TOKEN)
@@ -68,7 +75,7 @@ def test_form_ids_in_brackets_or_parentheses_are_recognised(
     server: tuple[KoboStore, str], tmp_path: Path
 ) -> None:
     _, url = server
-    forms, _ = discover(load_settings(write_config(tmp_path, url, {})))
+    forms, _ = discovered(write_config(tmp_path, url, {}))
     assert {(f.form_uid, f.form_id) for f in forms if isinstance(f, KoboForm)} == {
         (HOUSEHOLDS, "sammachip_household"), (SESSIONS, "sammachip_session")}  # fmt: skip
 
@@ -77,7 +84,7 @@ def test_every_listed_asset_that_cannot_be_synced_is_an_error_saying_why(
     server: tuple[KoboStore, str], tmp_path: Path
 ) -> None:
     _, url = server
-    _, skipped = discover(load_settings(write_config(tmp_path, url, LISTED)))
+    _, skipped = discovered(write_config(tmp_path, url, LISTED))
     errors = {s.where: s for s in skipped if not s.warning}
     assert set(errors) == set(LISTED)
     assert "is not deployed" in errors[LISTED_DRAFT].message
@@ -92,7 +99,7 @@ def test_surveys_that_match_no_form_are_a_warning_not_silence(
     server: tuple[KoboStore, str], tmp_path: Path
 ) -> None:
     _, url = server
-    _, skipped = discover(load_settings(write_config(tmp_path, url, {})))
+    _, skipped = discovered(write_config(tmp_path, url, {}))
     warnings = [s.message for s in skipped if s.warning]
     assert [s for s in skipped if not s.warning] == []
     (unmatched,) = [w for w in warnings if "match no sammachip form" in w]
@@ -128,7 +135,7 @@ def test_a_refused_token_names_the_configured_variable(
 ) -> None:
     _, url = server
     monkeypatch.setenv("OFFICE_KOBO_TOKEN", "d" * 40)
-    _, skipped = discover(load_settings(write_config(tmp_path, url, {})))
+    _, skipped = discovered(write_config(tmp_path, url, {}))
     (error,) = skipped
     assert "401" in error.message and "OFFICE_KOBO_TOKEN" in error.message
     assert "SAMMACHIP_KOBO_TOKEN" not in error.message

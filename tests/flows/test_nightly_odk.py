@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from connectors.discovery import discover
 from connectors.retry import parse_utc
 from flows.nightly import FormResult, RunSummary, nightly, reconcile
 from flows.settings import load_settings
-from flows.sources import discover
 from simulators.cohort import CohortSpec, generate_cohort
 from simulators.odk import OdkField, OdkStore, seed_odk_from_cohort, serve_odk
 from tests.reliability.helpers import captured_logs
@@ -224,7 +224,8 @@ project_id = 1
     os.environ["MSS_ODK_PASSWORD"] = "not the password"
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("SAMMACHIP_ODK_")}
     try:
-        found, failed = discover(load_settings(config, base_dir=tmp_path))
+        settings = load_settings(config, base_dir=tmp_path)
+        found, failed = discover(settings.kobo, settings.odk, settings.http)
     finally:
         os.environ.update(saved)
         del os.environ["MSS_ODK_PASSWORD"]

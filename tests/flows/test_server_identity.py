@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from connectors.odk import OdkServer
+from connectors.discovery import held_under_other_names
+from connectors.odk import OdkForm, OdkServer, OdkSource
 from flows import cli
 from flows.nightly import RunSummary, nightly
-from flows.settings import OdkSource, load_settings
-from flows.sources import OdkForm, held_under_other_names
+from flows.settings import load_settings
 from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.flows.test_nightly import snapshot_tables
 from tests.reliability.helpers import TODAY, TOKEN, tiny_cohort
@@ -136,7 +136,8 @@ def test_a_form_waits_only_when_the_warehouse_holds_it_under_no_configured_name(
     settings = replace(load_settings(require_sources=False), kobo=(), odk=(central,))
 
     def waits(*keys: str) -> list[str]:
-        _, held = held_under_other_names([form], {key: {} for key in keys}, settings)
+        _, held = held_under_other_names([form], {key: {} for key in keys}, settings.kobo,
+                                         settings.odk)
         return [message for _, message in held]
 
     assert waits() == []  # a new warehouse

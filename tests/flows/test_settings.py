@@ -1,7 +1,9 @@
-"""The run's settings (`flows/settings.py`): what the bundled config means, and the `[http]`
-section — how long the server clients wait and how often they retry — from the config file
-to every client a run builds, with a clear error for a value that cannot work; servers'
-names (their identity in the warehouse); and a config that holds only what the code reads."""
+"""The run's settings (`flows.settings`), parsed once for every room: what the bundled config
+means, and the `[http]` section — how long the server clients wait and how often they retry —
+from the config file to every client a run builds, with a clear error for a value that cannot
+work; servers' names (their identity in the warehouse); a config that holds only what the code
+reads; the alert rules, mail and webhook tables; and the one rule by which the environment
+overrides any setting (SAMMACHIP_<TABLE>_<SETTING>)."""
 
 from __future__ import annotations
 
@@ -13,21 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kobo import KoboClient, SyncPolicy
+from connectors.discovery import discover
+from connectors.kobo import KoboClient, KoboForm
 from connectors.odk import OdkClient
-from connectors.webhook import WebhookSettings
-from flows.ingest import IngestSettings, landing_path
-from flows.settings import (
-    _ARRAYS,
-    _TABLES,
-    DEFAULT_CONFIG,
-    ConfigError,
-    HttpPolicy,
-    load_settings,
-    read_config,
-)
-from flows.sources import KoboForm, discover
-from marts.rules import _ALERT_KEYS, ISAN_SEASONS, AlertRules, KpiTargets, OtopRules
+from connectors.sources import HttpPolicy, SyncPolicy
+from connectors.webhook import HeaderAuth, WebhookSettings
+from flows.settings import DEFAULT_CONFIG, ConfigError, IngestSettings, load_settings
+from flows.settings.config import ARRAYS, TABLES
+from marts.rules import ISAN_SEASONS, AlertRules, KpiTargets, OtopRules
+from reports.mailer import MailSettings
 from simulators.faults import Fault
 from simulators.kobo import KoboStore, serve_kobo
 
@@ -69,7 +65,7 @@ def test_http_settings_reach_the_clients_a_run_builds(tmp_path: Path) -> None:
         config = write_config(tmp_path, "timeout = 0.2\nattempts = 2\nbackoff_cap = 0", url)
         settings = load_settings(config, base_dir=tmp_path)
         started = time.perf_counter()
-        forms, failed = discover(settings)
+        forms, failed = discover(settings.kobo, settings.odk, settings.http)
         elapsed = time.perf_counter() - started
     assert settings.http == HttpPolicy(timeout=0.2, attempts=2, backoff_cap=0.0)
     assert forms == [] and len(failed) == 1
@@ -262,23 +258,195 @@ def test_the_bundled_config_shows_every_table_and_setting_with_the_codes_own_def
     raw = DEFAULT_CONFIG.read_text(encoding="utf-8").splitlines()
     lines = [line.strip().removeprefix("#").strip() for line in raw]  # commented ones too
     headers = [i for i, line in enumerate(lines) if re.fullmatch(r"\[\[?[a-z_]+\]\]?", line)]
-    for table, keys in [*_TABLES.items(), *_ARRAYS.items()]:
-        header = f"[[{table}]]" if table in _ARRAYS else f"[{table}]"
+    for table, keys in [*TABLES.items(), *ARRAYS.items()]:
+        header = f"[[{table}]]" if table in ARRAYS else f"[{table}]"
         at = lines.index(header)
         end = next((i for i in headers if i > at), len(lines))
         assert any("#" in line for line in raw[at - 1 : end]), f"{header} has no comment"
         for key in keys:
             assert any(line.startswith(f"{key} =") for line in lines[at:end]), f"{header} {key}"
-    settings = load_settings(require_sources=False, base_dir=tmp_path)
+    settings = load_settings(require_sources=False, base_dir=tmp_path, environ={})
     defaults = AlertRules()
-    for name in _ALERT_KEYS:
+    for name in TABLES["alerts"].keys() - {"snooze_file"}:
         assert getattr(settings.rules, name) == getattr(defaults, name), name
     assert (settings.rules.otop, settings.rules.kpi) == (OtopRules(), KpiTargets())
     assert (settings.sync, settings.http) == (SyncPolicy(), HttpPolicy())
     assert settings.rules.seasons == ISAN_SEASONS and settings.attachments_path is None
-    doc = read_config()
-    assert WebhookSettings.from_mapping(doc["webhook"], landing_path=Path("x"), environ={}) == \
-        WebhookSettings(landing_path=Path("x"))  # fmt: skip
-    assert IngestSettings.from_config(doc, tmp_path, environ={}) == IngestSettings(
-        landing_path(doc, tmp_path))
-    assert landing_path(doc, tmp_path) == tmp_path / "data" / "landing"
+    assert (settings.webhook, settings.ingest) == (WebhookSettings(), IngestSettings())
+    assert settings.landing_path == tmp_path / "data" / "landing"
+    assert settings.mail is None
+
+
+# ---- the marts' rules, mail and the receiver, from the same file ---------------------------
+
+OFFICE = """
+[alerts]
+upcoming_within_days = 10
+contact_lead_days = 5
+keep_resolved_days = 7
+snooze_file = "data/snoozes.csv"
+
+[district]
+id = "d3414"
+name = "สำนักงานพัฒนาชุมชนอำเภอม่วงสามสิบ"
+email = "muangsamsip@example.org"
+
+[[officers]]
+id = "off01"
+name = "นางสาวพรทิพย์ ศรีสุข"
+tambons = ["341401"]
+email = "porntip@example.org"
+
+[[seasons]]
+season = "planting"
+name_th = "ช่วงปักดำ"
+start = "06-01"
+end = "08-15"
+
+[[seasons]]
+province = "40"
+season = "cane"
+name_th = "ช่วงตัดอ้อย"
+name_en = "cane cutting"
+start = "12-01"
+end = "03-31"
+
+[otop]
+min_members = 10
+
+[kpi]
+practising_share = 0.9
+
+[mail]
+enabled = true
+host = "smtp.example.org"
+port = 465
+security = "ssl"
+sender = "sammachip@example.org"
+password_env = "OFFICE_SMTP_PASSWORD"
+
+[webhook]
+port = 9000
+auth = "header"
+max_body_bytes = 2048
+header = "X-Kobo-Key"
+secret_env = "OFFICE_HOOK_SECRET"
+body_timeout = 12
+"""
+
+
+def office(tmp_path: Path, text: str = OFFICE) -> Path:
+    path = tmp_path / "office.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_every_rooms_settings_are_read_from_one_file(tmp_path: Path) -> None:
+    env = {"OFFICE_SMTP_PASSWORD": "secret", "OFFICE_HOOK_SECRET": "k"}
+    settings = load_settings(office(tmp_path), base_dir=tmp_path, require_sources=False,
+                             environ=env)  # fmt: skip
+    rules = settings.rules
+    assert (rules.upcoming_within_days, rules.contact_lead_days, rules.keep_resolved_days) == (
+        10, 5, 7,
+    )  # fmt: skip
+    assert rules.min_attendance == 0.8  # left out: default
+    assert rules.snooze_file == tmp_path / "data" / "snoozes.csv"
+    assert rules.roster[0].email == "porntip@example.org"
+    assert (rules.district_officer.officer_id, rules.district_officer.tambons) == ("d3414", ())
+    assert [w.start for w in rules.seasons] == [(6, 1)]  # replaces the Isan calendar
+    assert rules.seasons_of("40")[0].end == (3, 31)
+    assert (rules.otop.min_members, rules.kpi.practising_share) == (10, 0.9)
+    assert settings.mail == MailSettings("smtp.example.org", 465, "sammachip@example.org",
+                                         security="ssl", password="secret")  # fmt: skip
+    assert "secret" not in repr(settings.mail)
+    hook = settings.webhook
+    assert (hook.host, hook.port, hook.auth, hook.max_body_bytes, hook.body_timeout) == (
+        "127.0.0.1", 9000, "header", 2048, 12.0)  # fmt: skip
+    auth = hook.authenticator(env)
+    assert isinstance(auth, HeaderAuth) and auth.header == "X-Kobo-Key"
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[[seasons]]\nseason = "x"\nname_th = "x"\nstart = "02-30"\nend = "03-01"', "day"),
+        ("[alerts]\nupcoming_within_days = 2", "contact_lead_days (3)"),
+        ('[mail]\nenabled = true\nhost = "smtp"\nsecurity = "tls"', "[mail] security must be"),
+        ("[mail]\nenabled = true", "[mail] host is missing"),
+        ('[webhook]\nauth = "none"', "[webhook]: webhook auth must be 'basic' or 'header'"),
+        ("[ingest]\nwindow_seconds = 0", "[ingest] window_seconds must be a whole number"),
+    ],
+)
+def test_a_value_a_room_cannot_use_is_named_when_the_config_is_read(
+    toml: str, message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(office(tmp_path, toml + "\n"), base_dir=tmp_path, require_sources=False,
+                      environ={})  # fmt: skip
+
+
+def test_an_empty_config_means_the_defaults_and_no_mail(tmp_path: Path) -> None:
+    empty = load_settings(office(tmp_path, ""), base_dir=tmp_path, require_sources=False,
+                          environ={})  # fmt: skip
+    assert (empty.rules, empty.mail, empty.webhook) == (AlertRules(), None, WebhookSettings())
+    config = office(tmp_path, '[mail]\nenabled = false\nhost = "smtp.example.org"\n')
+    assert load_settings(config, base_dir=tmp_path, require_sources=False).mail is None
+
+
+# ---- the environment: SAMMACHIP_<TABLE>_<SETTING> overrides [table] setting ---------------
+
+
+def test_any_setting_of_any_table_is_overridden_by_its_variable(tmp_path: Path) -> None:
+    env = {
+        "SAMMACHIP_WAREHOUSE_PATH": "s3://office/warehouse",
+        "SAMMACHIP_HTTP_ATTEMPTS": "2",
+        "SAMMACHIP_HTTP_TIMEOUT": "7.5",
+        "SAMMACHIP_RUN_WORKERS": "3",
+        "SAMMACHIP_RUN_REPORT_PROCESSES": "1",
+        "SAMMACHIP_ALERTS_MIN_ATTENDANCE": "0.5",
+        "SAMMACHIP_ALERTS_SNOOZE_FILE": "snoozes.toml",
+        "SAMMACHIP_DISTRICT_ID": "3414",
+        "SAMMACHIP_KPI_INCOME_CHANGE": "0.05",
+        "SAMMACHIP_ATTACHMENTS_DOWNLOAD": "true",
+        "SAMMACHIP_MAIL_PORT": "2525",
+        "SAMMACHIP_WEBHOOK_HOST": "0.0.0.0",
+        "SAMMACHIP_WEBHOOK_BODY_TIMEOUT": "4.5",
+        "SAMMACHIP_LANDING_PATH": "spool",
+        "SAMMACHIP_INGEST_WINDOW_SECONDS": "5",
+        "SAMMACHIP_INGEST_SWEEP_CRON": "",  # no sweep
+        # secrets the config names are not settings, whatever their prefix
+        "SAMMACHIP_WEBHOOK_PASSWORD": "p", "OFFICE_SMTP_PASSWORD": "s", "OFFICE_HOOK_SECRET": "k",
+    }  # fmt: skip
+    s = load_settings(office(tmp_path), base_dir=tmp_path, require_sources=False, environ=env)
+    assert s.warehouse_path == "s3://office/warehouse"
+    assert (s.http.attempts, s.http.timeout, s.workers, s.report_processes) == (2, 7.5, 3, 1)
+    assert (s.rules.min_attendance, s.rules.contact_lead_days) == (0.5, 5)  # the file's kept
+    assert s.rules.snooze_file == tmp_path / "snoozes.toml"
+    assert (s.rules.district_officer.officer_id, s.rules.kpi.income_change) == ("3414", 0.05)
+    assert s.attachments_path == tmp_path / "data" / "attachments"
+    assert s.mail is not None and (s.mail.host, s.mail.port) == ("smtp.example.org", 2525)
+    assert (s.webhook.host, s.webhook.port, s.webhook.body_timeout) == ("0.0.0.0", 9000, 4.5)
+    assert (s.landing_path, s.ingest) == (tmp_path / "spool", IngestSettings(5, None))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SAMMACHIP_HTTP_ATTEMPT", "2", "SAMMACHIP_HTTP_ATTEMPT: [http] has no setting "
+         "'attempt' — did you mean SAMMACHIP_HTTP_ATTEMPTS? (known: SAMMACHIP_HTTP_TIMEOUT,"),
+        ("SAMMACHIP_WEBHOOK_PROT", "9000", "[webhook] has no setting 'prot' — did you mean "
+         "SAMMACHIP_WEBHOOK_PORT?"),
+        ("SAMMACHIP_RUN_WORKERS", "two", "SAMMACHIP_RUN_WORKERS='two': [run] workers must be a "
+         "whole number"),
+        ("SAMMACHIP_WEBHOOK_PORT", "", "[webhook] port must be a whole number"),
+        ("SAMMACHIP_HTTP_TIMEOUT", "soon", "[http] timeout must be a number"),
+        ("SAMMACHIP_ATTACHMENTS_DOWNLOAD", "yes", "[attachments] download must be true or false"),
+        ("SAMMACHIP_HTTP_TIMEOUT", "0", "[http] timeout must be a number of seconds above 0"),
+        ("SAMMACHIP_RUN_REPORT_PROCESSES", "all", '[run] report_processes must be "auto" or'),
+    ],
+)  # fmt: skip
+def test_a_variable_that_names_no_setting_or_holds_a_wrong_value_stops_the_run(
+    variable: str, value: str, message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(base_dir=tmp_path, require_sources=False, environ={variable: value})

@@ -16,12 +16,12 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from flows import cli
-from flows.freshness import STATUS_KEY
 from reports.officer_lists import office_time
 from simulators.cohort import HOUSEHOLD
 from simulators.faults import Fault
 from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.reliability.helpers import TOKEN, captured_output, tiny_cohort
+from warehouse.freshness import STATUS_KEY
 from warehouse.load import open_warehouse
 
 DAY = "2026-11-24"

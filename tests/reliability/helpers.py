@@ -24,12 +24,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.kobo import KoboServer
-from connectors.odk import OdkServer
+from connectors.kobo import KoboServer, KoboSource
+from connectors.odk import OdkServer, OdkSource
 from flows import nightly
 from flows.nightly import FormResult, RunSummary, build_marts, discover_forms, sync_form
 from flows.progress import FetchProgress
-from flows.settings import KoboSource, OdkSource, Settings, load_settings
+from flows.settings import Settings, load_settings
 from schemas.validation import SuiteRunner
 from simulators.cohort import HOUSEHOLD, SESSION, Cohort, CohortSpec, generate_cohort
 from simulators.faults import Fault, FaultPlan
@@ -214,7 +214,7 @@ def sync_in_flow(
         assert failed == []
         with open_warehouse(str(settings.warehouse_path)).transaction() as tx:
             if workers > 1:
-                results = list(nightly._sync_parallel(tx, forms, settings, now, reconcile))
+                results = list(nightly._sync_parallel(tx, forms, runner, settings, now, reconcile))
             else:
                 quiet = FetchProgress.quiet()
                 results = [nightly._sync_one(tx, form, runner, settings, now, quiet, reconcile)

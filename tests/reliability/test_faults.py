@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from connectors import retry
-from flows.settings import HttpPolicy
+from connectors.sources import HttpPolicy
 from schemas.validation import SuiteRunner
 from simulators.cohort import HOUSEHOLD, SESSION
 from simulators.faults import Fault, FaultPlan

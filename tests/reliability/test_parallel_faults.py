@@ -1,7 +1,7 @@
 """The parallel path under faults. With `[run] workers = 2` a wave of forms is fetched and
 validated on two threads at once (`flows.nightly._sync_parallel`: `fetch_and_validate` on the
-flow's task runner, one GX context shared by the threads) and staged by the flow's thread.
-Transient faults hitting both forms of a wave at the same time end in the warehouse of a
+flow's task runner, the run's GX context handed to the threads) and staged by the flow's
+thread. Transient faults hitting the forms of a wave at the same time end in the warehouse of a
 clean single-worker run; a form refused for good is skipped alone — nothing of it staged, its
 cursor where it was — while the others run beside it.
 
@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from flows import nightly
 from flows.settings import Settings
 from schemas.validation import SuiteRunner
 from simulators.cohort import FORM_IDS, HOUSEHOLD, SESSION
@@ -45,14 +44,6 @@ SAGE, GROUP, MATERIALS, INCOME = ("sammachip_sage", "sammachip_group", "sammachi
                                   "sammachip_income")  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_gx_context(suite_runner: SuiteRunner, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The process's GX context is the session's (GX costs seconds to load), still one
-    context shared by both threads, as in production."""
-    monkeypatch.setattr(nightly, "SuiteRunner", lambda: suite_runner)
-    monkeypatch.setattr(nightly, "_PROCESS_RUNNER", [suite_runner])
-
-
 def parallel(workdir: Path, url: str) -> Settings:
     return replace(kobo_settings(workdir, url), workers=WORKERS)
 
@@ -62,7 +53,8 @@ def parallel(workdir: Path, url: str) -> Settings:
 
 @dataclass(frozen=True)
 class FullDistrict:
-    """The tiny district with every form answered: each wave has two forms to validate."""
+    """The tiny district with every form answered: every form of each wave has answers to
+    validate."""
 
     store: KoboStore
     url: str
@@ -83,17 +75,17 @@ def full_district(
 
 
 @pytest.mark.parametrize("servers", [
-    "district",  # households and sessions: one form of each wave has answers to validate
-    # both forms of every wave do: two validations at once on the process's one GX context
+    "district",  # households and sessions: one form of a wave has answers to validate
+    # every form of every wave does: validations at once on the run's one GX context
     # (this failed every run until SuiteRunner serialised its context's use)
     "full_district",
 ])  # fmt: skip
-def test_transient_faults_on_both_forms_of_each_wave_leave_the_warehouse_of_one_worker(
+def test_transient_faults_on_the_forms_of_each_wave_leave_the_warehouse_of_one_worker(
     servers: str, prefect_harness: None, suite_runner: SuiteRunner, tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:  # fmt: skip
-    """Each wave's two forms are fetched at once: each form meets its faults while the other
-    form of its wave is being fetched."""
+    """A wave's forms are fetched at once: each form meets its faults while the others of its
+    wave are being fetched."""
     district: District | FullDistrict = request.getfixturevalue(servers)
     plan = district.store.faults
     faults = {  # form → (its n-th data request, the faults queued there)
@@ -109,12 +101,16 @@ def test_transient_faults_on_both_forms_of_each_wave_leave_the_warehouse_of_one_
         path = f"{district.uids[form_id]}/data"
         arm_on_request(plan, path, nth, [replace(f, target=path) for f in queued])
     served = plan.served  # counted since the server started
+    validated = suite_runner.batches_validated
     try:
         results = sync_in_flow(parallel(tmp_path, district.url), suite_runner, workers=WORKERS)
         met = plan.served - served
     finally:
         plan.clear()
     assert [r.error for r in results if r.error] == []
+    # the threads validated through the run's GX context, handed down: their batches are in
+    # the run's Data Docs
+    assert suite_runner.batches_validated > validated
     assert met == sum(len(q) for _, q in faults.values())  # every fault was met, and retried
     assert fingerprint(tmp_path) == district.reference  # the clean run on one worker
 
@@ -137,8 +133,8 @@ class SecondNight:
 def second_night(
     suite_runner: SuiteRunner, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SecondNight]:
-    # No wave validates two forms at once (SHARED_GX_CONTEXT): wave 3's income survey is
-    # refused before it validates anything, while the materials form is validated beside it.
+    # The first wave's income survey is refused mid-sync, while the household form is
+    # validated beside it; sessions and materials follow in waves of their own.
     cohort = tiny_cohort(forms=(HOUSEHOLD, SESSION, MATERIALS, INCOME))
     times = sorted(s.received_at for s in cohort.submissions)
     middle = times[len(times) // 2]
@@ -153,7 +149,7 @@ def second_night(
 
 def refuse_income_on_page_2(night: SecondNight) -> None:
     """The token's user loses 'view submissions' on the income survey mid-sync, while the
-    materials form, in the same wave, is fetched beside it."""
+    household form, in the same wave, is fetched beside it."""
     uid = night.uids[INCOME]
     night.store.faults.clear()
     arm_on_request(night.store.faults, f"{uid}/data", 2, [Fault("status", 403, target=uid)])
@@ -183,7 +179,7 @@ def test_a_form_refused_for_good_while_others_run_in_parallel_is_the_only_one_sk
     key = {form_id: next(k for k in before if night.uids[form_id] in k)
            for form_id in (INCOME, MATERIALS)}  # fmt: skip
     assert after[key[INCOME]] == before[key[INCOME]]  # where the first night left it
-    assert after[key[MATERIALS]] != before[key[MATERIALS]]  # the form beside it moved on
+    assert after[key[MATERIALS]] != before[key[MATERIALS]]  # the other forms moved on
     assert next(r for r in results if r.form_id == MATERIALS).new_versions > 0
     first, second = fingerprint(night.first), fingerprint(workdir)
     assert second["income_surveys"] == first["income_surveys"]  # nothing of it staged

@@ -4,6 +4,7 @@ them (an old form version, a hand-made upload) goes to quarantine with its reaso
 from __future__ import annotations
 
 import json
+import pickle
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from connectors.kobo import to_submission
 from schemas.batch import CrossFormContext, validate_form
 from schemas.records import Submission
 from schemas.registry import OCCUPATION_TH
-from schemas.validation import SuiteRunner
+from schemas.validation import SuiteRunner, process_runner
 from simulators.cohort import CohortSpec, generate_cohort
 from simulators.kobo import KoboStore, seed_from_cohort
 
@@ -96,8 +97,10 @@ def test_checks_across_forms_warn_about_what_other_forms_do_not_vouch_for(
     # the other form may simply not have arrived yet: a warning for the officer, never quarantine
     sessions, materials = received["sammachip_session"][:2], received["sammachip_materials"][:2]
     attendees = validate_form("sammachip_session", sessions, suite_runner, batch="b", now=NOW)
-    registered = pa.array(sorted(set(attendees.tables["attendance"]["hh_code"].to_pylist())))
-    known = flags("sammachip_session", sessions, suite_runner, CrossFormContext(registered))
+    registered = pa.table({"hh_code": sorted(set(attendees.tables["attendance"]["hh_code"]
+                                                 .to_pylist()))})  # fmt: skip
+    known = flags("sammachip_session", sessions, suite_runner,
+                  CrossFormContext({"registered": registered}))  # fmt: skip
     unknown = flags("sammachip_session", sessions, suite_runner, CrossFormContext())
     assert not any("household_registered" in f for fs in known.values() for f in fs)
     assert all("attendance.household_registered: household is not in the household register"
@@ -105,7 +108,7 @@ def test_checks_across_forms_warn_about_what_other_forms_do_not_vouch_for(
 
     given = validate_form("sammachip_materials", materials, suite_runner, batch="b", now=NOW)
     first = given.tables["materials"].to_pylist()[0]
-    trained = CrossFormContext(trained=pa.array([first["hh_code"]]))
+    trained = CrossFormContext({"trained": pa.table({"hh_code": [first["hh_code"]]})})
     warned = flags("sammachip_materials", materials, suite_runner, trained)
     assert [any("household_trained" in f for f in warned[s.key]) for s in materials] == [
         first["hh_code"] != row["hh_code"]
@@ -123,8 +126,8 @@ def test_a_follow_up_survey_dated_before_the_baseline_is_flagged(
     sub = next(s for s in surveys if s.key == followup["submission_key"])
     day = followup["survey_date"]
     for baseline, expected in ((day, False), (date.fromordinal(day.toordinal() + 1), True)):
-        context = CrossFormContext(
-            baseline_dates=pa.table({"hh_code": [followup["hh_code"]], "first": [baseline]}))
+        context = CrossFormContext({"baseline_dates": pa.table(
+            {"hh_code": [followup["hh_code"]], "first": [baseline]})})  # fmt: skip
         warned = flags("sammachip_income", [sub], suite_runner, context)
         assert any("followup_after_baseline" in f for f in warned[sub.key]) is expected
 
@@ -175,3 +178,14 @@ def test_an_unreadable_answer_in_a_repeat_names_its_entry(
     bad = spoilt(session, attendees=attendees)
     assert {(c, en) for c, _, en in reasons(suite_runner, "sammachip_session", bad)} == {
         ("present", "attendees[2]/attendees/present: 'มาสาย' is not yes or no")}
+
+
+def test_a_runner_handed_to_another_process_arrives_as_that_processs_own(
+    suite_runner: SuiteRunner,
+) -> None:
+    """A GX context cannot cross processes: a runner pickled for a Dask worker is rebuilt
+    there once, and every task that process runs shares it."""
+    arrived = pickle.loads(pickle.dumps(suite_runner))
+    assert arrived is not suite_runner
+    assert arrived is pickle.loads(pickle.dumps(suite_runner)) is process_runner()
+    assert arrived.tables() == suite_runner.tables()

@@ -19,10 +19,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from connectors.kobo import KoboServer
+from connectors.kobo import KoboServer, KoboSource
 from flows.nightly import build_marts, discover_forms, sync_form
 from flows.progress import FetchProgress
-from flows.settings import KoboSource, load_settings
+from flows.settings import load_settings
 from schemas.validation import SuiteRunner
 from simulators.cohort import CohortSpec, generate_cohort
 from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo

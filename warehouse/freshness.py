@@ -8,12 +8,11 @@ The record lives among the warehouse's cursors, so it is committed with the data
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from flows.settings import Settings
-from reports.officer_lists import SyncNotice
 from schemas.registry import FORMS
 from schemas.tables import CLEAN_TABLES
 from warehouse.store import Snapshot, TableState, Transaction
@@ -21,8 +20,19 @@ from warehouse.store import Snapshot, TableState, Transaction
 STATUS_KEY = "sync_status"
 
 
+@dataclass(frozen=True)
+class SyncNotice:
+    """The last sync did not fetch everything: every officer file says so, and how old its
+    data are, so a stale list never passes for today's."""
+
+    attempted_at: datetime  # when the sync that failed ran
+    data_as_of: datetime | None  # the last sync that fetched everything (None: none yet)
+    failed: tuple[str, ...] = ()  # what could not be fetched: form · server, Thai first
+    errors: tuple[str, ...] = ()  # the servers' answers, for the data manager
+
+
 class Outcome(Protocol):
-    """What a run learnt of one form or server (`flows.nightly.FormResult`)."""
+    """What a run learnt of one form or server (the flows' `FormResult`)."""
 
     form_id: str  # "*": the whole server
     server: str
@@ -30,14 +40,14 @@ class Outcome(Protocol):
 
 
 def record_sync(
-    tx: Transaction, settings: Settings, outcomes: Iterable[Outcome], now: datetime
+    tx: Transaction, servers: Sequence[str], outcomes: Iterable[Outcome], now: datetime
 ) -> None:
-    """Stage this run's outcome: a server whose listing and every form synced is current as of
-    `now`; one with a failure keeps the time of its last complete sync. A failure that names
-    no configured server counts against every server: officers are told too much, never
-    too little."""
+    """Stage this run's outcome for the configured `servers` (their names): a server whose
+    listing and every form synced is current as of `now`; one with a failure keeps the time
+    of its last complete sync. A failure that names no configured server counts against every
+    server: officers are told too much, never too little."""
     before = (tx.cursor(STATUS_KEY) or {}).get("servers", {})
-    names = [src.name for src in (*settings.kobo, *settings.odk)]
+    names = list(servers)
     failed: dict[str, list[list[str]]] = {}
     for o in outcomes:
         if o.error:

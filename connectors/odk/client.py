@@ -56,7 +56,9 @@ class OdkServer:
 
 
 @dataclass(frozen=True)
-class OdkForm:
+class CentralForm:
+    """A form as Central lists it."""
+
     xml_form_id: str
     name: str
     state: str  # open | closing | closed
@@ -225,11 +227,11 @@ class OdkClient:
         )
 
     # ---- endpoints -------------------------------------------------------------------------
-    def forms(self) -> list[OdkForm]:
+    def forms(self) -> list[CentralForm]:
         """Every form of the project, published or not."""
         listing = self._get(f"/v1/projects/{self.server.project_id}/forms")
         return [
-            OdkForm(
+            CentralForm(
                 f["xmlFormId"],
                 f.get("name") or f["xmlFormId"],
                 f.get("state") or "open",

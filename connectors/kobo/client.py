@@ -16,7 +16,6 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -356,94 +355,6 @@ class _Window:
         self.span *= 2
         if self.until_id is None:
             self._next_span, self.span, self.probing = self.span, None, True
-
-
-@dataclass
-class KoboCursor:
-    """Where the last committed sync of an asset stopped."""
-
-    last_id: int = 0  # highest `_id` seen
-    status_ts: int = 0  # newest `_validation_status.timestamp` seen (epoch seconds)
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any] | None) -> KoboCursor:
-        doc = doc or {}
-        return cls(int(doc.get("last_id") or 0), int(doc.get("status_ts") or 0))
-
-    def to_json(self) -> dict[str, int]:
-        return {"last_id": self.last_id, "status_ts": self.status_ts}
-
-    def observe(self, raw: dict[str, Any]) -> None:
-        self.last_id = max(self.last_id, int(raw["_id"]))
-        status = raw.get("_validation_status") or {}
-        self.status_ts = max(self.status_ts, int(status.get("timestamp") or 0))
-
-
-@dataclass(frozen=True)
-class SyncPolicy:
-    """How much to re-read each night, since Kobo offers no 'modified since' (kpi#7259)."""
-
-    overlap_ids: int = 200  # a lower `_id` can become visible after a higher one
-    lookback_days: int = 14  # edits happen mostly in the days after submission
-    batch_size: int = 20_000  # validated together: GX costs ~0.3 s per batch whatever its size
-    odk_overlap_hours: float = 1.0  # ODK: re-read this much before the watermark
-
-
-def kobo_time(moment: datetime) -> str:
-    """`_submission_time` is stored as a UTC string: compare with exactly this format."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def changes(
-    client: KoboClient,
-    asset_uid: str,
-    cursor: KoboCursor,
-    policy: SyncPolicy,
-    *,
-    now: datetime,
-    full_rescan: bool = False,
-) -> Iterator[tuple[list[dict], int]]:
-    """Every submission that may have changed since `cursor`, in batches of about
-    `policy.batch_size`, with the server's count of what the current pass still has to send.
-
-    Passes: new `_id`s (with an overlap), then — below where that pass began, so nothing is
-    read twice — validation statuses set since the last run and the look-back window of
-    recent submissions (edits). Batches fill across passes, so a form with a few changes is
-    validated once, not once per pass. A submission the look-back finds again after the status
-    pass read it is skipped (an edit made during the run is the next run's). Re-read
-    versions are dropped downstream by payload hash, so overlaps cost bandwidth, never
-    duplicates. `cursor` advances as rows are seen; the caller stores it only when the data
-    is committed.
-    """
-    start = KoboCursor(cursor.last_id, cursor.status_ts)
-    passes: list[tuple[int, int | None, dict[str, Any]]]
-    if full_rescan or start.last_id == 0:
-        passes = [(0, None, {})]
-    else:
-        since = now - timedelta(days=policy.lookback_days)
-        newest_read = max(0, start.last_id - policy.overlap_ids)
-        passes = [
-            (newest_read, None, {}),
-            (0, newest_read, {"_validation_status.timestamp": {"$gt": start.status_ts}}),
-            (0, newest_read, {"_submission_time": {"$gte": kobo_time(since)}}),
-        ]
-    seen: set[int] = set()
-    batch: list[dict] = []
-    remaining = 0
-    for after_id, until_id, where in passes:
-        for page, count in client.pages(asset_uid, after_id=after_id, until_id=until_id,
-                                        where=where):  # fmt: skip
-            fresh = [raw for raw in page if raw["_id"] not in seen]
-            for raw in fresh:
-                cursor.observe(raw)
-                seen.add(raw["_id"])
-            batch.extend(fresh)
-            remaining = count
-            if len(batch) >= policy.batch_size:
-                yield batch, remaining
-                batch = []
-    if batch:
-        yield batch, remaining
 
 
 def to_submission(raw: dict[str, Any], *, server: str, asset_uid: str, form_id: str) -> Submission:

@@ -30,7 +30,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from connectors.odk import OdkClient, OdkError, OdkServer
+from connectors.odk.client import OdkClient, OdkError, OdkServer
 from connectors.retry import call_with_retries, parse_utc
 
 _PROPERTY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # the subset every Central version takes

@@ -1,0 +1,47 @@
+"""What a run is configured with: `Settings`, carrying the typed settings of every room that
+needs them, each dataclass in the room that uses it (server sources and policies in
+connectors, `AlertRules` in the marts' rules, `MailSettings` beside the mailer, the receiver's
+`WebhookSettings` beside it). Only what orchestration alone reads is defined here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from connectors.kobo import KoboSource
+from connectors.odk import OdkSource
+from connectors.sources import HttpPolicy, SyncPolicy
+from connectors.webhook import WebhookSettings
+from marts.rules import AlertRules
+from reports.mailer import MailSettings
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """`[ingest]`: when the deliveries the webhook landed are loaded."""
+
+    window_seconds: int = 60  # one run per burst: events of this window share a run
+    sweep_cron: str | None = "*/30 * * * *"  # catches deliveries whose event was lost
+
+
+@dataclass(frozen=True)
+class Settings:
+    warehouse_path: Path | str  # a folder, or a bucket URI such as s3://office-data/warehouse
+    reports_path: Path
+    kobo: tuple[KoboSource, ...]
+    rules: AlertRules
+    odk: tuple[OdkSource, ...] = ()
+    sync: SyncPolicy = field(default_factory=SyncPolicy)
+    attachments_path: Path | None = None  # set: media files are downloaded there
+    workers: int = 1  # >1: forms fetched and validated concurrently on the task runner
+    report_processes: int = 1  # processes writing officers' files (from 16 officers on)
+    mail: MailSettings | None = None  # set: officers get their lists by e-mail
+    http: HttpPolicy = field(default_factory=HttpPolicy)
+    landing_path: Path = Path("data/landing")  # where webhook deliveries wait for `ingest`
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+
+    @property
+    def server_names(self) -> list[str]:
+        """Every configured server's name (its identity in the warehouse), Kobo's first."""
+        return [src.name for src in (*self.kobo, *self.odk)]
