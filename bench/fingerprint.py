@@ -24,8 +24,8 @@ RUN_COLUMNS = {
 
 def fingerprints(path: str) -> dict[str, tuple[int, str]]:
     """table → (rows, sha256 of its rows sorted, run columns left out)."""
-    from warehouse.load import open_warehouse
-    from warehouse.query import connect
+    from sammachip.warehouse.load import open_warehouse
+    from sammachip.warehouse.query import connect
 
     con: duckdb.DuckDBPyConnection = connect(open_warehouse(path))
     names = [r[0] for r in con.execute("select view_name from duckdb_views() "

@@ -86,8 +86,8 @@ def tree_rss(out: dict[str, Any], every: float = 0.05) -> Iterator[None]:
 def settings_for(sim: Simulator, workdir: Path) -> Any:
     """The nightly's settings (bundled config) pointed at the simulator. At district scale the
     bundled roster is the real one; beyond it, a generated roster covers the province."""
-    from connectors.kobo import KoboServer, KoboSource
-    from flows.settings import alert_rules, load_settings, read_config
+    from sammachip.connectors.kobo import KoboServer, KoboSource
+    from sammachip.flows.settings import alert_rules, load_settings, read_config
 
     settings = load_settings(base_dir=workdir, require_sources=False)
     settings = replace(settings, kobo=(KoboSource(KoboServer(sim.url, sim.token)),))
@@ -164,13 +164,13 @@ def scenario_floor(sim: Simulator, _arg: str | None) -> dict[str, Any]:
 def scenario_backfill(sim: Simulator, _arg: str | None) -> dict[str, Any]:
     """The whole pipeline from an empty warehouse, stage by stage, with the flow's own code."""
     from bench.roster import describe
-    from flows.nightly import build_marts, discover_forms
-    from marts import MART_SCHEMAS
-    from reports.deliverables import write_deliverables
-    from schemas.batch import validate_stream
-    from schemas.flatten import flatten
-    from schemas.validation import SuiteRunner
-    from warehouse.load import FormLoader, cross_form_context, open_warehouse
+    from sammachip.flows.nightly import build_marts, discover_forms
+    from sammachip.marts import MART_SCHEMAS
+    from sammachip.reports.deliverables import write_deliverables
+    from sammachip.schemas.batch import validate_stream
+    from sammachip.schemas.flatten import flatten
+    from sammachip.schemas.validation import SuiteRunner
+    from sammachip.warehouse.load import FormLoader, cross_form_context, open_warehouse
 
     stages: dict[str, float] = {}
     memory: dict[str, float] = {}
@@ -236,9 +236,9 @@ def scenario_backfill(sim: Simulator, _arg: str | None) -> dict[str, Any]:
 def nightly_sync(sim: Simulator, workdir: Path, runner: Any, night: int = 0) -> dict[str, float]:
     """The nightly sync of `night` nights after NOW into `workdir` (every form, then the
     marts), timed: the total, and the sync and marts stages in it."""
-    from flows.nightly import build_marts, discover_forms, sync_form
-    from flows.progress import FetchProgress
-    from warehouse.load import open_warehouse
+    from sammachip.flows.nightly import build_marts, discover_forms, sync_form
+    from sammachip.flows.progress import FetchProgress
+    from sammachip.warehouse.load import open_warehouse
 
     settings = settings_for(sim, workdir)
     now, today = NOW + timedelta(days=night), TODAY + timedelta(days=night)
@@ -258,7 +258,7 @@ def nightly_sync(sim: Simulator, workdir: Path, runner: Any, night: int = 0) -> 
 
 def scenario_history(sim: Simulator, workdir: str | None) -> dict[str, Any]:
     """The warehouse an incremental run starts from: everything the simulator holds."""
-    from schemas.validation import SuiteRunner
+    from sammachip.schemas.validation import SuiteRunner
 
     assert workdir is not None
     return {"stages": {"history": nightly_sync(sim, Path(workdir), SuiteRunner())["total"]}}
@@ -270,7 +270,7 @@ def scenario_incremental(sim: Simulator, workdir: str | None) -> dict[str, Any]:
     another): cost should follow the new data, not the history. The date moves on, so the
     date-driven alert rules and the alerts' lifecycle do a real night's work. GX starts
     before the clock does (a fixed cost, measured apart)."""
-    from schemas.validation import SuiteRunner
+    from sammachip.schemas.validation import SuiteRunner
 
     assert workdir is not None
     stages = nightly_sync(sim, Path(workdir), SuiteRunner(), night=1)
@@ -283,7 +283,7 @@ def scenario_validation(rows: int) -> dict[str, Any]:
 
     stages: dict[str, float] = {}
     with timed(stages, "gx_import_and_context"):
-        from schemas.validation import SuiteRunner
+        from sammachip.schemas.validation import SuiteRunner
 
         runner = SuiteRunner()
     frame = pd.DataFrame({
@@ -304,7 +304,7 @@ def scenario_workers(sim: Simulator, workers: str | None) -> dict[str, Any]:
     on a local Dask cluster of `workers` processes (1 = no Dask: the flow's own process)."""
     from prefect import flow
 
-    from flows.nightly import run_sync
+    from sammachip.flows.nightly import run_sync
 
     n = int(workers or 1)
     stages: dict[str, float] = {}

@@ -14,9 +14,9 @@ import random
 from collections import Counter
 from typing import Any
 
-from marts.rules import AlertRules
-from schemas.admin_codes import UBON_RATCHATHANI, province_name
-from simulators.cohort import FAMILY_NAMES, FEMALE_NAMES, MALE_NAMES, select_villages
+from sammachip.marts.rules import AlertRules
+from sammachip.schemas.admin_codes import UBON_RATCHATHANI, province_name
+from sammachip.simulators.cohort import FAMILY_NAMES, FEMALE_NAMES, MALE_NAMES, select_villages
 
 
 def officer_name(rng: random.Random) -> str:

@@ -155,7 +155,7 @@ class Meter:
 
 def bench_app(store: Any, token: str, today: date) -> Asgi:
     """The simulator's own app, metered, with the bench's control endpoints beside it."""
-    from simulators.kobo import create_app
+    from sammachip.simulators.kobo import create_app
 
     meter = Meter()
     kobo = meter.wrap(create_app(store, token))
@@ -176,8 +176,8 @@ def _control_app(store: Any, token: str, today: date, meter: Meter) -> Asgi:
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from simulators.cohort import CohortSpec, generate_cohort
-    from simulators.kobo import asset_uid_for
+    from sammachip.simulators.cohort import CohortSpec, generate_cohort
+    from sammachip.simulators.kobo import asset_uid_for
 
     def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Any:
         async def answer(request: Request) -> Response:
@@ -225,9 +225,9 @@ def _control_app(store: Any, token: str, today: date, meter: Meter) -> Asgi:
 def serve(villages: int | None, seed: int = SEED, today: date = TODAY) -> None:
     """Seed, serve, print the READY line, and serve until standard input closes."""
     sys.path.insert(0, str(ROOT))
-    from connectors.serving import serve_in_thread
-    from simulators.cohort import CohortSpec, generate_cohort
-    from simulators.kobo import KoboStore, seed_from_cohort
+    from sammachip.connectors.serving import serve_in_thread
+    from sammachip.simulators.cohort import CohortSpec, generate_cohort
+    from sammachip.simulators.kobo import KoboStore, seed_from_cohort
 
     started = time.perf_counter()
     store = KoboStore()

@@ -64,8 +64,8 @@ def kobo_doc(n: int) -> dict[str, Any]:
 
 def run_receiver(conn: Connection, landing: str, events_url: str) -> None:
     """Child process: serve the receiver until told to stop, then report event counters."""
-    from connectors.landing import Landing
-    from connectors.webhook import (
+    from sammachip.connectors.landing import Landing
+    from sammachip.connectors.webhook import (
         BasicAuth,
         PrefectEvents,
         Receiver,
@@ -188,7 +188,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    from connectors.webhook import serve_in_thread
+    from sammachip.connectors.webhook import serve_in_thread
 
     rng = random.Random(args.seed)
     unique = args.posts - int(args.posts * args.duplicates)

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.kobo import Asset, KoboClient, KoboError, KoboForm, KoboSource
-from connectors.odk import OdkClient, OdkError, OdkForm, OdkSource
-from connectors.retry import TransientError
-from connectors.sources import FormSource, HttpPolicy, parse_cursor_key
-from schemas.registry import FORMS, form_for_asset
+from sammachip.connectors.kobo import Asset, KoboClient, KoboError, KoboForm, KoboSource
+from sammachip.connectors.odk import OdkClient, OdkError, OdkForm, OdkSource
+from sammachip.connectors.retry import TransientError
+from sammachip.connectors.sources import FormSource, HttpPolicy, parse_cursor_key
+from sammachip.schemas.registry import FORMS, form_for_asset
 
 SourceError = (KoboError, OdkError)  # permanent: skip the form, say what to fix
 _MAX_NAMED = 5  # unrecognised assets named in one warning; the rest are counted

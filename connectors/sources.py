@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from schemas.records import Submission
+from sammachip.schemas.records import Submission
 
 Batches = Iterator[tuple[list[Submission], int]]  # submissions, count left in this pass
 

@@ -44,9 +44,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors import serving
-from connectors.landing import Landing, is_safe_name
-from connectors.retry import parse_utc
+from sammachip.connectors import serving
+from sammachip.connectors.landing import Landing, is_safe_name
+from sammachip.connectors.retry import parse_utc
 
 log = logging.getLogger("sammachip.webhook")
 

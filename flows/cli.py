@@ -19,10 +19,10 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from flows.nightly import RunSummary
-    from warehouse.store import Warehouse
+    from sammachip.flows.nightly import RunSummary
+    from sammachip.warehouse.store import Warehouse
 
-from flows.runtime import apply_prefect_defaults, prefect_start_errors
+from sammachip.flows.runtime import apply_prefect_defaults, prefect_start_errors
 
 apply_prefect_defaults()  # before anything imports Prefect
 
@@ -52,7 +52,7 @@ def _fail(message: str) -> None:
 @contextmanager
 def _storage_errors() -> Iterator[None]:
     """A warehouse that cannot be written, or a full disk, as one line saying what to do."""
-    from warehouse.storage import NO_ROOM, WarehouseError
+    from sammachip.warehouse.storage import NO_ROOM, WarehouseError
 
     try:
         yield
@@ -69,7 +69,7 @@ def _storage_errors() -> Iterator[None]:
 def _existing_warehouse(path: Path | str, where: str) -> Warehouse:
     """The warehouse at `path`, or exit 1 saying how to make one: reading a warehouse that is
     not there would print empty tables (or write empty officer lists) as if all were well."""
-    from warehouse.load import open_warehouse
+    from sammachip.warehouse.load import open_warehouse
 
     with _storage_errors():
         wh = open_warehouse(str(path))
@@ -82,7 +82,7 @@ def _existing_warehouse(path: Path | str, where: str) -> Warehouse:
 def _iso_day(value: str | None) -> str | None:
     """A date as officers write it, too: 2026-12-05, or 05/12/2569 (day/month/Buddhist-Era
     year), Thai digits allowed — given on as YYYY-MM-DD."""
-    from schemas.normalise import parse_date
+    from sammachip.schemas.normalise import parse_date
 
     if value is None:
         return None
@@ -108,9 +108,9 @@ class _SaidInSummary(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        from connectors.discovery import SourceError
-        from connectors.retry import TransientError
-        from flows.nightly import IN_SUMMARY
+        from sammachip.connectors.discovery import SourceError
+        from sammachip.connectors.retry import TransientError
+        from sammachip.flows.nightly import IN_SUMMARY
 
         self.marker = IN_SUMMARY
         self.handled = (*SourceError, TransientError)
@@ -149,7 +149,7 @@ def print_summary(summary: object, workdir: Path | None = None, *, deletions: bo
     once, below it. `deletions`: a reconcile's table also counts what it tombstoned (and
     restored, where the run says).
     """
-    from flows.nightly import RunSummary
+    from sammachip.flows.nightly import RunSummary
 
     assert isinstance(summary, RunSummary)
     console.print(_forms_table(summary, deletions))
@@ -227,8 +227,8 @@ def demo(
     Run again in the same folder, it finds nothing new. The two simulators serve the same
     households, so the ODK demo runs in a folder of its own (--workdir odk-demo).
     """
-    from flows.nightly import bangkok_today, nightly
-    from simulators.cohort import CohortSpec, generate_cohort
+    from sammachip.flows.nightly import bangkok_today, nightly
+    from sammachip.simulators.cohort import CohortSpec, generate_cohort
 
     if source not in {"kobo", "odk"}:
         _fail(f"--source must be kobo or odk, not {source!r}")
@@ -253,9 +253,9 @@ def _demo_may_write(workdir: Path, source: str) -> None:
     """The demo writes only into a new warehouse or its own earlier one (same simulator):
     never invented households into an office's real data, nor the two simulators' copies of
     the same households into one warehouse (each would be the other's duplicate)."""
-    from connectors.sources import parse_cursor_key
-    from flows.settings import ConfigError, load_settings
-    from warehouse.load import open_warehouse
+    from sammachip.connectors.sources import parse_cursor_key
+    from sammachip.flows.settings import ConfigError, load_settings
+    from sammachip.warehouse.load import open_warehouse
 
     try:
         path = load_settings(base_dir=workdir, servers=False).warehouse_path
@@ -277,7 +277,7 @@ def _simulated_server(source: str, cohort: object) -> Iterator[dict[str, str]]:
     """Serve a cohort from the chosen simulator; yields the variables that point a run at it."""
     secret = secrets.token_hex(20)
     if source == "kobo":
-        from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+        from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 
         store = KoboStore()
         seed_from_cohort(store, cohort)  # type: ignore[arg-type]
@@ -285,7 +285,7 @@ def _simulated_server(source: str, cohort: object) -> Iterator[dict[str, str]]:
             yield {"SAMMACHIP_KOBO_URL": url, "SAMMACHIP_KOBO_TOKEN": secret,
                    "SAMMACHIP_KOBO_NAME": DEMO_SERVER}  # fmt: skip
         return
-    from simulators.odk import OdkStore, seed_odk_from_cohort, serve_odk
+    from sammachip.simulators.odk import OdkStore, seed_odk_from_cohort, serve_odk
 
     odk_store = OdkStore()
     seed_odk_from_cohort(odk_store, cohort)  # type: ignore[arg-type]
@@ -296,8 +296,8 @@ def _simulated_server(source: str, cohort: object) -> Iterator[dict[str, str]]:
 
 
 def _run_flow(name: str, config: Path | None, today: str | None, dask: bool = False) -> None:
-    from flows import nightly as flows
-    from flows.settings import ConfigError, load_settings
+    from sammachip.flows import nightly as flows
+    from sammachip.flows.settings import ConfigError, load_settings
 
     try:
         settings = load_settings(config)  # fail fast, before Prefect starts, on a config error
@@ -350,10 +350,10 @@ def report(config: ConfigOpt = None, today: TodayOpt = None) -> None:
     """Write the officer deliverables again from the committed marts (and mail them if the
     config enables it) — without syncing, so without any server's password or token;
     `nightly` does this at its end."""
-    from flows.nightly import bangkok_today, write_reports
-    from flows.settings import ConfigError, load_settings
-    from reports.officer_lists import sync_banner
-    from warehouse.freshness import sync_notice
+    from sammachip.flows.nightly import bangkok_today, write_reports
+    from sammachip.flows.settings import ConfigError, load_settings
+    from sammachip.reports.officer_lists import sync_banner
+    from sammachip.warehouse.freshness import sync_notice
 
     try:
         settings = load_settings(config, servers=False)
@@ -379,7 +379,7 @@ def query(
     """Run DuckDB SQL over the warehouse; every table is a view by its name."""
     import duckdb
 
-    from warehouse.query import connect
+    from sammachip.warehouse.query import connect
 
     con = connect(_existing_warehouse(warehouse, "--warehouse"))
     try:
@@ -408,7 +408,7 @@ def query(
 @app.command()
 def tables(warehouse: WarehouseOpt = Path("data/warehouse")) -> None:
     """Every table: rows, bytes on disk, files and last commit."""
-    from warehouse.query import table_stats
+    from sammachip.warehouse.query import table_stats
 
     wh = _existing_warehouse(warehouse, "--warehouse")
     out = Table()
@@ -431,7 +431,7 @@ def compact(
     min_files: Annotated[int, typer.Option(help="Merge a partition from this many files.")] = 8,
 ) -> None:
     """Merge the many small files that event-driven ingest leaves (same rows, fewer files)."""
-    from warehouse.housekeeping import compact as compact_tables
+    from sammachip.warehouse.housekeeping import compact as compact_tables
 
     results = compact_tables(_existing_warehouse(warehouse, "--warehouse"), min_files=min_files)
     for r in results:
@@ -447,7 +447,7 @@ def vacuum(
     min_age_hours: Annotated[float, typer.Option(help="Only delete files older than this.")] = 24,
 ) -> None:
     """Delete file versions no recent version reads; the latest state is never touched."""
-    from warehouse.housekeeping import vacuum as vacuum_files
+    from sammachip.warehouse.housekeeping import vacuum as vacuum_files
 
     r = vacuum_files(_existing_warehouse(warehouse, "--warehouse"), keep_versions=keep_versions,
                      min_age_seconds=min_age_hours * 3600)  # fmt: skip
@@ -469,9 +469,9 @@ def simulate_odk(
     ] = None,
 ) -> None:
     """Serve a generated cohort through the ODK Central simulator until Ctrl-C."""
-    from flows.nightly import bangkok_today
-    from simulators.cohort import CohortSpec, generate_cohort
-    from simulators.odk import OdkStore, run_odk_forever, seed_odk_from_cohort
+    from sammachip.flows.nightly import bangkok_today
+    from sammachip.simulators.cohort import CohortSpec, generate_cohort
+    from sammachip.simulators.odk import OdkStore, run_odk_forever, seed_odk_from_cohort
 
     cohort = generate_cohort(CohortSpec(seed=seed, villages=villages, today=bangkok_today()))
     store = OdkStore()
@@ -494,9 +494,9 @@ def simulate_kobo(
     ] = None,
 ) -> None:
     """Serve a generated cohort through the KoboToolbox API v2 simulator until Ctrl-C."""
-    from flows.nightly import bangkok_today
-    from simulators.cohort import CohortSpec, generate_cohort
-    from simulators.kobo import KoboStore, run_kobo_forever, seed_from_cohort
+    from sammachip.flows.nightly import bangkok_today
+    from sammachip.simulators.cohort import CohortSpec, generate_cohort
+    from sammachip.simulators.kobo import KoboStore, run_kobo_forever, seed_from_cohort
 
     cohort = generate_cohort(CohortSpec(seed=seed, villages=villages, today=bangkok_today()))
     store = KoboStore()
@@ -526,9 +526,9 @@ def serve(
 ) -> None:
     """Run everything on one machine: Prefect server (unless PREFECT_API_URL is set), the
     nightly/ingest/reconcile schedules and triggers, and the Kobo webhook receiver."""
-    from connectors.webhook import WebhookConfigError
-    from flows.serve import ServeOptions, run_serve
-    from flows.settings import ConfigError, load_settings
+    from sammachip.connectors.webhook import WebhookConfigError
+    from sammachip.flows.serve import ServeOptions, run_serve
+    from sammachip.flows.settings import ConfigError, load_settings
 
     options = ServeOptions(config, workdir, webhook_host, webhook_port, prefect_port, prefect_home)
     try:
@@ -550,9 +550,9 @@ def webhook(
         help="Receiver port (default: [webhook] port, 8788).")] = None,
 ) -> None:
     """Run only the Kobo webhook receiver (events go to PREFECT_API_URL; workers run ingest)."""
-    from connectors.webhook import WebhookConfigError
-    from flows.serve import run_webhook
-    from flows.settings import ConfigError, load_settings
+    from sammachip.connectors.webhook import WebhookConfigError
+    from sammachip.flows.serve import run_webhook
+    from sammachip.flows.settings import ConfigError, load_settings
 
     try:
         settings = load_settings(config, base_dir=workdir.resolve())

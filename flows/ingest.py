@@ -26,10 +26,10 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from connectors.kobo import KoboForm, to_submission
-from connectors.landing import Landed, Landing
-from connectors.webhook import SOURCE, read_delivery
-from flows.nightly import (
+from sammachip.connectors.kobo import KoboForm, to_submission
+from sammachip.connectors.landing import Landed, Landing
+from sammachip.connectors.webhook import SOURCE, read_delivery
+from sammachip.flows.nightly import (
     FormResult,
     RunSummary,
     bangkok_today,
@@ -40,10 +40,10 @@ from flows.nightly import (
     publish,
     start_validation,
 )
-from flows.settings import Settings, load_settings
-from schemas.records import Submission
-from warehouse.load import open_warehouse
-from warehouse.store import Warehouse
+from sammachip.flows.settings import Settings, load_settings
+from sammachip.schemas.records import Submission
+from sammachip.warehouse.load import open_warehouse
+from sammachip.warehouse.store import Warehouse
 
 MAX_EARLY_START = 600.0  # never wait longer than this for a scheduled start
 

@@ -20,21 +20,21 @@ import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-import marts
-from connectors.discovery import SourceError, discover, held_under_other_names
-from connectors.odk import NoDeletedFeed
-from connectors.retry import TransientError
-from connectors.sources import DeletionFeed, FormSource
-from flows.progress import FetchProgress
-from flows.settings import Settings, load_settings
-from reports.deliverables import write_deliverables
-from schemas.batch import CrossFormContext, StreamState, validate_stream
-from schemas.records import Submission
-from schemas.registry import FORMS, WAVES
-from schemas.tables import CLEAN_TABLES
-from schemas.validation import SuiteRunner
-from warehouse.freshness import lists_would_mislead, record_sync, sync_notice
-from warehouse.load import (
+from sammachip import marts
+from sammachip.connectors.discovery import SourceError, discover, held_under_other_names
+from sammachip.connectors.odk import NoDeletedFeed
+from sammachip.connectors.retry import TransientError
+from sammachip.connectors.sources import DeletionFeed, FormSource
+from sammachip.flows.progress import FetchProgress
+from sammachip.flows.settings import Settings, load_settings
+from sammachip.reports.deliverables import write_deliverables
+from sammachip.schemas.batch import CrossFormContext, StreamState, validate_stream
+from sammachip.schemas.records import Submission
+from sammachip.schemas.registry import FORMS, WAVES
+from sammachip.schemas.tables import CLEAN_TABLES
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.warehouse.freshness import lists_would_mislead, record_sync, sync_notice
+from sammachip.warehouse.load import (
     FormLoader,
     LoadStats,
     cross_form_context,
@@ -42,7 +42,7 @@ from warehouse.load import (
     refreshing_dependents,
     tombstone,
 )
-from warehouse.store import Transaction, Warehouse
+from sammachip.warehouse.store import Transaction, Warehouse
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 

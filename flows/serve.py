@@ -31,8 +31,8 @@ from typing import Any
 
 import httpx
 
-from connectors.landing import Landing
-from connectors.webhook import (
+from sammachip.connectors.landing import Landing
+from sammachip.connectors.webhook import (
     EVENT_RECEIVED,
     RESOURCE_PREFIX,
     SOURCE,
@@ -44,7 +44,7 @@ from connectors.webhook import (
     prefect_api_headers,
     serve_in_thread,
 )
-from flows.settings import IngestSettings, Settings
+from sammachip.flows.settings import IngestSettings, Settings
 
 TIMEZONE = "Asia/Bangkok"
 Say = Callable[[str], None]
@@ -71,17 +71,17 @@ class DeploymentSpec:
 def deployment_specs(ingest: IngestSettings) -> list[DeploymentSpec]:
     return [
         DeploymentSpec(
-            "nightly", "flows.nightly.nightly",
+            "nightly", "sammachip.flows.nightly.nightly",
             "Sync every configured Kobo server, validate, load, build marts and officer lists.",
             cron="30 2 * * *", tags=("nightly",),
         ),
         DeploymentSpec(
-            "ingest", "flows.ingest.ingest",
+            "ingest", "sammachip.flows.ingest.ingest",
             "Load the submissions the Kobo webhook landed; marts and officer lists follow.",
             cron=ingest.sweep_cron, collision="ENQUEUE", triggered=True, tags=("ingest",),
         ),
         DeploymentSpec(
-            "reconcile", "flows.nightly.reconcile",
+            "reconcile", "sammachip.flows.nightly.reconcile",
             "Weekly full rescan: edits past the look-back window, tombstones for deletions.",
             cron="30 3 * * 0", tags=("reconcile",),
         ),
@@ -244,8 +244,8 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
 
 def kobo_asset_lookup(settings: Settings) -> Callable[[], list[str]]:
     """The asset uids the nightly would sync (the same discovery, without a Prefect task)."""
-    from connectors.kobo import KoboForm
-    from flows.nightly import discover_forms
+    from sammachip.connectors.kobo import KoboForm
+    from sammachip.flows.nightly import discover_forms
 
     def lookup() -> list[str]:
         found, failed = discover_forms.fn(settings)

@@ -25,12 +25,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from marts.rules import RULES, AlertRules, Officer, SeasonWindow
-from marts.snoozes import load_snoozes
-from schemas.admin_codes import tambon_label, village_label
-from schemas.registry import ACTIVITY_TH, OCCUPATION_TH, OTOP_STATUS_TH, OTOP_TYPE_TH
-from schemas.tables import ALERTS_SCHEMA, CLEAN_TABLES, MART_SCHEMAS, QUARANTINE
-from warehouse import scan
+from sammachip.marts.rules import RULES, AlertRules, Officer, SeasonWindow
+from sammachip.marts.snoozes import load_snoozes
+from sammachip.schemas.admin_codes import tambon_label, village_label
+from sammachip.schemas.registry import ACTIVITY_TH, OCCUPATION_TH, OTOP_STATUS_TH, OTOP_TYPE_TH
+from sammachip.schemas.tables import ALERTS_SCHEMA, CLEAN_TABLES, MART_SCHEMAS, QUARANTINE
+from sammachip.warehouse import scan
 
 SQL_DIR = Path(__file__).parent / "sql"
 _S, _I = pa.string(), pa.int64()

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from schemas.normalise import mask_national_id, strip_invisible
+from sammachip.schemas.normalise import mask_national_id, strip_invisible
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # 13 digits in a row, or written the Thai way 1-2345-67890-12-3 (with dashes or spaces).

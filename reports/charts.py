@@ -30,10 +30,10 @@ from typing import Any
 
 import vl_convert as vlc
 
-from marts import READINESS_TH
-from reports.cells import be_month
-from reports.files import replacing
-from reports.processes import spawn_pool
+from sammachip.marts import READINESS_TH
+from sammachip.reports.cells import be_month
+from sammachip.reports.files import replacing
+from sammachip.reports.processes import spawn_pool
 
 Spec = dict[str, Any]
 

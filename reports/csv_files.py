@@ -11,10 +11,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from reports.cells import safe_cell
-from reports.files import replacing
-from reports.labels import ALERT_COLUMNS, KPI_COLUMNS, OTOP_COLUMNS
-from reports.officer_lists import OfficerReport
+from sammachip.reports.cells import safe_cell
+from sammachip.reports.files import replacing
+from sammachip.reports.labels import ALERT_COLUMNS, KPI_COLUMNS, OTOP_COLUMNS
+from sammachip.reports.officer_lists import OfficerReport
 
 
 def write_csv(

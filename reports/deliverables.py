@@ -29,16 +29,21 @@ from typing import Any, NamedTuple
 import orjson
 import pyarrow as pa
 
-from marts.rules import AlertRules
-from reports.cells import forget_texts
-from reports.charts import SvgCache
-from reports.csv_files import write_kpi_csv, write_report_csvs
-from reports.files import replacing
-from reports.html_report import district_charts, index_page, officer_charts, officer_page
-from reports.mailer import MailResult, MailSettings, send_reports
-from reports.officer_lists import OfficerReport, SyncNotice, district_kpis, officer_reports
-from reports.processes import spawn_pool
-from reports.workbook import write_workbook
+from sammachip.marts.rules import AlertRules
+from sammachip.reports.cells import forget_texts
+from sammachip.reports.charts import SvgCache
+from sammachip.reports.csv_files import write_kpi_csv, write_report_csvs
+from sammachip.reports.files import replacing
+from sammachip.reports.html_report import district_charts, index_page, officer_charts, officer_page
+from sammachip.reports.mailer import MailResult, MailSettings, send_reports
+from sammachip.reports.officer_lists import (
+    OfficerReport,
+    SyncNotice,
+    district_kpis,
+    officer_reports,
+)
+from sammachip.reports.processes import spawn_pool
+from sammachip.reports.workbook import write_workbook
 
 log = logging.getLogger(__name__)
 

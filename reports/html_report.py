@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from reports import charts
-from reports.cells import be_date, safe_cell
-from reports.charts import FONT_STACK, SvgCache
-from reports.labels import OTOP_CHECKS, PRIORITY_TH
-from reports.officer_lists import OfficerReport, SyncNotice, sync_banner
-from schemas.admin_codes import tambon_label, village_label
+from sammachip.reports import charts
+from sammachip.reports.cells import be_date, safe_cell
+from sammachip.reports.charts import FONT_STACK, SvgCache
+from sammachip.reports.labels import OTOP_CHECKS, PRIORITY_TH
+from sammachip.reports.officer_lists import OfficerReport, SyncNotice, sync_banner
+from sammachip.schemas.admin_codes import tambon_label, village_label
 
 Row = dict[str, Any]
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")

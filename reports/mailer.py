@@ -19,8 +19,8 @@ from email.utils import formataddr, make_msgid
 from pathlib import Path
 from typing import Literal
 
-from reports.cells import be_date, display
-from reports.officer_lists import OfficerReport
+from sammachip.reports.cells import be_date, display
+from sammachip.reports.officer_lists import OfficerReport
 
 log = logging.getLogger(__name__)
 

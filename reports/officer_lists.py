@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from marts.rules import AlertRules, Officer
-from reports.cells import be_date
-from reports.labels import ALERT_STATUS_TH
-from warehouse.freshness import SyncNotice
+from sammachip.marts.rules import AlertRules, Officer
+from sammachip.reports.cells import be_date
+from sammachip.reports.labels import ALERT_STATUS_TH
+from sammachip.warehouse.freshness import SyncNotice
 
 Row = dict[str, Any]
 OFFICE_TIME = ZoneInfo("Asia/Bangkok")

@@ -16,10 +16,10 @@ from typing import Any
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
-from reports.cells import be_date, display, is_formula_like, text_memo
-from reports.files import replacing
-from reports.labels import ALERT_COLUMNS, KPI_COLUMNS, OTOP_COLUMNS
-from reports.officer_lists import OfficerReport, sync_banner
+from sammachip.reports.cells import be_date, display, is_formula_like, text_memo
+from sammachip.reports.files import replacing
+from sammachip.reports.labels import ALERT_COLUMNS, KPI_COLUMNS, OTOP_COLUMNS
+from sammachip.reports.officer_lists import OfficerReport, sync_banner
 
 Columns = Sequence[tuple[str, str]]
 

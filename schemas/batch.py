@@ -18,12 +18,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.facts import Fact
-from schemas.flatten import Row, attachment_rows, flatten
-from schemas.records import Submission
-from schemas.registry import FORMS, FormSpec
-from schemas.tables import ATTACHMENTS, CLEAN_TABLES, QUARANTINE, VALIDATION_RUNS
-from schemas.validation import ROW_ID, Failure, SuiteRunner, explain_unreadable
+from sammachip.schemas.facts import Fact
+from sammachip.schemas.flatten import Row, attachment_rows, flatten
+from sammachip.schemas.records import Submission
+from sammachip.schemas.registry import FORMS, FormSpec
+from sammachip.schemas.tables import ATTACHMENTS, CLEAN_TABLES, QUARANTINE, VALIDATION_RUNS
+from sammachip.schemas.validation import ROW_ID, Failure, SuiteRunner, explain_unreadable
 
 
 def _codes(values: Iterable[str | None] = ()) -> pa.Array:

@@ -23,8 +23,8 @@ from great_expectations.expectations.metrics.map_metric_provider import (
     column_pair_condition_partial,
 )
 
-from schemas.admin_codes import is_known_tambon
-from schemas.normalise import is_valid_national_id
+from sammachip.schemas.admin_codes import is_known_tambon
+from sammachip.schemas.normalise import is_valid_national_id
 
 
 class ColumnValuesValidThaiNationalId(ColumnMapMetricProvider):

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from schemas import normalise as n
-from schemas.odk_payload import kobo_style_answers
-from schemas.records import Submission
-from schemas.registry import FORMS
+from sammachip.schemas import normalise as n
+from sammachip.schemas.odk_payload import kobo_style_answers
+from sammachip.schemas.records import Submission
+from sammachip.schemas.registry import FORMS
 
 Row = dict[str, Any]
 

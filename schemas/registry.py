@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from schemas.facts import (
+from sammachip.schemas.facts import (
     BASELINE_DATES,
     REGISTERED,
     TRAINED,
@@ -18,7 +18,7 @@ from schemas.facts import (
     followup_after_baseline,
     household_in,
 )
-from schemas.tables import CLEAN_TABLES, children_of
+from sammachip.schemas.tables import CLEAN_TABLES, children_of
 
 FORMS_DIR = Path(__file__).parent / "forms"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from schemas.normalise import Unreadable
+from sammachip.schemas.normalise import Unreadable
 
 EXPECTATIONS_DIR = Path(__file__).parent / "expectations"
 ROW_ID = "_row"  # surrogate index: business keys may repeat, rows may not
@@ -67,7 +67,7 @@ class SuiteRunner:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        import schemas.expectations_thai  # noqa: F401  (registers the Thai expectations)
+        import sammachip.schemas.expectations_thai  # noqa: F401  (registers the Thai expectations)
 
         self._gx = gx
         self._context = gx.get_context(mode="ephemeral")

@@ -17,8 +17,8 @@ import psutil
 import pytest
 from aiosmtpd.controller import Controller
 
-from flows.runtime import apply_prefect_defaults
-from reports.mailer import MailSettings
+from sammachip.flows.runtime import apply_prefect_defaults
+from sammachip.reports.mailer import MailSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # shared helpers are imported as `tests.<folder>.<module>`
@@ -33,7 +33,7 @@ apply_prefect_defaults()
 @pytest.fixture(scope="session")
 def suite_runner():  # type: ignore[no-untyped-def]
     """GX costs ~5 s to import: one context, every suite, for all tests that validate."""
-    from schemas.validation import SuiteRunner
+    from sammachip.schemas.validation import SuiteRunner
 
     return SuiteRunner()
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from schemas.registry import FORMS
-from schemas.tables import CLEAN_TABLES
-from warehouse.store import Snapshot, TableState, Transaction
+from sammachip.schemas.registry import FORMS
+from sammachip.schemas.tables import CLEAN_TABLES
+from sammachip.warehouse.store import Snapshot, TableState, Transaction
 
 STATUS_KEY = "sync_status"
 

@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from warehouse.store import MANIFEST_DIR, Warehouse
+from sammachip.warehouse.store import MANIFEST_DIR, Warehouse
 
 
 @dataclass

@@ -16,14 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from schemas.batch import CrossFormContext, StreamState, ValidatedForm, validate_form
-from schemas.facts import Check, Fact
-from schemas.records import Submission, payload_hash
-from schemas.registry import FACTS, FORMS, FormSpec, checks_of, fed_by
-from schemas.tables import CLEAN_TABLES, MART_SCHEMAS, RAW_SUBMISSIONS, SYSTEM_TABLES
-from schemas.validation import SuiteRunner
-from warehouse import scan
-from warehouse.store import Snapshot, TableState, Transaction, Warehouse
+from sammachip.schemas.batch import CrossFormContext, StreamState, ValidatedForm, validate_form
+from sammachip.schemas.facts import Check, Fact
+from sammachip.schemas.records import Submission, payload_hash
+from sammachip.schemas.registry import FACTS, FORMS, FormSpec, checks_of, fed_by
+from sammachip.schemas.tables import CLEAN_TABLES, MART_SCHEMAS, RAW_SUBMISSIONS, SYSTEM_TABLES
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.warehouse import scan
+from sammachip.warehouse.store import Snapshot, TableState, Transaction, Warehouse
 
 ALL_SCHEMAS: dict[str, pa.Schema] = {
     name: spec.schema for name, spec in {**CLEAN_TABLES, **SYSTEM_TABLES}.items()

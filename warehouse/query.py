@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from warehouse.store import Warehouse
+from sammachip.warehouse.store import Warehouse
 
 
 def connect(wh: Warehouse) -> duckdb.DuckDBPyConnection:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from warehouse import failpoints
+from sammachip.warehouse import failpoints
 
 
 class VersionExists(Exception):

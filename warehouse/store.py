@@ -29,7 +29,13 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from warehouse.storage import LocalStorage, Storage, VersionExists, WarehouseError, storage_for
+from sammachip.warehouse.storage import (
+    LocalStorage,
+    Storage,
+    VersionExists,
+    WarehouseError,
+    storage_for,
+)
 
 __all__ = ["Snapshot", "TableState", "Transaction", "Warehouse", "WarehouseError"]
 

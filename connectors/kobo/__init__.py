@@ -1,7 +1,7 @@
 """KoboToolbox (API v2): the client, its sync passes and cursor, and a configured server as a
 source of forms. The form-media client (phones' lists) is `connectors.kobo.media`."""
 
-from connectors.kobo.client import (
+from sammachip.connectors.kobo.client import (
     COUNT_TRIES,
     Asset,
     CountTimedOut,
@@ -11,8 +11,8 @@ from connectors.kobo.client import (
     server_root,
     to_submission,
 )
-from connectors.kobo.source import KoboForm, KoboSource
-from connectors.kobo.sync import KoboCursor, changes, kobo_time
+from sammachip.connectors.kobo.source import KoboForm, KoboSource
+from sammachip.connectors.kobo.sync import KoboCursor, changes, kobo_time
 
 __all__ = [
     "COUNT_TRIES",

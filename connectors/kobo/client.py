@@ -23,14 +23,14 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from connectors.retry import (
+from sammachip.connectors.retry import (
     TRANSIENT_STATUS,
     TransientError,
     call_with_retries,
     parse_utc,
     retry_after,
 )
-from schemas.records import Submission
+from sammachip.schemas.records import Submission
 
 T = TypeVar("T")
 _STATUS_UIDS = {

@@ -24,8 +24,13 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from connectors.kobo.client import KoboClient, KoboError, KoboServer
-from connectors.retry import TRANSIENT_STATUS, TransientError, call_with_retries, retry_after
+from sammachip.connectors.kobo.client import KoboClient, KoboError, KoboServer
+from sammachip.connectors.retry import (
+    TRANSIENT_STATUS,
+    TransientError,
+    call_with_retries,
+    retry_after,
+)
 
 _OPENROSA = {"X-OpenRosa-Version": "1.0", "Accept": "text/xml"}
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connectors.kobo.client import KoboClient, KoboServer, to_submission
-from connectors.kobo.sync import KoboCursor, changes
-from connectors.sources import Batches, HttpPolicy, SyncPolicy, cursor_key
-from schemas.records import submission_key
+from sammachip.connectors.kobo.client import KoboClient, KoboServer, to_submission
+from sammachip.connectors.kobo.sync import KoboCursor, changes
+from sammachip.connectors.sources import Batches, HttpPolicy, SyncPolicy, cursor_key
+from sammachip.schemas.records import submission_key
 
 
 @dataclass(frozen=True)

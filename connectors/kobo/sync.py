@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.kobo.client import KoboClient
-from connectors.sources import SyncPolicy
+from sammachip.connectors.kobo.client import KoboClient
+from sammachip.connectors.sources import SyncPolicy
 
 
 @dataclass

@@ -2,7 +2,7 @@
 restores), and a configured project as a source of forms. The Entity Lists client (phones'
 lists) is `connectors.odk.entities`."""
 
-from connectors.odk.client import (
+from sammachip.connectors.odk.client import (
     CentralForm,
     NoDeletedFeed,
     OdkClient,
@@ -11,8 +11,8 @@ from connectors.odk.client import (
     odata_time,
     to_submission,
 )
-from connectors.odk.source import OdkForm, OdkSource
-from connectors.odk.sync import RESTORE_WINDOW
+from sammachip.connectors.odk.source import OdkForm, OdkSource
+from sammachip.connectors.odk.sync import RESTORE_WINDOW
 
 __all__ = [
     "RESTORE_WINDOW",

@@ -21,14 +21,14 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from connectors.retry import (
+from sammachip.connectors.retry import (
     TRANSIENT_STATUS,
     TransientError,
     call_with_retries,
     parse_utc,
     retry_after,
 )
-from schemas.records import Submission
+from sammachip.schemas.records import Submission
 
 _REVIEW_STATES = {"hasIssues": "has_issues", "edited": "edited", "approved": "approved",
                   "rejected": "rejected"}  # fmt: skip

@@ -30,8 +30,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from connectors.odk.client import OdkClient, OdkError, OdkServer
-from connectors.retry import call_with_retries, parse_utc
+from sammachip.connectors.odk.client import OdkClient, OdkError, OdkServer
+from sammachip.connectors.retry import call_with_retries, parse_utc
 
 _PROPERTY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # the subset every Central version takes
 _RESERVED = {"name", "label"}

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connectors.odk import sync
-from connectors.odk.client import OdkClient, OdkServer, to_submission
-from connectors.sources import Batches, HttpPolicy, SyncPolicy, cursor_key
-from schemas.records import Submission, submission_key
+from sammachip.connectors.odk import sync
+from sammachip.connectors.odk.client import OdkClient, OdkServer, to_submission
+from sammachip.connectors.sources import Batches, HttpPolicy, SyncPolicy, cursor_key
+from sammachip.schemas.records import Submission, submission_key
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.odk.client import OdkClient
-from connectors.retry import parse_utc
-from connectors.sources import Batches, SyncPolicy
-from schemas.records import Submission
+from sammachip.connectors.odk.client import OdkClient
+from sammachip.connectors.retry import parse_utc
+from sammachip.connectors.sources import Batches, SyncPolicy
+from sammachip.schemas.records import Submission
 
 # Central purges a soft-deleted submission 30 days after its deletion (its default): until
 # then it can be restored, so a deleted submission is asked for by id until a little after.

@@ -8,8 +8,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from flows.settings import sections
-from flows.settings.config import (
+from sammachip.flows.settings import sections
+from sammachip.flows.settings.config import (
     DEFAULT_CONFIG,
     ConfigError,
     check_config,
@@ -17,9 +17,9 @@ from flows.settings.config import (
     section,
     with_overrides,
 )
-from flows.settings.model import IngestSettings, Settings
-from flows.settings.sections import alert_rules
-from flows.settings.servers import check_names, kobo_sources, odk_sources
+from sammachip.flows.settings.model import IngestSettings, Settings
+from sammachip.flows.settings.sections import alert_rules
+from sammachip.flows.settings.servers import check_names, kobo_sources, odk_sources
 
 __all__ = [
     "DEFAULT_CONFIG",

@@ -26,11 +26,11 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from connectors.sources import HttpPolicy, SyncPolicy
-from connectors.webhook import WebhookSettings
-from flows.settings.model import IngestSettings
-from marts.rules import AlertRules, KpiTargets, OtopRules
-from reports.mailer import MailSettings
+from sammachip.connectors.sources import HttpPolicy, SyncPolicy
+from sammachip.connectors.webhook import WebhookSettings
+from sammachip.flows.settings.model import IngestSettings
+from sammachip.marts.rules import AlertRules, KpiTargets, OtopRules
+from sammachip.reports.mailer import MailSettings
 
 DEFAULT_CONFIG = Path(__file__).parents[1] / "default_config.toml"
 PREFIX = "SAMMACHIP_"

@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connectors.kobo import KoboSource
-from connectors.odk import OdkSource
-from connectors.sources import HttpPolicy, SyncPolicy
-from connectors.webhook import WebhookSettings
-from marts.rules import AlertRules
-from reports.mailer import MailSettings
+from sammachip.connectors.kobo import KoboSource
+from sammachip.connectors.odk import OdkSource
+from sammachip.connectors.sources import HttpPolicy, SyncPolicy
+from sammachip.connectors.webhook import WebhookSettings
+from sammachip.marts.rules import AlertRules
+from sammachip.reports.mailer import MailSettings
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,19 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from connectors.sources import HttpPolicy, SyncPolicy
-from connectors.webhook import WebhookConfigError, WebhookSettings
-from flows.settings.config import TABLES, ConfigError, is_number, section, whole
-from flows.settings.model import IngestSettings
-from marts.rules import ISAN_SEASONS, AlertRules, KpiTargets, Officer, OtopRules, SeasonWindow
-from reports.mailer import MailSettings
+from sammachip.connectors.sources import HttpPolicy, SyncPolicy
+from sammachip.connectors.webhook import WebhookConfigError, WebhookSettings
+from sammachip.flows.settings.config import TABLES, ConfigError, is_number, section, whole
+from sammachip.flows.settings.model import IngestSettings
+from sammachip.marts.rules import (
+    ISAN_SEASONS,
+    AlertRules,
+    KpiTargets,
+    Officer,
+    OtopRules,
+    SeasonWindow,
+)
+from sammachip.reports.mailer import MailSettings
 
 # ---- where things are ----------------------------------------------------------------------
 

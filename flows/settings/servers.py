@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from connectors.kobo import KoboServer, KoboSource
-from connectors.odk import OdkServer, OdkSource
-from flows.settings.config import NAME, NAME_RULE, ConfigError
+from sammachip.connectors.kobo import KoboServer, KoboSource
+from sammachip.connectors.odk import OdkServer, OdkSource
+from sammachip.flows.settings.config import NAME, NAME_RULE, ConfigError
 
 
 def kobo_sources(doc: dict[str, Any], environ: Mapping[str, str]) -> list[KoboSource]:

@@ -16,10 +16,10 @@ programme as it happens in one village), `defects` (injected dirt, edits, review
 `generate` (a cohort from its spec, each village from its own seeded Random).
 """
 
-from simulators.cohort.catalogue import ITEMS, OTOP_TYPE
-from simulators.cohort.events import in_harvest, in_planting
-from simulators.cohort.generate import generate_cohort
-from simulators.cohort.model import (
+from sammachip.simulators.cohort.catalogue import ITEMS, OTOP_TYPE
+from sammachip.simulators.cohort.events import in_harvest, in_planting
+from sammachip.simulators.cohort.generate import generate_cohort
+from sammachip.simulators.cohort.model import (
     APPROVED,
     DEVICE_TZ,
     FORM_IDS,
@@ -38,8 +38,13 @@ from simulators.cohort.model import (
     Village,
     paused_gc,
 )
-from simulators.cohort.people import FAMILY_NAMES, FEMALE_NAMES, MALE_NAMES, id_check_digit
-from simulators.cohort.places import select_villages
+from sammachip.simulators.cohort.people import (
+    FAMILY_NAMES,
+    FEMALE_NAMES,
+    MALE_NAMES,
+    id_check_digit,
+)
+from sammachip.simulators.cohort.places import select_villages
 
 __all__ = [
     "APPROVED",

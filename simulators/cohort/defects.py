@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from simulators.cohort.model import (
+from sammachip.simulators.cohort.model import (
     APPROVED,
     GROUP,
     HOUSEHOLD,
@@ -25,7 +25,7 @@ from simulators.cohort.model import (
     instance_id,
     round_to,
 )
-from simulators.cohort.people import new_phone
+from sammachip.simulators.cohort.people import new_phone
 
 # Where injected dirt may land, per form: (kind, key).
 _DIRT_TARGETS: dict[str, tuple[tuple[str, str], ...]] = {

@@ -11,15 +11,15 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from schemas.registry import OCCUPATION_TH
-from simulators.cohort.catalogue import (
+from sammachip.schemas.registry import OCCUPATION_TH
+from sammachip.simulators.cohort.catalogue import (
     ITEMS,
     OCCUPATION_INCOME,
     OCCUPATION_WEIGHTS,
     OTOP_TYPE,
     PRODUCTS,
 )
-from simulators.cohort.defects import (
+from sammachip.simulators.cohort.defects import (
     BAD_CHECKSUM_RATE,
     DIRTY_RATE,
     DUPLICATE_RATE,
@@ -28,7 +28,7 @@ from simulators.cohort.defects import (
     edits_and_statuses,
     statuses,
 )
-from simulators.cohort.model import (
+from sammachip.simulators.cohort.model import (
     DEVICE_TZ,
     GROUP,
     HOUSEHOLD,
@@ -44,8 +44,8 @@ from simulators.cohort.model import (
     instance_id,
     round_to,
 )
-from simulators.cohort.people import new_national_id, new_phone, person_name
-from simulators.cohort.places import geopoint, house_no
+from sammachip.simulators.cohort.people import new_national_id, new_phone, person_name
+from sammachip.simulators.cohort.places import geopoint, house_no
 
 
 def in_harvest(day: date) -> bool:

@@ -8,9 +8,15 @@ from __future__ import annotations
 import random
 from datetime import datetime, time
 
-from simulators.cohort.events import VillageBuilder
-from simulators.cohort.model import DEVICE_TZ, Cohort, CohortSpec, GeneratedSubmission, paused_gc
-from simulators.cohort.places import select_villages
+from sammachip.simulators.cohort.events import VillageBuilder
+from sammachip.simulators.cohort.model import (
+    DEVICE_TZ,
+    Cohort,
+    CohortSpec,
+    GeneratedSubmission,
+    paused_gc,
+)
+from sammachip.simulators.cohort.places import select_villages
 
 
 def generate_cohort(spec: CohortSpec) -> Cohort:

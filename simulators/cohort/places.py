@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import random
 
-from schemas.admin_codes import MUANG_SAM_SIP, UBON_RATCHATHANI, amphoes_of, tambon_name, tambons_of
-from simulators.cohort.model import Village
+from sammachip.schemas.admin_codes import (
+    MUANG_SAM_SIP,
+    UBON_RATCHATHANI,
+    amphoes_of,
+    tambon_name,
+    tambons_of,
+)
+from sammachip.simulators.cohort.model import Village
 
 _VILLAGE_HEADS = (
     "หนอง",

@@ -14,11 +14,17 @@ engine), `render` (envelopes, paging links, asset JSON), `app` (routes, auth, se
 (form media and redeployments), `seed` (a generated cohort loaded into a store).
 """
 
-from simulators.kobo.app import create_app, run_kobo_forever, serve_kobo
-from simulators.kobo.media import MediaStore, media_store
-from simulators.kobo.query import CountTimedOut, QueryError
-from simulators.kobo.seed import asset_uid_for, seed_from_cohort
-from simulators.kobo.store import VALIDATION_LABELS, Asset, KoboStore, derived_uuid, kobo_uid
+from sammachip.simulators.kobo.app import create_app, run_kobo_forever, serve_kobo
+from sammachip.simulators.kobo.media import MediaStore, media_store
+from sammachip.simulators.kobo.query import CountTimedOut, QueryError
+from sammachip.simulators.kobo.seed import asset_uid_for, seed_from_cohort
+from sammachip.simulators.kobo.store import (
+    VALIDATION_LABELS,
+    Asset,
+    KoboStore,
+    derived_uuid,
+    kobo_uid,
+)
 
 __all__ = [
     "VALIDATION_LABELS",

@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.serving import run_forever, serve_in_thread
-from simulators.faults import with_faults
-from simulators.kobo.media import media_routes
-from simulators.kobo.query import QueryError
-from simulators.kobo.render import (
+from sammachip.connectors.serving import run_forever, serve_in_thread
+from sammachip.simulators.faults import with_faults
+from sammachip.simulators.kobo.media import media_routes
+from sammachip.simulators.kobo.query import QueryError
+from sammachip.simulators.kobo.render import (
     ApiError,
     asset_detail_json,
     asset_json,
@@ -28,7 +28,7 @@ from simulators.kobo.render import (
     json_response,
     page_links,
 )
-from simulators.kobo.store import Asset, KoboStore
+from sammachip.simulators.kobo.store import Asset, KoboStore
 
 
 def _lenient_int(raw: str | None, default: int) -> int:

@@ -44,8 +44,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from simulators.attached import Attached
-from simulators.kobo.render import (
+from sammachip.simulators.attached import Attached
+from sammachip.simulators.kobo.render import (
     ApiError,
     asset_json,
     drf_time,
@@ -53,10 +53,10 @@ from simulators.kobo.render import (
     json_response,
     page_links,
 )
-from simulators.kobo.store import Asset, KoboStore, kobo_uid
+from sammachip.simulators.kobo.store import Asset, KoboStore, kobo_uid
 
 if TYPE_CHECKING:
-    from simulators.kobo.app import KoboApi
+    from sammachip.simulators.kobo.app import KoboApi
 
 FORM_MEDIA_TYPES = ("image", "audio", "video", "text/csv", "application/xml")
 FILE_TYPES = ("form_media", "map_layer")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from simulators.kobo.store import Asset, Record
+    from sammachip.simulators.kobo.store import Asset, Record
 
 class QueryError(ValueError):
     """A query or sort the server would reject (kpi answers 400 ["Unsupported query"])."""

@@ -13,7 +13,7 @@ import orjson
 from starlette.responses import Response
 
 if TYPE_CHECKING:
-    from simulators.kobo.store import Asset
+    from sammachip.simulators.kobo.store import Asset
 
 
 def drf_time(moment: datetime) -> str:

@@ -9,8 +9,8 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from simulators.cohort import FORM_IDS, FORM_TITLES, HOUSEHOLD, Cohort, paused_gc
-from simulators.kobo.store import KoboStore, epoch, kobo_uid
+from sammachip.simulators.cohort import FORM_IDS, FORM_TITLES, HOUSEHOLD, Cohort, paused_gc
+from sammachip.simulators.kobo.store import KoboStore, epoch, kobo_uid
 
 REVIEWER = "cdd_reviewer"  # who set the cohort's validation statuses
 

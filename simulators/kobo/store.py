@@ -22,8 +22,14 @@ from typing import Any, Literal
 
 import orjson
 
-from simulators.faults import FaultPlan
-from simulators.kobo.query import Plan, SortedIndex, count_may_time_out, project, review_time
+from sammachip.simulators.faults import FaultPlan
+from sammachip.simulators.kobo.query import (
+    Plan,
+    SortedIndex,
+    count_may_time_out,
+    project,
+    review_time,
+)
 
 VALIDATION_LABELS: dict[str, str] = {
     "validation_status_not_approved": "Not Approved",

@@ -19,13 +19,13 @@ serving), `seed` (a generated cohort loaded into a store), and `entities*` (the 
 store, REST API, OData, phone).
 """
 
-from simulators.odk.app import create_app, run_odk_forever, serve_odk
-from simulators.odk.entities import EntityStore, entity_store
-from simulators.odk.entities_phone import apply_form_update
-from simulators.odk.forms import FormDefinition, OdkField, xlsform_definition
-from simulators.odk.problems import ODataProblem
-from simulators.odk.seed import KOBO_TO_REVIEW, PUBLIC_LINK, seed_odk_from_cohort
-from simulators.odk.store import HostedForm, OdkStore
+from sammachip.simulators.odk.app import create_app, run_odk_forever, serve_odk
+from sammachip.simulators.odk.entities import EntityStore, entity_store
+from sammachip.simulators.odk.entities_phone import apply_form_update
+from sammachip.simulators.odk.forms import FormDefinition, OdkField, xlsform_definition
+from sammachip.simulators.odk.problems import ODataProblem
+from sammachip.simulators.odk.seed import KOBO_TO_REVIEW, PUBLIC_LINK, seed_odk_from_cohort
+from sammachip.simulators.odk.store import HostedForm, OdkStore
 
 __all__ = [
     "KOBO_TO_REVIEW",

@@ -21,14 +21,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.serving import run_forever, serve_in_thread
-from simulators.faults import with_faults
-from simulators.odk.entities_api import entity_routes
-from simulators.odk.filters import BEFORE_DELETED_AT, FILTERABLE, order_by
-from simulators.odk.forms import Node
-from simulators.odk.problems import AUTH_FAILED, FORBIDDEN, NOT_FOUND, ODataProblem, not_acceptable
-from simulators.odk.query import Query, Window, page_window, skiptoken
-from simulators.odk.render import (
+from sammachip.connectors.serving import run_forever, serve_in_thread
+from sammachip.simulators.faults import with_faults
+from sammachip.simulators.odk.entities_api import entity_routes
+from sammachip.simulators.odk.filters import BEFORE_DELETED_AT, FILTERABLE, order_by
+from sammachip.simulators.odk.forms import Node
+from sammachip.simulators.odk.problems import (
+    AUTH_FAILED,
+    FORBIDDEN,
+    NOT_FOUND,
+    ODataProblem,
+    not_acceptable,
+)
+from sammachip.simulators.odk.query import Query, Window, page_window, skiptoken
+from sammachip.simulators.odk.render import (
     JSON,
     ODATA_HEADERS,
     envelope,
@@ -40,8 +46,8 @@ from simulators.odk.render import (
     select_properties,
     subtable_rows,
 )
-from simulators.odk.store import HostedForm, OdkStore, Record
-from simulators.odk.values import iso
+from sammachip.simulators.odk.store import HostedForm, OdkStore, Record
+from sammachip.simulators.odk.values import iso
 
 _SINGLE = re.compile(r"^Submissions\('((?:uuid:)?[a-z0-9-]+)'\)(?:/(.*))?$", re.I)
 _NAV_STEP = re.compile(r"^([A-Za-z_]\w*)(?:\('([0-9a-f]{40})'\))?$")

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from simulators.attached import Attached
-from simulators.odk.problems import ODataProblem
-from simulators.odk.store import OdkStore, new_token
+from sammachip.simulators.attached import Attached
+from sammachip.simulators.odk.problems import ODataProblem
+from sammachip.simulators.odk.store import OdkStore, new_token
 
 
 class EntityProblem(ODataProblem):

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from simulators.faults import with_faults
-from simulators.odk.entities import (
+from sammachip.simulators.faults import with_faults
+from sammachip.simulators.odk.entities import (
     Actor,
     AppUser,
     Dataset,
@@ -26,15 +26,15 @@ from simulators.odk.entities import (
     EntityVersion,
     entity_store,
 )
-from simulators.odk.entities_odata import entities_page, metadata_xml, selected
-from simulators.odk.entities_phone import PhoneApi, csv_response, write_csv
-from simulators.odk.problems import ODataProblem
-from simulators.odk.render import JSON, ODATA_HEADERS, json_response
-from simulators.odk.store import OdkStore
-from simulators.odk.values import iso
+from sammachip.simulators.odk.entities_odata import entities_page, metadata_xml, selected
+from sammachip.simulators.odk.entities_phone import PhoneApi, csv_response, write_csv
+from sammachip.simulators.odk.problems import ODataProblem
+from sammachip.simulators.odk.render import JSON, ODATA_HEADERS, json_response
+from sammachip.simulators.odk.store import OdkStore
+from sammachip.simulators.odk.values import iso
 
 if TYPE_CHECKING:
-    from simulators.odk.app import OdkApi
+    from sammachip.simulators.odk.app import OdkApi
 
 JSON_LIMIT = 250_000  # bytes: Central's body limit, but for creating entities
 ENTITIES_LIMIT = 100_000_000

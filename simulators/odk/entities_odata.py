@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from simulators.odk.entities import Dataset, Entity, EntityProblem, EntityStore
-from simulators.odk.filters import (
+from sammachip.simulators.odk.entities import Dataset, Entity, EntityProblem, EntityStore
+from sammachip.simulators.odk.filters import (
     FIELD_NOT_SUPPORTED,
     FILTERABLE,
     KEYWORDS,
@@ -28,10 +28,10 @@ from simulators.odk.filters import (
     mentions_deleted,
     truth,
 )
-from simulators.odk.problems import not_supported
-from simulators.odk.query import int_param, page_window, read_skiptoken
-from simulators.odk.render import envelope
-from simulators.odk.values import iso
+from sammachip.simulators.odk.problems import not_supported
+from sammachip.simulators.odk.query import int_param, page_window, read_skiptoken
+from sammachip.simulators.odk.render import envelope
+from sammachip.simulators.odk.values import iso
 
 # Entity fields → the submissions feed's names, so its filter evaluator serves: `Entity` has
 # `root_id`, `submitter_id` and `review_state` standing for `__id`, `creatorId`, `conflict`.

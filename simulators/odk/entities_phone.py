@@ -23,7 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 from starlette.requests import Request
 from starlette.responses import Response
 
-from simulators.odk.entities import (
+from sammachip.simulators.odk.entities import (
     FORBIDDEN,
     NOT_FOUND,
     Actor,
@@ -33,10 +33,10 @@ from simulators.odk.entities import (
     EntityStore,
     EntityVersion,
 )
-from simulators.odk.problems import AUTH_FAILED
+from sammachip.simulators.odk.problems import AUTH_FAILED
 
 if TYPE_CHECKING:
-    from simulators.odk.app import OdkApi
+    from sammachip.simulators.odk.app import OdkApi
 
 OPENROSA_HEADERS = {"X-OpenRosa-Version": "1.0", "X-OpenRosa-Accept-Content-Length": "100000000"}
 XML = "text/xml; charset=utf-8"

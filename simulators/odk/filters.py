@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from simulators.odk.problems import ODataProblem, not_parseable
+from sammachip.simulators.odk.problems import ODataProblem, not_parseable
 
 if TYPE_CHECKING:
-    from simulators.odk.store import Record
+    from sammachip.simulators.odk.store import Record
 
 
 _TOKEN_RE = re.compile(

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from simulators.odk.filters import FILTERABLE, Expr, mentions_deleted, parse_filter, truth
-from simulators.odk.problems import ODataProblem, not_acceptable, not_supported
-from simulators.odk.values import parse_int
+from sammachip.simulators.odk.filters import FILTERABLE, Expr, mentions_deleted, parse_filter, truth
+from sammachip.simulators.odk.problems import ODataProblem, not_acceptable, not_supported
+from sammachip.simulators.odk.values import parse_int
 
 if TYPE_CHECKING:
-    from simulators.odk.store import Record
+    from sammachip.simulators.odk.store import Record
 
 
 _SUPPORTED_PARAMS = {"$format", "$count", "$skip", "$top", "$filter", "$wkt", "$expand",

@@ -15,13 +15,13 @@ from urllib.parse import quote
 import orjson
 from starlette.responses import Response
 
-from simulators.odk.forms import Node, sanitize
-from simulators.odk.problems import ODataProblem
-from simulators.odk.values import REVIEW_STATES, iso, typed_value
+from sammachip.simulators.odk.forms import Node, sanitize
+from sammachip.simulators.odk.problems import ODataProblem
+from sammachip.simulators.odk.values import REVIEW_STATES, iso, typed_value
 
 if TYPE_CHECKING:
-    from simulators.odk.query import Query
-    from simulators.odk.store import HostedForm, Record
+    from sammachip.simulators.odk.query import Query
+    from sammachip.simulators.odk.store import HostedForm, Record
 
 
 ODATA_HEADERS = {"OData-Version": "4.0"}  # on every OData answer

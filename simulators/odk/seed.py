@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from schemas.registry import FORMS
-from simulators.cohort import APPROVED, FORM_IDS, NOT_APPROVED, ON_HOLD, Cohort, paused_gc
-from simulators.odk.forms import xlsform_definition
-from simulators.odk.store import OdkStore
+from sammachip.schemas.registry import FORMS
+from sammachip.simulators.cohort import APPROVED, FORM_IDS, NOT_APPROVED, ON_HOLD, Cohort, paused_gc
+from sammachip.simulators.odk.forms import xlsform_definition
+from sammachip.simulators.odk.store import OdkStore
 
 KOBO_TO_REVIEW = {APPROVED: "approved", NOT_APPROVED: "rejected", ON_HOLD: "hasIssues"}
 PUBLIC_LINK = "ลิงก์สาธารณะ"  # the actor of anonymous web-form submissions (a Public Access Link)

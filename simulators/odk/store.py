@@ -19,11 +19,17 @@ from typing import Any
 
 import orjson
 
-from simulators.faults import FaultPlan
-from simulators.kobo import derived_uuid
-from simulators.odk.forms import FormDefinition, Node, OdkField, evaluate_instance_name, field_tree
-from simulators.odk.render import root_bytes
-from simulators.odk.values import REVIEW_STATES, iso
+from sammachip.simulators.faults import FaultPlan
+from sammachip.simulators.kobo import derived_uuid
+from sammachip.simulators.odk.forms import (
+    FormDefinition,
+    Node,
+    OdkField,
+    evaluate_instance_name,
+    field_tree,
+)
+from sammachip.simulators.odk.render import root_bytes
+from sammachip.simulators.odk.values import REVIEW_STATES, iso
 
 _TOKEN_ALPHABET = string.ascii_letters + string.digits + "!$"  # Central's generateToken
 _FIRST_ACTOR_ID = 5  # ids below belong to the admin users every server has

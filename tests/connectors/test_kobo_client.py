@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connectors.kobo import (
+from sammachip.connectors.kobo import (
     KoboClient,
     KoboCursor,
     KoboError,
@@ -15,10 +15,10 @@ from connectors.kobo import (
     changes,
     to_submission,
 )
-from connectors.retry import TransientError
-from connectors.sources import SyncPolicy
-from simulators.faults import Fault
-from simulators.kobo import KoboStore, serve_kobo
+from sammachip.connectors.retry import TransientError
+from sammachip.connectors.sources import SyncPolicy
+from sammachip.simulators.faults import Fault
+from sammachip.simulators.kobo import KoboStore, serve_kobo
 
 TOKEN = "a" * 40
 UID = "aHouseholdsAsset000001"

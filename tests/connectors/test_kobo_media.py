@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.kobo import KoboError, KoboServer
-from connectors.kobo.media import MediaClient
-from simulators.faults import Fault
-from simulators.kobo import KoboStore, MediaStore, media_store, serve_kobo
+from sammachip.connectors.kobo import KoboError, KoboServer
+from sammachip.connectors.kobo.media import MediaClient
+from sammachip.simulators.faults import Fault
+from sammachip.simulators.kobo import KoboStore, MediaStore, media_store, serve_kobo
 
 TOKEN = "f" * 40
 UID = "aFollowupForm000000001"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.landing import SET_ASIDE, Landing
+from sammachip.connectors.landing import SET_ASIDE, Landing
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.odk import (
+from sammachip.connectors.odk import (
     NoDeletedFeed,
     OdkClient,
     OdkError,
@@ -18,10 +18,10 @@ from connectors.odk import (
     odata_time,
     to_submission,
 )
-from connectors.retry import TransientError
-from schemas.registry import FORMS
-from simulators.faults import Fault
-from simulators.odk import OdkStore, serve_odk, xlsform_definition
+from sammachip.connectors.retry import TransientError
+from sammachip.schemas.registry import FORMS
+from sammachip.simulators.faults import Fault
+from sammachip.simulators.odk import OdkStore, serve_odk, xlsform_definition
 
 EMAIL, PASSWORD = "cdd.ubon@example.org", "รหัสผ่าน-Strong-2568!"
 PROXY_DOMAIN = "https://central.example.org"  # what Central writes into links: not our URL

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.odk import OdkServer
-from connectors.odk.entities import (
+from sammachip.connectors.odk import OdkServer
+from sammachip.connectors.odk.entities import (
     AccessFilterNotApplied,
     DeletedEntities,
     EntityClient,
@@ -22,8 +22,8 @@ from connectors.odk.entities import (
     NewEntity,
     entity_uuid,
 )
-from simulators.faults import Fault
-from simulators.odk import (
+from sammachip.simulators.faults import Fault
+from sammachip.simulators.odk import (
     EntityStore,
     OdkField,
     OdkStore,

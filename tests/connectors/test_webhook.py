@@ -24,8 +24,8 @@ with warnings.catch_warnings():  # Starlette nudges towards httpx2; the project 
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from connectors.landing import Landing
-from connectors.webhook import (
+from sammachip.connectors.landing import Landing
+from sammachip.connectors.webhook import (
     EVENT_RECEIVED,
     BasicAuth,
     HeaderAuth,

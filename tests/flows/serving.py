@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from simulators.faults import FaultPlan
-from warehouse.load import open_warehouse
-from warehouse.query import connect
+from sammachip.simulators.faults import FaultPlan
+from sammachip.warehouse.load import open_warehouse
+from sammachip.warehouse.query import connect
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -103,7 +103,7 @@ class Served:
 
 
 def start_serve(workdir: Path, env: dict[str, str], *args: str, timeout: float = 180) -> Served:
-    command = [sys.executable, "-m", "flows.cli", "serve", "--workdir", str(workdir),
+    command = [sys.executable, "-m", "sammachip.flows.cli", "serve", "--workdir", str(workdir),
                "--webhook-port", "0", *args]  # fmt: skip
     process, output = started(command, env)
     try:

@@ -12,10 +12,10 @@ from rich.console import Console
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from flows import cli
-from flows.nightly import FormResult, RunSummary, build_marts
-from flows.settings import load_settings
-from warehouse.load import open_warehouse
+from sammachip.flows import cli
+from sammachip.flows.nightly import FormResult, RunSummary, build_marts
+from sammachip.flows.settings import load_settings
+from sammachip.warehouse.load import open_warehouse
 
 runner = CliRunner()
 

@@ -27,11 +27,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from flows.nightly import FormResult
-from schemas.registry import FORMS
-from schemas.tables import CLEAN_TABLES
-from schemas.validation import SuiteRunner
-from simulators.cohort import (
+from sammachip.flows.nightly import FormResult
+from sammachip.schemas.registry import FORMS
+from sammachip.schemas.tables import CLEAN_TABLES
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.simulators.cohort import (
     GROUP,
     HOUSEHOLD,
     INCOME,
@@ -43,13 +43,15 @@ from simulators.cohort import (
     GeneratedSubmission,
     generate_cohort,
 )
-from simulators.odk import (
+from sammachip.simulators.odk import (
     KOBO_TO_REVIEW,
     PUBLIC_LINK,
     OdkStore,
     serve_odk,
     xlsform_definition,
 )
+from sammachip.warehouse.load import open_warehouse
+from sammachip.warehouse.query import connect
 from tests.reliability.helpers import (
     EMAIL,
     NOW,
@@ -59,8 +61,6 @@ from tests.reliability.helpers import (
     sync_in_flow,
 )
 from tests.warehouse.test_crash_safety import TODAY, VOLATILE
-from warehouse.load import open_warehouse
-from warehouse.query import connect
 
 NIGHTS = 3
 # Eight households, six sessions, their materials and incomes, a group; no code registered

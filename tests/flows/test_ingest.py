@@ -16,18 +16,18 @@ import orjson
 import pytest
 import yaml
 
-from connectors.landing import Landing
-from connectors.webhook import delivery_key
-from flows import ingest as ingest_module
-from flows.ingest import IngestSummary, ingest, wait_for_scheduled_start
-from flows.nightly import nightly, reconcile
-from flows.serve import TIMEZONE, deployment_specs, ingest_trigger
-from flows.settings import DEFAULT_CONFIG, IngestSettings, load_settings
-from reports.mailer import MailSettings
-from simulators.cohort import CohortSpec, generate_cohort
-from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
-from warehouse.load import open_warehouse
-from warehouse.query import connect
+from sammachip.connectors.landing import Landing
+from sammachip.connectors.webhook import delivery_key
+from sammachip.flows import ingest as ingest_module
+from sammachip.flows.ingest import IngestSummary, ingest, wait_for_scheduled_start
+from sammachip.flows.nightly import nightly, reconcile
+from sammachip.flows.serve import TIMEZONE, deployment_specs, ingest_trigger
+from sammachip.flows.settings import DEFAULT_CONFIG, IngestSettings, load_settings
+from sammachip.reports.mailer import MailSettings
+from sammachip.simulators.cohort import CohortSpec, generate_cohort
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from sammachip.warehouse.load import open_warehouse
+from sammachip.warehouse.query import connect
 
 TODAY = date(2026, 11, 24)
 TOKEN = "e" * 40

@@ -13,12 +13,12 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from connectors.discovery import Skipped, discover
-from connectors.kobo import KoboForm
-from connectors.sources import FormSource
-from flows import cli
-from flows.settings import load_settings
-from simulators.kobo import KoboStore, serve_kobo
+from sammachip.connectors.discovery import Skipped, discover
+from sammachip.connectors.kobo import KoboForm
+from sammachip.connectors.sources import FormSource
+from sammachip.flows import cli
+from sammachip.flows.settings import load_settings
+from sammachip.simulators.kobo import KoboStore, serve_kobo
 
 TOKEN = "c" * 40
 T0 = datetime(2026, 11, 20, 3, 0)

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from flows.nightly import RunSummary, nightly, reconcile
-from flows.settings import DEFAULT_CONFIG
-from simulators.cohort import CohortSpec, generate_cohort
-from simulators.faults import Fault
-from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
-from warehouse.load import open_warehouse
-from warehouse.query import connect
+from sammachip.flows.nightly import RunSummary, nightly, reconcile
+from sammachip.flows.settings import DEFAULT_CONFIG
+from sammachip.simulators.cohort import CohortSpec, generate_cohort
+from sammachip.simulators.faults import Fault
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from sammachip.warehouse.load import open_warehouse
+from sammachip.warehouse.query import connect
 
 TODAY = date(2026, 11, 24)
 TOKEN = "f" * 40

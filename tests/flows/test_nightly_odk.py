@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from connectors.discovery import discover
-from connectors.retry import parse_utc
-from flows.nightly import FormResult, RunSummary, nightly, reconcile
-from flows.settings import load_settings
-from simulators.cohort import CohortSpec, generate_cohort
-from simulators.odk import OdkField, OdkStore, seed_odk_from_cohort, serve_odk
+from sammachip.connectors.discovery import discover
+from sammachip.connectors.retry import parse_utc
+from sammachip.flows.nightly import FormResult, RunSummary, nightly, reconcile
+from sammachip.flows.settings import load_settings
+from sammachip.simulators.cohort import CohortSpec, generate_cohort
+from sammachip.simulators.odk import OdkField, OdkStore, seed_odk_from_cohort, serve_odk
+from sammachip.warehouse.load import open_warehouse
+from sammachip.warehouse.query import connect
 from tests.reliability.helpers import captured_logs
-from warehouse.load import open_warehouse
-from warehouse.query import connect
 
 TODAY = date(2026, 11, 24)
 EMAIL, PASSWORD = "officer@cdd.example", "correct horse battery staple"

@@ -20,11 +20,11 @@ with warnings.catch_warnings():  # Starlette nudges towards httpx2; the project 
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from connectors.landing import Landing
-from connectors.webhook import MAX_DEPTH, BasicAuth, Receiver, StaticAssets, create_app
-from flows.ingest import ingest
-from simulators.cohort import CohortSpec, generate_cohort
-from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from sammachip.connectors.landing import Landing
+from sammachip.connectors.webhook import MAX_DEPTH, BasicAuth, Receiver, StaticAssets, create_app
+from sammachip.flows.ingest import ingest
+from sammachip.simulators.cohort import CohortSpec, generate_cohort
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 
 TODAY = date(2026, 11, 24)
 TOKEN = "e" * 40

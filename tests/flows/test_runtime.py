@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from flows.runtime import STARTUP_TIMEOUT, STARTUP_TIMEOUT_VAR
+from sammachip.flows.runtime import STARTUP_TIMEOUT, STARTUP_TIMEOUT_VAR
 
 REPO = Path(__file__).resolve().parents[2]
 
 READ_TIMEOUT = (
-    "import flows.cli; from prefect.settings import get_current_settings; "
+    "import sammachip.flows.cli; from prefect.settings import get_current_settings; "
     "print(get_current_settings().server.ephemeral.startup_timeout_seconds)"
 )
 
@@ -46,7 +46,7 @@ def test_prefect_that_cannot_start_is_one_line_and_a_failure(command: str, tmp_p
     # A wait of 0 s makes Prefect give up exactly as it does when a loaded machine is too slow.
     env = _cli_env(**{STARTUP_TIMEOUT_VAR: "0", "SAMMACHIP_KOBO_URL": "http://127.0.0.1:9",
                       "SAMMACHIP_KOBO_TOKEN": "t" * 40, "COLUMNS": "400"})  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "flows.cli", command], cwd=tmp_path, env=env,
+    done = subprocess.run([sys.executable, "-m", "sammachip.flows.cli", command], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 1
     [message] = [line for line in done.stderr.splitlines() if line.strip()]  # no traceback

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from flows.nightly import run_sync
-from flows.settings import load_settings
-from simulators.cohort import CohortSpec, generate_cohort
-from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
-from warehouse.load import open_warehouse
-from warehouse.query import connect
+from sammachip.flows.nightly import run_sync
+from sammachip.flows.settings import load_settings
+from sammachip.simulators.cohort import CohortSpec, generate_cohort
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from sammachip.warehouse.load import open_warehouse
+from sammachip.warehouse.query import connect
 
 TODAY = date(2026, 11, 24)
 TOKEN = "e" * 40

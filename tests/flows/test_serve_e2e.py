@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from flows.serve import EXIT_FORCED, PrefectServer, local_prefect_server
-from simulators.cohort import CohortSpec, generate_cohort
-from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from sammachip.flows.serve import EXIT_FORCED, PrefectServer, local_prefect_server
+from sammachip.simulators.cohort import CohortSpec, generate_cohort
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.flows.serving import Api, Output, poll, sql, start_serve
 
 TOKEN = "d" * 40

@@ -18,11 +18,11 @@ import httpx
 import psutil
 import pytest
 
-from connectors.landing import Landing
-from connectors.webhook import SOURCE
-from flows.serve import PrefectServer, free_port, local_prefect_server
-from simulators.cohort import CohortSpec, generate_cohort
-from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from sammachip.connectors.landing import Landing
+from sammachip.connectors.webhook import SOURCE
+from sammachip.flows.serve import PrefectServer, free_port, local_prefect_server
+from sammachip.simulators.cohort import CohortSpec, generate_cohort
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.flows.serving import Api, Gate, households_loaded_once, poll, start_serve
 
 TOKEN = "r" * 40

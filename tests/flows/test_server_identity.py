@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from connectors.discovery import held_under_other_names
-from connectors.odk import OdkForm, OdkServer, OdkSource
-from flows import cli
-from flows.nightly import RunSummary, nightly
-from flows.settings import load_settings
-from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from sammachip.connectors.discovery import held_under_other_names
+from sammachip.connectors.odk import OdkForm, OdkServer, OdkSource
+from sammachip.flows import cli
+from sammachip.flows.nightly import RunSummary, nightly
+from sammachip.flows.settings import load_settings
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.flows.test_nightly import snapshot_tables
 from tests.reliability.helpers import TODAY, TOKEN, tiny_cohort
 

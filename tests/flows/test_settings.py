@@ -15,17 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from connectors.discovery import discover
-from connectors.kobo import KoboClient, KoboForm
-from connectors.odk import OdkClient
-from connectors.sources import HttpPolicy, SyncPolicy
-from connectors.webhook import HeaderAuth, WebhookSettings
-from flows.settings import DEFAULT_CONFIG, ConfigError, IngestSettings, load_settings
-from flows.settings.config import ARRAYS, TABLES
-from marts.rules import ISAN_SEASONS, AlertRules, KpiTargets, OtopRules
-from reports.mailer import MailSettings
-from simulators.faults import Fault
-from simulators.kobo import KoboStore, serve_kobo
+from sammachip.connectors.discovery import discover
+from sammachip.connectors.kobo import KoboClient, KoboForm
+from sammachip.connectors.odk import OdkClient
+from sammachip.connectors.sources import HttpPolicy, SyncPolicy
+from sammachip.connectors.webhook import HeaderAuth, WebhookSettings
+from sammachip.flows.settings import DEFAULT_CONFIG, ConfigError, IngestSettings, load_settings
+from sammachip.flows.settings.config import ARRAYS, TABLES
+from sammachip.marts.rules import ISAN_SEASONS, AlertRules, KpiTargets, OtopRules
+from sammachip.reports.mailer import MailSettings
+from sammachip.simulators.faults import Fault
+from sammachip.simulators.kobo import KoboStore, serve_kobo
 
 TOKEN = "d" * 40
 ASSETS = "/api/v2/assets/"

@@ -15,14 +15,14 @@ import pytest
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-from flows import cli
-from reports.officer_lists import office_time
-from simulators.cohort import HOUSEHOLD
-from simulators.faults import Fault
-from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from sammachip.flows import cli
+from sammachip.reports.officer_lists import office_time
+from sammachip.simulators.cohort import HOUSEHOLD
+from sammachip.simulators.faults import Fault
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from sammachip.warehouse.freshness import STATUS_KEY
+from sammachip.warehouse.load import open_warehouse
 from tests.reliability.helpers import TOKEN, captured_output, tiny_cohort
-from warehouse.freshness import STATUS_KEY
-from warehouse.load import open_warehouse
 
 DAY = "2026-11-24"
 REPORTS = Path("data") / "reports" / DAY

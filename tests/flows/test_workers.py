@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.landing import Landing
-from connectors.webhook import SOURCE
-from flows.serve import PrefectServer, free_port, local_prefect_server
-from simulators.cohort import CohortSpec, generate_cohort
-from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from sammachip.connectors.landing import Landing
+from sammachip.connectors.webhook import SOURCE
+from sammachip.flows.serve import PrefectServer, free_port, local_prefect_server
+from sammachip.simulators.cohort import CohortSpec, generate_cohort
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.flows.serving import REPO, Api, Output, households_loaded_once, poll, started, stop
 
 TOKEN = "w" * 40
@@ -75,7 +75,7 @@ def _start_receiver(env: dict[str, str], cwd: Path
     ports too: one taken between the choice and the bind means another try."""
     for _ in range(3):
         port = free_port()
-        receiver, output = started([sys.executable, "-m", "flows.cli", "webhook", "--port",
+        receiver, output = started([sys.executable, "-m", "sammachip.flows.cli", "webhook", "--port",
                                     str(port)], env, cwd=cwd)  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:

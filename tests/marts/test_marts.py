@@ -17,9 +17,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from marts import MART_SCHEMAS, build_marts
-from marts.rules import RULES, AlertRules, Officer, SeasonWindow
-from schemas.tables import CLEAN_TABLES, QUARANTINE
+from sammachip.marts import MART_SCHEMAS, build_marts
+from sammachip.marts.rules import RULES, AlertRules, Officer, SeasonWindow
+from sammachip.schemas.tables import CLEAN_TABLES, QUARANTINE
 
 TODAY = date(2026, 3, 1)
 V, W = "34140105", "34140201"

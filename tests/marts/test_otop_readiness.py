@@ -8,10 +8,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from marts import build_marts
-from marts.rules import AlertRules, Officer
-from reports.labels import OTOP_CHECKS
-from schemas.tables import CLEAN_TABLES
+from sammachip.marts import build_marts
+from sammachip.marts.rules import AlertRules, Officer
+from sammachip.reports.labels import OTOP_CHECKS
+from sammachip.schemas.tables import CLEAN_TABLES
 
 V = "34140105"
 RULES = AlertRules(roster=(Officer("off01", "นางสาวพรทิพย์ ศรีสุข", ("341401",)),))

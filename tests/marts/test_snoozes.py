@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from marts.snoozes import load_snoozes, parse_until
+from sammachip.marts.snoozes import load_snoozes, parse_until
 
 
 @pytest.mark.parametrize(

@@ -17,14 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the crash-safety helpers are imported as `tests.warehouse…`
     sys.path.insert(0, str(ROOT))
 
-from connectors.kobo import KoboClient  # noqa: E402
-from connectors.odk import OdkClient  # noqa: E402
-from flows.nightly import nightly  # noqa: E402
-from schemas.validation import SuiteRunner  # noqa: E402
-from simulators.cohort import HOUSEHOLD, SESSION  # noqa: E402
-from simulators.faults import Fault, FaultPlan  # noqa: E402
-from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo  # noqa: E402
-from simulators.odk import OdkStore, serve_odk  # noqa: E402
+from sammachip.connectors.kobo import KoboClient  # noqa: E402
+from sammachip.connectors.odk import OdkClient  # noqa: E402
+from sammachip.flows.nightly import nightly  # noqa: E402
+from sammachip.schemas.validation import SuiteRunner  # noqa: E402
+from sammachip.simulators.cohort import HOUSEHOLD, SESSION  # noqa: E402
+from sammachip.simulators.faults import Fault, FaultPlan  # noqa: E402
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo  # noqa: E402
+from sammachip.simulators.odk import OdkStore, serve_odk  # noqa: E402
+from sammachip.warehouse import failpoints  # noqa: E402
 from tests.reliability.helpers import (  # noqa: E402
     EMAIL,
     KOBO_TOKEN,
@@ -47,7 +48,6 @@ from tests.reliability.helpers import (  # noqa: E402
     tiny_cohort,
 )
 from tests.reliability.s3_server import serve_s3  # noqa: E402
-from warehouse import failpoints  # noqa: E402
 
 BUCKET = "sammachip-trials"
 

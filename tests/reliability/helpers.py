@@ -24,17 +24,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.kobo import KoboServer, KoboSource
-from connectors.odk import OdkServer, OdkSource
-from flows import nightly
-from flows.nightly import FormResult, RunSummary, build_marts, discover_forms, sync_form
-from flows.progress import FetchProgress
-from flows.settings import Settings, load_settings
-from schemas.validation import SuiteRunner
-from simulators.cohort import HOUSEHOLD, SESSION, Cohort, CohortSpec, generate_cohort
-from simulators.faults import Fault, FaultPlan
-from simulators.kobo import KoboStore, seed_from_cohort
-from simulators.odk import OdkStore, seed_odk_from_cohort
+from sammachip.connectors.kobo import KoboServer, KoboSource
+from sammachip.connectors.odk import OdkServer, OdkSource
+from sammachip.flows import nightly
+from sammachip.flows.nightly import FormResult, RunSummary, build_marts, discover_forms, sync_form
+from sammachip.flows.progress import FetchProgress
+from sammachip.flows.settings import Settings, load_settings
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.simulators.cohort import HOUSEHOLD, SESSION, Cohort, CohortSpec, generate_cohort
+from sammachip.simulators.faults import Fault, FaultPlan
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort
+from sammachip.simulators.odk import OdkStore, seed_odk_from_cohort
+from sammachip.warehouse import failpoints
+from sammachip.warehouse.load import open_warehouse
+from sammachip.warehouse.query import connect
+from sammachip.warehouse.storage import S3Storage
 from tests.reliability.s3_server import Bucket, Upload
 from tests.warehouse.test_crash_safety import (
     NOW,
@@ -45,10 +49,6 @@ from tests.warehouse.test_crash_safety import (
     killed_sync,
     sync,
 )
-from warehouse import failpoints
-from warehouse.load import open_warehouse
-from warehouse.query import connect
-from warehouse.storage import S3Storage
 
 __all__ = [
     "NOW", "TODAY", "TOKEN", "fingerprint", "killed_sync", "sync",  # reused, not redefined

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kobo import KoboClient, KoboError, KoboServer
-from connectors.retry import TransientError
-from simulators.faults import Fault
-from simulators.kobo import KoboStore, serve_kobo
+from sammachip.connectors.kobo import KoboClient, KoboError, KoboServer
+from sammachip.connectors.retry import TransientError
+from sammachip.simulators.faults import Fault
+from sammachip.simulators.kobo import KoboStore, serve_kobo
 from tests.reliability.helpers import TOKEN, seed_kobo
 
 PHOTO = bytes(range(256)) * 1024  # 256 KiB: several chunks, so a reset lands mid-file

@@ -24,8 +24,9 @@ from typing import Any
 
 import pytest
 
-from schemas.validation import SuiteRunner
-from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from sammachip.warehouse.storage import LocalStorage
 from tests.reliability.helpers import (
     JOBS,
     TOKEN,
@@ -36,7 +37,6 @@ from tests.reliability.helpers import (
     tiny_cohort,
     warehouse_version,
 )
-from warehouse.storage import LocalStorage
 
 WAREHOUSE = Path("data") / "warehouse"
 

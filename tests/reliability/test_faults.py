@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from connectors import retry
-from connectors.sources import HttpPolicy
-from schemas.validation import SuiteRunner
-from simulators.cohort import HOUSEHOLD, SESSION
-from simulators.faults import Fault, FaultPlan
-from simulators.kobo import KoboStore, serve_kobo
-from simulators.odk import OdkStore, seed_odk_from_cohort, serve_odk
+from sammachip.connectors import retry
+from sammachip.connectors.sources import HttpPolicy
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.simulators.cohort import HOUSEHOLD, SESSION
+from sammachip.simulators.faults import Fault, FaultPlan
+from sammachip.simulators.kobo import KoboStore, serve_kobo
+from sammachip.simulators.odk import OdkStore, seed_odk_from_cohort, serve_odk
+from sammachip.warehouse.load import open_warehouse
+from sammachip.warehouse.query import connect
 from tests.reliability.helpers import (
     EMAIL,
     HOSTILE_AT,
@@ -36,8 +38,6 @@ from tests.reliability.helpers import (
     sync_settings,
     tiny_cohort,
 )
-from warehouse.load import open_warehouse
-from warehouse.query import connect
 
 
 @dataclass(frozen=True)

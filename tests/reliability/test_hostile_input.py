@@ -24,16 +24,16 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from stdnum.th import pin
 
-from connectors.kobo import to_submission
-from marts import build_marts
-from reports.cells import safe_cell
-from reports.csv_files import write_csv
-from schemas import normalise as n
-from schemas.batch import ValidatedForm, validate_form
-from schemas.records import Submission
-from schemas.registry import FORMS
-from schemas.tables import QUARANTINE
-from schemas.validation import ROW_ID, SuiteRunner
+from sammachip.connectors.kobo import to_submission
+from sammachip.marts import build_marts
+from sammachip.reports.cells import safe_cell
+from sammachip.reports.csv_files import write_csv
+from sammachip.schemas import normalise as n
+from sammachip.schemas.batch import ValidatedForm, validate_form
+from sammachip.schemas.records import Submission
+from sammachip.schemas.registry import FORMS
+from sammachip.schemas.tables import QUARANTINE
+from sammachip.schemas.validation import ROW_ID, SuiteRunner
 from tests.reliability.helpers import FORMULA, PIPE, SCRIPT
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)

@@ -26,12 +26,15 @@ import orjson
 import pytest
 from prefect.logging.loggers import disable_run_logger
 
-from connectors.landing import Landing
-from connectors.webhook import SOURCE, delivery_key
-from flows import nightly
-from flows.ingest import ingest_landing
-from schemas.validation import SuiteRunner
-from simulators.cohort import HOUSEHOLD, SESSION
+from sammachip.connectors.landing import Landing
+from sammachip.connectors.webhook import SOURCE, delivery_key
+from sammachip.flows import nightly
+from sammachip.flows.ingest import ingest_landing
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.simulators.cohort import HOUSEHOLD, SESSION
+from sammachip.warehouse import failpoints
+from sammachip.warehouse.load import open_warehouse
+from sammachip.warehouse.query import connect
 from tests.reliability.helpers import (
     JOBS,
     TODAY,
@@ -44,9 +47,6 @@ from tests.reliability.helpers import (
     kobo_settings,
     warehouse_version,
 )
-from warehouse import failpoints
-from warehouse.load import open_warehouse
-from warehouse.query import connect
 
 SEED = 2570
 

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from schemas.validation import SuiteRunner
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.warehouse import failpoints
 from tests.reliability.helpers import (
     JOBS,
     District,
@@ -32,7 +33,6 @@ from tests.reliability.helpers import (
     sync,
     warehouse_version,
 )
-from warehouse import failpoints
 
 SEED = 2568
 FAILPOINT_TRIALS = 20  # a run with more passes than this is sampled (seeded)

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from flows.settings import Settings
-from schemas.validation import SuiteRunner
-from simulators.cohort import FORM_IDS, HOUSEHOLD, SESSION
-from simulators.faults import Fault
-from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from sammachip.flows.settings import Settings
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.simulators.cohort import FORM_IDS, HOUSEHOLD, SESSION
+from sammachip.simulators.faults import Fault
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from sammachip.warehouse.load import open_warehouse
 from tests.reliability.helpers import (
     TOKEN,
     District,
@@ -37,7 +38,6 @@ from tests.reliability.helpers import (
     sync_in_flow,
     tiny_cohort,
 )
-from warehouse.load import open_warehouse
 
 WORKERS = 2
 SAGE, GROUP, MATERIALS, INCOME = ("sammachip_sage", "sammachip_group", "sammachip_materials",

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from schemas.validation import SuiteRunner
-from simulators.cohort import HOUSEHOLD, SESSION
-from simulators.faults import Fault, FaultPlan
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.simulators.cohort import HOUSEHOLD, SESSION
+from sammachip.simulators.faults import Fault, FaultPlan
+from sammachip.warehouse.load import open_warehouse
+from sammachip.warehouse.query import connect
 from tests.reliability.helpers import TODAY, TOKEN, District, Night
-from warehouse.load import open_warehouse
-from warehouse.query import connect
 
 
 def _rows(workdir: Path, sql: str) -> list[tuple]:
@@ -53,7 +53,7 @@ def test_a_server_down_past_the_retries_costs_only_its_own_form(
     prefect_harness: None, district: District, kobo_faults: FaultPlan, suite_runner: SuiteRunner,
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    from flows import nightly as flow
+    from sammachip.flows import nightly as flow
 
     monkeypatch.setattr(flow, "SuiteRunner", lambda: suite_runner)  # GX loaded once per session
     monkeypatch.setenv("SAMMACHIP_KOBO_URL", district.url)

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from flows.nightly import FormResult
-from flows.settings import Settings
-from schemas.validation import SuiteRunner
-from simulators.cohort import HOUSEHOLD, SESSION
-from simulators.faults import Fault, FaultPlan
-from simulators.kobo import KoboStore, serve_kobo
-from simulators.odk import OdkStore, serve_odk
+from sammachip.flows.nightly import FormResult
+from sammachip.flows.settings import Settings
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.simulators.cohort import HOUSEHOLD, SESSION
+from sammachip.simulators.faults import Fault, FaultPlan
+from sammachip.simulators.kobo import KoboStore, serve_kobo
+from sammachip.simulators.odk import OdkStore, serve_odk
 from tests.reliability.helpers import (
     EMAIL,
     PASSWORD,

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from schemas.validation import SuiteRunner
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.warehouse.load import open_warehouse
 from tests.reliability.helpers import (
     JOBS,
     BucketDistrict,
@@ -32,7 +33,6 @@ from tests.reliability.helpers import (
     sync_to,
 )
 from tests.reliability.s3_server import FaultsOnRequest, Kind, S3Fault
-from warehouse.load import open_warehouse
 
 SEED = 2571
 PAST_EVERY_RETRY = 3  # both clients try a request 3 times
@@ -166,7 +166,7 @@ def test_s3_failing_past_every_retry_is_a_warehouse_error_saying_nothing_was_com
 ) -> None:
     errors = {trial.label: failing[trial.label][0]["error"] for trial in FAILING}
     for label, error in errors.items():
-        assert error.startswith("warehouse.storage.WarehouseError: "), f"{label}: {error}"
+        assert error.startswith("sammachip.warehouse.storage.WarehouseError: "), f"{label}: {error}"
         assert "nothing of this run was committed" in error, f"{label}: {error}"
 
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schemas.validation import SuiteRunner
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.warehouse.load import open_warehouse
 from tests.reliability.helpers import (
     JOBS,
     BucketDistrict,
@@ -35,7 +36,6 @@ from tests.reliability.helpers import (
     sync_to,
 )
 from tests.reliability.s3_server import KillOnUpload, Upload
-from warehouse.load import open_warehouse
 
 SEED = 2569
 TIMER_TRIALS = 2

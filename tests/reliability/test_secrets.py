@@ -14,9 +14,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.kobo import KoboServer
-from connectors.odk import OdkServer
-from flows.settings import load_settings
+from sammachip.connectors.kobo import KoboServer
+from sammachip.connectors.odk import OdkServer
+from sammachip.flows.settings import load_settings
+from sammachip.warehouse.load import open_warehouse
+from sammachip.warehouse.query import connect
 from tests.reliability.helpers import (
     BAD_ID,
     EMAIL,
@@ -26,8 +28,6 @@ from tests.reliability.helpers import (
     Night,
     as_text,
 )
-from warehouse.load import open_warehouse
-from warehouse.query import connect
 
 # 13 digits in a row, or printed the Thai way (1-2345-67890-12-3).
 WHOLE_ID = re.compile(r"(?<!\d)\d(?:[- ]?\d){12}(?!\d)")

@@ -33,10 +33,10 @@ import httpx
 import orjson
 import pytest
 
-from connectors.landing import Landing
-from connectors.webhook import SOURCE, delivery_key
-from simulators.cohort import HOUSEHOLD, SESSION
-from simulators.kobo import KoboStore
+from sammachip.connectors.landing import Landing
+from sammachip.connectors.webhook import SOURCE, delivery_key
+from sammachip.simulators.cohort import HOUSEHOLD, SESSION
+from sammachip.simulators.kobo import KoboStore
 from tests.conftest import free_port
 from tests.reliability.helpers import seed_kobo
 from tests.reliability.webhook_child import PASSWORD_ENV, USERNAME

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import uvicorn
 
-from connectors.landing import Landing
-from connectors.webhook import BasicAuth, Receiver, StaticAssets, create_app
+from sammachip.connectors.landing import Landing
+from sammachip.connectors.webhook import BasicAuth, Receiver, StaticAssets, create_app
 
 USERNAME = "kobo"
 PASSWORD_ENV = "SAMMACHIP_WEBHOOK_PASSWORD"

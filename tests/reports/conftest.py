@@ -16,10 +16,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from marts import build_marts
-from marts.rules import AlertRules, Officer
-from reports.deliverables import write_deliverables
-from schemas.tables import CLEAN_TABLES, QUARANTINE
+from sammachip.marts import build_marts
+from sammachip.marts.rules import AlertRules, Officer
+from sammachip.reports.deliverables import write_deliverables
+from sammachip.schemas.tables import CLEAN_TABLES, QUARANTINE
 
 REPORT_DAY = date(2026, 3, 1)
 FORMULA = '=HYPERLINK("http://evil.example","คลิก")'

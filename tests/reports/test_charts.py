@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reports import charts
-from reports.charts import SvgCache
+from sammachip.reports import charts
+from sammachip.reports.charts import SvgCache
 
 ATTENDANCE = [
     {"area": f"หมู่ {n}", "order": n, "month": date(2026, m, 1), "invited": 10, "present": 4 + n + m}

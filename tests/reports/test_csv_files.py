@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from reports.cells import display, redact_ids, safe_cell
-from reports.csv_files import write_csv
-from reports.files import replacing
+from sammachip.reports.cells import display, redact_ids, safe_cell
+from sammachip.reports.csv_files import write_csv
+from sammachip.reports.files import replacing
 
 
 def alert(officer: str, name: str, status: str = "open") -> dict[str, object]:

@@ -14,15 +14,15 @@ import pyarrow as pa
 import pytest
 from openpyxl import load_workbook
 
-from marts import build_marts
-from marts.rules import AlertRules, Officer
-from reports import deliverables
-from reports.deliverables import file_stem, mail_deliverables, write_deliverables
-from reports.officer_lists import SyncNotice
-from schemas.flatten import flatten
-from schemas.records import Submission
-from schemas.tables import CLEAN_TABLES
-from simulators.cohort import CohortSpec, generate_cohort
+from sammachip.marts import build_marts
+from sammachip.marts.rules import AlertRules, Officer
+from sammachip.reports import deliverables
+from sammachip.reports.deliverables import file_stem, mail_deliverables, write_deliverables
+from sammachip.reports.officer_lists import SyncNotice
+from sammachip.schemas.flatten import flatten
+from sammachip.schemas.records import Submission
+from sammachip.schemas.tables import CLEAN_TABLES
+from sammachip.simulators.cohort import CohortSpec, generate_cohort
 
 
 def csv_rows(path: Path) -> int:
@@ -159,7 +159,7 @@ def test_worker_processes_and_the_chart_cache_change_nothing_officers_get(
 ) -> None:  # fmt: skip
     day = date(2026, 3, 1)
     monkeypatch.setattr(deliverables, "PARALLEL_FROM", 2)  # three officers are "many" here
-    caplog.set_level(logging.INFO, logger="reports.deliverables")
+    caplog.set_level(logging.INFO, logger="sammachip.reports.deliverables")
     parallel = tmp_path / "reports" / "parallel"
     written = write_deliverables(report_marts, parallel, day, report_rules, workers=2)
     assert [p.name for p in written] == [

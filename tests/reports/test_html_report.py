@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from reports import charts
+from sammachip.reports import charts
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Any
 
-from marts.rules import Officer
-from reports.mailer import MailSettings, send_reports
-from reports.officer_lists import OfficerReport
+from sammachip.marts.rules import Officer
+from sammachip.reports.mailer import MailSettings, send_reports
+from sammachip.reports.officer_lists import OfficerReport
 
 
 def report(officer_id: str, email: str) -> OfficerReport:

@@ -14,16 +14,16 @@ import pyarrow as pa
 import pytest
 from openpyxl import load_workbook
 
-from connectors.kobo import to_submission
-from marts import build_marts
-from marts.rules import AlertRules, Officer
-from reports.deliverables import write_deliverables
-from reports.mailer import MailSettings, compose
-from reports.officer_lists import officer_reports
-from schemas.batch import validate_form
-from schemas.records import Submission
-from schemas.tables import CLEAN_TABLES
-from schemas.validation import SuiteRunner
+from sammachip.connectors.kobo import to_submission
+from sammachip.marts import build_marts
+from sammachip.marts.rules import AlertRules, Officer
+from sammachip.reports.deliverables import write_deliverables
+from sammachip.reports.mailer import MailSettings, compose
+from sammachip.reports.officer_lists import officer_reports
+from sammachip.schemas.batch import validate_form
+from sammachip.schemas.records import Submission
+from sammachip.schemas.tables import CLEAN_TABLES
+from sammachip.schemas.validation import SuiteRunner
 
 TODAY = date(2026, 11, 24)
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)

@@ -9,8 +9,8 @@ from contextlib import suppress
 
 import psutil
 
-from reports import charts
-from reports.deliverables import _mapper
+from sammachip.reports import charts
+from sammachip.reports.deliverables import _mapper
 
 SPEC = {"mark": "bar", "data": {"values": [{"x": 1}]}, "encoding": {"x": {"field": "x"}}}
 

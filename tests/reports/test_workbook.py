@@ -10,8 +10,8 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
-from reports.labels import ALERT_COLUMNS
-from reports.workbook import text_width
+from sammachip.reports.labels import ALERT_COLUMNS
+from sammachip.reports.workbook import text_width
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.admin_codes import (
+from sammachip.schemas.admin_codes import (
     amphoe_name,
     amphoes_of,
     province_name,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import normalise as n
+from sammachip.schemas import normalise as n
 
 
 def test_thai_digits_become_ascii() -> None:

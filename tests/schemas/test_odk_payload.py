@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.odk_payload import kobo_style_answers
-from schemas.registry import FORMS
-from simulators.odk import OdkStore, xlsform_definition
+from sammachip.schemas.odk_payload import kobo_style_answers
+from sammachip.schemas.registry import FORMS
+from sammachip.simulators.odk import OdkStore, xlsform_definition
 
 SAMPLES = Path("/work/shared/reference/odk/samples")
 needs_samples = pytest.mark.skipif(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from schemas.facts import REGISTERED, TRAINED, Check, household_in
-from schemas.registry import FACTS, FORMS, WAVES, FormSpec, checks_of, fed_by, waves
+from sammachip.schemas.facts import REGISTERED, TRAINED, Check, household_in
+from sammachip.schemas.registry import FACTS, FORMS, WAVES, FormSpec, checks_of, fed_by, waves
 
 SUITES = Path(__file__).parents[2] / "schemas" / "expectations"
 

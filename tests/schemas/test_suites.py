@@ -12,13 +12,13 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from connectors.kobo import to_submission
-from schemas.batch import CrossFormContext, validate_form
-from schemas.records import Submission
-from schemas.registry import OCCUPATION_TH
-from schemas.validation import SuiteRunner, process_runner
-from simulators.cohort import CohortSpec, generate_cohort
-from simulators.kobo import KoboStore, seed_from_cohort
+from sammachip.connectors.kobo import to_submission
+from sammachip.schemas.batch import CrossFormContext, validate_form
+from sammachip.schemas.records import Submission
+from sammachip.schemas.registry import OCCUPATION_TH
+from sammachip.schemas.validation import SuiteRunner, process_runner
+from sammachip.simulators.cohort import CohortSpec, generate_cohort
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort
 
 TODAY = date(2026, 11, 24)
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)

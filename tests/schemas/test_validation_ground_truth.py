@@ -10,12 +10,12 @@ from datetime import UTC, date, datetime
 import orjson
 import pytest
 
-from connectors.kobo import to_submission
-from schemas.batch import ValidatedForm, validate_form
-from schemas.records import Submission
-from schemas.validation import SuiteRunner
-from simulators.cohort import CohortSpec, GeneratedSubmission, generate_cohort
-from simulators.kobo import KoboStore, seed_from_cohort
+from sammachip.connectors.kobo import to_submission
+from sammachip.schemas.batch import ValidatedForm, validate_form
+from sammachip.schemas.records import Submission
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.simulators.cohort import CohortSpec, GeneratedSubmission, generate_cohort
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort
 
 TODAY = date(2026, 11, 24)
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from stdnum.th import pin
 
-from simulators.cohort import (
+from sammachip.simulators.cohort import (
     FORM_IDS,
     Cohort,
     CohortSpec,

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from simulators.kobo import KoboStore, serve_kobo
+from sammachip.simulators.kobo import KoboStore, serve_kobo
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "kobo" / "samples"
 pytestmark = pytest.mark.skipif(

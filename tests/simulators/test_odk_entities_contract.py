@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from simulators.odk import OdkField, OdkStore, apply_form_update, entity_store, serve_odk
+from sammachip.simulators.odk import OdkField, OdkStore, apply_form_update, entity_store, serve_odk
 
 SAMPLES = (
     Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "odk" / "samples"

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from simulators.faults import Fault
-from simulators.odk import (
+from sammachip.simulators.faults import Fault
+from sammachip.simulators.odk import (
     EntityStore,
     OdkField,
     OdkStore,

@@ -17,10 +17,10 @@ import httpx
 import orjson
 import pytest
 
-from schemas.registry import FORMS
-from simulators.cohort import CohortSpec, generate_cohort
-from simulators.faults import Fault
-from simulators.odk import (
+from sammachip.schemas.registry import FORMS
+from sammachip.simulators.cohort import CohortSpec, generate_cohort
+from sammachip.simulators.faults import Fault
+from sammachip.simulators.odk import (
     KOBO_TO_REVIEW,
     OdkField,
     OdkStore,

@@ -19,17 +19,17 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from connectors.kobo import KoboServer, KoboSource
-from flows.nightly import build_marts, discover_forms, sync_form
-from flows.progress import FetchProgress
-from flows.settings import load_settings
-from schemas.validation import SuiteRunner
-from simulators.cohort import CohortSpec, generate_cohort
-from simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
-from warehouse import failpoints
-from warehouse.load import open_warehouse
-from warehouse.query import connect
-from warehouse.store import Warehouse
+from sammachip.connectors.kobo import KoboServer, KoboSource
+from sammachip.flows.nightly import build_marts, discover_forms, sync_form
+from sammachip.flows.progress import FetchProgress
+from sammachip.flows.settings import load_settings
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.simulators.cohort import CohortSpec, generate_cohort
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
+from sammachip.warehouse import failpoints
+from sammachip.warehouse.load import open_warehouse
+from sammachip.warehouse.query import connect
+from sammachip.warehouse.store import Warehouse
 
 TODAY = date(2026, 11, 24)
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)

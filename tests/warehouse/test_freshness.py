@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from reports.officer_lists import sync_banner
-from warehouse.freshness import SyncNotice, record_sync, sync_notice
-from warehouse.load import open_warehouse
+from sammachip.reports.officer_lists import sync_banner
+from sammachip.warehouse.freshness import SyncNotice, record_sync, sync_notice
+from sammachip.warehouse.load import open_warehouse
 
 NIGHT = datetime(2026, 11, 23, 19, 30, tzinfo=UTC)  # 02:30 in Bangkok
 SERVERS = ("kf", "central")  # a Kobo server and an ODK Central one, by their names

@@ -15,14 +15,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.odk import to_submission
-from flows.nightly import load_batches
-from schemas.records import Submission, payload_hash
-from schemas.registry import FORMS
-from schemas.validation import SuiteRunner
-from simulators.odk import OdkField, OdkStore, xlsform_definition
-from warehouse.load import open_warehouse, upgrade_payload_hashes
-from warehouse.query import connect
+from sammachip.connectors.odk import to_submission
+from sammachip.flows.nightly import load_batches
+from sammachip.schemas.records import Submission, payload_hash
+from sammachip.schemas.registry import FORMS
+from sammachip.schemas.validation import SuiteRunner
+from sammachip.simulators.odk import OdkField, OdkStore, xlsform_definition
+from sammachip.warehouse.load import open_warehouse, upgrade_payload_hashes
+from sammachip.warehouse.query import connect
 
 HOUSEHOLD = "sammachip_household"
 T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)

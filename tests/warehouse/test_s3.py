@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pytest
 
-from warehouse.housekeeping import vacuum
-from warehouse.query import connect
-from warehouse.store import Warehouse, WarehouseError
+from sammachip.warehouse.housekeeping import vacuum
+from sammachip.warehouse.query import connect
+from sammachip.warehouse.store import Warehouse, WarehouseError
 
 SCHEMA = pa.schema([("submission_key", pa.string()), ("name", pa.string())])
 BUCKET = "sammachip-office"

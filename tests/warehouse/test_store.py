@@ -7,8 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from warehouse.housekeeping import compact, vacuum
-from warehouse.store import Warehouse
+from sammachip.warehouse.housekeeping import compact, vacuum
+from sammachip.warehouse.store import Warehouse
 
 SCHEMA = pa.schema([("submission_key", pa.string()), ("value", pa.int64())])
 
