@@ -17,9 +17,20 @@ import duckdb
 
 # Set by each run, not by the data: ids of the run and wall-clock times of loading.
 RUN_COLUMNS = {
-    "ingest_batch", "ingested_at", "quarantined_at", "run_at", "seen_at", "run_id",
-    "batch", "valid_from", "first_seen", "last_seen", "resolved_at", "committed_at", "validated_at",
-}  # fmt: skip
+    "ingest_batch",
+    "ingested_at",
+    "quarantined_at",
+    "run_at",
+    "seen_at",
+    "run_id",
+    "batch",
+    "valid_from",
+    "first_seen",
+    "last_seen",
+    "resolved_at",
+    "committed_at",
+    "validated_at",
+}
 
 
 def fingerprints(path: str) -> dict[str, tuple[int, str]]:
@@ -28,15 +39,21 @@ def fingerprints(path: str) -> dict[str, tuple[int, str]]:
     from sammachip.warehouse.query import connect
 
     con: duckdb.DuckDBPyConnection = connect(open_warehouse(path))
-    names = [r[0] for r in con.execute("select view_name from duckdb_views() "
-                                       "where not internal order by 1").fetchall()]  # fmt: skip
+    names = [
+        r[0]
+        for r in con.execute(
+            "select view_name from duckdb_views() where not internal order by 1"
+        ).fetchall()
+    ]
     out = {}
     for name in names:
-        cols = [c for c, *_ in con.execute(f'describe "{name}"').fetchall()
-                if c not in RUN_COLUMNS]  # fmt: skip
-        rows = sorted(repr(r) for r in con.execute(
-            f"select {', '.join(repr(c).replace(chr(39), chr(34)) for c in cols)} from \"{name}\""
-        ).fetchall())  # fmt: skip
+        cols = [c for c, *_ in con.execute(f'describe "{name}"').fetchall() if c not in RUN_COLUMNS]
+        rows = sorted(
+            repr(r)
+            for r in con.execute(
+                f'select {", ".join(repr(c).replace(chr(39), chr(34)) for c in cols)} from "{name}"'
+            ).fetchall()
+        )
         out[name] = (len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16])
     return out
 

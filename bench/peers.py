@@ -59,8 +59,9 @@ def _install(spec: str) -> str | None:
     stamp = VENV / f".installed-{spec.split('==')[0]}"
     if stamp.exists() and stamp.read_text() == spec:
         return None
-    failed = _run([str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                   spec])  # fmt: skip
+    failed = _run(
+        [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", spec]
+    )
     if failed is None:
         stamp.write_text(spec)
         return None
@@ -85,8 +86,19 @@ def run(
     """Time one peer's fetch of every form (`page` rows a request where the peer lets the
     caller choose), in its own process: seconds, submissions, RSS — or an `error` saying why
     there is no comparable time."""
-    cmd = [str(PYTHON), __file__, peer, "--url", url, "--token", token,
-           "--assets", json.dumps(assets), "--page", str(page)]  # fmt: skip
+    cmd = [
+        str(PYTHON),
+        __file__,
+        peer,
+        "--url",
+        url,
+        "--token",
+        token,
+        "--assets",
+        json.dumps(assets),
+        "--page",
+        str(page),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
     except subprocess.TimeoutExpired:
@@ -133,9 +145,11 @@ def fetch_pykobo(url: str, token: str, assets: dict[str, str], _page_size: int) 
     forms = [form for form in manager.get_forms() if form.uid in wanted]
     if len(forms) < len(wanted):
         listing = f"{url}/api/v2/assets.json"
-        raise PeerError(f"Manager.get_forms() listed {len(forms)} of the {len(wanted)} forms: "
-                        f"it reads GET /api/v2/assets.json, which answered "
-                        f"{_status(listing, token)}")  # fmt: skip
+        raise PeerError(
+            f"Manager.get_forms() listed {len(forms)} of the {len(wanted)} forms: "
+            f"it reads GET /api/v2/assets.json, which answered "
+            f"{_status(listing, token)}"
+        )
     rows = 0
     for form in forms:
         form.fetch_data()

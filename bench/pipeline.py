@@ -145,16 +145,26 @@ def scenario_floor(sim: Simulator, _arg: str | None) -> dict[str, Any]:
         for form, uid in sim.assets.items():
             last, docs = 0, []
             while True:
-                r = client.get(f"/api/v2/assets/{uid}/data/", params={
-                    "format": "json", "limit": PAGE, "sort": '{"_id":1}',
-                    "query": json.dumps({"_id": {"$gt": last}})})  # fmt: skip
+                r = client.get(
+                    f"/api/v2/assets/{uid}/data/",
+                    params={
+                        "format": "json",
+                        "limit": PAGE,
+                        "sort": '{"_id":1}',
+                        "query": json.dumps({"_id": {"$gt": last}}),
+                    },
+                )
                 page = orjson.loads(r.content)["results"]
                 if not page:
                     break
                 docs.extend(page)
                 last = page[-1]["_id"]
-            table = pa.table({"_id": [d["_id"] for d in docs],
-                              "payload": [orjson.dumps(d).decode() for d in docs]})  # fmt: skip
+            table = pa.table(
+                {
+                    "_id": [d["_id"] for d in docs],
+                    "payload": [orjson.dumps(d).decode() for d in docs],
+                }
+            )
             pq.write_table(table, f"{tmp}/{form}.parquet", compression="zstd")
             rows += len(docs)
     out["submissions"] = rows
@@ -203,9 +213,15 @@ def scenario_backfill(sim: Simulator, _arg: str | None) -> dict[str, Any]:
                                 flatten(s, "b", NOW)
                         yield subs
 
-                results = validate_stream(form.form_id, batches(), runner,
-                                          state=loader.stream_state(), batch=tx.run_id, now=NOW,
-                                          context=cross_form_context(tx, form.form_id))  # fmt: skip
+                results = validate_stream(
+                    form.form_id,
+                    batches(),
+                    runner,
+                    state=loader.stream_state(),
+                    batch=tx.run_id,
+                    now=NOW,
+                    context=cross_form_context(tx, form.form_id),
+                )
                 while True:
                     with timed(stages, "validate"):  # includes fetch + normalise: removed below
                         item = next(results, None)
@@ -222,15 +238,26 @@ def scenario_backfill(sim: Simulator, _arg: str | None) -> dict[str, Any]:
                 tx.commit()
         with timed(stages, "reports"):
             built = {name: wh.read(name) for name in MART_SCHEMAS}
-            files = write_deliverables(built, Path(tmp) / "reports", TODAY, settings.rules,
-                                       workers=settings.report_processes)  # fmt: skip
+            files = write_deliverables(
+                built,
+                Path(tmp) / "reports",
+                TODAY,
+                settings.rules,
+                workers=settings.report_processes,
+            )
         # The validate timer wraps the generator that fetches and normalises: take them out.
         # …and the flattening validate_form does inside is reported as the normalise stage.
         stages["validate"] -= stages["fetch"] + 2 * stages["normalise"]
         stages["total"] = time.perf_counter() - start - stages["normalise"]
     roster = describe(settings.rules, SEED, sim.villages)
-    return {"stages": stages, "submissions": total, "roster": roster, "report_files": len(files),
-            "report_processes": settings.report_processes, **memory}  # fmt: skip
+    return {
+        "stages": stages,
+        "submissions": total,
+        "roster": roster,
+        "report_files": len(files),
+        "report_processes": settings.report_processes,
+        **memory,
+    }
 
 
 def nightly_sync(sim: Simulator, workdir: Path, runner: Any, night: int = 0) -> dict[str, float]:
@@ -286,14 +313,25 @@ def scenario_validation(rows: int) -> dict[str, Any]:
         from sammachip.schemas.validation import SuiteRunner
 
         runner = SuiteRunner()
-    frame = pd.DataFrame({
-        "_row": range(rows), "submission_key": [f"k{i}" for i in range(rows)],
-        "hh_code": [f"34140101-{i % 100:02d}" for i in range(rows)], "village_code": "34140101",
-        "tambon_code": "341401", "house_no": "12", "head_name": "สมศรี ใจดี",
-        "national_id": "3100600445635",
-        "phone": "0812345678", "members": 4, "occupation": "mushroom", "baseline_income": 8000,
-        "parse_errors": None, "duplicate_of": None, "clock_ahead_minutes": 0.0,
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "_row": range(rows),
+            "submission_key": [f"k{i}" for i in range(rows)],
+            "hh_code": [f"34140101-{i % 100:02d}" for i in range(rows)],
+            "village_code": "34140101",
+            "tambon_code": "341401",
+            "house_no": "12",
+            "head_name": "สมศรี ใจดี",
+            "national_id": "3100600445635",
+            "phone": "0812345678",
+            "members": 4,
+            "occupation": "mushroom",
+            "baseline_income": 8000,
+            "parse_errors": None,
+            "duplicate_of": None,
+            "clock_ahead_minutes": 0.0,
+        }
+    )
     with timed(stages, "validate"):
         runner.validate("households", frame)
     return {"stages": stages, "rows": rows, "rows_per_s": rows / stages["validate"]}
@@ -388,8 +426,9 @@ def incremental_runs(sim: Simulator, workdir: Path, runs: int = 5) -> dict[str, 
     return median
 
 
-def step(results: dict[str, Any], key: str, name: str, arg: object = None,
-         sim: Simulator | None = None) -> None:  # fmt: skip
+def step(
+    results: dict[str, Any], key: str, name: str, arg: object = None, sim: Simulator | None = None
+) -> None:
     print(f"… {key}", flush=True)
     results[key] = run_child(name, arg, sim)
 
@@ -397,8 +436,11 @@ def step(results: dict[str, Any], key: str, name: str, arg: object = None,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", choices=list(SIZES), default="small")
-    parser.add_argument("--workers", action="store_true",
-                        help="also time the nightly flow on 1, 2 and 4 Dask workers")  # fmt: skip
+    parser.add_argument(
+        "--workers",
+        action="store_true",
+        help="also time the nightly flow on 1, 2 and 4 Dask workers",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--sim", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -406,8 +448,11 @@ def main() -> None:
         child(*args.child, args.sim)
         return
     villages = SIZES[args.size]
-    results: dict[str, Any] = {"size": args.size, "date": str(date.today()),
-                               "cores": os.cpu_count()}  # fmt: skip
+    results: dict[str, Any] = {
+        "size": args.size,
+        "date": str(date.today()),
+        "cores": os.cpu_count(),
+    }
     workers = [(f"workers_{n}", n) for n in (1, 2, 4)] if args.workers else []
     with running(villages) as sim:
         results["simulator"] = {"ready_s": sim.ready_s, "submissions": sim.submissions}
@@ -430,11 +475,11 @@ def main() -> None:
             # forms are edited.
             arrival = (NOW + timedelta(hours=10)).replace(tzinfo=None)  # the store keeps naive UTC
             new = fresh.submit(seed=SEED, villages=70, count=5000, received_at=arrival)
-            edits = fresh.edit(list(fresh.assets.values())[:2], list(range(1, 30)),
-                               {"members": "6"})  # fmt: skip
+            edits = fresh.edit(
+                list(fresh.assets.values())[:2], list(range(1, 30)), {"members": "6"}
+            )
             results[key] = incremental_runs(fresh, Path(workdir))
-            results[key].update(submissions=new, edits=edits,
-                                history_s=loaded["stages"]["history"])  # fmt: skip
+            results[key].update(submissions=new, edits=edits, history_s=loaded["stages"]["history"])
     step(results, "validation_10k", "validation", 10_000)
     step(results, "validation_500k", "validation", 500_000)
     write(results)
@@ -453,8 +498,13 @@ def cell(text: str) -> str:
 
 
 def write(results: dict[str, Any]) -> None:
-    sections = [header(results), main_table(results), simulator_table(results),
-                peers_table(results), rss_table(results)]  # fmt: skip
+    sections = [
+        header(results),
+        main_table(results),
+        simulator_table(results),
+        peers_table(results),
+        rss_table(results),
+    ]
     text = "\n\n".join("\n".join(lines) for lines in sections) + "\n"
     print(text)
     stem = ROOT / "bench" / "results" / f"{results['date']}-{results['size']}"
@@ -492,28 +542,36 @@ def main_table(results: dict[str, Any]) -> list[str]:
             lines.append(f"| · stage {stage} | {secs:.2f} s | {ratio(secs, floor)} | floor |")
     small = results["incremental_small"]
     base = small["stages"]["incremental"]
-    lines.append(f"| incremental nightly, {small['submissions']:,} new + {small['edits']} edited, "
-                 f"on small (median of {len(small['runs_s'])} fresh processes: "
-                 f"{', '.join(f'{t:.2f}' for t in small['runs_s'])} s) | {base:.2f} s | 1.00× "
-                 "| itself |")  # fmt: skip
+    lines.append(
+        f"| incremental nightly, {small['submissions']:,} new + {small['edits']} edited, "
+        f"on small (median of {len(small['runs_s'])} fresh processes: "
+        f"{', '.join(f'{t:.2f}' for t in small['runs_s'])} s) | {base:.2f} s | 1.00× "
+        "| itself |"
+    )
     if "incremental_province" in results:
         prov_run = results["incremental_province"]
         prov = prov_run["stages"]["incremental"]
-        lines.append(f"| incremental nightly, the same, on province (runs: "
-                     f"{', '.join(f'{t:.2f}' for t in prov_run['runs_s'])} s) | {prov:.2f} s | "
-                     f"{ratio(prov, base)} | incremental on small |")  # fmt: skip
+        lines.append(
+            f"| incremental nightly, the same, on province (runs: "
+            f"{', '.join(f'{t:.2f}' for t in prov_run['runs_s'])} s) | {prov:.2f} s | "
+            f"{ratio(prov, base)} | incremental on small |"
+        )
         for stage in ("sync", "marts"):
             a, b = small["stages"][stage], prov_run["stages"][stage]
-            lines.append(f"| · stage {stage}: small {a:.2f} s, province | {b:.2f} s | "
-                         f"{ratio(b, a)} | the same stage on small |")  # fmt: skip
+            lines.append(
+                f"| · stage {stage}: small {a:.2f} s, province | {b:.2f} s | "
+                f"{ratio(b, a)} | the same stage on small |"
+            )
     if "workers_1" in results:
         one = results["workers_1"]["stages"]["total"]
         scale = "district" if results["size"] == "small" else results["size"]
         for n in (1, 2, 4):
             t = results[f"workers_{n}"]["stages"]["total"]
             how = "in the flow's own process" if n == 1 else f"on {n} Dask worker processes"
-            lines.append(f"| nightly flow ({scale} backfill, officers' files included), {how} "
-                         f"| {t:.1f} s | {ratio(t, one)} | the flow's own process |")  # fmt: skip
+            lines.append(
+                f"| nightly flow ({scale} backfill, officers' files included), {how} "
+                f"| {t:.1f} s | {ratio(t, one)} | the flow's own process |"
+            )
     v10, v500 = results["validation_10k"], results["validation_500k"]
     gx = v10["stages"]["gx_import_and_context"]
     lines += [
@@ -555,12 +613,20 @@ def simulator_table(results: dict[str, Any]) -> list[str]:
     for key in ("incremental_small", "incremental_province"):
         if key in results:
             run = results[key]
-            shares.append((key.replace("_", " on "), run["server"],
-                           run["stages"]["incremental"], "that incremental run"))  # fmt: skip
+            shares.append(
+                (
+                    key.replace("_", " on "),
+                    run["server"],
+                    run["stages"]["incremental"],
+                    "that incremental run",
+                )
+            )
     for name, stats, base, label in shares:
         spent = stats["seconds"]
-        lines.append(f"| server-side time during {name} ({stats['pages']:,} pages) | "
-                     f"{spent:.2f} s | {ratio(spent, base)} | {label} |")  # fmt: skip
+        lines.append(
+            f"| server-side time during {name} ({stats['pages']:,} pages) | "
+            f"{spent:.2f} s | {ratio(spent, base)} | {label} |"
+        )
     return lines
 
 
@@ -580,12 +646,16 @@ def peers_table(results: dict[str, Any]) -> list[str]:
     for name, peer in results["peers"].items():
         label = f"{name} {peer.get('version', '')}".strip()
         if "error" in peer:
-            lines.append(f"| {label} | {peers.HOW[name]} | no comparable time: "
-                         f"{cell(peer['error'])} | — | — | — |")  # fmt: skip
+            lines.append(
+                f"| {label} | {peers.HOW[name]} | no comparable time: "
+                f"{cell(peer['error'])} | — | — | — |"
+            )
             continue
         secs = peer["seconds"]
-        lines.append(f"| {label} | {peers.HOW[name]} | {secs:.1f} s | {ratio(ours, secs)} | "
-                     f"{ratio(secs, floor)} | {peer['peak_rss_mb']:,.0f} MB |")  # fmt: skip
+        lines.append(
+            f"| {label} | {peers.HOW[name]} | {secs:.1f} s | {ratio(ours, secs)} | "
+            f"{ratio(secs, floor)} | {peer['peak_rss_mb']:,.0f} MB |"
+        )
     return lines
 
 
@@ -609,10 +679,13 @@ def rss_table(results: dict[str, Any]) -> list[str]:
     for key, value in results.items():
         if isinstance(value, dict) and "peak_rss_mb" in value and key != "simulator":
             base = "itself" if key == "floor" else "floor"
-            lines.append(f"| {key} | {value['peak_rss_mb']:,.0f} MB | "
-                         f"{ratio(value['peak_rss_mb'], floor)} | {base} |")  # fmt: skip
-    lines.append(f"| simulator (not in any row above) | "
-                 f"{results['simulator']['peak_rss_mb']:,.0f} MB | | |")  # fmt: skip
+            lines.append(
+                f"| {key} | {value['peak_rss_mb']:,.0f} MB | "
+                f"{ratio(value['peak_rss_mb'], floor)} | {base} |"
+            )
+    lines.append(
+        f"| simulator (not in any row above) | {results['simulator']['peak_rss_mb']:,.0f} MB | | |"
+    )
     return lines
 
 

@@ -45,6 +45,8 @@ def describe(rules: AlertRules, seed: int, villages: int | None) -> str:
     loads = [sum(per_tambon[t] for t in o.tambons) for o in rules.roster]
     left = sorted(set(per_tambon) - covered)
     spread = f"{min(loads)}–{max(loads)} villages each" if loads else "no officers"
-    return (f"{len(rules.roster)} officers ({spread}); {len(left)} of {len(per_tambon)} tambons "
-            f"({sum(per_tambon[t] for t in left)} villages) on the list of "
-            f"{rules.district_officer.name}")  # fmt: skip
+    return (
+        f"{len(rules.roster)} officers ({spread}); {len(left)} of {len(per_tambon)} tambons "
+        f"({sum(per_tambon[t] for t in left)} villages) on the list of "
+        f"{rules.district_officer.name}"
+    )

@@ -73,8 +73,9 @@ class Simulator:
     def _control(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         import httpx
 
-        response = httpx.request(method, f"{self.url}/_bench/{path}", json=body,
-                                 headers=self.headers, timeout=600)  # fmt: skip
+        response = httpx.request(
+            method, f"{self.url}/_bench/{path}", json=body, headers=self.headers, timeout=600
+        )
         response.raise_for_status()
         return response.json()
 
@@ -83,8 +84,12 @@ class Simulator:
         return self._control("GET", "stats?reset=1" if reset else "stats")
 
     def submit(self, seed: int, villages: int, count: int, received_at: datetime) -> int:
-        body = {"seed": seed, "villages": villages, "count": count,
-                "received_at": received_at.isoformat()}  # fmt: skip
+        body = {
+            "seed": seed,
+            "villages": villages,
+            "count": count,
+            "received_at": received_at.isoformat(),
+        }
         return int(self._control("POST", "submit", body)["submitted"])
 
     def edit(self, uids: list[str], ids: list[int], changes: dict[str, Any]) -> int:
@@ -98,8 +103,7 @@ def running(villages: int | None) -> Iterator[Simulator]:
     cmd = [sys.executable, str(Path(__file__).resolve())]
     if villages is not None:
         cmd += ["--villages", str(villages)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            cwd=ROOT)  # fmt: skip
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdin is not None and proc.stdout is not None
     try:
         line = proc.stdout.readline()
@@ -132,8 +136,13 @@ class Meter:
 
     def snapshot(self) -> dict[str, Any]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        return {"requests": self.requests, "pages": self.pages, "bytes": self.bytes,
-                "seconds": self.seconds, "peak_rss_mb": usage.ru_maxrss / 1024}  # fmt: skip
+        return {
+            "requests": self.requests,
+            "pages": self.pages,
+            "bytes": self.bytes,
+            "seconds": self.seconds,
+            "peak_rss_mb": usage.ru_maxrss / 1024,
+        }
 
     def wrap(self, app: Asgi) -> Asgi:
         async def metered(scope: Scope, receive: Receive, send: Send) -> None:
@@ -196,8 +205,9 @@ def _control_app(store: Any, token: str, today: date, meter: Meter) -> Asgi:
     async def submit(request: Request) -> Response:
         spec = await request.json()
         # villages no history has (the province's last): new households, not re-registrations
-        cohort = generate_cohort(CohortSpec(spec["seed"], spec["villages"], today=today,
-                                            intake=True))  # fmt: skip
+        cohort = generate_cohort(
+            CohortSpec(spec["seed"], spec["villages"], today=today, intake=True)
+        )
         received = datetime.fromisoformat(spec["received_at"])
         new = cohort.submissions[: spec["count"]]
         for sub in new:
@@ -244,8 +254,12 @@ def serve(villages: int | None, seed: int = SEED, today: date = TODAY) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--villages", type=int, default=None,
-                        help="villages to generate (default: all of Muang Sam Sip)")  # fmt: skip
+    parser.add_argument(
+        "--villages",
+        type=int,
+        default=None,
+        help="villages to generate (default: all of Muang Sam Sip)",
+    )
     serve(parser.parse_args().villages)
 
 

@@ -45,18 +45,34 @@ def kobo_doc(n: int) -> dict[str, Any]:
     """About 1.3 KB, like a household registration from the phone."""
     uuid = f"{n:08x}-1b2c-4d3e-8f40-{n:012x}"
     return {
-        "_id": 100_000 + n, "formhub/uuid": "f0e1d2c3b4a5968778695a4b3c2d1e0f",
-        "start": "2026-11-24T09:01:12.345+07:00", "end": "2026-11-24T09:14:51.002+07:00",
-        "hh/village_code": "34140101", "hh/hh_code": f"34140101-{n:04d}", "hh/house_no": "๑๒",
-        "head/name": "นางสมศรี ใจดี", "head/national_id": "1112034563562",
-        "head/phone": "0812345678", "members": "4", "occupation": "cricket",
-        "baseline_income": "6500", "location": "15.3012 104.7421 120 5",
-        "__version__": "vAbCdEfGhIjKlMnOpQrStU", "meta/instanceID": f"uuid:{uuid}",
-        "meta/rootUuid": f"uuid:{uuid}", "_xform_id_string": ASSET, "_uuid": uuid,
-        "_attachments": [], "_status": "submitted_via_web", "_geolocation": [15.3012, 104.7421],
-        "_submission_time": "2026-11-24T02:15:00", "_validation_status": {},
-        "_submitted_by": "enumerator07", "_tags": [], "_notes": [],
-    }  # fmt: skip
+        "_id": 100_000 + n,
+        "formhub/uuid": "f0e1d2c3b4a5968778695a4b3c2d1e0f",
+        "start": "2026-11-24T09:01:12.345+07:00",
+        "end": "2026-11-24T09:14:51.002+07:00",
+        "hh/village_code": "34140101",
+        "hh/hh_code": f"34140101-{n:04d}",
+        "hh/house_no": "๑๒",
+        "head/name": "นางสมศรี ใจดี",
+        "head/national_id": "1112034563562",
+        "head/phone": "0812345678",
+        "members": "4",
+        "occupation": "cricket",
+        "baseline_income": "6500",
+        "location": "15.3012 104.7421 120 5",
+        "__version__": "vAbCdEfGhIjKlMnOpQrStU",
+        "meta/instanceID": f"uuid:{uuid}",
+        "meta/rootUuid": f"uuid:{uuid}",
+        "_xform_id_string": ASSET,
+        "_uuid": uuid,
+        "_attachments": [],
+        "_status": "submitted_via_web",
+        "_geolocation": [15.3012, 104.7421],
+        "_submission_time": "2026-11-24T02:15:00",
+        "_validation_status": {},
+        "_submitted_by": "enumerator07",
+        "_tags": [],
+        "_notes": [],
+    }
 
 
 # =========================================================================== receiver process
@@ -75,8 +91,12 @@ def run_receiver(conn: Connection, landing: str, events_url: str) -> None:
     )
 
     events = PrefectEvents(events_url)
-    receiver = Receiver(Landing(landing), StaticAssets(frozenset({ASSET})),
-                        BasicAuth("kobo", PASSWORD), events=events)  # fmt: skip
+    receiver = Receiver(
+        Landing(landing),
+        StaticAssets(frozenset({ASSET})),
+        BasicAuth("kobo", PASSWORD),
+        events=events,
+    )
     with serve_in_thread(create_app(receiver)) as url:
         conn.send(url)
         conn.recv()  # "stop"
@@ -183,8 +203,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=2000, help="posts in total")
     parser.add_argument("--concurrency", type=int, default=50, help="posts in flight")
-    parser.add_argument("--duplicates", type=float, default=0.1,
-                        help="share of posts that re-deliver an earlier submission")  # fmt: skip
+    parser.add_argument(
+        "--duplicates",
+        type=float,
+        default=0.1,
+        help="share of posts that re-deliver an earlier submission",
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
@@ -221,16 +245,24 @@ def main() -> int:
         problems.append(f"events {sum(event_calls)} for {unique} deliveries: {event_stats}")
 
     ms = [x * 1000 for x in latencies]
-    print(f"posts        {args.posts} ({unique} submissions + {args.posts - unique} re-deliveries)"
-          f", concurrency {args.concurrency}")  # fmt: skip
+    print(
+        f"posts        {args.posts} ({unique} submissions + {args.posts - unique} re-deliveries)"
+        f", concurrency {args.concurrency}"
+    )
     print(f"answers      {dict(sorted(statuses.items()))}")
-    print(f"throughput   {args.posts / elapsed:,.0f} posts/s, "
-          f"{statuses[202] / elapsed:,.0f} accepted/s ({elapsed:.2f} s)")  # fmt: skip
-    print(f"latency ms   p50 {percentile(ms, 0.50):.1f}  p90 {percentile(ms, 0.90):.1f}  "
-          f"p99 {percentile(ms, 0.99):.1f}  max {max(ms):.1f}")  # fmt: skip
+    print(
+        f"throughput   {args.posts / elapsed:,.0f} posts/s, "
+        f"{statuses[202] / elapsed:,.0f} accepted/s ({elapsed:.2f} s)"
+    )
+    print(
+        f"latency ms   p50 {percentile(ms, 0.50):.1f}  p90 {percentile(ms, 0.90):.1f}  "
+        f"p99 {percentile(ms, 0.99):.1f}  max {max(ms):.1f}"
+    )
     print(f"events       {sum(event_calls)} in {len(event_calls)} calls to Prefect")
-    print(f"cpu          receiver {event_stats['cpu']:.1f} s, load client {client_cpu:.1f} s "
-          f"({os.cpu_count()} cores)")  # fmt: skip
+    print(
+        f"cpu          receiver {event_stats['cpu']:.1f} s, load client {client_cpu:.1f} s "
+        f"({os.cpu_count()} cores)"
+    )
     print(f"landing      {'exactly once, byte for byte' if not problems else 'PROBLEMS'}")
     for problem in problems[:20]:
         print(f"  ! {problem}")

@@ -57,14 +57,18 @@ def held_under_other_names(
         if other is None or form.cursor_key in cursors:  # synced under its own name already
             keep.append(form)
             continue
-        held.append((form, (
-            f"form {form.form_uid}: the warehouse holds it from {source} server '{other}', and "
-            f"no configured server is named so (this one is '{form.server_name}'). A server's "
-            f"name is its identity in the warehouse: if '{other}' is this server, set "
-            f'name = "{other}" in its [[{source}]] table (or SAMMACHIP_{source.upper()}_NAME) '
-            "— see docs/operations.md, \"Server names\"; nothing of this form was synced"
-        )))  # fmt: skip
+        held.append((form, _held_message(form, source, other)))
     return keep, held
+
+
+def _held_message(form: FormSource, source: str, other: str) -> str:
+    return (
+        f"form {form.form_uid}: the warehouse holds it from {source} server '{other}', and no "
+        f"configured server is named so (this one is '{form.server_name}'). A server's name "
+        f"is its identity in the warehouse: if '{other}' is this server, set "
+        f'name = "{other}" in its [[{source}]] table (or SAMMACHIP_{source.upper()}_NAME) — '
+        'see docs/operations.md, "Server names"; nothing of this form was synced'
+    )
 
 
 def discover(
@@ -77,8 +81,7 @@ def discover(
     failed: list[Skipped] = []
     for src in kobo:
         try:
-            with KoboClient(src.server, page_size=src.page_size,
-                            **http.client_options()) as client:  # fmt: skip
+            with KoboClient(src.server, page_size=src.page_size, **http.client_options()) as client:
                 assets = client.assets()
         except (*SourceError, TransientError) as err:
             failed.append(Skipped(src.name, str(err), server=src.name))
@@ -88,8 +91,9 @@ def discover(
         failed.extend(skipped)
     for osrc in odk:
         try:
-            with OdkClient(osrc.server, page_size=osrc.page_size,
-                           **http.client_options()) as client:  # fmt: skip
+            with OdkClient(
+                osrc.server, page_size=osrc.page_size, **http.client_options()
+            ) as client:
                 forms = client.forms()
         except (*SourceError, TransientError) as err:
             failed.append(Skipped(osrc.name, str(err), server=osrc.name))
@@ -124,31 +128,39 @@ def _kobo_forms(
         elif asset.deployed:
             forms.append(KoboForm(src, asset.uid, spec.form_id, http))
         else:
-            skipped.append(Skipped(asset.uid, f"asset {asset.uid} {asset.name!r} on "
-                                   f"{_label(src)} looks like {spec.form_id} but is not "
-                                   "deployed: not synced", spec.form_id, warning=True,
-                                   server=src.name))  # fmt: skip
+            skipped.append(
+                Skipped(
+                    asset.uid,
+                    f"asset {asset.uid} {asset.name!r} on "
+                    f"{_label(src)} looks like {spec.form_id} but is not "
+                    "deployed: not synced",
+                    spec.form_id,
+                    warning=True,
+                    server=src.name,
+                )
+            )
     if unmatched:
-        skipped.append(Skipped(src.name, _unmatched_warning(src, unmatched), warning=True,
-                               server=src.name))
+        skipped.append(
+            Skipped(src.name, _unmatched_warning(src, unmatched), warning=True, server=src.name)
+        )
     return forms, skipped
 
 
-def _unusable(
-    src: KoboSource, uid: str, form_id: str, assets: list[Asset]
-) -> Skipped | None:
+def _unusable(src: KoboSource, uid: str, form_id: str, assets: list[Asset]) -> Skipped | None:
     """Why an asset the config's `[[kobo]] assets` lists cannot be synced (None: it can)."""
     asset = next((a for a in assets if a.uid == uid), None)
     where = f"asset {uid} (listed in [[kobo]] {_label(src)} assets)"
     if form_id not in FORMS:
         close = difflib.get_close_matches(form_id, FORMS, n=1)
-        problem = (f"is listed as form {form_id!r}, which sammachip does not know: "
-                   + (f"did you mean {close[0]!r}?" if close else
-                      f"use one of {', '.join(FORMS)}"))  # fmt: skip
+        problem = f"is listed as form {form_id!r}, which sammachip does not know: " + (
+            f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(FORMS)}"
+        )
     elif asset is None:
-        problem = ("is not on the server, or its project is not shared with the token's "
-                   "user: check the uid (in the project's address, #/forms/<uid>/) and the "
-                   "project's sharing")  # fmt: skip
+        problem = (
+            "is not on the server, or its project is not shared with the token's "
+            "user: check the uid (in the project's address, #/forms/<uid>/) and the "
+            "project's sharing"
+        )
     elif not asset.deployed:
         problem = "is not deployed: deploy it in KoboToolbox, or take it out of the config"
     else:
@@ -159,9 +171,11 @@ def _unusable(
 def _unmatched_warning(src: KoboSource, assets: list[Asset]) -> str:
     named = ", ".join(f"{a.name!r} ({a.uid})" for a in assets[:_MAX_NAMED])
     more = f" and {len(assets) - _MAX_NAMED} more" if len(assets) > _MAX_NAMED else ""
-    return (f"{len(assets)} survey(s) on {_label(src)} match no sammachip form and are not "
-            f"synced: {named}{more}. To sync one, put its form id in its name (e.g. "
-            "'sammachip_household · …') or list its uid under [[kobo]] assets")
+    return (
+        f"{len(assets)} survey(s) on {_label(src)} match no sammachip form and are not "
+        f"synced: {named}{more}. To sync one, put its form id in its name (e.g. "
+        "'sammachip_household · …') or list its uid under [[kobo]] assets"
+    )
 
 
 def _label(src: KoboSource) -> str:

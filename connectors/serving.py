@@ -61,8 +61,14 @@ def serve_in_thread(
     sock.bind((host, port))
     url = f"http://{host}:{sock.getsockname()[1]}"
     # log_config=None: leave the host application's logging alone.
-    config = uvicorn.Config(make_app(url), lifespan=lifespan, timeout_graceful_shutdown=5,
-                            log_config=None, access_log=False, log_level="warning")  # fmt: skip
+    config = uvicorn.Config(
+        make_app(url),
+        lifespan=lifespan,
+        timeout_graceful_shutdown=5,
+        log_config=None,
+        access_log=False,
+        log_level="warning",
+    )
     server = LoopbackServer(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"{name}:{url}", daemon=True

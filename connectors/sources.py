@@ -68,8 +68,9 @@ class FormSource(Protocol):
     def cursor_key(self) -> str: ...
     @property
     def key_prefix(self) -> str: ...
-    def batches(self, cursor: dict[str, Any], policy: SyncPolicy, now: datetime,
-                full_rescan: bool) -> Batches: ...  # fmt: skip
+    def batches(
+        self, cursor: dict[str, Any], policy: SyncPolicy, now: datetime, full_rescan: bool
+    ) -> Batches: ...
     def deleted_keys(self, held: set[str]) -> set[str]: ...
     def download(self, url: str, dest: Any) -> bool: ...
 
@@ -79,5 +80,6 @@ class DeletionFeed(Protocol):
     """A source whose server lists what it deleted, and when (ODK Central's soft deletes): read
     every night, not only by the weekly reconcile."""
 
-    def deletions(self, cursor: dict[str, Any], policy: SyncPolicy,
-                  full: bool) -> dict[str, datetime]: ...  # fmt: skip
+    def deletions(
+        self, cursor: dict[str, Any], policy: SyncPolicy, full: bool
+    ) -> dict[str, datetime]: ...

@@ -58,8 +58,7 @@ _JSON_TYPES = ("application/json",)
 # dicts), so real forms stay far below; the warehouse's payload hash (orjson) stops at 254.
 MAX_DEPTH = 64
 # Answers the warehouse stores as text beside the payload: anything else is no Kobo submission.
-_TEXT_KEYS = ("meta/instanceID", "meta/rootUuid", "__version__", "start", "end",
-              "_submission_time")  # fmt: skip
+_TEXT_KEYS = ("meta/instanceID", "meta/rootUuid", "__version__", "start", "end", "_submission_time")
 
 
 class WebhookConfigError(ValueError):
@@ -338,8 +337,11 @@ class PrefectEvents:
             log.warning(
                 "could not send %d event(s) to Prefect at %s (%s: %s); the deliveries are "
                 "landed and the next ingest or sweep picks them up",
-                len(batch), self.url, type(err).__name__, err,
-            )  # fmt: skip
+                len(batch),
+                self.url,
+                type(err).__name__,
+                err,
+            )
 
 
 # =========================================================================== the app
@@ -426,8 +428,9 @@ def read_delivery(body: bytes, asset_uid: str) -> dict[str, Any]:
     except ValueError:
         raise UnreadableDelivery("_submission_time is not a date and time") from None
     status = doc.get("_validation_status")
-    if status is not None and not (isinstance(status, dict)
-                                   and isinstance(status.get("uid"), str | None)):  # fmt: skip
+    if status is not None and not (
+        isinstance(status, dict) and isinstance(status.get("uid"), str | None)
+    ):
         raise UnreadableDelivery("_validation_status is not a Kobo validation status")
     return doc
 

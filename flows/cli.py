@@ -61,9 +61,11 @@ def _storage_errors() -> Iterator[None]:
     except OSError as err:
         if err.errno not in NO_ROOM:
             raise
-        _fail(f"no room on the disk ({err}). The warehouse only ever shows whole runs, so it "
-              "is as the last complete run left it, but officer files may be partly written: "
-              "free space, then run `sammachip report` to write them again")  # fmt: skip
+        _fail(
+            f"no room on the disk ({err}). The warehouse only ever shows whole runs, so it "
+            "is as the last complete run left it, but officer files may be partly written: "
+            "free space, then run `sammachip report` to write them again"
+        )
 
 
 def _existing_warehouse(path: Path | str, where: str) -> Warehouse:
@@ -74,8 +76,10 @@ def _existing_warehouse(path: Path | str, where: str) -> Warehouse:
     with _storage_errors():
         wh = open_warehouse(str(path))
         if wh.snapshot().version == 0:
-            _fail(f"no warehouse at {path} ({where}): run `sammachip nightly` (or `sammachip "
-                  "demo`) first, or point to the folder that holds it")  # fmt: skip
+            _fail(
+                f"no warehouse at {path} ({where}): run `sammachip nightly` (or `sammachip "
+                "demo`) first, or point to the folder that holds it"
+            )
     return wh
 
 
@@ -91,14 +95,22 @@ def _iso_day(value: str | None) -> str | None:
     except ValueError:
         day = None
     if day is None:
-        raise typer.BadParameter(f"{value!r} is not a date: write it as 2026-12-05 or "
-                                 "05/12/2569 (day/month/year, Buddhist Era)")  # fmt: skip
+        raise typer.BadParameter(
+            f"{value!r} is not a date: write it as 2026-12-05 or "
+            "05/12/2569 (day/month/year, Buddhist Era)"
+        )
     return day.isoformat()
 
 
-TodayOpt = Annotated[str | None, typer.Option(
-    callback=_iso_day, metavar="<date>", help="Reference date: 2026-12-05 or 05/12/2569 "
-    "(day/month/Buddhist-Era year; Thai digits too). Default: today in Bangkok.")]  # fmt: skip
+TodayOpt = Annotated[
+    str | None,
+    typer.Option(
+        callback=_iso_day,
+        metavar="<date>",
+        help="Reference date: 2026-12-05 or 05/12/2569 "
+        "(day/month/Buddhist-Era year; Thai digits too). Default: today in Bangkok.",
+    ),
+]
 
 
 class _SaidInSummary(logging.Filter):
@@ -141,8 +153,7 @@ def _said_once() -> Iterator[None]:
             logger.removeFilter(said)
 
 
-def print_summary(summary: object, workdir: Path | None = None, *, deletions: bool = False
-                  ) -> None:  # fmt: skip
+def print_summary(summary: object, workdir: Path | None = None, *, deletions: bool = False) -> None:
     """The run summary an officer or data manager reads: counts that reconcile, then outputs.
 
     The table fits 80 columns: a failed form is marked in it and its error printed in full,
@@ -155,11 +166,9 @@ def print_summary(summary: object, workdir: Path | None = None, *, deletions: bo
     console.print(_forms_table(summary, deletions))
     for n, f in enumerate((f for f in summary.forms if f.error), 1):
         where = f"server {f.server}" if f.form_id == "*" else f.form_id  # errors name the uid
-        console.print(f"[red]✗ {n}[/] {escape(where)}: {escape(f.error or '')}",
-                      overflow="fold")  # fmt: skip
+        console.print(f"[red]✗ {n}[/] {escape(where)}: {escape(f.error or '')}", overflow="fold")
     for f in (f for f in summary.forms if f.warning and not f.error):
-        console.print(f"[yellow]![/] {escape(f.warning or '')}",
-                      overflow="fold")  # fmt: skip
+        console.print(f"[yellow]![/] {escape(f.warning or '')}", overflow="fold")
     alerts = Table(title="การแจ้งเตือน / alerts by rule", title_justify="left")
     alerts.add_column("rule")
     alerts.add_column("count", justify="right")
@@ -175,8 +184,10 @@ def print_summary(summary: object, workdir: Path | None = None, *, deletions: bo
             f"[bold]{folder}[/] — open [bold]{folder / 'index.html'}[/] in a browser"
         )
     elif any(f.error for f in summary.forms):
-        console.print("[red]Officer lists not written[/]: the sync failed and the warehouse "
-                      "holds no submission yet — fix the errors above and run again")  # fmt: skip
+        console.print(
+            "[red]Officer lists not written[/]: the sync failed and the warehouse "
+            "holds no submission yet — fix the errors above and run again"
+        )
     console.print(
         f"Warehouse version {summary.warehouse_version}; query it with "
         f'[bold]sammachip query "select * from alerts limit 5"[/]'
@@ -188,8 +199,10 @@ def _forms_table(summary: RunSummary, deletions: bool) -> Table:
     """One row per form: its counts and a short note (errors follow the table, numbered)."""
     counts = ["fetched", "new_versions", "clean", "quarantined"]
     if deletions:
-        counts += ["deleted", *(["restored"] if any(hasattr(f, "restored") for f in summary.forms)
-                                else [])]  # fmt: skip
+        counts += [
+            "deleted",
+            *(["restored"] if any(hasattr(f, "restored") for f in summary.forms) else []),
+        ]
     table = Table(title="ผลการดึงข้อมูล / sync result", title_justify="left")
     table.add_column("form", no_wrap=True)
     for col in counts:
@@ -264,12 +277,16 @@ def _demo_may_write(workdir: Path, source: str) -> None:
     with _storage_errors():
         cursors = open_warehouse(str(path)).snapshot().cursors
     held = {p[:2] for key in cursors if (p := parse_cursor_key(key))}
-    others = sorted(f"the {kind} demo" if name == DEMO_SERVER else f"{kind} server '{name}'"
-                    for kind, name in held - {(source, DEMO_SERVER)})  # fmt: skip
+    others = sorted(
+        f"the {kind} demo" if name == DEMO_SERVER else f"{kind} server '{name}'"
+        for kind, name in held - {(source, DEMO_SERVER)}
+    )
     if others:
-        _fail(f"{path} holds data from {' and '.join(others)}: the {source} demo writes only "
-              f"into a new warehouse or its own. Run it in a folder of its own: sammachip demo "
-              f"--source {source} --workdir {source}-demo")  # fmt: skip
+        _fail(
+            f"{path} holds data from {' and '.join(others)}: the {source} demo writes only "
+            f"into a new warehouse or its own. Run it in a folder of its own: sammachip demo "
+            f"--source {source} --workdir {source}-demo"
+        )
 
 
 @contextmanager
@@ -282,17 +299,24 @@ def _simulated_server(source: str, cohort: object) -> Iterator[dict[str, str]]:
         store = KoboStore()
         seed_from_cohort(store, cohort)  # type: ignore[arg-type]
         with serve_kobo(store, secret) as url:
-            yield {"SAMMACHIP_KOBO_URL": url, "SAMMACHIP_KOBO_TOKEN": secret,
-                   "SAMMACHIP_KOBO_NAME": DEMO_SERVER}  # fmt: skip
+            yield {
+                "SAMMACHIP_KOBO_URL": url,
+                "SAMMACHIP_KOBO_TOKEN": secret,
+                "SAMMACHIP_KOBO_NAME": DEMO_SERVER,
+            }
         return
     from sammachip.simulators.odk import OdkStore, seed_odk_from_cohort, serve_odk
 
     odk_store = OdkStore()
     seed_odk_from_cohort(odk_store, cohort)  # type: ignore[arg-type]
     with serve_odk(odk_store, "demo@sammachip.invalid", secret) as url:
-        yield {"SAMMACHIP_ODK_URL": url, "SAMMACHIP_ODK_EMAIL": "demo@sammachip.invalid",
-               "SAMMACHIP_ODK_PASSWORD": secret, "SAMMACHIP_ODK_PROJECT": "1",
-               "SAMMACHIP_ODK_NAME": DEMO_SERVER}  # fmt: skip
+        yield {
+            "SAMMACHIP_ODK_URL": url,
+            "SAMMACHIP_ODK_EMAIL": "demo@sammachip.invalid",
+            "SAMMACHIP_ODK_PASSWORD": secret,
+            "SAMMACHIP_ODK_PROJECT": "1",
+            "SAMMACHIP_ODK_NAME": DEMO_SERVER,
+        }
 
 
 def _run_flow(name: str, config: Path | None, today: str | None, dask: bool = False) -> None:
@@ -307,8 +331,10 @@ def _run_flow(name: str, config: Path | None, today: str | None, dask: bool = Fa
     if dask:
         run = run.with_options(task_runner=_dask_runner(settings.workers))
     with _said_once(), _storage_errors(), prefect_start_errors(_fail):
-        summary = run(config=str(config) if config else None,
-                      today=date.fromisoformat(today) if today else None)  # fmt: skip
+        summary = run(
+            config=str(config) if config else None,
+            today=date.fromisoformat(today) if today else None,
+        )
     print_summary(summary, deletions=name == "reconcile")
     if not summary.reconciles or any(f.error for f in summary.forms):
         raise typer.Exit(code=2)
@@ -327,9 +353,14 @@ def _dask_runner(workers: int) -> object:
 
 
 ConfigOpt = Annotated[Path | None, typer.Option(help="Config TOML (default: bundled).")]
-DaskOpt = Annotated[bool, typer.Option(
-    "--dask", help="Fetch and validate forms on a local Dask cluster of `[run] workers` "
-    "processes (pip install 'sammachip[dask]'); without it, workers are threads.")]  # fmt: skip
+DaskOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dask",
+        help="Fetch and validate forms on a local Dask cluster of `[run] workers` "
+        "processes (pip install 'sammachip[dask]'); without it, workers are threads.",
+    ),
+]
 
 
 @app.command(name="nightly", short_help="Sync every server; write the officer lists.")
@@ -339,8 +370,7 @@ def nightly_cmd(config: ConfigOpt = None, today: TodayOpt = None, dask: DaskOpt 
 
 
 @app.command(name="reconcile", short_help="Weekly: re-read everything, find deletions.")
-def reconcile_cmd(config: ConfigOpt = None, today: TodayOpt = None, dask: DaskOpt = False
-                  ) -> None:  # fmt: skip
+def reconcile_cmd(config: ConfigOpt = None, today: TodayOpt = None, dask: DaskOpt = False) -> None:
     """Weekly: re-read everything (old edits) and tombstone what servers deleted."""
     _run_flow("reconcile", config, today, dask)
 
@@ -449,10 +479,15 @@ def vacuum(
     """Delete file versions no recent version reads; the latest state is never touched."""
     from sammachip.warehouse.housekeeping import vacuum as vacuum_files
 
-    r = vacuum_files(_existing_warehouse(warehouse, "--warehouse"), keep_versions=keep_versions,
-                     min_age_seconds=min_age_hours * 3600)  # fmt: skip
-    console.print(f"deleted {r.files_deleted} files ({r.bytes_freed:,} bytes) and "
-                  f"{r.manifests_deleted} old manifests")  # fmt: skip
+    r = vacuum_files(
+        _existing_warehouse(warehouse, "--warehouse"),
+        keep_versions=keep_versions,
+        min_age_seconds=min_age_hours * 3600,
+    )
+    console.print(
+        f"deleted {r.files_deleted} files ({r.bytes_freed:,} bytes) and "
+        f"{r.manifests_deleted} old manifests"
+    )
 
 
 @simulate.command("odk")
@@ -478,8 +513,9 @@ def simulate_odk(
     seed_odk_from_cohort(store, cohort)
     password = password or secrets.token_hex(12)
     console.print(cohort.summary())
-    console.print(f"ODK Central simulator on http://127.0.0.1:{port}  project 1  "
-                  f"{email} / {password}")  # fmt: skip
+    console.print(
+        f"ODK Central simulator on http://127.0.0.1:{port}  project 1  {email} / {password}"
+    )
     run_odk_forever(store, email, password, "127.0.0.1", port)
 
 
@@ -513,16 +549,22 @@ def serve(
     workdir: Annotated[
         Path, typer.Option(envvar="SAMMACHIP_HOME", help="Where data/ lives.")
     ] = Path("."),
-    webhook_host: Annotated[str | None, typer.Option(
-        help="Receiver address (default: [webhook] host, 127.0.0.1).")] = None,
-    webhook_port: Annotated[int | None, typer.Option(
-        help="Receiver port, 0: any free (default: [webhook] port, 8788).")] = None,
+    webhook_host: Annotated[
+        str | None, typer.Option(help="Receiver address (default: [webhook] host, 127.0.0.1).")
+    ] = None,
+    webhook_port: Annotated[
+        int | None, typer.Option(help="Receiver port, 0: any free (default: [webhook] port, 8788).")
+    ] = None,
     prefect_port: Annotated[
         int, typer.Option(help="Port of the local Prefect server started when none is set.")
     ] = 4200,
-    prefect_home: Annotated[Path | None, typer.Option(
-        help="PREFECT_HOME of that server, its SQLite database (default: Prefect's, "
-        "~/.prefect).")] = None,
+    prefect_home: Annotated[
+        Path | None,
+        typer.Option(
+            help="PREFECT_HOME of that server, its SQLite database (default: Prefect's, "
+            "~/.prefect)."
+        ),
+    ] = None,
 ) -> None:
     """Run everything on one machine: Prefect server (unless PREFECT_API_URL is set), the
     nightly/ingest/reconcile schedules and triggers, and the Kobo webhook receiver."""
@@ -544,10 +586,12 @@ def webhook(
     workdir: Annotated[
         Path, typer.Option(envvar="SAMMACHIP_HOME", help="Where data/ lives.")
     ] = Path("."),
-    host: Annotated[str | None, typer.Option(
-        help="Receiver address (default: [webhook] host, 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(
-        help="Receiver port (default: [webhook] port, 8788).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Receiver address (default: [webhook] host, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Receiver port (default: [webhook] port, 8788).")
+    ] = None,
 ) -> None:
     """Run only the Kobo webhook receiver (events go to PREFECT_API_URL; workers run ingest)."""
     from sammachip.connectors.webhook import WebhookConfigError

@@ -107,9 +107,13 @@ def ingest_landing(settings: Settings, landing: Landing, today: date) -> IngestS
         summary.removed = landing.remove(done)  # only now: the commit holds their rows
         publish(wh, settings, loading, summary.run, mail=False)  # the nightly mails
     logger.info(
-        "%s: landed %d: loaded and removed %d, waiting %d, set aside %d", landing.root,
-        summary.landed, summary.removed, summary.waiting, summary.set_aside,
-    )  # fmt: skip
+        "%s: landed %d: loaded and removed %d, waiting %d, set aside %d",
+        landing.root,
+        summary.landed,
+        summary.removed,
+        summary.waiting,
+        summary.set_aside,
+    )
     return summary
 
 
@@ -132,8 +136,9 @@ def _plan(
             continue
         try:  # the receiver's own test of a delivery: what it accepted reads here
             raw = read_delivery(f.read_bytes(), f.asset)
-            sub = to_submission(raw, server=form.server_name, asset_uid=f.asset,
-                                form_id=form.form_id)  # fmt: skip
+            sub = to_submission(
+                raw, server=form.server_name, asset_uid=f.asset, form_id=form.form_id
+            )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             landing.set_aside(f, f"unreadable delivery: {type(err).__name__}: {err}")
             logger.error("set aside %s: %s", f.path.name, err)
@@ -143,8 +148,9 @@ def _plan(
     if unknown:
         logger.warning(
             "%d deliveries for assets no configured server lists (%s): kept for a later run",
-            summary.waiting, ", ".join(sorted(unknown)),
-        )  # fmt: skip
+            summary.waiting,
+            ", ".join(sorted(unknown)),
+        )
     return plan
 
 
@@ -172,8 +178,12 @@ def _load(
                 with tx.savepoint():
                     stats = load_batches(tx, form.form_id, batches, runner, now)
             except Exception as err:  # one form's bad payloads must not block the others
-                logger.exception("form %s (%s): %d deliveries kept for a later run",
-                                 form.form_id, form.form_uid, len(items))  # fmt: skip
+                logger.exception(
+                    "form %s (%s): %d deliveries kept for a later run",
+                    form.form_id,
+                    form.form_uid,
+                    len(items),
+                )
                 summary.run.forms.append(FormResult.of(form, error=str(err)))
                 summary.waiting += len(items)
                 continue

@@ -65,8 +65,9 @@ class FormResult:
     server: str = ""  # the server's name (`[[kobo]]`/`[[odk]]` name)
 
     @classmethod
-    def of(cls, form: FormSource, stats: LoadStats | None = None, *, error: str | None = None
-           ) -> FormResult:  # fmt: skip
+    def of(
+        cls, form: FormSource, stats: LoadStats | None = None, *, error: str | None = None
+    ) -> FormResult:
         """A form's line of the run summary: what its load counted, or why it was skipped."""
         result = cls(form.form_id, form.form_uid, error=error, server=form.server_name)
         if stats is not None:
@@ -105,11 +106,18 @@ def discover_forms(settings: Settings) -> tuple[list[FormSource], list[FormResul
     cursors = open_warehouse(str(settings.warehouse_path)).snapshot().cursors
     found, held = held_under_other_names(found, cursors, settings.kobo, settings.odk)
     return found, [
-        *(FormResult(s.form_id, s.where, server=s.server,
-                     error=None if s.warning else s.message,
-                     warning=s.message if s.warning else None) for s in skipped),
+        *(
+            FormResult(
+                s.form_id,
+                s.where,
+                server=s.server,
+                error=None if s.warning else s.message,
+                warning=s.message if s.warning else None,
+            )
+            for s in skipped
+        ),
         *(FormResult.of(form, error=err) for form, err in held),
-    ]  # fmt: skip
+    ]
 
 
 @task(name="start-validation", cache_policy=NO_CACHE)
@@ -133,8 +141,15 @@ def load_batches(
     with refreshing_dependents(tx, form_id, runner, now=now) as rechecked:
         loader = FormLoader(tx, form_id, batch=tx.run_id, now=now)
         context = cross_form_context(tx, form_id)
-        results = validate_stream(form_id, batches, runner, state=loader.stream_state(),
-                                  batch=tx.run_id, now=now, context=context)  # fmt: skip
+        results = validate_stream(
+            form_id,
+            batches,
+            runner,
+            state=loader.stream_state(),
+            batch=tx.run_id,
+            now=now,
+            context=context,
+        )
         for validated, fresh, fetched in results:
             loader.add(validated, fresh, fetched)
         stats = loader.finish()
@@ -168,9 +183,13 @@ def sync_form(
 
 @task(name="find-deletions", cache_policy=NO_CACHE)
 def find_deletions(
-    tx: Transaction, form: FormSource, runner: SuiteRunner, settings: Settings, now: datetime,
+    tx: Transaction,
+    form: FormSource,
+    runner: SuiteRunner,
+    settings: Settings,
+    now: datetime,
     full: bool,
-) -> tuple[int, dict[str, int]]:  # fmt: skip
+) -> tuple[int, dict[str, int]]:
     """Tombstone what the server deleted; returns (how many, submissions re-checked per form).
 
     Nightly, a server with a deletion feed (ODK Central) is asked what it deleted since the
@@ -251,10 +270,15 @@ def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Pa
     snapshot = wh.snapshot()
     built = {name: wh.read(name, snapshot) for name in marts.MART_SCHEMAS}
     out = settings.reports_path / today.isoformat()
-    return write_deliverables(built, out, today, settings.rules,
-                              mail=settings.mail if mail else None,
-                              workers=settings.report_processes,
-                              notice=sync_notice(snapshot.cursors))  # fmt: skip
+    return write_deliverables(
+        built,
+        out,
+        today,
+        settings.rules,
+        mail=settings.mail if mail else None,
+        workers=settings.report_processes,
+        notice=sync_notice(snapshot.cursors),
+    )
 
 
 def bangkok_today() -> date:
@@ -296,15 +320,21 @@ def run_sync(
                 log_skipped(result)
             else:
                 logger.info(
-                    "%s: fetched %d, new %d, clean %d, quarantined %d, tombstoned %d, "
-                    "restored %d", result.form_id, result.fetched, result.new_versions,
-                    result.clean, result.quarantined, result.deleted, result.restored,
-                )  # fmt: skip
+                    "%s: fetched %d, new %d, clean %d, quarantined %d, tombstoned %d, restored %d",
+                    result.form_id,
+                    result.fetched,
+                    result.new_versions,
+                    result.clean,
+                    result.quarantined,
+                    result.deleted,
+                    result.restored,
+                )
                 if result.rechecked:
-                    logger.info("%s changed facts other answers are checked against: "
-                                "validated again %s", result.form_id,
-                                ", ".join(f"{n} of {f}" for f, n in
-                                          sorted(result.rechecked.items())))  # fmt: skip
+                    logger.info(
+                        "%s changed facts other answers are checked against: validated again %s",
+                        result.form_id,
+                        ", ".join(f"{n} of {f}" for f, n in sorted(result.rechecked.items())),
+                    )
             summary.forms.append(result)
         record_sync(tx, settings.server_names, summary.forms, now)
         build_marts(tx, settings, today)
@@ -319,8 +349,11 @@ IN_SUMMARY = "sammachip_in_summary"
 
 
 def log_skipped(result: FormResult) -> None:
-    what = (f"server {result.server}" if result.form_id == "*"
-            else f"form {result.form_id} ({result.form_uid})")  # fmt: skip
+    what = (
+        f"server {result.server}"
+        if result.form_id == "*"
+        else f"form {result.form_id} ({result.form_uid})"
+    )
     get_run_logger().error("%s skipped: %s", what, result.error, extra={IN_SUMMARY: True})
 
 
@@ -348,15 +381,19 @@ def publish(
 
 
 def _sync_one(
-    tx: Transaction, form: FormSource, runner: SuiteRunner, settings: Settings, now: datetime,
-    progress: FetchProgress, reconcile: bool,
-) -> FormResult:  # fmt: skip
+    tx: Transaction,
+    form: FormSource,
+    runner: SuiteRunner,
+    settings: Settings,
+    now: datetime,
+    progress: FetchProgress,
+    reconcile: bool,
+) -> FormResult:
     """One form, in this process; a permanent error leaves nothing of it staged."""
     try:
         with tx.savepoint():
             result = sync_form(tx, form, runner, settings, now, progress, reconcile)
-            result.deleted, rechecked = find_deletions(tx, form, runner, settings, now,
-                                                       reconcile)  # fmt: skip
+            result.deleted, rechecked = find_deletions(tx, form, runner, settings, now, reconcile)
             result.add_rechecked(rechecked)
             return result
     except (*SourceError, TransientError) as err:  # retries exhausted: skip this form only
@@ -365,32 +402,47 @@ def _sync_one(
 
 def _form_error(form: FormSource, err: Exception) -> str:
     if isinstance(err, TransientError):  # permanent errors already name the form and the fix
-        return (f"form {form.form_uid}: the server still failed after every retry ({err}); "
-                "nothing of this form was committed — the next run tries again")  # fmt: skip
+        return (
+            f"form {form.form_uid}: the server still failed after every retry ({err}); "
+            "nothing of this form was committed — the next run tries again"
+        )
     return str(err)
 
 
 @task(name="fetch-and-validate", cache_policy=NO_CACHE)
 def fetch_and_validate(
-    form: FormSource, cursor: dict[str, Any], settings: Settings, now: datetime,
-    full_rescan: bool, state: StreamState, context: CrossFormContext, batch: str,
+    form: FormSource,
+    cursor: dict[str, Any],
+    settings: Settings,
+    now: datetime,
+    full_rescan: bool,
+    state: StreamState,
+    context: CrossFormContext,
+    batch: str,
     runner: SuiteRunner,
-) -> tuple[list[tuple[Any, list[Submission], int]], dict[str, Any], str | None]:  # fmt: skip
+) -> tuple[list[tuple[Any, list[Submission], int]], dict[str, Any], str | None]:
     """The heavy half of a form's sync (fetch, normalise, validate), runnable on a Dask worker:
     it reads no warehouse and returns Arrow tables for the flow's process to stage."""
     try:
         pages = (subs for subs, _ in form.batches(cursor, settings.sync, now, full_rescan))
-        results = list(validate_stream(form.form_id, pages, runner, state=state,
-                                       batch=batch, now=now, context=context))  # fmt: skip
+        results = list(
+            validate_stream(
+                form.form_id, pages, runner, state=state, batch=batch, now=now, context=context
+            )
+        )
     except (*SourceError, TransientError) as err:  # retries exhausted: skip this form only
         return [], cursor, _form_error(form, err)
     return results, cursor, None
 
 
 def _sync_parallel(
-    tx: Transaction, forms: list[FormSource], runner: SuiteRunner, settings: Settings,
-    now: datetime, reconcile: bool,
-) -> Iterator[FormResult]:  # fmt: skip
+    tx: Transaction,
+    forms: list[FormSource],
+    runner: SuiteRunner,
+    settings: Settings,
+    now: datetime,
+    reconcile: bool,
+) -> Iterator[FormResult]:
     """Fetch and validate the forms of a wave concurrently on the flow's task runner (threads,
     or Dask worker processes), then stage each result here: one writer, one commit."""
     # Cross-form checks read what earlier forms staged (registered households, who attended),
@@ -419,10 +471,16 @@ def _sync_parallel(
 
 
 def _stage(
-    tx: Transaction, form: FormSource, loader: FormLoader,
-    results: list[tuple[Any, list[Submission], int]], cursor: dict[str, Any],
-    runner: SuiteRunner, settings: Settings, now: datetime, reconcile: bool,
-) -> FormResult:  # fmt: skip
+    tx: Transaction,
+    form: FormSource,
+    loader: FormLoader,
+    results: list[tuple[Any, list[Submission], int]],
+    cursor: dict[str, Any],
+    runner: SuiteRunner,
+    settings: Settings,
+    now: datetime,
+    reconcile: bool,
+) -> FormResult:
     """A form's validated batches and its deletions, staged here, in the flow's process; a
     permanent error leaves nothing of it staged."""
     with tx.savepoint():
@@ -469,7 +527,8 @@ def reconcile(
     those the server no longer has (Kobo deletes without a trace)."""
     progress = FetchProgress.for_terminal()
     try:
-        return run_sync(_settings(config, workdir), today or bangkok_today(), progress,
-                        reconcile=True)  # fmt: skip
+        return run_sync(
+            _settings(config, workdir), today or bangkok_today(), progress, reconcile=True
+        )
     finally:
         progress.stop()

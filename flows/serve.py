@@ -71,21 +71,29 @@ class DeploymentSpec:
 def deployment_specs(ingest: IngestSettings) -> list[DeploymentSpec]:
     return [
         DeploymentSpec(
-            "nightly", "sammachip.flows.nightly.nightly",
+            "nightly",
+            "sammachip.flows.nightly.nightly",
             "Sync every configured Kobo server, validate, load, build marts and officer lists.",
-            cron="30 2 * * *", tags=("nightly",),
+            cron="30 2 * * *",
+            tags=("nightly",),
         ),
         DeploymentSpec(
-            "ingest", "sammachip.flows.ingest.ingest",
+            "ingest",
+            "sammachip.flows.ingest.ingest",
             "Load the submissions the Kobo webhook landed; marts and officer lists follow.",
-            cron=ingest.sweep_cron, collision="ENQUEUE", triggered=True, tags=("ingest",),
+            cron=ingest.sweep_cron,
+            collision="ENQUEUE",
+            triggered=True,
+            tags=("ingest",),
         ),
         DeploymentSpec(
-            "reconcile", "sammachip.flows.nightly.reconcile",
+            "reconcile",
+            "sammachip.flows.nightly.reconcile",
             "Weekly full rescan: edits past the look-back window, tombstones for deletions.",
-            cron="30 3 * * 0", tags=("reconcile",),
+            cron="30 3 * * 0",
+            tags=("reconcile",),
         ),
-    ]  # fmt: skip
+    ]
 
 
 def ingest_trigger(window_seconds: int) -> Any:
@@ -179,8 +187,9 @@ def wait_until_healthy(
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"Prefect server exited ({process.returncode}): {_tail(log_path)}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"Prefect server not healthy after {timeout:.0f} s: "
-                               f"{_tail(log_path)}")  # fmt: skip
+            raise RuntimeError(
+                f"Prefect server not healthy after {timeout:.0f} s: {_tail(log_path)}"
+            )
         time.sleep(0.2)
 
 
@@ -213,8 +222,17 @@ def local_prefect_server(
         home.mkdir(parents=True, exist_ok=True)
         env["PREFECT_HOME"] = str(home)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "prefect", "server", "start", "--host", host,
-               "--port", str(port)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "prefect",
+        "server",
+        "start",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     with open(log_path, "ab") as log:
         # Its own session: a terminal's Ctrl-C reaches us only, and we stop it last, after
         # the runner has paused its schedules through it.
@@ -273,9 +291,13 @@ def build_receiver(settings: Settings, api_url: str | None) -> tuple[Receiver, R
         events = PrefectEvents(api_url, headers=prefect_api_headers(key, auth))
     webhook = settings.webhook
     receiver = Receiver(
-        Landing(settings.landing_path), assets, webhook.authenticator(), webhook.max_body_bytes,
-        events, webhook.body_timeout,
-    )  # fmt: skip
+        Landing(settings.landing_path),
+        assets,
+        webhook.authenticator(),
+        webhook.max_body_bytes,
+        events,
+        webhook.body_timeout,
+    )
     return receiver, assets
 
 
@@ -328,10 +350,14 @@ def register(deployments: list[Any]) -> tuple[Any, list[Any]]:
 # =========================================================================== unfinished runs
 
 IN_FLIGHT = ("PENDING", "RUNNING", "CANCELLING")  # states that hold a deployment's slot
-CRASHED_ON_STOP = ("sammachip serve stopped during this run; what it had not committed is "
-                   "fetched or loaded again by the next run")  # fmt: skip
-CRASHED_ON_START = ("left unfinished by a sammachip serve that was stopped or killed; marked "
-                    "crashed so that its deployment runs again")  # fmt: skip
+CRASHED_ON_STOP = (
+    "sammachip serve stopped during this run; what it had not committed is "
+    "fetched or loaded again by the next run"
+)
+CRASHED_ON_START = (
+    "left unfinished by a sammachip serve that was stopped or killed; marked "
+    "crashed so that its deployment runs again"
+)
 
 
 def crash_unfinished_runs(deployment_ids: list[Any], message: str) -> list[str]:
@@ -387,8 +413,10 @@ def catch_up_ingest(ingest_id: Any, landing: Landing, say: Say) -> None:
         return
     with get_client(sync_client=True) as client:
         run = client.create_flow_run_from_deployment(ingest_id)
-    say(f"  catch-up     {waiting} deliveries were waiting in the landing area: ingest run "
-        f"'{run.name}' loads them now")  # fmt: skip
+    say(
+        f"  catch-up     {waiting} deliveries were waiting in the landing area: ingest run "
+        f"'{run.name}' loads them now"
+    )
 
 
 def run_until_stopped(runner: Any, say: Say, grace: float = SHUTDOWN_GRACE) -> None:
@@ -458,17 +486,22 @@ def run_serve(settings: Settings, options: ServeOptions, say: Say) -> None:
             server = PrefectServer(api_url, started_here=False)
         else:
             say(f"starting a local Prefect server on port {options.prefect_port} …")
-            server = stack.enter_context(local_prefect_server(
-                port=options.prefect_port, home=options.prefect_home,
-                log_path=workdir / "data" / "prefect-server.log",
-            ))  # fmt: skip
+            server = stack.enter_context(
+                local_prefect_server(
+                    port=options.prefect_port,
+                    home=options.prefect_home,
+                    log_path=workdir / "data" / "prefect-server.log",
+                )
+            )
         os.environ["PREFECT_API_URL"] = server.api_url  # flow-run subprocesses inherit it
         stack.enter_context(temporary_settings({PREFECT_API_URL: server.api_url}))
         receiver, assets = build_receiver(settings, server.api_url)
         url = stack.enter_context(serve_in_thread(create_app(receiver), webhook.host, webhook.port))
         specs = deployment_specs(settings.ingest)
-        parameters = {"config": str(options.config.resolve()) if options.config else None,
-                      "workdir": str(workdir)}  # fmt: skip
+        parameters = {
+            "config": str(options.config.resolve()) if options.config else None,
+            "workdir": str(workdir),
+        }
         deployments = build_deployments(specs, parameters, settings.ingest.window_seconds)
         runner, ids = register(deployments)
         for line in _listing(server, url, settings, assets, specs):
@@ -488,12 +521,16 @@ def _crash_unfinished(say: Say, ids: list[Any], message: str, which: str) -> Non
     try:
         names = crash_unfinished_runs(ids, message)
     except Exception as err:  # the server is gone: the next start does it
-        say(f"  could not mark {which} runs crashed ({type(err).__name__}: {err}); the next "
-            "`sammachip serve` does it")  # fmt: skip
+        say(
+            f"  could not mark {which} runs crashed ({type(err).__name__}: {err}); the next "
+            "`sammachip serve` does it"
+        )
         return
     if names:
-        say(f"  crashed      {len(names)} {which} run(s) marked crashed, their slots freed: "
-            f"{', '.join(names)}")  # fmt: skip
+        say(
+            f"  crashed      {len(names)} {which} run(s) marked crashed, their slots freed: "
+            f"{', '.join(names)}"
+        )
 
 
 def run_webhook(settings: Settings, host: str | None, port: int | None, say: Say) -> None:
@@ -508,5 +545,8 @@ def run_webhook(settings: Settings, host: str | None, port: int | None, say: Say
     say(f"landing  {settings.landing_path}")
     say(f"events   {api_url or 'none: PREFECT_API_URL is not set, nothing triggers ingest'}")
     app = create_app(receiver)
-    uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", log_config=None,
-                                  timeout_graceful_shutdown=10)).run()  # fmt: skip
+    uvicorn.Server(
+        uvicorn.Config(
+            app, host=host, port=port, lifespan="on", log_config=None, timeout_graceful_shutdown=10
+        )
+    ).run()

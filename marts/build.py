@@ -178,9 +178,15 @@ def _season_table(rules: AlertRules) -> pa.Table:
     for province, windows in rules.province_seasons:
         rows += _season_rows(province, windows)
     schema = pa.schema(
-        [("province_code", _S), ("season", _S), ("name_th", _S), ("name_en", _S),
-         ("start_md", _I), ("end_md", _I)]
-    )  # fmt: skip
+        [
+            ("province_code", _S),
+            ("season", _S),
+            ("name_th", _S),
+            ("name_en", _S),
+            ("start_md", _I),
+            ("end_md", _I),
+        ]
+    )
     return pa.Table.from_pylist(rows, schema=schema)
 
 
@@ -207,8 +213,9 @@ def _label_functions(con: duckdb.DuckDBPyConnection) -> None:
     }
     varchar = duckdb.sqltype("VARCHAR")
     for name, fn in udfs.items():
-        con.create_function(name, _per_distinct(fn), [varchar], varchar, type="arrow",
-                            null_handling="special")  # fmt: skip
+        con.create_function(
+            name, _per_distinct(fn), [varchar], varchar, type="arrow", null_handling="special"
+        )
 
 
 def _per_distinct(label: Callable[[str | None], str | None]) -> Callable[[pa.Array], pa.Array]:

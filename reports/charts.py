@@ -69,8 +69,13 @@ def _layer(mark: Spec, encoding: Spec, values: list[Spec] | None = None) -> Spec
 
 def _area_axis(areas: list[str]) -> Spec:
     """Areas (villages or tambons) down the side, in the order given."""
-    return {"axis": {"labelLimit": 130}, "field": "area", "sort": areas, "title": None,
-            "type": "nominal"}  # fmt: skip
+    return {
+        "axis": {"labelLimit": 130},
+        "field": "area",
+        "sort": areas,
+        "title": None,
+        "type": "nominal",
+    }
 
 
 def attendance_spec(rows: Iterable[dict[str, Any]]) -> Spec | None:
@@ -99,8 +104,13 @@ def attendance_spec(rows: Iterable[dict[str, Any]]) -> Spec | None:
         }
         for (area, month), (invited, present) in cells.items()
     ]
-    x = {"axis": {"labelAngle": -45, "orient": "top"}, "field": "month",
-         "sort": [be_month(m) for m in months], "title": None, "type": "ordinal"}  # fmt: skip
+    x = {
+        "axis": {"labelAngle": -45, "orient": "top"},
+        "field": "month",
+        "sort": [be_month(m) for m in months],
+        "title": None,
+        "type": "ordinal",
+    }
     y = _area_axis(areas)
     heat = {
         "color": {
@@ -174,8 +184,12 @@ def income_spec(rows: Iterable[dict[str, Any]]) -> Spec | None:
             {"area": area, "when": "ติดตามผล", "income": after},
         ]
     y = _area_axis(areas)
-    before_x = {"field": "before", "scale": {"zero": False}, "title": "บาท/เดือน",
-                "type": "quantitative"}  # fmt: skip
+    before_x = {
+        "field": "before",
+        "scale": {"zero": False},
+        "title": "บาท/เดือน",
+        "type": "quantitative",
+    }
     rule = {"x": before_x, "x2": {"field": "after"}, "y": y}  # the bar from before to after
     dots = {
         "color": {
@@ -210,20 +224,29 @@ def readiness_spec(rows: Iterable[dict[str, Any]]) -> Spec | None:
     if not any(counts.values()):
         return None
     data = [{"status": READINESS_TH[s], "n": n, "key": s} for s, n in counts.items()]
-    x = {"axis": {"format": "d", "tickMinStep": 1}, "field": "n", "title": "จำนวนกลุ่ม",
-         "type": "quantitative"}  # fmt: skip
-    y = {"field": "status", "sort": list(READINESS_TH.values()), "title": None,
-         "type": "nominal"}  # fmt: skip
+    x = {
+        "axis": {"format": "d", "tickMinStep": 1},
+        "field": "n",
+        "title": "จำนวนกลุ่ม",
+        "type": "quantitative",
+    }
+    y = {"field": "status", "sort": list(READINESS_TH.values()), "title": None, "type": "nominal"}
     colours = {"domain": list(_READINESS_COLOURS), "range": list(_READINESS_COLOURS.values())}
     bars = {
         "color": {"field": "key", "legend": None, "scale": colours, "type": "nominal"},
         "x": x,
         "y": y,
     }
-    counts_text = {"color": {"value": "#000"}, "text": {"field": "n", "type": "quantitative"},
-                   "x": x, "y": y}  # fmt: skip
-    layers = [_layer({"type": "bar"}, bars),
-              _layer({"type": "text", "align": "left", "dx": 4}, counts_text)]  # fmt: skip
+    counts_text = {
+        "color": {"value": "#000"},
+        "text": {"field": "n", "type": "quantitative"},
+        "x": x,
+        "y": y,
+    }
+    layers = [
+        _layer({"type": "bar"}, bars),
+        _layer({"type": "text", "align": "left", "dx": 4}, counts_text),
+    ]
     return _chart(layers, WIDTH - 110, 26 * len(data), data)
 
 

@@ -237,6 +237,8 @@ def mail_deliverables(
     result = send_reports(((r, attachments(r)) for r in reports), mail)
     log.info(
         "mail: sent %d, skipped %d (no address), failed %d",
-        len(result.sent), len(result.skipped), len(result.failed),
-    )  # fmt: skip
+        len(result.sent),
+        len(result.skipped),
+        len(result.failed),
+    )
     return result

@@ -294,8 +294,7 @@ def officer_page(report: OfficerReport, chart_set: Charts) -> str:
 <p class="meta">เลื่อนรายการ (snooze): เพิ่มบรรทัดในไฟล์เลื่อนรายการของอำเภอ
 รหัสแจ้งเตือน, วันที่ (วว/ดด/ปปปป), หมายเหตุ — alert_id, until, note</p>
 """  # noqa: E501
-    nav = [("new", "ใหม่"), ("open", "ค้าง"), ("otop", "OTOP"), ("charts", "แผนภูมิ"),
-           ("kpi", "ตัวชี้วัด")]  # fmt: skip
+    nav = [("new", "ใหม่"), ("open", "ค้าง"), ("otop", "OTOP"), ("charts", "แผนภูมิ"), ("kpi", "ตัวชี้วัด")]
     return _page(f"รายการติดตาม {officer.name} {be_date(today)}", header, nav, body)
 
 

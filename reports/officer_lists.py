@@ -26,14 +26,16 @@ OFFICE_TIME = ZoneInfo("Asia/Bangkok")
 def sync_banner(notice: SyncNotice) -> list[str]:
     """The lines of the banner every officer file carries when the last sync failed, Thai
     with English beside."""
-    as_of = (f"ข้อมูล ณ {office_time(notice.data_as_of)} (data as of)" if notice.data_as_of
-             else "ยังไม่เคยดึงข้อมูลได้ครบ (no complete sync yet)")  # fmt: skip
+    as_of = (
+        f"ข้อมูล ณ {office_time(notice.data_as_of)} (data as of)"
+        if notice.data_as_of
+        else "ยังไม่เคยดึงข้อมูลได้ครบ (no complete sync yet)"
+    )
     return [
         f"⚠ ดึงข้อมูลครั้งล่าสุด {office_time(notice.attempted_at)} ไม่สำเร็จ (the last sync "
         f"failed) — {as_of}",
         "ดึงไม่ได้ (not fetched): " + "; ".join(notice.failed),
-        "รายการนี้อาจไม่เป็นปัจจุบัน แจ้งผู้ดูแลระบบ (this list may be out of date: tell "
-        "the data manager)",
+        "รายการนี้อาจไม่เป็นปัจจุบัน แจ้งผู้ดูแลระบบ (this list may be out of date: tell the data manager)",
     ]
 
 

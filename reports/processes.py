@@ -13,8 +13,9 @@ def spawn_pool(workers: int) -> ProcessPoolExecutor:
     """`workers` processes, spawned rather than forked (forking a process that runs threads —
     Prefect's, DuckDB's, the chart engine's — can deadlock), each exiting when the process that
     started it dies."""
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=exit_with_parent)  # fmt: skip
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
+    )
 
 
 def exit_with_parent() -> None:

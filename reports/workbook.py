@@ -58,14 +58,23 @@ class _Formats:
 
     def __init__(self, wb: xlsxwriter.Workbook) -> None:
         base = {"font_name": FONT, "valign": "top"}
-        self.header = wb.add_format({**base, "bold": True, "bg_color": "#DDEBF7",
-                                     "text_wrap": True, "valign": "vcenter"})  # fmt: skip
+        self.header = wb.add_format(
+            {**base, "bold": True, "bg_color": "#DDEBF7", "text_wrap": True, "valign": "vcenter"}
+        )
         self.normal = wb.add_format(base)
         self.wrapped = wb.add_format({**base, "text_wrap": True})
         # Excel's quote prefix: a leading "=" stays text even when the cell is edited.
         self.quoted = wb.add_format({**base, "quote_prefix": True})
-        self.stale = wb.add_format({**base, "bold": True, "text_wrap": True, "valign": "vcenter",
-                                    "font_color": "#7F1D1D", "bg_color": "#FDECEA"})  # fmt: skip
+        self.stale = wb.add_format(
+            {
+                **base,
+                "bold": True,
+                "text_wrap": True,
+                "valign": "vcenter",
+                "font_color": "#7F1D1D",
+                "bg_color": "#FDECEA",
+            }
+        )
 
 
 def _sheet(
@@ -92,8 +101,13 @@ def _sheet(
                 width = len(str(value))
             else:  # write_string: never a formula, whatever the text starts with
                 text, width = _text_cell(display(value))
-                cell_format = (fmt.quoted if is_formula_like(text)
-                               else fmt.wrapped if width > MAX_WIDTH else fmt.normal)  # fmt: skip
+                cell_format = (
+                    fmt.quoted
+                    if is_formula_like(text)
+                    else fmt.wrapped
+                    if width > MAX_WIDTH
+                    else fmt.normal
+                )
                 ws.write_string(r, c, text, cell_format)
             widths[c] = max(widths[c], width)
     for c, width in enumerate(widths):
@@ -138,8 +152,10 @@ def _write(report: OfficerReport, tmp: Path) -> None:
     for title, attr, columns in SHEETS:
         rows = _kpi_rows(report) if attr == "kpis" else getattr(report, attr)
         _sheet(wb.add_worksheet(title), fmt, rows, columns, banner)
-    wb.set_properties({
-        "title": f"รายการติดตามสัมมาชีพชุมชน {report.officer.name} {be_date(report.today)}",
-        "author": "sammachip",
-    })  # fmt: skip
+    wb.set_properties(
+        {
+            "title": f"รายการติดตามสัมมาชีพชุมชน {report.officer.name} {be_date(report.today)}",
+            "author": "sammachip",
+        }
+    )
     wb.close()

@@ -243,8 +243,9 @@ class StreamState:
         (marked as seen)."""
         held = self.held
         hit = held.filter(pc.is_in(held["submission_key"], value_set=_codes(s.key for s in subs)))
-        known = set(zip(hit["submission_key"].to_pylist(), hit["payload_hash"].to_pylist(),
-                        strict=True))  # fmt: skip
+        known = set(
+            zip(hit["submission_key"].to_pylist(), hit["payload_hash"].to_pylist(), strict=True)
+        )
         fresh: dict[tuple[str, str], Submission] = {}
         for s in subs:
             version = (s.key, s.hash)
@@ -280,10 +281,16 @@ def validate_stream(
     spec = FORMS[form_id]
     for subs in batches:
         new = state.unseen(subs)
-        validated = validate_form(form_id, new, runner, batch=batch, now=now,
-                                  existing_codes=state.owners, context=context)  # fmt: skip
+        validated = validate_form(
+            form_id, new, runner, batch=batch, now=now, existing_codes=state.owners, context=context
+        )
         if spec.business_key:
             parent = validated.tables[spec.table]
-            state.codes.update(zip(parent[spec.business_key].to_pylist(),
-                                   parent["submission_key"].to_pylist(), strict=True))  # fmt: skip
+            state.codes.update(
+                zip(
+                    parent[spec.business_key].to_pylist(),
+                    parent["submission_key"].to_pylist(),
+                    strict=True,
+                )
+            )
         yield validated, new, len(subs)

@@ -71,20 +71,26 @@ def followup_after_baseline(rows: list[Row], firsts: pa.Table) -> list[Flag]:
 _HOUSEHOLDS = pa.schema([("hh_code", pa.string())])
 
 REGISTERED = Fact(
-    "registered", "sammachip_household", ("households",),
+    "registered",
+    "sammachip_household",
+    ("households",),
     "select distinct hh_code from households where deleted_at is null and hh_code is not null",
     _HOUSEHOLDS,
-)  # fmt: skip
+)
 TRAINED = Fact(
-    "trained", "sammachip_session", ("sessions", "attendance"),
+    "trained",
+    "sammachip_session",
+    ("sessions", "attendance"),
     """select distinct a.hh_code from attendance a join sessions s using (submission_key)
        where a.present and s.held_date is not null and s.deleted_at is null""",
     _HOUSEHOLDS,
-)  # fmt: skip
+)
 BASELINE_DATES = Fact(
-    "baseline_dates", "sammachip_income", ("income_surveys",),
+    "baseline_dates",
+    "sammachip_income",
+    ("income_surveys",),
     """select hh_code, min(survey_date) as first from income_surveys
        where round = 'baseline' and deleted_at is null and survey_date is not null
        group by hh_code""",
     pa.schema([("hh_code", pa.string()), ("first", pa.date32())]),
-)  # fmt: skip
+)

@@ -24,8 +24,18 @@ Row = dict[str, Any]
 PROGRAMME_START = date(2016, 10, 1)  # FY2560, when สัมมาชีพชุมชน began
 
 # Keys a server or a phone adds around the answers; they are not answers to look for in forms.
-_META_KEYS = {"start", "end", "today", "deviceid", "username", "simserial", "subscriberid",
-              "phonenumber", "email", "instanceID"}  # fmt: skip
+_META_KEYS = {
+    "start",
+    "end",
+    "today",
+    "deviceid",
+    "username",
+    "simserial",
+    "subscriberid",
+    "phonenumber",
+    "email",
+    "instanceID",
+}
 _META_PREFIXES = ("_", "meta/", "formhub/")
 
 
@@ -51,8 +61,10 @@ class _Reader:
         (a BE year typed into a CE field, or a CE year read as BE, lands decades off)."""
         value = self.get(key, n.parse_date)
         if value is not None and not PROGRAMME_START <= value <= self.today + timedelta(days=366):
-            self.warnings.append(f"{key}: {value.isoformat()} is outside {PROGRAMME_START.year}"
-                                 f"–{self.today.year + 1}")  # fmt: skip
+            self.warnings.append(
+                f"{key}: {value.isoformat()} is outside {PROGRAMME_START.year}"
+                f"–{self.today.year + 1}"
+            )
         return value
 
     def unknown_keys(self) -> set[str]:
@@ -154,8 +166,14 @@ def _repeat(r: _Reader, name: str) -> list[_Reader]:
     if entries is None or entries == []:
         return []
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        r.errors.append((name, n.Unreadable(entries, "ไม่ใช่รายการคำตอบซ้ำ (repeat)",
-                                            "is not a list of repeat groups")))  # fmt: skip
+        r.errors.append(
+            (
+                name,
+                n.Unreadable(
+                    entries, "ไม่ใช่รายการคำตอบซ้ำ (repeat)", "is not a list of repeat groups"
+                ),
+            )
+        )
         return []
     readers = [_Reader(e) for e in entries]
     r.children.extend(readers)
@@ -325,13 +343,18 @@ def attachment_rows(sub: Submission) -> list[Row]:
         if not isinstance(a, dict):
             continue
         basename = a.get("media_file_basename") or str(a.get("filename", "")).rsplit("/", 1)[-1]
-        rows.append({
-            "submission_key": sub.key, "form_id": sub.form_id,
-            "attachment_uid": str(a.get("uid") or a.get("id") or basename),
-            "question_xpath": a.get("question_xpath"), "basename": basename,
-            "mimetype": a.get("mimetype"), "download_url": a.get("download_url"),
-            "is_deleted": bool(a.get("is_deleted", False)),
-        })  # fmt: skip
+        rows.append(
+            {
+                "submission_key": sub.key,
+                "form_id": sub.form_id,
+                "attachment_uid": str(a.get("uid") or a.get("id") or basename),
+                "question_xpath": a.get("question_xpath"),
+                "basename": basename,
+                "mimetype": a.get("mimetype"),
+                "download_url": a.get("download_url"),
+                "is_deleted": bool(a.get("is_deleted", False)),
+            }
+        )
     return rows
 
 

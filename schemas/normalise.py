@@ -52,8 +52,10 @@ def _quoted(value: object) -> str:
 NOT_WHOLE = ("อ่านเป็นจำนวนเต็มไม่ได้", "could not be read as a whole number")
 TOO_LARGE = ("มากเกินกว่าจะเป็นคำตอบจริง", "is too large to be a real answer")
 NOT_NUMBER = ("อ่านเป็นตัวเลขไม่ได้", "could not be read as a number")
-NOT_DATE = ("อ่านเป็นวันที่ไม่ได้ (ใช้ ปปปป-ดด-วว หรือ วว/ดด/ปปปป)",
-            "could not be read as a date (YYYY-MM-DD or DD/MM/YYYY)")  # fmt: skip
+NOT_DATE = (
+    "อ่านเป็นวันที่ไม่ได้ (ใช้ ปปปป-ดด-วว หรือ วว/ดด/ปปปป)",
+    "could not be read as a date (YYYY-MM-DD or DD/MM/YYYY)",
+)
 NO_SUCH_DATE = ("ไม่มีวันที่นี้ในปฏิทิน", "is no such date")
 NOT_TIME = ("อ่านเป็นวันและเวลาไม่ได้", "could not be read as a date and time")
 NOT_YES_NO = ("ไม่ใช่คำตอบ ใช่/ไม่ใช่", "is not yes or no")
@@ -70,8 +72,7 @@ def ascii_digits(text: str) -> str:
 # Control characters and bidi overrides: invisible, and dangerous in a terminal or a list
 # (tab and line feed are ordinary text). Terminal escape sequences (colours, cursor moves, a
 # window title) go whole: dropping only their ESC would leave "[31m" on show.
-_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
-                        "\u2066-\u2069]")  # fmt: skip
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _ESCAPE_SEQUENCE = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor, erase
     r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC: titles, links (ended by BEL or ST)

@@ -57,29 +57,78 @@ class FormSpec:
 _REGISTERED_ATTENDEES = Check("attendance", "household_registered", REGISTERED, household_in)
 _REGISTERED_MEMBERS = Check("group_members", "household_registered", REGISTERED, household_in)
 _TRAINED = Check("materials", "household_trained", TRAINED, household_in)
-_AFTER_BASELINE = Check("income_surveys", "followup_after_baseline", BASELINE_DATES,
-                        followup_after_baseline, applies="round = 'followup'")  # fmt: skip
+_AFTER_BASELINE = Check(
+    "income_surveys",
+    "followup_after_baseline",
+    BASELINE_DATES,
+    followup_after_baseline,
+    applies="round = 'followup'",
+)
 
 FORMS: dict[str, FormSpec] = {
     f.form_id: f
     for f in [
-        # form id, kind, parent table, unique programme code, subject shown, Thai and English
-        # titles, and its checks against other forms (a form comes after those it reads)
-        FormSpec("sammachip_household", "household", "households", "hh_code", "hh_code",
-                 "ทะเบียนครัวเรือนเป้าหมาย", "Target household registration"),
-        FormSpec("sammachip_sage", "sage", "sages", "sage_code", "sage_code",
-                 "ทะเบียนปราชญ์ชุมชน", "Community sage registry"),
-        FormSpec("sammachip_session", "session", "sessions", "session_code", "session_code",
-                 "การฝึกอบรมและศึกษาดูงาน", "Training session or study visit",
-                 (_REGISTERED_ATTENDEES,)),
-        FormSpec("sammachip_materials", "materials", "materials", None, "hh_code",
-                 "การมอบวัสดุอุปกรณ์", "Materials handed out", (_TRAINED,)),
-        FormSpec("sammachip_income", "income", "income_surveys", None, "hh_code",
-                 "สำรวจรายได้ครัวเรือน", "Household income survey", (_AFTER_BASELINE,)),
-        FormSpec("sammachip_group", "group", "groups", "group_code", "group_code",
-                 "กลุ่มอาชีพ", "Occupational group", (_REGISTERED_MEMBERS,)),
+        # A form comes after those whose facts its checks read (see `reads` and WAVES).
+        FormSpec(
+            form_id="sammachip_household",
+            kind="household",
+            table="households",
+            business_key="hh_code",
+            subject_key="hh_code",
+            title_th="ทะเบียนครัวเรือนเป้าหมาย",
+            title_en="Target household registration",
+        ),
+        FormSpec(
+            form_id="sammachip_sage",
+            kind="sage",
+            table="sages",
+            business_key="sage_code",
+            subject_key="sage_code",
+            title_th="ทะเบียนปราชญ์ชุมชน",
+            title_en="Community sage registry",
+        ),
+        FormSpec(
+            form_id="sammachip_session",
+            kind="session",
+            table="sessions",
+            business_key="session_code",
+            subject_key="session_code",
+            title_th="การฝึกอบรมและศึกษาดูงาน",
+            title_en="Training session or study visit",
+            checks=(_REGISTERED_ATTENDEES,),
+        ),
+        FormSpec(
+            form_id="sammachip_materials",
+            kind="materials",
+            table="materials",
+            business_key=None,
+            subject_key="hh_code",
+            title_th="การมอบวัสดุอุปกรณ์",
+            title_en="Materials handed out",
+            checks=(_TRAINED,),
+        ),
+        FormSpec(
+            form_id="sammachip_income",
+            kind="income",
+            table="income_surveys",
+            business_key=None,
+            subject_key="hh_code",
+            title_th="สำรวจรายได้ครัวเรือน",
+            title_en="Household income survey",
+            checks=(_AFTER_BASELINE,),
+        ),
+        FormSpec(
+            form_id="sammachip_group",
+            kind="group",
+            table="groups",
+            business_key="group_code",
+            subject_key="group_code",
+            title_th="กลุ่มอาชีพ",
+            title_en="Occupational group",
+            checks=(_REGISTERED_MEMBERS,),
+        ),
     ]
-}  # fmt: skip
+}
 
 assert all(f.table in CLEAN_TABLES for f in FORMS.values())
 
@@ -103,12 +152,13 @@ def waves(forms: dict[str, FormSpec] = FORMS) -> tuple[tuple[str, ...], ...]:
     within its load and order nothing."""
     placed: dict[str, int] = {}
     while len(placed) < len(forms):
-        ready = [f for f, spec in forms.items()
-                 if f not in placed and spec.reads <= placed.keys()]  # fmt: skip
+        ready = [f for f, spec in forms.items() if f not in placed and spec.reads <= placed.keys()]
         if not ready:
             stuck = sorted(forms.keys() - placed.keys())
-            raise ValueError(f"the checks of {', '.join(stuck)} read each other's facts: "
-                             "no form of them can load first")  # fmt: skip
+            raise ValueError(
+                f"the checks of {', '.join(stuck)} read each other's facts: "
+                "no form of them can load first"
+            )
         for f in ready:
             placed[f] = 1 + max((placed[r] for r in forms[f].reads), default=-1)
     return tuple(tuple(f for f in forms if placed[f] == n) for n in range(max(placed.values()) + 1))
@@ -116,8 +166,9 @@ def waves(forms: dict[str, FormSpec] = FORMS) -> tuple[tuple[str, ...], ...]:
 
 WAVES = waves()
 # One run (one worker) loads the forms in the registry's order: each after those it reads.
-assert all(list(FORMS).index(r) < list(FORMS).index(f) for f, spec in FORMS.items()
-           for r in spec.reads), "list each form after the forms its checks read"  # fmt: skip
+assert all(
+    list(FORMS).index(r) < list(FORMS).index(f) for f, spec in FORMS.items() for r in spec.reads
+), "list each form after the forms its checks read"
 
 
 _WORD = re.compile(r"[A-Za-z0-9_]+")  # what a form id is made of: any other character parts words

@@ -223,17 +223,33 @@ VALIDATION_RUNS = TableSpec(
 
 # Answers a form's current definition does not know (a newer or older form version on a phone):
 # never a failure, always recorded.
-SCHEMA_DRIFT = TableSpec("schema_drift", (
-    ("ingest_batch", _S), ("seen_at", UTC_TS), ("form_id", _S), ("form_version", _S),
-    ("answer_key", _S), ("submissions", _I),
-))  # fmt: skip
+SCHEMA_DRIFT = TableSpec(
+    "schema_drift",
+    (
+        ("ingest_batch", _S),
+        ("seen_at", UTC_TS),
+        ("form_id", _S),
+        ("form_version", _S),
+        ("answer_key", _S),
+        ("submissions", _I),
+    ),
+)
 
 # Media files attached to submissions (photos of products, sign-in sheets): metadata only;
 # the files themselves are downloaded on request into the attachments folder.
-ATTACHMENTS = TableSpec("attachments", (
-    ("submission_key", _S), ("form_id", _S), ("attachment_uid", _S), ("question_xpath", _S),
-    ("basename", _S), ("mimetype", _S), ("download_url", _S), ("is_deleted", _B),
-))  # fmt: skip
+ATTACHMENTS = TableSpec(
+    "attachments",
+    (
+        ("submission_key", _S),
+        ("form_id", _S),
+        ("attachment_uid", _S),
+        ("question_xpath", _S),
+        ("basename", _S),
+        ("mimetype", _S),
+        ("download_url", _S),
+        ("is_deleted", _B),
+    ),
+)
 
 SYSTEM_TABLES: dict[str, TableSpec] = {
     t.name: t for t in (RAW_SUBMISSIONS, QUARANTINE, VALIDATION_RUNS, SCHEMA_DRIFT, ATTACHMENTS)

@@ -105,11 +105,13 @@ class SuiteRunner:
             site_name=site,
             site_config={
                 "class_name": "SiteBuilder",
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                                  "base_directory": str(folder)},
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(folder),
+                },
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             },
-        )  # fmt: skip
+        )
         with self._lock:
             self._context.build_data_docs(site_names=[site])
         return folder / "index.html"
@@ -234,8 +236,9 @@ def explain_unreadable(
 
 def _unreadable_failure(f: Failure, key: str, why: Unreadable) -> Failure:
     reason_th, reason_en = why.reasons(key)
-    return replace(f, column=_column_of(key), value=str(why.value), reason_th=reason_th,
-                   reason_en=reason_en)  # fmt: skip
+    return replace(
+        f, column=_column_of(key), value=str(why.value), reason_th=reason_th, reason_en=reason_en
+    )
 
 
 def _column_of(answer_key: str) -> str:

@@ -100,8 +100,17 @@ FORM_FIELDS: dict[str, dict[str, str]] = {
 # Choice list → the values a submission can carry (docs/forms.md, "Choice lists").
 CHOICES: dict[str, set[str]] = {
     "occupation": {
-        "mushroom", "weaving", "reed_mat", "cricket", "frog", "processed_food",
-        "basketry", "herbal", "fertiliser", "vegetables", "cleaning_liquid",
+        "mushroom",
+        "weaving",
+        "reed_mat",
+        "cricket",
+        "frog",
+        "processed_food",
+        "basketry",
+        "herbal",
+        "fertiliser",
+        "vegetables",
+        "cleaning_liquid",
     },
     "yes_no": {"yes", "no"},
     "activity_type": {"training", "study_visit", "kickoff"},
@@ -111,7 +120,7 @@ CHOICES: dict[str, set[str]] = {
     "otop_type": {"food", "beverage", "textile", "decor", "herbal"},
     "standard": {"fda", "tcps", "tis", "none"},
     "otop_status": {"not_registered", "applied", "registered"},
-}  # fmt: skip
+}
 
 NS = {
     "x": "http://www.w3.org/2002/xforms",
@@ -119,8 +128,13 @@ NS = {
     "jr": "http://openrosa.org/javarosa",
 }
 JR = "{" + NS["jr"] + "}"
-BIND_TYPES = {"string": "text", "int": "integer", "decimal": "decimal", "date": "date",
-              "geopoint": "geopoint"}  # fmt: skip
+BIND_TYPES = {
+    "string": "text",
+    "int": "integer",
+    "decimal": "decimal",
+    "date": "date",
+    "geopoint": "geopoint",
+}
 PLACEHOLDER_LABELS = {"", "-"}  # pyxform writes "-" where a translation is missing
 
 
@@ -269,8 +283,12 @@ def test_every_text_exists_in_both_languages(form: str) -> None:
     translations = xform.translations()
     thai, english = (translations.get(lang, {}) for lang in LANGUAGES)
     assert set(thai) == set(english)
-    blank = [(lang, tid) for lang in LANGUAGES for tid, text in translations[lang].items()
-             if text in PLACEHOLDER_LABELS]  # fmt: skip
+    blank = [
+        (lang, tid)
+        for lang in LANGUAGES
+        for tid, text in translations[lang].items()
+        if text in PLACEHOLDER_LABELS
+    ]
     assert not blank
     # A label without a jr:itext ref came from an untranslated `label` column.
     inline = [

@@ -41,15 +41,25 @@ def raw_partition(source: str, form_id: str, now: datetime) -> str:
 def _raw_table(subs: Sequence[Submission], batch: str, now: datetime) -> pa.Table:
     rows = [
         {
-            "submission_key": s.key, "source": s.source, "server": s.server,
-            "form_uid": s.form_uid, "form_id": s.form_id, "submission_id": s.submission_id,
-            "instance_id": s.instance_id, "root_uuid": s.root_uuid, "form_version": s.version,
-            "submitted_at": s.submitted_at, "review_status": s.review_status,
-            "deleted": s.deleted, "payload": orjson.dumps(s.payload).decode(),
-            "payload_hash": s.hash, "ingest_batch": batch, "ingested_at": now,
+            "submission_key": s.key,
+            "source": s.source,
+            "server": s.server,
+            "form_uid": s.form_uid,
+            "form_id": s.form_id,
+            "submission_id": s.submission_id,
+            "instance_id": s.instance_id,
+            "root_uuid": s.root_uuid,
+            "form_version": s.version,
+            "submitted_at": s.submitted_at,
+            "review_status": s.review_status,
+            "deleted": s.deleted,
+            "payload": orjson.dumps(s.payload).decode(),
+            "payload_hash": s.hash,
+            "ingest_batch": batch,
+            "ingested_at": now,
         }
         for s in subs
-    ]  # fmt: skip
+    ]
     return pa.Table.from_pylist(rows, schema=RAW_SUBMISSIONS.schema)
 
 
@@ -65,7 +75,8 @@ def _latest(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for row in rows:
         held = latest.get(row["submission_key"])
         if held is None or (row["ingested_at"], row["deleted"]) >= (
-            held["ingested_at"], held["deleted"]
+            held["ingested_at"],
+            held["deleted"],
         ):
             latest[row["submission_key"]] = row
     return latest
@@ -83,9 +94,10 @@ def known_versions(tx: Transaction, form_id: str) -> tuple[pa.Table, set[str]]:
     touched = raw.filter(pc.is_in(raw["submission_key"], value_set=stones["submission_key"]))
     latest = _latest(touched.select(["submission_key", "deleted", "ingested_at"]).to_pylist())
     tombstoned = {key for key, row in latest.items() if row["deleted"]}
-    live = pc.and_not(pc.invert(raw["deleted"]),
-                      pc.is_in(raw["submission_key"], value_set=pa.array(sorted(tombstoned),
-                                                                         pa.string())))  # fmt: skip
+    live = pc.and_not(
+        pc.invert(raw["deleted"]),
+        pc.is_in(raw["submission_key"], value_set=pa.array(sorted(tombstoned), pa.string())),
+    )
     return raw.filter(live).select(["submission_key", "payload_hash"]), tombstoned
 
 
@@ -110,13 +122,20 @@ def upgrade_payload_hashes(tx: Transaction, form_id: str) -> int:
     for rel in [f for f in tx.files("raw_submissions") if f"/form={form_id}/" in f]:
         data = pq.read_table(storage.path(rel), filesystem=storage.fs)
         old = data["payload_hash"].to_pylist()
-        new = [h if gone else payload_hash(orjson.loads(p)) for h, gone, p in
-               zip(old, data["deleted"].to_pylist(), data["payload"].to_pylist(), strict=True)]
+        new = [
+            h if gone else payload_hash(orjson.loads(p))
+            for h, gone, p in zip(
+                old, data["deleted"].to_pylist(), data["payload"].to_pylist(), strict=True
+            )
+        ]
         diff = sum(a != b for a, b in zip(old, new, strict=True))
         if diff:
             index = data.schema.get_field_index("payload_hash")
-            tx.rewrite("raw_submissions", rel,
-                       data.set_column(index, "payload_hash", pa.array(new, pa.string())))
+            tx.rewrite(
+                "raw_submissions",
+                rel,
+                data.set_column(index, "payload_hash", pa.array(new, pa.string())),
+            )
             changed += diff
     marks[form_id] = HASH_VERSION
     tx.set_cursor(_HASHES_CURSOR, dict(sorted(marks.items())))  # whatever order forms load in
@@ -128,8 +147,9 @@ def existing_codes(wh: Warehouse | Transaction, form_id: str) -> pa.Table:
     as columns `code` and `submission_key`."""
     spec = FORMS[form_id]
     if spec.business_key is None:
-        return pa.table({"code": pa.array([], pa.string()),
-                         "submission_key": pa.array([], pa.string())})  # fmt: skip
+        return pa.table(
+            {"code": pa.array([], pa.string()), "submission_key": pa.array([], pa.string())}
+        )
     table = wh.read(spec.table, columns=[spec.business_key, "submission_key", "deleted_at"])
     table = table.filter(pc.is_null(table["deleted_at"]))
     return pa.table({"code": table[spec.business_key], "submission_key": table["submission_key"]})
@@ -236,9 +256,13 @@ class FormLoader:
         if self._runs:
             self.tx.append("validation_runs", pa.concat_tables(self._runs))
         if self._drift:
-            self.tx.append("schema_drift", pa.Table.from_pylist(
-                [{**d, "ingest_batch": self.batch, "seen_at": self.now} for d in self._drift],
-                schema=SYSTEM_TABLES["schema_drift"].schema))  # fmt: skip
+            self.tx.append(
+                "schema_drift",
+                pa.Table.from_pylist(
+                    [{**d, "ingest_batch": self.batch, "seen_at": self.now} for d in self._drift],
+                    schema=SYSTEM_TABLES["schema_drift"].schema,
+                ),
+            )
         if cursor is not None:
             self.tx.set_cursor(*cursor)
         spec = FORMS[self.form_id]
@@ -274,25 +298,41 @@ def tombstone(
         return 0
     columns = [c for c in RAW_SUBMISSIONS.column_names if c != "payload"]
     raw = _raw(tx, form_id, columns)
-    raw = raw.filter(pc.is_in(raw["submission_key"],
-                              value_set=pa.array(sorted(deleted), pa.string())))
+    raw = raw.filter(
+        pc.is_in(raw["submission_key"], value_set=pa.array(sorted(deleted), pa.string()))
+    )
     live = {k: row for k, row in _latest(raw.to_pylist()).items() if not row["deleted"]}
     if not live:
         return 0
-    stones = [{**row, "deleted": True, "payload": "{}", "payload_hash": "deleted",
-               "ingest_batch": batch, "ingested_at": now} for row in live.values()]  # fmt: skip
-    tx.append("raw_submissions", pa.Table.from_pylist(stones, schema=RAW_SUBMISSIONS.schema),
-              partition=raw_partition(stones[0]["source"], form_id, now))  # fmt: skip
+    stones = [
+        {
+            **row,
+            "deleted": True,
+            "payload": "{}",
+            "payload_hash": "deleted",
+            "ingest_batch": batch,
+            "ingested_at": now,
+        }
+        for row in live.values()
+    ]
+    tx.append(
+        "raw_submissions",
+        pa.Table.from_pylist(stones, schema=RAW_SUBMISSIONS.schema),
+        partition=raw_partition(stones[0]["source"], form_id, now),
+    )
     spec = FORMS[form_id]
     parent = tx.read(spec.table)
-    hit = pc.and_(pc.is_in(parent["submission_key"], value_set=pa.array(sorted(live), pa.string())),
-                  pc.is_null(parent["deleted_at"]))  # fmt: skip
+    hit = pc.and_(
+        pc.is_in(parent["submission_key"], value_set=pa.array(sorted(live), pa.string())),
+        pc.is_null(parent["deleted_at"]),
+    )
     doomed = parent.filter(hit)
     if doomed.num_rows:
         when = [deleted[k] or now for k in doomed["submission_key"].to_pylist()]
         index = doomed.schema.get_field_index("deleted_at")
-        stamped = doomed.set_column(index, "deleted_at",
-                                    pa.array(when, type=doomed.schema.field(index).type))
+        stamped = doomed.set_column(
+            index, "deleted_at", pa.array(when, type=doomed.schema.field(index).type)
+        )
         tx.upsert(spec.table, stamped, set(doomed["submission_key"].to_pylist()))
     tx.upsert("quarantine", SYSTEM_TABLES["quarantine"].schema.empty_table(), set(live))
     return len(live)
@@ -365,8 +405,10 @@ def _duplicates_of(tx: Transaction, owners: set[str]) -> set[str]:
     if not owners:
         return set()
     quarantine = tx.read("quarantine", columns=["submission_key", "column_name", "value"])
-    hit = pc.and_(pc.equal(quarantine["column_name"], "duplicate_of"),
-                  pc.is_in(quarantine["value"], value_set=pa.array(sorted(owners), pa.string())))
+    hit = pc.and_(
+        pc.equal(quarantine["column_name"], "duplicate_of"),
+        pc.is_in(quarantine["value"], value_set=pa.array(sorted(owners), pa.string())),
+    )
     return set(quarantine.filter(hit)["submission_key"].to_pylist())
 
 
@@ -396,15 +438,26 @@ def revalidate(
 ) -> int:
     """Validate the held versions of `keys` again against the facts as the transaction sees
     them, and stage the outcome (raw gains nothing). Returns how many were validated."""
-    subs = [_held_submission(row) for row in _latest(_raw_of(tx, form_id, keys)).values()
-            if not row["deleted"]]  # fmt: skip
+    subs = [
+        _held_submission(row)
+        for row in _latest(_raw_of(tx, form_id, keys)).values()
+        if not row["deleted"]
+    ]
     if not subs:
         return 0
     loader = FormLoader(tx, form_id, batch=tx.run_id, now=now)
     owners = StreamState(pa.table({}), existing_codes(tx, form_id)).owners
-    loader.revalidated(validate_form(form_id, subs, runner, batch=tx.run_id, now=now,
-                                     existing_codes=owners,
-                                     context=cross_form_context(tx, form_id)))  # fmt: skip
+    loader.revalidated(
+        validate_form(
+            form_id,
+            subs,
+            runner,
+            batch=tx.run_id,
+            now=now,
+            existing_codes=owners,
+            context=cross_form_context(tx, form_id),
+        )
+    )
     return loader.finish().new_versions
 
 
@@ -428,10 +481,17 @@ def _held_submission(row: dict[str, Any]) -> Submission:
     `start`/`end`, as both connectors read them)."""
     payload = orjson.loads(row["payload"])
     return Submission(
-        source=row["source"], server=row["server"], form_uid=row["form_uid"],
-        form_id=row["form_id"], submission_id=row["submission_id"],
-        instance_id=row["instance_id"], root_uuid=row["root_uuid"],
-        version=row["form_version"], submitted_at=row["submitted_at"],
-        device_start=payload.get("start"), device_end=payload.get("end"),
-        review_status=row["review_status"], payload=payload,
-    )  # fmt: skip
+        source=row["source"],
+        server=row["server"],
+        form_uid=row["form_uid"],
+        form_id=row["form_id"],
+        submission_id=row["submission_id"],
+        instance_id=row["instance_id"],
+        root_uuid=row["root_uuid"],
+        version=row["form_version"],
+        submitted_at=row["submitted_at"],
+        device_start=payload.get("start"),
+        device_end=payload.get("end"),
+        review_status=row["review_status"],
+        payload=payload,
+    )

@@ -197,8 +197,13 @@ class S3Storage:
 
         failpoints.failpoint("before-manifest")
         try:
-            self._s3.put_object(Bucket=self.bucket, Key=self._key(rel), Body=text.encode(),
-                                IfNoneMatch="*", ContentType="application/json")  # fmt: skip
+            self._s3.put_object(
+                Bucket=self.bucket,
+                Key=self._key(rel),
+                Body=text.encode(),
+                IfNoneMatch="*",
+                ContentType="application/json",
+            )
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") not in {"PreconditionFailed", "412"}:
                 raise self._not_committed(rel, err) from err

@@ -97,18 +97,24 @@ COUNT_TRIES = 3  # a count time-out is retried this often before the range is na
 def _hint(status: int, body: Any, asset: str | None, token_from: str) -> str:
     """What to do about an error answer, for the person running sammachip."""
     if status == 400 and isinstance(body, dict) and body.get("detail") == _NOT_DEPLOYED:
-        return ("the form is not deployed on the server: deploy it in KoboToolbox, or take "
-                "its uid out of the config's [[kobo]] assets")  # fmt: skip
+        return (
+            "the form is not deployed on the server: deploy it in KoboToolbox, or take "
+            "its uid out of the config's [[kobo]] assets"
+        )
     if status == 401:
-        return (f"the API token is missing or wrong: check {token_from} "
-                "(Kobo: Account settings → Security → API key)")  # fmt: skip
+        return (
+            f"the API token is missing or wrong: check {token_from} "
+            "(Kobo: Account settings → Security → API key)"
+        )
     if status == 403:
         return "the token's user lacks 'view submissions' on this form: share the project with it"
     if status == 404 and asset:
         return "no such form on this server: check the asset uid in the config"
     if status == 404:
-        return ("no KoboToolbox API at this address: give the server's root URL, e.g. "
-                "https://kf.kobotoolbox.org")  # fmt: skip
+        return (
+            "no KoboToolbox API at this address: give the server's root URL, e.g. "
+            "https://kf.kobotoolbox.org"
+        )
     return "see the server's message"
 
 
@@ -167,16 +173,24 @@ class KoboClient:
             body = None
         where = f"form {asset}" if asset else self.server.url
         if status == 400 and body == _UNSUPPORTED_QUERY:
-            return CountTimedOut(f"{where}: the server took too long to count the submissions "
-                                 f"(HTTP 400 {detail})", status=status, asset=asset)  # fmt: skip
+            return CountTimedOut(
+                f"{where}: the server took too long to count the submissions (HTTP 400 {detail})",
+                status=status,
+                asset=asset,
+            )
         hint = _hint(status, body, asset, self.server.token_from)
         return KoboError(f"{where}: HTTP {status} {detail} — {hint}", status=status, asset=asset)
 
-    def _retrying(self, call: Callable[[], T], attempts: int | None = None,
-                  retry_on: type[Exception] = TransientError) -> T:  # fmt: skip
+    def _retrying(
+        self,
+        call: Callable[[], T],
+        attempts: int | None = None,
+        retry_on: type[Exception] = TransientError,
+    ) -> T:
         base, cap = self._backoff
-        return call_with_retries(call, attempts=attempts or self._attempts, base=base, cap=cap,
-                                 retry_on=retry_on)  # fmt: skip
+        return call_with_retries(
+            call, attempts=attempts or self._attempts, base=base, cap=cap, retry_on=retry_on
+        )
 
     def _get(self, path: str, params: dict[str, Any], asset: str | None = None) -> dict[str, Any]:
         return self._retrying(lambda: self._get_once(path, params, asset))
@@ -255,8 +269,15 @@ class KoboClient:
             last = max(last, upper)  # a window is read up to its end: the next one starts there
             window.widen()
 
-    def _data_page(self, asset_uid: str, after: int, upper: int | None, where: dict[str, Any],
-                   fields: list[str] | None, count_tries: int) -> dict[str, Any]:  # fmt: skip
+    def _data_page(
+        self,
+        asset_uid: str,
+        after: int,
+        upper: int | None,
+        where: dict[str, Any],
+        fields: list[str] | None,
+        count_tries: int,
+    ) -> dict[str, Any]:
         """One page of `after < _id <= upper`; a count time-out is retried `count_tries` times
         in all (transient failures as many times as any request) before it is raised."""
         ids: dict[str, int] = {"$gt": after}
@@ -272,9 +293,11 @@ class KoboClient:
         if fields:
             params["fields"] = json.dumps(fields)
         path = f"/api/v2/assets/{asset_uid}/data/"
-        return self._retrying(lambda: self._get(path, params, asset=asset_uid),
-                              attempts=min(count_tries, self._attempts),
-                              retry_on=CountTimedOut)  # fmt: skip
+        return self._retrying(
+            lambda: self._get(path, params, asset=asset_uid),
+            attempts=min(count_tries, self._attempts),
+            retry_on=CountTimedOut,
+        )
 
     def download(self, url: str, dest: Path) -> bool:
         """Stream one attachment to `dest` (same auth and retries); False if already there.

@@ -64,8 +64,9 @@ class MediaClient(KoboClient):
             return KoboError(
                 f"form {asset}: HTTP 403 — the token's user may not edit this form: replacing "
                 "its media and redeploying needs the 'Edit form' permission (or its owner)",
-                status=403, asset=asset,
-            )  # fmt: skip
+                status=403,
+                asset=asset,
+            )
         return super()._error(response, asset)
 
     def _once(self, method: str, url: str, asset: str, **kwargs: Any) -> httpx.Response:
@@ -81,8 +82,12 @@ class MediaClient(KoboClient):
 
     def _request(self, method: str, url: str, asset: str, **kwargs: Any) -> httpx.Response:
         base, cap = self._backoff
-        return call_with_retries(lambda: self._once(method, url, asset, **kwargs),
-                                 attempts=self._attempts, base=base, cap=cap)  # fmt: skip
+        return call_with_retries(
+            lambda: self._once(method, url, asset, **kwargs),
+            attempts=self._attempts,
+            base=base,
+            cap=cap,
+        )
 
     def _openrosa(self, url: str, asset: str) -> ET.Element:
         """An OpenRosa document, its path re-based onto `openrosa_url` (servers name their own
@@ -93,19 +98,29 @@ class MediaClient(KoboClient):
         try:
             return ET.fromstring(body)
         except ET.ParseError as err:
-            raise KoboError(f"form {asset}: the phones' server answered no OpenRosa XML at "
-                            f"{target} — check openrosa_url", asset=asset) from err  # fmt: skip
+            raise KoboError(
+                f"form {asset}: the phones' server answered no OpenRosa XML at "
+                f"{target} — check openrosa_url",
+                asset=asset,
+            ) from err
 
     # ---- media -------------------------------------------------------------------------------
     def media(self, asset_uid: str) -> list[MediaFile]:
         """The form's live form-media files, as the API holds them (deployed or not)."""
-        page = self._get(f"/api/v2/assets/{asset_uid}/files/",
-                         {"file_type": "form_media", "format": "json"}, asset_uid)  # fmt: skip
+        page = self._get(
+            f"/api/v2/assets/{asset_uid}/files/",
+            {"file_type": "form_media", "format": "json"},
+            asset_uid,
+        )
         return [
-            MediaFile(f["uid"], f["metadata"]["filename"],
-                      str(f["metadata"].get("hash", "")).removeprefix("md5:"), f["description"])
+            MediaFile(
+                f["uid"],
+                f["metadata"]["filename"],
+                str(f["metadata"].get("hash", "")).removeprefix("md5:"),
+                f["description"],
+            )
             for f in page.get("results", [])
-        ]  # fmt: skip
+        ]
 
     def upload(
         self, asset_uid: str, filename: str, content: bytes, *, description: str
@@ -120,8 +135,9 @@ class MediaClient(KoboClient):
             if there and there[0].md5 == _md5(content):
                 return there[0]
             files = {"content": (filename, content, mime)}
-            answer = self._once("POST", f"/api/v2/assets/{asset_uid}/files/", asset_uid,
-                                data=data, files=files)  # fmt: skip
+            answer = self._once(
+                "POST", f"/api/v2/assets/{asset_uid}/files/", asset_uid, data=data, files=files
+            )
             made = orjson.loads(answer.content)
             return MediaFile(made["uid"], filename, _md5(content), description)
 
@@ -148,14 +164,20 @@ class MediaClient(KoboClient):
         """filename → md5 of the media KoboCollect is served for the deployed form."""
         forms = self._openrosa(f"{self.openrosa_url}/formList", asset_uid)
         manifest_url = next(
-            (x.findtext("{*}manifestUrl") for x in forms.iter() if _local(x.tag) == "xform"
-             and x.findtext("{*}formID") == asset_uid),
+            (
+                x.findtext("{*}manifestUrl")
+                for x in forms.iter()
+                if _local(x.tag) == "xform" and x.findtext("{*}formID") == asset_uid
+            ),
             None,
-        )  # fmt: skip
+        )
         if not manifest_url:
-            raise KoboError(f"form {asset_uid}: not in the phones' form list at "
-                            f"{self.openrosa_url} — is it deployed, and the token's user "
-                            "allowed to collect data with it?", asset=asset_uid)  # fmt: skip
+            raise KoboError(
+                f"form {asset_uid}: not in the phones' form list at "
+                f"{self.openrosa_url} — is it deployed, and the token's user "
+                "allowed to collect data with it?",
+                asset=asset_uid,
+            )
         manifest = self._openrosa(manifest_url, asset_uid)
         return {
             (m.findtext("{*}filename") or ""): (m.findtext("{*}hash") or "").removeprefix("md5:")

@@ -45,19 +45,24 @@ class KoboForm:
         return submission_key("kobo", self.server_name, self.form_uid, "")
 
     def client(self) -> KoboClient:
-        return KoboClient(self.source.server, page_size=self.source.page_size,
-                          **self.http.client_options())  # fmt: skip
+        return KoboClient(
+            self.source.server, page_size=self.source.page_size, **self.http.client_options()
+        )
 
-    def batches(self, cursor: dict[str, Any], policy: SyncPolicy, now: datetime,
-                full_rescan: bool) -> Batches:  # fmt: skip
+    def batches(
+        self, cursor: dict[str, Any], policy: SyncPolicy, now: datetime, full_rescan: bool
+    ) -> Batches:
         """Streams batches; `cursor` is updated in place as rows are seen."""
         position = KoboCursor.from_json(cursor)
         server = self.server_name
         with self.client() as client:
-            for raw, remaining in changes(client, self.form_uid, position, policy, now=now,
-                                          full_rescan=full_rescan):  # fmt: skip
-                subs = [to_submission(r, server=server, asset_uid=self.form_uid,
-                                      form_id=self.form_id) for r in raw]  # fmt: skip
+            for raw, remaining in changes(
+                client, self.form_uid, position, policy, now=now, full_rescan=full_rescan
+            ):
+                subs = [
+                    to_submission(r, server=server, asset_uid=self.form_uid, form_id=self.form_id)
+                    for r in raw
+                ]
                 yield subs, remaining
                 cursor.update(position.to_json())
         cursor.update(position.to_json())

@@ -79,8 +79,9 @@ def changes(
     batch: list[dict] = []
     remaining = 0
     for after_id, until_id, where in passes:
-        for page, count in client.pages(asset_uid, after_id=after_id, until_id=until_id,
-                                        where=where):  # fmt: skip
+        for page, count in client.pages(
+            asset_uid, after_id=after_id, until_id=until_id, where=where
+        ):
             fresh = [raw for raw in page if raw["_id"] not in seen]
             for raw in fresh:
                 cursor.observe(raw)

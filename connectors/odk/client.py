@@ -30,8 +30,12 @@ from sammachip.connectors.retry import (
 )
 from sammachip.schemas.records import Submission
 
-_REVIEW_STATES = {"hasIssues": "has_issues", "edited": "edited", "approved": "approved",
-                  "rejected": "rejected"}  # fmt: skip
+_REVIEW_STATES = {
+    "hasIssues": "has_issues",
+    "edited": "edited",
+    "approved": "approved",
+    "rejected": "rejected",
+}
 _REFRESH_MARGIN = timedelta(minutes=5)  # log in again this long before the token expires
 _LOGOUT_TIMEOUT = 5.0
 _IDS_PER_QUERY = 50  # ids per `$filter` (~2.5 kB of query string)
@@ -271,8 +275,7 @@ class OdkClient:
             if since is None
             else f"__system/deletedAt gt {odata_time(since - overlap)}"
         )
-        params = {"$top": self.page_size, "$select": "__id,__system/deletedAt",
-                  "$filter": deleted}  # fmt: skip
+        params = {"$top": self.page_size, "$select": "__id,__system/deletedAt", "$filter": deleted}
         try:
             for rows, _count in self._feed(xml_form_id, params):
                 yield rows
@@ -283,7 +286,9 @@ class OdkClient:
                 f"form {xml_form_id} on {self.server.host}: the server cannot list deleted "
                 f"submissions (HTTP {err.status}; ODK Central before v2024.3), so only the "
                 "weekly reconcile finds deletions — upgrade Central to v2024.3 or later",
-                status=err.status, code=err.code, form=xml_form_id,
+                status=err.status,
+                code=err.code,
+                form=xml_form_id,
             ) from err
 
     def ids(self, xml_form_id: str) -> Iterator[list[str]]:

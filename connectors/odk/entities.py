@@ -113,8 +113,11 @@ def _problem(response: httpx.Response) -> dict[str, Any]:
 
 
 def _check_names(properties: Sequence[str]) -> None:
-    bad = [p for p in properties if not _PROPERTY.fullmatch(p) or p.lower() in _RESERVED
-           or p.startswith("__")]  # fmt: skip
+    bad = [
+        p
+        for p in properties
+        if not _PROPERTY.fullmatch(p) or p.lower() in _RESERVED or p.startswith("__")
+    ]
     if bad:
         raise ValueError(
             f"entity property names {bad} will be refused: use ASCII letters, digits and _ "
@@ -132,27 +135,36 @@ def _listed(row: dict[str, Any]) -> ServerEntity:
     system = row["__system"]
     data = {k: v for k, v in row.items() if k not in ("__id", "label", "__system")}
     return ServerEntity(
-        uuid=row["__id"], label=row.get("label", ""), version=int(system["version"]),
+        uuid=row["__id"],
+        label=row.get("label", ""),
+        version=int(system["version"]),
         data={k: "" if v is None else str(v) for k, v in data.items()},
         created_at=parse_utc(system["createdAt"]),
         updated_at=parse_utc(system["updatedAt"]) if system.get("updatedAt") else None,
         conflict=system.get("conflict"),
-    )  # fmt: skip
+    )
 
 
 def _from_rest(body: dict[str, Any]) -> ServerEntity:
     current = body["currentVersion"]
     return ServerEntity(
-        uuid=body["uuid"], label=current["label"], version=int(current["version"]),
-        data=dict(current.get("data") or {}), created_at=parse_utc(body["createdAt"]),
+        uuid=body["uuid"],
+        label=current["label"],
+        version=int(current["version"]),
+        data=dict(current.get("data") or {}),
+        created_at=parse_utc(body["createdAt"]),
         updated_at=parse_utc(body["updatedAt"]) if body.get("updatedAt") else None,
         conflict=body.get("conflict"),
-    )  # fmt: skip
+    )
 
 
 def _app_user(body: dict[str, Any]) -> AppUser:
-    return AppUser(int(body["id"]), body["displayName"], dict(body.get("properties") or {}),
-                   body.get("token") or "")  # fmt: skip
+    return AppUser(
+        int(body["id"]),
+        body["displayName"],
+        dict(body.get("properties") or {}),
+        body.get("token") or "",
+    )
 
 
 class EntityClient(OdkClient):
@@ -175,21 +187,27 @@ class EntityClient(OdkClient):
             provided = details.get("provided")
             return EntityConflict(
                 f"{where}: {said} — a phone or another run changed it: re-read it and decide",
-                uuid="", current=int(details.get("current", 0)),  # `update` names the entity
+                uuid="",
+                current=int(details.get("current", 0)),  # `update` names the entity
                 provided=int(provided) if provided not in (None, "undefined") else None,
-            )  # fmt: skip
+            )
         if code == 409.19:
-            return DeletedEntities(f"{where}: {said} — restore them rather than create them",
-                                   uuids=details.get("entityUuids") or [])  # fmt: skip
+            return DeletedEntities(
+                f"{where}: {said} — restore them rather than create them",
+                uuids=details.get("entityUuids") or [],
+            )
         hints = {
             401: f"Central refused the login of {self.server.email}: check the email/password",
             403: f"{self.server.email} needs the Project Manager role on project "
             f"{self.server.project_id} to manage Entity Lists and App Users",
             404: "not on the server (or the server is older than Central v2024.1; actor "
             "properties and access filters need v2026.2)",
-        }  # fmt: skip
-        return OdkError(f"{where}: {said} — {hints.get(status, 'see the server message')}",
-                        status=status, code=code)  # fmt: skip
+        }
+        return OdkError(
+            f"{where}: {said} — {hints.get(status, 'see the server message')}",
+            status=status,
+            code=code,
+        )
 
     def _call(
         self,
@@ -299,9 +317,12 @@ class EntityClient(OdkClient):
     ) -> tuple[list[str], list[str]]:
         what, held = f"entity list {name}", set[str]()
         while batch:
-            body = {"entities": [{"uuid": e.uuid, "label": e.label, "data": dict(e.data)}
-                                 for e in batch],
-                    "source": {"name": source, "size": len(batch)}}  # fmt: skip
+            body = {
+                "entities": [
+                    {"uuid": e.uuid, "label": e.label, "data": dict(e.data)} for e in batch
+                ],
+                "source": {"name": source, "size": len(batch)},
+            }
             try:
                 self._call("POST", f"{self._list(name)}/entities", what, body=body)
                 return [e.uuid for e in batch], sorted(held)
@@ -319,9 +340,11 @@ class EntityClient(OdkClient):
 
     def ids(self, name: str) -> set[str]:
         """The uuids of the list's live (not deleted) entities."""
-        return {r["__id"] for page in self._odata(name, {"$select": "__id",
-                                                         "$top": self.page_size})
-                for r in page}  # fmt: skip
+        return {
+            r["__id"]
+            for page in self._odata(name, {"$select": "__id", "$top": self.page_size})
+            for r in page
+        }
 
     def entities(self, name: str) -> list[ServerEntity]:
         """Every live entity with its version and data, newest first."""
@@ -330,10 +353,16 @@ class EntityClient(OdkClient):
     def deleted(self, name: str) -> dict[str, datetime]:
         """uuid → when it was deleted, for the list's deleted entities (Central purges them
         30 days on). Deletion does not move `updatedAt`, hence a query of its own."""
-        params = {"$filter": "__system/deletedAt ne null", "$select": "__id,__system",
-                  "$top": self.page_size}  # fmt: skip
-        return {r["__id"]: parse_utc(r["__system"]["deletedAt"])
-                for page in self._odata(name, params) for r in page}  # fmt: skip
+        params = {
+            "$filter": "__system/deletedAt ne null",
+            "$select": "__id,__system",
+            "$top": self.page_size,
+        }
+        return {
+            r["__id"]: parse_utc(r["__system"]["deletedAt"])
+            for page in self._odata(name, params)
+            for r in page
+        }
 
     def update(
         self,
@@ -356,8 +385,9 @@ class EntityClient(OdkClient):
         what, tries = f"entity list {name}: entity {uuid}", _Tries()
         target = f"{self._list(name)}/entities/{uuid}"
         try:
-            doc = self._call("PATCH", target, what, body=body,
-                             params={"baseVersion": base_version}, tries=tries)  # fmt: skip
+            doc = self._call(
+                "PATCH", target, what, body=body, params={"baseVersion": base_version}, tries=tries
+            )
             return _from_rest(doc)
         except EntityConflict as conflict:
             if tries.count > 1:  # our first attempt may have landed, its answer lost
@@ -371,13 +401,17 @@ class EntityClient(OdkClient):
     def delete(self, name: str, uuid: str) -> bool:
         """Soft-delete (phones drop it at their next sync); False if it was not there (already
         deleted, e.g. by this call's own retried request)."""
-        return self._absent_ok("DELETE", f"{self._list(name)}/entities/{uuid}",
-                               f"entity list {name}: entity {uuid}")  # fmt: skip
+        return self._absent_ok(
+            "DELETE", f"{self._list(name)}/entities/{uuid}", f"entity list {name}: entity {uuid}"
+        )
 
     def restore(self, name: str, uuid: str) -> bool:
         """Undo a delete (an item that came back); False if it was not deleted."""
-        return self._absent_ok("POST", f"{self._list(name)}/entities/{uuid}/restore",
-                               f"entity list {name}: entity {uuid}")  # fmt: skip
+        return self._absent_ok(
+            "POST",
+            f"{self._list(name)}/entities/{uuid}/restore",
+            f"entity list {name}: entity {uuid}",
+        )
 
     def _absent_ok(self, method: str, target: str, what: str) -> bool:
         try:
@@ -416,8 +450,12 @@ class EntityClient(OdkClient):
         return self._create_once(target, {"name": name}, f"actor property {name}") is not None
 
     def app_users(self) -> list[AppUser]:
-        listing = self._call("GET", f"{self._project()}/app-users", "app users",
-                             headers={"X-Extended-Metadata": "true"})  # fmt: skip
+        listing = self._call(
+            "GET",
+            f"{self._project()}/app-users",
+            "app users",
+            headers={"X-Extended-Metadata": "true"},
+        )
         return [_app_user(u) for u in listing]
 
     def ensure_app_user(self, display_name: str, properties: Mapping[str, str]) -> AppUser:
@@ -448,8 +486,14 @@ class EntityClient(OdkClient):
         kept them."""
         _check_values(f"app user {app_user_id}", properties)
         what = f"app user {app_user_id}"
-        answer = _app_user(self._call("PATCH", f"{self._project()}/app-users/{app_user_id}",
-                                      what, body={"properties": dict(properties)}))  # fmt: skip
+        answer = _app_user(
+            self._call(
+                "PATCH",
+                f"{self._project()}/app-users/{app_user_id}",
+                what,
+                body={"properties": dict(properties)},
+            )
+        )
         wanted = {k: v.strip() for k, v in properties.items() if v.strip()}
         if any(answer.properties.get(k) != v for k, v in wanted.items()):
             raise OdkError(

@@ -48,21 +48,36 @@ class OdkForm:
         return submission_key("odk", self.server_name, self.form_uid, "")
 
     def client(self) -> OdkClient:
-        return OdkClient(self.source.server, page_size=self.source.page_size,
-                         **self.http.client_options())  # fmt: skip
+        return OdkClient(
+            self.source.server, page_size=self.source.page_size, **self.http.client_options()
+        )
 
-    def batches(self, cursor: dict[str, Any], policy: SyncPolicy, now: datetime,
-                full_rescan: bool) -> Batches:  # fmt: skip
+    def batches(
+        self, cursor: dict[str, Any], policy: SyncPolicy, now: datetime, full_rescan: bool
+    ) -> Batches:
         """See `connectors.odk.sync.changes`; `cursor` is updated in place."""
-        return sync.changes(self.client, self.xml_form_id, cursor, policy, now=now,
-                            full_rescan=full_rescan, to_record=self._record)  # fmt: skip
+        return sync.changes(
+            self.client,
+            self.xml_form_id,
+            cursor,
+            policy,
+            now=now,
+            full_rescan=full_rescan,
+            to_record=self._record,
+        )
 
     def _record(self, row: dict[str, Any]) -> Submission:
-        return to_submission(row, server=self.server_name, project_id=self.source.server.project_id,
-                             xml_form_id=self.xml_form_id, form_id=self.form_id)  # fmt: skip
+        return to_submission(
+            row,
+            server=self.server_name,
+            project_id=self.source.server.project_id,
+            xml_form_id=self.xml_form_id,
+            form_id=self.form_id,
+        )
 
-    def deletions(self, cursor: dict[str, Any], policy: SyncPolicy,
-                  full: bool) -> dict[str, datetime]:  # fmt: skip
+    def deletions(
+        self, cursor: dict[str, Any], policy: SyncPolicy, full: bool
+    ) -> dict[str, datetime]:
         """Submission key → Central's deletion time (see `connectors.odk.sync.deletions`)."""
         found = sync.deletions(self.client, self.xml_form_id, cursor, policy, full=full)
         return {self.key_prefix + i: t for i, t in found.items()}

@@ -83,13 +83,13 @@ def deletions(
     watermark (minus the overlap), or everything it still lists as deleted (`full`). The
     watermark moves to the newest deletion seen; each one is watched for a restore (see
     `changes`) until Central would have purged it."""
-    since = None if full or not cursor.get("deleted_since") else parse_utc(
-        cursor["deleted_since"])  # fmt: skip
+    since = None if full or not cursor.get("deleted_since") else parse_utc(cursor["deleted_since"])
     overlap = timedelta(hours=policy.odk_overlap_hours)
     with open_client() as client:
-        found = {str(r["__id"]): parse_utc((r.get("__system") or {})["deletedAt"])
-                 for r in _flat(client.deleted(xml_form_id, since=since,
-                                               overlap=overlap))}  # fmt: skip
+        found = {
+            str(r["__id"]): parse_utc((r.get("__system") or {})["deletedAt"])
+            for r in _flat(client.deleted(xml_form_id, since=since, overlap=overlap))
+        }
     newest = max([*found.values(), *([since] if since else [])], default=None)
     if newest is not None:
         cursor["deleted_since"] = newest.isoformat()

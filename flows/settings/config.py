@@ -40,8 +40,9 @@ class ConfigError(ValueError):
     """The configuration is incomplete or wrong; the message says what to set."""
 
 
-def read_config(path: Path | None = None, environ: Mapping[str, str] = os.environ
-                ) -> dict[str, Any]:  # fmt: skip
+def read_config(
+    path: Path | None = None, environ: Mapping[str, str] = os.environ
+) -> dict[str, Any]:
     """The config TOML as a dict: `path`, else $SAMMACHIP_CONFIG, else the bundled default."""
     path = path or (Path(p) if (p := environ.get("SAMMACHIP_CONFIG")) else DEFAULT_CONFIG)
     try:
@@ -127,8 +128,10 @@ _LABEL = {"kobo": "name", "odk": "name", "officers": "id", "seasons": "season"} 
 # Letters, digits and . _ - (and ":", which names taken from a host:port before servers had
 # names carry): a name is part of every submission key and cursor of its server.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
-NAME_RULE = ("a server name is Latin letters, digits, '.', '-' or '_' (it is part of "
-             "every submission key of that server)")  # fmt: skip
+NAME_RULE = (
+    "a server name is Latin letters, digits, '.', '-' or '_' (it is part of "
+    "every submission key of that server)"
+)
 
 
 def _bracketed(name: str) -> str:
@@ -137,8 +140,10 @@ def _bracketed(name: str) -> str:
 
 def _unknown_setting(where: str, given: str, known: Iterable[str]) -> ConfigError:
     known = list(known)
-    return ConfigError(f"{where}: unknown setting {given!r}{_did_you_mean(given, known, repr)} "
-                       f"(known: {', '.join(known)})")  # fmt: skip
+    return ConfigError(
+        f"{where}: unknown setting {given!r}{_did_you_mean(given, known, repr)} "
+        f"(known: {', '.join(known)})"
+    )
 
 
 def _did_you_mean(given: str, known: Iterable[str], show: Callable[[str], str]) -> str:
@@ -153,22 +158,27 @@ def check_config(doc: dict[str, Any]) -> None:
     for name, value in doc.items():
         if name in TABLES:
             if not isinstance(value, dict):
-                raise ConfigError(f"{_wrote(name, value)} must be written [{name}]: "
-                                  "one table of settings")  # fmt: skip
+                raise ConfigError(
+                    f"{_wrote(name, value)} must be written [{name}]: one table of settings"
+                )
             if unknown := [k for k in value if k not in TABLES[name]]:
                 raise _unknown_setting(f"[{name}]", unknown[0], TABLES[name])
         elif name in ARRAYS:
             if not (isinstance(value, list) and all(isinstance(e, dict) for e in value)):
-                raise ConfigError(f"{_wrote(name, value)} must be written [[{name}]]: one "
-                                  f"[[{name}]] table per {_ONE_PER[name]}")  # fmt: skip
+                raise ConfigError(
+                    f"{_wrote(name, value)} must be written [[{name}]]: one "
+                    f"[[{name}]] table per {_ONE_PER[name]}"
+                )
             for number, entry in enumerate(value, 1):
                 _check_entry(name, number, entry)
         else:
             known = [*TABLES, *ARRAYS]
             tables = ", ".join(map(_bracketed, known))
             if not isinstance(value, dict | list):
-                raise ConfigError(f"{_wrote(name, value)} at the top of the config: settings go "
-                                  f"in their table ({tables})")  # fmt: skip
+                raise ConfigError(
+                    f"{_wrote(name, value)} at the top of the config: settings go "
+                    f"in their table ({tables})"
+                )
             hint = _did_you_mean(name, known, _bracketed)
             raise ConfigError(f"unknown table {_wrote(name, value)}{hint} (known: {tables})")
 
@@ -204,8 +214,11 @@ def _check_entry(array: str, number: int, entry: dict[str, Any]) -> None:
 # ---- the environment's overrides -----------------------------------------------------------
 
 # Variables the receiver and the mailer read their secrets from unless the config names others.
-_DEFAULT_SECRETS = {WebhookSettings.password_env, WebhookSettings.secret_env,
-                    "SAMMACHIP_SMTP_PASSWORD"}  # fmt: skip
+_DEFAULT_SECRETS = {
+    WebhookSettings.password_env,
+    WebhookSettings.secret_env,
+    "SAMMACHIP_SMTP_PASSWORD",
+}
 
 
 def with_overrides(doc: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
@@ -221,9 +234,11 @@ def with_overrides(doc: dict[str, Any], environ: Mapping[str, str]) -> dict[str,
         kinds = TABLES[table]
         if key not in kinds:
             known = [f"{PREFIX}{table.upper()}_{k.upper()}" for k in kinds]
-            raise ConfigError(f"{variable}: [{table}] has no setting {key!r}"
-                              f"{_did_you_mean(variable, known, str)} (known: "
-                              f"{', '.join(known)})")  # fmt: skip
+            raise ConfigError(
+                f"{variable}: [{table}] has no setting {key!r}"
+                f"{_did_you_mean(variable, known, str)} (known: "
+                f"{', '.join(known)})"
+            )
         try:
             value = kinds[key](text)
         except ValueError:
@@ -244,8 +259,12 @@ def _overridden(variable: str) -> tuple[str, str] | None:
 
 def _secret_variables(doc: dict[str, Any]) -> set[str]:
     """The variables the config names as holders of a secret (`token_env`, `password_env`…)."""
-    entries = [*doc.get("kobo", []), *doc.get("odk", []), doc.get("webhook", {}),
-               doc.get("mail", {})]  # fmt: skip
+    entries = [
+        *doc.get("kobo", []),
+        *doc.get("odk", []),
+        doc.get("webhook", {}),
+        doc.get("mail", {}),
+    ]
     return {str(v) for e in entries for k, v in e.items() if k.endswith("_env")}
 
 

@@ -38,8 +38,11 @@ def folder(doc: dict[str, Any], table: str, default: str, base: Path) -> Path:
 
 
 def attachments_path(doc: dict[str, Any], base: Path) -> Path | None:
-    return folder(doc, "attachments", "data/attachments", base) if section(
-        doc, "attachments").get("download") else None  # fmt: skip
+    return (
+        folder(doc, "attachments", "data/attachments", base)
+        if section(doc, "attachments").get("download")
+        else None
+    )
 
 
 # ---- how a run syncs and runs --------------------------------------------------------------
@@ -50,8 +53,10 @@ def sync(doc: dict[str, Any]) -> SyncPolicy:
     for name, least in (("overlap_ids", 0), ("lookback_days", 0), ("batch_size", 1)):
         whole(f"[sync] {name}", getattr(policy, name), least)
     if not is_number(policy.odk_overlap_hours) or policy.odk_overlap_hours < 0:
-        raise ConfigError(f"[sync] odk_overlap_hours must be a number of hours, 0 or more, "
-                          f"not {policy.odk_overlap_hours!r}")  # fmt: skip
+        raise ConfigError(
+            f"[sync] odk_overlap_hours must be a number of hours, 0 or more, "
+            f"not {policy.odk_overlap_hours!r}"
+        )
     return policy
 
 
@@ -59,12 +64,14 @@ def http(doc: dict[str, Any]) -> HttpPolicy:
     """`[http]`: a zero or a negative number would make every request of the night fail."""
     policy = HttpPolicy(**section(doc, "http"))
     if not is_number(policy.timeout) or policy.timeout <= 0:
-        raise ConfigError(f"[http] timeout must be a number of seconds above 0, "
-                          f"not {policy.timeout!r}")  # fmt: skip
+        raise ConfigError(
+            f"[http] timeout must be a number of seconds above 0, not {policy.timeout!r}"
+        )
     whole("[http] attempts", policy.attempts, 1)  # 1: never retry
     if not is_number(policy.backoff_cap) or policy.backoff_cap < 0:
-        raise ConfigError(f"[http] backoff_cap must be a number of seconds, 0 or more, "
-                          f"not {policy.backoff_cap!r}")  # fmt: skip
+        raise ConfigError(
+            f"[http] backoff_cap must be a number of seconds, 0 or more, not {policy.backoff_cap!r}"
+        )
     return HttpPolicy(float(policy.timeout), policy.attempts, float(policy.backoff_cap))
 
 
@@ -77,11 +84,16 @@ def report_processes(doc: dict[str, Any]) -> int:
     are the longest stage of a first run, and the machine is otherwise idle by then."""
     value = section(doc, "run").get("report_processes", "auto")
     if value == "auto":
-        return min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                   else os.cpu_count() or 1)  # fmt: skip
+        return min(
+            4,
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1,
+        )
     if type(value) is not int or value < 1:
-        raise ConfigError(f'[run] report_processes must be "auto" or a whole number, 1 or '
-                          f"more, not {value!r}")  # fmt: skip
+        raise ConfigError(
+            f'[run] report_processes must be "auto" or a whole number, 1 or more, not {value!r}'
+        )
     return value
 
 

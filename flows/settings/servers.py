@@ -21,14 +21,16 @@ def kobo_sources(doc: dict[str, Any], environ: Mapping[str, str]) -> list[KoboSo
     sources = [
         KoboSource(
             KoboServer(
-                e["url"], _secret(e, "API token", "token_env", "token_block", environ),
-                e.get("name", ""), _secret_origin(e, "token_env", "token_block"),
+                e["url"],
+                _secret(e, "API token", "token_env", "token_block", environ),
+                e.get("name", ""),
+                _secret_origin(e, "token_env", "token_block"),
             ),
             int(e.get("page_size", 1000)),
             dict(e.get("assets", {})),
         )
         for e in doc.get("kobo", [])
-    ]  # fmt: skip
+    ]
     # Quick set-up without a config file: one server from the environment.
     if url := environ.get("SAMMACHIP_KOBO_URL"):
         token = environ.get("SAMMACHIP_KOBO_TOKEN")
@@ -64,16 +66,29 @@ def odk_sources(doc: dict[str, Any], environ: Mapping[str, str]) -> list[OdkSour
             )
         project = environ.get("SAMMACHIP_ODK_PROJECT", "1")
         if not (project.isascii() and project.isdigit()):
-            raise ConfigError(f"SAMMACHIP_ODK_PROJECT={project!r}: the project's number on "
-                              "Central (in its address), e.g. 1")  # fmt: skip
+            raise ConfigError(
+                f"SAMMACHIP_ODK_PROJECT={project!r}: the project's number on "
+                "Central (in its address), e.g. 1"
+            )
         name = _env_name("SAMMACHIP_ODK_NAME", environ)
-        sources.append(OdkSource(OdkServer(url, email, password, int(project), name,
-                                           "the environment variable SAMMACHIP_ODK_PASSWORD")))
+        sources.append(
+            OdkSource(
+                OdkServer(
+                    url,
+                    email,
+                    password,
+                    int(project),
+                    name,
+                    "the environment variable SAMMACHIP_ODK_PASSWORD",
+                )
+            )
+        )
     return sources
 
 
-def _secret(entry: dict[str, Any], what: str, env_key: str, block_key: str,
-            environ: Mapping[str, str]) -> str:  # fmt: skip
+def _secret(
+    entry: dict[str, Any], what: str, env_key: str, block_key: str, environ: Mapping[str, str]
+) -> str:
     """A secret from the environment variable or Prefect Secret block the config names."""
     label = entry.get("name", entry["url"])
     if env := entry.get(env_key):

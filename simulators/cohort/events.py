@@ -462,9 +462,7 @@ class VillageBuilder:
             "product/packaging": _yes(rng, 0.85 if ready else 0.5),
             "product/label": _yes(rng, 0.8 if ready else 0.4),
             "product/local_materials": _yes(rng, 0.8),
-            "sales/monthly_sales": str(
-                round_to(rng.uniform(2000, 60000 if ready else 20000), 100)
-            ),
+            "sales/monthly_sales": str(round_to(rng.uniform(2000, 60000 if ready else 20000), 100)),
             "sales/months_recorded": str(rng.randint(3, 6) if ready else rng.randint(0, 6)),
             "otop_status": otop,
         }

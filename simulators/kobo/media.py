@@ -126,13 +126,21 @@ class MediaStore:
         return self.kobo.asset(uid) if uid else None
 
     def live(self, asset: Asset, file_type: str | None = None) -> list[MediaFile]:
-        return [f for f in self.deployment(asset).files if f.deleted_at is None
-                and (file_type is None or f.file_type == file_type)]  # fmt: skip
+        return [
+            f
+            for f in self.deployment(asset).files
+            if f.deleted_at is None and (file_type is None or f.file_type == file_type)
+        ]
 
     def add(
-        self, asset: Asset, file_type: str, description: str, filename: str, content: bytes,
+        self,
+        asset: Asset,
+        file_type: str,
+        description: str,
+        filename: str,
+        content: bytes,
         field_name: str,
-    ) -> MediaFile:  # fmt: skip
+    ) -> MediaFile:
         """`field_name`: the request field errors are reported on (`content`/`base64Encoded`)."""
         if file_type == "form_media":
             mime = guess_type(filename)[0]
@@ -146,8 +154,9 @@ class MediaStore:
                 raise ApiError(400, {field_name: ["File already exists"]})
             self._seq += 1
             uid = kobo_uid("af", random.Random(f"{asset.uid}:{self._seq}"))
-            made = MediaFile(uid, self._seq, file_type, description, filename, content,
-                             self.clock())  # fmt: skip
+            made = MediaFile(
+                uid, self._seq, file_type, description, filename, content, self.clock()
+            )
             self.deployment(asset).files.append(made)
             return made
 
@@ -173,8 +182,9 @@ class MediaStore:
                 raise ApiError(400, {"detail": "Only the current version_id can be deployed"})
             deployment = self.deployment(asset)
             # kpi's version string has whole seconds: keep two deployments apart
-            deployment.deployed_at = max(self.clock().replace(microsecond=0),
-                                         deployment.deployed_at + timedelta(seconds=1))  # fmt: skip
+            deployment.deployed_at = max(
+                self.clock().replace(microsecond=0), deployment.deployed_at + timedelta(seconds=1)
+            )
             deployment.media = self.live(asset, "form_media")
             if active is not None:
                 asset.deployment_status = "deployed" if active else "archived"
@@ -225,12 +235,17 @@ class _MediaApi:
         base = self.api.base(request)
         url = f"{base}/api/v2/assets/{asset.uid}/"
         return {
-            "uid": f.uid, "url": f"{url}files/{f.uid}/", "asset": url,
-            "user": f"{base}/api/v2/users/{asset.owner}/", "user__username": asset.owner,
-            "file_type": f.file_type, "description": f.description,
-            "date_created": drf_time(f.created_at), "content": f"{url}files/{f.uid}/content/",
+            "uid": f.uid,
+            "url": f"{url}files/{f.uid}/",
+            "asset": url,
+            "user": f"{base}/api/v2/users/{asset.owner}/",
+            "user__username": asset.owner,
+            "file_type": f.file_type,
+            "description": f.description,
+            "date_created": drf_time(f.created_at),
+            "content": f"{url}files/{f.uid}/content/",
             "metadata": {"filename": f.filename, "hash": f"md5:{f.md5}", "mimetype": f.mimetype},
-        }  # fmt: skip
+        }
 
     async def files(self, request: Request) -> Response:
         asset = self.asset(request)
@@ -238,16 +253,19 @@ class _MediaApi:
             made = self.create(asset, _form_fields(request, await request.body()))
             return json_response(self.file_json(request, asset, made), 201)
         wanted = request.query_params.get("file_type")
-        rows = [orjson.dumps(self.file_json(request, asset, f))
-                for f in self.store.live(asset, wanted)]  # fmt: skip
+        rows = [
+            orjson.dumps(self.file_json(request, asset, f)) for f in self.store.live(asset, wanted)
+        ]
         following, previous = page_links(str(request.url), 0, max(len(rows), 1), len(rows))
-        return Response(envelope(len(rows), following, previous, rows),
-                        media_type="application/json")  # fmt: skip
+        return Response(
+            envelope(len(rows), following, previous, rows), media_type="application/json"
+        )
 
     def create(self, asset: Asset, fields: dict[str, tuple[str | None, Any]]) -> MediaFile:
         value = {k: v for k, (_, v) in fields.items()}
-        missing = {k: ["This field is required."] for k in ("file_type", "description")
-                   if not value.get(k)}  # fmt: skip
+        missing = {
+            k: ["This field is required."] for k in ("file_type", "description") if not value.get(k)
+        }
         if missing:
             raise ApiError(400, missing)
         if value["file_type"] not in FILE_TYPES:
@@ -259,8 +277,14 @@ class _MediaApi:
             except orjson.JSONDecodeError:
                 raise ApiError(400, {"metadata": ["JSON is invalid"]}) from None
         if "content" in value and "base64Encoded" in value:
-            raise ApiError(400, {"detail": ["You cannot upload media file with two different "
-                                            "ways at the same time."]})  # fmt: skip
+            raise ApiError(
+                400,
+                {
+                    "detail": [
+                        "You cannot upload media file with two different ways at the same time."
+                    ]
+                },
+            )
         if "base64Encoded" in value:
             if not isinstance(metadata, dict) or not metadata.get("filename"):
                 raise ApiError(400, {"metadata": ["`filename` is required"]})
@@ -275,8 +299,9 @@ class _MediaApi:
             if upload is None or upload[0] is None:
                 raise ApiError(400, {"content": ["No files have been submitted"]})
             filename, content, field_name = upload[0], upload[1], "content"
-        return self.store.add(asset, value["file_type"], value["description"], filename,
-                              content, field_name)  # fmt: skip
+        return self.store.add(
+            asset, value["file_type"], value["description"], filename, content, field_name
+        )
 
     async def file(self, request: Request) -> Response:
         asset = self.asset(request)

@@ -16,6 +16,7 @@ import orjson
 if TYPE_CHECKING:
     from sammachip.simulators.kobo.store import Asset, Record
 
+
 class QueryError(ValueError):
     """A query or sort the server would reject (kpi answers 400 ["Unsupported query"])."""
 

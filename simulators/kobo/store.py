@@ -283,9 +283,14 @@ class KoboStore:
             asset.records[_id] = Record(doc, _render(doc))
 
     def attach(
-        self, uid: str, _id: int, question_xpath: str, basename: str, content: bytes,
+        self,
+        uid: str,
+        _id: int,
+        question_xpath: str,
+        basename: str,
+        content: bytes,
         mimetype: str,
-    ) -> str:  # fmt: skip
+    ) -> str:
         """Add a media file to a submission, as a phone upload does; returns its `att…` uid."""
         with self._lock:
             asset = self._require(uid)
@@ -303,7 +308,7 @@ class KoboStore:
                 "uid": att,
                 "is_deleted": False,
                 "question_xpath": question_xpath,
-            }  # fmt: skip
+            }
             doc["_attachments"] = [*doc["_attachments"], item]
             asset.files[att] = (content, mimetype)
             asset.records[_id] = Record(doc, _render(doc))

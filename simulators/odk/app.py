@@ -375,8 +375,10 @@ def serve_odk(
     what Central writes into `@odata.nextLink`/`@odata.context` (default: the served URL)."""
     with serve_in_thread(
         lambda url: create_app(store, email, password, domain=domain or url),
-        host=host, port=port, name="odk-simulator",
-    ) as url:  # fmt: skip
+        host=host,
+        port=port,
+        name="odk-simulator",
+    ) as url:
         yield url
 
 

@@ -91,8 +91,9 @@ def _is_name(name: Any, *, period: bool) -> bool:
         return unicodedata.category(c).startswith("L") or c in ":_"
 
     tail = "-_:" + ("." if period else "")
-    return letter(name[0]) and all(letter(c) or (c.isascii() and c.isdigit()) or c in tail
-                                   for c in name[1:])  # fmt: skip
+    return letter(name[0]) and all(
+        letter(c) or (c.isascii() and c.isdigit()) or c in tail for c in name[1:]
+    )
 
 
 _UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -243,8 +244,14 @@ class EntityStore:
     def actor_json(self, actor_id: int) -> dict[str, Any]:
         """An actor as extended metadata shows it (`creator`, `createdBy`)."""
         kind = "field_key" if actor_id in self._app_users else "user"
-        return {"id": actor_id, "type": kind, "displayName": self.name_of(actor_id),
-                "createdAt": None, "updatedAt": None, "deletedAt": None}  # fmt: skip
+        return {
+            "id": actor_id,
+            "type": kind,
+            "displayName": self.name_of(actor_id),
+            "createdAt": None,
+            "updatedAt": None,
+            "deletedAt": None,
+        }
 
     # -- lists and properties
 
@@ -303,8 +310,11 @@ class EntityStore:
             return {"type": "ownerOnly"}
         rules = wanted.get("rules")
         if not isinstance(rules, list) or not rules:
-            raise _unexpected("accessFilter.rules", rules if rules is not None else "",
-                              "rules must be a non-empty array.")  # fmt: skip
+            raise _unexpected(
+                "accessFilter.rules",
+                rules if rules is not None else "",
+                "rules must be a non-empty array.",
+            )
         known = self._actor_properties.get(dataset.project_id, [])
         kept = [
             {"datasetProperty": r["datasetProperty"], "actorProperty": r["actorProperty"]}
@@ -352,8 +362,11 @@ class EntityStore:
             dataset = self.dataset(project_id, name)
             parsed = [self._parse_new(dataset, item) for item in items]
             uuids = [u for u, _, _ in parsed]
-            deleted = [u for u in uuids if u in dataset.entities
-                       and dataset.entities[u].deleted_at is not None]  # fmt: skip
+            deleted = [
+                u
+                for u in uuids
+                if u in dataset.entities and dataset.entities[u].deleted_at is not None
+            ]
             if deleted:
                 raise EntityProblem(
                     409.19,
@@ -372,8 +385,17 @@ class EntityStore:
             created = []
             for u, label, data in parsed:
                 self._seq += 1
-                first = EntityVersion(1, label, data, {"label": label, **data}, None, actor.id,
-                                      user_agent, now, dict(source or {}))  # fmt: skip
+                first = EntityVersion(
+                    1,
+                    label,
+                    data,
+                    {"label": label, **data},
+                    None,
+                    actor.id,
+                    user_agent,
+                    now,
+                    dict(source or {}),
+                )
                 entity = dataset.entities[u] = Entity(u, self._seq, actor.id, now, [first])
                 created.append(entity)
             return created
@@ -483,9 +505,18 @@ class EntityStore:
     ) -> EntityVersion:
         data = {**entity.current.data, **{k: v for k, v in received.items() if k != "label"}}
         version = EntityVersion(
-            entity.current.version + 1, label, data, received, base, creator_id, user_agent,
-            now, source or {}, conflict, [] if conflict else None,
-        )  # fmt: skip
+            entity.current.version + 1,
+            label,
+            data,
+            received,
+            base,
+            creator_id,
+            user_agent,
+            now,
+            source or {},
+            conflict,
+            [] if conflict else None,
+        )
         entity.versions.append(version)
         entity.updated_at = now
         return version
@@ -534,8 +565,9 @@ class EntityStore:
         return list(self._actor_properties.get(project_id, []))
 
     def actor_property_values(self, project_id: int, name: str) -> list[str]:
-        return sorted({u.properties[name] for u in self.app_users(project_id)
-                       if name in u.properties})  # fmt: skip
+        return sorted(
+            {u.properties[name] for u in self.app_users(project_id) if name in u.properties}
+        )
 
     def create_app_user(
         self, project_id: int, display_name: Any, creator: Actor, properties: Any = None

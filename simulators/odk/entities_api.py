@@ -49,17 +49,24 @@ def _ordered(data: Mapping[str, str], dataset: Dataset) -> dict[str, str]:
 
 
 def _version_json(v: EntityVersion, dataset: Dataset, *, data: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"current": True, "label": v.label, "creatorId": v.creator_id,
-                           "userAgent": v.user_agent}  # fmt: skip
+    out: dict[str, Any] = {
+        "current": True,
+        "label": v.label,
+        "creatorId": v.creator_id,
+        "userAgent": v.user_agent,
+    }
     if data:
         out["data"] = _ordered(v.data, dataset)
     out |= {"version": v.version, "baseVersion": v.base_version}
     if data:
         out["dataReceived"] = v.received
     return out | {
-        "conflictingProperties": v.conflicting, "createdAt": iso(v.created_at),
-        "branchId": None, "trunkVersion": None, "branchBaseVersion": None,
-    }  # fmt: skip
+        "conflictingProperties": v.conflicting,
+        "createdAt": iso(v.created_at),
+        "branchId": None,
+        "trunkVersion": None,
+        "branchBaseVersion": None,
+    }
 
 
 def _entity_json(
@@ -67,11 +74,14 @@ def _entity_json(
 ) -> dict[str, Any]:
     """`store` given: with the extended metadata (`creator` objects)."""
     out = {
-        "uuid": e.uuid, "creatorId": e.creator_id, "conflict": e.conflict,
-        "createdAt": iso(e.created_at), "updatedAt": iso(e.updated_at),
+        "uuid": e.uuid,
+        "creatorId": e.creator_id,
+        "conflict": e.conflict,
+        "createdAt": iso(e.created_at),
+        "updatedAt": iso(e.updated_at),
         "deletedAt": iso(e.deleted_at),
         "currentVersion": _version_json(e.current, dataset, data=data),
-    }  # fmt: skip
+    }
     if store is not None:
         out["currentVersion"]["creator"] = store.actor_json(e.current.creator_id)
         out["creator"] = store.actor_json(e.creator_id)
@@ -97,28 +107,46 @@ def _versions_json(e: Entity, dataset: Dataset, *, relevant_only: bool) -> list[
             continue
         base = e.versions[v.base_version - 1] if v.base_version else None
         before = e.versions[i - 1] if i else None
-        base_diff = [] if base is None else [
-            k for k in keys if k in v.received and v.received[k] != _value(base, k)
-        ]  # fmt: skip
-        server_diff = [] if before is None else [
-            k for k in keys if _value(v, k) != _value(before, k)
-        ]  # fmt: skip
-        out.append({"conflict": v.conflict, "resolved": False, "baseDiff": base_diff,
-                    "serverDiff": server_diff, "lastGoodVersion": v.version == good,
-                    **_version_json(v, dataset, data=True), "current": i == len(e.versions) - 1,
-                    "source": v.source, "relevantToConflict": relevant})  # fmt: skip
+        base_diff = (
+            []
+            if base is None
+            else [k for k in keys if k in v.received and v.received[k] != _value(base, k)]
+        )
+        server_diff = (
+            [] if before is None else [k for k in keys if _value(v, k) != _value(before, k)]
+        )
+        out.append(
+            {
+                "conflict": v.conflict,
+                "resolved": False,
+                "baseDiff": base_diff,
+                "serverDiff": server_diff,
+                "lastGoodVersion": v.version == good,
+                **_version_json(v, dataset, data=True),
+                "current": i == len(e.versions) - 1,
+                "source": v.source,
+                "relevantToConflict": relevant,
+            }
+        )
     return out
 
 
 def _dataset_json(d: Dataset, *, extended: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": d.name, "createdAt": iso(d.created_at),
-                           "projectId": d.project_id, "approvalRequired": d.approval_required,
-                           "ownerOnly": d.owner_only, "deletedAt": None}  # fmt: skip
+    out: dict[str, Any] = {
+        "name": d.name,
+        "createdAt": iso(d.created_at),
+        "projectId": d.project_id,
+        "approvalRequired": d.approval_required,
+        "ownerOnly": d.owner_only,
+        "deletedAt": None,
+    }
     if extended:
         live = d.live()
-        out |= {"entities": len(live),
-                "lastEntity": iso(max((e.created_at for e in live), default=None)),
-                "conflicts": sum(1 for e in live if e.conflict)}  # fmt: skip
+        out |= {
+            "entities": len(live),
+            "lastEntity": iso(max((e.created_at for e in live), default=None)),
+            "conflicts": sum(1 for e in live if e.conflict),
+        }
     return out
 
 
@@ -126,27 +154,47 @@ def _dataset_detail(d: Dataset, store: EntityStore) -> dict[str, Any]:
     forms = {x: store.odk.form(d.project_id, x) for x in d.linked_forms}
     named = {x: {"name": f.name, "xmlFormId": x} for x, f in forms.items() if f is not None}
     out = _dataset_json(d) | {
-        "lastUpdate": iso(d.last_update), "linkedForms": list(named.values()),
+        "lastUpdate": iso(d.last_update),
+        "linkedForms": list(named.values()),
         "sourceForms": [named[x] for x, saves in d.linked_forms.items() if saves and x in named],
-        "draftLinkedForms": [], "draftSourceForms": [],
-        "properties": [{"name": p, "publishedAt": iso(at), "odataName": p,
-                        "forms": [{"xmlFormId": x, "name": named[x]["name"]}
-                                  for x, saves in d.linked_forms.items()
-                                  if p in saves and x in named]}
-                       for p, at in d.properties.items()],
-    }  # fmt: skip
+        "draftLinkedForms": [],
+        "draftSourceForms": [],
+        "properties": [
+            {
+                "name": p,
+                "publishedAt": iso(at),
+                "odataName": p,
+                "forms": [
+                    {"xmlFormId": x, "name": named[x]["name"]}
+                    for x, saves in d.linked_forms.items()
+                    if p in saves and x in named
+                ],
+            }
+            for p, at in d.properties.items()
+        ],
+    }
     if d.access_filter is not None:
         out["accessFilter"] = d.access_filter
     return out
 
 
 def _app_user_json(u: AppUser, store: EntityStore, *, extended: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"projectId": u.project_id, "id": u.id, "type": "field_key",
-                           "displayName": u.display_name, "createdAt": iso(u.created_at),
-                           "updatedAt": None, "deletedAt": None, "token": u.token}  # fmt: skip
+    out: dict[str, Any] = {
+        "projectId": u.project_id,
+        "id": u.id,
+        "type": "field_key",
+        "displayName": u.display_name,
+        "createdAt": iso(u.created_at),
+        "updatedAt": None,
+        "deletedAt": None,
+        "token": u.token,
+    }
     if extended:
-        out |= {"createdBy": store.actor_json(u.created_by), "lastUsed": None,
-                "properties": dict(u.properties) or None}  # fmt: skip
+        out |= {
+            "createdBy": store.actor_json(u.created_by),
+            "lastUsed": None,
+            "properties": dict(u.properties) or None,
+        }
     return out
 
 
@@ -218,17 +266,20 @@ class _EntityApi:
         dataset = self.dataset(request)
         if request.method == "GET":
             deleted = request.query_params.get("deleted") == "true"
-            rows = sorted((e for e in dataset.entities.values()
-                           if (e.deleted_at is not None) == deleted),
-                          key=lambda e: e.order_key, reverse=True)  # fmt: skip
+            rows = sorted(
+                (e for e in dataset.entities.values() if (e.deleted_at is not None) == deleted),
+                key=lambda e: e.order_key,
+                reverse=True,
+            )
             store = self.extended(request)
             return json_response([_entity_json(e, dataset, data=False, store=store) for e in rows])
         body = await self.body(request, ENTITIES_LIMIT)
         agent = request.headers.get("user-agent")
         if "entities" in body:
             return self.bulk_create(dataset, body, agent)
-        (entity,) = self.store.create(dataset.project_id, dataset.name, [body], self.actor,
-                                      user_agent=agent)  # fmt: skip
+        (entity,) = self.store.create(
+            dataset.project_id, dataset.name, [body], self.actor, user_agent=agent
+        )
         return json_response(_entity_json(entity, dataset))
 
     def bulk_create(self, dataset: Dataset, body: dict[str, Any], agent: str | None) -> Response:
@@ -242,10 +293,17 @@ class _EntityApi:
         if not isinstance(source, dict):
             raise EntityProblem(400.2, "Required parameter source missing.", {"field": "source"})
         if not source.get("name"):
-            raise EntityProblem(400.2, "Required parameter source.name missing.",
-                                {"field": "source.name"})  # fmt: skip
-        self.store.create(dataset.project_id, dataset.name, items, self.actor, user_agent=agent,
-                          source={"name": source["name"], "size": source.get("size")})  # fmt: skip
+            raise EntityProblem(
+                400.2, "Required parameter source.name missing.", {"field": "source.name"}
+            )
+        self.store.create(
+            dataset.project_id,
+            dataset.name,
+            items,
+            self.actor,
+            user_agent=agent,
+            source={"name": source["name"], "size": source.get("size")},
+        )
         return json_response({"success": True})
 
     async def entity(self, request: Request) -> Response:
@@ -257,10 +315,16 @@ class _EntityApi:
         if request.method == "PATCH":
             body = await self.body(request)
             entity = self.store.update(
-                p, dataset.name, uuid, body, self.actor, base_version=q.get("baseVersion"),
-                force=q.get("force") == "true", resolve=q.get("resolve") == "true",
+                p,
+                dataset.name,
+                uuid,
+                body,
+                self.actor,
+                base_version=q.get("baseVersion"),
+                force=q.get("force") == "true",
+                resolve=q.get("resolve") == "true",
                 user_agent=request.headers.get("user-agent"),
-            )  # fmt: skip
+            )
             return json_response(_entity_json(entity, dataset))
         entity = self.store.entity(p, dataset.name, uuid)
         return json_response(_entity_json(entity, dataset, store=self.extended(request)))
@@ -293,12 +357,31 @@ class _EntityApi:
         with self.store.snapshot():
             _query, rows = selected(self.store, dataset, request.query_params)
             props = list(dataset.properties)
-            lines = [[e.uuid, e.current.label, *(e.current.data.get(p, "") for p in props),
-                      iso(e.created_at), str(e.creator_id), self.store.name_of(e.creator_id),
-                      str(len(e.versions) - 1), iso(e.updated_at) or "", str(e.current.version)]
-                     for e in rows]  # fmt: skip
-        header = ["__id", "label", *props, "__createdAt", "__creatorId", "__creatorName",
-                  "__updates", "__updatedAt", "__version"]  # fmt: skip
+            lines = [
+                [
+                    e.uuid,
+                    e.current.label,
+                    *(e.current.data.get(p, "") for p in props),
+                    iso(e.created_at),
+                    str(e.creator_id),
+                    self.store.name_of(e.creator_id),
+                    str(len(e.versions) - 1),
+                    iso(e.updated_at) or "",
+                    str(e.current.version),
+                ]
+                for e in rows
+            ]
+        header = [
+            "__id",
+            "label",
+            *props,
+            "__createdAt",
+            "__creatorId",
+            "__creatorName",
+            "__updates",
+            "__updatedAt",
+            "__version",
+        ]
         return csv_response(request, write_csv(header, lines), f"{dataset.name}.csv")
 
     # -- OData
@@ -322,8 +405,13 @@ class _EntityApi:
     async def odata_entities(self, request: Request) -> Response:
         dataset = self.dataset(request)
         context = f"{self.service_root(request, dataset)}/$metadata#Entities"
-        body = entities_page(self.store, dataset, request.query_params, context,
-                             lambda token: self.api.next_link(request, token))  # fmt: skip
+        body = entities_page(
+            self.store,
+            dataset,
+            request.query_params,
+            context,
+            lambda token: self.api.next_link(request, token),
+        )
         return Response(body, 200, ODATA_HEADERS, JSON)
 
     # -- actor properties, App Users, assignments
@@ -334,24 +422,34 @@ class _EntityApi:
             self.store.add_actor_property(project_id, (await self.body(request)).get("name"))
             return json_response({"success": True})
         extended = self.extended(request) is not None
-        return json_response([
-            {"name": n, **({"values": self.store.actor_property_values(project_id, n)}
-                           if extended else {})}
-            for n in self.store.actor_properties(project_id)
-        ])  # fmt: skip
+        return json_response(
+            [
+                {
+                    "name": n,
+                    **(
+                        {"values": self.store.actor_property_values(project_id, n)}
+                        if extended
+                        else {}
+                    ),
+                }
+                for n in self.store.actor_properties(project_id)
+            ]
+        )
 
     async def app_users(self, request: Request) -> Response:
         project_id = self.admin(request)
         if request.method == "GET":
             extended = self.extended(request) is not None
             users = sorted(self.store.app_users(project_id), key=lambda u: u.id, reverse=True)
-            return json_response([_app_user_json(u, self.store, extended=extended)
-                                  for u in users])  # fmt: skip
+            return json_response([_app_user_json(u, self.store, extended=extended) for u in users])
         body = await self.body(request)
-        user = self.store.create_app_user(project_id, body.get("displayName"), self.actor,
-                                          body.get("properties"))  # fmt: skip
-        return json_response(_app_user_json(user, self.store, extended=False)
-                             | {"csrf": "", "expiresAt": APP_USER_EXPIRY})  # fmt: skip
+        user = self.store.create_app_user(
+            project_id, body.get("displayName"), self.actor, body.get("properties")
+        )
+        return json_response(
+            _app_user_json(user, self.store, extended=False)
+            | {"csrf": "", "expiresAt": APP_USER_EXPIRY}
+        )
 
     async def app_user(self, request: Request) -> Response:
         project_id = self.admin(request)
@@ -423,4 +521,3 @@ def entity_routes(odk: OdkStore, api: OdkApi) -> list[Route]:
         ("/v1/key/{token}/{rest:path}", phone.keyed, ["GET", "POST", "PATCH", "DELETE"]),
     ]
     return [Route(path, guarded(handler), methods=methods) for path, handler, methods in table]
-

@@ -36,22 +36,42 @@ from sammachip.simulators.odk.values import iso
 # Entity fields → the submissions feed's names, so its filter evaluator serves: `Entity` has
 # `root_id`, `submitter_id` and `review_state` standing for `__id`, `creatorId`, `conflict`.
 _AS_SUBMISSION = {
-    "__id": "__id", "__system/createdAt": "__system/submissionDate",
-    "__system/updatedAt": "__system/updatedAt", "__system/deletedAt": "__system/deletedAt",
-    "__system/creatorId": "__system/submitterId", "__system/conflict": "__system/reviewState",
-}  # fmt: skip
+    "__id": "__id",
+    "__system/createdAt": "__system/submissionDate",
+    "__system/updatedAt": "__system/updatedAt",
+    "__system/deletedAt": "__system/deletedAt",
+    "__system/creatorId": "__system/submitterId",
+    "__system/conflict": "__system/reviewState",
+}
 _SORT_KEYS: dict[str, Callable[[Entity], Any]] = {
-    "__id": lambda e: e.uuid, "__system/createdAt": lambda e: e.created_at,
-    "__system/updatedAt": lambda e: e.updated_at, "__system/deletedAt": lambda e: e.deleted_at,
-    "__system/creatorId": lambda e: e.creator_id, "__system/conflict": lambda e: e.conflict,
-}  # fmt: skip
-_PARAMS = {"$format", "$count", "$skip", "$top", "$filter", "$select", "$skiptoken", "$orderby",
-           "$search"}  # fmt: skip
+    "__id": lambda e: e.uuid,
+    "__system/createdAt": lambda e: e.created_at,
+    "__system/updatedAt": lambda e: e.updated_at,
+    "__system/deletedAt": lambda e: e.deleted_at,
+    "__system/creatorId": lambda e: e.creator_id,
+    "__system/conflict": lambda e: e.conflict,
+}
+_PARAMS = {
+    "$format",
+    "$count",
+    "$skip",
+    "$top",
+    "$filter",
+    "$select",
+    "$skiptoken",
+    "$orderby",
+    "$search",
+}
 _SYSTEM_TYPES = (
-    ("createdAt", "Edm.DateTimeOffset"), ("creatorId", "Edm.String"),
-    ("creatorName", "Edm.String"), ("updates", "Edm.Int64"), ("updatedAt", "Edm.DateTimeOffset"),
-    ("deletedAt", "Edm.DateTimeOffset"), ("version", "Edm.Int64"), ("conflict", "Edm.String"),
-)  # fmt: skip
+    ("createdAt", "Edm.DateTimeOffset"),
+    ("creatorId", "Edm.String"),
+    ("creatorName", "Edm.String"),
+    ("updates", "Edm.Int64"),
+    ("updatedAt", "Edm.DateTimeOffset"),
+    ("deletedAt", "Edm.DateTimeOffset"),
+    ("version", "Edm.Int64"),
+    ("conflict", "Edm.String"),
+)
 
 
 def _unsupported_field(text: str, at: int) -> EntityProblem:
@@ -165,8 +185,9 @@ class EntityQuery:
         ordered = sorted(oldest_first, key=lambda e: e.seq, reverse=self.orderby[0][1])
         for name, descending in reversed(self.orderby):
             get = _SORT_KEYS[name]
-            ordered.sort(key=lambda e: (0, 0) if (v := get(e)) is None else (1, v),
-                         reverse=descending)  # fmt: skip
+            ordered.sort(
+                key=lambda e: (0, 0) if (v := get(e)) is None else (1, v), reverse=descending
+            )
         return ordered
 
 
@@ -183,13 +204,21 @@ def selected(
 def odata_row(e: Entity, dataset: Dataset, store: EntityStore) -> dict[str, Any]:
     v = e.current
     system = {
-        "createdAt": iso(e.created_at), "creatorId": str(e.creator_id),
-        "creatorName": store.name_of(e.creator_id), "updates": len(e.versions) - 1,
-        "updatedAt": iso(e.updated_at), "deletedAt": iso(e.deleted_at),
-        "version": v.version, "conflict": e.conflict,
-    }  # fmt: skip
-    return {"__id": e.uuid, "label": v.label, "__system": system,
-            **{p: v.data.get(p, "") for p in dataset.properties}}  # fmt: skip
+        "createdAt": iso(e.created_at),
+        "creatorId": str(e.creator_id),
+        "creatorName": store.name_of(e.creator_id),
+        "updates": len(e.versions) - 1,
+        "updatedAt": iso(e.updated_at),
+        "deletedAt": iso(e.deleted_at),
+        "version": v.version,
+        "conflict": e.conflict,
+    }
+    return {
+        "__id": e.uuid,
+        "label": v.label,
+        "__system": system,
+        **{p: v.data.get(p, "") for p in dataset.properties},
+    }
 
 
 def _select(row: dict[str, Any], dataset: Dataset, select: list[str]) -> dict[str, Any]:
@@ -200,8 +229,9 @@ def _select(row: dict[str, Any], dataset: Dataset, select: list[str]) -> dict[st
         elif name in ("__id", "__system") or name in dataset.properties:
             out[name] = row[name]
         else:
-            raise EntityProblem(400.23, f"Could not find a property named '{name}'",
-                                {"property": name})  # fmt: skip
+            raise EntityProblem(
+                400.23, f"Could not find a property named '{name}'", {"property": name}
+            )
     return out
 
 
@@ -234,8 +264,9 @@ def entities_page(
 def metadata_xml(dataset: Dataset) -> bytes:
     """A minimal CSDL: the `__system` type, and every property (and `label`) as a string."""
     system = "".join(f'<Property Name="{n}" Type="{t}"/>' for n, t in _SYSTEM_TYPES)
-    props = "".join(f'<Property Name="{p}" Type="Edm.String"/>'
-                    for p in ("label", *dataset.properties))  # fmt: skip
+    props = "".join(
+        f'<Property Name="{p}" Type="Edm.String"/>' for p in ("label", *dataset.properties)
+    )
     ns, edm = f"org.opendatakit.user.{dataset.name}", "http://docs.oasis-open.org/odata/ns/edm"
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'

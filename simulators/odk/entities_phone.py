@@ -82,8 +82,14 @@ def apply_form_update(
         dataset = store.dataset(project_id, name)
         entity = dataset.entities.get(uuid.lower())
         if entity is None or entity.deleted_at is not None:
-            store.errors.append({"problemCode": 404.8, "entityUuid": uuid,
-                                 "datasetName": name, "instanceId": instance_id})  # fmt: skip
+            store.errors.append(
+                {
+                    "problemCode": 404.8,
+                    "entityUuid": uuid,
+                    "datasetName": name,
+                    "instanceId": instance_id,
+                }
+            )
             return None
         if instance_id in entity.form_updates:
             return None
@@ -91,10 +97,16 @@ def apply_form_update(
         received = {k: v for k, v in data.items() if k in dataset.properties}
         stale = base_version != entity.current.version
         version = store.new_version(
-            entity, label or entity.current.label, received, base_version, user.id, None,
-            store.odk.now(), {"submission": {"instanceId": instance_id}},
+            entity,
+            label or entity.current.label,
+            received,
+            base_version,
+            user.id,
+            None,
+            store.odk.now(),
+            {"submission": {"instanceId": instance_id}},
             "soft" if stale else None,
-        )  # fmt: skip
+        )
         if stale:
             entity.conflict = "soft"
         return version
@@ -114,10 +126,14 @@ def phone_csv(store: EntityStore, dataset: Dataset, actor: Actor) -> bytes:
     with store.snapshot():
         props = list(dataset.properties)
         rows = [
-            [e.uuid, e.current.label, str(e.current.version),
-             *(e.current.data.get(p, "") for p in props)]
+            [
+                e.uuid,
+                e.current.label,
+                str(e.current.version),
+                *(e.current.data.get(p, "") for p in props),
+            ]
             for e in visible(dataset, actor)
-        ]  # fmt: skip
+        ]
     return write_csv(["name", "label", "__version", *props], rows)
 
 
@@ -206,18 +222,23 @@ class PhoneApi:
 
     async def form_list(self, request: Request, actor: Actor, project_id: int) -> Response:
         assert actor.app_user is not None
-        forms = [f for f in self.store.odk.forms(project_id)
-                 if f.xml_form_id in actor.app_user.forms]  # fmt: skip
+        forms = [
+            f for f in self.store.odk.forms(project_id) if f.xml_form_id in actor.app_user.forms
+        ]
         root = f"{self.prefix(request, actor, project_id)}/forms"
         items = []
         for f in forms:
             summary = self.api.form_summary(f)
             items.append(
-                "<xform>" + _tag("formID", f.xml_form_id) + _tag("name", f.name)
-                + _tag("version", f.version) + _tag("hash", f"md5:{summary['hash']}")
+                "<xform>"
+                + _tag("formID", f.xml_form_id)
+                + _tag("name", f.name)
+                + _tag("version", f.version)
+                + _tag("hash", f"md5:{summary['hash']}")
                 + _tag("downloadUrl", f"{root}/{f.xml_form_id}.xml")
-                + _tag("manifestUrl", f"{root}/{f.xml_form_id}/manifest") + "</xform>"
-            )  # fmt: skip
+                + _tag("manifestUrl", f"{root}/{f.xml_form_id}/manifest")
+                + "</xform>"
+            )
         ns = "http://openrosa.org/xforms/xformsList"
         return _openrosa(f'<xforms xmlns="{ns}">{"".join(items)}</xforms>')
 
@@ -230,12 +251,13 @@ class PhoneApi:
         for dataset in self.store.forms_of(project_id, xml_form_id):
             body = phone_csv(self.store, dataset, actor)
             files.append(
-                '<mediaFile type="entityList">' + _tag("filename", f"{dataset.name}.csv")
+                '<mediaFile type="entityList">'
+                + _tag("filename", f"{dataset.name}.csv")
                 + _tag("hash", f"md5:{list_hash(body)}")
                 + _tag("downloadUrl", f"{base}/forms/{xml_form_id}/attachments/{dataset.name}.csv")
                 + _tag("integrityUrl", f"{base}/datasets/{dataset.name}/integrity")
                 + "</mediaFile>"
-            )  # fmt: skip
+            )
         ns = "http://openrosa.org/xforms/xformsManifest"
         return _openrosa(f'<manifest xmlns="{ns}">{"".join(files)}</manifest>')
 

@@ -39,16 +39,46 @@ _ROOT = "$root/Submissions/"
 FIELD_NOT_SUPPORTED = (
     "The given OData filter expression references fields not supported by this server"
 )
-FILTERABLE = frozenset({"__id", "__system/submissionDate", "__system/updatedAt",
-                        "__system/submitterId", "__system/reviewState",
-                        "__system/deletedAt"})  # fmt: skip
+FILTERABLE = frozenset(
+    {
+        "__id",
+        "__system/submissionDate",
+        "__system/updatedAt",
+        "__system/submitterId",
+        "__system/reviewState",
+        "__system/deletedAt",
+    }
+)
 BEFORE_DELETED_AT = FILTERABLE - {"__system/deletedAt"}  # Central before v2024.3
 _EXTRACT = {"year", "month", "day", "hour", "minute", "second"}
-_ODATA_FUNCTIONS = {"contains", "startswith", "endswith", "length", "indexof", "substring",
-                    "tolower", "toupper", "trim", "concat", "round", "floor", "ceiling", "date",
-                    "time", "totaloffsetminutes", "fractionalseconds", "maxdatetime",
-                    "mindatetime", "totalseconds", "cast", "isof", "geo.distance",
-                    "geo.intersects", "geo.length", "matchespattern"}  # fmt: skip
+_ODATA_FUNCTIONS = {
+    "contains",
+    "startswith",
+    "endswith",
+    "length",
+    "indexof",
+    "substring",
+    "tolower",
+    "toupper",
+    "trim",
+    "concat",
+    "round",
+    "floor",
+    "ceiling",
+    "date",
+    "time",
+    "totaloffsetminutes",
+    "fractionalseconds",
+    "maxdatetime",
+    "mindatetime",
+    "totalseconds",
+    "cast",
+    "isof",
+    "geo.distance",
+    "geo.intersects",
+    "geo.length",
+    "matchespattern",
+}
 _ARITHMETIC = {"add", "sub", "mul", "div", "divby", "mod", "has", "in"}
 
 Expr = tuple[Any, ...]  # a filter syntax tree: ("cmp", "gt", left, right), ("field", name), …
@@ -287,9 +317,13 @@ def _coerce(a: Any, b: Any) -> tuple[Any, Any]:
 
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "lt": lambda a, b: a < b,
-    "le": lambda a, b: a <= b, "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b,
-}  # fmt: skip
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+}
 
 
 def truth(node: Expr, record: FilterRow, now: datetime) -> bool | None:

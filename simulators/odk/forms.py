@@ -88,14 +88,35 @@ def field_tree(fields: Iterable[OdkField]) -> list[Node]:
 
 
 _XLS_TYPES = {
-    "text": "string", "integer": "int", "int": "int", "decimal": "decimal", "date": "date",
-    "time": "time", "datetime": "dateTime", "dateTime": "dateTime", "start": "dateTime",
-    "end": "dateTime", "today": "date", "geopoint": "geopoint", "geotrace": "geotrace",
-    "geoshape": "geoshape", "select_one": "select1", "select_multiple": "select",
-    "note": "string", "calculate": "string", "barcode": "barcode", "image": "binary",
-    "audio": "binary", "video": "binary", "file": "binary", "deviceid": "string",
-    "username": "string", "phonenumber": "string", "email": "string", "audit": "binary",
-}  # fmt: skip
+    "text": "string",
+    "integer": "int",
+    "int": "int",
+    "decimal": "decimal",
+    "date": "date",
+    "time": "time",
+    "datetime": "dateTime",
+    "dateTime": "dateTime",
+    "start": "dateTime",
+    "end": "dateTime",
+    "today": "date",
+    "geopoint": "geopoint",
+    "geotrace": "geotrace",
+    "geoshape": "geoshape",
+    "select_one": "select1",
+    "select_multiple": "select",
+    "note": "string",
+    "calculate": "string",
+    "barcode": "barcode",
+    "image": "binary",
+    "audio": "binary",
+    "video": "binary",
+    "file": "binary",
+    "deviceid": "string",
+    "username": "string",
+    "phonenumber": "string",
+    "email": "string",
+    "audit": "binary",
+}
 
 
 @cache  # definitions are immutable; tests and replays load the same workbooks again

@@ -21,8 +21,19 @@ if TYPE_CHECKING:
     from sammachip.simulators.odk.store import Record
 
 
-_SUPPORTED_PARAMS = {"$format", "$count", "$skip", "$top", "$filter", "$wkt", "$expand",
-                     "$select", "$skiptoken", "$orderby", "$search"}  # fmt: skip
+_SUPPORTED_PARAMS = {
+    "$format",
+    "$count",
+    "$skip",
+    "$top",
+    "$filter",
+    "$wkt",
+    "$expand",
+    "$select",
+    "$skiptoken",
+    "$orderby",
+    "$search",
+}
 
 
 def skiptoken(payload: Mapping[str, Any]) -> str:
@@ -66,9 +77,12 @@ class Query:
 
     @classmethod
     def parse(
-        cls, params: Mapping[str, str], *, subtable: bool,
+        cls,
+        params: Mapping[str, str],
+        *,
+        subtable: bool,
         filterable: frozenset[str] = FILTERABLE,
-    ) -> Query:  # fmt: skip
+    ) -> Query:
         for key in params:
             if key not in _SUPPORTED_PARAMS:
                 raise not_supported(key)

@@ -195,9 +195,7 @@ def envelope(rows: list[bytes], context: str, next_link: str | None, count: int 
     return b'{"value":[' + b",".join(rows) + b"]," + orjson.dumps(tail)[1:]
 
 
-def select_properties(
-    form: HostedForm, row: dict[str, Any], select: list[str]
-) -> dict[str, Any]:
+def select_properties(form: HostedForm, row: dict[str, Any], select: list[str]) -> dict[str, Any]:
     """`$select`: fields and whole groups, `__system` or some of its properties; `__id` always."""
     nodes = {n.odata_path: n for n in form.nodes()}
     system = {"__id", "__system", *(f"__system/{k}" for k in row["__system"])}
@@ -235,19 +233,32 @@ def _prune(data: dict[str, Any], nodes: list[Node], wanted: set[str]) -> dict[st
     return out
 
 
-_EDM = {"int": "Edm.Int64", "decimal": "Edm.Decimal", "boolean": "Edm.Boolean",
-        "geopoint": "Edm.GeographyPoint", "geotrace": "Edm.GeographyLineString",
-        "geoshape": "Edm.GeographyPolygon", "date": "Edm.Date",
-        "dateTime": "Edm.DateTimeOffset"}  # fmt: skip
+_EDM = {
+    "int": "Edm.Int64",
+    "decimal": "Edm.Decimal",
+    "boolean": "Edm.Boolean",
+    "geopoint": "Edm.GeographyPoint",
+    "geotrace": "Edm.GeographyLineString",
+    "geoshape": "Edm.GeographyPolygon",
+    "date": "Edm.Date",
+    "dateTime": "Edm.DateTimeOffset",
+}
 _EDM_NS = "http://docs.oasis-open.org/odata/ns/edm"
 _SYSTEM_NS = "org.opendatakit.submission"
 _SYSTEM_TYPES = {
-    "submissionDate": "Edm.DateTimeOffset", "updatedAt": "Edm.DateTimeOffset",
-    "deletedAt": "Edm.DateTimeOffset", "submitterId": "Edm.String", "submitterName": "Edm.String",
-    "attachmentsPresent": "Edm.Int64", "attachmentsExpected": "Edm.Int64",
-    "status": f"{_SYSTEM_NS}.Status", "reviewState": f"{_SYSTEM_NS}.ReviewState",
-    "deviceId": "Edm.String", "edits": "Edm.Int64", "formVersion": "Edm.String",
-}  # fmt: skip
+    "submissionDate": "Edm.DateTimeOffset",
+    "updatedAt": "Edm.DateTimeOffset",
+    "deletedAt": "Edm.DateTimeOffset",
+    "submitterId": "Edm.String",
+    "submitterName": "Edm.String",
+    "attachmentsPresent": "Edm.Int64",
+    "attachmentsExpected": "Edm.Int64",
+    "status": f"{_SYSTEM_NS}.Status",
+    "reviewState": f"{_SYSTEM_NS}.ReviewState",
+    "deviceId": "Edm.String",
+    "edits": "Edm.Int64",
+    "formVersion": "Edm.String",
+}
 
 
 def _edm_properties(parent: ET.Element, nodes: list[Node], ns: str) -> None:
@@ -275,15 +286,18 @@ def _edm_entity(schema: ET.Element, name: str, extra: tuple[str, str]) -> ET.Ele
 def metadata_xml(form: HostedForm) -> bytes:
     """A minimal CSDL: groups as complex types, repeats as entity types, no annotations."""
     ns = f"org.opendatakit.user.{sanitize(form.xml_form_id)}"
-    edmx = ET.Element("edmx:Edmx", {"xmlns:edmx": "http://docs.oasis-open.org/odata/ns/edmx",
-                                    "Version": "4.0"})  # fmt: skip
+    edmx = ET.Element(
+        "edmx:Edmx", {"xmlns:edmx": "http://docs.oasis-open.org/odata/ns/edmx", "Version": "4.0"}
+    )
     services = ET.SubElement(edmx, "edmx:DataServices")
     system = ET.SubElement(services, "Schema", xmlns=_EDM_NS, Namespace=_SYSTEM_NS)
     metadata = ET.SubElement(system, "ComplexType", Name="metadata")
     for name, kind in _SYSTEM_TYPES.items():
         ET.SubElement(metadata, "Property", Name=name, Type=kind)
-    for enum, members in (("Status", ("notDecrypted", "missingEncryptedFormData")),
-                          ("ReviewState", REVIEW_STATES)):  # fmt: skip
+    for enum, members in (
+        ("Status", ("notDecrypted", "missingEncryptedFormData")),
+        ("ReviewState", REVIEW_STATES),
+    ):
         element = ET.SubElement(system, "EnumType", Name=enum)
         for member in members:
             ET.SubElement(element, "Member", Name=member)

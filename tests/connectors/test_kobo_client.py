@@ -46,8 +46,9 @@ def url(store: KoboStore) -> Iterator[str]:
 
 def client(url: str, token: str = TOKEN, attempts: int = 6) -> KoboClient:
     # Tiny backoff: retries are exercised for real, without waiting seconds.
-    return KoboClient(KoboServer(url, token), page_size=1000, attempts=attempts,
-                      backoff=0.001, backoff_cap=0.01)  # fmt: skip
+    return KoboClient(
+        KoboServer(url, token), page_size=1000, attempts=attempts, backoff=0.001, backoff_cap=0.01
+    )
 
 
 def fetch_ids(c: KoboClient, **kwargs: object) -> list[int]:
@@ -207,8 +208,9 @@ def test_changes_catch_edits_and_review_decisions_but_skip_old_rows(
         assert len(first) == 12 and cursor.last_id == max(r["_id"] for r in first)
         ids = [r["_id"] for r in first]
         store.edit(UID, ids[0], {"members": "5"})
-        store.set_validation_status(UID, ids[1], "validation_status_not_approved", "reviewer",
-                                    int(now.timestamp()))  # fmt: skip
+        store.set_validation_status(
+            UID, ids[1], "validation_status_not_approved", "reviewer", int(now.timestamp())
+        )
         later = now + timedelta(days=30)  # the edited row is outside the look-back window now
         again = [r for batch, _ in changes(c, UID, cursor, policy, now=later) for r in batch]
     got = {r["_id"]: r for r in again}
@@ -230,8 +232,9 @@ def test_a_night_reads_each_changed_submission_once_in_one_batch(
         # all twelve older rows are within the look-back window, so three passes match some.
         late = [store.submit(UID, answers(n), T0 + timedelta(days=1, hours=n)) for n in (13, 14)]
         for _id in (late[0], ids[3]):
-            store.set_validation_status(UID, _id, "validation_status_approved", "reviewer",
-                                        int(now.timestamp()) + 60)  # fmt: skip
+            store.set_validation_status(
+                UID, _id, "validation_status_approved", "reviewer", int(now.timestamp()) + 60
+            )
         store.edit(UID, ids[4], {"members": "5"})
         batches = [b for b, _ in changes(c, UID, cursor, policy, now=now + timedelta(days=1))]
     assert len(batches) == 1  # the passes fill one batch: validated once, not once per pass

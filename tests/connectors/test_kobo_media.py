@@ -30,8 +30,9 @@ CSV_V2 = CSV_V1 + "hh-02,บ้านเลขที่ 2 — นายประ
 def served() -> Iterator[tuple[KoboStore, str]]:
     """A fresh server with the follow-up form deployed, no media yet."""
     store = KoboStore()
-    store.add_asset(UID, "ติดตามเยี่ยม (Follow-up visit)", "sammachip_followup",
-                    date_created=datetime(2026, 11, 1))  # fmt: skip
+    store.add_asset(
+        UID, "ติดตามเยี่ยม (Follow-up visit)", "sammachip_followup", date_created=datetime(2026, 11, 1)
+    )
     with serve_kobo(store, TOKEN) as url:
         yield store, url
 
@@ -57,8 +58,11 @@ def client(url: str) -> MediaClient:
 
 
 def upload(http: httpx.Client, name: str = "followups.csv", body: bytes = CSV_V1) -> httpx.Response:
-    return http.post(FILES, data={"file_type": "form_media", "description": "รายการติดตาม"},
-                     files={"content": (name, body, "text/csv")})  # fmt: skip
+    return http.post(
+        FILES,
+        data={"file_type": "form_media", "description": "รายการติดตาม"},
+        files={"content": (name, body, "text/csv")},
+    )
 
 
 def served_to_phones(http: httpx.Client) -> tuple[str, dict[str, bytes]]:
@@ -67,8 +71,9 @@ def served_to_phones(http: httpx.Client) -> tuple[str, dict[str, bytes]]:
     version = re.search(rf"<formID>{UID}</formID>.*?<version>(.*?)</version>", listing).group(1)
     manifest = http.get(re.search(r"<manifestUrl>(.*?)</manifestUrl>", listing).group(1)).text
     files = {}
-    for name, url in re.findall(r"<filename>(.*?)</filename>.*?<downloadUrl>(.*?)</downloadUrl>",
-                                manifest):  # fmt: skip
+    for name, url in re.findall(
+        r"<filename>(.*?)</filename>.*?<downloadUrl>(.*?)</downloadUrl>", manifest
+    ):
         files[name] = http.get(url).content
     return version, files
 
@@ -87,8 +92,10 @@ def test_an_upload_is_listed_with_its_hash_and_a_name_is_unique(http: httpx.Clie
     assert made.status_code == 201
     md5 = hashlib.md5(CSV_V1).hexdigest()
     assert made.json()["metadata"] == {
-        "filename": "followups.csv", "mimetype": "text/csv", "hash": f"md5:{md5}"
-    }  # fmt: skip
+        "filename": "followups.csv",
+        "mimetype": "text/csv",
+        "hash": f"md5:{md5}",
+    }
     again = upload(http, body=CSV_V2)
     assert again.status_code == 400 and again.json() == {"content": ["File already exists"]}
     listed = http.get(FILES, params={"file_type": "form_media"}).json()
@@ -98,14 +105,19 @@ def test_an_upload_is_listed_with_its_hash_and_a_name_is_unique(http: httpx.Clie
 
 def test_a_base64_upload_and_what_is_refused(http: httpx.Client) -> None:
     encoded = "data:text/csv;base64," + base64.b64encode(CSV_V1).decode()
-    body: dict[str, Any] = {"file_type": "form_media", "description": "d", "base64Encoded": encoded,
-                            "metadata": {"filename": "followups.csv"}}  # fmt: skip
+    body: dict[str, Any] = {
+        "file_type": "form_media",
+        "description": "d",
+        "base64Encoded": encoded,
+        "metadata": {"filename": "followups.csv"},
+    }
     assert http.post(FILES, json=body).status_code == 201
     assert http.post(FILES, json=body).json() == {"base64Encoded": ["File already exists"]}
     exe = upload(http, name="setup.exe")
     assert exe.status_code == 400 and "MIME" in exe.json()["content"][0]
     assert http.post(FILES, json={"file_type": "form_media"}).json() == {
-        "description": ["This field is required."]}  # fmt: skip
+        "description": ["This field is required."]
+    }
     assert httpx.get(http.base_url.join(FILES)).status_code == 401  # no token
 
 

@@ -211,7 +211,11 @@ def test_rows_by_id_find_a_restore_that_moved_no_timestamp(url: str, store: OdkS
         assert row["__id"] == uid(2) and row["attendees"]  # live, repeats inline
         many = [uid(n) for n in range(1, 6)] * 30  # more ids than one query carries
         assert {r["__id"] for page in c.rows(FORM, many) for r in page} == {
-            uid(1), uid(2), uid(4), uid(5)}  # fmt: skip
+            uid(1),
+            uid(2),
+            uid(4),
+            uid(5),
+        }
 
 
 def test_review_states_map_to_the_records_vocabulary(url: str, store: OdkStore) -> None:
@@ -261,8 +265,9 @@ def test_filter_literals_are_utc_with_milliseconds() -> None:
 def test_a_wrong_password_names_the_entry_the_email_and_where_the_password_came_from(
     url: str,
 ) -> None:
-    server = OdkServer(url, EMAIL, "wrong", project_id=1, name="อำเภอม่วงสามสิบ",
-                       password_from="$CDD_ODK_PASSWORD")  # fmt: skip
+    server = OdkServer(
+        url, EMAIL, "wrong", project_id=1, name="อำเภอม่วงสามสิบ", password_from="$CDD_ODK_PASSWORD"
+    )
     with OdkClient(server, attempts=1) as c, pytest.raises(OdkError) as err:
         fetch(c)
     assert (err.value.status, err.value.code, err.value.form) == (401, 401.2, FORM)

@@ -71,8 +71,14 @@ def client(url: str, **kwargs: Any) -> EntityClient:
 
 
 def item(n: int, officer: str = "off01", **data: str) -> NewEntity:
-    values = {"officer_id": officer, "village": "บ้านหนองบัว", "house_no": str(n),
-              "reasons": "ยังไม่ได้ติดตามรายได้", "status": "open", **data}  # fmt: skip
+    values = {
+        "officer_id": officer,
+        "village": "บ้านหนองบัว",
+        "house_no": str(n),
+        "reasons": "ยังไม่ได้ติดตามรายได้",
+        "status": "open",
+        **data,
+    }
     return NewEntity(entity_uuid(f"household:34140101-{n:02d}"), f"บ้านเลขที่ {n} — นางสมศรี", values)
 
 
@@ -185,8 +191,13 @@ def test_an_update_at_the_current_version_makes_the_next(url: str) -> None:
     with client(url) as c:
         c.ensure_list(LIST, PROPS)
         c.create(LIST, [item(1)], source="run")
-        changed = c.update(LIST, item(1).uuid, base_version=1, data={"reasons": ""},
-                           label="บ้านเลขที่ 1 — นางสมศรี (ย้ายบ้าน)")  # fmt: skip
+        changed = c.update(
+            LIST,
+            item(1).uuid,
+            base_version=1,
+            data={"reasons": ""},
+            label="บ้านเลขที่ 1 — นางสมศรี (ย้ายบ้าน)",
+        )
     assert changed.version == 2 and changed.data["reasons"] == ""
     assert changed.label.endswith("(ย้ายบ้าน)")
 
@@ -198,14 +209,23 @@ def test_an_item_the_officer_closed_on_the_phone_is_a_conflict_not_overwritten(
         c.ensure_list(LIST, PROPS)
         c.create(LIST, [item(1)], source="run")
         user = c.ensure_app_user("พัฒนากร off01", {})
-        apply_form_update(entities, 1, LIST, item(1).uuid, {"status": "resolved"},
-                          base_version=1, user=entities.app_user(1, user.id),
-                          instance_id="uuid:visit-1")  # fmt: skip
+        apply_form_update(
+            entities,
+            1,
+            LIST,
+            item(1).uuid,
+            {"status": "resolved"},
+            base_version=1,
+            user=entities.app_user(1, user.id),
+            instance_id="uuid:visit-1",
+        )
         with pytest.raises(EntityConflict) as refused:
             c.update(LIST, item(1).uuid, base_version=1, data={"reasons": "รายได้ไม่เพิ่ม"})
     assert (refused.value.uuid, refused.value.current, refused.value.provided) == (
-        item(1).uuid, 2, 1,
-    )  # fmt: skip
+        item(1).uuid,
+        2,
+        1,
+    )
     assert entities.entity(1, LIST, item(1).uuid).current.data["status"] == "resolved"
 
 
@@ -249,8 +269,13 @@ def test_a_closed_item_is_deleted_and_a_reopened_one_restored(
 def pushed(url: str, store: OdkStore, entities: EntityStore) -> dict[str, str]:
     """Two officers' items on the server, the follow-up form on it, each officer's App User
     assigned to it; returns officer → the App User's key."""
-    store.add_form(1, FORM, [OdkField("pick", "string"), OdkField("status", "select1")],
-                   name="ติดตามเยี่ยม (Follow-up visit)", version="1")  # fmt: skip
+    store.add_form(
+        1,
+        FORM,
+        [OdkField("pick", "string"), OdkField("status", "select1")],
+        name="ติดตามเยี่ยม (Follow-up visit)",
+        version="1",
+    )
     with client(url) as c:
         c.ensure_list(LIST, PROPS)
         entities.link_form(1, FORM, LIST, saves=("status",))

@@ -108,8 +108,13 @@ def harness(tmp_path: Path) -> Harness:
         "http://prefect.test/api", transport=httpx.MockTransport(prefect.handler), linger=0
     )
     landing = Landing(tmp_path / "landing")
-    receiver = Receiver(landing, StaticAssets(frozenset({ASSET})), BasicAuth("kobo", PASSWORD),
-                        max_body_bytes=4096, events=events)  # fmt: skip
+    receiver = Receiver(
+        landing,
+        StaticAssets(frozenset({ASSET})),
+        BasicAuth("kobo", PASSWORD),
+        max_body_bytes=4096,
+        events=events,
+    )
     return Harness(landing, prefect, receiver)
 
 
@@ -119,8 +124,9 @@ def client(harness: Harness) -> Iterator[TestClient]:
         yield c
 
 
-def post(client: TestClient, body: Any, headers: dict[str, str] | None = None,
-         asset: str = ASSET) -> httpx.Response:  # fmt: skip
+def post(
+    client: TestClient, body: Any, headers: dict[str, str] | None = None, asset: str = ASSET
+) -> httpx.Response:
     content = body if isinstance(body, bytes) else orjson.dumps(body)
     return client.post(f"/hooks/kobo/{asset}", content=content, headers=headers or GOOD)
 
@@ -173,9 +179,11 @@ def test_each_landed_submission_emits_a_prefect_event_for_its_form(harness: Harn
 
 def test_events_of_a_burst_share_calls_to_prefect(harness: Harness) -> None:
     harness.receiver.events = PrefectEvents(
-        "http://prefect.test/api", transport=httpx.MockTransport(harness.prefect.handler),
-        linger=0.05, batch_max=10,
-    )  # fmt: skip
+        "http://prefect.test/api",
+        transport=httpx.MockTransport(harness.prefect.handler),
+        linger=0.05,
+        batch_max=10,
+    )
     with TestClient(create_app(harness.receiver)) as client:
         for n in range(25):
             post(client, kobo_doc(_id=n, uuid=f"uuid-{n}"))
@@ -366,9 +374,11 @@ def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_is_clos
     connection held open forever (one per stalled client) is answered and ended."""
     harness.receiver.body_timeout = 0.5
     doc = orjson.dumps(kobo_doc())
-    head = (f"POST /hooks/kobo/{ASSET} HTTP/1.1\r\nHost: receiver\r\n"
-            f"Authorization: {GOOD['Authorization']}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(doc)}\r\n\r\n").encode()  # fmt: skip
+    head = (
+        f"POST /hooks/kobo/{ASSET} HTTP/1.1\r\nHost: receiver\r\n"
+        f"Authorization: {GOOD['Authorization']}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(doc)}\r\n\r\n"
+    ).encode()
     with serve_in_thread(create_app(harness.receiver)) as url:
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as conn:

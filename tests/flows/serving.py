@@ -67,11 +67,13 @@ class Output:
         return "\n".join(self.lines)
 
 
-def started(command: list[str], env: dict[str, str], cwd: Path = REPO
-            ) -> tuple[subprocess.Popen[str], Output]:  # fmt: skip
+def started(
+    command: list[str], env: dict[str, str], cwd: Path = REPO
+) -> tuple[subprocess.Popen[str], Output]:
     """A subprocess whose stdout and stderr are read into an `Output`."""
-    process = subprocess.Popen(command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     output = Output()
     threading.Thread(target=output.pump, args=(process.stdout,), daemon=True).start()
     return process, output
@@ -103,8 +105,17 @@ class Served:
 
 
 def start_serve(workdir: Path, env: dict[str, str], *args: str, timeout: float = 180) -> Served:
-    command = [sys.executable, "-m", "sammachip.flows.cli", "serve", "--workdir", str(workdir),
-               "--webhook-port", "0", *args]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "sammachip.flows.cli",
+        "serve",
+        "--workdir",
+        str(workdir),
+        "--webhook-port",
+        "0",
+        *args,
+    ]
     process, output = started(command, env)
     try:
         api_url = output.wait_for(r"prefect-api\s+(\S+/api)", timeout)[1]
@@ -141,14 +152,17 @@ class Api:
         return int(self.deployment(name)["global_concurrency_limit"]["active_slots"])
 
     def flow_runs(self, deployment: str) -> list[dict[str, Any]]:
-        body = {"deployments": {"id": {"any_": [self.deployment(deployment)["id"]]}},
-                "sort": "EXPECTED_START_TIME_ASC"}  # fmt: skip
+        body = {
+            "deployments": {"id": {"any_": [self.deployment(deployment)["id"]]}},
+            "sort": "EXPECTED_START_TIME_ASC",
+        }
         return list(self("POST", "/flow_runs/filter", json=body))
 
     def run_deployment(self, name: str) -> dict[str, Any]:
         """A flow run of the deployment, as `prefect deployment run` makes one."""
-        return dict(self("POST", f"/deployments/{self.deployment(name)['id']}/create_flow_run",
-                         json={}))  # fmt: skip
+        return dict(
+            self("POST", f"/deployments/{self.deployment(name)['id']}/create_flow_run", json={})
+        )
 
     def flow_run(self, run_id: str) -> dict[str, Any]:
         return dict(self("GET", f"/flow_runs/{run_id}"))
@@ -164,12 +178,17 @@ def households_loaded_once(workdir: Path, docs: list[dict[str, Any]]) -> None:
     either clean or quarantined (new = clean + quarantined)."""
     ids = ", ".join(f"'{d['_id']}'" for d in docs)
     mine = f"form_id = 'sammachip_household' and submission_id in ({ids})"
-    [(raw, raw_ids)] = sql(workdir, "select count(*), count(distinct submission_id) "
-                                    f"from raw_submissions where {mine}")  # fmt: skip
-    [(clean, clean_ids)] = sql(workdir, "select count(*), count(distinct submission_id) from "
-                                        f"households where submission_id in ({ids})")  # fmt: skip
-    [(quarantined,)] = sql(workdir, "select count(distinct submission_id) from quarantine "
-                                    f"where {mine}")  # fmt: skip
+    [(raw, raw_ids)] = sql(
+        workdir, f"select count(*), count(distinct submission_id) from raw_submissions where {mine}"
+    )
+    [(clean, clean_ids)] = sql(
+        workdir,
+        "select count(*), count(distinct submission_id) from "
+        f"households where submission_id in ({ids})",
+    )
+    [(quarantined,)] = sql(
+        workdir, f"select count(distinct submission_id) from quarantine where {mine}"
+    )
     assert raw == raw_ids == len(docs)
     assert clean == clean_ids and clean + quarantined == len(docs) and clean > 0
 

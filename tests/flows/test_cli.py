@@ -25,13 +25,16 @@ def sammachip(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_no_help_text_is_swallowed_and_no_flag_shows_a_bool(monkeypatch: pytest.MonkeyPatch
-                                                            ) -> None:  # fmt: skip
+def test_no_help_text_is_swallowed_and_no_flag_shows_a_bool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("COLUMNS", "80")
     group = get_command(cli.app)
     commands = [[name] for name in group.commands if name != "simulate"]  # type: ignore[attr-defined]
-    helps = {" ".join(c): sammachip(*c, "--help") for c in [[], *commands, ["simulate", "kobo"],
-                                                             ["simulate", "odk"]]}  # fmt: skip
+    helps = {
+        " ".join(c): sammachip(*c, "--help")
+        for c in [[], *commands, ["simulate", "kobo"], ["simulate", "odk"]]
+    }
     for command, (code, text) in helps.items():
         assert code == 0, command
         assert "<bool>" not in text, command
@@ -103,13 +106,19 @@ def summary_text(summary: RunSummary, monkeypatch: pytest.MonkeyPatch, **kwargs:
 def test_the_sync_table_fits_80_columns_and_says_a_failure_once_in_full(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    error = ("form aUid1234567890abcdefg: HTTP 403 {\"detail\": \"You do not have permission\"} "
-             "— the token's user lacks 'view submissions' on this form: share the project")
-    summary = RunSummary("r1", date(2026, 12, 5), forms=[
-        FormResult("sammachip_household", "aUid1234567890abcdefg", error=error, server="kf"),
-        FormResult("sammachip_session", "aSes", 120, 12, 10, 2, server="kf"),
-        FormResult("sammachip_materials", "aMat", 7, 7, 6, 0, server="kf"),
-    ])  # fmt: skip
+    error = (
+        'form aUid1234567890abcdefg: HTTP 403 {"detail": "You do not have permission"} '
+        "— the token's user lacks 'view submissions' on this form: share the project"
+    )
+    summary = RunSummary(
+        "r1",
+        date(2026, 12, 5),
+        forms=[
+            FormResult("sammachip_household", "aUid1234567890abcdefg", error=error, server="kf"),
+            FormResult("sammachip_session", "aSes", 120, 12, 10, 2, server="kf"),
+            FormResult("sammachip_materials", "aMat", 7, 7, 6, 0, server="kf"),
+        ],
+    )
     text = summary_text(summary, monkeypatch)
     assert max(map(len, text.splitlines())) <= 80
     rows = {line.split()[1]: line for line in text.splitlines() if line.startswith("│")}
@@ -123,10 +132,14 @@ def test_the_sync_table_fits_80_columns_and_says_a_failure_once_in_full(
 def test_a_reconcile_summary_counts_what_it_deleted_per_form(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    summary = RunSummary("r2", date(2026, 12, 6), forms=[
-        FormResult("sammachip_household", "aHh", 300, 0, 0, 0, deleted=4, server="kf"),
-        FormResult("sammachip_income", "aInc", 90, 1, 1, 0, deleted=0, server="kf"),
-    ])  # fmt: skip
+    summary = RunSummary(
+        "r2",
+        date(2026, 12, 6),
+        forms=[
+            FormResult("sammachip_household", "aHh", 300, 0, 0, 0, deleted=4, server="kf"),
+            FormResult("sammachip_income", "aInc", 90, 1, 1, 0, deleted=0, server="kf"),
+        ],
+    )
     text = summary_text(summary, monkeypatch, deletions=True)
     header = next(line for line in text.splitlines() if "fetched" in line)
     assert re.search(r"deleted", header)

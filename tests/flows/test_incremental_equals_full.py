@@ -163,8 +163,12 @@ def apply(central: Central, night: int, history: History) -> None:
     for i in (i for i, n in enumerate(history.arrival) if n == night):
         sub = subs[i]
         central.tick()
-        store.submit(xml_id(sub.form_id), sub.answers, central.clock[0],
-                     submitter=sub.submitted_by or PUBLIC_LINK)  # fmt: skip
+        store.submit(
+            xml_id(sub.form_id),
+            sub.answers,
+            central.clock[0],
+            submitter=sub.submitted_by or PUBLIC_LINK,
+        )
         for _at, edit in sub.edits:  # the cohort's own corrections, as they came
             central.tick()
             store.edit(xml_id(sub.form_id), root(sub), edit)
@@ -198,8 +202,9 @@ def contents(workdir: Path) -> dict[str, list[str]]:
     skip = VOLATILE | RUN_CLOCK | {"first_seen", "last_seen"}
 
     def rows(table: str, where: str = "true") -> list[str]:
-        columns = [c for (c, *_rest) in con.execute(f"describe {table}").fetchall()
-                   if c not in skip]  # fmt: skip
+        columns = [
+            c for (c, *_rest) in con.execute(f"describe {table}").fetchall() if c not in skip
+        ]
         query = f"select {', '.join(columns)} from {table} where {where}"
         return sorted(map(repr, con.execute(query).fetchall()))
 
@@ -216,8 +221,12 @@ def at(form_id: str, code: str, round_: str | None = None) -> int:
     """Index of the cohort's submission of `form_id` about `code` (its household or its own)."""
     for i, sub in enumerate(COHORT.submissions):
         a = sub.answers
-        about = a.get("hh/hh_code") or a.get("hh_code") or a.get("session_code") or a.get(
-            "grp/group_code")
+        about = (
+            a.get("hh/hh_code")
+            or a.get("hh_code")
+            or a.get("session_code")
+            or a.get("grp/group_code")
+        )
         if sub.form_id == form_id and about == code and a.get("round") == round_:
             return i
     raise LookupError(code)
@@ -226,8 +235,10 @@ def at(form_id: str, code: str, round_: str | None = None) -> int:
 V = "34140101"
 LATE = (at(HOUSEHOLD, f"{V}-08"), at(HOUSEHOLD, f"{V}-05"))  # after their sessions
 EVERYTHING = History(
-    arrival=tuple(NIGHTS - 1 if i in LATE else i * NIGHTS // len(COHORT.submissions)
-                  for i in range(len(COHORT.submissions))),
+    arrival=tuple(
+        NIGHTS - 1 if i in LATE else i * NIGHTS // len(COHORT.submissions)
+        for i in range(len(COHORT.submissions))
+    ),
     events=(
         (0, at(HOUSEHOLD, f"{V}-03"), "delete"),
         (1, at(HOUSEHOLD, f"{V}-03"), "restore"),
@@ -244,9 +255,13 @@ EVERYTHING = History(
 )
 
 
-@settings(max_examples=2, derandomize=True, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                 HealthCheck.too_slow])  # fmt: skip
+@settings(
+    max_examples=2,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @example(history=EVERYTHING)
 @given(history=histories())
 def test_nights_of_changes_end_where_one_full_sync_of_the_final_state_does(

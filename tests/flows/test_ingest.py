@@ -201,8 +201,10 @@ def test_ingest_and_reconcile_rewrite_the_officer_files_but_only_the_nightly_mai
     config = DEFAULT_CONFIG.read_text(encoding="utf-8").replace(
         'name = "สำนักงานพัฒนาชุมชนอำเภอม่วงสามสิบ"\n',
         'name = "สำนักงานพัฒนาชุมชนอำเภอม่วงสามสิบ"\nemail = "district@example.org"\n',
-    ) + (f'\n[mail]\nenabled = true\nhost = "{mail.host}"\nport = {mail.port}\n'
-         f'sender = "{mail.sender}"\nsecurity = "none"\n')  # fmt: skip
+    ) + (
+        f'\n[mail]\nenabled = true\nhost = "{mail.host}"\nport = {mail.port}\n'
+        f'sender = "{mail.sender}"\nsecurity = "none"\n'
+    )
     (tmp_path / "sammachip.toml").write_text(config, encoding="utf-8")
     monkeypatch.setenv("SAMMACHIP_CONFIG", str(tmp_path / "sammachip.toml"))
     land(tmp_path, kobo.docs(HOUSEHOLD, 3))
@@ -262,12 +264,16 @@ def test_a_run_started_early_waits_for_its_scheduled_start(
 
 def test_ingest_settings_come_from_the_config_with_env_overrides(tmp_path: Path) -> None:
     config = tmp_path / "office.toml"
-    config.write_text('[landing]\npath = "spool"\n\n[ingest]\nwindow_seconds = 90\n',
-                      encoding="utf-8")  # fmt: skip
+    config.write_text(
+        '[landing]\npath = "spool"\n\n[ingest]\nwindow_seconds = 90\n', encoding="utf-8"
+    )
     s = load_settings(config, base_dir=tmp_path, require_sources=False, environ={})
     assert (s.landing_path, s.ingest) == (tmp_path / "spool", IngestSettings(90, "*/30 * * * *"))
-    env = {"SAMMACHIP_INGEST_WINDOW_SECONDS": "5", "SAMMACHIP_INGEST_SWEEP_CRON": "",
-           "SAMMACHIP_LANDING_PATH": "/srv/landing"}  # fmt: skip
+    env = {
+        "SAMMACHIP_INGEST_WINDOW_SECONDS": "5",
+        "SAMMACHIP_INGEST_SWEEP_CRON": "",
+        "SAMMACHIP_LANDING_PATH": "/srv/landing",
+    }
     s = load_settings(config, base_dir=tmp_path, require_sources=False, environ=env)
     assert (s.ingest.window_seconds, s.ingest.sweep_cron) == (5, None)
     assert s.landing_path == Path("/srv/landing")

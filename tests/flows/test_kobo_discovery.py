@@ -57,8 +57,11 @@ def write_config(tmp_path: Path, url: str, assets: dict[str, str]) -> Path:
     return path
 
 
-LISTED = {LISTED_DRAFT: "sammachip_materials", LISTED_GONE: "sammachip_income",
-          LISTED_TYPO: "sammachip_incme"}  # fmt: skip
+LISTED = {
+    LISTED_DRAFT: "sammachip_materials",
+    LISTED_GONE: "sammachip_income",
+    LISTED_TYPO: "sammachip_incme",
+}
 
 
 def discovered(config: Path) -> tuple[list[FormSource], list[Skipped]]:
@@ -77,7 +80,9 @@ def test_form_ids_in_brackets_or_parentheses_are_recognised(
     _, url = server
     forms, _ = discovered(write_config(tmp_path, url, {}))
     assert {(f.form_uid, f.form_id) for f in forms if isinstance(f, KoboForm)} == {
-        (HOUSEHOLDS, "sammachip_household"), (SESSIONS, "sammachip_session")}  # fmt: skip
+        (HOUSEHOLDS, "sammachip_household"),
+        (SESSIONS, "sammachip_session"),
+    }
 
 
 def test_every_listed_asset_that_cannot_be_synced_is_an_error_saying_why(
@@ -89,8 +94,9 @@ def test_every_listed_asset_that_cannot_be_synced_is_an_error_saying_why(
     assert set(errors) == set(LISTED)
     assert "is not deployed" in errors[LISTED_DRAFT].message
     assert "is not on the server" in errors[LISTED_GONE].message
-    assert ("'sammachip_incme', which sammachip does not know: did you mean "
-            "'sammachip_income'?") in errors[LISTED_TYPO].message
+    assert (
+        "'sammachip_incme', which sammachip does not know: did you mean 'sammachip_income'?"
+    ) in errors[LISTED_TYPO].message
     assert all("'office'" in s.message for s in errors.values())  # which [[kobo]] entry
     assert errors[LISTED_DRAFT].form_id == "sammachip_materials"
 
@@ -109,9 +115,11 @@ def test_surveys_that_match_no_form_are_a_warning_not_silence(
 
 
 def test_the_nightly_summary_shows_each_skipped_asset_and_exits_2_for_listed_ones(
-    prefect_harness: None, server: tuple[KoboStore, str], tmp_path: Path,
+    prefect_harness: None,
+    server: tuple[KoboStore, str],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     _, url = server
     shown = io.StringIO()
     monkeypatch.setattr(cli, "console", Console(file=shown, width=1000))

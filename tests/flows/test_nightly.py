@@ -175,8 +175,9 @@ def test_a_review_rejection_keeps_the_row_but_leaves_the_marts(runs: Runs) -> No
         where h.review_status is null order by h.hh_code limit 1""",
     )[0]
     uid = runs.assets["sammachip_household"]
-    runs.store.set_validation_status(uid, int(sid), "validation_status_not_approved", "reviewer",
-                                     int(datetime.now().timestamp()))  # fmt: skip
+    runs.store.set_validation_status(
+        uid, int(sid), "validation_status_not_approved", "reviewer", int(datetime.now().timestamp())
+    )
     nightly(workdir=str(runs.workdir), today=TODAY)
     assert warehouse_sql(runs, f"select review_status from households where hh_code = '{hh}'") == [
         ("not_approved",)
@@ -218,16 +219,23 @@ def test_reconcile_catches_old_edits_and_tombstones_deletions(runs: Runs) -> Non
 
 def test_a_quarantined_submission_re_enters_when_an_edit_fixes_it(runs: Runs) -> None:
     uid = runs.assets["sammachip_household"]
-    ((sid, hh),) = warehouse_sql(runs, """
+    ((sid, hh),) = warehouse_sql(
+        runs,
+        """
         select submission_id, business_key from quarantine
         where form_id = 'sammachip_household' and column_name = 'national_id'
-        and expectation like '%thai_national_id' order by 1 limit 1""")  # fmt: skip
+        and expectation like '%thai_national_id' order by 1 limit 1""",
+    )
     runs.store.edit(uid, int(sid), {"head/national_id": "1112034563562"})  # a valid ID now
     reconcile(workdir=str(runs.workdir), today=TODAY)
-    assert warehouse_sql(runs, f"select count(*) from quarantine where submission_id = '{sid}'"
-                         " and form_id = 'sammachip_household'") == [(0,)]  # fmt: skip
-    assert warehouse_sql(runs, f"select hh_code from households where submission_id = '{sid}'"
-                         ) == [(hh,)]  # fmt: skip
+    assert warehouse_sql(
+        runs,
+        f"select count(*) from quarantine where submission_id = '{sid}'"
+        " and form_id = 'sammachip_household'",
+    ) == [(0,)]
+    assert warehouse_sql(runs, f"select hh_code from households where submission_id = '{sid}'") == [
+        (hh,)
+    ]
 
 
 def test_a_form_that_fails_for_good_does_not_stop_the_others(runs: Runs) -> None:
@@ -247,8 +255,10 @@ def test_attachments_are_listed_and_downloaded_once(runs: Runs, tmp_path: Path) 
     runs.store.attach(uid, int(sid), "product/photo", "ผลิตภัณฑ์ กลุ่ม.jpg", photo, "image/jpeg")
     runs.store.faults.add(Fault("reset", target="/attachments/"))  # the first try drops
     config = tmp_path / "office.toml"
-    config.write_text(DEFAULT_CONFIG.read_text(encoding="utf-8").replace(
-        "download = false", "download = true"), encoding="utf-8")  # fmt: skip
+    config.write_text(
+        DEFAULT_CONFIG.read_text(encoding="utf-8").replace("download = false", "download = true"),
+        encoding="utf-8",
+    )
     first = reconcile(config=str(config), workdir=str(runs.workdir), today=TODAY)
     assert first.attachments == (1, 0)
     files = list((runs.workdir / "data" / "attachments").rglob("*.jpg"))

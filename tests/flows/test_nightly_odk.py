@@ -47,10 +47,14 @@ class OdkRun:
 def odk_run(prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OdkRun]:
     workdir = tmp_path_factory.mktemp("odk")
     store = OdkStore()
-    forms = seed_odk_from_cohort(store, generate_cohort(CohortSpec(seed=3, villages=3,
-                                                                    today=TODAY)))  # fmt: skip
-    env = {"SAMMACHIP_ODK_EMAIL": EMAIL, "SAMMACHIP_ODK_PASSWORD": PASSWORD,
-           "SAMMACHIP_ODK_PROJECT": "1"}  # fmt: skip
+    forms = seed_odk_from_cohort(
+        store, generate_cohort(CohortSpec(seed=3, villages=3, today=TODAY))
+    )
+    env = {
+        "SAMMACHIP_ODK_EMAIL": EMAIL,
+        "SAMMACHIP_ODK_PASSWORD": PASSWORD,
+        "SAMMACHIP_ODK_PROJECT": "1",
+    }
     with serve_odk(store, EMAIL, PASSWORD) as url:
         os.environ.update(env, SAMMACHIP_ODK_URL=url)
         try:
@@ -66,8 +70,12 @@ def test_every_form_syncs_and_counts_reconcile(odk_run: OdkRun) -> None:
         assert form.error is None
         assert form.fetched == form.new_versions == form.clean + form.quarantined > 0, form
     live = {f: odk_run.store.count(x) for f, x in odk_run.forms.items()}
-    raw = dict(odk_run.sql("select form_id, count(distinct submission_key) from raw_submissions "
-                           "where source = 'odk' group by 1"))  # fmt: skip
+    raw = dict(
+        odk_run.sql(
+            "select form_id, count(distinct submission_key) from raw_submissions "
+            "where source = 'odk' group by 1"
+        )
+    )
     assert raw == live
 
 
@@ -103,8 +111,10 @@ def test_a_deletion_reaches_the_warehouse_the_next_night_with_centrals_time(
     odk_run: OdkRun,
 ) -> None:
     xml = odk_run.forms["sammachip_group"]
-    ((group_id,),) = odk_run.sql("select submission_id from groups where deleted_at is null "
-                                 "order by submission_id desc limit 1")  # fmt: skip
+    ((group_id,),) = odk_run.sql(
+        "select submission_id from groups where deleted_at is null "
+        "order by submission_id desc limit 1"
+    )
     odk_run.store.delete(xml, group_id)
     deleted_at = parse_utc(odk_run.store.row(xml, group_id)["__system"]["deletedAt"])
     assert odk_run.night("sammachip_group").deleted == 1  # not left for the weekly reconcile
@@ -125,9 +135,11 @@ def test_a_restored_handout_is_live_again_the_next_night_and_its_alert_closes(
         select m.submission_id, m.hh_code from materials m join household_outcomes o using (hh_code)
         where m.deleted_at is null and o.first_trained < date '{TODAY}' - 60
           and (select count(*) from materials n where n.hh_code = m.hh_code) = 1
-        order by 1 limit 1""")  # fmt: skip
-    no_materials = (f"select status from alerts where rule_id = 'R04_TRAINED_NO_MATERIALS' "
-                    f"and subject_id = '{hh}'")  # fmt: skip
+        order by 1 limit 1""")
+    no_materials = (
+        f"select status from alerts where rule_id = 'R04_TRAINED_NO_MATERIALS' "
+        f"and subject_id = '{hh}'"
+    )
     odk_run.store.delete(xml, sub_id)
     assert odk_run.night("sammachip_materials").deleted == 1
     assert odk_run.sql(no_materials) == [("open",)]
@@ -138,16 +150,19 @@ def test_a_restored_handout_is_live_again_the_next_night_and_its_alert_closes(
     live = odk_run.sql(f"select deleted_at from materials where submission_id = '{sub_id}'")
     assert live == [(None,)]
     assert odk_run.sql(no_materials) == [("resolved",)]
-    versions = odk_run.sql(f"select deleted from raw_submissions where submission_id = '{sub_id}' "
-                           "order by ingested_at, deleted")  # fmt: skip
+    versions = odk_run.sql(
+        f"select deleted from raw_submissions where submission_id = '{sub_id}' "
+        "order by ingested_at, deleted"
+    )
     assert versions == [(False,), (True,), (False,)]  # held, tombstoned, held again
     assert odk_run.night("sammachip_materials").new_versions == 0  # and it stays at that
 
 
 def test_the_reconcile_restores_what_the_nightly_could_not_see(odk_run: OdkRun) -> None:
     xml = odk_run.forms["sammachip_sage"]
-    ((sub_id,),) = odk_run.sql("select submission_id from sages where deleted_at is null "
-                               "order by 1 limit 1")  # fmt: skip
+    ((sub_id,),) = odk_run.sql(
+        "select submission_id from sages where deleted_at is null order by 1 limit 1"
+    )
     odk_run.store.delete(xml, sub_id)
     assert odk_run.night("sammachip_sage").deleted == 1
     odk_run.store.restore(xml, sub_id)
@@ -171,11 +186,16 @@ def test_a_new_form_version_makes_no_old_submission_new(odk_run: OdkRun) -> None
     assert form is not None
     raw = "select count(*) from raw_submissions where form_id = 'sammachip_household'"
     (before,) = odk_run.sql(raw)
-    added = [OdkField("water_source", "select1"), OdkField("land", "structure"),
-             OdkField("land/rai", "decimal"), OdkField("land/owned", "select1")]  # fmt: skip
+    added = [
+        OdkField("water_source", "select1"),
+        OdkField("land", "structure"),
+        OdkField("land/rai", "decimal"),
+        OdkField("land/owned", "select1"),
+    ]
     odk_run.store.publish(xml, [*form.fields, *added], "2026120101")
-    ((sub_id,),) = odk_run.sql("select submission_id from households where deleted_at is null "
-                               "order by 1 desc limit 1")  # fmt: skip
+    ((sub_id,),) = odk_run.sql(
+        "select submission_id from households where deleted_at is null order by 1 desc limit 1"
+    )
     row = odk_run.store.row(xml, sub_id)
     assert (row["water_source"], row["land"]) == (None, {"rai": None, "owned": None})
     # A rescan re-reads every row, through the new version.
@@ -192,7 +212,8 @@ def test_a_server_before_v2024_3_still_syncs_and_says_deletions_wait_for_the_rec
 ) -> None:
     xml = odk_run.forms["sammachip_sage"]
     ((edited,), (deleted,)) = odk_run.sql(
-        "select submission_id from sages where deleted_at is null order by 1 desc limit 2")
+        "select submission_id from sages where deleted_at is null order by 1 desc limit 2"
+    )
     odk_run.store.edit(xml, edited, {"sage/phone": "0812345678"})
     odk_run.store.delete(xml, deleted)
     odk_run.store.deleted_at_filter = False
@@ -200,8 +221,7 @@ def test_a_server_before_v2024_3_still_syncs_and_says_deletions_wait_for_the_rec
         with captured_logs() as logs:
             sages = odk_run.night("sammachip_sage")
         assert (sages.error, sages.new_versions, sages.deleted) == (None, 1, 0)
-        assert any("cannot list deleted submissions" in line and "v2024.3" in line
-                   for line in logs)  # fmt: skip
+        assert any("cannot list deleted submissions" in line and "v2024.3" in line for line in logs)
         summary = reconcile(workdir=str(odk_run.workdir), today=TODAY)  # the id scan finds it
         assert next(f for f in summary.forms if f.form_id == "sammachip_sage").deleted == 1
     finally:
@@ -213,14 +233,17 @@ def test_a_wrong_password_names_the_entry_the_email_and_the_variable(
 ) -> None:
     config = tmp_path / "office.toml"
     url = os.environ["SAMMACHIP_ODK_URL"]
-    config.write_text(f"""
+    config.write_text(
+        f"""
 [[odk]]
 name = "muang-sam-sip"
 url = "{url}"
 email = "{EMAIL}"
 password_env = "MSS_ODK_PASSWORD"
 project_id = 1
-""", encoding="utf-8")  # fmt: skip
+""",
+        encoding="utf-8",
+    )
     os.environ["MSS_ODK_PASSWORD"] = "not the password"
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("SAMMACHIP_ODK_")}
     try:
@@ -253,19 +276,22 @@ def test_a_late_registration_and_a_deleted_original_refresh_what_was_checked_aga
     village = session["village_code"]
     ((original, code),) = odk_run.sql(
         "select submission_id, hh_code from households where deleted_at is null "
-        f"and village_code = '{village}' order by 1 desc limit 1")  # fmt: skip
+        f"and village_code = '{village}' order by 1 desc limit 1"
+    )
     answers = dict(households.records[original].answers)
     del answers["meta/instanceID"], session["meta/instanceID"]
     duplicate = store.submit(hh_form, answers, store.now(), submitter="enum02")
     newcomer = {**answers, "hh/hh_code": f"{village}-77", "head/national_id": "1101700203450"}
     session["session_code"] = f"T{village}-77"
-    session["attendees"] = [{"attendees/hh_code": newcomer["hh/hh_code"],
-                             "attendees/present": "yes"}]  # fmt: skip
+    session["attendees"] = [
+        {"attendees/hh_code": newcomer["hh/hh_code"], "attendees/present": "yes"}
+    ]
     attended = store.submit(session_form, session, store.now(), submitter="enum02")
     nightly(workdir=str(odk_run.workdir), today=TODAY)
     flags = f"select dq_flags from sessions where submission_id = '{attended}'"
-    assert odk_run.sql(flags) == [(["attendance.household_registered: household is not in "
-                                    "the household register"],)]  # fmt: skip
+    assert odk_run.sql(flags) == [
+        (["attendance.household_registered: household is not in the household register"],)
+    ]
     set_aside = f"select count(*) from quarantine where submission_id = '{duplicate}'"
     assert odk_run.sql(set_aside) == [(1,)]
 

@@ -26,8 +26,9 @@ def _cli_env(**extra: str) -> dict[str, str]:
 
 
 def _python(code: str, env: dict[str, str]) -> str:
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.strip()
 
@@ -44,10 +45,22 @@ def test_the_start_up_wait_is_the_users_to_set() -> None:
 @pytest.mark.parametrize("command", ["nightly", "reconcile"])
 def test_prefect_that_cannot_start_is_one_line_and_a_failure(command: str, tmp_path: Path) -> None:
     # A wait of 0 s makes Prefect give up exactly as it does when a loaded machine is too slow.
-    env = _cli_env(**{STARTUP_TIMEOUT_VAR: "0", "SAMMACHIP_KOBO_URL": "http://127.0.0.1:9",
-                      "SAMMACHIP_KOBO_TOKEN": "t" * 40, "COLUMNS": "400"})  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "sammachip.flows.cli", command], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    env = _cli_env(
+        **{
+            STARTUP_TIMEOUT_VAR: "0",
+            "SAMMACHIP_KOBO_URL": "http://127.0.0.1:9",
+            "SAMMACHIP_KOBO_TOKEN": "t" * 40,
+            "COLUMNS": "400",
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "sammachip.flows.cli", command],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     [message] = [line for line in done.stderr.splitlines() if line.strip()]  # no traceback
     assert "Prefect could not start its local API within 0 s" in message

@@ -34,8 +34,17 @@ def kobo_env() -> Iterator[None]:
 
 def clean_rows(workdir: Path) -> dict[str, list[tuple]]:
     con = connect(open_warehouse(str(workdir / "data" / "warehouse")))
-    tables = ("households", "sessions", "attendance", "materials", "income_surveys", "groups",
-              "quarantine", "alerts", "otop_readiness")  # fmt: skip
+    tables = (
+        "households",
+        "sessions",
+        "attendance",
+        "materials",
+        "income_surveys",
+        "groups",
+        "quarantine",
+        "alerts",
+        "otop_readiness",
+    )
     skip = {"valid_from", "ingest_batch", "quarantined_at"}
     out = {}
     for t in tables:

@@ -82,8 +82,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         try:
             timings["sammachip serve ready"] = time.monotonic() - serve_started
             host = kobo_url.removeprefix("http://")
-            yield Stack(prefect, Api(prefect.api_url), host, store, assets, workdir,
-                        served.process, served.output, served.webhook, timings)  # fmt: skip
+            yield Stack(
+                prefect,
+                Api(prefect.api_url),
+                host,
+                store,
+                assets,
+                workdir,
+                served.process,
+                served.output,
+                served.webhook,
+                timings,
+            )
         finally:
             served.stop(60)
             timings["whole module"] = time.monotonic() - started_at

@@ -69,8 +69,9 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Office]:
         pytest.MonkeyPatch.context() as mp,
     ):
         mp.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", "2")  # production: 60 s
-        with local_prefect_server(port=0, home=root / "prefect-home",
-                                  log_path=root / "prefect-server.log") as prefect:  # fmt: skip
+        with local_prefect_server(
+            port=0, home=root / "prefect-home", log_path=root / "prefect-server.log"
+        ) as prefect:
             yield Office(prefect, store, assets, kobo_url, root)
 
 
@@ -188,6 +189,7 @@ def test_the_server_schedules_the_deployments_and_serve_runs_what_it_scheduled(
     api = Api(office.prefect.api_url)
     served = start_serve(workdir, office.env(SAMMACHIP_INGEST_SWEEP_CRON="* * * * *"))
     try:
+
         def scheduled_nightly() -> list[dict[str, Any]] | None:
             runs = [r for r in api.flow_runs("nightly") if r["state_type"] == "SCHEDULED"]
             return runs or None
@@ -198,8 +200,11 @@ def test_the_server_schedules_the_deployments_and_serve_runs_what_it_scheduled(
         assert all(r["auto_scheduled"] for r in nightly)
 
         def swept() -> dict[str, Any] | None:
-            done = [r for r in api.flow_runs("ingest")
-                    if r["auto_scheduled"] and r["state_type"] in FINAL]  # fmt: skip
+            done = [
+                r
+                for r in api.flow_runs("ingest")
+                if r["auto_scheduled"] and r["state_type"] in FINAL
+            ]
             return done[0] if done else None
 
         assert poll(swept, 200, "a scheduled ingest sweep to finish")["state_type"] == "COMPLETED"

@@ -21,9 +21,16 @@ from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.flows.test_nightly import snapshot_tables
 from tests.reliability.helpers import TODAY, TOKEN, tiny_cohort
 
-QUICK_SET_UP = ("SAMMACHIP_KOBO_URL", "SAMMACHIP_KOBO_TOKEN", "SAMMACHIP_KOBO_NAME",
-                "SAMMACHIP_ODK_URL", "SAMMACHIP_ODK_EMAIL", "SAMMACHIP_ODK_PASSWORD",
-                "SAMMACHIP_ODK_PROJECT", "SAMMACHIP_ODK_NAME")  # fmt: skip
+QUICK_SET_UP = (
+    "SAMMACHIP_KOBO_URL",
+    "SAMMACHIP_KOBO_TOKEN",
+    "SAMMACHIP_KOBO_NAME",
+    "SAMMACHIP_ODK_URL",
+    "SAMMACHIP_ODK_EMAIL",
+    "SAMMACHIP_ODK_PASSWORD",
+    "SAMMACHIP_ODK_PROJECT",
+    "SAMMACHIP_ODK_NAME",
+)
 
 
 @dataclass
@@ -44,8 +51,18 @@ def demos(prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> It
             mp.setenv(key, "")
         mp.setenv("COLUMNS", "100")
         for _ in range(2):
-            result = CliRunner().invoke(cli.app, ["demo", "--villages", "1", "--today",
-                                                  TODAY.isoformat(), "--workdir", str(workdir)])
+            result = CliRunner().invoke(
+                cli.app,
+                [
+                    "demo",
+                    "--villages",
+                    "1",
+                    "--today",
+                    TODAY.isoformat(),
+                    "--workdir",
+                    str(workdir),
+                ],
+            )
             runs.outputs.append(result.output)
             runs.codes.append(result.exit_code)
             runs.tables.append(snapshot_tables(workdir))
@@ -68,8 +85,9 @@ def test_the_odk_demo_in_the_kobo_demos_folder_says_where_to_run_it_and_writes_n
 ) -> None:
     for key in QUICK_SET_UP:
         monkeypatch.setenv(key, "")
-    result = CliRunner().invoke(cli.app, ["demo", "--source", "odk", "--villages", "1",
-                                          "--workdir", str(demos.workdir)])  # fmt: skip
+    result = CliRunner().invoke(
+        cli.app, ["demo", "--source", "odk", "--villages", "1", "--workdir", str(demos.workdir)]
+    )
     said = " ".join(result.output.split())
     assert result.exit_code == 1
     assert "holds data from the kobo demo" in said
@@ -96,8 +114,9 @@ def test_the_demo_never_writes_into_a_warehouse_of_a_real_server(
 def run_nightly(workdir: Path, url: str, name: str) -> RunSummary:
     """The nightly flow with a config naming the one Kobo server."""
     config = workdir / "office.toml"
-    config.write_text(f'[[kobo]]\nname = "{name}"\nurl = "{url}"\ntoken_env = "OFFICE_TOKEN"\n',
-                      encoding="utf-8")  # fmt: skip
+    config.write_text(
+        f'[[kobo]]\nname = "{name}"\nurl = "{url}"\ntoken_env = "OFFICE_TOKEN"\n', encoding="utf-8"
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OFFICE_TOKEN", TOKEN)
         return nightly(config=str(config), workdir=str(workdir), today=TODAY)
@@ -136,8 +155,9 @@ def test_a_form_waits_only_when_the_warehouse_holds_it_under_no_configured_name(
     settings = replace(load_settings(require_sources=False), kobo=(), odk=(central,))
 
     def waits(*keys: str) -> list[str]:
-        _, held = held_under_other_names([form], {key: {} for key in keys}, settings.kobo,
-                                         settings.odk)
+        _, held = held_under_other_names(
+            [form], {key: {} for key in keys}, settings.kobo, settings.odk
+        )
         return [message for _, message in held]
 
     assert waits() == []  # a new warehouse

@@ -33,8 +33,10 @@ ASSETS = "/api/v2/assets/"
 
 def write_config(tmp_path: Path, http: str, url: str = "http://127.0.0.1:9") -> Path:
     path = tmp_path / "sammachip.toml"
-    path.write_text(f'[[kobo]]\nurl = "{url}"\ntoken_env = "TEST_KOBO_TOKEN"\n\n[http]\n{http}\n',
-                    encoding="utf-8")  # fmt: skip
+    path.write_text(
+        f'[[kobo]]\nurl = "{url}"\ntoken_env = "TEST_KOBO_TOKEN"\n\n[http]\n{http}\n',
+        encoding="utf-8",
+    )
     return path
 
 
@@ -85,8 +87,11 @@ def test_http_settings_reach_the_clients_a_run_builds(tmp_path: Path) -> None:
         ("attempts = 2.5", "attempts must be a whole number, 1 or more"),
         ("attempts = true", "attempts must be a whole number, 1 or more"),
         ("backoff_cap = -1", "backoff_cap must be a number of seconds, 0 or more, not -1"),
-        ("timout = 30", "unknown setting 'timout' — did you mean 'timeout'? (known: timeout, "
-                        "attempts, backoff_cap)"),
+        (
+            "timout = 30",
+            "unknown setting 'timout' — did you mean 'timeout'? (known: timeout, "
+            "attempts, backoff_cap)",
+        ),
     ],
 )
 def test_a_wrong_http_setting_is_named_with_what_it_must_be(
@@ -99,14 +104,18 @@ def test_a_wrong_http_setting_is_named_with_what_it_must_be(
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ("[sync]\nbatch_sise = 100", "[sync]: unknown setting 'batch_sise' — did you mean "
-                                     "'batch_size'? (known: overlap_ids"),
+        (
+            "[sync]\nbatch_sise = 100",
+            "[sync]: unknown setting 'batch_sise' — did you mean 'batch_size'? (known: overlap_ids",
+        ),
         ("[sync]\nbatch_size = 0", "[sync] batch_size must be a whole number, 1 or more, not 0"),
         ('[sync]\nlookback_days = "14"', "[sync] lookback_days must be a whole number, 0 or"),
         ("[sync]\nodk_overlap_hours = -1", "[sync] odk_overlap_hours must be a number of hours"),
         ("[run]\nworkers = 0", "[run] workers must be a whole number, 1 or more, not 0"),
-        ("[run]\nworker = 2", "[run]: unknown setting 'worker' — did you mean 'workers'? "
-                               "(known: workers, report_"),
+        (
+            "[run]\nworker = 2",
+            "[run]: unknown setting 'worker' — did you mean 'workers'? (known: workers, report_",
+        ),
         ("[run]\nreport_processes = 0", '[run] report_processes must be "auto" or a whole'),
         ('[run]\nreport_processes = "all"', "whole number, 1 or more, not 'all'"),
     ],
@@ -148,15 +157,21 @@ def test_a_named_server_keeps_its_keys_and_cursors_whatever_its_url(tmp_path: Pa
         form = KoboForm(load_settings(config, base_dir=tmp_path).kobo[0], "aUid", "sammachip_sage")
         return form.key_prefix, form.cursor_key
 
-    assert keys("https://kf.kobotoolbox.org") == keys("http://127.0.0.1:8123/kobo") == (
-        "kobo:kf:aUid:", "kobo:kf:aUid")  # fmt: skip
+    assert (
+        keys("https://kf.kobotoolbox.org")
+        == keys("http://127.0.0.1:8123/kobo")
+        == ("kobo:kf:aUid:", "kobo:kf:aUid")
+    )
 
 
 def test_the_one_unnamed_server_is_named_after_its_kind_from_the_config_or_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = servers_config(tmp_path, KOBO.format(url="https://kf.kobotoolbox.org"),
-                            ODK.format(url="https://central.example.org"))  # fmt: skip
+    config = servers_config(
+        tmp_path,
+        KOBO.format(url="https://kf.kobotoolbox.org"),
+        ODK.format(url="https://central.example.org"),
+    )
     settings = load_settings(config, base_dir=tmp_path)
     assert [s.name for s in (*settings.kobo, *settings.odk)] == ["kobo", "odk"]
     # The quick set-up names its server the same way: moving to a config file keeps the keys.
@@ -170,23 +185,43 @@ def test_the_one_unnamed_server_is_named_after_its_kind_from_the_config_or_the_e
 @pytest.mark.parametrize(
     ("tables", "env", "message"),
     [
-        ([KOBO.format(url="https://a.example"), KOBO.format(url="https://b.example")], {},
-         "2 servers are named 'kobo' (https://a.example, https://b.example): give each"),
-        ([KOBO.format(url="https://a.example")], {"SAMMACHIP_KOBO_URL": "http://127.0.0.1:1"},
-         "2 servers are named 'kobo' (https://a.example, http://127.0.0.1:1)"),
-        ([KOBO.format(url="https://a.example") + 'name = "main"\n',
-          ODK.format(url="https://b.example") + 'name = "main"\n'], {},
-         "2 servers are named 'main'"),
-        ([KOBO.format(url="https://a.example") + 'name = "สำนักงาน"\n'], {},
-         "[[kobo]] #1 ('สำนักงาน'): a server name is Latin letters, digits"),
-        ([], {"SAMMACHIP_KOBO_URL": "http://127.0.0.1:1", "SAMMACHIP_KOBO_NAME": "a b"},
-         "SAMMACHIP_KOBO_NAME='a b': a server name is Latin letters, digits"),
+        (
+            [KOBO.format(url="https://a.example"), KOBO.format(url="https://b.example")],
+            {},
+            "2 servers are named 'kobo' (https://a.example, https://b.example): give each",
+        ),
+        (
+            [KOBO.format(url="https://a.example")],
+            {"SAMMACHIP_KOBO_URL": "http://127.0.0.1:1"},
+            "2 servers are named 'kobo' (https://a.example, http://127.0.0.1:1)",
+        ),
+        (
+            [
+                KOBO.format(url="https://a.example") + 'name = "main"\n',
+                ODK.format(url="https://b.example") + 'name = "main"\n',
+            ],
+            {},
+            "2 servers are named 'main'",
+        ),
+        (
+            [KOBO.format(url="https://a.example") + 'name = "สำนักงาน"\n'],
+            {},
+            "[[kobo]] #1 ('สำนักงาน'): a server name is Latin letters, digits",
+        ),
+        (
+            [],
+            {"SAMMACHIP_KOBO_URL": "http://127.0.0.1:1", "SAMMACHIP_KOBO_NAME": "a b"},
+            "SAMMACHIP_KOBO_NAME='a b': a server name is Latin letters, digits",
+        ),
     ],
-)  # fmt: skip
+)
 def test_servers_need_names_of_their_own(
-    tables: list[str], env: dict[str, str], message: str, tmp_path: Path,
+    tables: list[str],
+    env: dict[str, str],
+    message: str,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.setenv("SAMMACHIP_KOBO_TOKEN", TOKEN)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -201,36 +236,57 @@ def test_servers_need_names_of_their_own(
     ("toml", "message"),
     [
         ('[warehous]\npath = "x"', "unknown table [warehous] — did you mean [warehouse]?"),
-        ('[[officer]]\nid = "o1"\nname = "ก"', "unknown table [[officer]] — did you mean "
-                                               "[[officers]]?"),
-        ('[kobo]\nurl = "https://kf.kobotoolbox.org"',
-         "[kobo] must be written [[kobo]]: one [[kobo]] table per server"),
+        (
+            '[[officer]]\nid = "o1"\nname = "ก"',
+            "unknown table [[officer]] — did you mean [[officers]]?",
+        ),
+        (
+            '[kobo]\nurl = "https://kf.kobotoolbox.org"',
+            "[kobo] must be written [[kobo]]: one [[kobo]] table per server",
+        ),
         ('[[warehouse]]\npath = "x"', "[[warehouse]] must be written [warehouse]"),
         ('path = "data"', "path = 'data' at the top of the config: settings go in their table"),
-        ('[[kobo]]\nurl = "https://kf.kobotoolbox.org"\ntokn_env = "T"',
-         "[[kobo]] #1: unknown setting 'tokn_env' — did you mean 'token_env'?"),
-        ('[[odk]]\nname = "c"\nurl = "https://c.example"\nemail = "e"\nprojet_id = 2',
-         "[[odk]] #1 ('c'): unknown setting 'projet_id' — did you mean 'project_id'?"),
-        ('[[officers]]\nid = "o1"\nname = "ก"\ntambon = ["341401"]',
-         "[[officers]] #1 ('o1'): unknown setting 'tambon' — did you mean 'tambons'?"),
+        (
+            '[[kobo]]\nurl = "https://kf.kobotoolbox.org"\ntokn_env = "T"',
+            "[[kobo]] #1: unknown setting 'tokn_env' — did you mean 'token_env'?",
+        ),
+        (
+            '[[odk]]\nname = "c"\nurl = "https://c.example"\nemail = "e"\nprojet_id = 2',
+            "[[odk]] #1 ('c'): unknown setting 'projet_id' — did you mean 'project_id'?",
+        ),
+        (
+            '[[officers]]\nid = "o1"\nname = "ก"\ntambon = ["341401"]',
+            "[[officers]] #1 ('o1'): unknown setting 'tambon' — did you mean 'tambons'?",
+        ),
         ('[[officers]]\nid = "o1"', "[[officers]] #1 ('o1'): name is missing"),
         ('[[kobo]]\ntoken_env = "T"', "[[kobo]] #1: url is missing"),
         ('[[kobo]]\nurl = "kf.kobotoolbox.org"', "url must start with https:// or http://"),
         ('[[kobo]]\nurl = "https://k.example"\npage_size = 0', "page_size must be a whole"),
-        ('[alerts]\nsnooze_fiel = "s.csv"', "[alerts]: unknown setting 'snooze_fiel' — did you "
-                                            "mean 'snooze_file'?"),
-        ('[mail]\nenabled = false\nhots = "smtp"', "[mail]: unknown setting 'hots' — did you "
-                                                   "mean 'host'?"),
+        (
+            '[alerts]\nsnooze_fiel = "s.csv"',
+            "[alerts]: unknown setting 'snooze_fiel' — did you mean 'snooze_file'?",
+        ),
+        (
+            '[mail]\nenabled = false\nhots = "smtp"',
+            "[mail]: unknown setting 'hots' — did you mean 'host'?",
+        ),
         ("[webhook]\nprot = 9000", "[webhook]: unknown setting 'prot' — did you mean 'port'?"),
-        ("[ingest]\nwindow = 30", "[ingest]: unknown setting 'window' — did you mean "
-                                  "'window_seconds'?"),
+        (
+            "[ingest]\nwindow = 30",
+            "[ingest]: unknown setting 'window' — did you mean 'window_seconds'?",
+        ),
         ('[landing]\npaht = "x"', "[landing]: unknown setting 'paht' — did you mean 'path'?"),
-        ("[kpi]\npractising = 0.9", "[kpi]: unknown setting 'practising' — did you mean "
-                                    "'practising_share'?"),
-        ('[[seasons]]\nseason = "h"\nname_th = "ก"\nstart = "10-20"\nend = "12-31"\nprovice = '
-         '"34"', "[[seasons]] #1 ('h'): unknown setting 'provice' — did you mean 'province'?"),
+        (
+            "[kpi]\npractising = 0.9",
+            "[kpi]: unknown setting 'practising' — did you mean 'practising_share'?",
+        ),
+        (
+            '[[seasons]]\nseason = "h"\nname_th = "ก"\nstart = "10-20"\nend = "12-31"\nprovice = '
+            '"34"',
+            "[[seasons]] #1 ('h'): unknown setting 'provice' — did you mean 'province'?",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_table_or_setting_the_code_does_not_read_is_named_with_the_closest_known_one(
     toml: str, message: str, tmp_path: Path
 ) -> None:
@@ -242,8 +298,9 @@ def test_a_table_or_setting_the_code_does_not_read_is_named_with_the_closest_kno
 
 
 def test_report_style_loading_checks_server_tables_but_reads_no_secret(tmp_path: Path) -> None:
-    config = servers_config(tmp_path, '[[kobo]]\nurl = "https://kf.kobotoolbox.org"\n'
-                                      'token_env = "NOT_SET_ANYWHERE"\n')  # fmt: skip
+    config = servers_config(
+        tmp_path, '[[kobo]]\nurl = "https://kf.kobotoolbox.org"\ntoken_env = "NOT_SET_ANYWHERE"\n'
+    )
     with pytest.raises(ConfigError, match="set the environment variable NOT_SET_ANYWHERE"):
         load_settings(config, base_dir=tmp_path)
     settings = load_settings(config, base_dir=tmp_path, servers=False)
@@ -343,12 +400,15 @@ def office(tmp_path: Path, text: str = OFFICE) -> Path:
 
 def test_every_rooms_settings_are_read_from_one_file(tmp_path: Path) -> None:
     env = {"OFFICE_SMTP_PASSWORD": "secret", "OFFICE_HOOK_SECRET": "k"}
-    settings = load_settings(office(tmp_path), base_dir=tmp_path, require_sources=False,
-                             environ=env)  # fmt: skip
+    settings = load_settings(
+        office(tmp_path), base_dir=tmp_path, require_sources=False, environ=env
+    )
     rules = settings.rules
     assert (rules.upcoming_within_days, rules.contact_lead_days, rules.keep_resolved_days) == (
-        10, 5, 7,
-    )  # fmt: skip
+        10,
+        5,
+        7,
+    )
     assert rules.min_attendance == 0.8  # left out: default
     assert rules.snooze_file == tmp_path / "data" / "snoozes.csv"
     assert rules.roster[0].email == "porntip@example.org"
@@ -356,12 +416,18 @@ def test_every_rooms_settings_are_read_from_one_file(tmp_path: Path) -> None:
     assert [w.start for w in rules.seasons] == [(6, 1)]  # replaces the Isan calendar
     assert rules.seasons_of("40")[0].end == (3, 31)
     assert (rules.otop.min_members, rules.kpi.practising_share) == (10, 0.9)
-    assert settings.mail == MailSettings("smtp.example.org", 465, "sammachip@example.org",
-                                         security="ssl", password="secret")  # fmt: skip
+    assert settings.mail == MailSettings(
+        "smtp.example.org", 465, "sammachip@example.org", security="ssl", password="secret"
+    )
     assert "secret" not in repr(settings.mail)
     hook = settings.webhook
     assert (hook.host, hook.port, hook.auth, hook.max_body_bytes, hook.body_timeout) == (
-        "127.0.0.1", 9000, "header", 2048, 12.0)  # fmt: skip
+        "127.0.0.1",
+        9000,
+        "header",
+        2048,
+        12.0,
+    )
     auth = hook.authenticator(env)
     assert isinstance(auth, HeaderAuth) and auth.header == "X-Kobo-Key"
 
@@ -381,13 +447,15 @@ def test_a_value_a_room_cannot_use_is_named_when_the_config_is_read(
     toml: str, message: str, tmp_path: Path
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
-        load_settings(office(tmp_path, toml + "\n"), base_dir=tmp_path, require_sources=False,
-                      environ={})  # fmt: skip
+        load_settings(
+            office(tmp_path, toml + "\n"), base_dir=tmp_path, require_sources=False, environ={}
+        )
 
 
 def test_an_empty_config_means_the_defaults_and_no_mail(tmp_path: Path) -> None:
-    empty = load_settings(office(tmp_path, ""), base_dir=tmp_path, require_sources=False,
-                          environ={})  # fmt: skip
+    empty = load_settings(
+        office(tmp_path, ""), base_dir=tmp_path, require_sources=False, environ={}
+    )
     assert (empty.rules, empty.mail, empty.webhook) == (AlertRules(), None, WebhookSettings())
     config = office(tmp_path, '[mail]\nenabled = false\nhost = "smtp.example.org"\n')
     assert load_settings(config, base_dir=tmp_path, require_sources=False).mail is None
@@ -415,8 +483,10 @@ def test_any_setting_of_any_table_is_overridden_by_its_variable(tmp_path: Path) 
         "SAMMACHIP_INGEST_WINDOW_SECONDS": "5",
         "SAMMACHIP_INGEST_SWEEP_CRON": "",  # no sweep
         # secrets the config names are not settings, whatever their prefix
-        "SAMMACHIP_WEBHOOK_PASSWORD": "p", "OFFICE_SMTP_PASSWORD": "s", "OFFICE_HOOK_SECRET": "k",
-    }  # fmt: skip
+        "SAMMACHIP_WEBHOOK_PASSWORD": "p",
+        "OFFICE_SMTP_PASSWORD": "s",
+        "OFFICE_HOOK_SECRET": "k",
+    }
     s = load_settings(office(tmp_path), base_dir=tmp_path, require_sources=False, environ=env)
     assert s.warehouse_path == "s3://office/warehouse"
     assert (s.http.attempts, s.http.timeout, s.workers, s.report_processes) == (2, 7.5, 3, 1)
@@ -432,19 +502,29 @@ def test_any_setting_of_any_table_is_overridden_by_its_variable(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("SAMMACHIP_HTTP_ATTEMPT", "2", "SAMMACHIP_HTTP_ATTEMPT: [http] has no setting "
-         "'attempt' — did you mean SAMMACHIP_HTTP_ATTEMPTS? (known: SAMMACHIP_HTTP_TIMEOUT,"),
-        ("SAMMACHIP_WEBHOOK_PROT", "9000", "[webhook] has no setting 'prot' — did you mean "
-         "SAMMACHIP_WEBHOOK_PORT?"),
-        ("SAMMACHIP_RUN_WORKERS", "two", "SAMMACHIP_RUN_WORKERS='two': [run] workers must be a "
-         "whole number"),
+        (
+            "SAMMACHIP_HTTP_ATTEMPT",
+            "2",
+            "SAMMACHIP_HTTP_ATTEMPT: [http] has no setting "
+            "'attempt' — did you mean SAMMACHIP_HTTP_ATTEMPTS? (known: SAMMACHIP_HTTP_TIMEOUT,",
+        ),
+        (
+            "SAMMACHIP_WEBHOOK_PROT",
+            "9000",
+            "[webhook] has no setting 'prot' — did you mean SAMMACHIP_WEBHOOK_PORT?",
+        ),
+        (
+            "SAMMACHIP_RUN_WORKERS",
+            "two",
+            "SAMMACHIP_RUN_WORKERS='two': [run] workers must be a whole number",
+        ),
         ("SAMMACHIP_WEBHOOK_PORT", "", "[webhook] port must be a whole number"),
         ("SAMMACHIP_HTTP_TIMEOUT", "soon", "[http] timeout must be a number"),
         ("SAMMACHIP_ATTACHMENTS_DOWNLOAD", "yes", "[attachments] download must be true or false"),
         ("SAMMACHIP_HTTP_TIMEOUT", "0", "[http] timeout must be a number of seconds above 0"),
         ("SAMMACHIP_RUN_REPORT_PROCESSES", "all", '[run] report_processes must be "auto" or'),
     ],
-)  # fmt: skip
+)
 def test_a_variable_that_names_no_setting_or_holds_a_wrong_value_stops_the_run(
     variable: str, value: str, message: str, tmp_path: Path
 ) -> None:

@@ -42,8 +42,12 @@ def read_lists(workdir: Path) -> dict[str, str | list[list[object]]]:
     if not (folder / "off01.xlsx").exists():
         return {}
     sheet = load_workbook(folder / "off01.xlsx").worksheets[1]  # all open
-    pages = {name: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (folder / name).read_text(
-        encoding="utf-8"))) for name in ("off01.html", "index.html")}  # fmt: skip
+    pages = {
+        name: re.sub(
+            r"\s+", " ", re.sub(r"<[^>]+>", " ", (folder / name).read_text(encoding="utf-8"))
+        )
+        for name in ("off01.html", "index.html")
+    }
     return {"xlsx": [[c.value for c in row] for row in sheet.iter_rows()], **pages}
 
 
@@ -76,8 +80,13 @@ def nights(
                 result = CliRunner().invoke(cli.app, ["nightly", "--today", "24/11/2569"])
             status = open_warehouse(str(workdir / "data" / "warehouse")).snapshot().cursors
             synced_at = status.get(STATUS_KEY, {}).get("servers", {}).get("kobo", {})
-            out[night] = Night(result.exit_code, result.output, "".join(terminal),
-                               read_lists(workdir), synced_at.get("synced_at"))  # fmt: skip
+            out[night] = Night(
+                result.exit_code,
+                result.output,
+                "".join(terminal),
+                read_lists(workdir),
+                synced_at.get("synced_at"),
+            )
         store.faults.clear()
     yield out
 
@@ -94,8 +103,9 @@ def test_a_sync_that_fetched_nothing_into_an_empty_warehouse_writes_no_empty_lis
     assert night.code == 2
     assert night.lists == {}  # no officer file at all, rather than empty ones
     said = " ".join(night.output.split())
-    assert "Officer lists not written: the sync failed and the warehouse holds no submission" \
-        in said  # fmt: skip
+    assert (
+        "Officer lists not written: the sync failed and the warehouse holds no submission" in said
+    )
     assert "✗ 1 server kobo: " in said
 
 

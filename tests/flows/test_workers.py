@@ -58,8 +58,9 @@ class Office:
         try:
             return poll(final, timeout, what)
         except AssertionError:
-            raise AssertionError(f"{what}; worker output:\n{self.worker_output.drain()[-3000:]}"
-                                 ) from None  # fmt: skip
+            raise AssertionError(
+                f"{what}; worker output:\n{self.worker_output.drain()[-3000:]}"
+            ) from None
 
 
 def _answers(url: str) -> bool:
@@ -69,22 +70,31 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _start_receiver(env: dict[str, str], cwd: Path
-                    ) -> tuple[subprocess.Popen[str], Output, str]:  # fmt: skip
+def _start_receiver(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[str], Output, str]:
     """`sammachip webhook` on a free port, answering. Other programs on the machine take
     ports too: one taken between the choice and the bind means another try."""
     for _ in range(3):
         port = free_port()
-        receiver, output = started([sys.executable, "-m", "sammachip.flows.cli", "webhook", "--port",
-                                    str(port)], env, cwd=cwd)  # fmt: skip
+        receiver, output = started(
+            [sys.executable, "-m", "sammachip.flows.cli", "webhook", "--port", str(port)],
+            env,
+            cwd=cwd,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
-            poll(lambda url=url, receiver=receiver: _answers(f"{url}/healthz")  # type: ignore[misc]
-                 or receiver.poll() is not None, 120, "the receiver to answer or exit")
+            poll(
+                lambda url=url, receiver=receiver: (
+                    _answers(f"{url}/healthz")  # type: ignore[misc]
+                    or receiver.poll() is not None
+                ),
+                120,
+                "the receiver to answer or exit",
+            )
         except AssertionError:
             stop(receiver, 30)
-            raise AssertionError(f"the receiver did not answer:\n{output.drain()[-3000:]}"
-                                 ) from None  # fmt: skip
+            raise AssertionError(
+                f"the receiver did not answer:\n{output.drain()[-3000:]}"
+            ) from None
         if receiver.poll() is None:
             return receiver, output, url
         if "address already in use" not in output.drain().lower():
@@ -94,10 +104,13 @@ def _start_receiver(env: dict[str, str], cwd: Path
 
 def _deploy(env: dict[str, str]) -> None:
     prefect = [sys.executable, "-m", "prefect"]
-    for args in (["work-pool", "create", "sammachip", "--type", "process"],
-                 ["--no-prompt", "deploy", "--all"]):  # fmt: skip
-        done = subprocess.run([*prefect, *args], cwd=REPO, env=env, capture_output=True,
-                              text=True, timeout=180)  # fmt: skip
+    for args in (
+        ["work-pool", "create", "sammachip", "--type", "process"],
+        ["--no-prompt", "deploy", "--all"],
+    ):
+        done = subprocess.run(
+            [*prefect, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
+        )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
@@ -113,29 +126,50 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Office]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(NOT_FOR_THE_WORKER)}
     with serve_kobo(store, TOKEN) as kobo_url, pytest.MonkeyPatch.context() as mp:
         config = home / "office.toml"
-        config.write_text(f'[[kobo]]\nname = "office"\nurl = "{kobo_url}"\n'
-                          'token_env = "SAMMACHIP_KOBO_TOKEN"\n', encoding="utf-8")  # fmt: skip
+        config.write_text(
+            f'[[kobo]]\nname = "office"\nurl = "{kobo_url}"\ntoken_env = "SAMMACHIP_KOBO_TOKEN"\n',
+            encoding="utf-8",
+        )
         mp.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", "2")  # production: 60 s
-        with local_prefect_server(port=0, home=root / "prefect-home",
-                                  log_path=root / "prefect-server.log") as prefect:  # fmt: skip
-            prefect_env = {**base, "PREFECT_API_URL": prefect.api_url,
-                           "PREFECT_HOME": str(root / "client-home")}  # fmt: skip
+        with local_prefect_server(
+            port=0, home=root / "prefect-home", log_path=root / "prefect-server.log"
+        ) as prefect:
+            prefect_env = {
+                **base,
+                "PREFECT_API_URL": prefect.api_url,
+                "PREFECT_HOME": str(root / "client-home"),
+            }
             office_paths = {"SAMMACHIP_CONFIG": str(config), "SAMMACHIP_HOME": str(home)}
             _deploy(prefect_env | office_paths)
-            receiver_env = prefect_env | office_paths | {
-                "SAMMACHIP_KOBO_TOKEN": TOKEN, "SAMMACHIP_WEBHOOK_PASSWORD": PASSWORD}
+            receiver_env = (
+                prefect_env
+                | office_paths
+                | {"SAMMACHIP_KOBO_TOKEN": TOKEN, "SAMMACHIP_WEBHOOK_PASSWORD": PASSWORD}
+            )
             receiver, receiver_output, url = _start_receiver(receiver_env, receiver_cwd)
             try:
                 worker, worker_output = started(
                     [sys.executable, "-m", "prefect", "worker", "start", "--pool", "sammachip"],
-                    prefect_env | {"SAMMACHIP_KOBO_TOKEN": TOKEN,
-                                   "PREFECT_WORKER_QUERY_SECONDS": "1"},  # production: 10 s
+                    prefect_env
+                    | {
+                        "SAMMACHIP_KOBO_TOKEN": TOKEN,
+                        "PREFECT_WORKER_QUERY_SECONDS": "1",
+                    },  # production: 10 s
                     cwd=worker_cwd,
-                )  # fmt: skip
+                )
                 try:
                     worker_output.wait_for(r"Worker .* started", 120)
-                    yield Office(Api(prefect.api_url), prefect, store, assets, home, config, url,
-                                 receiver_output, worker_output)  # fmt: skip
+                    yield Office(
+                        Api(prefect.api_url),
+                        prefect,
+                        store,
+                        assets,
+                        home,
+                        config,
+                        url,
+                        receiver_output,
+                        worker_output,
+                    )
                 finally:
                     stop(worker, 60)
             finally:
@@ -147,8 +181,10 @@ def test_the_deployments_carry_the_offices_config_and_folder(office: Office) -> 
     for name in ("nightly", "ingest", "reconcile"):
         deployment = office.api.deployment(name)
         assert deployment["work_pool_name"] == "sammachip"
-        assert deployment["parameters"] == {"config": str(office.config),
-                                            "workdir": str(office.home)}  # fmt: skip
+        assert deployment["parameters"] == {
+            "config": str(office.config),
+            "workdir": str(office.home),
+        }
     assert office.api.limit("nightly") == (1, "CANCEL_NEW")
     assert office.api.limit("ingest") == (1, "ENQUEUE")
     ingest = office.api.deployment("ingest")
@@ -197,12 +233,18 @@ def test_schedules_create_runs_that_the_worker_picks_up_and_completes(office: Of
     # A short interval on ingest (nothing is waiting, so each run is quick); the module's
     # server goes with it.
     ingest = office.api.deployment("ingest")
-    office.api("POST", f"/deployments/{ingest['id']}/schedules",
-               json=[{"schedule": {"interval": 10}, "active": True}])  # fmt: skip
+    office.api(
+        "POST",
+        f"/deployments/{ingest['id']}/schedules",
+        json=[{"schedule": {"interval": 10}, "active": True}],
+    )
 
     def swept() -> dict[str, Any] | None:
-        done = [r for r in office.api.flow_runs("ingest")
-                if r["auto_scheduled"] and r["state_type"] in FINAL]  # fmt: skip
+        done = [
+            r
+            for r in office.api.flow_runs("ingest")
+            if r["auto_scheduled"] and r["state_type"] in FINAL
+        ]
         return done[0] if done else None
 
     assert poll(swept, 180, "a scheduled ingest on the worker")["state_type"] == "COMPLETED"

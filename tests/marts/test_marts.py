@@ -581,6 +581,9 @@ def test_village_names_in_alerts_and_kpis_are_thai(
     alerts_today: dict[str, Any], marts_today: dict[str, pa.Table]
 ) -> None:
     assert alerts_today[f"R07_VILLAGE_NO_GROUP:{W}"]["subject_name"] == "หมู่ 1 ต.เหล่าบก"
-    tambons = {r["scope_code"]: r["scope_name"] for r in marts_today["kpis"].to_pylist()
-               if r["scope"] == "tambon"}  # fmt: skip
+    tambons = {
+        r["scope_code"]: r["scope_name"]
+        for r in marts_today["kpis"].to_pylist()
+        if r["scope"] == "tambon"
+    }
     assert tambons == {"341401": "ต.ม่วงสามสิบ", "341402": "ต.เหล่าบก"}

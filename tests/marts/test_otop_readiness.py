@@ -56,11 +56,15 @@ def households(
 ) -> list[dict[str, Any]]:
     """Members live in V, except those of the groups in `away` (another district)."""
     return [
-        {"submission_key": m["hh_code"], "hh_code": m["hh_code"],
-         "village_code": "34010101" if g["group_code"] in away else V,
-         "national_id": ids[g["group_code"]][m["row_index"]]}
-        for g, members in groups for m in members
-    ]  # fmt: skip
+        {
+            "submission_key": m["hh_code"],
+            "hh_code": m["hh_code"],
+            "village_code": "34010101" if g["group_code"] in away else V,
+            "national_id": ids[g["group_code"]][m["row_index"]],
+        }
+        for g, members in groups
+        for m in members
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +82,17 @@ def readiness() -> dict[str, dict[str, Any]]:
         group("REGISTERED", ids["REGISTERED"], otop_status="registered"),
         group("FOOD_NO_FDA", ids["FOOD_NO_FDA"], standards=["tcps"]),
         group("FOREIGN", ids["FOREIGN"], product_type="textile", standards=["tis"]),
-        group("BARE", ids["BARE"], product_type=None, standards=None, packaging=None,
-              local_materials=None, months_recorded=None, monthly_sales=None),
-    ]  # fmt: skip
+        group(
+            "BARE",
+            ids["BARE"],
+            product_type=None,
+            standards=None,
+            packaging=None,
+            local_materials=None,
+            months_recorded=None,
+            monthly_sales=None,
+        ),
+    ]
     tables = {
         "households": table("households", households(groups, ids, away={"BARE"})),
         "groups": table("groups", [g for g, _ in groups]),

@@ -98,8 +98,7 @@ def kobo_faults(district: District) -> Iterator[FaultPlan]:
 def s3(
     district: District, suite_runner: SuiteRunner, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BucketDistrict]:
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_REGION": "us-east-1"}  # fmt: skip
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}
     with serve_s3(BUCKET) as bucket, pytest.MonkeyPatch.context() as mp:
         for key, value in {**env, "SAMMACHIP_S3_ENDPOINT": bucket.endpoint}.items():
             mp.setenv(key, value)  # forked children inherit them
@@ -113,11 +112,13 @@ def s3(
 
         outcome = in_child(uninterrupted)
         assert outcome.error is None, outcome.trace
-        uploads = {kind: n for (prefix, kind), n in bucket.switch.uploads.items()
-                   if prefix == "reference"}  # fmt: skip
+        uploads = {
+            kind: n for (prefix, kind), n in bucket.switch.uploads.items() if prefix == "reference"
+        }
         result = outcome.result
-        yield BucketDistrict(bucket, district.url, result["fingerprint"], result["seconds"],
-                             uploads)  # type: ignore[arg-type]  # fmt: skip
+        yield BucketDistrict(
+            bucket, district.url, result["fingerprint"], result["seconds"], uploads
+        )  # type: ignore[arg-type]
 
 
 # ---- one hostile night through the real flow ---------------------------------------------
@@ -141,8 +142,14 @@ def _prefect_record() -> tuple[list[dict[str, Any]], list[Path]]:
 
     with get_client(sync_client=True) as client:
         runs = [*client.read_flow_runs(), *client.read_task_runs()]
-    records = [{"name": r.name, "parameters": getattr(r, "parameters", {}),
-                "message": r.state.message if r.state else None} for r in runs]  # fmt: skip
+    records = [
+        {
+            "name": r.name,
+            "parameters": getattr(r, "parameters", {}),
+            "message": r.state.message if r.state else None,
+        }
+        for r in runs
+    ]
     secret = get_current_settings().server.database.connection_url
     url = secret.get_secret_value() if secret else ""
     db = Path(url.partition(":///")[2]) if url.startswith("sqlite") else None
@@ -157,10 +164,16 @@ def night(prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> It
     workdir = tmp_path_factory.mktemp("night")
     kobo, odk = KoboStore(), OdkStore()
     uids, forms = _night_servers(kobo, odk)
-    env = {"SAMMACHIP_KOBO_TOKEN": KOBO_TOKEN, "SAMMACHIP_ODK_EMAIL": EMAIL,
-           "SAMMACHIP_ODK_PASSWORD": ODK_PASSWORD, "SAMMACHIP_ODK_PROJECT": "1"}  # fmt: skip
-    with serve_kobo(kobo, KOBO_TOKEN, max_page_size=10) as kobo_url, \
-            serve_odk(odk, EMAIL, ODK_PASSWORD) as odk_url:  # fmt: skip
+    env = {
+        "SAMMACHIP_KOBO_TOKEN": KOBO_TOKEN,
+        "SAMMACHIP_ODK_EMAIL": EMAIL,
+        "SAMMACHIP_ODK_PASSWORD": ODK_PASSWORD,
+        "SAMMACHIP_ODK_PROJECT": "1",
+    }
+    with (
+        serve_kobo(kobo, KOBO_TOKEN, max_page_size=10) as kobo_url,
+        serve_odk(odk, EMAIL, ODK_PASSWORD) as odk_url,
+    ):
         env |= {"SAMMACHIP_KOBO_URL": kobo_url, "SAMMACHIP_ODK_URL": odk_url}
         with pytest.MonkeyPatch.context() as mp:
             for key, value in env.items():

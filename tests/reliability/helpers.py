@@ -51,8 +51,13 @@ from tests.warehouse.test_crash_safety import (
 )
 
 __all__ = [
-    "NOW", "TODAY", "TOKEN", "fingerprint", "killed_sync", "sync",  # reused, not redefined
-]  # fmt: skip
+    "NOW",
+    "TODAY",
+    "TOKEN",
+    "fingerprint",
+    "killed_sync",
+    "sync",  # reused, not redefined
+]
 
 EMAIL, PASSWORD = "cdd.ubon@example.org", "correct horse battery staple"
 FORMULA = '=HYPERLINK("http://evil.example","คลิก")'
@@ -87,16 +92,31 @@ def hostile_households() -> list[dict[str, Any]]:
     """Registrations a district really receives: formula and script names, a mistyped ID,
     "สี่" typed for a number, a second registration of a household. All are quarantined, each
     for its own fault only (every other answer the form requires is there)."""
-    base = {"hh/village_code": VILLAGE, "hh/house_no": "7", "members": "4",
-            "occupation": "mushroom", "baseline_income": "6000", "head/phone": "0812345678",
-            "end": "2026-11-19T10:00:00.000+07:00"}  # fmt: skip
+    base = {
+        "hh/village_code": VILLAGE,
+        "hh/house_no": "7",
+        "members": "4",
+        "occupation": "mushroom",
+        "baseline_income": "6000",
+        "head/phone": "0812345678",
+        "end": "2026-11-19T10:00:00.000+07:00",
+    }
     return [
         {**base, "hh/hh_code": f"{VILLAGE}-90", "head/name": FORMULA, "head/national_id": BAD_ID},
-        {**base, "hh/hh_code": f"{VILLAGE}-91", "head/name": SCRIPT, "members": "สี่",
-         "head/national_id": "1101700203450"},
-        {**base, "hh/hh_code": f"{VILLAGE}-12", "head/name": PIPE,
-         "head/national_id": "3100600445635"},
-    ]  # fmt: skip
+        {
+            **base,
+            "hh/hh_code": f"{VILLAGE}-91",
+            "head/name": SCRIPT,
+            "members": "สี่",
+            "head/national_id": "1101700203450",
+        },
+        {
+            **base,
+            "hh/hh_code": f"{VILLAGE}-12",
+            "head/name": PIPE,
+            "head/national_id": "3100600445635",
+        },
+    ]
 
 
 def seed_kobo(store: KoboStore, seed: int = 11) -> dict[str, str]:
@@ -198,9 +218,13 @@ def odk_settings(workdir: Path, url: str, page_size: int = 10) -> Settings:
 
 
 def sync_in_flow(
-    settings: Settings, runner: SuiteRunner, *, workers: int = 1, reconcile: bool = False,
+    settings: Settings,
+    runner: SuiteRunner,
+    *,
+    workers: int = 1,
+    reconcile: bool = False,
     now: datetime = NOW,
-) -> list[FormResult]:  # fmt: skip
+) -> list[FormResult]:
     """`run_sync`'s transaction as the flows run it — one worker (`_sync_one`: each form in a
     savepoint, a permanent error skips it) or the parallel path (`_sync_parallel` on
     `workers` threads), a reconcile's rescan and deletions included — with the run's clock
@@ -217,8 +241,10 @@ def sync_in_flow(
                 results = list(nightly._sync_parallel(tx, forms, runner, settings, now, reconcile))
             else:
                 quiet = FetchProgress.quiet()
-                results = [nightly._sync_one(tx, form, runner, settings, now, quiet, reconcile)
-                           for form in forms]  # fmt: skip
+                results = [
+                    nightly._sync_one(tx, form, runner, settings, now, quiet, reconcile)
+                    for form in forms
+                ]
             build_marts.fn(tx, settings, TODAY)
         return results
 
@@ -241,8 +267,11 @@ def clock_free_fingerprint(workdir: Path) -> dict[str, str]:
     con = connect(wh)
     out = {"_cursors": repr(sorted(wh.snapshot().cursors.items()))}
     for name in wh.table_names():
-        cols = [c[0] for c in con.execute(f"describe {name}").fetchall()
-                if c[0] not in VOLATILE | RUN_CLOCK]  # fmt: skip
+        cols = [
+            c[0]
+            for c in con.execute(f"describe {name}").fetchall()
+            if c[0] not in VOLATILE | RUN_CLOCK
+        ]
         quoted = ", ".join(f'"{c}"' for c in cols)
         rows = con.execute(f"select {quoted} from {name}").fetchall()
         out[name] = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
@@ -254,9 +283,12 @@ def warehouse_version(workdir: Path) -> int:
 
 
 def arm_on_request(
-    plan: FaultPlan, target: str, nth: int, faults: Iterable[Fault] = (),
+    plan: FaultPlan,
+    target: str,
+    nth: int,
+    faults: Iterable[Fault] = (),
     action: Callable[[], None] | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """When the `nth` request whose path contains `target` arrives, queue `faults` (they hit
     that very request and the retries after it) and run `action`: a fault in mid-sync, not
     on the first request a form makes."""
@@ -292,8 +324,11 @@ def _report(write_fd: int, fn: Callable[[], Any]) -> None:
     try:
         message = {"result": fn(), "error": None}
     except BaseException as err:  # the parent asserts on it
-        message = {"result": None, "error": f"{type(err).__name__}: {err}",
-                   "trace": traceback.format_exc()}  # fmt: skip
+        message = {
+            "result": None,
+            "error": f"{type(err).__name__}: {err}",
+            "trace": traceback.format_exc(),
+        }
     with os.fdopen(write_fd, "w") as pipe:
         json.dump(message, pipe)
     os._exit(0)
@@ -379,8 +414,11 @@ class _Records(logging.Handler):
 def captured_logs() -> Iterator[list[str]]:
     """DEBUG and up from every logger (non-propagating ones too) while the block runs."""
     handler = _Records()
-    quiet = [lg for lg in logging.root.manager.loggerDict.values()
-             if isinstance(lg, logging.Logger) and not lg.propagate]  # fmt: skip
+    quiet = [
+        lg
+        for lg in logging.root.manager.loggerDict.values()
+        if isinstance(lg, logging.Logger) and not lg.propagate
+    ]
     targets = [logging.root, *quiet]
     levels = {name: logging.getLogger(name).level for name in ("", "prefect")}
     for lg in targets:

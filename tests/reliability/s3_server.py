@@ -33,9 +33,14 @@ Kind = Upload | Read
 # store acts on the request (an upload is stored, a commit made), then the connection closes
 # with no answer — or, for a read, after half of the answer's body.
 S3Fault = Literal["slow-down", "internal-error", "drop", "drop-after"]
-S3_ERRORS = {"slow-down": ("503 Slow Down", "SlowDown", "Please reduce your request rate."),
-             "internal-error": ("500 Internal Server Error", "InternalError",
-                                "We encountered an internal error. Please try again.")}  # fmt: skip
+S3_ERRORS = {
+    "slow-down": ("503 Slow Down", "SlowDown", "Please reduce your request rate."),
+    "internal-error": (
+        "500 Internal Server Error",
+        "InternalError",
+        "We encountered an internal error. Please try again.",
+    ),
+}
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -108,8 +113,9 @@ class KillSwitch:
         with self._lock:
             self._faults.setdefault((faults.prefix, faults.kind), []).append(faults)
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:  # fmt: skip
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         kind = request_kind(environ["REQUEST_METHOD"], path, environ.get("QUERY_STRING", ""))
         if kind is not None:
@@ -138,8 +144,9 @@ class KillSwitch:
         self.served[prefix] += 1
         return queue.pop(0)
 
-    def _fail(self, fault: S3Fault, environ: dict[str, Any], start_response: Callable[..., Any]
-              ) -> Iterable[bytes]:  # fmt: skip
+    def _fail(
+        self, fault: S3Fault, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         if fault == "drop-after":
             return self._drop_after(environ, start_response)
         _drain(environ)  # a keep-alive connection must not carry the body into the next request
@@ -152,17 +159,20 @@ class KillSwitch:
             f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
             f"<Message>{message}</Message><RequestId>fault</RequestId></Error>"
         ).encode()
-        start_response(status, [("Content-Type", "application/xml"),
-                                ("Content-Length", str(len(body)))])  # fmt: skip
+        start_response(
+            status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+        )
         return [body]
 
-    def _drop_after(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                    ) -> Iterable[bytes]:  # fmt: skip
+    def _drop_after(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         """moto answers in full (the upload is stored, the commit made); the client gets no
         answer to a write, and half of the body of a read."""
         answer: list[Any] = []
-        body = b"".join(self._app(environ, lambda status, headers, *_: answer.extend(
-            [status, headers])))  # fmt: skip
+        body = b"".join(
+            self._app(environ, lambda status, headers, *_: answer.extend([status, headers]))
+        )
         if environ["REQUEST_METHOD"] != "GET":
             _hang_up(environ)
             start_response("500 Internal Server Error", [("Content-Length", "0")])
@@ -175,8 +185,9 @@ class KillSwitch:
 
         return half_then_hang_up()
 
-    def _kill(self, kill: KillOnUpload, environ: dict[str, Any], start_response: Callable[..., Any]
-              ) -> Iterable[bytes]:  # fmt: skip
+    def _kill(
+        self, kill: KillOnUpload, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         environ["wsgi.input"].read(length // 2)  # the writer has sent half of the object …
         os.kill(int(kill.pid_file.read_text()), signal.SIGKILL)  # … and dies
@@ -221,15 +232,18 @@ def serve_s3(bucket: str) -> Iterator[Bucket]:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     switch = KillSwitch(DomainDispatcherApplication(create_backend_app))
-    server = make_server("127.0.0.1", 0, switch, threaded=True,
-                         request_handler=MotoRequestHandler)  # fmt: skip
+    server = make_server("127.0.0.1", 0, switch, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="moto-s3", daemon=True)
     thread.start()
     endpoint = f"http://127.0.0.1:{server.server_port}"
     try:
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                     aws_access_key_id="test", aws_secret_access_key="test"
-                     ).create_bucket(Bucket=bucket)  # fmt: skip
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        ).create_bucket(Bucket=bucket)
         yield Bucket(endpoint, bucket, switch)
     finally:
         server.shutdown()

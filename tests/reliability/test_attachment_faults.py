@@ -69,8 +69,7 @@ def test_a_server_down_past_every_retry_leaves_no_file_and_the_next_run_fetches_
     assert leftovers(tmp_path) == ["photo.jpg"]  # the partial file was written over
 
 
-def test_a_file_the_server_does_not_have_is_a_permanent_error(photo: Photo, tmp_path: Path
-                                                              ) -> None:  # fmt: skip
+def test_a_file_the_server_does_not_have_is_a_permanent_error(photo: Photo, tmp_path: Path) -> None:
     missing = photo.link.replace("/attachments/att", "/attachments/attMISSING")
     with photo.client() as client, pytest.raises(KoboError, match="HTTP 404"):
         client.download(missing, tmp_path / "x.jpg")

@@ -52,8 +52,11 @@ class TwoNights:
 
 def _new_files(before: Path, after: Path) -> dict[str, int]:
     old = {p.relative_to(before) for p in before.rglob("*") if p.is_file()}
-    return {str(p.relative_to(after)): p.stat().st_size for p in after.rglob("*")
-            if p.is_file() and p.relative_to(after) not in old and p.name != "_lock"}  # fmt: skip
+    return {
+        str(p.relative_to(after)): p.stat().st_size
+        for p in after.rglob("*")
+        if p.is_file() and p.relative_to(after) not in old and p.name != "_lock"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -127,13 +130,18 @@ def on_a_full_disk(workdir: Path, url: str, runner: SuiteRunner, full: Full) -> 
     sync(workdir, url, runner)
 
 
-def full_disk_trial(workdir: Path, nights: TwoNights, runner: SuiteRunner, full: Full
-                    ) -> dict[str, Any]:  # fmt: skip
+def full_disk_trial(
+    workdir: Path, nights: TwoNights, runner: SuiteRunner, full: Full
+) -> dict[str, Any]:
     shutil.copytree(nights.first, workdir)
     failed = in_child(lambda: on_a_full_disk(workdir, nights.url, runner, full))
-    seen = {"error": failed.error, "trace": failed.trace, "signal": failed.signal,
-            "version": warehouse_version(workdir),
-            "intact": fingerprint(workdir) == nights.after_first}  # fmt: skip
+    seen = {
+        "error": failed.error,
+        "trace": failed.trace,
+        "signal": failed.signal,
+        "version": warehouse_version(workdir),
+        "intact": fingerprint(workdir) == nights.after_first,
+    }
     sync(workdir, nights.url, runner)  # room again
     return {**seen, "converged": fingerprint(workdir) == nights.after_second}
 

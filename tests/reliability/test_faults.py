@@ -62,21 +62,25 @@ def burst(fault: Fault, times: int = 3) -> tuple[Fault, ...]:
 
 
 TRANSIENT = {
-    "HTTP 500/502/503/504 bursts": Scenario((
-        ("*", 1, burst(Fault("status", 503))),  # the asset list, before anything is synced
-        (HOUSEHOLD, 2, burst(Fault("status", 500))),
-        (SESSION, 1, burst(Fault("status", 502))),
-        ("sammachip_group", 1, burst(Fault("status", 504))),  # an empty form
-    )),
-    "429 with Retry-After": Scenario(on_page_2(*burst(Fault("status", 429, retry_after=0.05), 2)),
-                                     wait=0.05),
+    "HTTP 500/502/503/504 bursts": Scenario(
+        (
+            ("*", 1, burst(Fault("status", 503))),  # the asset list, before anything is synced
+            (HOUSEHOLD, 2, burst(Fault("status", 500))),
+            (SESSION, 1, burst(Fault("status", 502))),
+            ("sammachip_group", 1, burst(Fault("status", 504))),  # an empty form
+        )
+    ),
+    "429 with Retry-After": Scenario(
+        on_page_2(*burst(Fault("status", 429, retry_after=0.05), 2)), wait=0.05
+    ),
     "429 without Retry-After": Scenario(on_page_2(*burst(Fault("status", 429)))),
-    "slower than the client timeout": Scenario(on_page_2(*burst(Fault("slow", delay=0.6), 2)),
-                                               timeout=0.2),
+    "slower than the client timeout": Scenario(
+        on_page_2(*burst(Fault("slow", delay=0.6), 2)), timeout=0.2
+    ),
     "connection reset mid-body": Scenario(on_page_2(*burst(Fault("reset")))),
     "200 with truncated JSON": Scenario(on_page_2(*burst(Fault("truncate")))),
     "200 with an HTML proxy page": Scenario(on_page_2(*burst(Fault("non_json")))),
-}  # fmt: skip
+}
 
 
 @pytest.fixture
@@ -101,9 +105,13 @@ def arm(plan: FaultPlan, district: District, scenario: Scenario) -> None:
 
 @pytest.mark.parametrize("scenario", TRANSIENT.values(), ids=TRANSIENT.keys())
 def test_transient_faults_mid_sync_leave_the_warehouse_of_a_clean_run(
-    scenario: Scenario, district: District, kobo_faults: FaultPlan, retry_waits: list[float],
-    suite_runner: SuiteRunner, tmp_path: Path,
-) -> None:  # fmt: skip
+    scenario: Scenario,
+    district: District,
+    kobo_faults: FaultPlan,
+    retry_waits: list[float],
+    suite_runner: SuiteRunner,
+    tmp_path: Path,
+) -> None:
     settings = kobo_settings(tmp_path, district.url)
     if scenario.timeout is not None:  # `[http] timeout`, as an office would set it
         settings = replace(settings, http=HttpPolicy(timeout=scenario.timeout))
@@ -123,8 +131,9 @@ def test_submissions_arriving_between_two_pages_are_all_synced(
     store = KoboStore()
     uid = seed_kobo(store)[HOUSEHOLD]
     before = store.count(uid)
-    arrivals = [{**a, "hh/hh_code": f"34140101-{80 + i}"} for i, a in enumerate(
-        hostile_households())]  # fmt: skip
+    arrivals = [
+        {**a, "hh/hh_code": f"34140101-{80 + i}"} for i, a in enumerate(hostile_households())
+    ]
 
     def submit_three() -> None:  # phones coming online while the sync pages through
         for i, answers in enumerate(arrivals):
@@ -210,8 +219,10 @@ def test_odk_submissions_arriving_mid_sync_are_caught_by_the_next_run(
     store = OdkStore()
     forms = seed_odk_from_cohort(store, tiny_cohort(5))  # a duplicate registration included
     xml_id = forms[HOUSEHOLD]
-    arrivals = [{**a, "hh/hh_code": f"34140101-{80 + i}", "meta/instanceID": f"uuid:late-{i}"}
-                for i, a in enumerate(hostile_households())]  # fmt: skip
+    arrivals = [
+        {**a, "hh/hh_code": f"34140101-{80 + i}", "meta/instanceID": f"uuid:late-{i}"}
+        for i, a in enumerate(hostile_households())
+    ]
 
     def submit_three() -> None:
         for i, answers in enumerate(arrivals):

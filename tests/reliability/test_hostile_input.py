@@ -40,16 +40,30 @@ NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 THAI_DIGITS = "๐๑๒๓๔๕๖๗๘๙"
 OCCUPATIONS = ("mushroom", "weaving", "cricket", "herbal")
 ACTIVITIES = ("training", "study_visit", "kickoff")
-HOSTILE_TEXT = (FORMULA, PIPE, SCRIPT, "-2+3", "@SUM(A1)", "\t=1+1", "\r=1+1", "'quoted",
-                "สมศรี ใจดี", " ", "")  # fmt: skip
+HOSTILE_TEXT = (
+    FORMULA,
+    PIPE,
+    SCRIPT,
+    "-2+3",
+    "@SUM(A1)",
+    "\t=1+1",
+    "\r=1+1",
+    "'quoted",
+    "สมศรี ใจดี",
+    " ",
+    "",
+)
 HUGE_TEXT = st.integers(2000, 6000).map(lambda size: "ก" * size)  # shown as a size, not a page
 # Each example is one GX validation (~0.3 s): few examples, no shrinking (it would take
 # minutes); Hypothesis still prints the failing batch as drawn.
 PROPERTY = settings(
-    max_examples=10, deadline=None, derandomize=True, database=None,
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    database=None,
     phases=(Phase.explicit, Phase.generate),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)  # fmt: skip
+)
 
 
 # ---- generators --------------------------------------------------------------------------
@@ -58,9 +72,11 @@ PROPERTY = settings(
 def thai_or_ascii(text: str) -> st.SearchStrategy[str]:
     """The same digits, each typed in Thai or ASCII at random (phones mix keyboards)."""
     flips = st.lists(st.booleans(), min_size=len(text), max_size=len(text))
-    return flips.map(lambda fs: "".join(
-        THAI_DIGITS[int(c)] if f and c.isdigit() else c for c, f in zip(text, fs, strict=True)
-    ))  # fmt: skip
+    return flips.map(
+        lambda fs: "".join(
+            THAI_DIGITS[int(c)] if f and c.isdigit() else c for c, f in zip(text, fs, strict=True)
+        )
+    )
 
 
 def digits(size: int) -> st.SearchStrategy[str]:
@@ -93,16 +109,25 @@ def numbers_as_typed(high: int = 10**9) -> st.SearchStrategy[Any]:
     """Whole numbers in Thai or ASCII digits, with thousands commas, as words, as JSON numbers
     (a form version where the question was typed differently), or anything else."""
     as_text = st.integers(-5, high).map(str).flatmap(thai_or_ascii)
-    return st.one_of(as_text, st.integers(0, 10**6).map("{:,}".format),
-                     st.sampled_from(["สี่", "4.0", "4.5", "", " ", "1e3"]), wrong_types(),
-                     st.text(max_size=8))  # fmt: skip
+    return st.one_of(
+        as_text,
+        st.integers(0, 10**6).map("{:,}".format),
+        st.sampled_from(["สี่", "4.0", "4.5", "", " ", "1e3"]),
+        wrong_types(),
+        st.text(max_size=8),
+    )
 
 
 def wrong_types() -> st.SearchStrategy[Any]:
     small = st.integers(-100, 100)
-    return st.one_of(st.integers(-10, 10**6), st.floats(allow_nan=False, allow_infinity=False),
-                     st.booleans(), st.none(), st.lists(small, max_size=2),
-                     st.dictionaries(st.text(max_size=3), small, max_size=2))  # fmt: skip
+    return st.one_of(
+        st.integers(-10, 10**6),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.booleans(),
+        st.none(),
+        st.lists(small, max_size=2),
+        st.dictionaries(st.text(max_size=3), small, max_size=2),
+    )
 
 
 def texts() -> st.SearchStrategy[Any]:
@@ -127,13 +152,13 @@ def device_times() -> st.SearchStrategy[Any]:
     return st.one_of(timed, edge, st.text(max_size=25), wrong_types())
 
 
-UNKNOWN_KEYS = st.dictionaries(st.from_regex(r"x_[a-z]{1,6}", fullmatch=True), texts(),
-                               max_size=2)  # fmt: skip
+UNKNOWN_KEYS = st.dictionaries(st.from_regex(r"x_[a-z]{1,6}", fullmatch=True), texts(), max_size=2)
 VERSIONS = st.one_of(st.sampled_from(["vKnown", "vNeverSeenBefore"]), st.text(max_size=8))
 
 
-def nearly_valid(valid: dict[str, Any], hostile: dict[str, st.SearchStrategy[Any]]
-                 ) -> st.SearchStrategy[dict[str, Any]]:  # fmt: skip
+def nearly_valid(
+    valid: dict[str, Any], hostile: dict[str, st.SearchStrategy[Any]]
+) -> st.SearchStrategy[dict[str, Any]]:
     """A valid submission with at most one answer made hostile or left out. Fully random
     answers are almost never all valid, so without these the checks on clean rows would
     rarely see a row."""
@@ -150,15 +175,20 @@ def nearly_valid(valid: dict[str, Any], hostile: dict[str, st.SearchStrategy[Any
 def household() -> st.SearchStrategy[dict[str, Any]]:
     village = st.sampled_from(["34140101", "34140102", "๓๔๑๔๐๑๐๑"]) | st.text(max_size=9)
     answers = {
-        "hh/hh_code": codes(), "hh/village_code": village, "head/name": texts(),
-        "head/national_id": national_ids(), "head/phone": st.text("0123456789๐๘ -+", max_size=13),
+        "hh/hh_code": codes(),
+        "hh/village_code": village,
+        "head/name": texts(),
+        "head/national_id": national_ids(),
+        "head/phone": st.text("0123456789๐๘ -+", max_size=13),
         "members": numbers_as_typed(30),
         "baseline_income": numbers_as_typed() | st.text("0123456789", min_size=19, max_size=40),
         "occupation": st.sampled_from(OCCUPATIONS) | texts(),
         "location": st.tuples(st.floats(), st.floats()).map(  # nan, inf, off the globe too
-            lambda p: f"{p[0]} {p[1]} 0 5") | st.text(max_size=10),
+            lambda p: f"{p[0]} {p[1]} 0 5"
+        )
+        | st.text(max_size=10),
         "end": device_times(),
-    }  # fmt: skip
+    }
     return st.fixed_dictionaries({}, optional=answers) | st.deferred(
         lambda: nearly_valid(HOUSEHOLD, answers)
     )
@@ -166,23 +196,29 @@ def household() -> st.SearchStrategy[dict[str, Any]]:
 
 def attendee() -> st.SearchStrategy[dict[str, Any]]:
     present = st.sampled_from(["yes", "no", "ใช่", "ไม่ใช่", "1", "0", "มา"]) | wrong_types()
-    return st.fixed_dictionaries({}, optional={"attendees/hh_code": codes(),
-                                               "attendees/present": present})  # fmt: skip
+    return st.fixed_dictionaries(
+        {}, optional={"attendees/hh_code": codes(), "attendees/present": present}
+    )
 
 
 def session() -> st.SearchStrategy[dict[str, Any]]:
     answers = {
-        "session_code": codes("T"), "village_code": st.sampled_from(["34140101", "34140102"]),
-        "sage_code": codes("S"), "activity_type": st.sampled_from(ACTIVITIES) | texts(),
+        "session_code": codes("T"),
+        "village_code": st.sampled_from(["34140101", "34140102"]),
+        "sage_code": codes("S"),
+        "activity_type": st.sampled_from(ACTIVITIES) | texts(),
         "occupation": st.sampled_from(OCCUPATIONS),
         "methods": st.sampled_from(["lecture qa", "demonstration", "", " "]) | texts(),
-        "planned_date": dates_as_typed(), "held_date": dates_as_typed(),
+        "planned_date": dates_as_typed(),
+        "held_date": dates_as_typed(),
         # Empty and small repeats, or what another form version had under the name (a number,
         # text, one group, stray entries); an enormous one is its own test.
-        "attendees": st.lists(attendee(), max_size=4) | wrong_types() | st.text(max_size=6)
+        "attendees": st.lists(attendee(), max_size=4)
+        | wrong_types()
+        | st.text(max_size=6)
         | st.lists(st.one_of(attendee(), st.none(), st.integers(0, 9)), min_size=1, max_size=3),
         "end": device_times(),
-    }  # fmt: skip
+    }
     return st.fixed_dictionaries({}, optional=answers) | st.deferred(
         lambda: nearly_valid({**SESSION, "attendees": attendees(3)}, answers)
     )
@@ -201,20 +237,27 @@ def with_duplicate_keys(answers: dict[str, Any]) -> st.SearchStrategy[dict[str, 
     return repeats.map(parsed)
 
 
-def batches(answers: st.SearchStrategy[dict[str, Any]], form_id: str
-            ) -> st.SearchStrategy[list[Submission]]:  # fmt: skip
+def batches(
+    answers: st.SearchStrategy[dict[str, Any]], form_id: str
+) -> st.SearchStrategy[list[Submission]]:
     """1–6 submissions; `_id`s may repeat (an edit re-read in the same batch)."""
-    one = st.tuples(st.integers(1, 6), answers.flatmap(with_duplicate_keys), UNKNOWN_KEYS,
-                    VERSIONS)  # fmt: skip
+    one = st.tuples(st.integers(1, 6), answers.flatmap(with_duplicate_keys), UNKNOWN_KEYS, VERSIONS)
 
     def submission(n: int, drawn: tuple[int, dict, dict, str]) -> Submission:
         _id, payload, unknown, version = drawn
-        raw = {"_id": _id, "_submission_time": "2026-11-20T03:00:00", "__version__": version,
-               "meta/instanceID": f"uuid:{_id}-{n}", **payload, **unknown}  # fmt: skip
+        raw = {
+            "_id": _id,
+            "_submission_time": "2026-11-20T03:00:00",
+            "__version__": version,
+            "meta/instanceID": f"uuid:{_id}-{n}",
+            **payload,
+            **unknown,
+        }
         return to_submission(raw, server="kf.test", asset_uid="aHostile", form_id=form_id)
 
     return st.lists(one, min_size=1, max_size=6).map(
-        lambda drawn: [submission(i, d) for i, d in enumerate(drawn)])  # fmt: skip
+        lambda drawn: [submission(i, d) for i, d in enumerate(drawn)]
+    )
 
 
 # ---- what must hold ----------------------------------------------------------------------
@@ -302,30 +345,57 @@ def test_any_session_batch_is_normalised_or_quarantined_and_reconciles(
 
 
 def kobo(form_id: str, answers: dict[str, Any], _id: int = 1) -> Submission:
-    raw = {"_id": _id, "_submission_time": "2026-11-20T03:00:00", "__version__": "v1",
-           "meta/instanceID": f"uuid:{_id}", **answers}  # fmt: skip
+    raw = {
+        "_id": _id,
+        "_submission_time": "2026-11-20T03:00:00",
+        "__version__": "v1",
+        "meta/instanceID": f"uuid:{_id}",
+        **answers,
+    }
     return to_submission(raw, server="kf.test", asset_uid="aHostile", form_id=form_id)
 
 
-HOUSEHOLD = {"hh/hh_code": "34140101-06", "hh/village_code": "34140101", "hh/house_no": "51",
-             "head/name": "นายอุดม ทองแสง", "head/national_id": "3341404166027", "members": "3",
-             "occupation": "mushroom", "baseline_income": "6000"}  # fmt: skip
-SESSION = {"session_code": "T34140101-01", "village_code": "34140101", "sage_code": "S1",
-           "occupation": "mushroom", "activity_type": "training", "methods": "lecture qa",
-           "planned_date": "2568-03-08", "held_date": "2568-03-18"}  # fmt: skip
+HOUSEHOLD = {
+    "hh/hh_code": "34140101-06",
+    "hh/village_code": "34140101",
+    "hh/house_no": "51",
+    "head/name": "นายอุดม ทองแสง",
+    "head/national_id": "3341404166027",
+    "members": "3",
+    "occupation": "mushroom",
+    "baseline_income": "6000",
+}
+SESSION = {
+    "session_code": "T34140101-01",
+    "village_code": "34140101",
+    "sage_code": "S1",
+    "occupation": "mushroom",
+    "activity_type": "training",
+    "methods": "lecture qa",
+    "planned_date": "2568-03-08",
+    "held_date": "2568-03-18",
+}
 
 
 def attendees(count: int, bad_at: int | None = None) -> list[dict[str, str]]:
-    return [{"attendees/hh_code": "๓๔๑๔๐๑๐๑-9x" if i == bad_at else f"34140101-{i % 99:02d}",
-             "attendees/present": "ใช่"} for i in range(count)]  # fmt: skip
+    return [
+        {
+            "attendees/hh_code": "๓๔๑๔๐๑๐๑-9x" if i == bad_at else f"34140101-{i % 99:02d}",
+            "attendees/present": "ใช่",
+        }
+        for i in range(count)
+    ]
 
 
 def test_an_enormous_repeat_group_is_kept_whole_or_quarantined_whole(
     suite_runner: SuiteRunner,
 ) -> None:
     whole = kobo("sammachip_session", {**SESSION, "attendees": attendees(5000)}, 1)
-    spoilt = kobo("sammachip_session", {**SESSION, "session_code": "T34140101-02",
-                                         "attendees": attendees(5000, bad_at=4321)}, 2)  # fmt: skip
+    spoilt = kobo(
+        "sammachip_session",
+        {**SESSION, "session_code": "T34140101-02", "attendees": attendees(5000, bad_at=4321)},
+        2,
+    )
     result = validate_form("sammachip_session", [whole, spoilt], suite_runner, batch="b", now=NOW)
     assert result.clean_keys == {whole.key} and result.quarantined_keys == {spoilt.key}
     assert result.tables["attendance"].num_rows == 5000  # none of the spoilt one's 5000
@@ -334,15 +404,25 @@ def test_an_enormous_repeat_group_is_kept_whole_or_quarantined_whole(
 def test_thai_digits_and_buddhist_era_dates_are_understood_not_rejected(
     suite_runner: SuiteRunner,
 ) -> None:
-    thai = {**HOUSEHOLD, "hh/hh_code": "๓๔๑๔๐๑๐๑-๐๖", "hh/village_code": "๓๔๑๔๐๑๐๑",
-            "head/national_id": "๓-๓๔๑๔-๐๔๑๖๖-๐๒-๗", "members": "๓"}  # fmt: skip
-    result = validate_form("sammachip_household", [kobo("sammachip_household", thai)],
-                           suite_runner, batch="b", now=NOW)  # fmt: skip
+    thai = {
+        **HOUSEHOLD,
+        "hh/hh_code": "๓๔๑๔๐๑๐๑-๐๖",
+        "hh/village_code": "๓๔๑๔๐๑๐๑",
+        "head/national_id": "๓-๓๔๑๔-๐๔๑๖๖-๐๒-๗",
+        "members": "๓",
+    }
+    result = validate_form(
+        "sammachip_household", [kobo("sammachip_household", thai)], suite_runner, batch="b", now=NOW
+    )
     (row,) = result.tables["households"].to_pylist()
     assert (row["hh_code"], row["national_id"], row["members"]) == (
-        "34140101-06", "3341404166027", 3)  # fmt: skip
-    sessions = validate_form("sammachip_session", [kobo("sammachip_session", SESSION)],
-                             suite_runner, batch="b", now=NOW)  # fmt: skip
+        "34140101-06",
+        "3341404166027",
+        3,
+    )
+    sessions = validate_form(
+        "sammachip_session", [kobo("sammachip_session", SESSION)], suite_runner, batch="b", now=NOW
+    )
     (held,) = sessions.tables["sessions"].column("held_date").to_pylist()
     assert held == date(2025, 3, 18)  # 2568 BE
 
@@ -373,18 +453,28 @@ def test_hostile_names_come_out_of_the_csv_inert_and_ids_masked(tmp_path: Path) 
 def quarantined(submission_id: str, submitted: datetime) -> dict[str, Any]:
     """A quarantine row: a household registration sent twice under the same code."""
     return dict.fromkeys(QUARANTINE.column_names) | {
-        "submission_key": f"kobo:kf.test:aHostile:{submission_id}", "submission_id": submission_id,
-        "form_id": "sammachip_household", "table_name": "households", "business_key": "34140101-01",
-        "instance_id": f"uuid:{submission_id}", "village_code": "34140101", "tambon_code": "341401",
-        "expectation": "expect_column_values_to_be_null", "column_name": "duplicate_of",
-        "reason_th": "ส่งซ้ำ", "reason_en": "duplicate", "submitted_at": submitted,
+        "submission_key": f"kobo:kf.test:aHostile:{submission_id}",
+        "submission_id": submission_id,
+        "form_id": "sammachip_household",
+        "table_name": "households",
+        "business_key": "34140101-01",
+        "instance_id": f"uuid:{submission_id}",
+        "village_code": "34140101",
+        "tambon_code": "341401",
+        "expectation": "expect_column_values_to_be_null",
+        "column_name": "duplicate_of",
+        "reason_th": "ส่งซ้ำ",
+        "reason_en": "duplicate",
+        "submitted_at": submitted,
         "quarantined_at": NOW,
-    }  # fmt: skip
+    }
 
 
 def test_two_submissions_to_fix_under_one_code_both_reach_the_officer_in_any_order() -> None:
-    rows = [quarantined("4711", datetime(2026, 3, 5, tzinfo=UTC)),
-            quarantined("4712", datetime(2026, 11, 19, tzinfo=UTC))]  # fmt: skip
+    rows = [
+        quarantined("4711", datetime(2026, 3, 5, tzinfo=UTC)),
+        quarantined("4712", datetime(2026, 11, 19, tzinfo=UTC)),
+    ]
     shown = []
     for order in (rows, rows[::-1]):  # the order the warehouse happens to read them in
         quarantine = pa.Table.from_pylist(order, schema=QUARANTINE.schema)
@@ -435,35 +525,51 @@ def test_a_household_code_from_another_village_is_quarantined(suite_runner: Suit
 
 
 def test_an_expectation_that_cannot_run_fails_loudly(suite_runner: SuiteRunner) -> None:
-    frame = pd.DataFrame([{"submission_key": "k", "row_index": 0, "hh_code": "34140101-01",
-                           "present": None, "household_registered": True, ROW_ID: 0}])  # fmt: skip
+    frame = pd.DataFrame(
+        [
+            {
+                "submission_key": "k",
+                "row_index": 0,
+                "hh_code": "34140101-01",
+                "present": None,
+                "household_registered": True,
+                ROW_ID: 0,
+            }
+        ]
+    )
     with pytest.raises(RuntimeError, match="could not run"):
         suite_runner.validate("attendance", frame)  # no session_held column to filter on
 
 
 @pytest.mark.parametrize("name", ["สมศรี\x00", "\x1bสมศรี", "\u202eสมศรี"])
-def test_control_characters_never_reach_a_clean_name(name: str, suite_runner: SuiteRunner
-                                                     ) -> None:  # fmt: skip
+def test_control_characters_never_reach_a_clean_name(name: str, suite_runner: SuiteRunner) -> None:
     answers = {**HOUSEHOLD, "head/name": name}
-    result = validate_form("sammachip_household", [kobo("sammachip_household", answers)],
-                           suite_runner, batch="b", now=NOW)  # fmt: skip
+    result = validate_form(
+        "sammachip_household",
+        [kobo("sammachip_household", answers)],
+        suite_runner,
+        batch="b",
+        now=NOW,
+    )
     (clean,) = result.tables["households"].column("head_name").to_pylist()
     assert clean == "สมศรี"
 
 
 @pytest.mark.parametrize(
     ("form_id", "answers", "left_out"),
-    [("sammachip_household", HOUSEHOLD, "hh/village_code"),
-     ("sammachip_session", SESSION, "village_code"),
-     ("sammachip_session", SESSION, "activity_type"),
-     # On ODK a number Central cannot read ("สี่") arrives as null: only this check is left.
-     ("sammachip_household", HOUSEHOLD, "members"),
-     ("sammachip_household", HOUSEHOLD, "baseline_income"),
-     ("sammachip_household", HOUSEHOLD, "hh/house_no"),
-     ("sammachip_session", SESSION, "occupation"),
-     ("sammachip_session", SESSION, "methods"),
-     ("sammachip_session", {**SESSION, "methods": " "}, "nothing")],  # answered with nothing
-)  # fmt: skip
+    [
+        ("sammachip_household", HOUSEHOLD, "hh/village_code"),
+        ("sammachip_session", SESSION, "village_code"),
+        ("sammachip_session", SESSION, "activity_type"),
+        # On ODK a number Central cannot read ("สี่") arrives as null: only this check is left.
+        ("sammachip_household", HOUSEHOLD, "members"),
+        ("sammachip_household", HOUSEHOLD, "baseline_income"),
+        ("sammachip_household", HOUSEHOLD, "hh/house_no"),
+        ("sammachip_session", SESSION, "occupation"),
+        ("sammachip_session", SESSION, "methods"),
+        ("sammachip_session", {**SESSION, "methods": " "}, "nothing"),
+    ],  # answered with nothing
+)
 def test_a_required_answer_left_out_is_quarantined(
     form_id: str, answers: dict[str, Any], left_out: str, suite_runner: SuiteRunner
 ) -> None:

@@ -67,8 +67,9 @@ def land(workdir: Path, docs: list[dict[str, Any]]) -> None:
     """What the webhook receiver does with each delivery."""
     for doc in docs:
         submission_id, instance = delivery_key(doc)
-        landing(workdir).put(SOURCE, doc["_xform_id_string"], f"{submission_id}_{instance}",
-                             orjson.dumps(doc))  # fmt: skip
+        landing(workdir).put(
+            SOURCE, doc["_xform_id_string"], f"{submission_id}_{instance}", orjson.dumps(doc)
+        )
 
 
 def ingest(workdir: Path, url: str) -> dict[str, int]:
@@ -76,8 +77,12 @@ def ingest(workdir: Path, url: str) -> dict[str, int]:
     (on the test API); the flow-level log lines are dropped."""
     with disable_run_logger():
         summary = ingest_landing(kobo_settings(workdir, url), landing(workdir), TODAY)
-    return {"landed": summary.landed, "removed": summary.removed, "waiting": summary.waiting,
-            "new": sum(f.new_versions for f in summary.run.forms)}  # fmt: skip
+    return {
+        "landed": summary.landed,
+        "removed": summary.removed,
+        "waiting": summary.waiting,
+        "new": sum(f.new_versions for f in summary.run.forms),
+    }
 
 
 def pending(workdir: Path) -> int:
@@ -87,8 +92,9 @@ def pending(workdir: Path) -> int:
 def duplicate_versions(workdir: Path) -> int:
     """Raw rows beyond one per (submission, payload version)."""
     con = connect(open_warehouse(str(workdir / "data" / "warehouse")))
-    [(extra,)] = con.execute("select count(*) - count(distinct (submission_key, payload_hash)) "
-                             "from raw_submissions").fetchall()  # fmt: skip
+    [(extra,)] = con.execute(
+        "select count(*) - count(distinct (submission_key, payload_hash)) from raw_submissions"
+    ).fetchall()
     return int(extra)
 
 
@@ -109,8 +115,11 @@ def deliveries(
     prefect_harness: None, district: District, tmp_path_factory: pytest.TempPathFactory
 ) -> Deliveries:
     store = district.store
-    docs = [store.get(uid, i) for uid in (district.uids[HOUSEHOLD], district.uids[SESSION])
-            for i in store.asset(uid).ids]  # type: ignore[union-attr]  # fmt: skip
+    docs = [
+        store.get(uid, i)
+        for uid in (district.uids[HOUSEHOLD], district.uids[SESSION])
+        for i in store.asset(uid).ids
+    ]  # type: ignore[union-attr]
     workdir = tmp_path_factory.mktemp("ingest-reference")
     land(workdir, docs)
 
@@ -119,16 +128,28 @@ def deliveries(
         failpoints.reset()
         started = time.perf_counter()
         summary = ingest(workdir, district.url)
-        return {"summary": summary, "seconds": time.perf_counter() - started,
-                "passes": failpoints.passes()}  # fmt: skip
+        return {
+            "summary": summary,
+            "seconds": time.perf_counter() - started,
+            "passes": failpoints.passes(),
+        }
 
     outcome = in_child(uninterrupted)
     assert outcome.error is None, outcome.trace
-    assert outcome.result["summary"] == {"landed": len(docs), "removed": len(docs), "waiting": 0,
-                                         "new": len(docs)}  # fmt: skip
+    assert outcome.result["summary"] == {
+        "landed": len(docs),
+        "removed": len(docs),
+        "waiting": 0,
+        "new": len(docs),
+    }
     assert pending(workdir) == 0 and duplicate_versions(workdir) == 0
-    return Deliveries(district.url, docs, clock_free_fingerprint(workdir),
-                      outcome.result["passes"], outcome.result["seconds"])  # fmt: skip
+    return Deliveries(
+        district.url,
+        docs,
+        clock_free_fingerprint(workdir),
+        outcome.result["passes"],
+        outcome.result["seconds"],
+    )
 
 
 @dataclass(frozen=True)
@@ -144,12 +165,13 @@ def trials(d: Deliveries) -> list[Trial]:
     middle = rng.randint(2, d.passes - 4)  # a data file; the last four passes are the commit's
     return [
         Trial("first data file half-written", False, failpoint=f"{failpoints.ANY}:1"),
-        Trial(f"failpoint pass {middle} of {d.passes}", False,
-              failpoint=f"{failpoints.ANY}:{middle}"),
+        Trial(
+            f"failpoint pass {middle} of {d.passes}", False, failpoint=f"{failpoints.ANY}:{middle}"
+        ),
         Trial("manifest half-written", False, failpoint="manifest-mid"),
         Trial("committed, no landing file removed yet", True, failpoint="after-commit"),
         Trial("seeded instant", None, seconds=rng.uniform(0.0, 0.9 * d.seconds)),
-    ]  # fmt: skip
+    ]
 
 
 def one_trial(trial: Trial, workdir: Path, d: Deliveries) -> dict[str, Any]:
@@ -166,17 +188,25 @@ def one_trial(trial: Trial, workdir: Path, d: Deliveries) -> dict[str, Any]:
     version, waiting = warehouse_version(workdir), pending(workdir)
     visible = clock_free_fingerprint(workdir)
     rerun = ingest(workdir, d.url)
-    return {"signal": died, "version": version, "waiting": waiting, "visible": visible,
-            "rerun": rerun, "pending": pending(workdir), "duplicates": duplicate_versions(workdir),
-            "identical": clock_free_fingerprint(workdir) == d.reference}  # fmt: skip
+    return {
+        "signal": died,
+        "version": version,
+        "waiting": waiting,
+        "visible": visible,
+        "rerun": rerun,
+        "pending": pending(workdir),
+        "duplicates": duplicate_versions(workdir),
+        "identical": clock_free_fingerprint(workdir) == d.reference,
+    }
 
 
 def test_ingest_runs_killed_then_rerun_lose_nothing_and_duplicate_nothing(
     deliveries: Deliveries, tmp_path: Path
 ) -> None:
     d, planned = deliveries, trials(deliveries)
-    jobs = [lambda t=t, n=n: one_trial(t, tmp_path / f"trial-{n}", d)
-            for n, t in enumerate(planned)]  # fmt: skip
+    jobs = [
+        lambda t=t, n=n: one_trial(t, tmp_path / f"trial-{n}", d) for n, t in enumerate(planned)
+    ]
     outcomes = list(in_children(jobs, JOBS))
     assert [(o.error, o.trace) for o in outcomes if o.error] == []
     empty = clock_free_fingerprint(tmp_path / "never-ingested")
@@ -194,6 +224,8 @@ def test_ingest_runs_killed_then_rerun_lose_nothing_and_duplicate_nothing(
         assert (r["pending"], r["duplicates"]) == (0, 0), trial.label
         assert r["identical"], f"{trial.label}: the re-run differs from an uninterrupted ingest"
     timer = "fired" if outcomes[-1].result["signal"] == signal.SIGKILL else "came too late"
-    print(f"{len(planned)} ingest kills of {everything} deliveries ({d.passes} failpoint passes, "
-          f"{d.seconds:.1f} s a run; the timer at {planned[-1].seconds:.2f} s {timer}): "
-          "nothing lost, nothing twice")  # fmt: skip
+    print(
+        f"{len(planned)} ingest kills of {everything} deliveries ({d.passes} failpoint passes, "
+        f"{d.seconds:.1f} s a run; the timer at {planned[-1].seconds:.2f} s {timer}): "
+        "nothing lost, nothing twice"
+    )

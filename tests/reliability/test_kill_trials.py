@@ -51,15 +51,21 @@ def trial(
     visible = fingerprint(workdir)  # every table readable from whatever version is current
     version = warehouse_version(workdir)
     sync(workdir, district.url, runner)
-    return {"signal": died, "version": version, "visible": visible,
-            "identical": fingerprint(workdir) == district.reference}  # fmt: skip
+    return {
+        "signal": died,
+        "version": version,
+        "visible": visible,
+        "identical": fingerprint(workdir) == district.reference,
+    }
 
 
 def run_trials(
     kills: list[Callable[[Path], int]], district: District, runner: SuiteRunner, root: Path
 ) -> list[dict[str, Any]]:
-    jobs = [lambda n=n, kill=kill: trial(root / f"trial-{n:02d}", district, runner, kill)
-            for n, kill in enumerate(kills)]  # fmt: skip
+    jobs = [
+        lambda n=n, kill=kill: trial(root / f"trial-{n:02d}", district, runner, kill)
+        for n, kill in enumerate(kills)
+    ]
     outcomes = list(in_children(jobs, JOBS))
     assert [o.error for o in outcomes if o.error] == []
     return [o.result for o in outcomes]
@@ -79,8 +85,9 @@ def killed_at(n: int, district: District, runner: SuiteRunner) -> Callable[[Path
     return lambda wd: killed_sync(wd, district.url, runner, f"{failpoints.ANY}:{n}")
 
 
-def killed_twice(points: list[int], district: District, runner: SuiteRunner
-                 ) -> Callable[[Path], int]:  # fmt: skip
+def killed_twice(
+    points: list[int], district: District, runner: SuiteRunner
+) -> Callable[[Path], int]:
     """A power cut, then another during the catch-up run (both before the commit)."""
     return lambda wd: max(killed_at(n, district, runner)(wd) for n in points)
 
@@ -97,8 +104,10 @@ def test_kills_at_every_failpoint_pass_then_a_rerun_equal_an_uninterrupted_run(
     assert [r["signal"] for r in results] == [signal.SIGKILL] * len(kills)
     assert_all_or_nothing_then_identical(results, district, empty_fingerprint(tmp_path))
     committed = sum(r["version"] == 1 for r in results)
-    print(f"{len(kills)} failpoint kills ({district.passes} passes a run): {committed} after "
-          "the commit, every re-run identical")  # fmt: skip
+    print(
+        f"{len(kills)} failpoint kills ({district.passes} passes a run): {committed} after "
+        "the commit, every re-run identical"
+    )
 
 
 def killed_after(delay: float, district: District, runner: SuiteRunner) -> Callable[[Path], int]:
@@ -127,5 +136,7 @@ def test_seeded_kills_at_a_random_instant_then_a_rerun_equal_an_uninterrupted_ru
     killed = sum(r["signal"] == signal.SIGKILL for r in results)
     assert killed >= TIMER_TRIALS // 2  # two trials side by side run a little slower
     assert_all_or_nothing_then_identical(results, district, empty_fingerprint(tmp_path))
-    print(f"{TIMER_TRIALS} timed kills within {seconds:.1f} s: {killed} killed mid-run, "
-          "every re-run identical")  # fmt: skip
+    print(
+        f"{TIMER_TRIALS} timed kills within {seconds:.1f} s: {killed} killed mid-run, "
+        "every re-run identical"
+    )

@@ -40,8 +40,12 @@ from tests.reliability.helpers import (
 )
 
 WORKERS = 2
-SAGE, GROUP, MATERIALS, INCOME = ("sammachip_sage", "sammachip_group", "sammachip_materials",
-                                  "sammachip_income")  # fmt: skip
+SAGE, GROUP, MATERIALS, INCOME = (
+    "sammachip_sage",
+    "sammachip_group",
+    "sammachip_materials",
+    "sammachip_income",
+)
 
 
 def parallel(workdir: Path, url: str) -> Settings:
@@ -74,16 +78,22 @@ def full_district(
         yield FullDistrict(store, url, uids, fingerprint(workdir))
 
 
-@pytest.mark.parametrize("servers", [
-    "district",  # households and sessions: one form of a wave has answers to validate
-    # every form of every wave does: validations at once on the run's one GX context
-    # (this failed every run until SuiteRunner serialised its context's use)
-    "full_district",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "servers",
+    [
+        "district",  # households and sessions: one form of a wave has answers to validate
+        # every form of every wave does: validations at once on the run's one GX context
+        # (this failed every run until SuiteRunner serialised its context's use)
+        "full_district",
+    ],
+)
 def test_transient_faults_on_the_forms_of_each_wave_leave_the_warehouse_of_one_worker(
-    servers: str, prefect_harness: None, suite_runner: SuiteRunner, tmp_path: Path,
+    servers: str,
+    prefect_harness: None,
+    suite_runner: SuiteRunner,
+    tmp_path: Path,
     request: pytest.FixtureRequest,
-) -> None:  # fmt: skip
+) -> None:
     """A wave's forms are fetched at once: each form meets its faults while the others of its
     wave are being fetched."""
     district: District | FullDistrict = request.getfixturevalue(servers)
@@ -176,8 +186,10 @@ def test_a_form_refused_for_good_while_others_run_in_parallel_is_the_only_one_sk
     assert [r.form_id for r in skipped] == [INCOME]
     assert "HTTP 403" in skipped[0].error and "share the project" in skipped[0].error  # type: ignore[operator]
     before, after = cursors(night.first), cursors(workdir)
-    key = {form_id: next(k for k in before if night.uids[form_id] in k)
-           for form_id in (INCOME, MATERIALS)}  # fmt: skip
+    key = {
+        form_id: next(k for k in before if night.uids[form_id] in k)
+        for form_id in (INCOME, MATERIALS)
+    }
     assert after[key[INCOME]] == before[key[INCOME]]  # where the first night left it
     assert after[key[MATERIALS]] != before[key[MATERIALS]]  # the other forms moved on
     assert next(r for r in results if r.form_id == MATERIALS).new_versions > 0

@@ -33,10 +33,13 @@ def test_a_form_refused_for_good_is_skipped_with_what_to_fix_and_nothing_of_it_c
     assert odk.error and "HTTP 403" in odk.error and "Project Viewer" in odk.error
     # The household form's first page was staged before the 403 on its second: rolled back.
     for table in ("raw_submissions", "households", "quarantine"):
-        assert _rows(night.workdir, f"select count(*) from {table} "
-                     f"where submission_key like '%:{refused}:%'") == [(0,)]  # fmt: skip
-    assert _rows(night.workdir, "select count(*) from raw_submissions where source = 'odk' "
-                 f"and form_id = '{odk.form_id}'") == [(0,)]  # fmt: skip
+        assert _rows(
+            night.workdir, f"select count(*) from {table} where submission_key like '%:{refused}:%'"
+        ) == [(0,)]
+    assert _rows(
+        night.workdir,
+        f"select count(*) from raw_submissions where source = 'odk' and form_id = '{odk.form_id}'",
+    ) == [(0,)]
     cursors = open_warehouse(str(night.workdir / "data" / "warehouse")).snapshot().cursors
     assert not [k for k in cursors if refused in k or k.endswith(f"/{night.odk_forms[SESSION]}")]
     # The other forms, on both servers, committed (despite a reset and an expired session).
@@ -50,9 +53,13 @@ def test_a_form_refused_for_good_is_skipped_with_what_to_fix_and_nothing_of_it_c
 
 
 def test_a_server_down_past_the_retries_costs_only_its_own_form(
-    prefect_harness: None, district: District, kobo_faults: FaultPlan, suite_runner: SuiteRunner,
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    prefect_harness: None,
+    district: District,
+    kobo_faults: FaultPlan,
+    suite_runner: SuiteRunner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from sammachip.flows import nightly as flow
 
     monkeypatch.setattr(flow, "SuiteRunner", lambda: suite_runner)  # GX loaded once per session

@@ -72,8 +72,11 @@ def week(suite_runner: SuiteRunner, tmp_path_factory: pytest.TempPathFactory) ->
     with serve_kobo(store, TOKEN, max_page_size=PAGE) as url:
         sync_settings(kobo_settings(first, url), suite_runner)
         households, sessions = (store.asset(uids[f]).ids for f in FORMS)  # type: ignore[union-attr]
-        for uid, _id in [(uids[HOUSEHOLD], households[0]), (uids[HOUSEHOLD], households[5]),
-                         (uids[SESSION], sessions[1])]:  # fmt: skip
+        for uid, _id in [
+            (uids[HOUSEHOLD], households[0]),
+            (uids[HOUSEHOLD], households[5]),
+            (uids[SESSION], sessions[1]),
+        ]:
             store.delete(uid, _id)
         store.edit(uids[HOUSEHOLD], households[2], {"members": "9"})
         yield Week(
@@ -139,11 +142,14 @@ def kobo_faults(week: Week) -> FaultMap:
     s_ids = rescan_pages(week, SESSION) + len(s_rescan) + 1
     return {
         (HOUSEHOLD, 2): hh_rescan,  # the rescan's 2nd page
-        (HOUSEHOLD, hh_ids): [Fault("reset"), Fault("truncate"),  # the id scan's 1st page
-                              Fault("status", 429, retry_after=0.05)],
+        (HOUSEHOLD, hh_ids): [
+            Fault("reset"),
+            Fault("truncate"),  # the id scan's 1st page
+            Fault("status", 429, retry_after=0.05),
+        ],
         (SESSION, 1): s_rescan,  # the rescan's 1st page
         (SESSION, s_ids): [Fault("non_json")] * 2,  # the id scan's 1st page
-    }  # fmt: skip
+    }
 
 
 def odk_faults(week: OdkWeek) -> tuple[FaultMap, Actions]:
@@ -161,12 +167,14 @@ def odk_faults(week: OdkWeek) -> tuple[FaultMap, Actions]:
     faults = {
         (HOUSEHOLD, 2): hh_rescan,  # the rescan's 2nd page ($skiptoken)
         (HOUSEHOLD, hh_feed_at): hh_feed,  # the deleted feed's 1st page
-        (HOUSEHOLD, hh_ids): [Fault("status", 429, retry_after=0.05),  # the id scan's 1st
-                              Fault("non_json")],
+        (HOUSEHOLD, hh_ids): [
+            Fault("status", 429, retry_after=0.05),  # the id scan's 1st
+            Fault("non_json"),
+        ],
         (SESSION, 1): s_rescan,
         (SESSION, s_feed_at): s_feed,
         (SESSION, s_ids): [Fault("truncate")],
-    }  # fmt: skip
+    }
     assert week.store is not None
     return faults, {(HOUSEHOLD, hh_expiry): week.store.expire_sessions}
 

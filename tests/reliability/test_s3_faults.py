@@ -55,8 +55,9 @@ class Trial:
         return sum(len(faults) for _, _, faults in self.injections)
 
 
-def run_trial(trial: Trial, name: str, s3: BucketDistrict, runner: SuiteRunner, root: Path
-              ) -> dict[str, Any]:  # fmt: skip
+def run_trial(
+    trial: Trial, name: str, s3: BucketDistrict, runner: SuiteRunner, root: Path
+) -> dict[str, Any]:
     """In its own child: the faulty run(s), what the bucket then shows and, if a run failed,
     a re-run (a run that succeeded is the re-run of nothing)."""
     uri, workdir = s3.bucket.uri(name), root / name
@@ -73,12 +74,17 @@ def run_trial(trial: Trial, name: str, s3: BucketDistrict, runner: SuiteRunner, 
     if error is not None:
         sync_to(uri, workdir, s3.kobo_url, runner)
         rerun = fingerprint(mirror(uri, workdir / "after-rerun"))
-    return {"error": error, "version": version, "visible": visible,
-            "identical": rerun == s3.reference}  # fmt: skip
+    return {
+        "error": error,
+        "version": version,
+        "visible": visible,
+        "identical": rerun == s3.reference,
+    }
 
 
-def run_trials(trials: list[Trial], s3: BucketDistrict, runner: SuiteRunner, root: Path,
-               tag: str) -> list[tuple[Trial, dict[str, Any], int]]:  # fmt: skip
+def run_trials(
+    trials: list[Trial], s3: BucketDistrict, runner: SuiteRunner, root: Path, tag: str
+) -> list[tuple[Trial, dict[str, Any], int]]:
     """Each trial in a forked child (JOBS at a time), its faults injected under its own
     prefix first; (trial, outcome, faults served)."""
     names = [f"{tag}-{n:02d}" for n in range(len(trials))]
@@ -101,20 +107,31 @@ def transient_trials(s3: BucketDistrict) -> list[Trial]:
     spaced = range(1, s3.uploads["data-part"] + 1, 3)
     parts = sorted(random.Random(SEED).sample(spaced, k=3))
     return [
-        Trial("data files: 2× SlowDown on an upload; a connection dropped before S3 saw "
-              "another; the answer to a third lost (S3 stored it); InternalError completing "
-              "a multipart upload",
-              (("data-part", parts[0], ("slow-down", "slow-down")),
-               ("data-part", parts[1], ("drop",)),
-               ("data-part", parts[2], ("drop-after",)),
-               ("data-complete", 1, ("internal-error",)))),
-        Trial("the manifest's conditional PUT: SlowDown, then a connection dropped before S3 "
-              "saw it", (("manifest", 1, ("slow-down", "drop")),)),
-        Trial("reads (a second run): SlowDown then InternalError on the manifest; SlowDown "
-              "then a body cut half-way on a data file",
-              (("manifest-get", 1, ("slow-down", "internal-error")),
-               ("data-get", 1, ("slow-down", "drop-after"))), runs=2),
-    ]  # fmt: skip
+        Trial(
+            "data files: 2× SlowDown on an upload; a connection dropped before S3 saw "
+            "another; the answer to a third lost (S3 stored it); InternalError completing "
+            "a multipart upload",
+            (
+                ("data-part", parts[0], ("slow-down", "slow-down")),
+                ("data-part", parts[1], ("drop",)),
+                ("data-part", parts[2], ("drop-after",)),
+                ("data-complete", 1, ("internal-error",)),
+            ),
+        ),
+        Trial(
+            "the manifest's conditional PUT: SlowDown, then a connection dropped before S3 saw it",
+            (("manifest", 1, ("slow-down", "drop")),),
+        ),
+        Trial(
+            "reads (a second run): SlowDown then InternalError on the manifest; SlowDown "
+            "then a body cut half-way on a data file",
+            (
+                ("manifest-get", 1, ("slow-down", "internal-error")),
+                ("data-get", 1, ("slow-down", "drop-after")),
+            ),
+            runs=2,
+        ),
+    ]
 
 
 def test_s3_failures_within_the_retries_end_in_the_warehouse_of_a_clean_run(
@@ -130,11 +147,15 @@ def test_s3_failures_within_the_retries_end_in_the_warehouse_of_a_clean_run(
 # Past every retry (a fault on each of a request's tries), and a commit made whose answer was
 # lost; run once for the tests below, which read different things of the same outcomes.
 FAILING = [
-    Trial("SlowDown on every try of a data file's upload",
-          (("data-part", 3, ("slow-down",) * PAST_EVERY_RETRY),)),
-    Trial("SlowDown on every try of the manifest's PUT",
-          (("manifest", 1, ("slow-down",) * PAST_EVERY_RETRY),)),
-]  # fmt: skip
+    Trial(
+        "SlowDown on every try of a data file's upload",
+        (("data-part", 3, ("slow-down",) * PAST_EVERY_RETRY),),
+    ),
+    Trial(
+        "SlowDown on every try of the manifest's PUT",
+        (("manifest", 1, ("slow-down",) * PAST_EVERY_RETRY),),
+    ),
+]
 LOST_ANSWER = Trial("the manifest's PUT made, its answer lost", (("manifest", 1, ("drop-after",)),))
 Outcomes = dict[str, tuple[dict[str, Any], int]]  # trial label → (outcome, faults served)
 

@@ -68,17 +68,23 @@ def trials(s3: BucketDistrict) -> list[Trial]:
     return [
         Trial("before the manifest's conditional PUT", False, failpoint="before-manifest"),
         Trial("after the manifest's conditional PUT", True, failpoint="after-commit"),
-        *(Trial(f"half-way through data file upload {n}", False, upload=("data-part", n))
-          for n in parts),
-        Trial(f"before data file upload {complete} is completed", False,
-              upload=("data-complete", complete)),
+        *(
+            Trial(f"half-way through data file upload {n}", False, upload=("data-part", n))
+            for n in parts
+        ),
+        Trial(
+            f"before data file upload {complete} is completed",
+            False,
+            upload=("data-complete", complete),
+        ),
         Trial("half-way through the manifest's PUT", False, upload=("manifest", 1)),
         *(Trial(f"{d:.2f} s into the run", None, seconds=d) for d in delays),
-    ]  # fmt: skip
+    ]
 
 
-def killed_run(trial: Trial, uri: str, workdir: Path, s3: BucketDistrict,
-               runner: SuiteRunner) -> int:  # fmt: skip
+def killed_run(
+    trial: Trial, uri: str, workdir: Path, s3: BucketDistrict, runner: SuiteRunner
+) -> int:
     """The run, in a forked child, killed as `trial` says; the signal that ended it."""
 
     def run() -> None:
@@ -92,8 +98,9 @@ def killed_run(trial: Trial, uri: str, workdir: Path, s3: BucketDistrict,
     return in_child(run).signal  # the kill switch was armed before this trial started
 
 
-def one_trial(trial: Trial, name: str, s3: BucketDistrict, runner: SuiteRunner, root: Path
-              ) -> dict[str, Any]:  # fmt: skip
+def one_trial(
+    trial: Trial, name: str, s3: BucketDistrict, runner: SuiteRunner, root: Path
+) -> dict[str, Any]:
     """In its own child: a killed run, a look at the bucket, a re-run, a comparison."""
     uri, workdir = s3.bucket.uri(name), root / name
     workdir.mkdir()
@@ -102,8 +109,12 @@ def one_trial(trial: Trial, name: str, s3: BucketDistrict, runner: SuiteRunner, 
     visible = fingerprint(mirror(uri, workdir / "after-kill"))
     sync_to(uri, workdir, s3.kobo_url, runner)
     rerun = fingerprint(mirror(uri, workdir / "after-rerun"))
-    return {"signal": died, "version": version, "visible": visible,
-            "identical": rerun == s3.reference}  # fmt: skip
+    return {
+        "signal": died,
+        "version": version,
+        "visible": visible,
+        "identical": rerun == s3.reference,
+    }
 
 
 def test_runs_killed_on_a_bucket_then_rerun_equal_an_uninterrupted_run(
@@ -115,8 +126,10 @@ def test_runs_killed_on_a_bucket_then_rerun_equal_an_uninterrupted_run(
         if trial.upload:
             kind, nth = trial.upload
             s3.bucket.switch.arm(KillOnUpload(name, kind, nth, tmp_path / name / "writer.pid"))
-    jobs = [lambda t=t, n=n: one_trial(t, n, s3, suite_runner, tmp_path)
-            for t, n in zip(planned, names, strict=True)]  # fmt: skip
+    jobs = [
+        lambda t=t, n=n: one_trial(t, n, s3, suite_runner, tmp_path)
+        for t, n in zip(planned, names, strict=True)
+    ]
     outcomes = list(in_children(jobs, JOBS))
     assert [(o.error, o.trace) for o in outcomes if o.error] == []
     empty = fingerprint(tmp_path / "never-synced")
@@ -126,8 +139,13 @@ def test_runs_killed_on_a_bucket_then_rerun_equal_an_uninterrupted_run(
         expected = {0: empty, 1: s3.reference}.get(r["version"])
         assert r["visible"] == expected, f"{trial.label}: half a run is visible"
         assert r["identical"], f"{trial.label}: the re-run differs from an uninterrupted run"
-    timers = [r["signal"] for t, r in zip(planned, (o.result for o in outcomes), strict=True)
-              if t.seconds is not None]  # fmt: skip
+    timers = [
+        r["signal"]
+        for t, r in zip(planned, (o.result for o in outcomes), strict=True)
+        if t.seconds is not None
+    ]
     fired = timers.count(signal.SIGKILL)
-    print(f"{len(planned)} kills on a bucket ({s3.seconds:.1f} s a run, uploads {s3.uploads}; "
-          f"{fired} of {len(timers)} timers fired mid-run): every re-run identical")  # fmt: skip
+    print(
+        f"{len(planned)} kills on a bucket ({s3.seconds:.1f} s a run, uploads {s3.uploads}; "
+        f"{fired} of {len(timers)} timers fired mid-run): every re-run identical"
+    )

@@ -86,8 +86,11 @@ def test_settings_and_server_records_never_print_secrets(monkeypatch: pytest.Mon
     monkeypatch.setenv("SAMMACHIP_ODK_URL", "https://central.example.org")
     monkeypatch.setenv("SAMMACHIP_ODK_EMAIL", EMAIL)
     monkeypatch.setenv("SAMMACHIP_ODK_PASSWORD", ODK_PASSWORD)
-    shown = [repr(load_settings()), repr(KoboServer("https://kf.example.org", KOBO_TOKEN)),
-             repr(OdkServer("https://c.example.org", EMAIL, ODK_PASSWORD, 1))]  # fmt: skip
+    shown = [
+        repr(load_settings()),
+        repr(KoboServer("https://kf.example.org", KOBO_TOKEN)),
+        repr(OdkServer("https://c.example.org", EMAIL, ODK_PASSWORD, 1)),
+    ]
     assert not [s for s in shown if secrets_in(s)]
 
 
@@ -120,16 +123,20 @@ def test_national_ids_are_whole_in_the_clean_tables(night: Night) -> None:
 
 def officer_files(night: Night) -> dict[Path, str]:
     """The lists officers get (CSV, and the HTML and XLSX other writers add); not GX's docs."""
-    return {p: t for p, t in written(night).items()
-            if "reports" in p.parts and "data_docs" not in p.parts}  # fmt: skip
+    return {
+        p: t
+        for p, t in written(night).items()
+        if "reports" in p.parts and "data_docs" not in p.parts
+    }
 
 
 def test_officer_files_show_no_whole_national_id(night: Night) -> None:
     files = officer_files(night)
     assert any(p.suffix == ".csv" for p in files)
     ids = national_ids(night)
-    assert {p.name: [i for i in ids if i in t] for p, t in files.items() if any(
-        i in t for i in ids)} == {}  # fmt: skip
+    assert {
+        p.name: [i for i in ids if i in t] for p, t in files.items() if any(i in t for i in ids)
+    } == {}
     csvs = {p.name: WHOLE_ID.findall(t) for p, t in files.items() if p.suffix == ".csv"}
     assert {name: found for name, found in csvs.items() if found} == {}
 

@@ -64,13 +64,13 @@ def deliveries() -> list[Delivery]:
     them (the data API's documents)."""
     store = KoboStore()
     uids = seed_kobo(store)
-    docs = [store.get(uids[f], i) for f in (HOUSEHOLD, SESSION)
-            for i in store.asset(uids[f]).ids]  # type: ignore[union-attr]  # fmt: skip
+    docs = [store.get(uids[f], i) for f in (HOUSEHOLD, SESSION) for i in store.asset(uids[f]).ids]  # type: ignore[union-attr]
     out = []
     for doc in docs:
         submission_id, instance = delivery_key(doc)
-        out.append(Delivery(doc["_xform_id_string"], f"{submission_id}_{instance}",
-                            orjson.dumps(doc)))  # fmt: skip
+        out.append(
+            Delivery(doc["_xform_id_string"], f"{submission_id}_{instance}", orjson.dumps(doc))
+        )
     return out
 
 
@@ -93,12 +93,20 @@ def healthy(port: int, process: subprocess.Popen[bytes]) -> bool:
 
 
 @contextmanager
-def receiver(landing: Path, port: int, assets: set[str], die_at_write: int = 0
-             ) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
+def receiver(
+    landing: Path, port: int, assets: set[str], die_at_write: int = 0
+) -> Iterator[subprocess.Popen[bytes]]:
     """The receiver process, serving once this yields; SIGTERMed on the way out if alive."""
     env = {**os.environ, PASSWORD_ENV: PASSWORD, "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "tests.reliability.webhook_child", str(landing), str(port),
-            ",".join(sorted(assets)), str(die_at_write)]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "tests.reliability.webhook_child",
+        str(landing),
+        str(port),
+        ",".join(sorted(assets)),
+        str(die_at_write),
+    ]
     process = subprocess.Popen(args, cwd=ROOT, env=env)
     try:
         until(lambda: healthy(port, process), "the receiver answering /healthz")
@@ -115,9 +123,13 @@ def receiver(landing: Path, port: int, assets: set[str], die_at_write: int = 0
 def deliver(port: int, d: Delivery) -> int | None:
     """POST one delivery; its status, or None if no answer came (the receiver died)."""
     try:
-        response = httpx.post(f"http://127.0.0.1:{port}/hooks/kobo/{d.asset}", content=d.body,
-                              auth=(USERNAME, PASSWORD), timeout=DEADLINE,
-                              headers={"Content-Type": "application/json"})  # fmt: skip
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/hooks/kobo/{d.asset}",
+            content=d.body,
+            auth=(USERNAME, PASSWORD),
+            timeout=DEADLINE,
+            headers={"Content-Type": "application/json"},
+        )
     except httpx.TransportError:
         return None
     return response.status_code
@@ -127,9 +139,11 @@ def send_half(port: int, d: Delivery) -> socket.socket:
     """A delivery whose sender declared the whole body and sent only half of it so far."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
     credentials = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
-    head = (f"POST /hooks/kobo/{d.asset} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Authorization: Basic {credentials}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(d.body)}\r\n\r\n")  # fmt: skip
+    head = (
+        f"POST /hooks/kobo/{d.asset} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Basic {credentials}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(d.body)}\r\n\r\n"
+    )
     sock.sendall(head.encode() + d.body[: len(d.body) // 2])
     return sock
 
@@ -146,8 +160,9 @@ def answer_of(sock: socket.socket) -> bytes:
 
 def burst(port: int, batch: list[Delivery]) -> dict[str, int | None]:
     with ThreadPoolExecutor(SENDERS) as pool:
-        return dict(zip((d.key for d in batch), pool.map(lambda d: deliver(port, d), batch),
-                        strict=True))  # fmt: skip
+        return dict(
+            zip((d.key for d in batch), pool.map(lambda d: deliver(port, d), batch), strict=True)
+        )
 
 
 # ---- what the landing area holds ------------------------------------------------------------
@@ -195,8 +210,11 @@ def test_a_receiver_killed_mid_delivery_then_restarted_lands_every_submission_on
     root, port = tmp_path / "landing", free_port()
     landing, sent = Landing(root), {d.key: d.body for d in deliveries}
     assets = {d.asset for d in deliveries}
-    first, half, rest = (deliveries[:SENT_FIRST], deliveries[SENT_FIRST:SENT_FIRST + HALF_SENT],
-                         deliveries[SENT_FIRST + HALF_SENT:])  # fmt: skip
+    first, half, rest = (
+        deliveries[:SENT_FIRST],
+        deliveries[SENT_FIRST : SENT_FIRST + HALF_SENT],
+        deliveries[SENT_FIRST + HALF_SENT :],
+    )
     watcher = Watcher(landing, sent)
     watcher.start()
     try:

@@ -50,8 +50,14 @@ def main(argv: list[str]) -> None:
         die_half_way_through_write(int(argv[3]))
     auth = BasicAuth(USERNAME, os.environ[PASSWORD_ENV])
     receiver = Receiver(Landing(landing), StaticAssets(assets), auth, events=None)
-    config = uvicorn.Config(create_app(receiver), host="127.0.0.1", port=port, lifespan="on",
-                            log_config=None, log_level="warning")  # fmt: skip
+    config = uvicorn.Config(
+        create_app(receiver),
+        host="127.0.0.1",
+        port=port,
+        lifespan="on",
+        log_config=None,
+        log_level="warning",
+    )
     uvicorn.Server(config).run()
 
 

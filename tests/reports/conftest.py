@@ -42,32 +42,57 @@ def _village(rng: random.Random, v: str, rows: dict[str, list[dict[str, Any]]]) 
     for n, code in enumerate(codes, start=1):
         name = {1: FORMULA, 2: SCRIPT, 3: PIPE}.get(n) if v == VILLAGES[0] else None
         rows["households"].append(
-            {"submission_key": f"h{code}", "hh_code": code, "village_code": v,
-             "head_name": name or f"นางสมศรี บ้าน{n}", "phone": f"08{n}1234567",
-             "national_id": NATIONAL_ID, "baseline_income": 8000 + 500 * n}
-        )  # fmt: skip
+            {
+                "submission_key": f"h{code}",
+                "hh_code": code,
+                "village_code": v,
+                "head_name": name or f"นางสมศรี บ้าน{n}",
+                "phone": f"08{n}1234567",
+                "national_id": NATIONAL_ID,
+                "baseline_income": 8000 + 500 * n,
+            }
+        )
     for m in range(6):  # monthly sessions, Sep 2025 - Feb 2026
         held = date(2025, 9, 5) + timedelta(days=30 * m)
         key = f"s{v}-{m}"
-        rows["sessions"].append({"submission_key": key, "session_code": f"T{v}-{m}",
-                                 "village_code": v, "sage_code": f"S{v}", "held_date": held,
-                                 "planned_date": held, "activity_type": "training"})  # fmt: skip
+        rows["sessions"].append(
+            {
+                "submission_key": key,
+                "session_code": f"T{v}-{m}",
+                "village_code": v,
+                "sage_code": f"S{v}",
+                "held_date": held,
+                "planned_date": held,
+                "activity_type": "training",
+            }
+        )
         rows["attendance"] += [
             {"submission_key": key, "row_index": i, "hh_code": c, "present": rng.random() < 0.8}
             for i, c in enumerate(codes)
         ]
-    rows["sages"].append({"submission_key": f"g{v}", "sage_code": f"S{v}", "name": "ปราชญ์",
-                          "trained_trainer": v != VILLAGES[1]})  # fmt: skip
+    rows["sages"].append(
+        {
+            "submission_key": f"g{v}",
+            "sage_code": f"S{v}",
+            "name": "ปราชญ์",
+            "trained_trainer": v != VILLAGES[1],
+        }
+    )
     for n, code in enumerate(codes[:3], start=1):
         rows["materials"].append(
             {"submission_key": f"m{code}", "hh_code": code, "handout_date": date(2025, 10, 1)}
         )
         if n < 3:
             rows["income_surveys"].append(
-                {"submission_key": f"i{code}", "hh_code": code, "round": "followup",
-                 "survey_date": date(2026, 1, 15), "practising": rng.random() < 0.85,
-                 "hh_income": round((8000 + 500 * n) * rng.uniform(0.97, 1.25))}
-            )  # fmt: skip
+                {
+                    "submission_key": f"i{code}",
+                    "hh_code": code,
+                    "round": "followup",
+                    "survey_date": date(2026, 1, 15),
+                    "practising": rng.random() < 0.85,
+                    "hh_income": round((8000 + 500 * n) * rng.uniform(0.97, 1.25)),
+                }
+            )
 
 
 def _groups(rows: dict[str, list[dict[str, Any]]]) -> None:
@@ -79,12 +104,22 @@ def _groups(rows: dict[str, list[dict[str, Any]]]) -> None:
     for i, (v, name, standards, packaging, months) in enumerate(specs):
         code = f"G{v}-1"
         rows["groups"].append(
-            {"submission_key": code, "group_code": code, "group_name": name, "village_code": v,
-             "n_members": 5, "product_name": "ผลิตภัณฑ์", "product_type": "food" if i == 0
-             else "textile" if i == 1 else "decor", "standards": standards,
-             "packaging": packaging, "label": packaging, "local_materials": True,
-             "monthly_sales": 9000, "months_recorded": months}
-        )  # fmt: skip
+            {
+                "submission_key": code,
+                "group_code": code,
+                "group_name": name,
+                "village_code": v,
+                "n_members": 5,
+                "product_name": "ผลิตภัณฑ์",
+                "product_type": "food" if i == 0 else "textile" if i == 1 else "decor",
+                "standards": standards,
+                "packaging": packaging,
+                "label": packaging,
+                "local_materials": True,
+                "monthly_sales": 9000,
+                "months_recorded": months,
+            }
+        )
         rows["group_members"] += [
             {"submission_key": code, "row_index": n, "hh_code": f"{v}-{n + 1:02d}"}
             for n in range(5)
@@ -102,9 +137,15 @@ def report_tables(today_news: bool = True) -> dict[str, pa.Table]:
     if not today_news:
         return {name: _table(name, r) for name, r in rows.items()}
     # in three days: the invited households must be told today
-    rows["sessions"].append({"submission_key": "plan", "session_code": "TPLAN",
-                             "village_code": VILLAGES[0], "sage_code": f"S{VILLAGES[0]}",
-                             "planned_date": REPORT_DAY + timedelta(days=3)})  # fmt: skip
+    rows["sessions"].append(
+        {
+            "submission_key": "plan",
+            "session_code": "TPLAN",
+            "village_code": VILLAGES[0],
+            "sage_code": f"S{VILLAGES[0]}",
+            "planned_date": REPORT_DAY + timedelta(days=3),
+        }
+    )
     rows["attendance"] += [
         {"submission_key": "plan", "row_index": i, "hh_code": f"{VILLAGES[0]}-0{i + 1}"}
         for i in range(3)
@@ -112,11 +153,17 @@ def report_tables(today_news: bool = True) -> dict[str, pa.Table]:
     tables = {name: _table(name, r) for name, r in rows.items()}
     tables["quarantine"] = _table(
         "quarantine",
-        [{"submission_key": "q1", "form_id": "sammachip_household", "submission_id": "901",
-          "village_code": VILLAGES[0],
-          "reason_th": f"เลขประจำตัวประชาชน {NATIONAL_ID} ไม่ถูกต้อง {SCRIPT}",
-          "reason_en": f"bad national ID {NATIONAL_ID}"}],
-    )  # fmt: skip
+        [
+            {
+                "submission_key": "q1",
+                "form_id": "sammachip_household",
+                "submission_id": "901",
+                "village_code": VILLAGES[0],
+                "reason_th": f"เลขประจำตัวประชาชน {NATIONAL_ID} ไม่ถูกต้อง {SCRIPT}",
+                "reason_en": f"bad national ID {NATIONAL_ID}",
+            }
+        ],
+    )
     return tables
 
 

@@ -83,8 +83,10 @@ def test_the_deliverable_csvs_are_the_three_lists(report_dir: Path) -> None:
     new = read_csv(report_dir / "off01_new.csv")
     open_ = read_csv(report_dir / "off01_alerts.csv")
     otop = read_csv(report_dir / "off01_otop.csv")
-    assert all((report_dir / f).read_bytes().startswith(b"\xef\xbb\xbf") for f in
-               ("off01_new.csv", "off01_alerts.csv", "off01_otop.csv"))  # fmt: skip
+    assert all(
+        (report_dir / f).read_bytes().startswith(b"\xef\xbb\xbf")
+        for f in ("off01_new.csv", "off01_alerts.csv", "off01_otop.csv")
+    )
     assert 0 < len(new) < len(open_)  # new today is a part of all open
     assert otop[0][:2] == ["รหัสกลุ่ม (group)", "ชื่อกลุ่ม (name)"]
     assert read_csv(report_dir / "district_kpis.csv")[0][1] == "ตัวชี้วัด (indicator)"

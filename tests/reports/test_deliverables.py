@@ -33,8 +33,9 @@ def csv_rows(path: Path) -> int:
 def test_each_officer_and_the_district_office_get_every_format(report_dir: Path) -> None:
     names = {p.name for p in report_dir.iterdir()}
     for officer in ("off01", "off02", "district"):
-        assert {f"{officer}{s}" for s in (".html", ".xlsx", "_new.csv", "_alerts.csv",
-                                          "_otop.csv")} <= names  # fmt: skip
+        assert {
+            f"{officer}{s}" for s in (".html", ".xlsx", "_new.csv", "_alerts.csv", "_otop.csv")
+        } <= names
     assert {"index.html", "district_kpis.csv"} <= names
     assert not [n for n in names if n.endswith(".tmp")]  # nothing half-written is left
 
@@ -74,15 +75,20 @@ def test_a_second_run_the_same_day_writes_only_the_officers_whose_lists_changed(
     changed = {**report_marts, "alerts": alerts.filter([i != gone for i in range(len(alerts))])}
     (out / "off02_otop.csv").unlink()  # and someone deleted a file of off02's
     third = write_deliverables(changed, out, day, report_rules)
-    off = {f"{o}{s}" for o in ("off01", "off02")
-           for s in (".html", ".xlsx", "_new.csv", "_alerts.csv", "_otop.csv")}  # fmt: skip
+    off = {
+        f"{o}{s}"
+        for o in ("off01", "off02")
+        for s in (".html", ".xlsx", "_new.csv", "_alerts.csv", "_otop.csv")
+    }
     assert rewritten(third, inodes) == district_files | off
 
 
 def test_officers_with_an_address_get_their_lists_by_mail(
-    smtp: tuple[Any, Any], report_marts: dict[str, pa.Table], report_rules: AlertRules,
+    smtp: tuple[Any, Any],
+    report_marts: dict[str, pa.Table],
+    report_rules: AlertRules,
     report_dir: Path,
-) -> None:  # fmt: skip
+) -> None:
     inbox, settings = smtp
     result = mail_deliverables(report_marts, report_dir, date(2026, 3, 1), report_rules, settings)
     assert (sorted(result.sent), result.skipped) == (["district", "off01"], ["off02"])
@@ -111,8 +117,21 @@ def cohort_tables(villages: int, today: date) -> dict[str, pa.Table]:
         for _, changes in gen.edits:
             answers.update(changes)
         received = gen.received_at.replace(tzinfo=UTC)
-        sub = Submission("kobo", "sim", gen.form_id, gen.form_id, str(i), f"uuid:{i}", None,
-                         None, received, None, None, None, answers)  # fmt: skip
+        sub = Submission(
+            "kobo",
+            "sim",
+            gen.form_id,
+            gen.form_id,
+            str(i),
+            f"uuid:{i}",
+            None,
+            None,
+            received,
+            None,
+            None,
+            None,
+            answers,
+        )
         for name, table_rows in flatten(sub, "test", now).tables.items():
             rows[name] += table_rows
     return {
@@ -154,9 +173,13 @@ def contents(folder: Path) -> dict[str, bytes]:
 
 
 def test_worker_processes_and_the_chart_cache_change_nothing_officers_get(
-    report_marts: dict[str, pa.Table], report_rules: AlertRules, report_dir: Path,
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+    report_marts: dict[str, pa.Table],
+    report_rules: AlertRules,
+    report_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     day = date(2026, 3, 1)
     monkeypatch.setattr(deliverables, "PARALLEL_FROM", 2)  # three officers are "many" here
     caplog.set_level(logging.INFO, logger="sammachip.reports.deliverables")
@@ -190,8 +213,11 @@ def test_after_a_failed_sync_every_officer_file_says_so_and_how_old_its_data_are
     day = date(2026, 3, 1)
     stale = write_deliverables(report_marts, tmp_path / "stale", day, report_rules, notice=notice)
     fresh = write_deliverables(report_marts, tmp_path / "fresh", day, report_rules)
-    said = ["ดึงข้อมูลครั้งล่าสุด 01/03/2569 02:30 น. ไม่สำเร็จ (the last sync failed)",
-            "ข้อมูล ณ 28/02/2569 02:31 น. (data as of)", "ทะเบียนครัวเรือนเป้าหมาย"]  # fmt: skip
+    said = [
+        "ดึงข้อมูลครั้งล่าสุด 01/03/2569 02:30 น. ไม่สำเร็จ (the last sync failed)",
+        "ข้อมูล ณ 28/02/2569 02:31 น. (data as of)",
+        "ทะเบียนครัวเรือนเป้าหมาย",
+    ]
 
     stale_book = load_workbook(tmp_path / "stale" / "off01.xlsx")
     fresh_book = load_workbook(tmp_path / "fresh" / "off01.xlsx")
@@ -200,8 +226,9 @@ def test_after_a_failed_sync_every_officer_file_says_so_and_how_old_its_data_are
         assert all(s in banner for s in said), sheet.title
         assert "A1" in str(sheet.merged_cells)  # across the sheet
         # The list itself is the same one row lower: headers, rows, filter and frozen pane.
-        assert [[c.value for c in row] for row in sheet.iter_rows(min_row=2)] == \
-            [[c.value for c in row] for row in plain.iter_rows()]  # fmt: skip
+        assert [[c.value for c in row] for row in sheet.iter_rows(min_row=2)] == [
+            [c.value for c in row] for row in plain.iter_rows()
+        ]
         assert (sheet.freeze_panes, plain.freeze_panes) == ("A3", "A2")
     for name in ("off01.html", "district.html", "index.html"):
         page = (tmp_path / "stale" / name).read_text(encoding="utf-8")
@@ -209,10 +236,11 @@ def test_after_a_failed_sync_every_officer_file_says_so_and_how_old_its_data_are
         assert all(s in text for s in said), name
         first_list = "(KPIs vs targets)" if name == "index.html" else "(new today)"
         assert text.index("the last sync failed") < text.index(first_list)  # said first
-        assert "role=\"alert\"" not in (tmp_path / "fresh" / name).read_text(encoding="utf-8")
+        assert 'role="alert"' not in (tmp_path / "fresh" / name).read_text(encoding="utf-8")
     index = (tmp_path / "stale" / "index.html").read_text(encoding="utf-8")
     assert "share the project with the token&#x27;s user" in index  # for the data manager
     assert "HTTP 403" not in (tmp_path / "stale" / "off01.html").read_text(encoding="utf-8")
     # The CSVs stay plain tables (a banner line would break every program reading them).
-    assert [p.read_bytes() for p in stale if p.suffix == ".csv"] == \
-        [p.read_bytes() for p in fresh if p.suffix == ".csv"]  # fmt: skip
+    assert [p.read_bytes() for p in stale if p.suffix == ".csv"] == [
+        p.read_bytes() for p in fresh if p.suffix == ".csv"
+    ]

@@ -77,7 +77,8 @@ def test_charts_have_nothing_to_draw_without_data() -> None:
 def test_chart_labels_are_escaped_text() -> None:
     svg = charts.readiness_chart([{"status": "ready"}, {"status": "not_ready"}])
     assert svg is not None and svg.startswith("<svg") and "พร้อมขึ้นทะเบียน" in svg
-    hostile = [{"area": "<script>x</script>", "month": charts.date(2026, 1, 1), "invited": 2,
-                "present": 1}]  # fmt: skip
+    hostile = [
+        {"area": "<script>x</script>", "month": charts.date(2026, 1, 1), "invited": 2, "present": 1}
+    ]
     svg = charts.attendance_chart(hostile)
     assert svg is not None and "<script" not in svg and "&lt;script&gt;" in svg

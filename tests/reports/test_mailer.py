@@ -15,8 +15,13 @@ from sammachip.reports.officer_lists import OfficerReport
 
 
 def report(officer_id: str, email: str) -> OfficerReport:
-    alert = {"alert_id": "R03:x", "rule_th": "เข้าร่วมอบรมน้อย", "subject_id": "34140105-02",
-             "subject_name": "นางสมศรี ใจดี", "due_date": date(2026, 3, 8)}  # fmt: skip
+    alert = {
+        "alert_id": "R03:x",
+        "rule_th": "เข้าร่วมอบรมน้อย",
+        "subject_id": "34140105-02",
+        "subject_name": "นางสมศรี ใจดี",
+        "due_date": date(2026, 3, 8),
+    }
     officer = Officer(officer_id, "นางสาวพรทิพย์ ศรีสุข", ("341401",), email)
     return OfficerReport(officer, date(2026, 3, 1), new_today=[alert], open=[alert])
 

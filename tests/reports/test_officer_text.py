@@ -31,24 +31,38 @@ NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 HOSTILE = "\x00\x07\x08\x7f\x1b[31m\x1b]0;owned\x07\u202e\u2066"
 SHOWN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 RULES = AlertRules(roster=(Officer("off01", "นางสาวพรทิพย์ ศรีสุข", ("341401",), "o@x.org"),))
-HOUSEHOLD = {"hh/village_code": "34140101", "hh/house_no": "51", "head/name": "นายอุดม ทองแสง",
-             "head/national_id": "3341404166027", "members": "3", "occupation": "mushroom",
-             "baseline_income": "6000"}  # fmt: skip
+HOUSEHOLD = {
+    "hh/village_code": "34140101",
+    "hh/house_no": "51",
+    "head/name": "นายอุดม ทองแสง",
+    "head/national_id": "3341404166027",
+    "members": "3",
+    "occupation": "mushroom",
+    "baseline_income": "6000",
+}
 
 
 HOUSEHOLD_FORM = "sammachip_household"
 
 
 def household(_id: int, **answers: str) -> Submission:
-    raw = {"_id": _id, "_submission_time": "2026-11-20T03:00:00", "__version__": "v1",
-           "meta/instanceID": f"uuid:{_id}", **HOUSEHOLD, **answers}  # fmt: skip
+    raw = {
+        "_id": _id,
+        "_submission_time": "2026-11-20T03:00:00",
+        "__version__": "v1",
+        "meta/instanceID": f"uuid:{_id}",
+        **HOUSEHOLD,
+        **answers,
+    }
     return to_submission(raw, server="kf.test", asset_uid="aHouseholds", form_id=HOUSEHOLD_FORM)
 
 
 @pytest.fixture(scope="module")
 def written(suite_runner: SuiteRunner, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    subs = [household(1, **{"hh/hh_code": f"34140101-07{HOSTILE}"}),  # a code to fix
-            household(2, **{"hh/hh_code": "34140101-08", "members": f"4{HOSTILE}"})]  # fmt: skip
+    subs = [
+        household(1, **{"hh/hh_code": f"34140101-07{HOSTILE}"}),  # a code to fix
+        household(2, **{"hh/hh_code": "34140101-08", "members": f"4{HOSTILE}"}),
+    ]
     result = validate_form(HOUSEHOLD_FORM, subs, suite_runner, batch="b", now=NOW)
     tables = {n: pa.Table.from_pylist([], schema=t.schema) for n, t in CLEAN_TABLES.items()}
     tables.update({**result.tables, "quarantine": result.quarantine})
@@ -67,9 +81,13 @@ def texts(files: list[Path]) -> dict[str, str]:
                 seen[path.name] = "\n".join(" | ".join(row) for row in csv.reader(f))
         elif path.suffix == ".xlsx":
             wb = load_workbook(path, read_only=True)
-            seen[path.name] = "\n".join(str(v) for ws in wb.worksheets
-                                        for row in ws.iter_rows(values_only=True)
-                                        for v in row if v is not None)  # fmt: skip
+            seen[path.name] = "\n".join(
+                str(v)
+                for ws in wb.worksheets
+                for row in ws.iter_rows(values_only=True)
+                for v in row
+                if v is not None
+            )
         elif path.suffix == ".html":
             seen[path.name] = path.read_text(encoding="utf-8")
     return seen

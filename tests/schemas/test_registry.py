@@ -49,11 +49,16 @@ def test_every_cross_form_fact_is_read_from_a_declared_form_that_holds_its_table
     assert {f.name for f in FACTS.values()} == {"registered", "trained", "baseline_dates"}
     assert {f.name for f in fed_by("sammachip_session")} == {"trained"}
     assert [(s.form_id, c.table) for s, c in checks_of(REGISTERED)] == [
-        ("sammachip_session", "attendance"), ("sammachip_group", "group_members")]  # fmt: skip
+        ("sammachip_session", "attendance"),
+        ("sammachip_group", "group_members"),
+    ]
 
 
-@pytest.mark.parametrize("check", [c for spec in FORMS.values() for c in spec.checks],
-                         ids=lambda c: f"{c.table}.{c.column}")  # fmt: skip
+@pytest.mark.parametrize(
+    "check",
+    [c for spec in FORMS.values() for c in spec.checks],
+    ids=lambda c: f"{c.table}.{c.column}",
+)
 def test_every_check_is_a_column_its_tables_suite_warns_about(check: Check) -> None:
     suite = json.loads((SUITES / f"{check.table}.json").read_text(encoding="utf-8"))
     warned = [e for e in suite["expectations"] if e["kwargs"].get("column") == check.column]
@@ -63,9 +68,16 @@ def test_every_check_is_a_column_its_tables_suite_warns_about(check: Check) -> N
 def test_a_seventh_form_is_added_on_its_registry_entry_alone() -> None:
     """A form of home visits to trained households: its entry's check puts it in a wave of
     its own, after the sessions whose facts it reads."""
-    visits = FormSpec("sammachip_visit", "visit", "materials", None, "hh_code", "การเยี่ยมบ้าน",
-                      "Home visit", (Check("materials", "household_trained", TRAINED,
-                                           household_in),))  # fmt: skip
+    visits = FormSpec(
+        "sammachip_visit",
+        "visit",
+        "materials",
+        None,
+        "hh_code",
+        "การเยี่ยมบ้าน",
+        "Home visit",
+        (Check("materials", "household_trained", TRAINED, household_in),),
+    )
     seven = {**FORMS, visits.form_id: visits}
     layers = waves(seven)
     assert wave_of("sammachip_visit", layers) == wave_of("sammachip_session", layers) + 1
@@ -74,7 +86,11 @@ def test_a_seventh_form_is_added_on_its_registry_entry_alone() -> None:
 
 def test_forms_whose_checks_read_each_other_cannot_be_ordered() -> None:
     household = FORMS["sammachip_household"]
-    circular = {**FORMS, household.form_id: replace(household, checks=(
-        Check("households", "household_trained", TRAINED, household_in),))}  # fmt: skip
+    circular = {
+        **FORMS,
+        household.form_id: replace(
+            household, checks=(Check("households", "household_trained", TRAINED, household_in),)
+        ),
+    }
     with pytest.raises(ValueError, match="read each other's facts"):
         waves(circular)

@@ -34,8 +34,11 @@ def received() -> dict[str, list[Submission]]:
     found: dict[str, list[Submission]] = {}
     for form_id, uid in seed_from_cohort(store, cohort).items():
         docs = [orjson.loads(raw) for raw in store.page(uid, limit=10**6)[1]]
-        found[form_id] = [to_submission(d, server="sim", asset_uid=uid, form_id=form_id)
-                          for d in docs if d["meta/instanceID"] not in dirty]  # fmt: skip
+        found[form_id] = [
+            to_submission(d, server="sim", asset_uid=uid, form_id=form_id)
+            for d in docs
+            if d["meta/instanceID"] not in dirty
+        ]
     return found
 
 
@@ -76,14 +79,18 @@ def test_a_session_teaching_an_occupation_off_the_list_is_quarantined(
 @pytest.mark.parametrize("suite", ["households", "sessions"])
 def test_the_suites_know_exactly_the_registry_occupations(suite: str) -> None:
     doc = json.loads((SUITES / f"{suite}.json").read_text(encoding="utf-8"))
-    sets = [e["kwargs"]["value_set"] for e in doc["expectations"]
-            if e["type"] == "expect_column_values_to_be_in_set"
-            and e["kwargs"]["column"] == "occupation"]  # fmt: skip
+    sets = [
+        e["kwargs"]["value_set"]
+        for e in doc["expectations"]
+        if e["type"] == "expect_column_values_to_be_in_set"
+        and e["kwargs"]["column"] == "occupation"
+    ]
     assert [set(s) for s in sets] == [set(OCCUPATION_TH)]
 
 
-def flags(form_id: str, subs: list[Submission], runner: SuiteRunner,
-          context: CrossFormContext) -> dict[str, list[str]]:  # fmt: skip
+def flags(
+    form_id: str, subs: list[Submission], runner: SuiteRunner, context: CrossFormContext
+) -> dict[str, list[str]]:
     """Each submission's warnings, after checking that every one of them stayed clean."""
     result = validate_form(form_id, subs, runner, batch="b", now=NOW, context=context)
     assert result.clean_keys == {s.key for s in subs}
@@ -97,22 +104,25 @@ def test_checks_across_forms_warn_about_what_other_forms_do_not_vouch_for(
     # the other form may simply not have arrived yet: a warning for the officer, never quarantine
     sessions, materials = received["sammachip_session"][:2], received["sammachip_materials"][:2]
     attendees = validate_form("sammachip_session", sessions, suite_runner, batch="b", now=NOW)
-    registered = pa.table({"hh_code": sorted(set(attendees.tables["attendance"]["hh_code"]
-                                                 .to_pylist()))})  # fmt: skip
-    known = flags("sammachip_session", sessions, suite_runner,
-                  CrossFormContext({"registered": registered}))  # fmt: skip
+    registered = pa.table(
+        {"hh_code": sorted(set(attendees.tables["attendance"]["hh_code"].to_pylist()))}
+    )
+    known = flags(
+        "sammachip_session", sessions, suite_runner, CrossFormContext({"registered": registered})
+    )
     unknown = flags("sammachip_session", sessions, suite_runner, CrossFormContext())
     assert not any("household_registered" in f for fs in known.values() for f in fs)
-    assert all("attendance.household_registered: household is not in the household register"
-               in fs for fs in unknown.values())  # fmt: skip
+    assert all(
+        "attendance.household_registered: household is not in the household register" in fs
+        for fs in unknown.values()
+    )
 
     given = validate_form("sammachip_materials", materials, suite_runner, batch="b", now=NOW)
     first = given.tables["materials"].to_pylist()[0]
     trained = CrossFormContext({"trained": pa.table({"hh_code": [first["hh_code"]]})})
     warned = flags("sammachip_materials", materials, suite_runner, trained)
     assert [any("household_trained" in f for f in warned[s.key]) for s in materials] == [
-        first["hh_code"] != row["hh_code"]
-        for row in given.tables["materials"].to_pylist()
+        first["hh_code"] != row["hh_code"] for row in given.tables["materials"].to_pylist()
     ]
 
 
@@ -121,13 +131,15 @@ def test_a_follow_up_survey_dated_before_the_baseline_is_flagged(
 ) -> None:
     surveys = received["sammachip_income"]
     rows = validate_form("sammachip_income", surveys, suite_runner, batch="b", now=NOW)
-    followup = next(r for r in rows.tables["income_surveys"].to_pylist()
-                    if r["round"] == "followup")  # fmt: skip
+    followup = next(
+        r for r in rows.tables["income_surveys"].to_pylist() if r["round"] == "followup"
+    )
     sub = next(s for s in surveys if s.key == followup["submission_key"])
     day = followup["survey_date"]
     for baseline, expected in ((day, False), (date.fromordinal(day.toordinal() + 1), True)):
-        context = CrossFormContext({"baseline_dates": pa.table(
-            {"hh_code": [followup["hh_code"]], "first": [baseline]})})  # fmt: skip
+        context = CrossFormContext(
+            {"baseline_dates": pa.table({"hh_code": [followup["hh_code"]], "first": [baseline]})}
+        )
         warned = flags("sammachip_income", [sub], suite_runner, context)
         assert any("followup_after_baseline" in f for f in warned[sub.key]) is expected
 
@@ -136,31 +148,48 @@ def reasons(runner: SuiteRunner, form_id: str, sub: Submission) -> set[tuple[str
     """(column, Thai reason, English reason) of each quarantine row of one submission."""
     result = validate_form(form_id, [sub], runner, batch="b", now=NOW)
     assert result.quarantined_keys == {sub.key}
-    return {(r["column_name"], r["reason_th"], r["reason_en"])
-            for r in result.quarantine.to_pylist()}  # fmt: skip
+    return {
+        (r["column_name"], r["reason_th"], r["reason_en"]) for r in result.quarantine.to_pylist()
+    }
 
 
 @pytest.mark.parametrize(
     ("form_id", "answer", "typed", "reason_th", "reason_en"),
-    [("sammachip_household", "members", "1e309", "อ่านเป็นจำนวนเต็มไม่ได้",
-      "could not be read as a whole number"),
-     ("sammachip_session", "planned_date", "2024-02-30", "ไม่มีวันที่นี้ในปฏิทิน",
-      "is no such date")],
-)  # fmt: skip
+    [
+        (
+            "sammachip_household",
+            "members",
+            "1e309",
+            "อ่านเป็นจำนวนเต็มไม่ได้",
+            "could not be read as a whole number",
+        ),
+        ("sammachip_session", "planned_date", "2024-02-30", "ไม่มีวันที่นี้ในปฏิทิน", "is no such date"),
+    ],
+)
 def test_a_value_typed_but_unreadable_is_said_so_not_missing(
-    suite_runner: SuiteRunner, received: dict[str, list[Submission]], form_id: str,
-    answer: str, typed: str, reason_th: str, reason_en: str,
-) -> None:  # fmt: skip
+    suite_runner: SuiteRunner,
+    received: dict[str, list[Submission]],
+    form_id: str,
+    answer: str,
+    typed: str,
+    reason_th: str,
+    reason_en: str,
+) -> None:
     bad = spoilt(received[form_id][0], **{answer: typed})
     assert reasons(suite_runner, form_id, bad) == {
-        (answer, f"{answer}: '{typed}' {reason_th}", f"{answer}: '{typed}' {reason_en}")}
+        (answer, f"{answer}: '{typed}' {reason_th}", f"{answer}: '{typed}' {reason_en}")
+    }
 
 
 def test_each_unreadable_answer_has_its_own_reason_beside_what_is_really_missing(
     suite_runner: SuiteRunner, received: dict[str, list[Submission]]
 ) -> None:
-    bad = spoilt(received["sammachip_household"][0], drop=("hh/house_no",), members="สี่",
-                 baseline_income="๕,๐๐๐ บาท")  # fmt: skip
+    bad = spoilt(
+        received["sammachip_household"][0],
+        drop=("hh/house_no",),
+        members="สี่",
+        baseline_income="๕,๐๐๐ บาท",
+    )
     assert {(c, en) for c, _, en in reasons(suite_runner, "sammachip_household", bad)} == {
         ("members", "members: 'สี่' could not be read as a whole number"),
         ("baseline_income", "baseline_income: '๕,๐๐๐ บาท' could not be read as a whole number"),
@@ -171,13 +200,17 @@ def test_each_unreadable_answer_has_its_own_reason_beside_what_is_really_missing
 def test_an_unreadable_answer_in_a_repeat_names_its_entry(
     suite_runner: SuiteRunner, received: dict[str, list[Submission]]
 ) -> None:
-    session = next(s for s in received["sammachip_session"]
-                   if s.payload.get("held_date") and len(s.payload.get("attendees") or []) > 1)
+    session = next(
+        s
+        for s in received["sammachip_session"]
+        if s.payload.get("held_date") and len(s.payload.get("attendees") or []) > 1
+    )
     attendees = [dict(a) for a in session.payload["attendees"]]
     attendees[1]["attendees/present"] = "มาสาย"  # neither yes nor no
     bad = spoilt(session, attendees=attendees)
     assert {(c, en) for c, _, en in reasons(suite_runner, "sammachip_session", bad)} == {
-        ("present", "attendees[2]/attendees/present: 'มาสาย' is not yes or no")}
+        ("present", "attendees[2]/attendees/present: 'มาสาย' is not yes or no")
+    }
 
 
 def test_a_runner_handed_to_another_process_arrives_as_that_processs_own(

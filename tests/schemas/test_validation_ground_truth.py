@@ -31,10 +31,12 @@ def outcome(suite_runner: SuiteRunner) -> tuple[dict[str, ValidatedForm], dict[s
     for form_id, uid in assets.items():
         _, docs = store.page(uid, limit=10**6)
         for raw in docs:
-            by_form[form_id].append(to_submission(orjson.loads(raw), server="sim",
-                                                  asset_uid=uid, form_id=form_id))  # fmt: skip
-    results = {f: validate_form(f, subs, suite_runner, batch="b", now=NOW)
-               for f, subs in by_form.items()}  # fmt: skip
+            by_form[form_id].append(
+                to_submission(orjson.loads(raw), server="sim", asset_uid=uid, form_id=form_id)
+            )
+    results = {
+        f: validate_form(f, subs, suite_runner, batch="b", now=NOW) for f, subs in by_form.items()
+    }
     index = {s.instance_id: s for subs in by_form.values() for s in subs}
     return results, index
 
@@ -49,15 +51,19 @@ def fate(outcome: tuple[dict, dict], gen: GeneratedSubmission) -> tuple[str, set
     result = results[sub.form_id]
     if sub.key in result.clean_keys:
         return "clean", set()
-    columns = {r["column_name"] for r in result.quarantine.to_pylist()
-               if r["submission_key"] == sub.key}  # fmt: skip
+    columns = {
+        r["column_name"] for r in result.quarantine.to_pylist() if r["submission_key"] == sub.key
+    }
     return "quarantined", columns
 
 
 def generated(outcome: tuple[dict, dict], kind: str) -> list[GeneratedSubmission]:
     cohort = generate_cohort(CohortSpec(seed=5, villages=12, today=TODAY))
-    found = [s for s in cohort.submissions
-             if not s.edits and any(d.startswith(kind + ":") for d in s.defects)]  # fmt: skip
+    found = [
+        s
+        for s in cohort.submissions
+        if not s.edits and any(d.startswith(kind + ":") for d in s.defects)
+    ]
     assert found, f"the cohort has no {kind} defects to test with"
     return found
 

@@ -25,9 +25,21 @@ pytestmark = pytest.mark.skipif(
 TOKEN = "d" * 40
 UID = "aContractAsset00000001"
 # Keys kpi adds to every submission (real samples: simple group, repeat group).
-META = ["_id", "_uuid", "meta/instanceID", "meta/rootUuid", "_submission_time",
-        "_validation_status", "__version__", "_attachments", "_geolocation", "_status",
-        "_submitted_by", "_xform_id_string", "formhub/uuid"]  # fmt: skip
+META = [
+    "_id",
+    "_uuid",
+    "meta/instanceID",
+    "meta/rootUuid",
+    "_submission_time",
+    "_validation_status",
+    "__version__",
+    "_attachments",
+    "_geolocation",
+    "_status",
+    "_submitted_by",
+    "_xform_id_string",
+    "formhub/uuid",
+]
 
 
 def sample(name: str) -> Any:
@@ -42,12 +54,19 @@ def json_type(value: Any) -> str:
 def served() -> Iterator[tuple[str, KoboStore]]:
     store = KoboStore()
     store.add_asset(UID, "sammachip_session · การฝึกอบรม", "sammachip_session")
-    sid = store.submit(UID, {
-        "session_code": "T34140101-01", "methods": "lecture demonstration",
-        "attendees": [{"attendees/hh_code": "34140101-01", "attendees/present": "yes"},
-                      {"attendees/hh_code": "34140101-02"}],
-        "end": "2026-11-20T10:00:00.000+07:00",
-    }, datetime(2026, 11, 20, 3, 0))  # fmt: skip
+    sid = store.submit(
+        UID,
+        {
+            "session_code": "T34140101-01",
+            "methods": "lecture demonstration",
+            "attendees": [
+                {"attendees/hh_code": "34140101-01", "attendees/present": "yes"},
+                {"attendees/hh_code": "34140101-02"},
+            ],
+            "end": "2026-11-20T10:00:00.000+07:00",
+        },
+        datetime(2026, 11, 20, 3, 0),
+    )
     store.set_validation_status(UID, sid, "validation_status_approved", "someuser", 1755780000)
     with serve_kobo(store, TOKEN) as url:
         yield url, store

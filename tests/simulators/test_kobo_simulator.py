@@ -332,13 +332,19 @@ def test_time_and_review_ranges_answer_as_a_full_scan_would_after_late_arrivals(
     since = (T0 + timedelta(hours=12)).isoformat()
     queries: list[tuple[dict[str, object], Callable[[dict[str, object]], bool]]] = [
         ({"_submission_time": {"$gte": since}}, lambda d: d["_submission_time"] >= since),
-        ({"_submission_time": {"$gte": since}, "_id": {"$gt": 10, "$lte": 33}},
-         lambda d: d["_submission_time"] >= since and 10 < d["_id"] <= 33),
-        ({"_validation_status.timestamp": {"$gt": 1_001}},
-         lambda d: d["_validation_status"].get("timestamp", 0) > 1_001),
-        ({"_validation_status.timestamp": {"$gt": 0}, "_id": {"$lte": 8}},
-         lambda d: "timestamp" in d["_validation_status"] and d["_id"] <= 8),
-    ]  # fmt: skip
+        (
+            {"_submission_time": {"$gte": since}, "_id": {"$gt": 10, "$lte": 33}},
+            lambda d: d["_submission_time"] >= since and 10 < d["_id"] <= 33,
+        ),
+        (
+            {"_validation_status.timestamp": {"$gt": 1_001}},
+            lambda d: d["_validation_status"].get("timestamp", 0) > 1_001,
+        ),
+        (
+            {"_validation_status.timestamp": {"$gt": 0}, "_id": {"$lte": 8}},
+            lambda d: "timestamp" in d["_validation_status"] and d["_id"] <= 8,
+        ),
+    ]
     for query, matches in queries:
         expected = [d["_id"] for d in docs if matches(d)]
         for start in (0, 2):  # paging within the indexed candidates
@@ -372,8 +378,9 @@ def test_asset_list_and_detail(served: Served) -> None:
 
 def test_a_draft_is_listed_undeployed_and_its_data_is_400() -> None:
     store = KoboStore()
-    store.add_asset(UID, "sammachip_household (draft)", "sammachip_household",
-                    deployment_status="draft")  # fmt: skip
+    store.add_asset(
+        UID, "sammachip_household (draft)", "sammachip_household", deployment_status="draft"
+    )
     with serve_kobo(store, TOKEN) as base:
         headers = {"Authorization": f"Token {TOKEN}"}
         (asset,) = httpx.get(f"{base}/api/v2/assets/", headers=headers).json()["results"]
@@ -386,8 +393,7 @@ def test_a_draft_is_listed_undeployed_and_its_data_is_400() -> None:
 
 def test_an_archived_form_is_listed_inactive_and_its_data_stays_readable() -> None:
     store = KoboStore()
-    store.add_asset(UID, "sammachip_household", "sammachip_household",
-                    deployment_status="archived")  # fmt: skip
+    store.add_asset(UID, "sammachip_household", "sammachip_household", deployment_status="archived")
     store.submit(UID, _answers(1), T0)
     with serve_kobo(store, TOKEN) as base:
         headers = {"Authorization": f"Token {TOKEN}"}

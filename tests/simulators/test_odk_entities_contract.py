@@ -32,9 +32,13 @@ import pytest
 from sammachip.simulators.odk import OdkField, OdkStore, apply_form_update, entity_store, serve_odk
 
 SAMPLES = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "odk" / "samples"
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "reference"
+    / "odk"
+    / "samples"
     / "entities"
-)  # fmt: skip
+)
 pytestmark = pytest.mark.skipif(
     not SAMPLES.is_dir(),
     reason=f"recorded Central exchanges not found at {SAMPLES} (../shared absent)",
@@ -48,9 +52,25 @@ KEYS = {"CLvYXm": "A", "HvsYSU": "B", "9MItgT": "C"}  # redacted key prefixes â†
 SKIPPED = {2, 67, 68, 86, 106, 128, 130, 131, 146, 147, 161, 163, 164, 165, 166, 167}
 SUBMISSIONS = {125, 134, 135, 137, 143, 145}
 # Values that differ between any two servers (times, ids, tokens, hashes of form XML).
-VOLATILE = {"createdAt", "updatedAt", "deletedAt", "lastUpdate", "publishedAt", "expiresAt",
-            "token", "csrf", "lastEntity", "id", "creatorId", "lastUsed", "createdBy", "creator",
-            "acteeId", "userAgent", "source"}  # fmt: skip
+VOLATILE = {
+    "createdAt",
+    "updatedAt",
+    "deletedAt",
+    "lastUpdate",
+    "publishedAt",
+    "expiresAt",
+    "token",
+    "csrf",
+    "lastEntity",
+    "id",
+    "creatorId",
+    "lastUsed",
+    "createdBy",
+    "creator",
+    "acteeId",
+    "userAgent",
+    "source",
+}
 
 
 def recorded() -> list[tuple[int, dict[str, Any]]]:
@@ -77,14 +97,20 @@ class Replay:
             return f"/v1/key/{self.users[KEYS[match.group(1)[:6]]]['token']}/{match.group(2)}"
         for recorded_id, who in self.recorded_ids.items():
             ours = self.users[who]["id"]
-            path = re.sub(rf"/(app-users|assignments/\d+)/{recorded_id}\b",
-                          lambda m, ours=ours: f"/{m.group(1)}/{ours}", path)  # fmt: skip
+            path = re.sub(
+                rf"/(app-users|assignments/\d+)/{recorded_id}\b",
+                lambda m, ours=ours: f"/{m.group(1)}/{ours}",
+                path,
+            )
         return path
 
     def send(self, n: int, x: dict[str, Any]) -> httpx.Response:
-        headers = {k: v for k, v in x["request_headers"].items()
-                   if k.lower() in ("user-agent", "x-openrosa-version", "if-none-match",
-                                    "x-extended-metadata")}  # fmt: skip
+        headers = {
+            k: v
+            for k, v in x["request_headers"].items()
+            if k.lower()
+            in ("user-agent", "x-openrosa-version", "if-none-match", "x-extended-metadata")
+        }
         if not x["path"].startswith("/v1/key/"):
             headers["Authorization"] = f"Bearer {self.bearer}"
         if n in (11, 27, 29, 98, 99, 149):  # recorded with X-Extended-Metadata (header not kept)
@@ -98,8 +124,9 @@ class Replay:
         content = None if body is None else json.dumps(body, ensure_ascii=False).encode()
         if content is not None:
             headers["Content-Type"] = "application/json"
-        return self.http.request(x["method"], self.path(x["path"]), content=content,
-                                 headers=headers)  # fmt: skip
+        return self.http.request(
+            x["method"], self.path(x["path"]), content=content, headers=headers
+        )
 
     def remember_app_user(self, n: int, x: dict[str, Any], answer: httpx.Response) -> None:
         if n in (92, 93, 97):
@@ -108,8 +135,13 @@ class Replay:
             self.recorded_ids[x["response_body"]["id"]] = who
 
     def publish_form(self) -> None:
-        self.store.add_form(2, FORM, [OdkField("pick", "string"), OdkField("status", "select1")],
-                            name=FORM_NAME, version="1")  # fmt: skip
+        self.store.add_form(
+            2,
+            FORM,
+            [OdkField("pick", "string"), OdkField("status", "select1")],
+            name=FORM_NAME,
+            version="1",
+        )
         self.entities.link_form(2, FORM, "followups", saves=("status",))
 
     def submit(self, x: dict[str, Any]) -> None:
@@ -119,10 +151,15 @@ class Replay:
         entity = root.find("meta/entity")
         who = self.users[KEYS[x["path"].split("/")[3][:6]]]
         apply_form_update(
-            self.entities, 2, entity.get("dataset"), entity.get("id"),
-            {"status": root.findtext("status")}, base_version=int(entity.get("baseVersion")),
-            user=self.entities.app_user(2, who["id"]), instance_id=root.findtext("meta/instanceID"),
-        )  # fmt: skip
+            self.entities,
+            2,
+            entity.get("dataset"),
+            entity.get("id"),
+            {"status": root.findtext("status")},
+            base_version=int(entity.get("baseVersion")),
+            user=self.entities.app_user(2, who["id"]),
+            instance_id=root.findtext("meta/instanceID"),
+        )
 
 
 def same(ours: Any, theirs: Any, where: str) -> None:
@@ -159,9 +196,9 @@ def xml_facts(text: str, tokens: dict[str, str]) -> Any:
     return sorted(
         (el.tag.split("}")[1], (el.text or "").strip())
         for el in root.iter()
-        if el.tag.split("}")[1] in ("filename", "downloadUrl", "integrityUrl", "manifestUrl",
-                                    "formID", "name", "version")
-    )  # fmt: skip
+        if el.tag.split("}")[1]
+        in ("filename", "downloadUrl", "integrityUrl", "manifestUrl", "formID", "name", "version")
+    )
 
 
 def check(replay: Replay, n: int, x: dict[str, Any], answer: httpx.Response) -> None:

@@ -34,8 +34,11 @@ def uid(n: int) -> str:
 
 
 def entity(n: int, officer: str = "off01", village: str = "บ้านหนองบัว") -> dict[str, Any]:
-    return {"uuid": uid(n), "label": f"บ้านเลขที่ {n}",
-            "data": {"officer_id": officer, "village": village, "status": "open"}}  # fmt: skip
+    return {
+        "uuid": uid(n),
+        "label": f"บ้านเลขที่ {n}",
+        "data": {"officer_id": officer, "village": village, "status": "open"},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -123,29 +126,36 @@ def test_a_single_create_normalises_the_uuid_and_answers_the_entity(api: httpx.C
 
 
 def test_a_stale_or_missing_base_version_is_refused_with_both_versions(api: httpx.Client) -> None:
-    api.patch(f"{L}/entities/{uid(1)}", params={"baseVersion": 1},
-              json={"data": {"status": "in_progress"}}).raise_for_status()  # fmt: skip
+    api.patch(
+        f"{L}/entities/{uid(1)}",
+        params={"baseVersion": 1},
+        json={"data": {"status": "in_progress"}},
+    ).raise_for_status()
     stale = api.patch(f"{L}/entities/{uid(1)}", params={"baseVersion": 1}, json={"data": {}})
     missing = api.patch(f"{L}/entities/{uid(1)}", json={"data": {"status": "x"}})
     assert problem(stale) == (409, 409.15)
     assert stale.json()["details"] == {"current": "2", "provided": "1"}
     assert missing.json()["details"] == {"current": "2"}
-    forced = api.patch(f"{L}/entities/{uid(1)}", params={"force": "true"},
-                       json={"data": {"status": "x"}})  # fmt: skip
+    forced = api.patch(
+        f"{L}/entities/{uid(1)}", params={"force": "true"}, json={"data": {"status": "x"}}
+    )
     assert forced.json()["currentVersion"]["version"] == 3
 
 
 def test_an_unchanged_patch_still_makes_a_version_and_empty_text_is_kept(
     api: httpx.Client,
 ) -> None:
-    same = api.patch(f"{L}/entities/{uid(1)}", params={"baseVersion": 1},
-                     json={"data": {"status": "open"}})  # fmt: skip
-    emptied = api.patch(f"{L}/entities/{uid(1)}", params={"baseVersion": 2},
-                        json={"data": {"village": ""}})  # fmt: skip
+    same = api.patch(
+        f"{L}/entities/{uid(1)}", params={"baseVersion": 1}, json={"data": {"status": "open"}}
+    )
+    emptied = api.patch(
+        f"{L}/entities/{uid(1)}", params={"baseVersion": 2}, json={"data": {"village": ""}}
+    )
     assert same.json()["currentVersion"]["version"] == 2
     assert emptied.json()["currentVersion"]["data"]["village"] == ""
-    nulled = api.patch(f"{L}/entities/{uid(1)}", params={"baseVersion": 3},
-                       json={"data": {"village": None}})  # fmt: skip
+    nulled = api.patch(
+        f"{L}/entities/{uid(1)}", params={"baseVersion": 3}, json={"data": {"village": None}}
+    )
     assert problem(nulled) == (400, 400.11)
 
 
@@ -180,9 +190,12 @@ def test_bulk_delete_counts_what_it_did_and_fails_like_central_without_ids(
 
 @pytest.mark.parametrize(
     ("expression", "code"),
-    [("officer_id eq 'off01'", 501.5), ("__system/version gt 1", 501.5),
-     ("startswith(village,'บ้าน')", 501.4)],
-)  # fmt: skip
+    [
+        ("officer_id eq 'off01'", 501.5),
+        ("__system/version gt 1", 501.5),
+        ("startswith(village,'บ้าน')", 501.4),
+    ],
+)
 def test_filters_central_does_not_support(api: httpx.Client, expression: str, code: float) -> None:
     answer = api.get(f"{L}.svc/Entities", params={"$filter": expression})
     assert problem(answer) == (501, code)
@@ -206,8 +219,10 @@ def test_pages_link_to_the_configured_domain_and_unset_properties_read_empty(
 def test_the_csv_export_has_centrals_columns(api: httpx.Client) -> None:
     answer = api.get(f"{L}/entities.csv")
     header = answer.text.splitlines()[0]
-    assert header == ("__id,label,officer_id,village,status,__createdAt,__creatorId,"
-                      "__creatorName,__updates,__updatedAt,__version")  # fmt: skip
+    assert header == (
+        "__id,label,officer_id,village,status,__createdAt,__creatorId,"
+        "__creatorName,__updates,__updatedAt,__version"
+    )
     assert not answer.content.startswith(b"\xef\xbb\xbf")  # no BOM
 
 
@@ -254,8 +269,9 @@ def test_each_phone_downloads_its_officers_items_and_drops_the_rest(
     assert downloaded(api, phones["C"]) == []  # no officer_id: nothing, not everything
     assert dropped(api, phones["A"]) == {uid(3)}
     # Re-assigned to off02: it leaves A's phone at A's next sync.
-    api.patch(f"{L}/entities/{uid(2)}", params={"baseVersion": 1},
-              json={"data": {"officer_id": "off02"}}).raise_for_status()  # fmt: skip
+    api.patch(
+        f"{L}/entities/{uid(2)}", params={"baseVersion": 1}, json={"data": {"officer_id": "off02"}}
+    ).raise_for_status()
     assert downloaded(api, phones["A"]) == [uid(1)] and uid(2) in dropped(api, phones["A"])
 
 
@@ -266,8 +282,10 @@ def test_two_rules_are_ored_and_a_misspelt_one_removes_the_filter(
     users = api.get(f"{P}/app-users").json()
     b = next(u for u in users if u["displayName"].endswith("B"))
     api.patch(f"{P}/app-users/{b['id']}", json={"properties": {"home_village": "บ้านหนองบัว"}})
-    rules = [{"datasetProperty": "officer_id", "actorProperty": "officer_id"},
-             {"datasetProperty": "village", "actorProperty": "home_village"}]  # fmt: skip
+    rules = [
+        {"datasetProperty": "officer_id", "actorProperty": "officer_id"},
+        {"datasetProperty": "village", "actorProperty": "home_village"},
+    ]
     api.patch(L, json={"accessFilter": {"type": "property", "rules": rules}})
     assert set(downloaded(api, phones["B"])) == {uid(1), uid(2), uid(3)}  # OR, not AND
     typo = [{"datasetProperty": "officer_id", "actorProperty": "officerid"}]
@@ -287,8 +305,11 @@ def test_the_manifest_hash_is_the_lists_etag_and_moves_with_it(
     etag = httpx.get(url).headers["ETag"]
     assert etag == f'"{manifest_hash()}"'
     assert httpx.get(url, headers={"If-None-Match": etag}).status_code == 304
-    api.patch(f"{L}/entities/{uid(1)}", params={"baseVersion": 1},
-              json={"data": {"status": "in_progress"}}).raise_for_status()  # fmt: skip
+    api.patch(
+        f"{L}/entities/{uid(1)}",
+        params={"baseVersion": 1},
+        json={"data": {"status": "in_progress"}},
+    ).raise_for_status()
     assert httpx.get(url, headers={"If-None-Match": etag}).status_code == 200
     assert f'"{manifest_hash()}"' != etag
 
@@ -301,14 +322,33 @@ def test_an_app_user_may_not_use_the_entity_api(api: httpx.Client, phones: dict[
 def test_a_phones_update_is_applied_even_over_a_newer_version_and_flagged(
     api: httpx.Client, entities: EntityStore, phones: dict[str, str]
 ) -> None:
-    api.patch(f"{L}/entities/{uid(1)}", params={"baseVersion": 1},
-              json={"data": {"village": "บ้านหนองบัวใหม่"}}).raise_for_status()  # fmt: skip
+    api.patch(
+        f"{L}/entities/{uid(1)}",
+        params={"baseVersion": 1},
+        json={"data": {"village": "บ้านหนองบัวใหม่"}},
+    ).raise_for_status()
     a = next(u for u in entities.app_users(1) if u.display_name.endswith("A"))
     for _ in range(2):  # the same submission twice: applied once
-        apply_form_update(entities, 1, "followups", uid(1), {"status": "resolved"},
-                          base_version=1, user=a, instance_id="uuid:visit-1")  # fmt: skip
-    apply_form_update(entities, 1, "followups", uid(99), {"status": "resolved"},
-                      base_version=1, user=a, instance_id="uuid:visit-2")  # fmt: skip
+        apply_form_update(
+            entities,
+            1,
+            "followups",
+            uid(1),
+            {"status": "resolved"},
+            base_version=1,
+            user=a,
+            instance_id="uuid:visit-1",
+        )
+    apply_form_update(
+        entities,
+        1,
+        "followups",
+        uid(99),
+        {"status": "resolved"},
+        base_version=1,
+        user=a,
+        instance_id="uuid:visit-2",
+    )
     now = api.get(f"{L}/entities/{uid(1)}").json()
     assert (now["conflict"], now["currentVersion"]["version"]) == ("soft", 3)
     assert now["currentVersion"]["data"]["status"] == "resolved"

@@ -529,16 +529,22 @@ def test_a_restore_moves_no_timestamp_so_only_asking_by_id_finds_it(
     submissionDate/updatedAt never returns the row again."""
     with_sessions(store, 3)
     store.delete(SESSION, uid(1), at=T0 + timedelta(days=1))
-    deleted = feed(api, **{"$filter": "__system/deletedAt gt 2026-11-01T00:00:00.000Z",
-                           "$select": "__id,__system/deletedAt"})["value"]  # fmt: skip
+    deleted = feed(
+        api,
+        **{
+            "$filter": "__system/deletedAt gt 2026-11-01T00:00:00.000Z",
+            "$select": "__id,__system/deletedAt",
+        },
+    )["value"]
     assert deleted == [{"__id": uid(1), "__system": {"deletedAt": "2026-11-02T03:00:00.000Z"}}]
     store.restore(SESSION, uid(1))
     since = "2026-11-01T12:00:00.000Z"
     watermark = f"__system/submissionDate gt {since} or __system/updatedAt gt {since}"
     assert ids(feed(api, **{"$filter": watermark})) == []
     assert ids(feed(api, **{"$filter": "__system/deletedAt gt 2026-11-01T00:00:00.000Z"})) == []
-    (row,) = feed(api, **{"$filter": f"__id eq '{uid(1)}' or __id eq '{uid(9)}'",
-                          "$expand": "*"})["value"]  # fmt: skip
+    (row,) = feed(api, **{"$filter": f"__id eq '{uid(1)}' or __id eq '{uid(9)}'", "$expand": "*"})[
+        "value"
+    ]
     assert row["__system"]["deletedAt"] is None and row["__system"]["updatedAt"] is None
 
 
@@ -547,24 +553,48 @@ def test_a_server_before_v2024_3_cannot_filter_on_deleted_at(
 ) -> None:
     with_sessions(store, 1)
     store.deleted_at_filter = False
-    response = api.get(f"/v1/projects/1/forms/{SESSION}.svc/Submissions",
-                       params={"$filter": "not __system/deletedAt eq null"})  # fmt: skip
+    response = api.get(
+        f"/v1/projects/1/forms/{SESSION}.svc/Submissions",
+        params={"$filter": "not __system/deletedAt eq null"},
+    )
     assert problem(response)[:2] == (501, 501.5) and "__system/deletedAt" in response.text
     assert ids(feed(api, **{"$filter": "__system/submissionDate gt 2026-01-01"})) == [uid(1)]
 
 
 def test_a_new_form_version_reshapes_every_row(api: httpx.Client, store: OdkStore) -> None:
-    store.add_form(1, "visit", [OdkField("members", "int"), OdkField("note", "string"),
-                                OdkField("meta/instanceID", "string")], version="1")  # fmt: skip
+    store.add_form(
+        1,
+        "visit",
+        [
+            OdkField("members", "int"),
+            OdkField("note", "string"),
+            OdkField("meta/instanceID", "string"),
+        ],
+        version="1",
+    )
     store.submit("visit", {"members": "4", "note": "ดี", "meta/instanceID": "uuid:v1"}, T0)
-    store.publish("visit", [OdkField("members", "string"), OdkField("phone", "string"),
-                            OdkField("meta/instanceID", "string")], "2")  # fmt: skip
+    store.publish(
+        "visit",
+        [
+            OdkField("members", "string"),
+            OdkField("phone", "string"),
+            OdkField("meta/instanceID", "string"),
+        ],
+        "2",
+    )
     (row,) = feed(api, form="visit")["value"]
     assert (row["members"], row["phone"]) == ("4", None) and "note" not in row
     assert row["__system"]["formVersion"] == "1"  # the version it was submitted with
-    store.publish("visit", [OdkField("members", "string"), OdkField("land", "structure"),
-                            OdkField("land/rai", "decimal"),
-                            OdkField("meta/instanceID", "string")], "3")  # fmt: skip
+    store.publish(
+        "visit",
+        [
+            OdkField("members", "string"),
+            OdkField("land", "structure"),
+            OdkField("land/rai", "decimal"),
+            OdkField("meta/instanceID", "string"),
+        ],
+        "3",
+    )
     (row,) = feed(api, form="visit")["value"]
     assert row["land"] == {"rai": None}  # a new group: an object of nulls
 

@@ -85,8 +85,9 @@ def fingerprint(workdir: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def reference(kobo_url: str, suite_runner: SuiteRunner, tmp_path_factory: pytest.TempPathFactory
-              ) -> dict[str, str]:  # fmt: skip
+def reference(
+    kobo_url: str, suite_runner: SuiteRunner, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     workdir = tmp_path_factory.mktemp("reference")
     sync(workdir, kobo_url, suite_runner)
     return fingerprint(workdir)
@@ -94,13 +95,22 @@ def reference(kobo_url: str, suite_runner: SuiteRunner, tmp_path_factory: pytest
 
 @pytest.mark.parametrize(
     "point",
-    ["data-file-mid:1", "data-file-mid:7", "before-manifest", "manifest-mid", "manifest-written",
-     "after-commit"],
-)  # fmt: skip
+    [
+        "data-file-mid:1",
+        "data-file-mid:7",
+        "before-manifest",
+        "manifest-mid",
+        "manifest-written",
+        "after-commit",
+    ],
+)
 def test_a_killed_run_then_a_rerun_equals_an_uninterrupted_run(
-    point: str, kobo_url: str, suite_runner: SuiteRunner, reference: dict[str, str],
+    point: str,
+    kobo_url: str,
+    suite_runner: SuiteRunner,
+    reference: dict[str, str],
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     assert killed_sync(tmp_path, kobo_url, suite_runner, point) == signal.SIGKILL
     wh = Warehouse(tmp_path / "data" / "warehouse")
     committed = point == "after-commit"
@@ -133,8 +143,11 @@ def test_a_column_added_later_reads_as_null_in_old_files(tmp_path: Path) -> None
         tx.append("t", pa.Table.from_pylist([{"submission_key": "a", "members": 3}], old))
     evolved = Warehouse(tmp_path, {"t": new})
     with evolved.transaction() as tx:
-        tx.upsert("t", pa.Table.from_pylist(
-            [{"submission_key": "b", "members": 2, "disability": True}], new), {"b"})  # fmt: skip
+        tx.upsert(
+            "t",
+            pa.Table.from_pylist([{"submission_key": "b", "members": 2, "disability": True}], new),
+            {"b"},
+        )
     rows = sorted(evolved.read("t").to_pylist(), key=lambda r: r["submission_key"])
     assert rows == [
         {"submission_key": "a", "members": 3, "disability": None},

@@ -42,8 +42,7 @@ def test_a_failed_server_keeps_the_time_of_its_last_complete_sync(tmp_path: Path
     assert notice is not None
     assert notice.attempted_at == NIGHT + timedelta(days=2)
     assert notice.data_as_of == NIGHT  # the last night kf gave everything
-    assert notice.failed == ("ทะเบียนครัวเรือนเป้าหมาย (Target household registration) · "
-                             "เซิร์ฟเวอร์ kf",)  # fmt: skip
+    assert notice.failed == ("ทะเบียนครัวเรือนเป้าหมาย (Target household registration) · เซิร์ฟเวอร์ kf",)
     assert notice.errors == ("kf: HTTP 403",)
     night(tmp_path, NIGHT + timedelta(days=3))
     assert told(tmp_path) is None

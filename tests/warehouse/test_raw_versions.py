@@ -35,10 +35,16 @@ def made_the_old_way(payload: dict[str, Any]) -> str:
 
 
 def household(n: int) -> dict[str, Any]:
-    return {"hh/hh_code": f"34140105-{n:02d}", "hh/village_code": "34140105",
-            "hh/house_no": str(n), "head/name": f"นางสมศรี บ้าน{n}", "members": "4",
-            "occupation": "mushroom", "baseline_income": "6000",
-            "meta/instanceID": f"uuid:00000000-0000-4000-8000-{n:012d}"}  # fmt: skip
+    return {
+        "hh/hh_code": f"34140105-{n:02d}",
+        "hh/village_code": "34140105",
+        "hh/house_no": str(n),
+        "head/name": f"นางสมศรี บ้าน{n}",
+        "members": "4",
+        "occupation": "mushroom",
+        "baseline_income": "6000",
+        "meta/instanceID": f"uuid:00000000-0000-4000-8000-{n:012d}",
+    }
 
 
 def test_null_and_absent_answers_hash_alike() -> None:
@@ -47,9 +53,7 @@ def test_null_and_absent_answers_hash_alike() -> None:
     assert payload_hash({**answered, "water": {"source": None, "depth": None}}) == payload_hash(
         answered
     )  # a new group, all null
-    assert payload_hash({**answered, "land": {"rai": 4.5, "owned": None}}) == payload_hash(
-        answered
-    )
+    assert payload_hash({**answered, "land": {"rai": 4.5, "owned": None}}) == payload_hash(answered)
     assert payload_hash({**answered, "members": 5}) != payload_hash(answered)
     assert payload_hash({**answered, "phone": ""}) != payload_hash(answered)  # "" is typed
     # A repeat keeps its instances in place: a blank second visit is not the first one.
@@ -76,8 +80,16 @@ def feed(store: OdkStore, xml: str) -> list[Submission]:
     """The form's rows as the nightly reads them (rendered by the simulator, not served)."""
     form = store.form(1, xml)
     assert form is not None
-    return [to_submission(store.row(xml, r), server="odk.example", project_id=1,
-                          xml_form_id=xml, form_id=HOUSEHOLD) for r in form.records]  # fmt: skip
+    return [
+        to_submission(
+            store.row(xml, r),
+            server="odk.example",
+            project_id=1,
+            xml_form_id=xml,
+            form_id=HOUSEHOLD,
+        )
+        for r in form.records
+    ]
 
 
 def rehash_the_old_way(root: Path) -> None:
@@ -88,14 +100,18 @@ def rehash_the_old_way(root: Path) -> None:
             data = pq.read_table(wh.storage.path(rel), filesystem=wh.storage.fs)
             old = [made_the_old_way(orjson.loads(p)) for p in data["payload"].to_pylist()]
             index = data.schema.get_field_index("payload_hash")
-            tx.rewrite("raw_submissions", rel,
-                       data.set_column(index, "payload_hash", pa.array(old, pa.string())))
+            tx.rewrite(
+                "raw_submissions",
+                rel,
+                data.set_column(index, "payload_hash", pa.array(old, pa.string())),
+            )
 
 
 def raw_hashes(root: Path) -> list[tuple[str, str]]:
     con = connect(open_warehouse(str(root)))
-    return con.execute("select submission_key, payload_hash from raw_submissions "
-                       "order by 1, 2").fetchall()  # fmt: skip
+    return con.execute(
+        "select submission_key, payload_hash from raw_submissions order by 1, 2"
+    ).fetchall()
 
 
 def test_a_warehouse_of_old_hashes_takes_a_new_form_version_without_a_new_version(
@@ -111,8 +127,16 @@ def test_a_warehouse_of_old_hashes_takes_a_new_form_version_without_a_new_versio
     # Central publishes a version with two more questions: every row reads them as null.
     form = store.form(1, xml)
     assert form is not None
-    store.publish(xml, [*form.fields, OdkField("water_source", "select1"),
-                        OdkField("land", "structure"), OdkField("land/rai", "decimal")], "2")
+    store.publish(
+        xml,
+        [
+            *form.fields,
+            OdkField("water_source", "select1"),
+            OdkField("land", "structure"),
+            OdkField("land/rai", "decimal"),
+        ],
+        "2",
+    )
     rows = feed(store, xml)
     assert all(s.payload["water_source"] is None for s in rows)
     with wh.transaction() as tx:
@@ -128,9 +152,24 @@ def test_a_warehouse_of_old_hashes_takes_a_new_form_version_without_a_new_versio
 def test_the_upgrade_rewrites_only_files_whose_hashes_change(
     tmp_path: Path, suite_runner: SuiteRunner
 ) -> None:
-    kobo = [Submission("kobo", "kf.example", "aXyZ", HOUSEHOLD, str(n), f"uuid:{n}", None, "1",
-                       T0 + timedelta(hours=n), None, None, None, {"_id": n, **household(n)})
-            for n in (1, 2)]  # fmt: skip
+    kobo = [
+        Submission(
+            "kobo",
+            "kf.example",
+            "aXyZ",
+            HOUSEHOLD,
+            str(n),
+            f"uuid:{n}",
+            None,
+            "1",
+            T0 + timedelta(hours=n),
+            None,
+            None,
+            None,
+            {"_id": n, **household(n)},
+        )
+        for n in (1, 2)
+    ]
     wh = open_warehouse(str(tmp_path))
     with wh.transaction() as tx:
         load_batches(tx, HOUSEHOLD, [kobo], suite_runner, NOW)
