@@ -1,24 +1,18 @@
-"""Shared test set-up: quiet, isolated Prefect; one GX context; a real SMTP server on loopback;
-and a check that no process a test started outlives the run."""
+"""Shared test set-up: quiet, isolated Prefect; one GX context and one Prefect API for the folders
+that validate or run flows; and a check that no process a test started outlives the run."""
 
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import tempfile
 from collections.abc import Iterator
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
-from aiosmtpd.controller import Controller
 
 from sammachip.flows.runtime import apply_prefect_defaults
-from sammachip.reports.mailer import MailSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # shared helpers are imported as `tests.<folder>.<module>`
@@ -45,42 +39,6 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=60):
         yield
-
-
-# ---- a real SMTP server on loopback ------------------------------------------------------------
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage, bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        raw = envelope.original_content
-        msg = message_from_bytes(raw, policy=policy.default)
-        self.messages.append((list(envelope.rcpt_tos), msg, raw))  # type: ignore[arg-type]
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, MailSettings]]:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield (
-            inbox,
-            MailSettings(
-                host="127.0.0.1", port=controller.port, sender="cdd@example.org", security="none"
-            ),
-        )
-    finally:
-        controller.stop()
 
 
 # ---- nothing a test starts outlives the run ---------------------------------------------------

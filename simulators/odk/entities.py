@@ -18,9 +18,7 @@ entity store of an `OdkStore` (`OdkStore.reset()` does not clear it: call its `r
 
 from __future__ import annotations
 
-import re
 import threading
-import unicodedata
 import uuid as uuidlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -29,83 +27,18 @@ from datetime import datetime
 from typing import Any
 
 from sammachip.simulators.attached import Attached
-from sammachip.simulators.odk.problems import ODataProblem
-from sammachip.simulators.odk.store import OdkStore, new_token
-
-
-class EntityProblem(ODataProblem):
-    """A refusal with Central's problem code, message and (when Central sends them) details."""
-
-    def __init__(self, code: float, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(code, message)
-        self.details = details
-
-
-NOT_FOUND = EntityProblem(404.1, "Could not find the resource you were looking for.")
-FORBIDDEN = EntityProblem(
-    403.1, "The authentication you provided does not have rights to perform that action."
+from sammachip.simulators.odk.entities_problems import (
+    NOT_FOUND,
+    EntityProblem,
+    exists,
+    invalid_entity,
+    is_name,
+    missing,
+    normalise_uuid,
+    not_string,
+    unexpected,
 )
-
-
-def _unexpected(field_name: str, value: Any, reason: str) -> EntityProblem:
-    shown = ",".join(map(str, value)) if isinstance(value, list) else value  # JS toString
-    return EntityProblem(
-        400.8,
-        f"Unexpected {field_name} value {shown}; {reason}",
-        {"field": field_name, "value": value, "reason": reason},
-    )
-
-
-def _exists(table: str, fields: list[str], values: list[Any]) -> EntityProblem:
-    return EntityProblem(
-        409.3,
-        f"A resource already exists with {','.join(fields)} value(s) of "
-        f"{','.join(map(str, values))}.",
-        {"fields": fields, "values": values, "table": table},
-    )
-
-
-def _not_string(name: str, expected: str = "string") -> EntityProblem:
-    return EntityProblem(
-        400.11,
-        f"Invalid input data type: expected ({name}) to be ({expected})",
-        {"field": name, "expected": expected},
-    )
-
-
-def _invalid_entity(reason: str) -> EntityProblem:
-    return EntityProblem(400.28, f"The entity is invalid. {reason}", {"reason": reason})
-
-
-def _missing(name: str) -> EntityProblem:
-    return EntityProblem(400.2, f"Required parameter {name} missing.", {"field": name})
-
-
-def _is_name(name: Any, *, period: bool) -> bool:
-    """Central's `/^(?!__)[\\p{L}:_][\\p{L}\\d.\\-_:]*$/u` (datasets: no period). A Thai word
-    fails on its vowel and tone marks, which are not letters (\\p{M})."""
-    if not isinstance(name, str) or not name or name.startswith("__"):
-        return False
-
-    def letter(c: str) -> bool:
-        return unicodedata.category(c).startswith("L") or c in ":_"
-
-    tail = "-_:" + ("." if period else "")
-    return letter(name[0]) and all(
-        letter(c) or (c.isascii() and c.isdigit()) or c in tail for c in name[1:]
-    )
-
-
-_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-
-
-def normalise_uuid(raw: Any) -> str:
-    """Central strips a `uuid:` prefix and lower-cases; anything but a v4 UUID is refused."""
-    text = raw.removeprefix("uuid:").lower() if isinstance(raw, str) else ""
-    if not _UUID4.fullmatch(text):
-        raise _not_string("uuid", "valid version 4 UUID")
-    return text
-
+from sammachip.simulators.odk.store import OdkStore, new_token
 
 # =========================================================================== records
 
@@ -256,11 +189,11 @@ class EntityStore:
     # -- lists and properties
 
     def create_dataset(self, project_id: int, name: Any) -> Dataset:
-        if not _is_name(name, period=False):
-            raise _unexpected("name", name, "This is not a valid dataset name.")
+        if not is_name(name, period=False):
+            raise unexpected("name", name, "This is not a valid dataset name.")
         with self._lock:
             if (project_id, name) in self._datasets:
-                raise _exists("datasets", ["name", "projectId"], [name, project_id])
+                raise exists("datasets", ["name", "projectId"], [name, project_id])
             now = self.odk.now()
             dataset = self._datasets[(project_id, name)] = Dataset(project_id, name, now, now)
             return dataset
@@ -276,13 +209,13 @@ class EntityStore:
             return [d for (p, _), d in self._datasets.items() if p == project_id]
 
     def add_property(self, project_id: int, name: str, prop: Any) -> None:
-        if not _is_name(prop, period=True) or _reserved(prop):
-            raise _unexpected("name", prop, "This is not a valid property name.")
+        if not is_name(prop, period=True) or _reserved(prop):
+            raise unexpected("name", prop, "This is not a valid property name.")
         with self._lock:
             dataset = self.dataset(project_id, name)
             if prop in dataset.properties:
                 dataset_id = list(self._datasets.values()).index(dataset) + 1
-                raise _exists("ds_properties", ["name", "datasetId"], [prop, dataset_id])
+                raise exists("ds_properties", ["name", "datasetId"], [prop, dataset_id])
             dataset.properties[prop] = dataset.last_update = self.odk.now()
 
     def update_dataset(self, project_id: int, name: str, changes: Mapping[str, Any]) -> Dataset:
@@ -305,12 +238,12 @@ class EntityStore:
             return None
         kind = wanted.get("type") if isinstance(wanted, dict) else None
         if kind not in ("ownerOnly", "property"):
-            raise _unexpected("accessFilter.type", kind, "type must be ownerOnly or property.")
+            raise unexpected("accessFilter.type", kind, "type must be ownerOnly or property.")
         if kind == "ownerOnly":
             return {"type": "ownerOnly"}
         rules = wanted.get("rules")
         if not isinstance(rules, list) or not rules:
-            raise _unexpected(
+            raise unexpected(
                 "accessFilter.rules",
                 rules if rules is not None else "",
                 "rules must be a non-empty array.",
@@ -377,7 +310,7 @@ class EntityStore:
             seen: set[str] = set()
             for u in uuids:
                 if u in dataset.entities or u in seen:
-                    raise _exists("entities", ["uuid"], [u])
+                    raise exists("entities", ["uuid"], [u])
                 seen.add(u)
             now = self.odk.now()
             if source is not None:
@@ -411,7 +344,7 @@ class EntityStore:
                 {"expected": ["label", "uuid", "data"], "actual": list(item)},
             )
         if "label" not in item:
-            raise _missing("label")
+            raise missing("label")
         label = self._label(item["label"])
         uuid = normalise_uuid(item["uuid"]) if "uuid" in item else str(uuidlib.uuid4())
         return uuid, label, self._data(dataset, item.get("data") or {})
@@ -419,20 +352,20 @@ class EntityStore:
     @staticmethod
     def _label(label: Any) -> str:
         if not isinstance(label, str):
-            raise _not_string("label")
+            raise not_string("label")
         if not label.strip():
-            raise _unexpected("label", "(empty string)", "Label cannot be blank.")
+            raise unexpected("label", "(empty string)", "Label cannot be blank.")
         return label
 
     @staticmethod
     def _data(dataset: Dataset, data: Any) -> dict[str, str]:
         if not isinstance(data, dict):
-            raise _invalid_entity("The entity data must be an object.")
+            raise invalid_entity("The entity data must be an object.")
         for key, value in data.items():
             if not isinstance(value, str):
-                raise _not_string(key)
+                raise not_string(key)
             if key not in dataset.properties:
-                raise _invalid_entity(
+                raise invalid_entity(
                     f"You specified the dataset property [{key}] which does not exist."
                 )
         return dict(data)
@@ -481,7 +414,7 @@ class EntityStore:
                 entity.conflict, entity.updated_at = None, now
                 return entity
             if "label" not in body and "data" not in body:
-                raise _invalid_entity("No entity data or label provided.")
+                raise invalid_entity("No entity data or label provided.")
             received = self._data(dataset, body.get("data") or {})
             label = self._label(body["label"]) if "label" in body else entity.current.label
             if "label" in body:
@@ -553,12 +486,12 @@ class EntityStore:
     # -- actor properties and App Users
 
     def add_actor_property(self, project_id: int, name: Any) -> None:
-        if not _is_name(name, period=True) or name in ("displayName",):
-            raise _unexpected("name", name, "This is not a valid property name.")
+        if not is_name(name, period=True) or name in ("displayName",):
+            raise unexpected("name", name, "This is not a valid property name.")
         with self._lock:
             known = self._actor_properties.setdefault(project_id, [])
             if name in known:
-                raise _exists("actor_properties", ["projectId", "name"], [str(project_id), name])
+                raise exists("actor_properties", ["projectId", "name"], [str(project_id), name])
             known.append(name)
 
     def actor_properties(self, project_id: int) -> list[str]:
@@ -573,7 +506,7 @@ class EntityStore:
         self, project_id: int, display_name: Any, creator: Actor, properties: Any = None
     ) -> AppUser:
         if not isinstance(display_name, str) or not display_name.strip():
-            raise _missing("displayName")
+            raise missing("displayName")
         with self._lock:
             if properties is not None:
                 self._check_properties(project_id, properties)
@@ -617,13 +550,13 @@ class EntityStore:
 
     def _check_properties(self, project_id: int, changes: Any) -> None:
         if not isinstance(changes, dict):
-            raise _unexpected("properties", changes, "Properties must be an object.")
+            raise unexpected("properties", changes, "Properties must be an object.")
         known = self._actor_properties.get(project_id, [])
         for key, value in changes.items():
             if key not in known:
-                raise _unexpected("properties", key, "Unknown property name.")
+                raise unexpected("properties", key, "Unknown property name.")
             if value is not None and not isinstance(value, str):
-                raise _unexpected(key, value, "Property values must be strings or null.")
+                raise unexpected(key, value, "Property values must be strings or null.")
 
     def assign(self, project_id: int, xml_form_id: str, actor_id: int) -> None:
         with self._lock:

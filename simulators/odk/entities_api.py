@@ -21,13 +21,13 @@ from sammachip.simulators.odk.entities import (
     AppUser,
     Dataset,
     Entity,
-    EntityProblem,
     EntityStore,
     EntityVersion,
     entity_store,
 )
 from sammachip.simulators.odk.entities_odata import entities_page, metadata_xml, selected
 from sammachip.simulators.odk.entities_phone import PhoneApi, csv_response, write_csv
+from sammachip.simulators.odk.entities_problems import EntityProblem
 from sammachip.simulators.odk.problems import ODataProblem
 from sammachip.simulators.odk.render import JSON, ODATA_HEADERS, json_response
 from sammachip.simulators.odk.store import OdkStore

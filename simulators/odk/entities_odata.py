@@ -17,7 +17,8 @@ from typing import Any
 
 import orjson
 
-from sammachip.simulators.odk.entities import Dataset, Entity, EntityProblem, EntityStore
+from sammachip.simulators.odk.entities import Dataset, Entity, EntityStore
+from sammachip.simulators.odk.entities_problems import EntityProblem
 from sammachip.simulators.odk.filters import (
     FIELD_NOT_SUPPORTED,
     FILTERABLE,

@@ -24,8 +24,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sammachip.simulators.odk.entities import (
-    FORBIDDEN,
-    NOT_FOUND,
     Actor,
     AppUser,
     Dataset,
@@ -33,6 +31,7 @@ from sammachip.simulators.odk.entities import (
     EntityStore,
     EntityVersion,
 )
+from sammachip.simulators.odk.entities_problems import FORBIDDEN, NOT_FOUND
 from sammachip.simulators.odk.problems import AUTH_FAILED
 
 if TYPE_CHECKING:

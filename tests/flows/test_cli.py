@@ -13,8 +13,10 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from sammachip.flows import cli
+from sammachip.flows import summary as summary_module
 from sammachip.flows.nightly import FormResult, RunSummary, build_marts
 from sammachip.flows.settings import load_settings
+from sammachip.flows.summary import print_summary
 from sammachip.warehouse.load import open_warehouse
 
 runner = CliRunner()
@@ -98,8 +100,8 @@ def test_a_date_that_is_not_one_says_how_to_write_it(written: str) -> None:
 
 def summary_text(summary: RunSummary, monkeypatch: pytest.MonkeyPatch, **kwargs: bool) -> str:
     console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
-    monkeypatch.setattr(cli, "console", console)
-    cli.print_summary(summary, **kwargs)
+    monkeypatch.setattr(summary_module, "console", console)
+    print_summary(summary, **kwargs)
     return console.export_text()
 
 

@@ -17,6 +17,7 @@ from sammachip.connectors.discovery import Skipped, discover
 from sammachip.connectors.kobo import KoboForm
 from sammachip.connectors.sources import FormSource
 from sammachip.flows import cli
+from sammachip.flows import summary as summary_module
 from sammachip.flows.settings import load_settings
 from sammachip.simulators.kobo import KoboStore, serve_kobo
 
@@ -122,7 +123,7 @@ def test_the_nightly_summary_shows_each_skipped_asset_and_exits_2_for_listed_one
 ) -> None:
     _, url = server
     shown = io.StringIO()
-    monkeypatch.setattr(cli, "console", Console(file=shown, width=1000))
+    monkeypatch.setattr(summary_module, "console", Console(file=shown, width=1000))
     runner = CliRunner()
     args = ["nightly", "--today", "2026-11-24", "--config"]
     failing = runner.invoke(cli.app, [*args, str(write_config(tmp_path, url, LISTED))])

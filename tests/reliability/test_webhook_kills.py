@@ -35,9 +35,9 @@ import pytest
 
 from sammachip.connectors.landing import Landing
 from sammachip.connectors.webhook import SOURCE, delivery_key
+from sammachip.flows.serve import free_port
 from sammachip.simulators.cohort import HOUSEHOLD, SESSION
 from sammachip.simulators.kobo import KoboStore
-from tests.conftest import free_port
 from tests.reliability.helpers import seed_kobo
 from tests.reliability.webhook_child import PASSWORD_ENV, USERNAME
 

@@ -212,3 +212,6 @@ def report_dir(
     out = tmp_path_factory.mktemp("reports") / REPORT_DAY.isoformat()
     write_deliverables(report_marts, out, REPORT_DAY, report_rules)
     return out
+
+
+from tests.smtp import smtp  # noqa: E402, F401  (a fixture: a real SMTP server on loopback)
