@@ -20,7 +20,7 @@ COMPILE = $(BUILD_REQUIRES) | UV_PYTHON_DOWNLOADS=never $(UV) pip compile pyproj
 	--all-extras --universal --python-version 3.11 --generate-hashes --quiet \
 	--custom-compile-command 'make lock'
 
-.PHONY: demo test bench bench-province lint install lock lock-upgrade lock-check clean
+.PHONY: demo test test-fast bench bench-province lint install lock lock-upgrade lock-check clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -37,9 +37,14 @@ install: $(STAMP)
 demo: $(STAMP)  ## generate a cohort, serve it from the Kobo simulator, run the nightly flow
 	$(BIN)/sammachip demo --workdir .
 
-test: lock-check $(STAMP)  ## the lock matches pyproject.toml; lint; every test (real HTTP on loopback, real Prefect, real GX)
+test: lock-check $(STAMP)  ## the lock matches pyproject.toml; lint and format; every test (real HTTP on loopback, real Prefect, real GX)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## the edit loop: lint and every test not marked slow (no Prefect servers, kills, Dask, browser)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow" -q
 
 # Re-resolves pyproject.toml keeping every locked version: any difference means the two disagree.
 lock-check: | $(UV)
