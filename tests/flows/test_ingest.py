@@ -288,8 +288,7 @@ def test_prefect_yaml_and_serve_define_the_same_deployments() -> None:
     defaults = IngestSettings()
     for spec in deployment_specs(defaults):
         dep = by_name[spec.name]
-        module, _, func = spec.entrypoint.rpartition(".")
-        assert dep["entrypoint"] == f"{module.replace('.', '/')}.py:{func}"
+        assert dep["entrypoint"] == spec.entrypoint
         assert dep["concurrency_limit"] == {"limit": 1, "collision_strategy": spec.collision}
         crons = [(s["cron"], s["timezone"]) for s in dep.get("schedules", [])]
         assert crons == ([(spec.cron, TIMEZONE)] if spec.cron else [])
