@@ -41,6 +41,19 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+# ---- the tiers: `make test` runs everything, `make test-fast` (-m "not slow") the edit loop ----
+
+# Any test that runs flows on a real Prefect API is slow, whichever fixture brings the API in;
+# modules that start servers, kill processes, run Dask or a browser mark themselves.
+_SLOW_FIXTURES = frozenset({"prefect_harness"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 # ---- nothing a test starts outlives the run ---------------------------------------------------
 
 OUTLIVE_GRACE = 15.0  # seconds for children already told to stop to finish exiting

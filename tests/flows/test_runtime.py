@@ -12,6 +12,8 @@ import pytest
 
 from sammachip.flows.runtime import STARTUP_TIMEOUT, STARTUP_TIMEOUT_VAR
 
+pytestmark = pytest.mark.slow  # the `sammachip` command started as a process, Prefect included
+
 REPO = Path(__file__).resolve().parents[2]
 
 READ_TIMEOUT = (

@@ -18,6 +18,8 @@ from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from sammachip.warehouse.load import open_warehouse
 from sammachip.warehouse.query import connect
 
+pytestmark = pytest.mark.slow  # a local Dask cluster
+
 TODAY = date(2026, 11, 24)
 TOKEN = "e" * 40
 

@@ -27,6 +27,8 @@ from sammachip.simulators.cohort import CohortSpec, generate_cohort
 from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.flows.serving import Api, Output, poll, sql, start_serve
 
+pytestmark = pytest.mark.slow  # a real `sammachip serve` process with its Prefect server
+
 TOKEN = "d" * 40
 PASSWORD = "e2e-webhook-password"
 HOUSEHOLD = "sammachip_household"

@@ -25,6 +25,8 @@ from sammachip.simulators.cohort import CohortSpec, generate_cohort
 from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.flows.serving import Api, Gate, households_loaded_once, poll, start_serve
 
+pytestmark = pytest.mark.slow  # real `sammachip serve` processes stopped, killed and restarted
+
 TOKEN = "r" * 40
 PASSWORD = "recovery-webhook-password"
 HOUSEHOLD = "sammachip_household"

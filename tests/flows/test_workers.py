@@ -26,6 +26,8 @@ from sammachip.simulators.cohort import CohortSpec, generate_cohort
 from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from tests.flows.serving import REPO, Api, Output, households_loaded_once, poll, started, stop
 
+pytestmark = pytest.mark.slow  # a real Prefect server, a deployed prefect.yaml and a process worker
+
 TOKEN = "w" * 40
 PASSWORD = "workers-webhook-password"
 HOUSEHOLD = "sammachip_household"

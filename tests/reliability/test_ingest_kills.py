@@ -48,6 +48,8 @@ from tests.reliability.helpers import (
     warehouse_version,
 )
 
+pytestmark = pytest.mark.slow  # ingest runs killed
+
 SEED = 2570
 
 

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sammachip.schemas.validation import SuiteRunner
 from sammachip.warehouse import failpoints
 from tests.reliability.helpers import (
@@ -33,6 +35,8 @@ from tests.reliability.helpers import (
     sync,
     warehouse_version,
 )
+
+pytestmark = pytest.mark.slow  # runs killed at every failpoint
 
 SEED = 2568
 FAILPOINT_TRIALS = 20  # a run with more passes than this is sampled (seeded)

@@ -34,6 +34,8 @@ from tests.reliability.helpers import (
 )
 from tests.reliability.s3_server import FaultsOnRequest, Kind, S3Fault
 
+pytestmark = pytest.mark.slow  # a bucket server (moto) with injected faults
+
 SEED = 2571
 PAST_EVERY_RETRY = 3  # both clients try a request 3 times
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sammachip.schemas.validation import SuiteRunner
 from sammachip.warehouse.load import open_warehouse
 from tests.reliability.helpers import (
@@ -36,6 +38,8 @@ from tests.reliability.helpers import (
     sync_to,
 )
 from tests.reliability.s3_server import KillOnUpload, Upload
+
+pytestmark = pytest.mark.slow  # runs killed against a bucket server
 
 SEED = 2569
 TIMER_TRIALS = 2

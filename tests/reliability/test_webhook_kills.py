@@ -41,6 +41,8 @@ from sammachip.simulators.kobo import KoboStore
 from tests.reliability.helpers import seed_kobo
 from tests.reliability.webhook_child import PASSWORD_ENV, USERNAME
 
+pytestmark = pytest.mark.slow  # receivers killed mid-delivery
+
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "webhook-kill-trials"
 DEADLINE = 20.0  # seconds any one wait may take before the test fails (never slept)

@@ -8,9 +8,12 @@ from collections.abc import Callable
 from contextlib import suppress
 
 import psutil
+import pytest
 
 from sammachip.reports import charts
 from sammachip.reports.deliverables import _mapper
+
+pytestmark = pytest.mark.slow  # worker processes killed with their run
 
 SPEC = {"mark": "bar", "data": {"values": [{"x": 1}]}, "encoding": {"x": {"field": "x"}}}
 

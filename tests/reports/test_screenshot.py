@@ -18,10 +18,13 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 WIDTH, HEIGHT = 390, 2400
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="headless Chromium not installed: apt-get install -y chromium fonts-thai-tlwg",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="headless Chromium not installed: apt-get install -y chromium fonts-thai-tlwg",
+    ),
+]
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -31,6 +31,8 @@ from sammachip.warehouse.load import open_warehouse
 from sammachip.warehouse.query import connect
 from sammachip.warehouse.store import Warehouse
 
+pytestmark = pytest.mark.slow  # commits killed mid-write
+
 TODAY = date(2026, 11, 24)
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 TOKEN = "c" * 40
