@@ -38,6 +38,8 @@ from tests.reliability.helpers import (
     warehouse_version,
 )
 
+pytestmark = pytest.mark.slow  # whole nights synced against a disk that fills up
+
 WAREHOUSE = Path("data") / "warehouse"
 
 

@@ -39,6 +39,8 @@ from tests.reliability.helpers import (
     tiny_cohort,
 )
 
+pytestmark = pytest.mark.slow  # whole syncs through injected server faults
+
 
 @dataclass(frozen=True)
 class Scenario:

@@ -172,6 +172,7 @@ def contents(folder: Path) -> dict[str, bytes]:
     return out
 
 
+@pytest.mark.slow  # starts the officer-file worker processes
 def test_worker_processes_and_the_chart_cache_change_nothing_officers_get(
     report_marts: dict[str, pa.Table],
     report_rules: AlertRules,
