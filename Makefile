@@ -42,8 +42,9 @@ test: lock-check $(STAMP)  ## the lock matches pyproject.toml; lint and format; 
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)  ## the edit loop: lint and every test not marked slow (no Prefect servers, kills, Dask, browser)
+test-fast: $(STAMP)  ## the edit loop: lint, format and every test not marked slow (no Prefect API, kills, Dask, browser)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -m "not slow" -q
 
 # Re-resolves pyproject.toml keeping every locked version: any difference means the two disagree.
