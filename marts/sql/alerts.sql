@@ -1,5 +1,6 @@
 -- Follow-up alerts as of $today, with their lifecycle.
--- Each rule yields (rule, subject, area, reasons, own due date if it has one); the tail keeps
+-- Each rule yields (rule, subject, area, reasons, own due date if it has one: a date the plan
+-- fixes, which passes and makes the alert overdue like any other); the tail keeps
 -- first_seen from yesterday's mart, applies the officers' snoozes, marks what cleared as
 -- resolved (kept $keep_resolved_days days), and assigns the officer who covers the tambon.
 WITH upcoming AS (
@@ -85,7 +86,8 @@ found AS (
            i.session_code || '/' || i.hh_code AS subject_id, i.hh_code,
            NULL AS subject_name, NULL AS phone, i.village_code,
            CASE WHEN i.planned_date - $today <= $lead_days THEN 1 ELSE 2 END AS priority,
-           greatest($today, i.planned_date - $lead_days) AS rule_due,
+           -- fixed by the plan, not by today: a call not made in time is overdue
+           i.planned_date - $lead_days AS rule_due,
            'แจ้งนัด' || activity_th(i.activity_type) || ' ' || i.session_code || ' วันที่ '
              || be_date(i.planned_date) || ' (อีก ' || (i.planned_date - $today) || ' วัน; แจ้งล่วงหน้า'
              || 'อย่างน้อย ' || $lead_days || ' วัน)' AS reason_th,
@@ -100,7 +102,7 @@ found AS (
            activity_th(x.activity_type) || coalesce(' ' || occupation_th(x.occupation), ''),
            g.phone, x.village_code,
            CASE WHEN x.held THEN 3 ELSE 2 END,
-           CASE WHEN NOT x.held THEN greatest($today, x.on_day - $lead_days) END,
+           CASE WHEN NOT x.held THEN x.on_day - $lead_days END,
            CASE WHEN x.held
                 THEN 'จัดเมื่อ ' || be_date(x.on_day) || ' ใน' || x.season_th || ' มาร่วม '
                      || coalesce(t.present, 0) || ' จาก ' || coalesce(t.invited, 0)
@@ -198,7 +200,7 @@ found AS (
            CASE WHEN min(f.on_day) FILTER (WHERE f.to_come) <= $today + $upcoming_days
                 THEN 1 ELSE 2 END,
            CASE WHEN bool_or(f.to_come)
-                THEN greatest($today, min(f.on_day) FILTER (WHERE f.to_come) - $lead_days) END,
+                THEN min(f.on_day) FILTER (WHERE f.to_come) - $lead_days END,
            CASE WHEN bool_or(f.unknown) THEN 'ไม่พบข้อมูลปราชญ์ในทะเบียน'
                 WHEN NOT bool_or(f.trained_trainer) THEN 'ยังไม่ผ่านการอบรมวิทยากร'
                 ELSE 'อบรมวิทยากรเมื่อ ' || be_date(any_value(f.trainer_course_date))

@@ -267,10 +267,20 @@ def test_contact_alert_is_due_three_days_before_the_session(
     assert alert["priority"] == 2
     assert "05/03/2569" in alert["reason_th"]
     assert alert["subject_name"] == "ครัวเรือน 1"
-    # two days before: the lead time is already short, so it is urgent and due today
-    late = by_id(build(district, today=date(2026, 3, 3))["alerts"])
-    assert late[f"R01_CONTACT_BEFORE_SESSION:T4/{hh(1)}"]["priority"] == 1
-    assert late[f"R01_CONTACT_BEFORE_SESSION:T4/{hh(1)}"]["due_date"] == date(2026, 3, 3)
+    # two days before: the lead time is short, so it is urgent; its due date does not slide
+    # with the days, it passed yesterday — and it is the same alert as on the first day
+    late = build(district, today=date(2026, 3, 3), previous=build(district)["alerts"])
+    alert = by_id(late["alerts"])[f"R01_CONTACT_BEFORE_SESSION:T4/{hh(1)}"]
+    assert (alert["priority"], alert["due_date"], alert["first_seen"]) == (
+        1,
+        date(2026, 3, 2),
+        TODAY,
+    )
+    call_list = {e["item_id"]: e for e in late["worklist"].to_pylist()}["session:T4"]
+    assert (call_list["due_date"], call_list["overdue_days"]) == (date(2026, 3, 2), 1)
+    # once the session day has passed there is nobody left to call: the alert resolves
+    on_the_day = by_id(build(district, today=date(2026, 3, 6), previous=late["alerts"])["alerts"])
+    assert on_the_day[f"R01_CONTACT_BEFORE_SESSION:T4/{hh(1)}"]["status"] == "resolved"
 
 
 def test_a_plan_without_invitation_list_means_every_household_of_the_village(
@@ -574,7 +584,7 @@ def test_an_alert_found_twice_is_listed_once_the_same_whatever_the_row_order(
         assert ids.count(alert_id) == 1 and len(ids) == len(set(ids))
         kept.append(by_id(alerts)[alert_id])
     assert kept[0] == kept[1]
-    assert kept[0]["priority"] == 1 and kept[0]["due_date"] == TODAY
+    assert kept[0]["priority"] == 1 and kept[0]["due_date"] == date(2026, 2, 27)  # 2 March − 3
 
 
 def test_village_names_in_alerts_and_kpis_are_thai(
