@@ -155,8 +155,8 @@ def _connect(
 
 
 def _forms_table() -> pa.Table:
-    """Each form's Thai and English title and what its submissions are about (the subject an
-    officer's worklist files a data fix under)."""
+    """Each form's Thai and English title and what its submissions are about (the subject a
+    data fix is filed under)."""
     subjects = {
         "hh_code": "household",
         "sage_code": "sage",
@@ -166,6 +166,7 @@ def _forms_table() -> pa.Table:
     rows = [
         {
             "form_id": f.form_id,
+            "subject_key": f.subject_key,
             "subject_type": subjects.get(f.subject_key),
             "title_th": f.title_th,
             "title_en": f.title_en,

@@ -194,7 +194,8 @@ QUARANTINE = TableSpec(
         ("instance_id", _S),
         ("village_code", _S),
         ("tambon_code", _S),
-        ("business_key", _S),
+        ("business_key", _S),  # the code the submission is about (hh_code, sage_code …)
+        ("subject_name", _S),  # whom it names, as written: the enumerator's fix says who
         ("expectation", _S),
         ("column_name", _S),
         ("value", _S),

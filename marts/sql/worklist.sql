@@ -25,30 +25,20 @@ groups_latest AS (
     SELECT group_code, group_name, village_code FROM groups
     QUALIFY row_number() OVER (PARTITION BY group_code ORDER BY submitted_at DESC NULLS LAST) = 1
 ),
--- A data-to-fix alert (R09) belongs to the household, sage, session or group its form is
--- about when the submission names one; otherwise to the submission itself.
-named_fixes AS (
-    SELECT DISTINCT form_id || ':' || business_key AS subject_id
-    FROM quarantine_all WHERE business_key IS NOT NULL
-),
 open_alerts AS (
+    -- a data fix (R09) about a household, sage, session or group is filed under it: its
+    -- subject id is <form id>:<code>
     SELECT a.*,
            CASE WHEN a.rule_id = 'R01_CONTACT_BEFORE_SESSION' THEN 'session'
-                WHEN a.rule_id = 'R09_DATA_TO_FIX' AND n.subject_id IS NOT NULL
-                THEN coalesce(f.subject_type, 'submission')
                 ELSE a.subject_type END AS entry_type,
            CASE WHEN a.rule_id = 'R01_CONTACT_BEFORE_SESSION'
                 THEN split_part(a.subject_id, '/', 1)
-                WHEN a.rule_id = 'R09_DATA_TO_FIX' AND n.subject_id IS NOT NULL
-                     AND f.subject_type IS NOT NULL
-                THEN substr(a.subject_id, length(f.form_id) + 2)
+                WHEN a.rule_id = 'R09_DATA_TO_FIX' AND a.subject_type <> 'submission'
+                THEN substr(a.subject_id, strpos(a.subject_id, ':') + 1)
                 ELSE a.subject_id END AS entry_id,
            CASE WHEN a.rule_id = 'R01_CONTACT_BEFORE_SESSION'
                 THEN split_part(a.subject_id, '/', 2) END AS call_hh
     FROM alerts a
-    LEFT JOIN named_fixes n ON n.subject_id = a.subject_id AND a.rule_id = 'R09_DATA_TO_FIX'
-    LEFT JOIN forms f ON a.rule_id = 'R09_DATA_TO_FIX'
-                     AND f.form_id = split_part(a.subject_id, ':', 1)
     WHERE a.status = 'open'
 ),
 -- A session's contact alerts (one per invited household) are one reason: its call list.
