@@ -27,7 +27,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from sammachip.marts.rules import RULES, AlertRules, Officer, SeasonWindow
+from sammachip.marts.rules import (
+    KPI_SOURCE_EN,
+    KPI_SOURCE_TH,
+    RULES,
+    AlertRules,
+    Officer,
+    SeasonWindow,
+)
 from sammachip.marts.snoozes import load_snoozes
 from sammachip.schemas.admin_codes import tambon_label, village_label
 from sammachip.schemas.registry import (
@@ -122,6 +129,8 @@ def _params(rules: AlertRules, today: date) -> dict[str, Any]:
         "target_practising": rules.kpi.practising_share,
         "target_income": rules.kpi.income_change,
         "target_groups": rules.kpi.group_village_share,
+        "kpi_source_th": KPI_SOURCE_TH,
+        "kpi_source_en": KPI_SOURCE_EN,
         "per_day": rules.worklist.per_day,
     }
 

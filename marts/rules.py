@@ -76,13 +76,19 @@ class OtopRules:
     nearly_ready_missing: int = 2  # at most this many items missing → "nearly ready"
 
 
+# Where the default targets come from: the Community Development Department's KPI dashboard
+# of the programme (≥85% practising, average income +3%, groups in ≥10% of target villages).
+KPI_SOURCE_TH = "ตัวชี้วัดโครงการสัมมาชีพชุมชน กรมการพัฒนาชุมชน (logi.cdd.go.th)"
+KPI_SOURCE_EN = "CDD KPI dashboard of the programme (logi.cdd.go.th)"
+
+
 @dataclass(frozen=True)
 class KpiTargets:
-    """The department's targets (config: `[kpi]`)."""
+    """The department's targets (config: `[kpi]`; defaults: `KPI_SOURCE_EN`)."""
 
     practising_share: float = 0.85  # trained households practising the occupation
     income_change: float = 0.03  # average household income, follow-up vs baseline
-    group_village_share: float = 0.10  # target villages with an occupational group
+    group_village_share: float = 0.10  # groups formed, per target village
 
 
 @dataclass(frozen=True)

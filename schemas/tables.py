@@ -366,9 +366,13 @@ KPIS_SCHEMA = pa.schema(
         ("target", _F),
         ("met", _B),
         ("n", _I),
+        ("numerator", _I),  # value = numerator / denominator
+        ("denominator", _I),
         ("detail_th", _S),
         ("detail_en", _S),
         ("as_of", _D),
+        ("source_th", _S),  # where the target comes from (null: no target)
+        ("source_en", _S),
     ]
 )
 
