@@ -120,6 +120,7 @@ def _params(rules: AlertRules, today: date) -> dict[str, Any]:
         "season_recent_days": rules.season_recent_days,
         "min_income_change": rules.min_income_change,
         "group_days": rules.group_within_days,
+        "study_visit_days": rules.study_visit_within_days,
         "keep_resolved_days": rules.keep_resolved_days,
         "district_id": rules.district_officer.officer_id,
         "district_name": rules.district_officer.name,

@@ -1,0 +1,44 @@
+"""KPIs that do not flatter, computed by hand on the tiny district (tests/marts/district.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+# ---- KPIs against the department's targets ---------------------------------------------------
+
+
+def test_kpis_match_a_hand_computation(marts_today: dict[str, pa.Table]) -> None:
+    """By hand, from the district above. Trained (present at a held session): V-01, V-02,
+    V-03, V-05, V-06 and W-01 (V-04 never came) = 6. Followed up: V-01 practising
+    (10,000 → 11,000), V-05 not practising (10,000 → 10,000), W-01 practising (8,000 → 8,800).
+    Villages V and W; one group, in V."""
+    kpis = {(k["scope"], k["scope_code"], k["kpi_id"]): k for k in marts_today["kpis"].to_pylist()}
+
+    def district(kpi_id: str) -> tuple[Any, ...]:
+        k = kpis[("district", "district", kpi_id)]
+        return k["numerator"], k["denominator"], k["value"], k["target"], k["met"]
+
+    # practising over every trained household, not over the 3 followed up (that was 2/3)
+    assert district("K1_PRACTISING") == (2, 6, 2 / 6, 0.85, False)
+    assert district("K1B_FOLLOWED_UP") == (3, 6, 0.5, None, None)  # coverage, shown apart
+    # income over every household with a baseline and a follow-up, practising or not:
+    # (11,000 + 10,000 + 8,800) − (10,000 + 10,000 + 8,000) = 1,800 on 28,000
+    assert district("K2_INCOME_CHANGE") == (1800, 28000, pytest.approx(1800 / 28000), 0.03, True)
+    # groups formed against 10% of the target villages: 1 group, 2 villages
+    assert district("K3_GROUP_VILLAGES") == (1, 2, 0.5, 0.10, True)
+    k1 = kpis[("district", "district", "K1_PRACTISING")]
+    assert k1["detail_th"] == "ประกอบอาชีพ 2 จาก 6 ครัวเรือนที่ผ่านการอบรม (ติดตามแล้ว 3 ครัวเรือน)"
+    assert kpis[("district", "district", "K1B_FOLLOWED_UP")]["detail_th"] == (
+        "ติดตามแล้ว 3 จาก 6 ครัวเรือนที่ผ่านการอบรม"
+    )
+    assert "logi.cdd.go.th" in kpis[("district", "district", "K3_GROUP_VILLAGES")]["source_th"]
+    assert kpis[("district", "district", "K1B_FOLLOWED_UP")]["source_th"] is None
+    k2 = kpis[("district", "district", "K2_INCOME_CHANGE")]
+    assert k2["detail_th"].startswith("รายได้เฉลี่ย 9,333 → 9,933 บาท/เดือน (3 ครัวเรือน")
+    # off01 covers V only: trained 5, practising 1; tambon 341402 (W) has no group
+    assert kpis[("officer", "off01", "K1_PRACTISING")]["value"] == 1 / 5
+    assert kpis[("tambon", "341402", "K3_GROUP_VILLAGES")]["value"] == 0.0
+    assert kpis[("tambon", "341402", "K3_GROUP_VILLAGES")]["scope_name"] == "ต.เหล่าบก"
