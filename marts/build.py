@@ -41,11 +41,13 @@ from sammachip.marts.snoozes import load_snoozes
 from sammachip.schemas.admin_codes import tambon_label, village_label
 from sammachip.schemas.registry import (
     ACTIVITY_TH,
+    CHANNEL_TH,
     FORMS,
     METHOD_TH,
     OCCUPATION_TH,
     OTOP_STATUS_TH,
     OTOP_TYPE_TH,
+    PROBLEM_TH,
 )
 from sammachip.schemas.tables import ALERTS_SCHEMA, CLEAN_TABLES, MART_SCHEMAS, QUARANTINE
 from sammachip.warehouse import scan
@@ -255,6 +257,8 @@ def _label_functions(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_case_macro("activity_th", ACTIVITY_TH, "'กิจกรรม'"))
     con.execute(_case_macro("occupation_th", OCCUPATION_TH, "x"))
     con.execute(_case_macro("method_th", METHOD_TH, "x"))
+    con.execute(_case_macro("channel_th", CHANNEL_TH, "x"))
+    con.execute(_case_macro("problem_th", PROBLEM_TH, "x"))
     con.execute(_case_macro("otop_type_th", OTOP_TYPE_TH, "x"))
     con.execute(_case_macro("otop_status_th", OTOP_STATUS_TH, "x"))
     con.execute(_case_macro("readiness_th", READINESS_TH, "x"))

@@ -133,6 +133,8 @@ CLEAN_TABLES: dict[str, TableSpec] = {
             ("occ_income", _I),
             ("hh_income", _I),
             ("costs", _I),
+            ("problem", _S),  # follow-up: the problem found
+            ("action_agreed", _S),  # … and what was agreed to do about it
         ),
         _parent(
             "groups",
@@ -150,6 +152,11 @@ CLEAN_TABLES: dict[str, TableSpec] = {
             ("monthly_sales", _I),
             ("months_recorded", _I),
             ("otop_status", _S),
+            ("market_channel", _S),  # main sales channel
+            ("buyer", _S),  # main buyer or market, as written
+            ("sale_unit", _S),
+            ("price_per_unit", _F),  # THB
+            ("cost_per_unit", _F),  # THB
         ),
         _child("group_members", "groups", ("group_code", _S), ("hh_code", _S), ("role", _S)),
     ]
@@ -279,6 +286,8 @@ HOUSEHOLD_OUTCOMES_SCHEMA = pa.schema(
         ("followup_income", _I),
         ("practising", _B),
         ("income_change", _F),
+        ("followup_problem", _S),  # the problem the latest follow-up found (step 10)
+        ("followup_action", _S),  # … and the action agreed
     ]
 )
 
@@ -351,6 +360,14 @@ OTOP_SCHEMA = pa.schema(
         ("otop_status", _S),
         ("otop_status_th", _S),
         ("action_order", _I),
+        ("market_channel", _S),
+        ("market_channel_th", _S),
+        ("buyer", _S),
+        ("sale_unit", _S),
+        ("price_per_unit", _F),
+        ("cost_per_unit", _F),
+        ("margin_per_unit", _F),  # price − cost, null when either is unknown
+        ("market_th", _S),  # the market link in one Thai line
     ]
 )
 

@@ -221,14 +221,22 @@ found AS (
                CASE WHEN o.income_not_up THEN 'รายได้ครัวเรือน '
                     || format('{:,}', o.baseline_income) || ' → '
                     || format('{:,}', o.followup_income) || ' บาท/เดือน ('
-                    || format('{:+.1f}%', 100 * o.income_change) || ') ไม่เพิ่มขึ้น' END),
+                    || format('{:+.1f}%', 100 * o.income_change) || ') ไม่เพิ่มขึ้น' END,
+               CASE WHEN o.followup_problem <> 'none'
+                    THEN 'ปัญหาที่พบ: ' || problem_th(o.followup_problem)
+                         || coalesce(' — ตกลงว่า: ' || o.followup_action,
+                                     ' — ยังไม่ได้ตกลงว่าจะทำอะไร') END),
            concat_ws('; ',
                CASE WHEN o.practising = false THEN 'not practising the occupation (survey '
                     || o.followup_date || ')' END,
                CASE WHEN o.income_not_up THEN 'household income '
                     || format('{:,}', o.baseline_income) || ' → '
                     || format('{:,}', o.followup_income) || ' THB/month ('
-                    || format('{:+.1f}%', 100 * o.income_change) || ') not up' END)
+                    || format('{:+.1f}%', 100 * o.income_change) || ') not up' END,
+               CASE WHEN o.followup_problem <> 'none'
+                    THEN 'problem found: ' || o.followup_problem
+                         || coalesce(' — agreed: ' || o.followup_action, ' — nothing agreed yet')
+               END)
     FROM outcome_checks o
     WHERE o.practising = false OR o.income_not_up
 

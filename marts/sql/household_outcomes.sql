@@ -26,7 +26,8 @@ baseline AS (
         ORDER BY survey_date DESC NULLS LAST, submitted_at DESC NULLS LAST, submission_key DESC) = 1
 ),
 followup AS (
-    SELECT hh_code, survey_date AS followup_date, hh_income AS followup_income, practising
+    SELECT hh_code, survey_date AS followup_date, hh_income AS followup_income, practising,
+           problem AS followup_problem, action_agreed AS followup_action
     FROM income_surveys
     WHERE round = 'followup' AND coalesce(survey_date, $today) <= $today
     QUALIFY row_number() OVER (PARTITION BY hh_code
@@ -50,7 +51,7 @@ SELECT r.hh_code,
        p.first_trained IS NOT NULL AS trained,
        h.first_handout,
        coalesce(b.baseline_survey_income, r.baseline_income) AS baseline_income,
-       f.followup_date, f.followup_income, f.practising,
+       f.followup_date, f.followup_income, f.practising, f.followup_problem, f.followup_action,
        CASE WHEN coalesce(b.baseline_survey_income, r.baseline_income) > 0
             THEN f.followup_income / coalesce(b.baseline_survey_income, r.baseline_income) - 1
        END AS income_change

@@ -13,11 +13,14 @@ from datetime import date, datetime, time, timedelta
 
 from sammachip.schemas.registry import OCCUPATION_TH
 from sammachip.simulators.cohort.catalogue import (
+    ACTIONS,
+    BUYERS,
     ITEMS,
     OCCUPATION_INCOME,
     OCCUPATION_WEIGHTS,
     OTOP_TYPE,
     PRODUCTS,
+    SALE_UNITS,
 )
 from sammachip.simulators.cohort.defects import (
     BAD_CHECKSUM_RATE,
@@ -439,6 +442,12 @@ class VillageBuilder:
             "hh_income": str(round_to(hh.baseline * (1 + growth), 100)),
             "costs": str(round_to(occ * rng.uniform(0.1, 0.4), 50) if occ else 0),
         }
+        # step 10: the problem found on the visit and what was agreed about it
+        struggling = not practising or growth < 0.02
+        problem = rng.choice(list(ACTIONS)) if struggling or rng.random() < 0.15 else "none"
+        fields["problem"] = problem
+        if problem != "none" and not (self.spec.dirty and rng.random() < 0.1):
+            fields["action_agreed"] = ACTIONS[problem]
         self._emit(INCOME, day, fields)
 
     def _group(self, occupation: str, households: list[_Household]) -> None:
@@ -478,10 +487,34 @@ class VillageBuilder:
             "sales/monthly_sales": str(round_to(rng.uniform(2000, 60000 if ready else 20000), 100)),
             "sales/months_recorded": str(rng.randint(3, 6) if ready else rng.randint(0, 6)),
             "otop_status": otop,
+            **self._market(OTOP_TYPE[occupation], ready, base_name),
         }
         self._emit(
             GROUP, self._day_between(formed, min(formed + timedelta(days=10), self.today)), fields
         )
+
+    def _market(self, otop_type: str, ready: bool, village_name: str) -> Answers:
+        """Where the group sells, to whom, and at what price and cost per unit (the cost is
+        often not known)."""
+        rng = self.rng
+        channels = ("otop_fair", "shop", "online", "coop") if ready else ("local_market",
+                    "middleman", "shop", "none")  # fmt: skip
+        channel = rng.choice(channels)
+        if channel == "none":
+            return {"market/channel": channel}
+        unit, (lo, hi) = SALE_UNITS[otop_type]
+        price = round_to(rng.uniform(lo, hi), 5)
+        answers: Answers = {
+            "market/channel": channel,
+            "market/buyer": BUYERS[channel].format(village=village_name),
+            "market/unit": unit,
+            "market/price_per_unit": decimal_text(price),
+        }
+        if rng.random() < 0.7:
+            answers["market/cost_per_unit"] = decimal_text(
+                round_to(price * rng.uniform(0.4, 0.8), 1)
+            )
+        return answers
 
     def _standards(self, otop_type: str, ready: bool) -> str:
         rng = self.rng

@@ -107,3 +107,19 @@ def test_data_to_fix_names_the_household_and_the_forms_thai_title(
     nameless = alerts["R09_DATA_TO_FIX:sammachip_income:77"]
     assert nameless["reason_th"].startswith("แบบสำรวจรายได้ครัวเรือน: ไม่ระบุรหัส — ")
     assert "sammachip" not in nameless["reason_th"]
+
+
+def test_an_outcome_below_target_says_what_the_visit_found_and_agreed(
+    district: dict[str, pa.Table],
+) -> None:
+    surveys = district["income_surveys"].to_pylist()
+    for s in surveys:
+        if s["hh_code"] == hh(5):
+            s["problem"], s["action_agreed"] = "market", "พัฒนากรประสานร้านค้าในอำเภอภายใน 30 วัน"
+    district["income_surveys"] = pa.Table.from_pylist(
+        surveys, schema=district["income_surveys"].schema
+    )
+    alert = by_id(build(district)["alerts"])[f"R06_OUTCOME_BELOW_TARGET:{hh(5)}"]
+    assert alert["reason_th"].endswith(
+        "; ปัญหาที่พบ: ขายไม่ได้/ไม่มีตลาด — ตกลงว่า: พัฒนากรประสานร้านค้าในอำเภอภายใน 30 วัน"
+    )
