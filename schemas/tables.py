@@ -203,6 +203,8 @@ QUARANTINE = TableSpec(
         ("tambon_code", _S),
         ("business_key", _S),  # the code the submission is about (hh_code, sage_code …)
         ("subject_name", _S),  # whom it names, as written: the enumerator's fix says who
+        ("subject_house_no", _S),  # … and where to find them (a registration held back here
+        ("subject_phone", _S),  # never reaches the clean tables)
         ("expectation", _S),
         ("column_name", _S),
         ("value", _S),

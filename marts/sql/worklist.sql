@@ -16,6 +16,15 @@ sessions_latest AS (
     SELECT session_code, village_code, activity_type, planned_date FROM sessions
     QUALIFY row_number() OVER (PARTITION BY session_code ORDER BY submitted_at DESC NULLS LAST) = 1
 ),
+-- a household whose registration waits in quarantine: where it said it lives
+held_back AS (
+    SELECT business_key AS hh_code, village_code, subject_name AS head_name,
+           subject_house_no AS house_no, subject_phone AS phone
+    FROM quarantine_all
+    WHERE form_id = 'sammachip_household' AND business_key IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY business_key
+                               ORDER BY submitted_at DESC NULLS LAST, submission_key) = 1
+),
 -- how the village calls itself, as the households registered in it wrote it
 village_names AS (
     SELECT village_code, mode(village_name) AS village_name
@@ -96,22 +105,24 @@ entries AS (
     GROUP BY officer_id, entry_type, entry_id
 ),
 placed AS (
-    SELECT e.*, c.call_list, c.n_calls, r.house_no, r.lat, r.lon,
-           coalesce(r.village_code, g.village_code, s.village_code, gr.village_code,
-                    e.alert_village) AS village_code,
+    SELECT e.*, c.call_list, c.n_calls, coalesce(r.house_no, q.house_no) AS house_no,
+           r.lat, r.lon,
+           coalesce(r.village_code, q.village_code, g.village_code, s.village_code,
+                    gr.village_code, e.alert_village) AS village_code,
            CASE e.entry_type
-                WHEN 'household' THEN coalesce(r.head_name, e.subject_name)
+                WHEN 'household' THEN coalesce(r.head_name, e.subject_name, q.head_name)
                 WHEN 'sage' THEN coalesce(g.name, e.subject_name)
                 WHEN 'group' THEN gr.group_name
                 WHEN 'village' THEN village_th(e.entry_id)
            END AS name,
            CASE e.entry_type
-                WHEN 'household' THEN coalesce(r.phone, e.phone)
+                WHEN 'household' THEN coalesce(r.phone, e.phone, q.phone)
                 WHEN 'sage' THEN coalesce(g.phone, e.phone)
            END AS phone_no,
            s.activity_type, s.planned_date
     FROM entries e
     LEFT JOIN registered r ON e.entry_type = 'household' AND r.hh_code = e.entry_id
+    LEFT JOIN held_back q ON e.entry_type = 'household' AND q.hh_code = e.entry_id
     LEFT JOIN sages_latest g ON e.entry_type = 'sage' AND g.sage_code = e.entry_id
     LEFT JOIN sessions_latest s ON e.entry_type = 'session' AND s.session_code = e.entry_id
     LEFT JOIN groups_latest gr ON e.entry_type = 'group' AND gr.group_code = e.entry_id

@@ -210,3 +210,30 @@ def test_per_day_comes_from_the_rules() -> None:
 
 def test_the_default_rules_give_twenty_a_day() -> None:
     assert RULES_.worklist.per_day == 20
+
+
+def test_a_household_whose_registration_waits_in_quarantine_can_still_be_found() -> None:
+    tables = district_tables()
+    held_back = {
+        "submission_key": "q-hh-9",
+        "form_id": "sammachip_household",
+        "submission_id": "91",
+        "business_key": hh(9),
+        "subject_name": "นางสมร แสงทอง",
+        "subject_house_no": "112/3",
+        "subject_phone": "0812345678",
+        "village_code": "34140105",
+        "reason_th": "เลขประจำตัวประชาชนไม่ถูกต้อง",
+        "reason_en": "bad national ID",
+    }
+    tables["quarantine"] = pa.Table.from_pylist(
+        [*tables["quarantine"].to_pylist(), held_back], schema=QUARANTINE.schema
+    )
+    entry = entries(build(tables))[f"household:{hh(9)}"]
+    assert (entry["title_th"], entry["house_no"], entry["phone"], entry["moo"]) == (
+        "นางสมร แสงทอง",
+        "112/3",
+        "0812345678",
+        5,
+    )
+    assert [r["rule_id"] for r in entry["reasons"]] == ["R09_DATA_TO_FIX"]

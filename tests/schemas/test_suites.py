@@ -257,3 +257,16 @@ def test_a_follow_up_that_found_a_problem_but_agreed_nothing_is_flagged(
         assert any("action_agreed" in f for f in got) is warned, got
     baseline = next(s for s in surveys if s.payload["round"] == "baseline")
     assert "problem" not in baseline.payload  # asked at follow-up only
+
+
+def test_a_registration_held_back_keeps_who_and_where_for_the_officer(
+    suite_runner: SuiteRunner, received: dict[str, list[Submission]]
+) -> None:
+    sub = spoilt(received["sammachip_household"][0], **{"head/national_id": "1234567890123"})
+    result = validate_form("sammachip_household", [sub], suite_runner, batch="b", now=NOW)
+    (row,) = {
+        (r["subject_name"], r["subject_house_no"], r["subject_phone"])
+        for r in result.quarantine.to_pylist()
+    }
+    payload = sub.payload
+    assert row == (payload["head/name"], payload["hh/house_no"], payload["head/phone"])
