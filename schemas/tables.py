@@ -290,6 +290,10 @@ HOUSEHOLD_OUTCOMES_SCHEMA = pa.schema(
         ("income_change", _F),
         ("followup_problem", _S),  # the problem the latest follow-up found (step 10)
         ("followup_action", _S),  # … and the action agreed
+        ("house_no", _S),  # where the household lives, as registered
+        ("village_name", _S),
+        ("lat", _F),
+        ("lon", _F),
     ]
 )
 

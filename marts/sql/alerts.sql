@@ -96,6 +96,14 @@ held_sessions AS (
     SELECT s.session_code, s.village_code, s.activity_type, s.submission_key
     FROM sessions s WHERE s.held_date <= $today
 ),
+-- groups some of whose members went on a study visit (to a successful group elsewhere)
+visited_groups AS (
+    SELECT DISTINCT m.group_code
+    FROM held_sessions h
+    JOIN attendance a USING (submission_key)
+    JOIN group_members m USING (hh_code)
+    WHERE h.activity_type = 'study_visit' AND a.present
+),
 groups_latest AS (
     SELECT * FROM groups
     QUALIFY row_number() OVER (PARTITION BY group_code ORDER BY submitted_at DESC NULLS LAST) = 1
@@ -348,13 +356,11 @@ found AS (
              || $study_visit_days || ' days)'
     FROM groups_latest g
     WHERE g.formed_date + $study_visit_days < $today
-      AND NOT EXISTS (  -- a visit the members went on, or one organised in the group's village
+      -- a visit the members went on, or one organised in the group's village
+      AND g.group_code NOT IN (SELECT group_code FROM visited_groups)
+      AND NOT EXISTS (
           SELECT 1 FROM held_sessions h
-          WHERE h.activity_type = 'study_visit'
-            AND (h.village_code = g.village_code
-                 OR EXISTS (SELECT 1 FROM attendance a JOIN group_members m USING (hh_code)
-                            WHERE a.submission_key = h.submission_key AND a.present
-                              AND m.group_code = g.group_code)))
+          WHERE h.activity_type = 'study_visit' AND h.village_code = g.village_code)
 
     UNION ALL
     SELECT 'R13_SAGE_OUTSIDE_EXPERTISE', 'sage', x.sage_code, NULL,

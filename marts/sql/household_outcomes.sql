@@ -42,7 +42,7 @@ registered AS (
 SELECT r.hh_code,
        coalesce(r.village_code, split_part(r.hh_code, '-', 1)) AS village_code,
        left(coalesce(r.village_code, split_part(r.hh_code, '-', 1)), 6) AS tambon_code,
-       r.head_name, r.phone, r.occupation,
+       r.head_name, r.phone, r.occupation, r.house_no, r.village_name, r.lat, r.lon,
        coalesce(p.sessions_invited, 0) AS sessions_invited,
        coalesce(p.sessions_attended, 0) AS sessions_attended,
        coalesce(len(p.last_two) = 2 AND NOT p.last_two[1] AND NOT p.last_two[2], false)

@@ -3,10 +3,9 @@
 -- alerts under it. At most $per_day entries per officer form "today": overdue first (most
 -- overdue first), then priority, then due date, so new entries never bury overdue ones;
 -- "today" is then ordered for visiting (tambon, หมู่, house number), "later" keeps the ranking.
-WITH registered AS (
+WITH registered AS (  -- the latest registration of each household
     SELECT hh_code, village_code, village_name, house_no, head_name, phone, lat, lon
-    FROM households
-    QUALIFY row_number() OVER (PARTITION BY hh_code ORDER BY submitted_at DESC NULLS LAST) = 1
+    FROM household_outcomes
 ),
 sages_latest AS (
     SELECT sage_code, name, phone, village_code FROM sages
@@ -175,6 +174,14 @@ bucketed AS (
     SELECT r.*, CASE WHEN r.rank <= $per_day THEN 'today' ELSE 'later' END AS bucket,
            TRY_CAST(right(r.village_code, 2) AS INTEGER) AS moo
     FROM ranked r
+),
+-- the visiting order, for the few entries of today only (house numbers are parsed here)
+route AS (
+    SELECT officer_id, entry_type, entry_id,
+           row_number() OVER (PARTITION BY officer_id
+               ORDER BY left(village_code, 6) NULLS LAST, moo NULLS LAST,
+                        house_number(house_no) NULLS LAST, house_no NULLS LAST, rank) AS stop
+    FROM bucketed WHERE bucket = 'today'
 )
 SELECT b.officer_id, b.officer_name,
        b.entry_type || ':' || b.entry_id AS item_id,
@@ -191,15 +198,11 @@ SELECT b.officer_id, b.officer_name,
                  || format('{:.6f}', b.lat) || ',' || format('{:.6f}', b.lon)
                  || '(' || url_encode(b.title_th) || ')' END AS geo_uri,
        b.priority, b.due_date, b.overdue_days, b.bucket,
-       CASE WHEN b.bucket = 'today'
-            THEN row_number() OVER (PARTITION BY b.officer_id, b.bucket
-                     ORDER BY left(b.village_code, 6) NULLS LAST, b.moo NULLS LAST,
-                              house_number(b.house_no) NULLS LAST, b.house_no NULLS LAST,
-                              b.rank)
-            ELSE b.rank - $per_day END AS visit_order,
+       coalesce(v.stop, b.rank - $per_day) AS visit_order,
        b.reasons,
        coalesce(b.call_list, []) AS call_list,
        b.first_seen
 FROM bucketed b
+LEFT JOIN route v USING (officer_id, entry_type, entry_id)
 LEFT JOIN village_names vn ON vn.village_code = b.village_code
 ORDER BY b.officer_id, b.bucket DESC, visit_order
