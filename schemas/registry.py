@@ -33,6 +33,7 @@ class FormSpec:
     title_th: str
     title_en: str
     checks: tuple[Check, ...] = ()  # its rows checked against what other forms said
+    name_key: str | None = None  # the column naming its subject (a person, a group), if any
 
     @cached_property  # read for every submission flattened
     def tables(self) -> list[str]:
@@ -77,6 +78,7 @@ FORMS: dict[str, FormSpec] = {
             subject_key="hh_code",
             title_th="ทะเบียนครัวเรือนเป้าหมาย",
             title_en="Target household registration",
+            name_key="head_name",
         ),
         FormSpec(
             form_id="sammachip_sage",
@@ -86,6 +88,7 @@ FORMS: dict[str, FormSpec] = {
             subject_key="sage_code",
             title_th="ทะเบียนปราชญ์ชุมชน",
             title_en="Community sage registry",
+            name_key="name",
         ),
         FormSpec(
             form_id="sammachip_session",
@@ -126,6 +129,7 @@ FORMS: dict[str, FormSpec] = {
             title_th="กลุ่มอาชีพ",
             title_en="Occupational group",
             checks=(_REGISTERED_MEMBERS,),
+            name_key="group_name",
         ),
     ]
 }
@@ -210,6 +214,35 @@ ACTIVITY_TH: dict[str, str] = {
     "training": "การฝึกอบรม",
     "study_visit": "การศึกษาดูงาน",
     "kickoff": "การประชุมชี้แจง",
+}
+
+METHOD_TH: dict[str, str] = {
+    "lecture": "บรรยาย",
+    "qa": "ถาม-ตอบ",
+    "demonstration": "สาธิต",
+    "video": "วิดีทัศน์",
+}
+
+CHANNEL_TH: dict[str, str] = {
+    "local_market": "ตลาดในชุมชน/ตลาดนัด",
+    "shop": "ร้านค้า/ร้านของฝาก",
+    "middleman": "พ่อค้าคนกลาง",
+    "otop_fair": "งาน OTOP/งานแสดงสินค้า",
+    "online": "ออนไลน์",
+    "coop": "สหกรณ์/วิสาหกิจชุมชน",
+    "none": "ยังไม่มีช่องทางขาย",
+}
+
+PROBLEM_TH: dict[str, str] = {
+    "none": "ไม่มีปัญหา",
+    "market": "ขายไม่ได้/ไม่มีตลาด",
+    "materials": "ขาดวัตถุดิบ/วัสดุ",
+    "skills": "ขาดความรู้/ทักษะ",
+    "capital": "ขาดเงินทุน",
+    "time": "ไม่มีเวลา/แรงงาน",
+    "weather": "ภัยธรรมชาติ/สภาพอากาศ",
+    "health": "ปัญหาสุขภาพ",
+    "other": "อื่นๆ",
 }
 
 OTOP_TYPE_TH: dict[str, str] = {
