@@ -127,6 +127,15 @@ FORMS: dict[str, FormSpec] = {
             title_en="Occupational group",
             checks=(_REGISTERED_MEMBERS,),
         ),
+        FormSpec(
+            form_id="sammachip_followup",
+            kind="followup",
+            table="followup_visits",
+            business_key=None,
+            subject_key="item_id",
+            title_th="ติดตามเยี่ยม",
+            title_en="Follow-up visit",
+        ),
     ]
 }
 

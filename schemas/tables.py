@@ -151,6 +151,32 @@ CLEAN_TABLES: dict[str, TableSpec] = {
             ("otop_status", _S),
         ),
         _child("group_members", "groups", ("group_code", _S), ("hh_code", _S), ("role", _S)),
+        # An officer's follow-up visit to an item of their list (the phones' follow-up form).
+        _parent(
+            "followup_visits",
+            ("item_id", _S),
+            ("subject_type", _S),
+            ("subject_id", _S),
+            ("entity_id", _S),  # the list item picked: the ODK entity uuid
+            *_AREA,
+            ("officer_id", _S),
+            ("visit_date", _D),
+            ("reached", _B),
+            ("problem", _S),
+            ("action", _S),
+            ("next_visit", _D),
+            ("photo", _S),
+            ("n_resolved", _I),
+            ("n_reasons", _I),
+        ),
+        _child(
+            "followup_reasons",
+            "followup_visits",
+            ("item_id", _S),
+            ("rule_id", _S),
+            ("alert_id", _S),  # the alert this reason is: <rule_id>:<subject_id>
+            ("state", _S),  # resolved | in_progress | not_applicable
+        ),
     ]
 }
 
