@@ -277,8 +277,32 @@ ATTACHMENTS = TableSpec(
     ),
 )
 
+# What each server's phones are given (`phones/`): one row per list item a server holds.
+PHONE_ITEMS = TableSpec(
+    "phone_items",
+    (
+        ("server", _S),  # the server's configured name
+        ("source", _S),  # odk | kobo
+        ("target", _S),  # the Entity List's name, or the Kobo form's asset uid
+        ("item_id", _S),
+        ("officer_id", _S),
+        ("entity_uuid", _S),
+        ("version", _I),  # the entity's version on Central (null on Kobo: a file, no versions)
+        ("content_hash", _S),  # of what the phone shows: label and properties
+        ("pushed_at", UTC_TS),  # when this content reached the server
+    ),
+)
+
 SYSTEM_TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (RAW_SUBMISSIONS, QUARANTINE, VALIDATION_RUNS, SCHEMA_DRIFT, ATTACHMENTS)
+    t.name: t
+    for t in (
+        RAW_SUBMISSIONS,
+        QUARANTINE,
+        VALIDATION_RUNS,
+        SCHEMA_DRIFT,
+        ATTACHMENTS,
+        PHONE_ITEMS,
+    )
 }
 
 

@@ -282,10 +282,17 @@ class EntityStore:
 
     def publish_form(self, project_id: int, definition: FormDefinition) -> None:
         """Publish a form (from its XLSForm) and, when its `entities` sheet updates a list,
-        link it to that list with the properties it saves, as Central does on publish."""
+        link it to that list with the properties it saves, as Central does on publish: the
+        list and those properties are created if missing."""
         self.odk.add_definition(project_id, definition)
         if definition.entity_list:
             saves = dict(definition.saves)
+            with self._lock:
+                key = (project_id, definition.entity_list)
+                if key not in self._datasets:
+                    self.create_dataset(project_id, definition.entity_list)
+                for prop in saves.keys() - self._datasets[key].properties.keys():
+                    self.add_property(project_id, definition.entity_list, prop)
             self.link_form(
                 project_id, definition.xml_form_id, definition.entity_list, tuple(saves), saves
             )

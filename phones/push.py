@@ -1,0 +1,94 @@
+"""The push: after a run's commit, each officer's worklist to the phones of every server that
+hosts the follow-up form and allows it (`PhoneSettings`), then what each server holds into the
+warehouse. A server that fails is one line of the run summary naming the fix; the data commit
+before it stands, and the next run pushes again from what the server then holds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+
+from sammachip.connectors.discovery import SourceError
+from sammachip.connectors.kobo import KoboForm
+from sammachip.connectors.odk import OdkForm
+from sammachip.connectors.retry import TransientError
+from sammachip.connectors.sources import FormSource
+from sammachip.phones.items import phone_items
+from sammachip.phones.kobo import push_kobo
+from sammachip.phones.odk import PushResult, push_odk
+from sammachip.phones.record import record_held
+from sammachip.schemas.followup_form import FORM_ID, KOBO_FILE, ODK_FILE
+from sammachip.warehouse.store import Warehouse
+
+
+@dataclass(frozen=True)
+class PhoneSettings:
+    """`[phones]`: whether the officers' lists go to the phones, and to which servers."""
+
+    enabled: bool = False
+    servers: tuple[str, ...] = ()  # server names; empty: every server that has the form
+
+
+def push_lists(
+    wh: Warehouse,
+    settings: PhoneSettings,
+    servers: Sequence[str],
+    forms: Sequence[FormSource],
+    now: datetime,
+    run_id: str,
+) -> list[PushResult]:
+    """Push the committed worklist to each allowed server in `servers` (the configured ones,
+    by name) through the follow-up form `forms` found there."""
+    if not settings.enabled:
+        return []
+    allowed = [s for s in servers if not settings.servers or s in settings.servers]
+    hosting = {f.server_name: f for f in forms if f.form_id == FORM_ID}
+    worklist = wh.read("worklist")
+    results = []
+    for server in allowed:
+        form = hosting.get(server)
+        if form is None:
+            results.append(_without_form(server))
+            continue
+        results.append(_push_one(wh, form, worklist, now, run_id))
+    return results
+
+
+def _without_form(server: str) -> PushResult:
+    return PushResult(
+        server,
+        "",
+        error=(
+            f"server {server}: the follow-up form ({FORM_ID}) is not there, so its phones "
+            f"get no list — deploy schemas/forms/{ODK_FILE.name} (ODK Central) or "
+            f"{KOBO_FILE.name} (KoboToolbox), or leave the server out of [phones] servers"
+        ),
+    )
+
+
+def _push_one(
+    wh: Warehouse, form: FormSource, worklist: pa.Table, now: datetime, run_id: str
+) -> PushResult:
+    server = form.server_name
+    try:
+        items = phone_items(worklist)
+    except ValueError as err:
+        return PushResult(server, "", error=f"server {server}: lists not pushed: {err}")
+    try:
+        if isinstance(form, OdkForm):
+            result = push_odk(form, items, source_name=f"sammachip-{run_id}.csv")
+        elif isinstance(form, KoboForm):
+            result = push_kobo(form, items)
+        else:
+            raise TypeError(f"no phones' lists for {type(form).__name__}")
+    except (*SourceError, TransientError) as err:
+        return PushResult(
+            server,
+            "",
+            error=f"server {server}: lists not pushed ({err}); the next run pushes again",
+        )
+    record_held(wh, server, result.source, result.target, result.held, now, run_id)
+    return result
