@@ -223,7 +223,8 @@ def _run_flow(name: str, config: Path | None, today: str | None, dask: bool = Fa
             today=date.fromisoformat(today) if today else None,
         )
     print_summary(summary, deletions=name == "reconcile")
-    if not summary.reconciles or any(f.error for f in summary.forms):
+    failed = any(f.error for f in summary.forms) or any(p.error for p in summary.phones)
+    if not summary.reconciles or failed:
         raise typer.Exit(code=2)
 
 

@@ -75,4 +75,5 @@ def load_settings(
         landing_path=sections.folder(doc, "landing", "data/landing", base),
         webhook=sections.webhook(doc),
         ingest=sections.ingest(doc),
+        phones=sections.phones(doc, [s.name for s in (*kobo, *odk)] if servers else None),
     )
