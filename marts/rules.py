@@ -76,19 +76,39 @@ class OtopRules:
     nearly_ready_missing: int = 2  # at most this many items missing → "nearly ready"
 
 
+# Where the default targets come from: the Community Development Department's KPI dashboard
+# of the programme (≥85% practising, average income +3%, groups in ≥10% of target villages).
+KPI_SOURCE_TH = "ตัวชี้วัดโครงการสัมมาชีพชุมชน กรมการพัฒนาชุมชน (logi.cdd.go.th)"
+KPI_SOURCE_EN = "CDD KPI dashboard of the programme (logi.cdd.go.th)"
+
+
 @dataclass(frozen=True)
 class KpiTargets:
-    """The department's targets (config: `[kpi]`)."""
+    """The department's targets (config: `[kpi]`; defaults: `KPI_SOURCE_EN`)."""
 
     practising_share: float = 0.85  # trained households practising the occupation
     income_change: float = 0.03  # average household income, follow-up vs baseline
-    group_village_share: float = 0.10  # target villages with an occupational group
+    group_village_share: float = 0.10  # groups formed, per target village
+
+
+@dataclass(frozen=True)
+class WorklistRules:
+    """An officer's day (config: `[worklist]`)."""
+
+    per_day: int = 20  # entries in "today"; the rest wait in "later"
+
+    def __post_init__(self) -> None:
+        if type(self.per_day) is not int or self.per_day < 1:
+            raise ValueError(
+                f"[worklist] per_day must be a whole number, 1 or more, not {self.per_day!r}"
+            )
 
 
 @dataclass(frozen=True)
 class AlertRules:
     """Thresholds of every rule, the farm calendar, the roster and the snooze file
-    (config: `[alerts]`, `[[seasons]]`, `[[officers]]`, `[district]`, `[otop]`, `[kpi]`)."""
+    (config: `[alerts]`, `[[seasons]]`, `[[officers]]`, `[district]`, `[otop]`, `[kpi]`,
+    `[worklist]`)."""
 
     min_attendance: float = 0.8  # R03: below this share of held sessions
     materials_within_days: int = 30  # R04: trained → materials
@@ -108,6 +128,7 @@ class AlertRules:
     province_seasons: tuple[tuple[str, tuple[SeasonWindow, ...]], ...] = ()
     otop: OtopRules = field(default_factory=OtopRules)
     kpi: KpiTargets = field(default_factory=KpiTargets)
+    worklist: WorklistRules = field(default_factory=WorklistRules)
 
     def __post_init__(self) -> None:
         if self.upcoming_within_days < self.contact_lead_days:
