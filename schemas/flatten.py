@@ -8,6 +8,7 @@ validation quarantines the submission and the enumerator sees exactly what to fi
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -297,9 +298,12 @@ def _group(r: _Reader) -> dict[str, list[Row]]:
     }
 
 
+_VILLAGE_IN_CODE = re.compile(r"^[SGT]?([0-9]{8})(?:-|$)")  # hh, sage, session, group, village
+
+
 def _followup(r: _Reader) -> dict[str, list[Row]]:
     """A visit to a list item: the item's subject names its village (every programme code
-    carries its village code, `S`/`T`/`G` aside)."""
+    carries its village code; a submission to fix does not)."""
     item, subject = r.get("item_id"), r.get("subject_id", n.code)
     for shown in ("reason_ids", "reason_names", "n_reasons", "status", "visited_on"):
         r.get(shown)  # the list's columns the form copied or saved for the phone
@@ -317,7 +321,8 @@ def _followup(r: _Reader) -> dict[str, list[Row]]:
             }
         )
         r.adopt(reason, f"reasons[{i + 1}]")
-    village = subject.lstrip("SGT")[:8] if subject else None
+    coded = _VILLAGE_IN_CODE.match(subject or "")
+    village = coded.group(1) if coded else None
     return {
         "followup_visits": [
             {

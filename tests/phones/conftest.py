@@ -1,6 +1,5 @@
 """The phones' servers on loopback (the ODK Central and Kobo simulators with the follow-up form)
-and a small `worklist` mart with the columns of its contract (/work/briefs/h18-common.md),
-until the mart itself is built by marts/."""
+and a small `worklist` mart of the mart's own schema."""
 
 from __future__ import annotations
 
@@ -21,6 +20,7 @@ from sammachip.connectors.odk import OdkForm, OdkSource
 from sammachip.connectors.odk.client import OdkServer
 from sammachip.connectors.sources import HttpPolicy
 from sammachip.schemas import followup_form
+from sammachip.schemas.tables import WORKLIST_SCHEMA as WORKLIST
 from sammachip.simulators.kobo import KoboStore, serve_kobo
 from sammachip.simulators.odk import OdkStore, entity_store, serve_odk, xlsform_definition
 from sammachip.simulators.odk.entities import EntityStore
@@ -32,60 +32,8 @@ TOKEN = "f" * 40
 KOBO_UID = "aFollowupForm000000001"
 FAST = HttpPolicy(timeout=10, attempts=2, backoff_cap=0.01)
 
-_REASON = pa.struct(
-    [
-        ("alert_id", pa.string()),
-        ("rule_id", pa.string()),
-        ("rule_th", pa.string()),
-        ("rule_en", pa.string()),
-        ("priority", pa.int32()),
-        ("due_date", pa.date32()),
-        ("detail_th", pa.string()),
-        ("detail_en", pa.string()),
-        ("first_seen", pa.date32()),
-    ]
-)
-_CALL = pa.struct(
-    [
-        ("hh_code", pa.string()),
-        ("head_name", pa.string()),
-        ("phone", pa.string()),
-        ("house_no", pa.string()),
-        ("village_name", pa.string()),
-        ("moo", pa.int32()),
-    ]
-)
-WORKLIST_SCHEMA = pa.schema(
-    [
-        ("officer_id", pa.string()),
-        ("officer_name", pa.string()),
-        ("item_id", pa.string()),
-        ("subject_type", pa.string()),
-        ("subject_id", pa.string()),
-        ("title_th", pa.string()),
-        ("title_en", pa.string()),
-        ("village_code", pa.string()),
-        ("village_name", pa.string()),
-        ("moo", pa.int32()),
-        ("tambon_code", pa.string()),
-        ("tambon_name", pa.string()),
-        ("house_no", pa.string()),
-        ("phone", pa.string()),
-        ("lat", pa.float64()),
-        ("lon", pa.float64()),
-        ("geo_uri", pa.string()),
-        ("priority", pa.int32()),
-        ("due_date", pa.date32()),
-        ("overdue_days", pa.int32()),
-        ("bucket", pa.string()),
-        ("visit_order", pa.int32()),
-        ("reasons", pa.list_(_REASON)),
-        ("call_list", pa.list_(_CALL)),
-        ("first_seen", pa.date32()),
-        # not in the contract: a column the mart might one day carry, which must stay home
-        ("national_id", pa.string()),
-    ]
-)
+# The mart's own columns, and one it might one day carry that must stay home.
+WORKLIST_SCHEMA = WORKLIST.append(pa.field("national_id", pa.string()))
 
 RULES = {
     "R04": ("R04_TRAINED_NO_MATERIALS", "อบรมแล้วยังไม่ได้รับวัสดุ", "Trained, no materials"),
