@@ -163,6 +163,9 @@ class EntityStore:
             self._seq = 0
             self.errors: list[dict[str, Any]] = []  # `entity.error` audits of form updates
             self.received: dict[tuple[int, str], bytes] = {}  # phones' submissions' XML
+            # False: a Central before v2026.2 — no actor properties (404), no access filter
+            # (the key is ignored), so every App User downloads the whole list
+            self.access_filters = True
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -226,7 +229,7 @@ class EntityStore:
         """PATCH: `approvalRequired`, `ownerOnly`, `accessFilter` (see `_access_filter`)."""
         with self._lock:
             dataset = self.dataset(project_id, name)
-            if "accessFilter" in changes:
+            if "accessFilter" in changes and self.access_filters:
                 dataset.access_filter = self._access_filter(dataset, changes["accessFilter"])
             if isinstance(changes.get("approvalRequired"), bool):
                 dataset.approval_required = changes["approvalRequired"]

@@ -195,3 +195,17 @@ def test_a_visit_while_the_pipeline_changes_the_item_keeps_the_fields_status(
     assert item["version"] == 3
     mine = {r["item_id"]: r for r in central.phone_list("off01")}
     assert mine["household:34140105-07"]["status"] == "visited"  # the form no longer offers it
+
+
+def test_a_central_before_v2026_2_gets_the_district_list_on_every_phone_and_says_so(
+    wh: Warehouse, central: Central
+) -> None:
+    central.entities.access_filters = False  # no actor properties, no access filters
+    put_worklist(wh, base_rows())
+    result = push(wh, central)
+    assert result.error is None and result.created == 5
+    assert result.warning and "before v2026.2" in result.warning
+    # the fallback: every phone downloads the whole list; the form filters by officer id
+    for officer in ("off01", "off02"):
+        assert len(central.phone_list(officer)) == 5
+    assert all(u.properties == {} for u in central.entities.app_users(1))
