@@ -31,6 +31,7 @@ from sammachip.connectors.odk.entities import (
 from sammachip.phones.items import PUSHED, PhoneItem, officers
 from sammachip.phones.record import Held
 from sammachip.schemas.followup_form import LIST_COLUMNS, LIST_NAME, OPEN
+from sammachip.warehouse.failpoints import failpoint
 
 OFFICER = "officer_id"  # the list property and the actor property the filter pairs
 
@@ -106,6 +107,7 @@ def _converge(
     back = [u for u in client.deleted(LIST_NAME) if u in wanted and u not in held]
     for uuid in back:  # closed once, open again: the same entity comes back
         client.restore(LIST_NAME, uuid)
+        failpoint("phones-entity-write")
         held[uuid] = client.get(LIST_NAME, uuid)
         result.restored += 1
     new = [
@@ -115,6 +117,7 @@ def _converge(
     ]
     if new:
         created = client.create(LIST_NAME, new, source=source_name)
+        failpoint("phones-entity-write")
         result.created += len(created.created)
         for uuid in created.existing:  # made by a push that died before its answer
             held[uuid] = client.get(LIST_NAME, uuid)
@@ -124,6 +127,7 @@ def _converge(
             versions[uuid] = _update(client, item, held[uuid], result)
     for uuid in held.keys() - wanted.keys():
         result.deleted += client.delete(LIST_NAME, uuid)
+        failpoint("phones-entity-write")
     result.held = [
         Held(i.item_id, i.officer_id, u, versions[u], i.content_hash) for u, i in wanted.items()
     ]
@@ -151,5 +155,6 @@ def _update(client: EntityClient, item: PhoneItem, now: ServerEntity, result: Pu
         if not data and label is None:
             return now.version
         after = client.update(LIST_NAME, now.uuid, base_version=now.version, data=data, label=label)
+    failpoint("phones-entity-write")
     result.updated += 1
     return after.version

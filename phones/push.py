@@ -21,6 +21,7 @@ from sammachip.phones.kobo import push_kobo
 from sammachip.phones.odk import PushResult, push_odk
 from sammachip.phones.record import record_held
 from sammachip.schemas.followup_form import FORM_ID, KOBO_FILE, ODK_FILE
+from sammachip.warehouse.failpoints import failpoint
 from sammachip.warehouse.store import Warehouse
 
 
@@ -90,5 +91,6 @@ def _push_one(
             "",
             error=f"server {server}: lists not pushed ({err}); the next run pushes again",
         )
+    failpoint("phones-before-record")  # the servers hold the lists; the record does not yet
     record_held(wh, server, result.source, result.target, result.held, now, run_id)
     return result
