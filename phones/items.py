@@ -13,14 +13,14 @@ import hashlib
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
 from sammachip.connectors.odk.entities import entity_uuid
-from sammachip.schemas.followup_form import FIELD_OWNED, LIST_COLUMNS, OPEN
+from sammachip.schemas.followup_form import FIELD_OWNED, LIST_COLUMNS, OPEN, VISITED
 
 # The worklist columns a list item is made of (the rest of the mart stays home).
 WORKLIST_COLUMNS = (
@@ -128,14 +128,36 @@ def officers(items: Iterable[PhoneItem]) -> dict[str, str]:
     return {i.officer_id: i.officer_name for i in items}
 
 
-def media_csv(items: Sequence[PhoneItem]) -> bytes:
+@dataclass(frozen=True)
+class VisitWindow:
+    """A visit takes an item off the officer's list for `days` days; an item the data still
+    show as open after that is back on the list (`[phones] reopen_after_days`)."""
+
+    today: date
+    days: int
+
+    def holds(self, visited_on: date | str | None) -> bool:
+        """True while a visit of that day still keeps the item off the list."""
+        try:
+            day = date.fromisoformat(str(visited_on)[:10]) if visited_on else None
+        except ValueError:  # a phone's answer we cannot read keeps nothing off the list
+            return False
+        return day is not None and day + timedelta(days=self.days) > self.today
+
+
+def media_csv(
+    items: Sequence[PhoneItem], visited: Mapping[str, date], window: VisitWindow
+) -> bytes:
     """The list as KoboCollect reads it (`followups.csv`): UTF-8 without a BOM (a BOM would
     become part of the first column's name), every officer's items (the form shows each
-    officer only theirs); Kobo has no way back from the phone, so every item is `open`."""
+    officer only theirs). Kobo phones cannot mark an item themselves: an item is `visited`
+    while its last visit that reached them (`visited`: item_id → day) is within the window."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["name", "label", *LIST_COLUMNS])
     for i in items:
-        fields = {**i.data, "status": OPEN}
+        day = visited.get(i.item_id)
+        status = VISITED if window.holds(day) else OPEN
+        fields = {**i.data, "status": status, "visited_on": _text(day) if status == VISITED else ""}
         writer.writerow([i.uuid, i.label, *(fields.get(c, "") for c in LIST_COLUMNS)])
     return out.getvalue().encode()

@@ -9,12 +9,13 @@ nothing, and one that died between the upload and the redeploy is finished by th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import date
 from urllib.parse import urlsplit, urlunsplit
 
 from sammachip.connectors.kobo import KoboForm
 from sammachip.connectors.kobo.media import MediaClient
-from sammachip.phones.items import PhoneItem, media_csv, officers
+from sammachip.phones.items import PhoneItem, VisitWindow, media_csv, officers
 from sammachip.phones.odk import PushResult
 from sammachip.phones.record import Held
 from sammachip.schemas.followup_form import LIST_NAME
@@ -30,9 +31,13 @@ def openrosa_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc="kc." + host[3:])) if host.startswith("kf.") else url
 
 
-def push_kobo(form: KoboForm, items: Sequence[PhoneItem]) -> PushResult:
+def push_kobo(
+    form: KoboForm, items: Sequence[PhoneItem], visited: Mapping[str, date], window: VisitWindow
+) -> PushResult:
+    """`visited`: item_id → the day of its last visit that reached them (the phones cannot
+    mark items on Kobo; the visits that came back do)."""
     result = PushResult(form.server_name, "kobo", form.form_uid)
-    content = media_csv(items)
+    content = media_csv(items, visited, window)
     server = form.source.server
     options = form.http.client_options()
     with MediaClient(server, openrosa_url=openrosa_url(server.url), **options) as client:

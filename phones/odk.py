@@ -6,7 +6,8 @@ repeated create is recognised, never doubled), changed ones updated at the versi
 closed ones deleted; one that was deleted and came back is restored. A refused update (409.15:
 a phone's visit changed the item since it was read) is read again and sent again with only
 what the push owns — the properties a visit saves (`status`, `visited_on`, `next_visit`) are
-never sent by the push, so the field's status always wins.
+never sent by the push, so the field's status wins — until `[phones] reopen_after_days` after
+the visit: an item the data still list then is put back on the officer's list.
 
 Who sees what: on Central v2026.2+ the list filters on the property `officer_id` against the
 App User's actor property `officer_id`, so each phone downloads its officer's items only. An
@@ -28,9 +29,9 @@ from sammachip.connectors.odk.entities import (
     NewEntity,
     ServerEntity,
 )
-from sammachip.phones.items import PUSHED, PhoneItem, officers
+from sammachip.phones.items import PUSHED, PhoneItem, VisitWindow, officers
 from sammachip.phones.record import Held
-from sammachip.schemas.followup_form import LIST_COLUMNS, LIST_NAME, OPEN
+from sammachip.schemas.followup_form import LIST_COLUMNS, LIST_NAME, OPEN, VISITED
 from sammachip.warehouse.failpoints import failpoint
 
 OFFICER = "officer_id"  # the list property and the actor property the filter pairs
@@ -49,6 +50,7 @@ class PushResult:
     restored: int = 0
     unchanged: int = 0
     field_kept: int = 0  # updates a phone's visit overtook: re-read, the visit's status kept
+    reopened: int = 0  # visited items the data still list after `[phones] reopen_after_days`
     officers: int = 0
     warning: str | None = None  # said in the summary; the push still happened
     error: str | None = None  # the push stopped: the next run tries again
@@ -64,7 +66,9 @@ def app_user_name(officer_id: str, name: str) -> str:
     return f"{name} ({officer_id})" if name else officer_id
 
 
-def push_odk(form: OdkForm, items: Sequence[PhoneItem], *, source_name: str) -> PushResult:
+def push_odk(
+    form: OdkForm, items: Sequence[PhoneItem], window: VisitWindow, *, source_name: str
+) -> PushResult:
     """Make the server's list the officers' items; `source_name` names the batch in
     Central's audit log (e.g. the run)."""
     result = PushResult(form.server_name, "odk", LIST_NAME)
@@ -83,7 +87,7 @@ def push_odk(form: OdkForm, items: Sequence[PhoneItem], *, source_name: str) -> 
             user = client.ensure_app_user(app_user_name(officer_id, name), props)
             client.assign_form(form.xml_form_id, user.id)
             result.officers += 1
-        _converge(client, items, result, source_name)
+        _Converge(client, result, window).run(items, source_name)
     return result
 
 
@@ -99,62 +103,77 @@ def _filter_by_officer(client: EntityClient) -> bool:
     return True
 
 
-def _converge(
-    client: EntityClient, items: Sequence[PhoneItem], result: PushResult, source_name: str
-) -> None:
-    wanted = {i.uuid: i for i in items}
-    held = {e.uuid: e for e in client.entities(LIST_NAME)}
-    back = [u for u in client.deleted(LIST_NAME) if u in wanted and u not in held]
-    for uuid in back:  # closed once, open again: the same entity comes back
-        client.restore(LIST_NAME, uuid)
-        failpoint("phones-entity-write")
-        held[uuid] = client.get(LIST_NAME, uuid)
-        result.restored += 1
-    new = [
-        NewEntity(i.uuid, i.label, {**i.data, "status": OPEN})
-        for u, i in wanted.items()
-        if u not in held
-    ]
-    if new:
-        created = client.create(LIST_NAME, new, source=source_name)
-        failpoint("phones-entity-write")
-        result.created += len(created.created)
-        for uuid in created.existing:  # made by a push that died before its answer
+@dataclass
+class _Converge:
+    """One push's pass over the list: the server's entities made the officers' items."""
+
+    client: EntityClient
+    result: PushResult
+    window: VisitWindow
+
+    def run(self, items: Sequence[PhoneItem], source_name: str) -> None:
+        client, result = self.client, self.result
+        wanted = {i.uuid: i for i in items}
+        held = {e.uuid: e for e in client.entities(LIST_NAME)}
+        back = [u for u in client.deleted(LIST_NAME) if u in wanted and u not in held]
+        for uuid in back:  # closed once, open again: the same entity comes back
+            client.restore(LIST_NAME, uuid)
+            failpoint("phones-entity-write")
             held[uuid] = client.get(LIST_NAME, uuid)
-    versions: dict[str, int] = {e.uuid: 1 for e in new}
-    for uuid, item in wanted.items():
-        if uuid in held:
-            versions[uuid] = _update(client, item, held[uuid], result)
-    for uuid in held.keys() - wanted.keys():
-        result.deleted += client.delete(LIST_NAME, uuid)
-        failpoint("phones-entity-write")
-    result.held = [
-        Held(i.item_id, i.officer_id, u, versions[u], i.content_hash) for u, i in wanted.items()
-    ]
+            result.restored += 1
+        new = [
+            NewEntity(i.uuid, i.label, {**i.data, "status": OPEN})
+            for u, i in wanted.items()
+            if u not in held
+        ]
+        if new:
+            created = client.create(LIST_NAME, new, source=source_name)
+            failpoint("phones-entity-write")
+            result.created += len(created.created)
+            for uuid in created.existing:  # made by a push that died before its answer
+                held[uuid] = client.get(LIST_NAME, uuid)
+        versions: dict[str, int] = {e.uuid: 1 for e in new}
+        for uuid, item in wanted.items():
+            if uuid in held:
+                versions[uuid] = self.update(item, held[uuid])
+        for uuid in held.keys() - wanted.keys():
+            result.deleted += client.delete(LIST_NAME, uuid)
+            failpoint("phones-entity-write")
+        result.held = [
+            Held(i.item_id, i.officer_id, u, versions[u], i.content_hash) for u, i in wanted.items()
+        ]
 
+    def differs(self, item: PhoneItem, now: ServerEntity) -> tuple[dict[str, str], str | None]:
+        """What the push owns and the server lacks; and `status` back to open when the visit
+        that took the item off the list is older than the window and the data still list it
+        (the one time the push writes a property a visit saves)."""
+        data = {k: v for k, v in item.data.items() if now.data.get(k, "") != v}
+        if now.data.get("status") == VISITED and not self.window.holds(now.data.get("visited_on")):
+            data["status"] = OPEN
+        return data, (item.label if item.label != now.label else None)
 
-def _differs(item: PhoneItem, now: ServerEntity) -> tuple[dict[str, str], str | None]:
-    data = {k: v for k, v in item.data.items() if now.data.get(k, "") != v}
-    return data, (item.label if item.label != now.label else None)
-
-
-def _update(client: EntityClient, item: PhoneItem, now: ServerEntity, result: PushResult) -> int:
-    """Send what the push owns and the server lacks; returns the entity's version after."""
-    assert set(item.data) <= set(PUSHED)  # never a property a visit saves
-    data, label = _differs(item, now)
-    if not data and label is None:
-        result.unchanged += 1
-        return now.version
-    try:
-        after = client.update(LIST_NAME, now.uuid, base_version=now.version, data=data, label=label)
-    except EntityConflict:
-        # A visit landed since the read: read again, send only what still differs.
-        result.field_kept += 1
-        now = client.get(LIST_NAME, now.uuid)
-        data, label = _differs(item, now)
+    def update(self, item: PhoneItem, now: ServerEntity) -> int:
+        """Returns the entity's version after."""
+        assert set(item.data) <= set(PUSHED)  # never a property a visit saves
+        data, label = self.differs(item, now)
         if not data and label is None:
+            self.result.unchanged += 1
             return now.version
-        after = client.update(LIST_NAME, now.uuid, base_version=now.version, data=data, label=label)
-    failpoint("phones-entity-write")
-    result.updated += 1
-    return after.version
+        try:
+            after = self.client.update(
+                LIST_NAME, now.uuid, base_version=now.version, data=data, label=label
+            )
+        except EntityConflict:
+            # A visit landed since the read: read again, send only what still differs.
+            self.result.field_kept += 1
+            now = self.client.get(LIST_NAME, now.uuid)
+            data, label = self.differs(item, now)
+            if not data and label is None:
+                return now.version
+            after = self.client.update(
+                LIST_NAME, now.uuid, base_version=now.version, data=data, label=label
+            )
+        failpoint("phones-entity-write")
+        self.result.updated += 1
+        self.result.reopened += data.get("status") == OPEN
+        return after.version

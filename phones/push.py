@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
@@ -16,13 +17,15 @@ from sammachip.connectors.kobo import KoboForm
 from sammachip.connectors.odk import OdkForm
 from sammachip.connectors.retry import TransientError
 from sammachip.connectors.sources import FormSource
-from sammachip.phones.items import phone_items
+from sammachip.phones.items import VisitWindow, phone_items
 from sammachip.phones.kobo import push_kobo
 from sammachip.phones.odk import PushResult, push_odk
 from sammachip.phones.record import record_held
 from sammachip.schemas.followup_form import FORM_ID, KOBO_FILE, ODK_FILE
 from sammachip.warehouse.failpoints import failpoint
 from sammachip.warehouse.store import Warehouse
+
+BANGKOK = ZoneInfo("Asia/Bangkok")  # the officers' day
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class PhoneSettings:
 
     enabled: bool = False
     servers: tuple[str, ...] = ()  # server names; empty: every server that has the form
+    reopen_after_days: int = 14  # a visited item the data still list is back after this
 
 
 def push_lists(
@@ -48,14 +52,25 @@ def push_lists(
     allowed = [s for s in servers if not settings.servers or s in settings.servers]
     hosting = {f.server_name: f for f in forms if f.form_id == FORM_ID}
     worklist = wh.read("worklist")
+    window = VisitWindow(now.astimezone(BANGKOK).date(), settings.reopen_after_days)
     results = []
     for server in allowed:
         form = hosting.get(server)
         if form is None:
             results.append(_without_form(server))
             continue
-        results.append(_push_one(wh, form, worklist, now, run_id))
+        results.append(_push_one(wh, form, worklist, window, now, run_id))
     return results
+
+
+def last_visits(wh: Warehouse) -> dict[str, date]:
+    """item_id → the day of its last visit that reached them (live, not rejected)."""
+    last: dict[str, date] = {}
+    for v in wh.read("followup_visits").to_pylist():
+        live = v["deleted_at"] is None and v["review_status"] != "rejected"
+        if live and v["reached"] and v["visit_date"]:
+            last[v["item_id"]] = max(v["visit_date"], last.get(v["item_id"], date.min))
+    return last
 
 
 def _without_form(server: str) -> PushResult:
@@ -71,7 +86,12 @@ def _without_form(server: str) -> PushResult:
 
 
 def _push_one(
-    wh: Warehouse, form: FormSource, worklist: pa.Table, now: datetime, run_id: str
+    wh: Warehouse,
+    form: FormSource,
+    worklist: pa.Table,
+    window: VisitWindow,
+    now: datetime,
+    run_id: str,
 ) -> PushResult:
     server = form.server_name
     try:
@@ -80,9 +100,9 @@ def _push_one(
         return PushResult(server, "", error=f"server {server}: lists not pushed: {err}")
     try:
         if isinstance(form, OdkForm):
-            result = push_odk(form, items, source_name=f"sammachip-{run_id}.csv")
+            result = push_odk(form, items, window, source_name=f"sammachip-{run_id}.csv")
         elif isinstance(form, KoboForm):
-            result = push_kobo(form, items)
+            result = push_kobo(form, items, last_visits(wh), window)
         else:
             raise TypeError(f"no phones' lists for {type(form).__name__}")
     except (*SourceError, TransientError) as err:

@@ -220,4 +220,5 @@ def phones(doc: dict[str, Any], servers: list[str] | None) -> PhoneSettings:
             f"[phones] servers names {unknown[0]!r}, which is no configured server "
             f"(configured: {', '.join(servers) or 'none'})"
         )
-    return PhoneSettings(enabled=bool(table.get("enabled", False)), servers=chosen)
+    reopen = whole("[phones] reopen_after_days", table.get("reopen_after_days", 14), 1)
+    return PhoneSettings(bool(table.get("enabled", False)), chosen, reopen)

@@ -3,10 +3,13 @@ replaced and the form redeployed only when the list changed; what KoboCollect is
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
 
 from sammachip.phones.kobo import openrosa_url
 from sammachip.phones.push import PhoneSettings, push_lists
+from sammachip.schemas.tables import CLEAN_TABLES
 from sammachip.simulators.kobo import media_store
 from sammachip.warehouse.store import Warehouse
 from tests.phones.conftest import KOBO_UID, Kobo, base_rows, put_worklist
@@ -69,3 +72,32 @@ def test_a_changed_list_replaces_the_file_and_redeploys(wh: Warehouse, kobo: Kob
 def test_the_phones_host_is_kpis_openrosa_host() -> None:
     assert openrosa_url("https://kf.kobotoolbox.org") == "https://kc.kobotoolbox.org"
     assert openrosa_url("http://127.0.0.1:8000") == "http://127.0.0.1:8000"
+
+
+def visits(wh: Warehouse, *days: tuple[str, date, bool]) -> None:
+    """Follow-up visits as the sync loads them (item, day, reached)."""
+    rows = [
+        {"submission_key": f"kobo:kf:{KOBO_UID}:{n}", "item_id": item, "visit_date": day}
+        | {"reached": reached, "review_status": None, "deleted_at": None}
+        for n, (item, day, reached) in enumerate(days)
+    ]
+    schema = CLEAN_TABLES["followup_visits"].schema
+    with wh.transaction() as tx:
+        tx.replace("followup_visits", pa.Table.from_pylist(rows, schema=schema))
+
+
+def test_items_visited_lately_leave_kobocollects_list_until_the_window_ends(
+    wh: Warehouse, kobo: Kobo
+) -> None:
+    put_worklist(wh, base_rows())
+    visits(
+        wh,
+        ("household:34140105-07", date(2026, 12, 1), True),  # 5 days ago: off the list
+        ("household:34140105-08", date(2026, 11, 1), True),  # past the 14 days: back on it
+        ("group:G34140407-1", date(2026, 12, 4), False),  # not reached: still to do
+    )
+    assert push(wh, kobo).error is None
+    status = {r["item_id"]: (r["status"], r["visited_on"]) for r in kobo.served()[1]}
+    assert status["household:34140105-07"] == ("visited", "2026-12-01")
+    assert status["household:34140105-08"] == ("open", "")
+    assert status["group:G34140407-1"] == ("open", "")

@@ -209,3 +209,29 @@ def test_a_central_before_v2026_2_gets_the_district_list_on_every_phone_and_says
     for officer in ("off01", "off02"):
         assert len(central.phone_list(officer)) == 5
     assert all(u.properties == {} for u in central.entities.app_users(1))
+
+
+def test_an_item_the_data_still_list_after_the_window_is_back_on_the_phone(
+    wh: Warehouse, central: Central
+) -> None:
+    put_worklist(wh, base_rows())
+    push(wh, central)
+    phone = next(u for u in central.entities.app_users(1) if u.properties["officer_id"] == "off01")
+    for n, (item_id, day) in enumerate(
+        [("household:34140105-07", "2026-11-15"), ("household:34140105-08", "2026-12-01")]
+    ):
+        apply_form_update(
+            central.entities,
+            1,
+            LIST_NAME,
+            entity_uuid(item_id),
+            {"status": "visited", "visited_on": day, "next_visit": ""},
+            base_version=1,
+            user=phone,
+            instance_id=f"uuid:visit-{n}",
+        )
+    result = push(wh, central, "run2")  # 6 December in Bangkok; the window is 14 days
+    assert (result.reopened, result.updated) == (1, 1)
+    mine = {r["item_id"]: r["status"] for r in central.phone_list("off01")}
+    assert mine["household:34140105-07"] == "open"  # visited 21 days ago, still listed
+    assert mine["household:34140105-08"] == "visited"  # visited 5 days ago
