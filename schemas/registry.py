@@ -225,6 +225,13 @@ ACTIVITY_TH: dict[str, str] = {
     "kickoff": "การประชุมชี้แจง",
 }
 
+METHOD_TH: dict[str, str] = {
+    "lecture": "บรรยาย",
+    "qa": "ถาม-ตอบ",
+    "demonstration": "สาธิต",
+    "video": "วิดีทัศน์",
+}
+
 OTOP_TYPE_TH: dict[str, str] = {
     "food": "อาหาร",
     "beverage": "เครื่องดื่ม",

@@ -483,6 +483,30 @@ WORKLIST_SCHEMA = pa.schema(
     ]
 )
 
+# Attendance and outcomes per teaching method, for the district and each officer's area.
+KPIS_BY_METHOD_SCHEMA = pa.schema(
+    [
+        ("scope", _S),  # district | officer
+        ("scope_code", _S),
+        ("scope_name", _S),
+        ("method", _S),  # lecture | qa | demonstration | video
+        ("method_th", _S),
+        ("sessions", _I),  # held sessions that used it
+        ("invited", _I),
+        ("present", _I),
+        ("attendance_rate", _F),  # present / invited
+        ("trained", _I),  # households present at a held training that used it
+        ("followed", _I),  # … with a follow-up survey
+        ("practising", _I),
+        ("practising_rate", _F),  # practising / trained
+        ("n_income", _I),  # … with a baseline and a follow-up income
+        ("income_change_numerator", _I),  # Σ follow-up − Σ baseline
+        ("income_change_denominator", _I),  # Σ baseline
+        ("income_change", _F),
+        ("as_of", _D),
+    ]
+)
+
 # In build order (`marts.build_marts` runs them so): a mart may read any mart listed before it.
 MART_SCHEMAS: dict[str, pa.Schema] = {
     "household_outcomes": HOUSEHOLD_OUTCOMES_SCHEMA,
@@ -491,4 +515,5 @@ MART_SCHEMAS: dict[str, pa.Schema] = {
     "worklist": WORKLIST_SCHEMA,
     "otop_readiness": OTOP_SCHEMA,
     "kpis": KPIS_SCHEMA,
+    "kpis_by_method": KPIS_BY_METHOD_SCHEMA,
 }

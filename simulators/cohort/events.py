@@ -81,6 +81,7 @@ class _Session:
     sage: _Sage
     planned: date
     held: date | None
+    occupation: str  # what is taught: usually the sage's expertise
 
 
 class VillageBuilder:
@@ -259,7 +260,12 @@ class VillageBuilder:
         rng = self.rng
         horizon = self.today + timedelta(days=14)
         kickoff = self.start + timedelta(days=rng.randint(15, 35))
-        plans = [("kickoff", sages[0], kickoff)]
+        # The programme's steps, not always kept (the village's number decides, so the rest
+        # of the village stays as it was): some villages hold no kickoff meeting, some let a
+        # plan slip past its date, some have a sage teach the village's main occupation
+        # outside their own expertise.
+        moo = int(self.village.code[-2:])
+        plans = [] if moo % 7 == 3 else [("kickoff", sages[0], kickoff)]
         first_training = kickoff + timedelta(days=14)
         for i in range(rng.randint(3, 5)):
             plans.append(
@@ -280,7 +286,12 @@ class VillageBuilder:
             if planned <= self.today:
                 shift = 0 if rng.random() < 0.85 else rng.randint(1, 10)
                 held = min(planned + timedelta(days=shift), self.today)
-            sessions.append(_Session(activity, sage, planned, held))
+                if moo % 5 == 2 and planned >= self.today - timedelta(days=20):
+                    held = None  # the plan slipped: not held, not moved
+            occupation = sage.expertise
+            if activity == "training" and sage is not sages[0] and moo % 4 == 1:
+                occupation = sages[0].expertise
+            sessions.append(_Session(activity, sage, planned, held, occupation))
         return sessions
 
     def _attendance(self, sessions: list[_Session], households: list[_Household]) -> None:
@@ -330,7 +341,7 @@ class VillageBuilder:
             "session_code": f"T{self.village.code}-{n:02d}",
             "village_code": self.village.code,
             "sage_code": session.sage.code,
-            "occupation": session.sage.expertise,
+            "occupation": session.occupation,
             "activity_type": session.activity,
             "methods": methods,
             "planned_date": session.planned.isoformat(),

@@ -18,7 +18,7 @@ from sammachip.marts.rules import AlertRules, Officer, WorklistRules
 from sammachip.schemas.tables import QUARANTINE
 from sammachip.simulators.cohort import CohortSpec
 from tests.marts.cohort import cohort_tables
-from tests.marts.test_marts import OFF01, RULES_, TODAY, build, district_tables, hh, session
+from tests.marts.district import OFF01, RULES_, TODAY, build, district_tables, hh, session
 
 PER_DAY = 12
 ROSTER = AlertRules(
@@ -139,7 +139,7 @@ def test_overdue_entries_are_never_pushed_to_later_by_new_ones(
         overdue = [e for e in entries if e["overdue_days"] > 0]
         assert new and len(overdue) >= PER_DAY, officer
         assert all(e["bucket"] == "later" for e in new), officer
-        assert {e["overdue_days"] for e in today} == {7}  # due 8 March, a week ago
+        assert 7 in {e["overdue_days"] for e in today}  # day 1's, due 8 March, a week ago
 
 
 def test_the_same_subject_keeps_its_item_id_from_day_to_day(

@@ -172,10 +172,13 @@ def test_planned_sessions_lie_ahead_and_have_no_attendance_yet() -> None:
         for s in cohort(villages=20).by_form("sammachip_session")
         if "held_date" not in s.answers and not s.defects
     ]
-    assert planned
+    days = [date.fromisoformat(sub.answers["planned_date"]) for sub in planned]
+    assert [d for d in days if d > TODAY]
+    # a few plans slipped: their date passed in the last 20 days and they were not held
+    slipped = [d for d in days if d <= TODAY]
+    assert 0 < len(slipped) < len(days) / 2
+    assert all(TODAY - timedelta(days=20) <= d <= TODAY + timedelta(days=14) for d in days)
     for sub in planned:
-        day = date.fromisoformat(sub.answers["planned_date"])
-        assert TODAY < day <= TODAY + timedelta(days=14)
         assert all(set(row) == {"attendees/hh_code"} for row in sub.answers["attendees"])
 
 
