@@ -35,6 +35,7 @@ class PhoneSettings:
     enabled: bool = False
     servers: tuple[str, ...] = ()  # server names; empty: every server that has the form
     reopen_after_days: int = 14  # a visited item the data still list is back after this
+    # (the marts' `[alerts] reopen_after_days`: a visit's closing and the phone's agree)
 
 
 def push_lists(

@@ -368,6 +368,8 @@ ALERTS_SCHEMA = pa.schema(
         ("resolved_on", _D),
         ("snoozed_until", _D),
         ("snooze_note", _S),
+        ("closed_by_visit", _S),  # the follow-up visit (submission key) that resolved it
+        ("closed_at", UTC_TS),  # when that visit reached the server
     ]
 )
 

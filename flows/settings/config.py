@@ -100,8 +100,7 @@ TABLES: dict[str, dict[str, Kind]] = {
     "webhook": _kinds(WebhookSettings),
     "landing": {"path": str},
     "ingest": _kinds(IngestSettings),
-    # servers: names, comma-separated
-    "phones": {"enabled": _flag, "servers": str, "reopen_after_days": int},
+    "phones": {"enabled": _flag, "servers": str},  # servers: names, comma-separated
 }
 # Arrays of tables, `[[name]]`: one table per server, officer or farm season.
 ARRAYS: dict[str, tuple[str, ...]] = {

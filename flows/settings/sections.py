@@ -207,10 +207,12 @@ def ingest(doc: dict[str, Any]) -> IngestSettings:
     return IngestSettings(window_seconds=window, sweep_cron=str(sweep) if sweep else None)
 
 
-def phones(doc: dict[str, Any], servers: list[str] | None) -> PhoneSettings:
+def phones(doc: dict[str, Any], servers: list[str] | None, rules: AlertRules) -> PhoneSettings:
     """`[phones]`: `servers` names configured servers (a TOML list, or comma-separated text
     from the environment); none named means every server that has the follow-up form.
-    `servers` None: a command that talks to no server (the names are not checked)."""
+    `servers` None: a command that talks to no server (the names are not checked). A visit
+    keeps an item off the phone as long as it keeps its reasons closed (`[alerts]
+    reopen_after_days`)."""
     table = section(doc, "phones")
     named = table.get("servers", ())
     names = named.split(",") if isinstance(named, str) else list(named)
@@ -220,5 +222,5 @@ def phones(doc: dict[str, Any], servers: list[str] | None) -> PhoneSettings:
             f"[phones] servers names {unknown[0]!r}, which is no configured server "
             f"(configured: {', '.join(servers) or 'none'})"
         )
-    reopen = whole("[phones] reopen_after_days", table.get("reopen_after_days", 14), 1)
-    return PhoneSettings(bool(table.get("enabled", False)), chosen, reopen)
+    enabled = bool(table.get("enabled", False))
+    return PhoneSettings(enabled, chosen, rules.reopen_after_days)
