@@ -1,7 +1,8 @@
 """The loop on ODK Central, under real Prefect: the nightly puts each officer's worklist on their
 phone; the next night pushes nothing; a visit sent from an officer's phone comes back through
-the same sync as every form into `followup_visits`, and the item keeps the visit's status; a
-server that cannot take the lists leaves the night's data committed and says why."""
+the same sync as every form into `followup_visits`, closes the reasons it resolved and takes the
+item off the phone's list; a server that cannot take the lists leaves the night's data
+committed and says why."""
 
 from __future__ import annotations
 
@@ -95,25 +96,29 @@ def test_the_next_night_pushes_nothing(field: Field) -> None:
     assert field.central.held() == before
 
 
-def test_a_visit_from_the_phone_comes_back_and_the_item_keeps_its_status(field: Field) -> None:
+def test_a_visit_from_the_phone_closes_its_reasons_and_shortens_the_list(field: Field) -> None:
     officer, item_id = field.sql(
         "select officer_id, item_id from worklist where subject_type = 'household' "
         "order by officer_id, visit_order limit 1"
     )[0]
-    item = next(r for r in field.central.phone_list(officer) if r["item_id"] == item_id)
+    before = field.central.phone_list(officer)
+    item = next(r for r in before if r["item_id"] == item_id)
     sent = field.central.send(officer, visit_xml(item, "uuid:visit-0001", officer_id=officer))
     assert sent.status_code == 201
+    assert field.central.held()[item_id]["data"]["status"] == "visited"  # offline, at once
     summary = field.night()
     visits = field.sql("select item_id, officer_id, reached, n_resolved from followup_visits")
     assert visits == [(item_id, officer, True, int(item["n_reasons"]))]
-    states = field.sql("select alert_id, state from followup_reasons")
     subject = item_id.split(":", 1)[1]
-    assert {a for a, _ in states} == {f"{r}:{subject}" for r in item["reason_ids"].split()}
+    closed = field.sql(
+        "select alert_id, status from alerts where closed_by_visit = "
+        "(select submission_key from followup_visits) order by alert_id"
+    )
+    assert closed == [(f"{r}:{subject}", "resolved") for r in sorted(item["reason_ids"].split())]
     (pushed,) = summary.phones
-    assert pushed.error is None
-    held = field.central.held()[item_id]
-    assert held["data"]["status"] == "visited"  # the night did not put it back on the list
-    assert held["data"]["next_visit"] == "2026-12-09"
+    assert (pushed.error, pushed.deleted) == (None, 1)  # every reason resolved: off the list
+    after = {r["item_id"] for r in field.central.phone_list(officer)}
+    assert after == {r["item_id"] for r in before} - {item_id}
 
 
 def test_a_push_the_server_refuses_leaves_the_nights_data_and_says_why(field: Field) -> None:
