@@ -24,6 +24,7 @@ from sammachip.schemas.tables import WORKLIST_SCHEMA as WORKLIST
 from sammachip.simulators.kobo import KoboStore, serve_kobo
 from sammachip.simulators.odk import OdkStore, entity_store, serve_odk, xlsform_definition
 from sammachip.simulators.odk.entities import EntityStore
+from sammachip.simulators.odk.field import Phone, phones
 from sammachip.warehouse.load import open_warehouse
 from sammachip.warehouse.store import Warehouse
 
@@ -174,29 +175,13 @@ class Central:
             for e in dataset.live()
         }
 
-    def token(self, officer_id: str) -> str:
-        """The key of the officer's App User (what their phone's QR code carries)."""
-        return next(
-            u.token
-            for u in self.entities.app_users(1)
-            if u.display_name.endswith(f"({officer_id})")
-        )
-
-    def send(self, officer_id: str, xml: bytes) -> httpx.Response:
-        """The officer's phone sends a finalised form."""
-        files = {"xml_submission_file": ("submission.xml", xml, "text/xml")}
-        path = f"/v1/key/{self.token(officer_id)}/projects/1/submission"
-        return httpx.post(self.url + path, files=files, headers={"X-OpenRosa-Version": "1.0"})
+    def phone(self, officer_id: str) -> Phone:
+        """The officer's ODK Collect, under the App User the push made for them."""
+        return phones(self.url, self.entities)[officer_id]
 
     def phone_list(self, officer_id: str) -> list[dict[str, str]]:
-        """What the officer's phone downloads as `followups.csv` (through its App User)."""
-        path = (
-            f"/v1/key/{self.token(officer_id)}/projects/1/forms/{followup_form.FORM_ID}"
-            f"/attachments/{followup_form.LIST_NAME}.csv"
-        )
-        answer = httpx.get(self.url + path)
-        answer.raise_for_status()
-        return list(csv.DictReader(io.StringIO(answer.text)))
+        """What the officer's phone downloads as `followups.csv`."""
+        return self.phone(officer_id).items()
 
 
 @pytest.fixture(scope="module")
@@ -250,42 +235,3 @@ def kobo() -> Iterator[Kobo]:
     with serve_kobo(store, TOKEN) as url:
         source = KoboSource(KoboServer(url, TOKEN, name="kf"))
         yield Kobo(store, url, KoboForm(source, KOBO_UID, followup_form.FORM_ID, FAST))
-
-
-def visit_xml(
-    item: dict[str, str],
-    instance_id: str,
-    *,
-    officer_id: str,
-    states: list[str] | None = None,
-    reached: bool = True,
-) -> bytes:
-    """The instance ODK Collect finalises when an officer records a visit to `item` (a row of
-    the `followups.csv` their phone downloaded): one state per open reason."""
-    rule_ids, names = item["reason_ids"].split(), item["reason_names"].split()
-    states = states or ["resolved"] * len(rule_ids)
-    reasons = "".join(
-        f"<reasons><rule_id>{r}</rule_id><rule_name>{n}</rule_name><state>{s}</state></reasons>"
-        for r, n, s in zip(rule_ids, names, states, strict=True)
-    )
-    answer = "yes" if reached else "no"
-    status = "visited" if reached else "open"
-    return (
-        '<?xml version="1.0"?><data xmlns:jr="http://openrosa.org/javarosa" '
-        'xmlns:entities="http://www.opendatakit.org/xforms/entities" '
-        f'id="{followup_form.FORM_ID}" version="{followup_form.VERSION}">'
-        "<start>2026-11-25T08:30:00.000+07:00</start><end>2026-11-25T08:55:00.000+07:00</end>"
-        f"<today>2026-11-25</today><officer_id>{officer_id}</officer_id>"
-        f"<item>{item['name']}</item><item_id>{item['item_id']}</item_id>"
-        f"<subject_type>{item['subject_type']}</subject_type>"
-        f"<subject_id>{item['subject_id']}</subject_id>"
-        f"<reason_ids>{item['reason_ids']}</reason_ids>"
-        f"<reason_names>{item['reason_names']}</reason_names>"
-        f"<n_reasons>{item['n_reasons']}</n_reasons><reached>{answer}</reached>{reasons}"
-        "<problem>ยังไม่มีตลาด</problem><action>พาไปออกร้านที่อำเภอ</action>"
-        "<next_visit>2026-12-09</next_visit><photo/>"
-        f"<status>{status}</status><visited_on>2026-11-25</visited_on>"
-        f'<meta><entity dataset="{followup_form.LIST_NAME}" update="{int(reached)}" '
-        f'baseVersion="{item["__version"]}" trunkVersion="" branchId="" id="{item["name"]}"/>'
-        f"<instanceID>{instance_id}</instanceID></meta></data>"
-    ).encode()

@@ -27,9 +27,10 @@ from sammachip.simulators.odk import (
     serve_odk,
     xlsform_definition,
 )
+from sammachip.simulators.odk.field import visit_instance
 from sammachip.warehouse.load import open_warehouse
 from sammachip.warehouse.query import connect
-from tests.phones.conftest import EMAIL, FAST, PASSWORD, Central, visit_xml
+from tests.phones.conftest import EMAIL, FAST, PASSWORD, Central
 
 pytestmark = pytest.mark.slow
 
@@ -103,8 +104,8 @@ def test_a_visit_from_the_phone_closes_its_reasons_and_shortens_the_list(field: 
     )[0]
     before = field.central.phone_list(officer)
     item = next(r for r in before if r["item_id"] == item_id)
-    sent = field.central.send(officer, visit_xml(item, "uuid:visit-0001", officer_id=officer))
-    assert sent.status_code == 201
+    visit = visit_instance(item, "uuid:visit-0001", officer_id=officer, day=date(2026, 11, 25))
+    assert field.central.phone(officer).send(visit).status_code == 201
     assert field.central.held()[item_id]["data"]["status"] == "visited"  # offline, at once
     summary = field.night()
     visits = field.sql("select item_id, officer_id, reached, n_resolved from followup_visits")
