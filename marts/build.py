@@ -11,7 +11,10 @@ One SQL file per mart in `marts/sql/`, built in this order (later ones read earl
 - `otop_readiness`: one row per occupational group with its OTOP checklist, score and next step;
 - `kpis`: the department's KPIs for the district, each officer's area and each tambon;
 - `kpis_by_method`: attendance and outcomes per teaching method (lecture, Q&A, demonstration,
-  video), for the district and each officer's area.
+  video), for the district and each officer's area;
+- `followup_outcomes`: what the follow-up visits achieved — alerts closed by a visit or by the
+  data, days to close, and follow-up coverage of the worklist — per district and officer, all
+  rules and per rule.
 Rows of submissions a reviewer did not approve (or that are deleted) never reach a mart.
 Their columns are table definitions like any other (`schemas.tables.MART_SCHEMAS`).
 """

@@ -509,6 +509,25 @@ KPIS_BY_METHOD_SCHEMA = pa.schema(
     ]
 )
 
+# What the follow-up visits achieved (`marts/sql/followup_outcomes.sql`): per district and
+# officer, all rules (rule_id null) and per rule.
+FOLLOWUP_OUTCOMES_SCHEMA = pa.schema(
+    [
+        ("scope", _S),  # district | officer
+        ("scope_code", _S),
+        ("scope_name", _S),
+        ("rule_id", _S),
+        ("rule_th", _S),
+        ("closed_by_visit", _I),  # alerts a follow-up visit resolved
+        ("closed_by_data", _I),  # alerts resolved because the data no longer show them
+        ("days_to_close", _F),  # median days, first seen → the visit that closed it
+        ("items_open", _I),  # worklist items today
+        ("items_visited", _I),  # of them, visited within [alerts] reopen_after_days
+        ("coverage", _F),
+        ("as_of", _D),
+    ]
+)
+
 # In build order (`marts.build_marts` runs them so): a mart may read any mart listed before it.
 MART_SCHEMAS: dict[str, pa.Schema] = {
     "household_outcomes": HOUSEHOLD_OUTCOMES_SCHEMA,
@@ -518,4 +537,5 @@ MART_SCHEMAS: dict[str, pa.Schema] = {
     "otop_readiness": OTOP_SCHEMA,
     "kpis": KPIS_SCHEMA,
     "kpis_by_method": KPIS_BY_METHOD_SCHEMA,
+    "followup_outcomes": FOLLOWUP_OUTCOMES_SCHEMA,
 }

@@ -90,3 +90,21 @@ def test_a_visit_that_did_not_reach_them_closes_nothing(district: dict[str, pa.T
     visited(district, TODAY, {R04: "resolved"}, reached=False)
     alerts = by_id(build(district, today=TODAY + timedelta(days=1), previous=day1)["alerts"])
     assert alerts[R04]["status"] == "open"
+
+
+def test_what_the_visits_achieved_per_officer_and_rule(district: dict[str, pa.Table]) -> None:
+    day1 = build(district)
+    visited(district, TODAY + timedelta(days=2), {R04: "resolved", R03: "in_progress"})
+    day3 = build(district, today=TODAY + timedelta(days=3), previous=day1["alerts"])
+    rows = {
+        (r["scope"], r["scope_code"], r["rule_id"]): r
+        for r in day3["followup_outcomes"].to_pylist()
+    }
+    officer = rows[("officer", "off01", None)]
+    assert (officer["closed_by_visit"], officer["days_to_close"]) == (1, 2.0)
+    items = {r["item_id"] for r in day3["worklist"].to_pylist() if r["officer_id"] == "off01"}
+    assert (officer["items_open"], officer["items_visited"]) == (len(items), 1)  # hh 2: R03 left
+    assert officer["coverage"] == 1 / len(items)
+    per_rule = rows[("officer", "off01", "R04_TRAINED_NO_MATERIALS")]
+    assert (per_rule["closed_by_visit"], per_rule["closed_by_data"]) == (1, 0)
+    assert rows[("district", "district", None)]["closed_by_visit"] == 1
