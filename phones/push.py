@@ -23,7 +23,7 @@ from sammachip.phones.odk import PushResult, push_odk
 from sammachip.phones.record import record_held
 from sammachip.schemas.followup_form import FORM_ID, KOBO_FILE, ODK_FILE
 from sammachip.warehouse.failpoints import failpoint
-from sammachip.warehouse.store import Warehouse
+from sammachip.warehouse.store import Warehouse, WarehouseError
 
 BANGKOK = ZoneInfo("Asia/Bangkok")  # the officers' day
 
@@ -50,8 +50,11 @@ def push_lists(
     by name) through the follow-up form `forms` found there."""
     if not settings.enabled:
         return []
-    allowed = [s for s in servers if not settings.servers or s in settings.servers]
     hosting = {f.server_name: f for f in forms if f.form_id == FORM_ID}
+    # named servers must have the form; unnamed, every server that has it gets the lists
+    allowed = list(settings.servers) or [s for s in servers if s in hosting]
+    if not allowed:
+        return [_without_form("(every server)" if servers else "(none configured)")]
     worklist = wh.read("worklist")
     window = VisitWindow(now.astimezone(BANGKOK).date(), settings.reopen_after_days)
     results = []
@@ -68,7 +71,7 @@ def last_visits(wh: Warehouse) -> dict[str, date]:
     """item_id → the day of its last visit that reached them (live, not rejected)."""
     last: dict[str, date] = {}
     for v in wh.read("followup_visits").to_pylist():
-        live = v["deleted_at"] is None and v["review_status"] != "rejected"
+        live = v["deleted_at"] is None and v["review_status"] not in ("not_approved", "rejected")
         if live and v["reached"] and v["visit_date"]:
             last[v["item_id"]] = max(v["visit_date"], last.get(v["item_id"], date.min))
     return last
@@ -79,9 +82,10 @@ def _without_form(server: str) -> PushResult:
         server,
         "",
         error=(
-            f"server {server}: the follow-up form ({FORM_ID}) is not there, so its phones "
-            f"get no list — deploy schemas/forms/{ODK_FILE.name} (ODK Central) or "
-            f"{KOBO_FILE.name} (KoboToolbox), or leave the server out of [phones] servers"
+            f"server {server}: the follow-up form ({FORM_ID}) is not there, so no phone gets "
+            f"a list — deploy schemas/forms/{ODK_FILE.name} (ODK Central) or "
+            f"{KOBO_FILE.name} (KoboToolbox), or name the servers that have it in "
+            "[phones] servers"
         ),
     )
 
@@ -113,5 +117,11 @@ def _push_one(
             error=f"server {server}: lists not pushed ({err}); the next run pushes again",
         )
     failpoint("phones-before-record")  # the servers hold the lists; the record does not yet
-    record_held(wh, server, result.source, result.target, result.held, now, run_id)
+    try:
+        record_held(wh, server, result.source, result.target, result.held, now, run_id)
+    except (WarehouseError, OSError) as err:  # the phones have their lists all the same
+        result.error = (
+            f"server {server}: lists pushed, but what it holds was not recorded in the "
+            f"warehouse ({err}); the next run records it"
+        )
     return result

@@ -101,3 +101,19 @@ def test_items_visited_lately_leave_kobocollects_list_until_the_window_ends(
     assert status["household:34140105-07"] == ("visited", "2026-12-01")
     assert status["household:34140105-08"] == ("open", "")
     assert status["group:G34140407-1"] == ("open", "")
+
+
+def test_unless_servers_are_named_only_those_with_the_form_get_the_lists(
+    wh: Warehouse, kobo: Kobo
+) -> None:
+    put_worklist(wh, base_rows())
+    (only,) = push_lists(wh, ON, ["kf", "central"], [kobo.form], NOW, "r1")
+    assert (only.server, only.error) == ("kf", None)  # central has no follow-up form: left out
+    named = PhoneSettings(enabled=True, servers=("kf", "central"))
+    results = {
+        r.server: r for r in push_lists(wh, named, ["kf", "central"], [kobo.form], NOW, "r2")
+    }
+    assert results["kf"].error is None
+    assert "follow-up form (sammachip_followup) is not there" in str(results["central"].error)
+    (none,) = push_lists(wh, ON, ["central"], [], NOW, "r3")
+    assert none.error and "deploy schemas/forms/followup.xlsx" in none.error
