@@ -5,6 +5,7 @@ saved properties, as Central v2026.2.2 was recorded doing (samples/entities 125�
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 import httpx
 import pytest
@@ -12,30 +13,28 @@ import pytest
 from sammachip.schemas import followup_form
 from sammachip.simulators.odk import OdkStore, entity_store, serve_odk, xlsform_definition
 from sammachip.simulators.odk.entities import EntityStore
+from sammachip.simulators.odk.field import visit_instance
 
 EMAIL, PASSWORD = "cdd.ubon@example.org", "รหัสผ่าน-Strong-2568!"
 P = "/v1/projects/1"
 L = f"{P}/datasets/followups"
 U1 = "11111111-1111-4111-8111-000000000001"
+DAY = date(2026, 12, 5)
 
 
-def visit_xml(instance: str, uuid: str, base_version: int, *, reached: str = "yes") -> bytes:
-    """The instance Collect finalises for the follow-up form (one resolved reason)."""
-    status = "visited" if reached == "yes" else "open"
-    xml = f"""<?xml version="1.0"?>
-<data xmlns:jr="http://openrosa.org/javarosa" xmlns:entities="http://www.opendatakit.org/xforms/entities"
- id="sammachip_followup" version="{followup_form.VERSION}">
-<start>2026-12-05T08:30:00.000+07:00</start><end>2026-12-05T08:50:00.000+07:00</end>
-<today>2026-12-05</today><officer_id>off01</officer_id><item>{uuid}</item>
-<item_id>household:34140105-07</item_id><subject_type>household</subject_type>
-<subject_id>34140105-07</subject_id><reason_ids>R05_NO_FOLLOWUP_INCOME</reason_ids>
-<reason_names>ยังไม่ติดตามรายได้</reason_names><n_reasons>1</n_reasons><reached>{reached}</reached>
-<reasons><rule_id>R05_NO_FOLLOWUP_INCOME</rule_id><rule_name>ยังไม่ติดตามรายได้</rule_name>
-<state>resolved</state></reasons><problem>ไม่มี</problem><action/><next_visit>2026-12-20</next_visit>
-<photo/><status>{status}</status><visited_on>2026-12-05</visited_on>
-<meta><entity dataset="followups" update="{int(reached == "yes")}" baseVersion="{base_version}"
- trunkVersion="" branchId="" id="{uuid}"/><instanceID>{instance}</instanceID></meta></data>"""
-    return xml.encode()
+def visit_xml(instance: str, uuid: str, base_version: int, *, reached: bool = True) -> bytes:
+    """What Collect sends for a visit to off01's item `uuid` (one reason, resolved)."""
+    item = {
+        "name": uuid,
+        "item_id": "household:34140105-07",
+        "subject_type": "household",
+        "subject_id": "34140105-07",
+        "reason_ids": "R05_NO_FOLLOWUP_INCOME",
+        "reason_names": "ยังไม่ติดตามรายได้",
+        "n_reasons": "1",
+        "__version": str(base_version),
+    }
+    return visit_instance(item, instance, officer_id="off01", day=DAY, reached=reached)
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +101,10 @@ def test_a_visit_gives_the_item_a_new_version_with_what_the_form_saves(
     assert entity["data"]["status"] == "visited"
     assert (entity["data"]["visited_on"], entity["data"]["next_visit"]) == (
         "2026-12-05",
-        "2026-12-20",
+        "2026-12-19",
     )
     assert entity["dataReceived"] == {
-        "next_visit": "2026-12-20",
+        "next_visit": "2026-12-19",
         "status": "visited",
         "visited_on": "2026-12-05",
     }
@@ -124,7 +123,7 @@ def test_the_same_visit_again_changes_nothing_and_a_changed_one_is_refused(
     assert send(http, path, xml).status_code == 201
     assert send(http, path, xml).status_code == 201
     assert current(http)["currentVersion"]["version"] == 2
-    assert send(http, path, xml.replace(b"2026-12-20", b"2026-12-21")).status_code == 409
+    assert send(http, path, xml.replace(b"2026-12-19", b"2026-12-21")).status_code == 409
 
 
 def test_a_visit_over_a_version_the_phone_never_saw_is_applied_and_flagged(
@@ -143,7 +142,7 @@ def test_a_visit_that_did_not_reach_them_leaves_the_item_alone(
     http: httpx.Client, entities: EntityStore
 ) -> None:
     path = phone(http, entities)
-    assert send(http, path, visit_xml("uuid:v-2", U1, 1, reached="no")).status_code == 201
+    assert send(http, path, visit_xml("uuid:v-2", U1, 1, reached=False)).status_code == 201
     assert current(http)["currentVersion"]["version"] == 1
 
 
