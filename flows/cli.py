@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from sammachip.simulators.odk import OdkStore
     from sammachip.warehouse.store import Warehouse
 
 from sammachip.flows.runtime import apply_prefect_defaults, prefect_start_errors
@@ -40,6 +41,7 @@ err_console = Console(stderr=True)
 
 _MAX_ROWS = 200
 WarehouseOpt = Annotated[Path, typer.Option(help="Warehouse folder (the [warehouse] path).")]
+PHONES_ON = "SAMMACHIP_PHONES_ENABLED"
 DEMO_SERVER = "sammachip-demo"  # the simulators' server name: demo keys never meet real ones
 
 
@@ -137,16 +139,43 @@ def demo(
     with console.status("Generating the cohort / สร้างข้อมูลตัวอย่าง …"):
         cohort = generate_cohort(CohortSpec(seed=seed, villages=villages, today=ref))
     console.print(cohort.summary())
-    with said_once(), _simulated_server(source, cohort) as env:
+    with said_once(), _simulated_server(source, cohort) as (env, odk), _phones_on(odk):
         os.environ.update(env)  # this process only; the secrets are throwaway
         url = env.get("SAMMACHIP_KOBO_URL") or env.get("SAMMACHIP_ODK_URL")
         console.print(f"{source} simulator listening on {url}")
         workdir.mkdir(parents=True, exist_ok=True)
         with prefect_start_errors(_fail):
             summary = nightly(workdir=str(workdir.resolve()), today=ref)
+            if odk is not None:  # the lists went to the phones: a day in the field, night 2
+                from sammachip.flows.field_demo import second_night
+
+                print_summary(summary, workdir)
+                summary = second_night(odk, str(url), workdir.resolve(), ref)
     print_summary(summary, workdir)
-    if any(f.error for f in summary.forms):
+    if odk is not None:
+        from sammachip.flows.field_demo import print_closed_by_visits
+
+        print_closed_by_visits(workdir / "data" / "warehouse")
+    if any(f.error for f in summary.forms) or any(p.error for p in summary.phones):
         raise typer.Exit(code=2)
+
+
+@contextmanager
+def _phones_on(odk: OdkStore | None) -> Iterator[None]:
+    """The ODK demo pushes the officers' lists to its simulator's phones, for its own runs
+    only: a later run of this process keeps the office's own `[phones]` setting."""
+    if odk is None:
+        yield
+        return
+    before = os.environ.get(PHONES_ON)
+    os.environ[PHONES_ON] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PHONES_ON, None)
+        else:
+            os.environ[PHONES_ON] = before
 
 
 def _demo_may_write(workdir: Path, source: str) -> None:
@@ -177,8 +206,11 @@ def _demo_may_write(workdir: Path, source: str) -> None:
 
 
 @contextmanager
-def _simulated_server(source: str, cohort: object) -> Iterator[dict[str, str]]:
-    """Serve a cohort from the chosen simulator; yields the variables that point a run at it."""
+def _simulated_server(
+    source: str, cohort: object
+) -> Iterator[tuple[dict[str, str], OdkStore | None]]:
+    """Serve a cohort from the chosen simulator; yields the variables that point a run at it
+    (and the ODK simulator's store, whose phones get the officers' lists)."""
     secret = secrets.token_hex(20)
     if source == "kobo":
         from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
@@ -186,24 +218,32 @@ def _simulated_server(source: str, cohort: object) -> Iterator[dict[str, str]]:
         store = KoboStore()
         seed_from_cohort(store, cohort)  # type: ignore[arg-type]
         with serve_kobo(store, secret) as url:
-            yield {
-                "SAMMACHIP_KOBO_URL": url,
-                "SAMMACHIP_KOBO_TOKEN": secret,
-                "SAMMACHIP_KOBO_NAME": DEMO_SERVER,
-            }
+            yield (
+                {
+                    "SAMMACHIP_KOBO_URL": url,
+                    "SAMMACHIP_KOBO_TOKEN": secret,
+                    "SAMMACHIP_KOBO_NAME": DEMO_SERVER,
+                },
+                None,
+            )
         return
+    from sammachip.flows.field_demo import publish_followup
     from sammachip.simulators.odk import OdkStore, seed_odk_from_cohort, serve_odk
 
     odk_store = OdkStore()
     seed_odk_from_cohort(odk_store, cohort)  # type: ignore[arg-type]
+    publish_followup(odk_store)
     with serve_odk(odk_store, "demo@sammachip.invalid", secret) as url:
-        yield {
-            "SAMMACHIP_ODK_URL": url,
-            "SAMMACHIP_ODK_EMAIL": "demo@sammachip.invalid",
-            "SAMMACHIP_ODK_PASSWORD": secret,
-            "SAMMACHIP_ODK_PROJECT": "1",
-            "SAMMACHIP_ODK_NAME": DEMO_SERVER,
-        }
+        yield (
+            {
+                "SAMMACHIP_ODK_URL": url,
+                "SAMMACHIP_ODK_EMAIL": "demo@sammachip.invalid",
+                "SAMMACHIP_ODK_PASSWORD": secret,
+                "SAMMACHIP_ODK_PROJECT": "1",
+                "SAMMACHIP_ODK_NAME": DEMO_SERVER,
+            },
+            odk_store,
+        )
 
 
 def _run_flow(name: str, config: Path | None, today: str | None, dask: bool = False) -> None:
@@ -223,7 +263,8 @@ def _run_flow(name: str, config: Path | None, today: str | None, dask: bool = Fa
             today=date.fromisoformat(today) if today else None,
         )
     print_summary(summary, deletions=name == "reconcile")
-    if not summary.reconciles or any(f.error for f in summary.forms):
+    failed = any(f.error for f in summary.forms) or any(p.error for p in summary.phones)
+    if not summary.reconciles or failed:
         raise typer.Exit(code=2)
 
 

@@ -27,8 +27,11 @@ from sammachip.connectors.retry import TransientError
 from sammachip.connectors.sources import DeletionFeed, FormSource
 from sammachip.flows.progress import FetchProgress
 from sammachip.flows.settings import Settings, load_settings
+from sammachip.phones.odk import PushResult
+from sammachip.phones.push import push_lists
 from sammachip.reports.deliverables import write_deliverables
 from sammachip.schemas.batch import CrossFormContext, StreamState, validate_stream
+from sammachip.schemas.followup_form import FORM_ID as FOLLOWUP_FORM
 from sammachip.schemas.records import Submission
 from sammachip.schemas.registry import FORMS, WAVES
 from sammachip.schemas.tables import CLEAN_TABLES
@@ -92,6 +95,7 @@ class RunSummary:
     warehouse_version: int = 0
     attachments: tuple[int, int] = (0, 0)  # downloaded, failed
     data_docs: Path | None = None
+    phones: list[PushResult] = field(default_factory=list)  # the lists pushed to the phones
 
     @property
     def reconciles(self) -> bool:
@@ -281,6 +285,28 @@ def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Pa
     )
 
 
+@task(name="push-to-phones", cache_policy=NO_CACHE)
+def push_to_phones(
+    wh: Warehouse, settings: Settings, forms: list[FormSource], run_id: str
+) -> list[PushResult]:
+    """Each officer's committed worklist to the phones (`[phones]`), after the commit: a
+    server that fails is said in the summary and pushed again by the next run; the data
+    stand either way."""
+    if not settings.phones.enabled:
+        return []
+    if not any(f.form_id == FOLLOWUP_FORM for f in forms):  # a run that loaded other forms
+        forms = discover_forms.fn(settings)[0]
+    results = push_lists(
+        wh, settings.phones, settings.server_names, forms, datetime.now(UTC), run_id
+    )
+    for r in results:
+        if r.error:
+            get_run_logger().error("%s", r.error, extra={IN_SUMMARY: True})
+        elif r.warning:
+            get_run_logger().warning("%s", r.warning)
+    return results
+
+
 def bangkok_today() -> date:
     return datetime.now(BANGKOK).date()
 
@@ -376,6 +402,7 @@ def publish(
         )
     else:
         run.report_files = write_reports(settings, run.today, mail)
+    run.phones = push_to_phones(wh, settings, forms, run.run_id)
     run.alerts_by_rule = _counts(wh.read("alerts", columns=["rule_id"])["rule_id"])
     run.otop_by_status = _counts(wh.read("otop_readiness", columns=["status"])["status"])
 

@@ -75,6 +75,7 @@ def print_summary(summary: object, workdir: Path | None = None, *, deletions: bo
         console.print(f"[red]✗ {n}[/] {escape(where)}: {escape(f.error or '')}", overflow="fold")
     for f in (f for f in summary.forms if f.warning and not f.error):
         console.print(f"[yellow]![/] {escape(f.warning or '')}", overflow="fold")
+    print_phones(summary)
     alerts = Table(title="การแจ้งเตือน / alerts by rule", title_justify="left")
     alerts.add_column("rule")
     alerts.add_column("count", justify="right")
@@ -129,3 +130,19 @@ def forms_table(summary: RunSummary, deletions: bool) -> Table:
             note = "ok" if f.new_versions == f.clean + f.quarantined else "[red]≠ counts[/]"
         table.add_row(escape(name), *(str(getattr(f, c)) for c in counts), note)
     return table
+
+
+def print_phones(summary: RunSummary) -> None:
+    """One line per server the lists were pushed to (or why not), under the sync's."""
+    for p in summary.phones:
+        if p.error:
+            console.print(f"[red]✗ phones[/] {escape(p.error)}", overflow="fold")
+            continue
+        console.print(
+            f"Lists on the phones / รายการบนโทรศัพท์ {escape(p.server)}: {p.officers} officers, "
+            f"{p.created} new, {p.updated} changed, {p.deleted} closed, {p.restored} back, "
+            f"{p.unchanged} unchanged"
+            + (f"; {p.field_kept} kept the visit's status" if p.field_kept else "")
+        )
+        if p.warning:
+            console.print(f"[yellow]![/] {escape(p.warning)}", overflow="fold")

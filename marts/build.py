@@ -5,13 +5,16 @@ One SQL file per mart in `marts/sql/`, built in this order (later ones read earl
 - `attendance_monthly`: attendance per village and month (charts);
 - `alerts`: one row per (rule, subject) that needs an officer, with Thai and English reasons,
   a priority, a due date, the owning officer, and its lifecycle (first/last seen, open /
-  snoozed / resolved);
+  snoozed / resolved — by the data, or by a follow-up visit, `closed_by_visit`);
 - `worklist`: each officer's day, one entry per subject with its open alerts under it, ranked
   into "today" (at most `[worklist] per_day`) and "later", with where to go and whom to call;
 - `otop_readiness`: one row per occupational group with its OTOP checklist, score and next step;
 - `kpis`: the department's KPIs for the district, each officer's area and each tambon;
 - `kpis_by_method`: attendance and outcomes per teaching method (lecture, Q&A, demonstration,
-  video), for the district and each officer's area.
+  video), for the district and each officer's area;
+- `followup_outcomes`: what the follow-up visits achieved — alerts closed by a visit or by the
+  data, days to close, and follow-up coverage of the worklist — per district and officer, all
+  rules and per rule.
 Rows of submissions a reviewer did not approve (or that are deleted) never reach a mart.
 Their columns are table definitions like any other (`schemas.tables.MART_SCHEMAS`).
 """
@@ -127,6 +130,7 @@ def _params(rules: AlertRules, today: date) -> dict[str, Any]:
         "group_days": rules.group_within_days,
         "study_visit_days": rules.study_visit_within_days,
         "keep_resolved_days": rules.keep_resolved_days,
+        "reopen_days": rules.reopen_after_days,
         "district_id": rules.district_officer.officer_id,
         "district_name": rules.district_officer.name,
         "min_members": rules.otop.min_members,

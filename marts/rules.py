@@ -139,6 +139,7 @@ class AlertRules:
     group_within_days: int = 180  # R07: first training in a village → a group formed
     study_visit_within_days: int = 90  # R12: a group formed → its members visit a successful one
     keep_resolved_days: int = 14  # resolved alerts stay visible this long, then drop
+    reopen_after_days: int = 14  # a reason a follow-up visit resolved, still found after: open
     snooze_file: Path | None = None  # officer-edited CSV/TOML: alert_id, until, note
     seasons: tuple[SeasonWindow, ...] = ISAN_SEASONS  # any province without its own calendar
     # (province code, its windows): provinces whose farm calendar differs from `seasons`

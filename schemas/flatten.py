@@ -8,6 +8,7 @@ validation quarantines the submission and the enumerator sees exactly what to fi
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -304,6 +305,54 @@ def _group(r: _Reader) -> dict[str, list[Row]]:
     }
 
 
+_VILLAGE_IN_CODE = re.compile(r"^[SGT]?([0-9]{8})(?:-|$)")  # hh, sage, session, group, village
+
+
+def _followup(r: _Reader) -> dict[str, list[Row]]:
+    """A visit to a list item: the item's subject names its village (every programme code
+    carries its village code; a submission to fix does not)."""
+    item, subject = r.get("item_id"), r.get("subject_id", n.code)
+    for shown in ("reason_ids", "reason_names", "n_reasons", "status", "visited_on"):
+        r.get(shown)  # the list's columns the form copied or saved for the phone
+    reasons = []
+    for i, reason in enumerate(_repeat(r, "reasons")):
+        rule = reason.get("reasons/rule_id")
+        reason.get("reasons/rule_name")
+        reasons.append(
+            {
+                "row_index": i,
+                "item_id": item,
+                "rule_id": rule,
+                "alert_id": f"{rule}:{subject}" if rule and subject else None,
+                "state": reason.get("reasons/state"),
+            }
+        )
+        r.adopt(reason, f"reasons[{i + 1}]")
+    coded = _VILLAGE_IN_CODE.match(subject or "")
+    village = coded.group(1) if coded else None
+    return {
+        "followup_visits": [
+            {
+                "item_id": item,
+                "subject_type": r.get("subject_type"),
+                "subject_id": subject,
+                "entity_id": r.get("item"),
+                **_area(village),
+                "officer_id": r.get("officer_id"),
+                "visit_date": r.date("today"),
+                "reached": r.get("reached", n.yes_no),
+                "problem": r.get("problem"),
+                "action": r.get("action"),
+                "next_visit": r.date("next_visit"),
+                "photo": r.get("photo"),
+                "n_resolved": sum(x["state"] == "resolved" for x in reasons),
+                "n_reasons": len(reasons),
+            }
+        ],
+        "followup_reasons": reasons,
+    }
+
+
 _FLATTENERS: dict[str, Callable[[_Reader], dict[str, list[Row]]]] = {
     "household": _household,
     "sage": _sage,
@@ -311,6 +360,7 @@ _FLATTENERS: dict[str, Callable[[_Reader], dict[str, list[Row]]]] = {
     "materials": _materials,
     "income": _income,
     "group": _group,
+    "followup": _followup,
 }
 
 

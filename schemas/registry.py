@@ -131,6 +131,15 @@ FORMS: dict[str, FormSpec] = {
             checks=(_REGISTERED_MEMBERS,),
             name_key="group_name",
         ),
+        FormSpec(
+            form_id="sammachip_followup",
+            kind="followup",
+            table="followup_visits",
+            business_key=None,
+            subject_key="item_id",
+            title_th="ติดตามเยี่ยม",
+            title_en="Follow-up visit",
+        ),
     ]
 }
 

@@ -159,6 +159,32 @@ CLEAN_TABLES: dict[str, TableSpec] = {
             ("cost_per_unit", _F),  # THB
         ),
         _child("group_members", "groups", ("group_code", _S), ("hh_code", _S), ("role", _S)),
+        # An officer's follow-up visit to an item of their list (the phones' follow-up form).
+        _parent(
+            "followup_visits",
+            ("item_id", _S),
+            ("subject_type", _S),
+            ("subject_id", _S),
+            ("entity_id", _S),  # the list item picked: the ODK entity uuid
+            *_AREA,
+            ("officer_id", _S),
+            ("visit_date", _D),
+            ("reached", _B),
+            ("problem", _S),
+            ("action", _S),
+            ("next_visit", _D),
+            ("photo", _S),
+            ("n_resolved", _I),
+            ("n_reasons", _I),
+        ),
+        _child(
+            "followup_reasons",
+            "followup_visits",
+            ("item_id", _S),
+            ("rule_id", _S),
+            ("alert_id", _S),  # the alert this reason is: <rule_id>:<subject_id>
+            ("state", _S),  # resolved | in_progress | not_applicable
+        ),
     ]
 }
 
@@ -262,8 +288,32 @@ ATTACHMENTS = TableSpec(
     ),
 )
 
+# What each server's phones are given (`phones/`): one row per list item a server holds.
+PHONE_ITEMS = TableSpec(
+    "phone_items",
+    (
+        ("server", _S),  # the server's configured name
+        ("source", _S),  # odk | kobo
+        ("target", _S),  # the Entity List's name, or the Kobo form's asset uid
+        ("item_id", _S),
+        ("officer_id", _S),
+        ("entity_uuid", _S),
+        ("version", _I),  # the entity's version on Central (null on Kobo: a file, no versions)
+        ("content_hash", _S),  # of what the phone shows: label and properties
+        ("pushed_at", UTC_TS),  # when this content reached the server
+    ),
+)
+
 SYSTEM_TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (RAW_SUBMISSIONS, QUARANTINE, VALIDATION_RUNS, SCHEMA_DRIFT, ATTACHMENTS)
+    t.name: t
+    for t in (
+        RAW_SUBMISSIONS,
+        QUARANTINE,
+        VALIDATION_RUNS,
+        SCHEMA_DRIFT,
+        ATTACHMENTS,
+        PHONE_ITEMS,
+    )
 }
 
 
@@ -333,6 +383,8 @@ ALERTS_SCHEMA = pa.schema(
         ("resolved_on", _D),
         ("snoozed_until", _D),
         ("snooze_note", _S),
+        ("closed_by_visit", _S),  # the follow-up visit (submission key) that resolved it
+        ("closed_at", UTC_TS),  # when that visit reached the server
     ]
 )
 
@@ -480,6 +532,25 @@ KPIS_BY_METHOD_SCHEMA = pa.schema(
     ]
 )
 
+# What the follow-up visits achieved (`marts/sql/followup_outcomes.sql`): per district and
+# officer, all rules (rule_id null) and per rule.
+FOLLOWUP_OUTCOMES_SCHEMA = pa.schema(
+    [
+        ("scope", _S),  # district | officer
+        ("scope_code", _S),
+        ("scope_name", _S),
+        ("rule_id", _S),
+        ("rule_th", _S),
+        ("closed_by_visit", _I),  # alerts a follow-up visit resolved
+        ("closed_by_data", _I),  # alerts resolved because the data no longer show them
+        ("days_to_close", _F),  # median days, first seen → the visit that closed it
+        ("items_open", _I),  # worklist items today
+        ("items_visited", _I),  # of them, visited within [alerts] reopen_after_days
+        ("coverage", _F),
+        ("as_of", _D),
+    ]
+)
+
 # In build order (`marts.build_marts` runs them so): a mart may read any mart listed before it.
 MART_SCHEMAS: dict[str, pa.Schema] = {
     "household_outcomes": HOUSEHOLD_OUTCOMES_SCHEMA,
@@ -489,4 +560,5 @@ MART_SCHEMAS: dict[str, pa.Schema] = {
     "otop_readiness": OTOP_SCHEMA,
     "kpis": KPIS_SCHEMA,
     "kpis_by_method": KPIS_BY_METHOD_SCHEMA,
+    "followup_outcomes": FOLLOWUP_OUTCOMES_SCHEMA,
 }

@@ -364,6 +364,11 @@ class EntityClient(OdkClient):
             for r in page
         }
 
+    def get(self, name: str, uuid: str) -> ServerEntity:
+        """One live entity as the server holds it now (re-read after a refused update)."""
+        target = f"{self._list(name)}/entities/{uuid}"
+        return _from_rest(self._get(target, form=f"entity list {name}: entity {uuid}"))
+
     def update(
         self,
         name: str,
@@ -391,7 +396,7 @@ class EntityClient(OdkClient):
             return _from_rest(doc)
         except EntityConflict as conflict:
             if tries.count > 1:  # our first attempt may have landed, its answer lost
-                now = _from_rest(self._get(target, form=what))
+                now = self.get(name, uuid)
                 mine = all(now.data.get(k) == v for k, v in (data or {}).items())
                 if now.version == base_version + 1 and mine and label in (None, now.label):
                     return now
@@ -480,6 +485,15 @@ class EntityClient(OdkClient):
 
         base, cap = self._backoff
         return call_with_retries(once, attempts=self._attempts, base=base, cap=cap)
+
+    def assign_form(self, xml_form_id: str, app_user_id: int) -> None:
+        """Let an App User's phone download a form (Central's `app-user` role on it);
+        assigning it again changes nothing."""
+        target = (
+            f"{self._project()}/forms/{quote(xml_form_id, safe='')}/assignments/app-user/"
+            f"{app_user_id}"
+        )
+        self._create_once(target, {}, f"form {xml_form_id}: app user {app_user_id}")
 
     def set_app_user_properties(self, app_user_id: int, properties: Mapping[str, str]) -> AppUser:
         """Set (or, with "", unset) actor properties of an App User and check the server

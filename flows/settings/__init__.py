@@ -60,12 +60,13 @@ def load_settings(
             "against the built-in simulator)"
         )
     warehouse = str(section(doc, "warehouse").get("path", "data/warehouse"))
+    rules = alert_rules(doc, base)
     return Settings(
         warehouse_path=sections.location(base, warehouse),
         reports_path=sections.folder(doc, "reports", "data/reports", base),
         kobo=tuple(kobo),
         odk=tuple(odk),
-        rules=alert_rules(doc, base),
+        rules=rules,
         mail=sections.mail(doc, environ),
         sync=sections.sync(doc),
         attachments_path=sections.attachments_path(doc, base),
@@ -75,4 +76,5 @@ def load_settings(
         landing_path=sections.folder(doc, "landing", "data/landing", base),
         webhook=sections.webhook(doc),
         ingest=sections.ingest(doc),
+        phones=sections.phones(doc, [s.name for s in (*kobo, *odk)] if servers else None, rules),
     )

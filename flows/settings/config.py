@@ -100,6 +100,7 @@ TABLES: dict[str, dict[str, Kind]] = {
     "webhook": _kinds(WebhookSettings),
     "landing": {"path": str},
     "ingest": _kinds(IngestSettings),
+    "phones": {"enabled": _flag, "servers": str},  # servers: names, comma-separated
 }
 # Arrays of tables, `[[name]]`: one table per server, officer or farm season.
 ARRAYS: dict[str, tuple[str, ...]] = {

@@ -13,6 +13,7 @@ from sammachip.connectors.odk import OdkSource
 from sammachip.connectors.sources import HttpPolicy, SyncPolicy
 from sammachip.connectors.webhook import WebhookSettings
 from sammachip.marts.rules import AlertRules
+from sammachip.phones.push import PhoneSettings
 from sammachip.reports.mailer import MailSettings
 
 
@@ -40,6 +41,7 @@ class Settings:
     landing_path: Path = Path("data/landing")  # where webhook deliveries wait for `ingest`
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    phones: PhoneSettings = field(default_factory=PhoneSettings)  # lists pushed to the phones
 
     @property
     def server_names(self) -> list[str]:

@@ -23,6 +23,7 @@ from sammachip.marts.rules import (
     SeasonWindow,
     WorklistRules,
 )
+from sammachip.phones.push import PhoneSettings
 from sammachip.reports.mailer import MailSettings
 
 # ---- where things are ----------------------------------------------------------------------
@@ -204,3 +205,22 @@ def ingest(doc: dict[str, Any]) -> IngestSettings:
     window = whole("[ingest] window_seconds", table.get("window_seconds", 60), 1)
     sweep = table.get("sweep_cron", IngestSettings.sweep_cron)
     return IngestSettings(window_seconds=window, sweep_cron=str(sweep) if sweep else None)
+
+
+def phones(doc: dict[str, Any], servers: list[str] | None, rules: AlertRules) -> PhoneSettings:
+    """`[phones]`: `servers` names configured servers (a TOML list, or comma-separated text
+    from the environment); none named means every server that has the follow-up form.
+    `servers` None: a command that talks to no server (the names are not checked). A visit
+    keeps an item off the phone as long as it keeps its reasons closed (`[alerts]
+    reopen_after_days`)."""
+    table = section(doc, "phones")
+    named = table.get("servers", ())
+    names = named.split(",") if isinstance(named, str) else list(named)
+    chosen = tuple(str(n).strip() for n in names if str(n).strip())
+    if servers is not None and (unknown := [n for n in chosen if n not in servers]):
+        raise ConfigError(
+            f"[phones] servers names {unknown[0]!r}, which is no configured server "
+            f"(configured: {', '.join(servers) or 'none'})"
+        )
+    enabled = bool(table.get("enabled", False))
+    return PhoneSettings(enabled, chosen, rules.reopen_after_days)

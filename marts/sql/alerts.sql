@@ -2,7 +2,8 @@
 -- Each rule yields (rule, subject, area, reasons, own due date if it has one: a date the plan
 -- fixes, which passes and makes the alert overdue like any other); the tail keeps
 -- first_seen from yesterday's mart, applies the officers' snoozes, marks what cleared as
--- resolved (kept $keep_resolved_days days), and assigns the officer who covers the tambon.
+-- resolved (kept $keep_resolved_days days) and what a follow-up visit resolved as closed by it
+-- (for $reopen_days days), and assigns the officer who covers the tambon.
 WITH upcoming AS (
     -- not held yet (a held_date in the future is a plan too)
     SELECT s.submission_key, s.session_code, s.village_code, s.planned_date, s.activity_type
@@ -413,19 +414,42 @@ snoozed AS (
     SELECT alert_id, max(until) AS until, arg_max(note, until) AS note
     FROM snoozes GROUP BY alert_id HAVING max(until) > $today
 ),
-still_open AS (
-    -- a resolved alert that fires again starts afresh
-    SELECT c.*,
-           CASE WHEN p.status IN ('open', 'snoozed') THEN p.first_seen ELSE $today END
-             AS first_seen,
-           $today AS last_seen,
-           CASE WHEN z.until IS NULL THEN 'open' ELSE 'snoozed' END AS status,
-           NULL::DATE AS resolved_on,
-           z.until AS snoozed_until,
-           z.note AS snooze_note
+-- The last follow-up visit that reached the subject and marked this reason resolved.
+visit_closes AS (
+    SELECT r.alert_id, max(v.visit_date) AS visit_date,
+           arg_max(v.submission_key, v.submitted_at) AS closed_by_visit,
+           max(v.submitted_at) AS closed_at
+    FROM followup_reasons r JOIN followup_visits v USING (submission_key)
+    WHERE r.state = 'resolved' AND v.reached AND v.visit_date IS NOT NULL
+    GROUP BY r.alert_id
+),
+firing AS (
+    -- a resolved alert that fires again starts afresh, unless a visit had closed it: then it
+    -- was never resolved by the data, and keeps its first day
+    SELECT c.*, z.until AS snoozed_until, z.note AS snooze_note,
+           CASE WHEN p.status IN ('open', 'snoozed') OR p.closed_by_visit IS NOT NULL
+                THEN p.first_seen ELSE $today END AS first_seen,
+           vc.visit_date, vc.closed_by_visit, vc.closed_at
     FROM current c
     LEFT JOIN prev p USING (alert_id)
     LEFT JOIN snoozed z USING (alert_id)
+    LEFT JOIN visit_closes vc USING (alert_id)
+),
+still_open AS (
+    -- a visit that resolved the reason closes it while the data still show it, for
+    -- $reopen_days days; then it is open again
+    SELECT * EXCLUDE (visit_date, closed_by_visit, closed_at, snoozed_until, snooze_note),
+           $today AS last_seen,
+           CASE WHEN closing THEN 'resolved' WHEN snoozed_until IS NULL THEN 'open'
+                ELSE 'snoozed' END AS status,
+           CASE WHEN closing THEN visit_date END AS resolved_on,
+           CASE WHEN NOT closing THEN snoozed_until END AS snoozed_until,
+           CASE WHEN NOT closing THEN snooze_note END AS snooze_note,
+           CASE WHEN closing THEN closed_by_visit END AS closed_by_visit,
+           CASE WHEN closing THEN closed_at END AS closed_at
+    FROM (SELECT *, coalesce(visit_date >= first_seen AND visit_date + $reopen_days > $today,
+                             false) AS closing
+          FROM firing)
 ),
 resolved AS (
     SELECT p.alert_id, p.rule_id, p.rule_th, p.rule_en, p.priority, p.subject_type,
@@ -433,7 +457,8 @@ resolved AS (
            p.due_date AS rule_due, p.first_seen, p.last_seen, 'resolved' AS status,
            CASE WHEN p.status = 'resolved' THEN coalesce(p.resolved_on, $today) ELSE $today END
              AS resolved_on,
-           NULL::DATE AS snoozed_until, NULL AS snooze_note
+           NULL::DATE AS snoozed_until, NULL AS snooze_note,
+           p.closed_by_visit, p.closed_at  -- a visit closed it before the data did
     FROM prev p ANTI JOIN current c USING (alert_id)
 ),
 lifecycle AS (
@@ -447,7 +472,8 @@ SELECT a.alert_id, a.rule_id, a.rule_th, a.rule_en, a.priority, a.subject_type, 
        coalesce(r.officer_name, $district_name) AS officer_name,
        a.reason_th, a.reason_en,
        coalesce(a.rule_due, a.first_seen + $act_days) AS due_date,
-       a.first_seen, a.last_seen, a.status, a.resolved_on, a.snoozed_until, a.snooze_note
+       a.first_seen, a.last_seen, a.status, a.resolved_on, a.snoozed_until, a.snooze_note,
+       a.closed_by_visit, a.closed_at
 FROM lifecycle a
 LEFT JOIN roster r ON r.tambon_code = left(a.village_code, 6)
 ORDER BY officer_id, CASE a.status WHEN 'open' THEN 0 WHEN 'snoozed' THEN 1 ELSE 2 END,

@@ -32,8 +32,6 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email import policy
-from email.parser import BytesParser
 from mimetypes import guess_type
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -54,6 +52,7 @@ from sammachip.simulators.kobo.render import (
     page_links,
 )
 from sammachip.simulators.kobo.store import Asset, KoboStore, kobo_uid
+from sammachip.simulators.multipart import multipart_fields
 
 if TYPE_CHECKING:
     from sammachip.simulators.kobo.app import KoboApi
@@ -200,19 +199,10 @@ media_store: Attached[KoboStore, MediaStore] = Attached(MediaStore)
 
 def _form_fields(request: Request, body: bytes) -> dict[str, tuple[str | None, Any]]:
     """name → (filename, value) from a multipart, urlencoded or JSON body. Multipart is read
-    with the standard library (the simulator needs no multipart package)."""
+    with the standard library (`simulators.multipart`)."""
     kind = request.headers.get("content-type", "")
     if kind.startswith("multipart/form-data"):
-        message = BytesParser(policy=policy.HTTP).parsebytes(
-            f"Content-Type: {kind}\r\n\r\n".encode() + body
-        )
-        out: dict[str, tuple[str | None, Any]] = {}
-        for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            filename = part.get_filename()
-            payload = part.get_payload(decode=True) or b""
-            out[str(name)] = (filename, payload if filename else payload.decode())
-        return out
+        return multipart_fields(kind, body)
     if kind.startswith("application/x-www-form-urlencoded"):
         pairs = parse_qs(body.decode(), keep_blank_values=True)
         return {k: (None, v[-1]) for k, v in pairs.items()}

@@ -15,17 +15,18 @@ By concern: `forms` (form schemas, from XLSForms), `store` (projects, forms, sub
 sessions and their changes), `filters` (the `$filter` grammar and its evaluation, shared with
 the Entity Lists), `query` (the other query options and paging), `values` and `render` (typed
 answers, rows, envelopes, `$metadata`), `problems` (Central's refusals), `app` (routes, auth,
-serving), `seed` (a generated cohort loaded into a store), and `entities*` (the Entity Lists:
-store, REST API, OData, phone).
+serving), `seed` (a generated cohort loaded into a store), `entities*` (the Entity Lists:
+store, REST API, OData, phone) and `submissions` (a phone's submission, whose entity update is
+applied as Central does).
 """
 
 from sammachip.simulators.odk.app import create_app, run_odk_forever, serve_odk
 from sammachip.simulators.odk.entities import EntityStore, entity_store
-from sammachip.simulators.odk.entities_phone import apply_form_update
 from sammachip.simulators.odk.forms import FormDefinition, OdkField, xlsform_definition
 from sammachip.simulators.odk.problems import ODataProblem
 from sammachip.simulators.odk.seed import KOBO_TO_REVIEW, PUBLIC_LINK, seed_odk_from_cohort
 from sammachip.simulators.odk.store import HostedForm, OdkStore
+from sammachip.simulators.odk.submissions import apply_form_update
 
 __all__ = [
     "KOBO_TO_REVIEW",

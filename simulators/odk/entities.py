@@ -38,6 +38,7 @@ from sammachip.simulators.odk.entities_problems import (
     not_string,
     unexpected,
 )
+from sammachip.simulators.odk.forms import FormDefinition
 from sammachip.simulators.odk.store import OdkStore, new_token
 
 # =========================================================================== records
@@ -107,6 +108,8 @@ class Dataset:
     entities: dict[str, Entity] = field(default_factory=dict)  # by uuid, creation order
     # xmlFormId of each form that reads `<name>.csv` → the properties it writes (`save_to`)
     linked_forms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # xmlFormId → property → the answer key a submission of that form saves to it
+    save_paths: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def live(self) -> list[Entity]:
         """Not deleted, newest first (Central's order for lists and CSVs)."""
@@ -159,6 +162,10 @@ class EntityStore:
             self._names: dict[int, str] = {}
             self._seq = 0
             self.errors: list[dict[str, Any]] = []  # `entity.error` audits of form updates
+            self.received: dict[tuple[int, str], bytes] = {}  # phones' submissions' XML
+            # False: a Central before v2026.2 — no actor properties (404), no access filter
+            # (the key is ignored), so every App User downloads the whole list
+            self.access_filters = True
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -222,7 +229,7 @@ class EntityStore:
         """PATCH: `approvalRequired`, `ownerOnly`, `accessFilter` (see `_access_filter`)."""
         with self._lock:
             dataset = self.dataset(project_id, name)
-            if "accessFilter" in changes:
+            if "accessFilter" in changes and self.access_filters:
                 dataset.access_filter = self._access_filter(dataset, changes["accessFilter"])
             if isinstance(changes.get("approvalRequired"), bool):
                 dataset.approval_required = changes["approvalRequired"]
@@ -259,15 +266,39 @@ class EntityStore:
         return {"type": "property", "rules": kept} if kept else None
 
     def link_form(
-        self, project_id: int, xml_form_id: str, dataset_name: str, saves: tuple[str, ...] = ()
+        self,
+        project_id: int,
+        xml_form_id: str,
+        dataset_name: str,
+        saves: tuple[str, ...] = (),
+        paths: Mapping[str, str] | None = None,
     ) -> None:
         """What Central does when a published form has an attachment named `<list>.csv`
-        (`saves`: the properties its `entities` sheet updates)."""
+        (`saves`: the properties its `entities` sheet updates; `paths`: the answer each is
+        saved from, by default the question of the property's name)."""
         with self._lock:
             dataset = self.dataset(project_id, dataset_name)
             if self.odk.form(project_id, xml_form_id) is None:
                 raise KeyError(f"{project_id}/{xml_form_id}")
             dataset.linked_forms[xml_form_id] = saves
+            dataset.save_paths[xml_form_id] = {p: (paths or {}).get(p, p) for p in saves}
+
+    def publish_form(self, project_id: int, definition: FormDefinition) -> None:
+        """Publish a form (from its XLSForm) and, when its `entities` sheet updates a list,
+        link it to that list with the properties it saves, as Central does on publish: the
+        list and those properties are created if missing."""
+        self.odk.add_definition(project_id, definition)
+        if definition.entity_list:
+            saves = dict(definition.saves)
+            with self._lock:
+                key = (project_id, definition.entity_list)
+                if key not in self._datasets:
+                    self.create_dataset(project_id, definition.entity_list)
+                for prop in saves.keys() - self._datasets[key].properties.keys():
+                    self.add_property(project_id, definition.entity_list, prop)
+            self.link_form(
+                project_id, definition.xml_form_id, definition.entity_list, tuple(saves), saves
+            )
 
     def linked_dataset(self, project_id: int, xml_form_id: str, attachment: str) -> Dataset:
         dataset = self._datasets.get((project_id, attachment.removesuffix(".csv")))

@@ -27,7 +27,7 @@ from sammachip.simulators.odk.entities import (
 )
 from sammachip.simulators.odk.entities_odata import entities_page, metadata_xml, selected
 from sammachip.simulators.odk.entities_phone import PhoneApi, csv_response, write_csv
-from sammachip.simulators.odk.entities_problems import EntityProblem
+from sammachip.simulators.odk.entities_problems import NOT_FOUND, EntityProblem
 from sammachip.simulators.odk.problems import ODataProblem
 from sammachip.simulators.odk.render import JSON, ODATA_HEADERS, json_response
 from sammachip.simulators.odk.store import OdkStore
@@ -418,6 +418,8 @@ class _EntityApi:
 
     async def actor_properties(self, request: Request) -> Response:
         project_id = self.admin(request)
+        if not self.store.access_filters:
+            raise NOT_FOUND  # Central before v2026.2 has no such route
         if request.method == "POST":
             self.store.add_actor_property(project_id, (await self.body(request)).get("name"))
             return json_response({"success": True})

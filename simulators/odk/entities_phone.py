@@ -7,7 +7,7 @@ first, UTF-8 without a BOM, with an ETag (`If-None-Match` → 304) that the mani
 file's hash, so it differs per App User (Central hashes its own way; here it is the md5 of the
 body); the integrity endpoint lists every entity and calls the ones outside the user's filter
 deleted, which takes a re-assigned item off the first officer's phone. An App User may not use
-the entity API itself (403.1).
+the entity API itself (403.1). A phone's submission (`…/submission`) goes to `submissions.py`.
 """
 
 from __future__ import annotations
@@ -16,28 +16,29 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from sammachip.simulators.multipart import multipart_fields
 from sammachip.simulators.odk.entities import (
     Actor,
     AppUser,
     Dataset,
     Entity,
     EntityStore,
-    EntityVersion,
 )
 from sammachip.simulators.odk.entities_problems import FORBIDDEN, NOT_FOUND
 from sammachip.simulators.odk.problems import AUTH_FAILED
+from sammachip.simulators.odk.submissions import OPENROSA_HEADERS, receive
 
 if TYPE_CHECKING:
     from sammachip.simulators.odk.app import OdkApi
 
-OPENROSA_HEADERS = {"X-OpenRosa-Version": "1.0", "X-OpenRosa-Accept-Content-Length": "100000000"}
+_SUBMISSION = re.compile(r"projects/(\d+)/submission")
 XML = "text/xml; charset=utf-8"
 
 
@@ -58,57 +59,6 @@ def visible(dataset: Dataset, actor: Actor) -> list[Entity]:
         )
 
     return [e for e in rows if allowed(e)]
-
-
-def apply_form_update(
-    store: EntityStore,
-    project_id: int,
-    name: str,
-    uuid: str,
-    data: Mapping[str, str],
-    *,
-    base_version: int,
-    user: AppUser,
-    instance_id: str,
-    label: str | None = None,
-) -> EntityVersion | None:
-    """What Central does with a submission whose `meta/entity` updates `uuid` (call it when a
-    test wants the background worker to have caught up): applied even when the phone's
-    `baseVersion` is stale (then flagged `conflict: soft`) and whoever's list the item is on;
-    an unknown uuid changes nothing and leaves an `entity.error` audit (`store.errors`); the
-    same instance twice is applied once."""
-    with store.snapshot():
-        dataset = store.dataset(project_id, name)
-        entity = dataset.entities.get(uuid.lower())
-        if entity is None or entity.deleted_at is not None:
-            store.errors.append(
-                {
-                    "problemCode": 404.8,
-                    "entityUuid": uuid,
-                    "datasetName": name,
-                    "instanceId": instance_id,
-                }
-            )
-            return None
-        if instance_id in entity.form_updates:
-            return None
-        entity.form_updates.add(instance_id)
-        received = {k: v for k, v in data.items() if k in dataset.properties}
-        stale = base_version != entity.current.version
-        version = store.new_version(
-            entity,
-            label or entity.current.label,
-            received,
-            base_version,
-            user.id,
-            None,
-            store.odk.now(),
-            {"submission": {"instanceId": instance_id}},
-            "soft" if stale else None,
-        )
-        if stale:
-            entity.conflict = "soft"
-        return version
 
 
 def write_csv(header: list[str], rows: Iterable[list[str]]) -> bytes:
@@ -198,6 +148,11 @@ class PhoneApi:
             raise AUTH_FAILED
         actor = self.store.actor_of(user)
         rest = request.path_params["rest"]
+        posted = _SUBMISSION.fullmatch(rest)
+        if posted and request.method == "POST":
+            if int(posted.group(1)) != user.project_id:
+                raise FORBIDDEN
+            return await self.submission(request, user, int(posted.group(1)))
         for name, pattern in self._KEY_ROUTES:
             match = pattern.fullmatch(rest)
             if match and request.method == "GET":
@@ -207,6 +162,15 @@ class PhoneApi:
                 handler: Callable[..., Awaitable[Response]] = getattr(self, name)
                 return await handler(request, actor, int(project_id), *args)
         raise FORBIDDEN
+
+    async def submission(self, request: Request, user: AppUser, project_id: int) -> Response:
+        """A phone sends a finalised form (OpenRosa multipart, `xml_submission_file`)."""
+        kind = request.headers.get("content-type", "")
+        fields = multipart_fields(kind, await request.body()) if "multipart" in kind else {}
+        _, xml = fields.get("xml_submission_file", (None, b""))
+        return receive(
+            self.store, project_id, user, xml if isinstance(xml, bytes) else xml.encode()
+        )
 
     def prefix(self, request: Request, actor: Actor, project_id: int) -> str:
         """Where the actor's links start: an App User's carry its key."""

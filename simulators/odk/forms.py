@@ -32,6 +32,8 @@ class FormDefinition:
     version: str
     fields: tuple[OdkField, ...]
     instance_name: str | None = None  # XLSForm `instance_name` expression
+    entity_list: str | None = None  # the Entity List its `entities` sheet updates
+    saves: tuple[tuple[str, str], ...] = ()  # (property, answer key) of each `save_to`
 
 
 def sanitize(name: str) -> str:
@@ -103,6 +105,7 @@ _XLS_TYPES = {
     "geotrace": "geotrace",
     "geoshape": "geoshape",
     "select_one": "select1",
+    "select_one_from_file": "select1",
     "select_multiple": "select",
     "note": "string",
     "calculate": "string",
@@ -128,9 +131,11 @@ def xlsform_definition(path: Path) -> FormDefinition:
     try:
         settings = _sheet(book["settings"])[0]
         rows = _sheet(book["survey"])
+        entities = _sheet(book["entities"])[0] if "entities" in book.sheetnames else {}
     finally:
         book.close()
     fields: list[OdkField] = []
+    saves: list[tuple[str, str]] = []
     stack: list[str] = []
     for row in rows:
         kind = (
@@ -148,6 +153,8 @@ def xlsform_definition(path: Path) -> FormDefinition:
             fields.append(
                 OdkField("/".join([*stack, name]), _XLS_TYPES.get(kind.split()[0], "string"))
             )
+            if row.get("save_to"):
+                saves.append((str(row["save_to"]).strip(), fields[-1].path))
     instance_name = settings.get("instance_name")
     fields += [OdkField("meta", "structure"), OdkField("meta/instanceID", "string")]
     if instance_name:
@@ -158,6 +165,8 @@ def xlsform_definition(path: Path) -> FormDefinition:
         version=str(settings.get("version") or ""),
         fields=tuple(fields),
         instance_name=instance_name,
+        entity_list=str(entities["list_name"]) if entities.get("list_name") else None,
+        saves=tuple(saves),
     )
 
 

@@ -30,7 +30,7 @@ def test_every_form_loads_in_a_wave_after_every_form_whose_facts_it_reads() -> N
     for form_id, spec in FORMS.items():
         assert wave_of(form_id) == 1 + max((wave_of(r) for r in spec.reads), default=-1)
     assert WAVES == (
-        ("sammachip_household", "sammachip_sage", "sammachip_income"),
+        ("sammachip_household", "sammachip_sage", "sammachip_income", "sammachip_followup"),
         ("sammachip_session", "sammachip_group"),
         ("sammachip_materials",),
     )

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from sammachip.schemas.registry import FORMS
-from sammachip.simulators.cohort import CohortSpec, generate_cohort
+from sammachip.simulators.cohort import FORM_IDS, CohortSpec, generate_cohort
 from sammachip.simulators.faults import Fault
 from sammachip.simulators.odk import (
     KOBO_TO_REVIEW,
@@ -651,7 +651,7 @@ def test_a_cohort_loads_with_its_edits_and_review_decisions(store: OdkStore) -> 
         CohortSpec(villages=4, households_per_village=8, today=date(2026, 11, 20))
     )
     xml_ids = seed_odk_from_cohort(store, cohort)
-    assert set(xml_ids) == set(FORMS) and all(k == v for k, v in xml_ids.items())
+    assert set(xml_ids) == set(FORM_IDS) and all(k == v for k, v in xml_ids.items())
     per_form = Counter(s.form_id for s in cohort.submissions)
     assert {f: store.count(f) for f in per_form} == dict(per_form)
     for sub in cohort.submissions:
@@ -676,10 +676,10 @@ def test_a_cohort_replayed_in_steps_ends_where_a_single_load_does(store: OdkStor
     seed_odk_from_cohort(store, cohort, as_of=middle)
     assert store.count(SESSION) < sum(1 for s in cohort.submissions if s.form_id == SESSION)
     seed_odk_from_cohort(store, cohort, after=middle)
-    stepped = {f: sorted(orjson.dumps(r) for r in _rows(store, f)) for f in FORMS}
+    stepped = {f: sorted(orjson.dumps(r) for r in _rows(store, f)) for f in FORM_IDS}
     store.reset()
     seed_odk_from_cohort(store, cohort)
-    assert stepped == {f: sorted(orjson.dumps(r) for r in _rows(store, f)) for f in FORMS}
+    assert stepped == {f: sorted(orjson.dumps(r) for r in _rows(store, f)) for f in FORM_IDS}
 
 
 def _rows(store: OdkStore, form: str) -> list[dict]:
@@ -885,7 +885,7 @@ def test_contract_cohort_rows_have_the_samples_system_fields_and_types(store: Od
         for row in sample(name)["value"]:
             for k, v in row["__system"].items():
                 kinds[k].add(type(v).__name__)
-    for form in FORMS:
+    for form in FORM_IDS:
         for row in _rows(store, form):
             assert set(row["__system"]) == set(want)
             for k, v in row["__system"].items():
