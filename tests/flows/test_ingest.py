@@ -289,7 +289,9 @@ def test_prefect_yaml_and_serve_define_the_same_deployments() -> None:
     for spec in deployment_specs(defaults):
         dep = by_name[spec.name]
         module, _, func = spec.entrypoint.rpartition(".")
-        assert dep["entrypoint"] == f"{module.replace('.', '/')}.py:{func}"
+        # prefect.yaml's paths are relative to the checkout, the root of the package
+        path = module.removeprefix("sammachip.").replace(".", "/")
+        assert dep["entrypoint"] == f"{path}.py:{func}"
         assert dep["concurrency_limit"] == {"limit": 1, "collision_strategy": spec.collision}
         crons = [(s["cron"], s["timezone"]) for s in dep.get("schedules", [])]
         assert crons == ([(spec.cron, TIMEZONE)] if spec.cron else [])
