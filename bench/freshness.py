@@ -153,32 +153,6 @@ def key_of(uid: str, doc: dict[str, Any]) -> str:
     return submission_key("kobo", SERVER, uid, str(doc["_id"]))
 
 
-@contextmanager
-def peak_rss(pid: int, out: dict[str, float], every: float = 0.2) -> Iterator[None]:
-    """Peak RSS of a process and its children, summed, sampled."""
-    import psutil
-
-    proc, stop, peak = psutil.Process(pid), threading.Event(), [0]
-
-    def sample() -> None:
-        while not stop.wait(every):
-            with suppress(psutil.Error):
-                total = proc.memory_info().rss
-                for child in proc.children(recursive=True):
-                    with suppress(psutil.Error):
-                        total += child.memory_info().rss
-                peak[0] = max(peak[0], total)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        sampler.join()
-        out["serve_peak_rss_mb"] = peak[0] / 2**20
-
-
 # =========================================================================== serve
 
 
@@ -280,12 +254,14 @@ def measure(sim: Any, workdir: Path, docs: list[tuple[str, dict[str, Any]]]) -> 
     """Trickle, then burst, against `sammachip serve` on a warehouse that holds the history."""
     import httpx
 
+    from bench.pipeline import tree_rss
+
     warm, trickle = docs[0], docs[1 : 1 + TRICKLE]
     burst = docs[1 + TRICKLE : 1 + TRICKLE + BURST]
     out: dict[str, Any] = {}
     with (
         served(sim, workdir) as (proc, webhook, api),
-        peak_rss(proc.pid, out),
+        tree_rss(out, 0.2, pid=proc.pid, key="serve_peak_rss_mb"),
         Watcher(workdir / "data" / "warehouse") as watch,
         httpx.Client(auth=("kobo", PASSWORD), timeout=60) as client,
     ):

@@ -56,21 +56,29 @@ def peak_rss_mb() -> float:
 
 
 @contextmanager
-def tree_rss(out: dict[str, Any], every: float = 0.05) -> Iterator[None]:
-    """Peak RSS of this process and the processes it starts, summed, sampled `every` seconds:
-    officers' files are written by processes that live only during the reports stage (and a
-    child's own peak RSS counts its parent's pages from before it started)."""
+def tree_rss(
+    out: dict[str, Any],
+    every: float = 0.05,
+    *,
+    pid: int | None = None,
+    key: str = "tree_peak_rss_mb",
+) -> Iterator[None]:
+    """Peak RSS of this process (or `pid`) and the processes it starts, summed, sampled
+    `every` seconds, as `out[key]`: officers' files are written by processes that live only
+    during the reports stage (and a child's own peak RSS counts its parent's pages from
+    before it started)."""
     import psutil
 
-    me, stop, peak = psutil.Process(), threading.Event(), [0]
+    me, stop, peak = psutil.Process(pid), threading.Event(), [0]
 
     def sample() -> None:
         while not stop.wait(every):
-            total = me.memory_info().rss
-            for child in me.children(recursive=True):
-                with suppress(psutil.Error):  # it may be gone already
-                    total += child.memory_info().rss
-            peak[0] = max(peak[0], total)
+            with suppress(psutil.Error):  # a process sampled may be gone already
+                total = me.memory_info().rss
+                for child in me.children(recursive=True):
+                    with suppress(psutil.Error):
+                        total += child.memory_info().rss
+                peak[0] = max(peak[0], total)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -79,7 +87,7 @@ def tree_rss(out: dict[str, Any], every: float = 0.05) -> Iterator[None]:
     finally:
         stop.set()
         sampler.join()
-        out["tree_peak_rss_mb"] = peak[0] / 2**20
+        out[key] = peak[0] / 2**20
 
 
 def settings_for(sim: Simulator, workdir: Path) -> Any:
@@ -120,6 +128,23 @@ def scenario_fetch(sim: Simulator, _arg: str | None) -> dict[str, Any]:
                 pages, size, start = pages + 1, size + len(body), start + PAGE
             rows += count
     return {"stages": stages, "submissions": rows, "pages": pages, "bytes": size}
+
+
+def scenario_fetch_ours(sim: Simulator, _arg: str | None) -> dict[str, Any]:
+    """Our fetch stage alone, in a process of its own: every form's pages through the Kobo
+    source a nightly uses (client, paging, JSON, submission records with their hashes), as
+    koboextractor's fetch is timed — in the backfill it shares the process with GX starting."""
+    from sammachip.flows.nightly import discover_forms
+
+    stages: dict[str, float] = {}
+    settings = settings_for(sim, Path(tempfile.mkdtemp()))
+    rows = 0
+    with timed(stages, "total"):
+        forms, _ = discover_forms.fn(settings)
+        for form in forms:
+            for subs, _remaining in form.batches({}, settings.sync, NOW, False):
+                rows += len(subs)
+    return {"stages": stages, "submissions": rows}
 
 
 def envelope_count(body: bytes) -> int:
@@ -365,6 +390,7 @@ def scenario_workers(sim: Simulator, workers: str | None) -> dict[str, Any]:
 # Scenarios against a running simulator, and the one without.
 SIM_SCENARIOS: dict[str, Callable[[Simulator, str | None], dict[str, Any]]] = {
     "fetch": scenario_fetch,
+    "fetch_ours": scenario_fetch_ours,
     "floor": scenario_floor,
     "backfill": scenario_backfill,
     "history": scenario_history,
@@ -484,7 +510,7 @@ def main() -> None:
         return
     with running(villages) as sim:
         results["simulator"] = {"ready_s": sim.ready_s, "submissions": sim.submissions}
-        for key in ("fetch", "floor", "backfill"):
+        for key in ("fetch", "fetch_ours", "floor", "backfill"):
             step(results, key, key, sim=sim)
         results["peers"] = run_peers(sim)
         for key, n in workers:  # the nightly flow on 1, 2 and 4 Dask processes, this size
