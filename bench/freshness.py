@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import threading
@@ -42,11 +41,6 @@ POLL = 0.1  # seconds between looks at the warehouse's manifest
 PASSWORD = "bench-webhook-password"
 SETTLE = 300.0  # seconds: the most any phase waits for its posts to be loaded
 DOCS = "deliveries.json"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def new_deliveries(sim: Any, count: int) -> list[tuple[str, dict[str, Any]]]:
@@ -388,19 +382,6 @@ def scenario_floor(
         write_reports.fn(settings, today, mail=False)
         latencies.append(time.perf_counter() - start)
     return {"latency_s": latencies[1:], "posts": len(latencies) - 1}
-
-
-def summary(result: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
-    trickle = result["trickle"]
-    floor_p50 = statistics.median(floor["latency_s"])
-    return {
-        "queryable_p50": percentile(trickle["queryable_s"], 0.5),
-        "queryable_p95": percentile(trickle["queryable_s"], 0.95),
-        "files_p50": percentile(trickle["files_s"], 0.5),
-        "files_p95": percentile(trickle["files_s"], 0.95),
-        "floor_p50": floor_p50,
-        "floor_p95": percentile(floor["latency_s"], 0.95),
-    }
 
 
 # ---- the two child scenarios (bench/pipeline.py runs each in a process of its own) -------

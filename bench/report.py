@@ -57,7 +57,8 @@ def header(results: dict[str, Any]) -> list[str]:
 
 def targets_table(results: dict[str, Any]) -> list[str]:
     """Issue 19's targets, each beside the figure of this run that it is about."""
-    from bench.freshness import BURST, REDELIVERED, TRICKLE_EVERY, percentile
+    from bench.freshness import BURST, REDELIVERED, TRICKLE_EVERY
+    from bench.webhook_load import percentile
 
     lines = [
         "## Issue 19's targets",
