@@ -3,6 +3,8 @@
 # Installs are locked: requirements.lock pins every package of the tree (the extras s3 and dask,
 # dev, and the build backend) with its hashes, and .venv holds exactly that, nothing more.
 # uv (itself pinned, in .tools/) installs it; it ignores pip's configuration on purpose.
+# It writes the bytecode at install time: a process that may not write it (PYTHONDONTWRITEBYTECODE,
+# a read-only install) would otherwise compile Prefect, GX and pandas at every start (~5 s).
 # Upgrading is a deliberate change: `make lock-upgrade PACKAGE=x`, run the tests, commit the diff.
 PYTHON     ?= python3
 UV_VERSION := 0.13.9
@@ -28,7 +30,7 @@ $(UV):
 
 $(STAMP): pyproject.toml $(LOCK) | $(UV)
 	UV_PYTHON_DOWNLOADS=never $(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
-	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes $(LOCK)
+	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python --require-hashes $(LOCK)
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

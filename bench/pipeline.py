@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from bench import peers
+from bench import freshness, peers
 from bench.report import PAGE, write
 from bench.simulator import SEED, TODAY, Simulator, running
 
@@ -56,21 +56,29 @@ def peak_rss_mb() -> float:
 
 
 @contextmanager
-def tree_rss(out: dict[str, Any], every: float = 0.05) -> Iterator[None]:
-    """Peak RSS of this process and the processes it starts, summed, sampled `every` seconds:
-    officers' files are written by processes that live only during the reports stage (and a
-    child's own peak RSS counts its parent's pages from before it started)."""
+def tree_rss(
+    out: dict[str, Any],
+    every: float = 0.05,
+    *,
+    pid: int | None = None,
+    key: str = "tree_peak_rss_mb",
+) -> Iterator[None]:
+    """Peak RSS of this process (or `pid`) and the processes it starts, summed, sampled
+    `every` seconds, as `out[key]`: officers' files are written by processes that live only
+    during the reports stage (and a child's own peak RSS counts its parent's pages from
+    before it started)."""
     import psutil
 
-    me, stop, peak = psutil.Process(), threading.Event(), [0]
+    me, stop, peak = psutil.Process(pid), threading.Event(), [0]
 
     def sample() -> None:
         while not stop.wait(every):
-            total = me.memory_info().rss
-            for child in me.children(recursive=True):
-                with suppress(psutil.Error):  # it may be gone already
-                    total += child.memory_info().rss
-            peak[0] = max(peak[0], total)
+            with suppress(psutil.Error):  # a process sampled may be gone already
+                total = me.memory_info().rss
+                for child in me.children(recursive=True):
+                    with suppress(psutil.Error):
+                        total += child.memory_info().rss
+                peak[0] = max(peak[0], total)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -79,7 +87,7 @@ def tree_rss(out: dict[str, Any], every: float = 0.05) -> Iterator[None]:
     finally:
         stop.set()
         sampler.join()
-        out["tree_peak_rss_mb"] = peak[0] / 2**20
+        out[key] = peak[0] / 2**20
 
 
 def settings_for(sim: Simulator, workdir: Path) -> Any:
@@ -120,6 +128,23 @@ def scenario_fetch(sim: Simulator, _arg: str | None) -> dict[str, Any]:
                 pages, size, start = pages + 1, size + len(body), start + PAGE
             rows += count
     return {"stages": stages, "submissions": rows, "pages": pages, "bytes": size}
+
+
+def scenario_fetch_ours(sim: Simulator, _arg: str | None) -> dict[str, Any]:
+    """Our fetch stage alone, in a process of its own: every form's pages through the Kobo
+    source a nightly uses (client, paging, JSON, submission records with their hashes), as
+    koboextractor's fetch is timed — in the backfill it shares the process with GX starting."""
+    from sammachip.flows.nightly import discover_forms
+
+    stages: dict[str, float] = {}
+    settings = settings_for(sim, Path(tempfile.mkdtemp()))
+    rows = 0
+    with timed(stages, "total"):
+        forms, _ = discover_forms.fn(settings)
+        for form in forms:
+            for subs, _remaining in form.batches({}, settings.sync, NOW, False):
+                rows += len(subs)
+    return {"stages": stages, "submissions": rows}
 
 
 def envelope_count(body: bytes) -> int:
@@ -185,10 +210,11 @@ def scenario_backfill(sim: Simulator, _arg: str | None) -> dict[str, Any]:
     memory: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp, tree_rss(memory):
         settings = settings_for(sim, Path(tmp))
-        with timed(stages, "gx_start"):
-            runner = SuiteRunner()
         total = 0
         start = time.perf_counter()
+        # As the nightly: GX starts on a thread while the forms are listed and fetched; what
+        # the first validation still waits for it is the stage gx_wait.
+        runner = SuiteRunner(background=True)
         forms, _ = discover_forms.fn(settings)
         wh = open_warehouse(str(settings.warehouse_path))
         with wh.transaction() as tx:
@@ -207,6 +233,9 @@ def scenario_backfill(sim: Simulator, _arg: str | None) -> dict[str, Any]:
                         if subs is None:
                             return
                         fetched.append(subs)
+                        if "gx_wait" not in stages:
+                            with timed(stages, "gx_wait"):
+                                runner.tables()
                         with timed(stages, "normalise"):  # measured apart, then again inside
                             for s in subs:
                                 flatten(s, "b", NOW)
@@ -246,7 +275,7 @@ def scenario_backfill(sim: Simulator, _arg: str | None) -> dict[str, Any]:
             )
         # The validate timer wraps the generator that fetches and normalises: take them out.
         # …and the flattening validate_form does inside is reported as the normalise stage.
-        stages["validate"] -= stages["fetch"] + 2 * stages["normalise"]
+        stages["validate"] -= stages["fetch"] + 2 * stages["normalise"] + stages["gx_wait"]
         stages["total"] = time.perf_counter() - start - stages["normalise"]
     roster = describe(settings.rules, SEED, sim.villages)
     return {
@@ -361,11 +390,14 @@ def scenario_workers(sim: Simulator, workers: str | None) -> dict[str, Any]:
 # Scenarios against a running simulator, and the one without.
 SIM_SCENARIOS: dict[str, Callable[[Simulator, str | None], dict[str, Any]]] = {
     "fetch": scenario_fetch,
+    "fetch_ours": scenario_fetch_ours,
     "floor": scenario_floor,
     "backfill": scenario_backfill,
     "history": scenario_history,
     "incremental": scenario_incremental,
     "workers": scenario_workers,
+    "freshness": freshness.scenario_serve,
+    "freshness_floor": freshness.scenario_in_process,
 }
 
 
@@ -425,6 +457,20 @@ def incremental_runs(sim: Simulator, workdir: Path, runs: int = 5) -> dict[str, 
     return median
 
 
+def freshness_runs(results: dict[str, Any], villages: int | None) -> None:
+    """`sammachip serve` on a warehouse holding the history, posted to; and the in-process
+    floor on a copy of the same history (bench/freshness.py). A simulator of its own: the new
+    submissions are sent to it first."""
+    with running(villages) as sim, tempfile.TemporaryDirectory() as tmp:
+        print("… freshness (history, then serve: a trickle and a burst)", flush=True)
+        root = Path(tmp)
+        run_child("history", str(root / "history"), sim)
+        serve_dir, floor_dir = freshness.prepare(sim, root, root / "history")
+        results["freshness"] = run_child("freshness", str(serve_dir), sim)
+        print("… freshness floor", flush=True)
+        results["freshness_floor"] = run_child("freshness_floor", str(floor_dir), sim)
+
+
 def step(
     results: dict[str, Any], key: str, name: str, arg: object = None, sim: Simulator | None = None
 ) -> None:
@@ -440,6 +486,11 @@ def main() -> None:
         action="store_true",
         help="also time the nightly flow on 1, 2 and 4 Dask workers",
     )
+    parser.add_argument(
+        "--only-freshness",
+        action="store_true",
+        help="only the freshness scenario (serve, a trickle and a burst of posts) and its floor",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--sim", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -453,9 +504,13 @@ def main() -> None:
         "cores": os.cpu_count(),
     }
     workers = [(f"workers_{n}", n) for n in (1, 2, 4)] if args.workers else []
+    freshness_runs(results, villages)
+    if args.only_freshness:
+        print(json.dumps(results, indent=1))
+        return
     with running(villages) as sim:
         results["simulator"] = {"ready_s": sim.ready_s, "submissions": sim.submissions}
-        for key in ("fetch", "floor", "backfill"):
+        for key in ("fetch", "fetch_ours", "floor", "backfill"):
             step(results, key, key, sim=sim)
         results["peers"] = run_peers(sim)
         for key, n in workers:  # the nightly flow on 1, 2 and 4 Dask processes, this size

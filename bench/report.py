@@ -26,6 +26,7 @@ def cell(text: str) -> str:
 def write(results: dict[str, Any]) -> None:
     sections = [
         header(results),
+        targets_table(results),
         main_table(results),
         simulator_table(results),
         peers_table(results),
@@ -52,6 +53,88 @@ def header(results: dict[str, Any]) -> list[str]:
         f"peak RSS {sim['peak_rss_mb']:,.0f} MB), seeded the same way for every scenario and "
         "peer; no figure below counts its memory.",
     ]
+
+
+def targets_table(results: dict[str, Any]) -> list[str]:
+    """Issue 19's targets, each beside the figure of this run that it is about."""
+    from bench.freshness import BURST, REDELIVERED, TRICKLE_EVERY
+    from bench.webhook_load import percentile
+
+    lines = [
+        "## Issue 19's targets",
+        "",
+        "| figure | value | ratio | target |",
+        "|---|---|---|---|",
+    ]
+    fresh, floor = results.get("freshness"), results.get("freshness_floor")
+    if fresh and floor:
+        trickle, burst = fresh["trickle"], fresh["burst"]
+        n, fl = trickle["posts"], floor["latency_s"]
+        floor_p50 = percentile(fl, 0.5)
+        for what, key in (("officer's files rewritten", "files_s"), ("queryable", "queryable_s")):
+            got = trickle[key]
+            p50, p95 = percentile(got, 0.5), percentile(got, 0.95)
+            target = "≤ 10 s / ≤ 20 s" if key == "files_s" else "—"
+            lines.append(
+                f"| freshness: post → {what}, p50 / p95 of {n} posts, one every "
+                f"{TRICKLE_EVERY:.0f} s (`serve`, real Prefect server) | {p50:.1f} / {p95:.1f} s "
+                f"| {ratio(p50, floor_p50)} / {ratio(p95, percentile(fl, 0.95))} of the floor "
+                f"| {target} |"
+            )
+        lines.append(
+            f"| · floor: land, validate, commit with the marts, rewrite the officers' files, "
+            f"in a warm process (p50 / p95 of {len(fl)}) | {floor_p50:.2f} / "
+            f"{percentile(fl, 0.95):.2f} s | 1.00× | — |"
+        )
+        problems = burst["problems"]
+        lines += [
+            f"| burst: {BURST} new submissions + {REDELIVERED} re-deliveries posted "
+            f"({burst['posting_s']:.1f} s to post), all in the officers' files | "
+            f"{burst['all_files_s']:.1f} s (queryable {burst['all_queryable_s']:.1f} s; "
+            f"{burst['runs']} runs) | — | ≤ 60 s |",
+            f"| · exactly once (answers, raw versions, clean + quarantined, landing empty) | "
+            f"{'yes' if not problems else cell('; '.join(problems))} | — | yes |",
+            f"| · `serve`'s peak RSS (receiver, runner, warm ingest) | "
+            f"{fresh['serve_peak_rss_mb']:,.0f} MB | — | — |",
+        ]
+    if "backfill" in results and "floor" in results:
+        back, base = results["backfill"]["stages"], results["floor"]["stages"]["total"]
+        lines.append(
+            f"| backfill, officer files included ÷ floor | {back['total']:.1f} s | "
+            f"{ratio(back['total'], base)} | ≤ 4× |"
+        )
+        peer = results.get("peers", {}).get("koboextractor", {})
+        ours = results["fetch_ours"]["stages"]["total"]
+        if "seconds" in peer:
+            lines.append(
+                f"| fetch: ours (Kobo source, records and hashes; a process of its own) ÷ "
+                f"koboextractor's fetch of the same pages | {ours:.2f} s / "
+                f"{peer['seconds']:.2f} s | {ratio(ours, peer['seconds'])} | ≤ 1.00× |"
+            )
+        else:
+            why = peer.get("error", "not run")
+            lines.append(
+                "| fetch: our fetch stage ÷ koboextractor's | no figure: koboextractor is not in "
+                f"requirements.lock; bench/peers.py installs it apart ({cell(why)}) | — | ≤ 1.00× |"
+            )
+    if "incremental_province" in results:
+        a = results["incremental_small"]["stages"]["incremental"]
+        b = results["incremental_province"]["stages"]["incremental"]
+        lines.append(
+            f"| incremental night, province ÷ district | {b:.2f} s / {a:.2f} s | "
+            f"{ratio(b, a)} | ≤ 1.1× |"
+        )
+    elif "incremental_small" in results:
+        lines.append(
+            "| incremental night, province ÷ district | `make bench-province` | — | ≤ 1.1× |"
+        )
+    if "backfill" in results:
+        rss = results["backfill"]["tree_peak_rss_mb"]
+        lines.append(
+            f"| peak RSS, backfill with its officer-file processes ({results['size']}) | "
+            f"{rss:,.0f} MB | {ratio(rss, RSS_TARGET_MB)} | ≤ 1.5 GiB at province |"
+        )
+    return lines
 
 
 def main_table(results: dict[str, Any]) -> list[str]:

@@ -474,6 +474,10 @@ class Receiver:
     max_body_bytes: int = 1 << 20
     events: PrefectEvents | None = None
     body_timeout: float = 30.0  # seconds for the whole body (Kobo itself waits 30 s)
+    # Called after each new delivery is durable (from the event loop: it must not block); a
+    # consumer in the same process (serve's warm ingest) starts on it without waiting for
+    # an event to make the round trip through Prefect.
+    on_landed: Callable[[], None] | None = None
 
     async def kobo(self, request: Request) -> Response:
         try:
@@ -509,6 +513,8 @@ class Receiver:
             return _error(503, "could not store the submission; retry later")
         if new and self.events is not None:
             self.events.emit(submission_event(uid, submission_id, instance))
+        if new and self.on_landed is not None:
+            self.on_landed()
         status = "accepted" if new else "duplicate"
         return _ok(202 if new else 200, {"status": status, "asset": uid, "_id": submission_id})
 

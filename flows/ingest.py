@@ -6,12 +6,14 @@ one transaction that also rebuilds the marts; the officer lists are then rewritt
 files are removed only after that commit: a crash before it leaves them for the next run, and
 a crash after it only means a replay, which the warehouse drops as known payload versions.
 
-Micro-batching: the `ingest` deployment's trigger fires on the first
-`sammachip.submission.received` of a window, ignores the rest of that window, and schedules
-the run for the window's end (`schedule_after`). Every delivery is landed before its event,
-so every ignored event's file is in the landing area when that run lists it — provided the run
-does not list early, which is why the flow waits for its scheduled start (runners and workers
-start runs up to ~10 s early).
+Two ways in. Under `sammachip serve` the receiver kicks a warm worker in serve's own process
+(`flows/warm.py`): runs start a second after a delivery, with Prefect and GX already loaded and
+the GX runner built once (`keep_warm`). With workers (prefect.yaml), the deployment's trigger
+fires on the first `sammachip.submission.received` of a short window, ignores the rest of that
+window, and schedules the run for the window's end (`schedule_after`). Every delivery is landed
+before its event, so every ignored event's file is in the landing area when that run lists it —
+provided the run does not list early, which is why the flow waits for its scheduled start
+(runners and workers start runs up to ~10 s early).
 """
 
 from __future__ import annotations
@@ -42,10 +44,24 @@ from sammachip.flows.nightly import (
 )
 from sammachip.flows.settings import Settings, load_settings
 from sammachip.schemas.records import Submission
+from sammachip.schemas.validation import SuiteRunner
 from sammachip.warehouse.load import open_warehouse
 from sammachip.warehouse.store import Warehouse
 
 MAX_EARLY_START = 600.0  # never wait longer than this for a scheduled start
+
+# A long-lived process (serve's warm worker) keeps one GX runner for every run it executes: a
+# flow-run process of its own would spend seconds importing GX and building its context.
+_warm: list[SuiteRunner] = []
+
+
+def keep_warm(runner: SuiteRunner) -> None:
+    """Ingest runs of this process validate through `runner` instead of building their own."""
+    _warm[:] = [runner]
+
+
+def warm_runner() -> SuiteRunner | None:
+    return _warm[0] if _warm else None
 
 
 # =========================================================================== the flow
@@ -167,7 +183,7 @@ def _load(
     A form that fails is rolled back to its savepoint and its files wait; the others load.
     """
     logger = get_run_logger()
-    runner = start_validation()
+    runner = warm_runner() or start_validation()
     done: list[Landed] = []
     with wh.transaction(summary.run.run_id) as tx:
         now = datetime.now(UTC)

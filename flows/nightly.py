@@ -128,8 +128,10 @@ def discover_forms(settings: Settings) -> tuple[list[FormSource], list[FormResul
 def start_validation() -> SuiteRunner:
     """The run's GX context, handed down to every task that validates: tasks on threads of
     this process validate through it (their batches then appear in the run's Data Docs); a
-    Dask worker process gets its own (see `SuiteRunner.__reduce__`)."""
-    return SuiteRunner()
+    Dask worker process gets its own (see `SuiteRunner.__reduce__`). GX starts on a thread
+    of its own while the run lists its forms and fetches the first pages: the first
+    validation waits for it."""
+    return SuiteRunner(background=True)
 
 
 def load_batches(
@@ -326,6 +328,7 @@ def run_sync(
     logger = get_run_logger()
     progress = progress or FetchProgress.quiet()
     summary = RunSummary(run_id=uuid.uuid4().hex[:12], today=today)
+    runner = start_validation()  # GX starts meanwhile
     forms, failed = discover_forms(settings)
     summary.forms.extend(failed)
     for f in failed:
@@ -333,7 +336,6 @@ def run_sync(
             log_skipped(f)
         else:
             logger.warning("%s", f.warning)
-    runner = start_validation()
     wh = open_warehouse(str(settings.warehouse_path))
     with wh.transaction(summary.run_id) as tx:
         now = datetime.now(UTC)

@@ -3,7 +3,8 @@
 Prefect's no-server (ephemeral) mode runs no scheduler, so schedules and event triggers need
 a real Prefect server. `serve` uses the one PREFECT_API_URL names, or starts a local one
 (SQLite) as a child process; registers and runs the deployments (`nightly`, `ingest`,
-`reconcile`) in this process; and runs the Kobo webhook receiver beside them. Ctrl-C (or
+`reconcile`) in this process; and runs the Kobo webhook receiver beside them, whose deliveries
+a warm worker of this process loads within seconds (`flows/warm.py`). Ctrl-C (or
 SIGTERM) stops the runner, then the receiver (flushing its queued events), then the server.
 A run a stop or a crash interrupted is marked crashed (on stop, or else on the next start), so
 that it frees its deployment's concurrency slot.
@@ -45,6 +46,7 @@ from sammachip.connectors.webhook import (
     serve_in_thread,
 )
 from sammachip.flows.settings import IngestSettings, Settings
+from sammachip.flows.warm import WarmIngest
 
 TIMEZONE = "Asia/Bangkok"
 Say = Callable[[str], None]
@@ -114,9 +116,14 @@ def ingest_trigger(window_seconds: int) -> Any:
 
 
 def build_deployments(
-    specs: Iterable[DeploymentSpec], parameters: dict[str, Any], window_seconds: int
+    specs: Iterable[DeploymentSpec],
+    parameters: dict[str, Any],
+    window_seconds: int,
+    *,
+    event_triggers: bool = True,
 ) -> list[Any]:
-    """RunnerDeployments for `prefect.serve`."""
+    """RunnerDeployments for `prefect.serve`. Without `event_triggers` a triggered deployment
+    gets no trigger: something in this process starts its runs (serve's warm ingest)."""
     from importlib import import_module
 
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
@@ -134,7 +141,9 @@ def build_deployments(
                 tags=list(spec.tags),
                 parameters=parameters,
                 schedules=[Cron(spec.cron, timezone=TIMEZONE)] if spec.cron else [],
-                triggers=[ingest_trigger(window_seconds)] if spec.triggered else None,
+                triggers=(
+                    [ingest_trigger(window_seconds)] if spec.triggered and event_triggers else None
+                ),
                 concurrency_limit=ConcurrencyLimitConfig(
                     limit=1, collision_strategy=ConcurrencyLimitStrategy(spec.collision)
                 ),
@@ -276,9 +285,12 @@ def kobo_asset_lookup(settings: Settings) -> Callable[[], list[str]]:
     return lookup
 
 
-def build_receiver(settings: Settings, api_url: str | None) -> tuple[Receiver, RefreshingAssets]:
+def build_receiver(
+    settings: Settings, api_url: str | None, on_landed: Callable[[], None] | None = None
+) -> tuple[Receiver, RefreshingAssets]:
     """The receiver as configured (`settings.webhook`, landing in `settings.landing_path`);
-    events go to `api_url` (none: landing only)."""
+    events go to `api_url` (none: landing only); `on_landed` is called after each new
+    delivery."""
     from prefect.settings import get_current_settings
 
     assets = RefreshingAssets(kobo_asset_lookup(settings))
@@ -297,6 +309,7 @@ def build_receiver(settings: Settings, api_url: str | None) -> tuple[Receiver, R
         webhook.max_body_bytes,
         events,
         webhook.body_timeout,
+        on_landed,
     )
     return receiver, assets
 
@@ -333,7 +346,9 @@ def _listing(
     for spec in specs:
         when = [f"cron '{spec.cron}' {TIMEZONE}"] if spec.cron else []
         if spec.triggered:
-            when.insert(0, f"on {EVENT_RECEIVED}, one run per {window} s burst")
+            when.insert(
+                0, f"on each delivery, run in this process (a burst waits at most {window} s)"
+            )
         lines.append(f"  deployment   {spec.name}/{spec.name}: {'; '.join(when)}")
     return lines
 
@@ -403,19 +418,16 @@ def _free_slots(client: Any, deployment_id: Any) -> None:
         )
 
 
-def catch_up_ingest(ingest_id: Any, landing: Landing, say: Say) -> None:
-    """Deliveries waiting from before the start (an interrupted ingest, events sent while
-    nobody served) are loaded now rather than at the next delivery or sweep."""
-    from prefect.client.orchestration import get_client
-
+def catch_up_ingest(warm: WarmIngest, landing: Landing, say: Say) -> None:
+    """Deliveries waiting from before the start (an interrupted ingest, deliveries landed
+    while nobody served) are loaded now rather than at the next delivery or sweep."""
     waiting = len(landing.pending(SOURCE))
     if not waiting:
         return
-    with get_client(sync_client=True) as client:
-        run = client.create_flow_run_from_deployment(ingest_id)
+    warm.kick()
     say(
-        f"  catch-up     {waiting} deliveries were waiting in the landing area: ingest run "
-        f"'{run.name}' loads them now"
+        f"  catch-up     {waiting} deliveries were waiting in the landing area: an ingest run "
+        "loads them now"
     )
 
 
@@ -495,23 +507,27 @@ def run_serve(settings: Settings, options: ServeOptions, say: Say) -> None:
             )
         os.environ["PREFECT_API_URL"] = server.api_url  # flow-run subprocesses inherit it
         stack.enter_context(temporary_settings({PREFECT_API_URL: server.api_url}))
-        receiver, assets = build_receiver(settings, server.api_url)
+        warm = WarmIngest(settings.ingest.window_seconds, say)
+        warm.start()  # GX is prepared while the rest starts
+        receiver, assets = build_receiver(settings, server.api_url, warm.kick)
         url = stack.enter_context(serve_in_thread(create_app(receiver), webhook.host, webhook.port))
         specs = deployment_specs(settings.ingest)
         parameters = {
             "config": str(options.config.resolve()) if options.config else None,
             "workdir": str(workdir),
         }
-        deployments = build_deployments(specs, parameters, settings.ingest.window_seconds)
+        window = settings.ingest.window_seconds
+        deployments = build_deployments(specs, parameters, window, event_triggers=False)
         runner, ids = register(deployments)
         for line in _listing(server, url, settings, assets, specs):
             say(line)
         _crash_unfinished(say, ids, CRASHED_ON_START, "unfinished")
-        ingest_id = dict(zip([spec.name for spec in specs], ids, strict=True))["ingest"]
-        catch_up_ingest(ingest_id, receiver.landing, say)
+        warm.attach(dict(zip([spec.name for spec in specs], ids, strict=True))["ingest"])
+        catch_up_ingest(warm, receiver.landing, say)
         try:
             run_until_stopped(runner, say)
         finally:
+            warm.stop()
             _crash_unfinished(say, ids, CRASHED_ON_STOP, "interrupted")
             say("stopping: runner stopped; receiver and Prefect server next …")
     say("stopped")

@@ -4,7 +4,8 @@
 `critical` failures quarantine the whole submission (with every failed expectation and the
 offending values); `warning` failures keep the row and add a flag to its `dq_flags`. An answer
 that was typed but could not be read is said as such (`explain_unreadable`), never "missing".
-GX costs ~5 s to import, so it is imported when a `SuiteRunner` is built, once per run.
+GX costs ~3–5 s to import, so it is imported when a `SuiteRunner` is built, once per run —
+in the background (`background=True`) while a run lists its forms and fetches the first pages.
 """
 
 from __future__ import annotations
@@ -59,10 +60,41 @@ class SuiteRunner:
 
     A run builds one and hands it down to whatever validates. A GX context cannot cross
     processes: handed to another process (a Dask worker), a runner arrives as that process's
-    own (`process_runner`), built once and shared by every task the process runs."""
+    own (`process_runner`), built once and shared by every task the process runs.
 
-    def __init__(self, suites_dir: Path = EXPECTATIONS_DIR) -> None:
+    With `background=True` GX is imported and the context built on a thread of its own, and
+    the constructor returns at once: a run starts fetching meanwhile, and what needs GX waits
+    for it (a failure to build is raised there)."""
+
+    def __init__(self, suites_dir: Path = EXPECTATIONS_DIR, *, background: bool = False) -> None:
         self._suites_dir = suites_dir
+        self._lock = threading.Lock()  # one validation (or Data Docs build) at a time
+        self.batches_validated = 0
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        if background:
+            threading.Thread(target=self._build, name="gx-start", daemon=True).start()
+        else:
+            self._start_gx()
+            self._started.set()
+
+    def _build(self) -> None:
+        try:
+            self._start_gx()
+        except BaseException as err:  # said to whoever needs GX, on their thread
+            self._error = err
+        finally:
+            self._started.set()
+
+    def _ready(self) -> None:
+        """Wait until GX is ready; raise what stopped it."""
+        self._started.wait()
+        if self._error is not None:
+            raise RuntimeError(f"Great Expectations could not start: {self._error}") from (
+                self._error
+            )
+
+    def _start_gx(self) -> None:
         logging.getLogger("great_expectations").setLevel(logging.WARNING)  # no INFO chatter
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -74,9 +106,7 @@ class SuiteRunner:
         self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self._source = self._context.data_sources.add_pandas("sammachip")
         self._definitions: dict[str, Any] = {}
-        self._lock = threading.Lock()  # one validation (or Data Docs build) at a time
-        self.batches_validated = 0
-        for path in sorted(suites_dir.glob("*.json")):
+        for path in sorted(self._suites_dir.glob("*.json")):
             self._add_suite(path.stem, json.loads(path.read_text(encoding="utf-8")))
 
     def __reduce__(self) -> tuple[Any, tuple[Path]]:
@@ -84,6 +114,7 @@ class SuiteRunner:
 
     @property
     def context(self) -> Any:
+        self._ready()
         return self._context
 
     def _add_suite(self, table: str, suite_json: dict[str, Any]) -> None:
@@ -99,6 +130,7 @@ class SuiteRunner:
 
     def build_data_docs(self, folder: Path) -> Path:
         """GX Data Docs (suites and this run's validation results) as static HTML in `folder`."""
+        self._ready()
         folder.mkdir(parents=True, exist_ok=True)
         site = f"sammachip_{abs(hash(folder))}"
         self._context.add_data_docs_site(
@@ -117,10 +149,12 @@ class SuiteRunner:
         return folder / "index.html"
 
     def tables(self) -> list[str]:
+        self._ready()
         return list(self._definitions)
 
     def validate(self, table: str, frame: pd.DataFrame) -> SuiteResult:
         """Validate one table's batch; `frame` must carry `submission_key` and `_row`."""
+        self._ready()
         if table not in self._definitions or frame.empty:
             return SuiteResult(table, len(frame), [], {})
         with self._lock:  # GX's pandas engine holds one active batch per context

@@ -31,7 +31,13 @@ MAX_LINES = 620  # "about 600": a module past it has more than one concern in it
 
 
 def python_files(room: str) -> list[Path]:
-    return sorted((ROOT / room).rglob("*.py"))
+    """The folder's modules; hidden folders left out (`make bench` installs the peers it
+    compares with into bench/.venv-peers, git-ignored: not our code)."""
+    return sorted(
+        path
+        for path in (ROOT / room).rglob("*.py")
+        if not any(part.startswith(".") for part in path.relative_to(ROOT).parts)
+    )
 
 
 def imported_modules(path: Path) -> list[tuple[int, str]]:
@@ -72,7 +78,7 @@ def test_every_import_goes_through_the_one_sammachip_root() -> None:
     bare = [
         f"{path.relative_to(ROOT)}:{line} imports {module}"
         for folder in [*ROOMS, "tests", "bench"]
-        for path in sorted((ROOT / folder).rglob("*.py"))
+        for path in python_files(folder)
         for line, module in imported_modules(path)
         if not module.startswith("sammachip.")
     ]
@@ -96,7 +102,7 @@ def test_no_module_holds_more_than_one_concerns_worth_of_lines() -> None:
     long = {
         str(path.relative_to(ROOT)): n
         for folder in [*ROOMS, "bench", "tests"]
-        for path in sorted((ROOT / folder).rglob("*.py"))
+        for path in python_files(folder)
         if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
         # The simulators' own tests specify a whole server each: long by nature.
         and not path.is_relative_to(ROOT / "tests" / "simulators")

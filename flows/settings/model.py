@@ -21,7 +21,10 @@ from sammachip.reports.mailer import MailSettings
 class IngestSettings:
     """`[ingest]`: when the deliveries the webhook landed are loaded."""
 
-    window_seconds: int = 60  # one run per burst: events of this window share a run
+    # The most a burst's first delivery waits for the rest: serve's warm ingest starts after
+    # half a second without a delivery, at the latest this long after the first; with workers
+    # (prefect.yaml) the trigger's window — deliveries of one window share a run.
+    window_seconds: int = 5
     sweep_cron: str | None = "*/30 * * * *"  # catches deliveries whose event was lost
 
 

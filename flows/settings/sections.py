@@ -202,7 +202,9 @@ def webhook(doc: dict[str, Any]) -> WebhookSettings:
 
 def ingest(doc: dict[str, Any]) -> IngestSettings:
     table = section(doc, "ingest")
-    window = whole("[ingest] window_seconds", table.get("window_seconds", 60), 1)
+    window = whole(
+        "[ingest] window_seconds", table.get("window_seconds", IngestSettings.window_seconds), 1
+    )
     sweep = table.get("sweep_cron", IngestSettings.sweep_cron)
     return IngestSettings(window_seconds=window, sweep_cron=str(sweep) if sweep else None)
 

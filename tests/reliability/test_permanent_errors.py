@@ -62,7 +62,7 @@ def test_a_server_down_past_the_retries_costs_only_its_own_form(
 ) -> None:
     from sammachip.flows import nightly as flow
 
-    monkeypatch.setattr(flow, "SuiteRunner", lambda: suite_runner)  # GX loaded once per session
+    monkeypatch.setattr(flow, "SuiteRunner", lambda **_: suite_runner)  # GX loaded once per session
     monkeypatch.setenv("SAMMACHIP_KOBO_URL", district.url)
     monkeypatch.setenv("SAMMACHIP_KOBO_TOKEN", TOKEN)
     uid = district.uids[HOUSEHOLD]

@@ -270,3 +270,26 @@ def test_a_registration_held_back_keeps_who_and_where_for_the_officer(
     }
     payload = sub.payload
     assert row == (payload["head/name"], payload["hh/house_no"], payload["head/phone"])
+
+
+def test_a_runner_started_in_the_background_validates_as_one_built_at_once(
+    suite_runner: SuiteRunner, received: dict[str, list[Submission]]
+) -> None:
+    """A run starts GX on a thread of its own and fetches meanwhile: the first validation
+    waits for it and finds what a runner built up front finds."""
+    subs = received["sammachip_household"][:40]
+    subs[3] = spoilt(subs[3], **{"head/national_id": "1234567890123"})
+    background = SuiteRunner(background=True)
+    assert quarantined(background, "sammachip_household", subs) == quarantined(
+        suite_runner, "sammachip_household", subs
+    )
+    assert background.tables() == suite_runner.tables()
+
+
+def test_a_runner_that_could_not_start_in_the_background_says_so_where_gx_is_needed(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "households.json").write_text("{not json", encoding="utf-8")
+    runner = SuiteRunner(tmp_path, background=True)  # returns at once; the thread fails
+    with pytest.raises(RuntimeError, match="Great Expectations could not start"):
+        runner.tables()

@@ -66,6 +66,20 @@ def test_a_payload_without_nulls_hashes_as_it_always_did() -> None:
     assert payload_hash(kobo) == made_the_old_way(kobo)
 
 
+def test_an_unreviewed_kobo_submission_hashes_as_if_its_empty_review_state_were_absent() -> None:
+    kobo = {"_id": 7, "members": "4", "_geolocation": [None, None], "_validation_status": {}}
+    bare = {"_id": 7, "members": "4", "_geolocation": [None, None]}
+    assert payload_hash(kobo) == payload_hash(bare) == made_the_old_way(bare)
+    # text that looks like a null or an empty group is an answer, kept wherever it is
+    for typed in ('":null', '":{}', '"_validation_status":{}'):
+        assert payload_hash({**kobo, "note": typed}) == made_the_old_way({**bare, "note": typed})
+    # and a null or an empty group elsewhere still goes, with the review state
+    for blank in ({"phone": None}, {"land": {"rai": None}}, {"water": {}}):
+        assert payload_hash({**kobo, **blank}) == made_the_old_way(bare)
+    reviewed = {**bare, "_validation_status": {"uid": "validation_status_approved"}}
+    assert payload_hash(reviewed) == made_the_old_way(reviewed)
+
+
 @pytest.fixture
 def central() -> tuple[OdkStore, str]:
     """A household form on Central with three submissions."""
