@@ -1,7 +1,7 @@
 """Everything officers receive from one run, written into one folder (the nightly flow's
 last step and `sammachip report`):
 
-    <officer>_new.csv, <officer>_alerts.csv, <officer>_otop.csv   lists as CSV (UTF-8 + BOM)
+    <officer>_worklist.csv, <officer>_alerts.csv, <officer>_otop.csv  lists as CSV (UTF-8, BOM)
     <officer>.xlsx                                                  the same lists in Excel
     <officer>.html                                                  phone page with charts
     index.html, district_kpis.csv                                   the district's overview
@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -132,6 +132,7 @@ def write_deliverables(
     cache_dir: Path | None = None,
     workers: int = 1,
     notice: SyncNotice | None = None,
+    data_as_of: datetime | None = None,
 ) -> list[Path]:
     """Write every officer's lists and the district index; mail them if `mail` is given.
     Returns the officers' current files (index first).
@@ -143,11 +144,13 @@ def write_deliverables(
     cache_dir: where rendered charts are kept between runs (default `<out_dir>/../.charts`).
     workers: processes writing officers' files when there are at least PARALLEL_FROM to write.
     notice: the last sync failed: the workbooks, phone pages and the index carry a banner.
+    data_as_of: the last complete sync (`warehouse.freshness.data_as_of`), said at the top of
+    every file.
     """
     rules = rules or AlertRules()
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = SvgCache(cache_dir or out_dir.parent / CHART_CACHE)
-    reports = officer_reports(marts, today, rules, notice)
+    reports = officer_reports(marts, today, rules, notice, data_as_of)
     held = _held_files(out_dir)
     prints = {r.officer_id: _fingerprint(r) for r in reports}
     files = {
@@ -174,6 +177,7 @@ def write_deliverables(
             rules.district_officer.name,
             {k: [p.name for p in v.paths] for k, v in files.items()},
             notice,
+            data_as_of,
         )
     finally:
         forget_texts()  # officers' data stays no longer in memory than the run needs

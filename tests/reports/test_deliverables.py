@@ -8,6 +8,7 @@ import re
 import zipfile
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
@@ -34,7 +35,7 @@ def test_each_officer_and_the_district_office_get_every_format(report_dir: Path)
     names = {p.name for p in report_dir.iterdir()}
     for officer in ("off01", "off02", "district"):
         assert {
-            f"{officer}{s}" for s in (".html", ".xlsx", "_new.csv", "_alerts.csv", "_otop.csv")
+            f"{officer}{s}" for s in (".html", ".xlsx", "_worklist.csv", "_alerts.csv", "_otop.csv")
         } <= names
     assert {"index.html", "district_kpis.csv"} <= names
     assert not [n for n in names if n.endswith(".tmp")]  # nothing half-written is left
@@ -42,15 +43,16 @@ def test_each_officer_and_the_district_office_get_every_format(report_dir: Path)
 
 def test_the_formats_agree(report_dir: Path) -> None:
     wb = load_workbook(report_dir / "off01.xlsx", read_only=True)
-    sheet_rows = [ws.max_row - 1 for ws in wb.worksheets[:3]]
-    assert sheet_rows == [
-        csv_rows(report_dir / "off01_new.csv"),
+    today, later, alerts, otop = [ws.max_row - 2 for ws in wb.worksheets[:4]]  # as-of, header
+    assert [today + later, alerts, otop] == [
+        csv_rows(report_dir / "off01_worklist.csv"),
         csv_rows(report_dir / "off01_alerts.csv"),
         csv_rows(report_dir / "off01_otop.csv"),
     ]
     page = (report_dir / "off01.html").read_text(encoding="utf-8")
-    alert_cards = page[page.index('id="new"') : page.index('id="otop"')].count('class="card p')
-    assert alert_cards == sheet_rows[1]  # new today, then the others still open
+    cards = page[page.index('id="today"') : page.index('id="otop"')]
+    assert cards.count('class="card p') == today + later
+    assert page[page.index('id="today"') : page.index('id="later"')].count('class="n"') == today
 
 
 def test_a_second_run_the_same_day_writes_only_the_officers_whose_lists_changed(
@@ -78,7 +80,7 @@ def test_a_second_run_the_same_day_writes_only_the_officers_whose_lists_changed(
     off = {
         f"{o}{s}"
         for o in ("off01", "off02")
-        for s in (".html", ".xlsx", "_new.csv", "_alerts.csv", "_otop.csv")
+        for s in (".html", ".xlsx", "_worklist.csv", "_alerts.csv", "_otop.csv")
     }
     assert rewritten(third, inodes) == district_files | off
 
@@ -179,12 +181,15 @@ def test_worker_processes_and_the_chart_cache_change_nothing_officers_get(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    hostile: SimpleNamespace,
 ) -> None:
     day = date(2026, 3, 1)
     monkeypatch.setattr(deliverables, "PARALLEL_FROM", 2)  # three officers are "many" here
     caplog.set_level(logging.INFO, logger="sammachip.reports.deliverables")
     parallel = tmp_path / "reports" / "parallel"
-    written = write_deliverables(report_marts, parallel, day, report_rules, workers=2)
+    written = write_deliverables(
+        report_marts, parallel, day, report_rules, workers=2, data_as_of=hostile.data_as_of
+    )
     assert [p.name for p in written] == [
         p.name for p in write_deliverables(report_marts, tmp_path / "again", day, report_rules)
     ]
@@ -195,7 +200,9 @@ def test_worker_processes_and_the_chart_cache_change_nothing_officers_get(
     assert rendered + kept == 10 and rendered >= 9
     # a later run with the same data renders nothing
     cached, cache_dir = tmp_path / "cached", parallel.parent / ".charts"
-    write_deliverables(report_marts, cached, day, report_rules, cache_dir=cache_dir)
+    write_deliverables(
+        report_marts, cached, day, report_rules, cache_dir=cache_dir, data_as_of=hostile.data_as_of
+    )
     assert "charts: 0 rendered, 10 from the cache" in caplog.messages[-1]
     assert contents(cached) == contents(report_dir)
 
@@ -234,7 +241,7 @@ def test_after_a_failed_sync_every_officer_file_says_so_and_how_old_its_data_are
         page = (tmp_path / "stale" / name).read_text(encoding="utf-8")
         text = re.sub(r"<[^>]+>", " ", page[page.index("<main>") :])
         assert all(s in text for s in said), name
-        first_list = "(KPIs vs targets)" if name == "index.html" else "(new today)"
+        first_list = "(KPIs vs targets)" if name == "index.html" else "(today)"
         assert text.index("the last sync failed") < text.index(first_list)  # said first
         assert 'role="alert"' not in (tmp_path / "fresh" / name).read_text(encoding="utf-8")
     index = (tmp_path / "stale" / "index.html").read_text(encoding="utf-8")
