@@ -33,7 +33,12 @@ from sammachip.schemas.records import Submission
 from sammachip.schemas.registry import FORMS, WAVES
 from sammachip.schemas.tables import CLEAN_TABLES
 from sammachip.schemas.validation import SuiteRunner
-from sammachip.warehouse.freshness import lists_would_mislead, record_sync, sync_notice
+from sammachip.warehouse.freshness import (
+    data_as_of,
+    lists_would_mislead,
+    record_sync,
+    sync_notice,
+)
 from sammachip.warehouse.load import (
     FormLoader,
     LoadStats,
@@ -278,6 +283,7 @@ def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Pa
         mail=settings.mail if mail else None,
         workers=settings.report_processes,
         notice=sync_notice(snapshot.cursors),
+        data_as_of=data_as_of(snapshot.cursors),
     )
 
 
