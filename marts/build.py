@@ -6,6 +6,8 @@ One SQL file per mart in `marts/sql/`, built in this order (later ones read earl
 - `alerts`: one row per (rule, subject) that needs an officer, with Thai and English reasons,
   a priority, a due date, the owning officer, and its lifecycle (first/last seen, open /
   snoozed / resolved);
+- `worklist`: each officer's day, one entry per subject with its open alerts under it, ranked
+  into "today" (at most `[worklist] per_day`) and "later", with where to go and whom to call;
 - `otop_readiness`: one row per occupational group with its OTOP checklist, score and next step;
 - `kpis`: the department's KPIs for the district, each officer's area and each tambon.
 Rows of submissions a reviewer did not approve (or that are deleted) never reach a mart.
@@ -28,7 +30,13 @@ import pyarrow.dataset as ds
 from sammachip.marts.rules import RULES, AlertRules, Officer, SeasonWindow
 from sammachip.marts.snoozes import load_snoozes
 from sammachip.schemas.admin_codes import tambon_label, village_label
-from sammachip.schemas.registry import ACTIVITY_TH, OCCUPATION_TH, OTOP_STATUS_TH, OTOP_TYPE_TH
+from sammachip.schemas.registry import (
+    ACTIVITY_TH,
+    FORMS,
+    OCCUPATION_TH,
+    OTOP_STATUS_TH,
+    OTOP_TYPE_TH,
+)
 from sammachip.schemas.tables import ALERTS_SCHEMA, CLEAN_TABLES, MART_SCHEMAS, QUARANTINE
 from sammachip.warehouse import scan
 
@@ -114,6 +122,7 @@ def _params(rules: AlertRules, today: date) -> dict[str, Any]:
         "target_practising": rules.kpi.practising_share,
         "target_income": rules.kpi.income_change,
         "target_groups": rules.kpi.group_village_share,
+        "per_day": rules.worklist.per_day,
     }
 
 
@@ -140,8 +149,31 @@ def _connect(
     con.register("roster", _roster_table(rules))
     con.register("season_windows", _season_table(rules))
     con.register("rule_labels", pa.Table.from_pylist([r._asdict() for r in RULES]))
+    con.register("forms", _forms_table())
     _label_functions(con)
     return con
+
+
+def _forms_table() -> pa.Table:
+    """Each form's Thai and English title and what its submissions are about (the subject a
+    data fix is filed under)."""
+    subjects = {
+        "hh_code": "household",
+        "sage_code": "sage",
+        "session_code": "session",
+        "group_code": "group",
+    }
+    rows = [
+        {
+            "form_id": f.form_id,
+            "subject_key": f.subject_key,
+            "subject_type": subjects.get(f.subject_key),
+            "title_th": f.title_th,
+            "title_en": f.title_en,
+        }
+        for f in FORMS.values()
+    ]
+    return pa.Table.from_pylist(rows, schema=pa.schema([(k, _S) for k in rows[0]]))
 
 
 def _roster_table(rules: AlertRules) -> pa.Table:
@@ -201,6 +233,11 @@ def _case_macro(name: str, mapping: Mapping[str, str], fallback: str) -> str:
 def _label_functions(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "CREATE MACRO be_date(d) AS strftime(d, '%d/%m/') || CAST(year(d) + 543 AS VARCHAR)"
+    )
+    # 12/3 → [12, 3]: house numbers sort as numbers, then by their sub-number
+    con.execute(
+        "CREATE MACRO house_number(h) AS "
+        "[TRY_CAST(x AS INTEGER) FOR x IN regexp_extract_all(h, '[0-9]+')]"
     )
     con.execute(_case_macro("activity_th", ACTIVITY_TH, "'กิจกรรม'"))
     con.execute(_case_macro("occupation_th", OCCUPATION_TH, "x"))

@@ -86,9 +86,23 @@ class KpiTargets:
 
 
 @dataclass(frozen=True)
+class WorklistRules:
+    """An officer's day (config: `[worklist]`)."""
+
+    per_day: int = 20  # entries in "today"; the rest wait in "later"
+
+    def __post_init__(self) -> None:
+        if type(self.per_day) is not int or self.per_day < 1:
+            raise ValueError(
+                f"[worklist] per_day must be a whole number, 1 or more, not {self.per_day!r}"
+            )
+
+
+@dataclass(frozen=True)
 class AlertRules:
     """Thresholds of every rule, the farm calendar, the roster and the snooze file
-    (config: `[alerts]`, `[[seasons]]`, `[[officers]]`, `[district]`, `[otop]`, `[kpi]`)."""
+    (config: `[alerts]`, `[[seasons]]`, `[[officers]]`, `[district]`, `[otop]`, `[kpi]`,
+    `[worklist]`)."""
 
     min_attendance: float = 0.8  # R03: below this share of held sessions
     materials_within_days: int = 30  # R04: trained → materials
@@ -108,6 +122,7 @@ class AlertRules:
     province_seasons: tuple[tuple[str, tuple[SeasonWindow, ...]], ...] = ()
     otop: OtopRules = field(default_factory=OtopRules)
     kpi: KpiTargets = field(default_factory=KpiTargets)
+    worklist: WorklistRules = field(default_factory=WorklistRules)
 
     def __post_init__(self) -> None:
         if self.upcoming_within_days < self.contact_lead_days:

@@ -134,6 +134,7 @@ def _quarantine_rows(
                 "village_code": p.get("village_code"),
                 "tambon_code": p.get("tambon_code"),
                 "business_key": _text(p.get(spec.subject_key)),
+                "subject_name": _text(p.get(spec.name_key)) if spec.name_key else None,
                 "expectation": f.expectation,
                 "column_name": f.column,
                 "value": f.value,

@@ -129,6 +129,7 @@ def _household(r: _Reader) -> dict[str, list[Row]]:
                 "hh_code": r.get("hh/hh_code", n.code),
                 **_area(r.get("hh/village_code", n.village_code)),
                 "house_no": r.get("hh/house_no", n.house_no),
+                "village_name": r.get("hh/village_name"),
                 "head_name": r.get("head/name"),
                 "national_id": r.get("head/national_id", n.national_id),
                 "phone": r.get("head/phone", n.phone),

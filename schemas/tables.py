@@ -72,6 +72,7 @@ CLEAN_TABLES: dict[str, TableSpec] = {
             ("hh_code", _S),
             *_AREA,
             ("house_no", _S),
+            ("village_name", _S),
             ("head_name", _S),
             ("national_id", _S),
             ("phone", _S),
@@ -193,7 +194,8 @@ QUARANTINE = TableSpec(
         ("instance_id", _S),
         ("village_code", _S),
         ("tambon_code", _S),
-        ("business_key", _S),
+        ("business_key", _S),  # the code the submission is about (hh_code, sage_code …)
+        ("subject_name", _S),  # whom it names, as written: the enumerator's fix says who
         ("expectation", _S),
         ("column_name", _S),
         ("value", _S),
@@ -370,11 +372,69 @@ KPIS_SCHEMA = pa.schema(
     ]
 )
 
+_REASON = pa.struct(
+    [
+        ("alert_id", _S),
+        ("rule_id", _S),
+        ("rule_th", _S),
+        ("rule_en", _S),
+        ("priority", pa.int32()),
+        ("due_date", _D),
+        ("detail_th", _S),
+        ("detail_en", _S),
+        ("first_seen", _D),
+    ]
+)
+_CALL = pa.struct(
+    [
+        ("hh_code", _S),
+        ("head_name", _S),
+        ("phone", _S),
+        ("house_no", _S),
+        ("village_name", _S),
+        ("moo", pa.int32()),
+        ("alert_id", _S),  # the household's own contact alert (what a snooze names)
+    ]
+)
+
+# One row per (officer, subject): the officer's day, built from the open alerts (the contract
+# with reports/: docs in the mart's SQL, `marts/sql/worklist.sql`).
+WORKLIST_SCHEMA = pa.schema(
+    [
+        ("officer_id", _S),
+        ("officer_name", _S),
+        ("item_id", _S),  # <subject_type>:<subject_id>, stable for the same subject
+        ("subject_type", _S),  # household | group | sage | session | village | submission
+        ("subject_id", _S),
+        ("title_th", _S),
+        ("title_en", _S),
+        ("village_code", _S),
+        ("village_name", _S),
+        ("moo", pa.int32()),
+        ("tambon_code", _S),
+        ("tambon_name", _S),
+        ("house_no", _S),
+        ("phone", _S),
+        ("lat", _F),
+        ("lon", _F),
+        ("geo_uri", _S),
+        ("priority", pa.int32()),
+        ("due_date", _D),
+        ("overdue_days", pa.int32()),
+        ("bucket", _S),  # today | later
+        ("visit_order", pa.int32()),
+        ("reasons", pa.list_(_REASON)),
+        ("call_list", pa.list_(_CALL)),
+        ("first_seen", _D),
+    ]
+)
+
 # In build order (`marts.build_marts` runs them so): a mart may read any mart listed before it.
 MART_SCHEMAS: dict[str, pa.Schema] = {
     "household_outcomes": HOUSEHOLD_OUTCOMES_SCHEMA,
     "attendance_monthly": ATTENDANCE_MONTHLY_SCHEMA,
     "alerts": ALERTS_SCHEMA,
+    "worklist": WORKLIST_SCHEMA,
     "otop_readiness": OTOP_SCHEMA,
     "kpis": KPIS_SCHEMA,
 }

@@ -27,6 +27,7 @@ FORM_FIELDS: dict[str, dict[str, str]] = {
         "hh/village_code": "text",
         "hh/hh_code": "text",
         "hh/house_no": "text",
+        "hh/village_name": "text",
         "head/name": "text",
         "head/national_id": "text",
         "head/phone": "text",

@@ -29,7 +29,7 @@ from typing import Any, get_type_hints
 from sammachip.connectors.sources import HttpPolicy, SyncPolicy
 from sammachip.connectors.webhook import WebhookSettings
 from sammachip.flows.settings.model import IngestSettings
-from sammachip.marts.rules import AlertRules, KpiTargets, OtopRules
+from sammachip.marts.rules import AlertRules, KpiTargets, OtopRules, WorklistRules
 from sammachip.reports.mailer import MailSettings
 
 DEFAULT_CONFIG = Path(__file__).parents[1] / "default_config.toml"
@@ -95,6 +95,7 @@ TABLES: dict[str, dict[str, Kind]] = {
     "district": {"id": str, "name": str, "email": str},
     "otop": _kinds(OtopRules),
     "kpi": _kinds(KpiTargets),
+    "worklist": _kinds(WorklistRules),
     "mail": {"enabled": _flag, **_kinds(MailSettings, skip=["password"]), "password_env": str},
     "webhook": _kinds(WebhookSettings),
     "landing": {"path": str},

@@ -21,6 +21,7 @@ from sammachip.marts.rules import (
     Officer,
     OtopRules,
     SeasonWindow,
+    WorklistRules,
 )
 from sammachip.reports.mailer import MailSettings
 
@@ -101,8 +102,8 @@ def report_processes(doc: dict[str, Any]) -> int:
 
 
 def alert_rules(doc: dict[str, Any], base: Path) -> AlertRules:
-    """`AlertRules` from `[alerts]`, `[[officers]]`, `[district]`, `[[seasons]]`, `[otop]` and
-    `[kpi]`; anything left out keeps its default."""
+    """`AlertRules` from `[alerts]`, `[[officers]]`, `[district]`, `[[seasons]]`, `[otop]`,
+    `[kpi]` and `[worklist]`; anything left out keeps its default."""
     try:
         return _alert_rules(doc, base)
     except (ValueError, KeyError, TypeError) as err:
@@ -130,6 +131,7 @@ def _alert_rules(doc: dict[str, Any], base: Path) -> AlertRules:
         province_seasons=tuple((p, tuple(w)) for p, w in by_province.items()),
         otop=OtopRules(**section(doc, "otop")),
         kpi=KpiTargets(**section(doc, "kpi")),
+        worklist=WorklistRules(**section(doc, "worklist")),
     )
 
 

@@ -1,5 +1,6 @@
 -- Follow-up alerts as of $today, with their lifecycle.
--- Each rule yields (rule, subject, area, reasons, own due date if it has one); the tail keeps
+-- Each rule yields (rule, subject, area, reasons, own due date if it has one: a date the plan
+-- fixes, which passes and makes the alert overdue like any other); the tail keeps
 -- first_seen from yesterday's mart, applies the officers' snoozes, marks what cleared as
 -- resolved (kept $keep_resolved_days days), and assigns the officer who covers the tambon.
 WITH upcoming AS (
@@ -66,26 +67,64 @@ sage_sessions AS (
     WHERE d.on_day IS NOT NULL
 ),
 sage_flags AS (
-    -- not trained at all (or not in the registry), or trained only after a session to come
+    -- not trained at all, or trained only after a session to come (a sage the registry does
+    -- not know is data to fix: R09)
     SELECT * FROM sage_sessions
-    WHERE unknown OR NOT trained_trainer OR (to_come AND trainer_course_date > on_day)
+    WHERE NOT unknown AND (NOT trained_trainer OR (to_come AND trainer_course_date > on_day))
 ),
 to_fix AS (
     -- one entry per quarantined submission; R09 then joins those sharing a code (a
     -- registration and its duplicate) into one alert, so each submission is shown
     SELECT form_id, coalesce(business_key, submission_id) AS subject, submission_id,
+           any_value(business_key) AS code, min(subject_name) AS subject_name,
            min(village_code) AS village_code, min(submitted_at) AS submitted_at,
            string_agg(DISTINCT reason_th, '; ' ORDER BY reason_th) AS reasons_th,
            string_agg(DISTINCT reason_en, '; ' ORDER BY reason_en) AS reasons_en
     FROM quarantine_all
     GROUP BY form_id, subject, submission_id
 ),
+subject_names AS (
+    -- who a code names, for a fix whose submission did not say (an income survey)
+    SELECT 'hh_code' AS subject_key, hh_code AS code, head_name AS name FROM household_outcomes
+    UNION ALL
+    SELECT 'sage_code', sage_code, name FROM sages_latest
+    UNION ALL
+    SELECT 'group_code', group_code, max(group_name) FROM groups GROUP BY group_code
+),
+fixes AS (
+    -- what to fix, in whose words: the form's Thai title, the person or household by name
+    SELECT t.form_id, t.subject, any_value(f.subject_key) AS subject_key,
+           CASE WHEN any_value(t.code) IS NULL THEN 'submission'
+                ELSE any_value(f.subject_type) END AS subject_type,
+           any_value(t.code) AS code,
+           coalesce(min(t.subject_name), any_value(n.name)) AS name,
+           min(t.village_code) AS village_code,
+           'แบบ' || coalesce(any_value(f.title_th), t.form_id) || ': '
+             || coalesce(coalesce(min(t.subject_name), any_value(n.name)) || ' ('
+                         || any_value(t.code) || ')', any_value(t.code), 'ไม่ระบุรหัส')
+             || ' — ' || string_agg(
+                 concat('ส่งเมื่อ ' || be_date(t.submitted_at::DATE) || ' ', '(รหัสส่ง ',
+                        t.submission_id, '): ', t.reasons_th),
+                 ' | ' ORDER BY t.submitted_at NULLS LAST, t.submission_id) AS reason_th,
+           coalesce(any_value(f.title_en), t.form_id) || ': '
+             || coalesce(coalesce(min(t.subject_name), any_value(n.name)) || ' ('
+                         || any_value(t.code) || ')', any_value(t.code), 'no code given')
+             || ' — ' || string_agg(
+                 concat('submitted ' || strftime(t.submitted_at, '%Y-%m-%d') || ' ',
+                        '(submission ', t.submission_id, '): ', t.reasons_en),
+                 ' | ' ORDER BY t.submitted_at NULLS LAST, t.submission_id) AS reason_en
+    FROM to_fix t
+    LEFT JOIN forms f USING (form_id)
+    LEFT JOIN subject_names n ON n.subject_key = f.subject_key AND n.code = t.code
+    GROUP BY t.form_id, t.subject
+),
 found AS (
     SELECT 'R01_CONTACT_BEFORE_SESSION' AS rule_id, 'household' AS subject_type,
            i.session_code || '/' || i.hh_code AS subject_id, i.hh_code,
            NULL AS subject_name, NULL AS phone, i.village_code,
            CASE WHEN i.planned_date - $today <= $lead_days THEN 1 ELSE 2 END AS priority,
-           greatest($today, i.planned_date - $lead_days) AS rule_due,
+           -- fixed by the plan, not by today: a call not made in time is overdue
+           i.planned_date - $lead_days AS rule_due,
            'แจ้งนัด' || activity_th(i.activity_type) || ' ' || i.session_code || ' วันที่ '
              || be_date(i.planned_date) || ' (อีก ' || (i.planned_date - $today) || ' วัน; แจ้งล่วงหน้า'
              || 'อย่างน้อย ' || $lead_days || ' วัน)' AS reason_th,
@@ -100,7 +139,7 @@ found AS (
            activity_th(x.activity_type) || coalesce(' ' || occupation_th(x.occupation), ''),
            g.phone, x.village_code,
            CASE WHEN x.held THEN 3 ELSE 2 END,
-           CASE WHEN NOT x.held THEN greatest($today, x.on_day - $lead_days) END,
+           CASE WHEN NOT x.held THEN x.on_day - $lead_days END,
            CASE WHEN x.held
                 THEN 'จัดเมื่อ ' || be_date(x.on_day) || ' ใน' || x.season_th || ' มาร่วม '
                      || coalesce(t.present, 0) || ' จาก ' || coalesce(t.invited, 0)
@@ -198,9 +237,8 @@ found AS (
            CASE WHEN min(f.on_day) FILTER (WHERE f.to_come) <= $today + $upcoming_days
                 THEN 1 ELSE 2 END,
            CASE WHEN bool_or(f.to_come)
-                THEN greatest($today, min(f.on_day) FILTER (WHERE f.to_come) - $lead_days) END,
-           CASE WHEN bool_or(f.unknown) THEN 'ไม่พบข้อมูลปราชญ์ในทะเบียน'
-                WHEN NOT bool_or(f.trained_trainer) THEN 'ยังไม่ผ่านการอบรมวิทยากร'
+                THEN min(f.on_day) FILTER (WHERE f.to_come) - $lead_days END,
+           CASE WHEN NOT bool_or(f.trained_trainer) THEN 'ยังไม่ผ่านการอบรมวิทยากร'
                 ELSE 'อบรมวิทยากรเมื่อ ' || be_date(any_value(f.trainer_course_date))
                      || ' หลังวันสอน' END
              || CASE WHEN bool_or(f.held) THEN '; สอนไปแล้ว '
@@ -208,8 +246,7 @@ found AS (
              || CASE WHEN bool_or(f.to_come) THEN '; กำหนดสอนอีก '
                      || count(*) FILTER (WHERE f.to_come) || ' ครั้ง ครั้งถัดไป '
                      || be_date(min(f.on_day) FILTER (WHERE f.to_come)) ELSE '' END,
-           CASE WHEN bool_or(f.unknown) THEN 'sage not in the registry'
-                WHEN NOT bool_or(f.trained_trainer) THEN 'not trained as a trainer'
+           CASE WHEN NOT bool_or(f.trained_trainer) THEN 'not trained as a trainer'
                 ELSE 'trainer course on ' || any_value(f.trainer_course_date)
                      || ', after a session' END
              || CASE WHEN bool_or(f.held) THEN '; taught '
@@ -221,19 +258,34 @@ found AS (
     GROUP BY f.sage_code
 
     UNION ALL
-    SELECT 'R09_DATA_TO_FIX', 'submission', form_id || ':' || subject, NULL, NULL, NULL,
-           min(village_code), 1, NULL,
-           -- concat: a missing part leaves a gap, never an empty reason
-           concat('แบบ ', form_id, ' ', string_agg(
-               concat('ส่งเมื่อ ' || be_date(submitted_at::DATE) || ' ', '(รหัสส่ง ',
-                      submission_id, '): ', reasons_th),
-               ' | ' ORDER BY submitted_at NULLS LAST, submission_id)),
-           concat('form ', form_id, ' ', string_agg(
-               concat('submitted ' || strftime(submitted_at, '%Y-%m-%d') || ' ', '(submission ',
-                      submission_id, '): ', reasons_en),
-               ' | ' ORDER BY submitted_at NULLS LAST, submission_id))
-    FROM to_fix
-    GROUP BY form_id, subject
+    SELECT 'R09_DATA_TO_FIX', x.subject_type, x.form_id || ':' || x.subject,
+           CASE WHEN x.subject_key = 'hh_code' THEN x.code END, x.name, NULL, x.village_code,
+           1, NULL, x.reason_th, x.reason_en
+    FROM fixes x
+
+    UNION ALL
+    -- a session names a sage the registry does not know (and whose registration is not
+    -- waiting in quarantine either, which says what to fix itself)
+    SELECT 'R09_DATA_TO_FIX', 'sage', 'sammachip_sage:' || u.sage_code, NULL, NULL, NULL,
+           min(u.village_code), 1,
+           min(u.on_day) FILTER (WHERE u.to_come) - $lead_days,
+           'แบบ' || any_value(f.title_th) || ': ไม่พบปราชญ์รหัส ' || u.sage_code
+             || ' ในทะเบียน แต่เป็นผู้สอนใน' || any_value(s.title_th) || ' '
+             || string_agg(u.session_code || ' วันที่ ' || be_date(u.on_day), ', '
+                           ORDER BY u.on_day, u.session_code)
+             || ': ลงทะเบียนปราชญ์ หรือแก้รหัสปราชญ์ในแบบที่ส่ง',
+           any_value(f.title_en) || ': no sage ' || u.sage_code || ' in the registry, yet '
+             || 'named as the teacher in ' || any_value(s.title_en) || ' '
+             || string_agg(u.session_code || ' on ' || u.on_day, ', '
+                           ORDER BY u.on_day, u.session_code)
+             || ': register the sage or correct the code on the session form'
+    FROM sage_sessions u
+    JOIN forms f ON f.form_id = 'sammachip_sage'
+    JOIN forms s ON s.form_id = 'sammachip_session'
+    WHERE u.unknown AND NOT EXISTS (
+        SELECT 1 FROM quarantine_all q
+        WHERE q.form_id = 'sammachip_sage' AND q.business_key = u.sage_code)
+    GROUP BY u.sage_code
 ),
 keyed AS (
     SELECT f.rule_id || ':' || f.subject_id AS alert_id, l.rule_th, l.rule_en, f.*

@@ -229,6 +229,8 @@ class VillageBuilder:
             "occupation": hh.occupation,
             "baseline_income": str(hh.baseline),
         }
+        if int(hh.code[-2:]) % 10 != 7:  # some enumerators leave the optional name out
+            fields["hh/village_name"] = self.village.name.rsplit(" หมู่ ", 1)[0]
         if rng.random() < 0.75:
             fields["location"] = geopoint(self.rng, self.village)
         sub = self._emit(HOUSEHOLD, hh.registered, fields)

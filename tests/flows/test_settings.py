@@ -374,6 +374,9 @@ min_members = 10
 [kpi]
 practising_share = 0.9
 
+[worklist]
+per_day = 15
+
 [mail]
 enabled = true
 host = "smtp.example.org"
@@ -416,6 +419,7 @@ def test_every_rooms_settings_are_read_from_one_file(tmp_path: Path) -> None:
     assert [w.start for w in rules.seasons] == [(6, 1)]  # replaces the Isan calendar
     assert rules.seasons_of("40")[0].end == (3, 31)
     assert (rules.otop.min_members, rules.kpi.practising_share) == (10, 0.9)
+    assert rules.worklist.per_day == 15
     assert settings.mail == MailSettings(
         "smtp.example.org", 465, "sammachip@example.org", security="ssl", password="secret"
     )
@@ -441,6 +445,7 @@ def test_every_rooms_settings_are_read_from_one_file(tmp_path: Path) -> None:
         ("[mail]\nenabled = true", "[mail] host is missing"),
         ('[webhook]\nauth = "none"', "[webhook]: webhook auth must be 'basic' or 'header'"),
         ("[ingest]\nwindow_seconds = 0", "[ingest] window_seconds must be a whole number"),
+        ("[worklist]\nper_day = 0", "[worklist] per_day must be a whole number, 1 or more"),
     ],
 )
 def test_a_value_a_room_cannot_use_is_named_when_the_config_is_read(

@@ -267,10 +267,20 @@ def test_contact_alert_is_due_three_days_before_the_session(
     assert alert["priority"] == 2
     assert "05/03/2569" in alert["reason_th"]
     assert alert["subject_name"] == "ครัวเรือน 1"
-    # two days before: the lead time is already short, so it is urgent and due today
-    late = by_id(build(district, today=date(2026, 3, 3))["alerts"])
-    assert late[f"R01_CONTACT_BEFORE_SESSION:T4/{hh(1)}"]["priority"] == 1
-    assert late[f"R01_CONTACT_BEFORE_SESSION:T4/{hh(1)}"]["due_date"] == date(2026, 3, 3)
+    # two days before: the lead time is short, so it is urgent; its due date does not slide
+    # with the days, it passed yesterday — and it is the same alert as on the first day
+    late = build(district, today=date(2026, 3, 3), previous=build(district)["alerts"])
+    alert = by_id(late["alerts"])[f"R01_CONTACT_BEFORE_SESSION:T4/{hh(1)}"]
+    assert (alert["priority"], alert["due_date"], alert["first_seen"]) == (
+        1,
+        date(2026, 3, 2),
+        TODAY,
+    )
+    call_list = {e["item_id"]: e for e in late["worklist"].to_pylist()}["session:T4"]
+    assert (call_list["due_date"], call_list["overdue_days"]) == (date(2026, 3, 2), 1)
+    # once the session day has passed there is nobody left to call: the alert resolves
+    on_the_day = by_id(build(district, today=date(2026, 3, 6), previous=late["alerts"])["alerts"])
+    assert on_the_day[f"R01_CONTACT_BEFORE_SESSION:T4/{hh(1)}"]["status"] == "resolved"
 
 
 def test_a_plan_without_invitation_list_means_every_household_of_the_village(
@@ -345,10 +355,95 @@ def test_sage_alerts_name_the_next_session(alerts_today: dict[str, Any]) -> None
     )
 
 
-def test_a_sage_missing_from_the_registry_is_flagged(district: dict[str, pa.Table]) -> None:
+def test_a_sage_missing_from_the_registry_is_data_to_fix(district: dict[str, pa.Table]) -> None:
     put(district, "sessions", session("T7", planned=date(2026, 4, 1), sage="S9")[0])
-    alert = by_id(build(district)["alerts"])["R08_SAGE_NOT_TRAINER:S9"]
-    assert alert["reason_th"].startswith("ไม่พบข้อมูลปราชญ์ในทะเบียน")
+    marts = build(district)
+    alerts = by_id(marts["alerts"])
+    assert "R08_SAGE_NOT_TRAINER:S9" not in alerts  # not "untrained": unknown
+    fix = alerts["R09_DATA_TO_FIX:sammachip_sage:S9"]
+    assert fix["reason_th"] == (
+        "แบบทะเบียนปราชญ์ชุมชน: ไม่พบปราชญ์รหัส S9 ในทะเบียน แต่เป็นผู้สอนใน"
+        "การฝึกอบรมและศึกษาดูงาน T7 วันที่ 01/04/2569: ลงทะเบียนปราชญ์ หรือแก้รหัสปราชญ์ในแบบที่ส่ง"
+    )
+    assert (fix["subject_type"], fix["priority"], fix["due_date"]) == ("sage", 1, date(2026, 3, 29))
+    worklist = {e["item_id"]: e for e in marts["worklist"].to_pylist()}
+    assert [r["rule_id"] for r in worklist["sage:S9"]["reasons"]] == ["R09_DATA_TO_FIX"]
+
+
+def test_a_sage_whose_registration_waits_in_quarantine_is_one_fix(
+    district: dict[str, pa.Table],
+) -> None:
+    put(district, "sessions", session("T7", planned=date(2026, 4, 1), sage="S9")[0])
+    put(
+        district,
+        "quarantine",
+        {
+            "submission_key": "q-s9",
+            "form_id": "sammachip_sage",
+            "submission_id": "81",
+            "business_key": "S9",
+            "subject_name": "นายบุญมี ใจดี",
+            "village_code": V,
+            "reason_th": "เลขประจำตัวประชาชนไม่ถูกต้อง",
+            "reason_en": "bad national ID",
+        },
+    )
+    fixes = [a for a in build(district)["alerts"].to_pylist() if a["subject_id"].endswith("S9")]
+    assert [(a["alert_id"], a["subject_name"]) for a in fixes] == [
+        ("R09_DATA_TO_FIX:sammachip_sage:S9", "นายบุญมี ใจดี")
+    ]
+    assert fixes[0]["reason_th"].startswith("แบบทะเบียนปราชญ์ชุมชน: นายบุญมี ใจดี (S9) — ")
+    assert fixes[0]["reason_th"].endswith("(รหัสส่ง 81): เลขประจำตัวประชาชนไม่ถูกต้อง")
+
+
+def test_data_to_fix_names_the_household_and_the_forms_thai_title(
+    district: dict[str, pa.Table],
+) -> None:
+    put(
+        district,
+        "quarantine",
+        {
+            "submission_key": "q-income-2",
+            "form_id": "sammachip_income",
+            "submission_id": "90",
+            "business_key": hh(2),  # the income survey names the household, not its head
+            "village_code": V,
+            "reason_th": "วันที่สำรวจอยู่ก่อนการสำรวจก่อนอบรม",
+            "reason_en": "follow-up before baseline",
+        },
+        {
+            "submission_key": "q-hh-9",
+            "form_id": "sammachip_household",
+            "submission_id": "91",
+            "business_key": hh(9),
+            "subject_name": "นางสมร แสงทอง",  # not registered: the name it was sent with
+            "village_code": V,
+            "reason_th": "เลขประจำตัวประชาชนไม่ถูกต้อง",
+            "reason_en": "bad national ID",
+        },
+    )
+    marts = build(district)
+    alerts = by_id(marts["alerts"])
+    income = alerts[f"R09_DATA_TO_FIX:sammachip_income:{hh(2)}"]
+    assert income["reason_th"] == (
+        f"แบบสำรวจรายได้ครัวเรือน: ครัวเรือน 2 ({hh(2)}) — (รหัสส่ง 90): วันที่สำรวจอยู่ก่อนการสำรวจก่อนอบรม"
+    )
+    assert income["reason_en"].startswith(f"Household income survey: ครัวเรือน 2 ({hh(2)}) — ")
+    assert (income["subject_type"], income["phone"]) == ("household", "0810000002")
+    assert alerts[f"R09_DATA_TO_FIX:sammachip_household:{hh(9)}"]["reason_th"].startswith(
+        f"แบบทะเบียนครัวเรือนเป้าหมาย: นางสมร แสงทอง ({hh(9)}) — "
+    )
+    # the fix joins the household's other reasons on the officer's list
+    entry = {e["item_id"]: e for e in marts["worklist"].to_pylist()}[f"household:{hh(2)}"]
+    assert [r["rule_id"] for r in entry["reasons"]] == [
+        "R09_DATA_TO_FIX",
+        "R03_LOW_ATTENDANCE",
+        "R04_TRAINED_NO_MATERIALS",
+    ]
+    # no code at all: the form's title and the submission, never the form id
+    nameless = alerts["R09_DATA_TO_FIX:sammachip_income:77"]
+    assert nameless["reason_th"].startswith("แบบสำรวจรายได้ครัวเรือน: ไม่ระบุรหัส — ")
+    assert "sammachip" not in nameless["reason_th"]
 
 
 def test_an_area_nobody_covers_goes_to_the_district_list(
@@ -382,7 +477,7 @@ def test_a_household_whose_registration_was_rejected_leaves_the_marts(
 def test_marts_build_from_nothing() -> None:
     marts = build_marts({}, {}, TODAY)
     assert {name: m.num_rows for name, m in marts.items() if name != "kpis"} == dict.fromkeys(
-        ["household_outcomes", "attendance_monthly", "alerts", "otop_readiness"], 0
+        ["household_outcomes", "attendance_monthly", "alerts", "worklist", "otop_readiness"], 0
     )
     assert all(marts[name].schema == schema for name, schema in MART_SCHEMAS.items())
 
@@ -574,7 +669,7 @@ def test_an_alert_found_twice_is_listed_once_the_same_whatever_the_row_order(
         assert ids.count(alert_id) == 1 and len(ids) == len(set(ids))
         kept.append(by_id(alerts)[alert_id])
     assert kept[0] == kept[1]
-    assert kept[0]["priority"] == 1 and kept[0]["due_date"] == TODAY
+    assert kept[0]["priority"] == 1 and kept[0]["due_date"] == date(2026, 2, 27)  # 2 March − 3
 
 
 def test_village_names_in_alerts_and_kpis_are_thai(
