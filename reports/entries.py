@@ -65,10 +65,19 @@ def entry_row(e: Row) -> Row:
         "reasons_th": "\n".join(f"• {reason_line(r)}" for r in e.get("reasons") or []),
         "call_list_th": "\n".join(f"• {call_line(c)}" for c in e.get("call_list") or []) or None,
         "coordinates": coordinates(e),
-        "alert_ids": ", ".join(r["alert_id"] for r in e.get("reasons") or []),
+        "alert_ids": ", ".join(snooze_ids(e)),
         "due_date_iso": e["due_date"].isoformat() if e.get("due_date") else None,
         "first_seen_iso": e["first_seen"].isoformat() if e.get("first_seen") else None,
     }
+
+
+def snooze_ids(e: Row) -> list[str]:
+    """The alert ids a snooze of this entry names: its reasons', except that a session's call
+    list stands for one alert per household (each household's own id, not the list's)."""
+    calls = [c["alert_id"] for c in e.get("call_list") or [] if c.get("alert_id")]
+    listed = {c.split(":", 1)[0] for c in calls}  # the call list's rule
+    own = [r["alert_id"] for r in e.get("reasons") or [] if r["rule_id"] not in listed]
+    return [*own, *calls]
 
 
 def by_top_reason(entries: Iterable[Row]) -> list[tuple[str, int, list[Row]]]:

@@ -21,6 +21,8 @@ SUBJECT_TH: dict[str, str] = {
     "group": "กลุ่มอาชีพ (group)",
     "sage": "ปราชญ์ (sage)",
     "session": "โทรแจ้งก่อนกิจกรรม (call list)",
+    "village": "หมู่บ้าน (village)",
+    "submission": "ข้อมูลต้องแก้ไข (data to fix)",
 }
 
 # OTOP checklist items in the order an officer should help with them (see otop_readiness.sql).

@@ -160,6 +160,16 @@ def test_a_generated_cohort_flows_through_to_the_officers_pages(tmp_path: Path) 
     assert [f.name for f in files[:2]] == ["index.html", "district_kpis.csv"]
     page = (tmp_path / "off01.html").read_text(encoding="utf-8")
     assert page.count("<svg") == 3 and "ต.ม่วงสามสิบ" in page
+    # the real worklist mart, as the officer gets it: a day's work, each household findable
+    today_sheet = load_workbook(tmp_path / "off01.xlsx")["วันนี้ (today)"]
+    header = [str(c.value).split("\n")[0] for c in today_sheet[1]]
+    rows = [dict(zip(header, r, strict=True)) for r in today_sheet.iter_rows(2, values_only=True)]
+    assert 0 < len(rows) <= rules.worklist.per_day
+    households = [r for r in rows if str(r["ประเภท"]).startswith("ครัวเรือน")]
+    assert households and all(r["หมู่บ้าน"] and r["บ้านเลขที่"] and r["โทรศัพท์"] for r in households)
+    assert all(isinstance(r["ดำเนินการภายใน"], datetime) for r in rows)
+    cards = page[page.index('id="today"') : page.index('id="later"')]
+    assert cards.count('class="card p') == len(rows)
 
 
 def contents(folder: Path) -> dict[str, bytes]:

@@ -1,9 +1,10 @@
-"""A small `worklist` mart as the contract in docs (h18-common) defines it, for the writers.
+"""A small `worklist` mart (the mart's own schema) with the cases the writers must show.
 
-Until the real mart is built by `marts.build_marts`, the reports read this table: each officer
-of the test district gets a few entries for today and some for later, with the cases the files
-must show — an overdue household with two reasons, a household without a location, a
-session's call list, a group, a sage, hostile text in a name and a national ID in a reason.
+The marts built from the test district hold a real worklist; the writers' specifications read
+this one instead, so that each case is there whatever the rules make of the district: each
+officer gets entries for today and later — an overdue household with two reasons, a household
+without a location, a session's call list, a group, a sage, hostile text in a name and a
+national ID in a reason. `test_deliverables` runs the real mart through the same writers.
 """
 
 from __future__ import annotations
@@ -13,58 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-REASON = pa.struct(
-    [
-        ("alert_id", pa.string()),
-        ("rule_id", pa.string()),
-        ("rule_th", pa.string()),
-        ("rule_en", pa.string()),
-        ("priority", pa.int32()),
-        ("due_date", pa.date32()),
-        ("detail_th", pa.string()),
-        ("detail_en", pa.string()),
-        ("first_seen", pa.date32()),
-    ]
-)
-CALL = pa.struct(
-    [
-        ("hh_code", pa.string()),
-        ("head_name", pa.string()),
-        ("phone", pa.string()),
-        ("house_no", pa.string()),
-        ("village_name", pa.string()),
-        ("moo", pa.int32()),
-    ]
-)
-WORKLIST_SCHEMA = pa.schema(
-    [
-        ("officer_id", pa.string()),
-        ("officer_name", pa.string()),
-        ("item_id", pa.string()),
-        ("subject_type", pa.string()),
-        ("subject_id", pa.string()),
-        ("title_th", pa.string()),
-        ("title_en", pa.string()),
-        ("village_code", pa.string()),
-        ("village_name", pa.string()),
-        ("moo", pa.int32()),
-        ("tambon_code", pa.string()),
-        ("tambon_name", pa.string()),
-        ("house_no", pa.string()),
-        ("phone", pa.string()),
-        ("lat", pa.float64()),
-        ("lon", pa.float64()),
-        ("geo_uri", pa.string()),
-        ("priority", pa.int32()),
-        ("due_date", pa.date32()),
-        ("overdue_days", pa.int32()),
-        ("bucket", pa.string()),
-        ("visit_order", pa.int32()),
-        ("reasons", pa.list_(REASON)),
-        ("call_list", pa.list_(CALL)),
-        ("first_seen", pa.date32()),
-    ]
-)
+from sammachip.schemas.tables import WORKLIST_SCHEMA
 
 RULES = {
     "R01": ("R01_CONTACT_BEFORE_SESSION", "แจ้งครัวเรือนก่อนวันกิจกรรม", "Contact before session", 1),
@@ -167,6 +117,7 @@ def worklist_rows(today: date, formula: str, script: str, national_id: str) -> l
             "house_no": f"{10 + n}",
             "village_name": VILLAGE_NAMES["34140101"],
             "moo": 1,
+            "alert_id": f"R01_CONTACT_BEFORE_SESSION:TPLAN/34140101-0{n}",
         }
         for n, name in [(1, formula), (2, script), (4, "นางบุญมี ใจดี")]
     ]
