@@ -28,6 +28,7 @@ from sammachip.connectors.sources import DeletionFeed, FormSource
 from sammachip.flows.progress import FetchProgress
 from sammachip.flows.settings import Settings, load_settings
 from sammachip.reports.deliverables import write_deliverables
+from sammachip.reports.fixes import enumerator_fixes
 from sammachip.schemas.batch import CrossFormContext, StreamState, validate_stream
 from sammachip.schemas.records import Submission
 from sammachip.schemas.registry import FORMS, WAVES
@@ -268,9 +269,10 @@ def build_marts(tx: Transaction, settings: Settings, today: date) -> None:
 
 @task(name="write-reports", cache_policy=NO_CACHE)
 def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Path]:
-    """Officer deliverables of the committed marts: XLSX, CSV, phone page, district index;
-    mailed when `[mail]` is enabled and `mail` is true. When the last sync failed, every
-    file carries a banner saying so and how old the data are."""
+    """Officer deliverables of the committed marts: XLSX, CSV, phone page, district index,
+    and the data manager's page of what each enumerator must fix; mailed when `[mail]` is
+    enabled and `mail` is true. When the last sync failed, every file carries a banner saying
+    so and how old the data are."""
     wh = open_warehouse(str(settings.warehouse_path))
     snapshot = wh.snapshot()
     built = {name: wh.read(name, snapshot) for name in marts.MART_SCHEMAS}
@@ -284,6 +286,7 @@ def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Pa
         workers=settings.report_processes,
         notice=sync_notice(snapshot.cursors),
         data_as_of=data_as_of(snapshot.cursors),
+        fixes=enumerator_fixes(wh, snapshot),
     )
 
 

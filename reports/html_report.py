@@ -66,7 +66,7 @@ figcaption{{font-weight:bold;margin-bottom:4px}}
 .kpi .value{{font-size:1.4rem;font-weight:bold}}
 table{{border-collapse:collapse;width:100%;background:#fff}}
 th,td{{border-bottom:1px solid #e0e0e0;padding:6px;text-align:left;vertical-align:top}}
-.empty{{color:#666;font-style:italic}}
+.empty{{color:#666;font-style:italic}} .scroll{{overflow-x:auto}}
 .stale{{background:#fdecea;color:#7f1d1d;border-left:6px solid #c62828;border-radius:8px;
 padding:8px 12px;margin:8px 0}} .stale p{{margin:2px 0}} .stale p:first-child{{font-weight:bold}}
 footer{{color:#666;font-size:.8rem;padding:16px}}
@@ -75,7 +75,7 @@ footer{{color:#666;font-size:.8rem;padding:16px}}
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def _page(title: str, header: str, nav: Sequence[tuple[str, str]], body: str) -> str:
+def html_page(title: str, header: str, nav: Sequence[tuple[str, str]], body: str) -> str:
     links = "".join(f'<a href="#{a}">{html.escape(label)}</a>' for a, label in nav)
     return f"""<!DOCTYPE html>
 <html lang="th">
@@ -267,7 +267,7 @@ def officer_page(report: OfficerReport, chart_set: Charts) -> str:
         ("charts", "แผนภูมิ"),
         ("kpi", "ตัวชี้วัด"),
     ]
-    return _page(f"รายการติดตาม {officer.name} {be_date(today)}", header, nav, body)
+    return html_page(f"รายการติดตาม {officer.name} {be_date(today)}", header, nav, body)
 
 
 def _file_label(name: str) -> str:
@@ -284,9 +284,10 @@ def index_page(
     files: dict[str, list[str]],
     notice: SyncNotice | None = None,
     data_as_of: datetime | None = None,
+    data_manager: str | None = None,
 ) -> str:
     """The district's page: KPIs against targets, charts per tambon, and each officer's lists
-    (under a banner when the last sync failed)."""
+    (under a banner when the last sync failed); `data_manager`: the data manager's page."""
     rows = []
     for rep in reports:
         links = " · ".join(
@@ -315,4 +316,11 @@ def index_page(
 <section id="charts"><h2>แผนภูมิ (charts)</h2>{chart_set.html("ตำบล")}</section>
 """
     nav = [("kpi", "ตัวชี้วัด"), ("officers", "พัฒนากร"), ("charts", "แผนภูมิ")]
-    return _page(f"สัมมาชีพชุมชน {district_name} {be_date(today)}", header, nav, body)
+    if data_manager:
+        body += (
+            f'<section id="data"><h2>ข้อมูลที่ต้องแก้ไข (data to fix)</h2><p><a href="'
+            f'{html.escape(data_manager, quote=True)}">รายผู้เก็บข้อมูล (per enumerator)</a></p>'
+            "</section>"
+        )
+        nav.append(("data", "ข้อมูลต้องแก้ไข"))
+    return html_page(f"สัมมาชีพชุมชน {district_name} {be_date(today)}", header, nav, body)

@@ -18,7 +18,8 @@ from openpyxl import load_workbook
 from sammachip.marts import build_marts
 from sammachip.marts.rules import AlertRules, Officer
 from sammachip.reports import deliverables
-from sammachip.reports.deliverables import file_stem, mail_deliverables, write_deliverables
+from sammachip.reports.deliverables import mail_deliverables, write_deliverables
+from sammachip.reports.files import file_stem
 from sammachip.reports.officer_lists import SyncNotice
 from sammachip.schemas.flatten import flatten
 from sammachip.schemas.records import Submission
