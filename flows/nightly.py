@@ -27,6 +27,7 @@ from sammachip.connectors.retry import TransientError
 from sammachip.connectors.sources import DeletionFeed, FormSource
 from sammachip.flows.progress import FetchProgress
 from sammachip.flows.settings import Settings, load_settings
+from sammachip.reports.data_docs import make_offline
 from sammachip.reports.deliverables import write_deliverables
 from sammachip.reports.fixes import enumerator_fixes
 from sammachip.schemas.batch import CrossFormContext, StreamState, validate_stream
@@ -255,7 +256,9 @@ def build_data_docs(runner: SuiteRunner, settings: Settings, today: date) -> Pat
     (a run that validated nothing leaves the last report in place)."""
     if not runner.batches_validated:
         return None
-    return runner.build_data_docs(settings.reports_path / today.isoformat() / "data_docs")
+    index = runner.build_data_docs(settings.reports_path / today.isoformat() / "data_docs")
+    make_offline(index.parent)  # the office opens them without internet
+    return index
 
 
 @task(name="build-marts", cache_policy=NO_CACHE)
