@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from sammachip.reports.cells import safe_cell
-from sammachip.reports.entries import entry_row
 from sammachip.reports.files import replacing
 from sammachip.reports.labels import (
     ALERT_COLUMNS,
@@ -43,7 +42,7 @@ def write_report_csvs(report: OfficerReport, out_dir: Path, stem: str | None = N
     """The officer's three lists: the worklist (today, then later), all open alerts, OTOP
     readiness."""
     officer = stem or report.officer_id
-    entries = [entry_row(e) for e in [*report.today_items, *report.later_items]]
+    entries = [*report.today_rows, *report.later_rows]
     lists = [
         (out_dir / f"{officer}_worklist.csv", entries, WORKLIST_CSV_COLUMNS),
         (out_dir / f"{officer}_alerts.csv", report.open, ALERT_COLUMNS),

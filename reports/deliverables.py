@@ -14,6 +14,7 @@ officers and `workers` > 1, officers' files are written in that many processes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -197,8 +198,17 @@ def write_deliverables(
 
 def _fingerprint(report: OfficerReport) -> str:
     """What an officer's files are made from: their lists, and the code that lays them out."""
-    data = orjson.dumps(report, default=str, option=orjson.OPT_NON_STR_KEYS)
+    options = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+    data = orjson.dumps(report, default=_fields_only, option=options)
     return hashlib.sha256(_CODE_VERSION.encode() + data).hexdigest()
+
+
+def _fields_only(value: Any) -> Any:
+    """A dataclass by its fields alone (orjson would also write what its cached properties
+    hold, so a report's fingerprint would change once its rows were laid out)."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return str(value)
 
 
 def _held_files(out_dir: Path) -> dict[str, tuple[str, list[Path]]]:

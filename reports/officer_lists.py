@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 
 from sammachip.marts.rules import AlertRules, Officer
 from sammachip.reports.cells import be_date, phone_text
+from sammachip.reports.entries import entry_row
 from sammachip.reports.labels import ALERT_STATUS_TH
 from sammachip.warehouse.freshness import SyncNotice
 
@@ -67,6 +69,19 @@ class OfficerReport:
     @property
     def officer_id(self) -> str:
         return self.officer.officer_id
+
+    @cached_property
+    def today_rows(self) -> list[Row]:
+        """Today's entries flattened for a spreadsheet (the workbook's and the CSV's)."""
+        return [entry_row(e) for e in self.today_items]
+
+    @cached_property
+    def later_rows(self) -> list[Row]:
+        return [entry_row(e) for e in self.later_items]
+
+    @property
+    def snoozed(self) -> list[Row]:
+        return [a for a in self.open if a["state"] == "snoozed"]
 
     @property
     def overdue(self) -> int:

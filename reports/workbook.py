@@ -1,5 +1,5 @@
-"""One Excel workbook per officer: today's worklist first, then later, all open alerts, OTOP
-readiness, KPIs.
+"""One Excel workbook per officer: today's worklist first, then later, the alerts an officer
+snoozed, OTOP readiness, KPIs.
 
 Thai headers (English on a second line), a frozen header row that also repeats on every
 printed page, an autofilter, columns wide enough for Thai text, and cells that can never run
@@ -23,7 +23,6 @@ from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 from sammachip.reports.cells import be_date, display, is_formula_like, text_memo
-from sammachip.reports.entries import entry_row
 from sammachip.reports.files import replacing
 from sammachip.reports.labels import (
     ALERT_COLUMNS,
@@ -139,13 +138,13 @@ def _sheet(
 
 def _cell(ws: Worksheet, fmt: _Formats, r: int, c: int, value: Any, number: Format) -> int:
     """Write one value with its type kept; returns the columns it takes."""
-    if _is_number(value):
-        ws.write_number(r, c, value, number)
-        return len(str(value))
-    if isinstance(value, date):  # a datetime too: a date cell, sorted as a date
-        day = value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
-        ws.write_datetime(r, c, day.replace(tzinfo=None), fmt.date)
-        return DATE_WIDTH
+    if type(value) is not str:  # most cells are text: tested first, once
+        if _is_number(value):
+            ws.write_number(r, c, value, number)
+            return len(str(value))
+        if isinstance(value, date):  # a datetime too: a date cell, sorted as a date
+            ws.write_number(r, c, _serial(value), fmt.date)
+            return DATE_WIDTH
     # write_string: never a formula, whatever the text starts with
     text, width = _text_cell(display(value))
     if is_formula_like(text):
@@ -156,6 +155,16 @@ def _cell(ws: Worksheet, fmt: _Formats, r: int, c: int, value: Any, number: Form
         cell_format = fmt.normal
     ws.write_string(r, c, text, cell_format)
     return width
+
+
+_EPOCH = date(1899, 12, 30)  # Excel's day 0 (its 1900 leap-year bug included)
+
+
+def _serial(value: date) -> int:
+    """A date as Excel stores it: days since its epoch (a number with a date format is a date
+    cell; cheaper than xlsxwriter's conversion, done for every date of every sheet)."""
+    day = value.date() if isinstance(value, datetime) else value
+    return (day - _EPOCH).days
 
 
 def _top_lines(report: OfficerReport) -> tuple[list[str], bool]:
@@ -174,9 +183,9 @@ def _sheets(
     priority = {"priority": fmt.priority}
     kpi = {"value": fmt.percent, "target": fmt.percent}
     return [
-        ("วันนี้ (today)", [entry_row(e) for e in report.today_items], WORKLIST_COLUMNS, priority),
-        ("ภายหลัง (later)", [entry_row(e) for e in report.later_items], WORKLIST_COLUMNS, priority),
-        ("แจ้งเตือนทั้งหมด (all open)", report.open, ALERT_COLUMNS, priority),
+        ("วันนี้ (today)", report.today_rows, WORKLIST_COLUMNS, priority),
+        ("ภายหลัง (later)", report.later_rows, WORKLIST_COLUMNS, priority),
+        ("เลื่อนไว้ (snoozed)", report.snoozed, ALERT_COLUMNS, priority),
         ("ความพร้อม OTOP (readiness)", report.otop, OTOP_COLUMNS, {}),
         ("ตัวชี้วัด (KPI)", report.kpis, KPI_COLUMNS, kpi),
     ]

@@ -207,7 +207,7 @@ def report_marts(report_rules: AlertRules) -> dict[str, pa.Table]:
     day_before = report_tables(today_news=False)
     yesterday = build_marts(day_before, {}, REPORT_DAY - timedelta(days=1), report_rules)
     marts = build_marts(report_tables(), yesterday, REPORT_DAY, report_rules)
-    return {**marts, "worklist": worklist_table(REPORT_DAY, FORMULA, SCRIPT, NATIONAL_ID)}
+    return {**marts, "worklist": worklist_table(REPORT_DAY, FORMULA, SCRIPT, NATIONAL_ID, PIPE)}
 
 
 @pytest.fixture(scope="session")

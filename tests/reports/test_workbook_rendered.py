@@ -47,7 +47,7 @@ def test_every_sheet_opens(shown: dict[str, list[list[str]]]) -> None:
     assert set(shown) == {
         "วันนี้ (today)",
         "ภายหลัง (later)",
-        "แจ้งเตือนทั้งหมด (all open)",
+        "เลื่อนไว้ (snoozed)",
         "ความพร้อม OTOP (readiness)",
         "ตัวชี้วัด (KPI)",
     }

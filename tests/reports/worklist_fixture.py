@@ -104,7 +104,9 @@ def entry(
     }
 
 
-def worklist_rows(today: date, formula: str, script: str, national_id: str) -> list[dict[str, Any]]:
+def worklist_rows(
+    today: date, formula: str, script: str, national_id: str, pipe: str
+) -> list[dict[str, Any]]:
     """off01: five entries today (an overdue household first), eight later; off02 and the
     district office: one each."""
     ago = today - timedelta(days=20)
@@ -202,7 +204,7 @@ def worklist_rows(today: date, formula: str, script: str, national_id: str) -> l
                 "household",
                 code,
                 village,
-                f"นางสมศรี บ้าน{n + 1}",
+                pipe if n == 7 else f"นางสมศรี บ้าน{n + 1}",
                 [reason(rule, code, today + timedelta(days=10 + n), "รอติดตาม", today)],
                 bucket="later",
                 order=n + 1,
@@ -241,7 +243,7 @@ def worklist_rows(today: date, formula: str, script: str, national_id: str) -> l
     return rows
 
 
-def worklist_table(today: date, formula: str, script: str, national_id: str) -> pa.Table:
+def worklist_table(today: date, formula: str, script: str, national_id: str, pipe: str) -> pa.Table:
     return pa.Table.from_pylist(
-        worklist_rows(today, formula, script, national_id), schema=WORKLIST_SCHEMA
+        worklist_rows(today, formula, script, national_id, pipe), schema=WORKLIST_SCHEMA
     )
