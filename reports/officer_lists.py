@@ -1,5 +1,5 @@
 """What each officer's morning list holds, split from the marts: the day's worklist (today and
-later), the alerts behind it (new today, all still open, recently resolved), the OTOP-readiness
+later), the alerts behind it (all still open, recently resolved), the OTOP-readiness
 list, and the KPIs and chart data of their tambons.
 
 Every writer (CSV, XLSX, HTML, e-mail) reads these, so the lists agree across formats.
@@ -52,7 +52,6 @@ def office_time(moment: datetime) -> str:
 class OfficerReport:
     officer: Officer
     today: date
-    new_today: list[Row] = field(default_factory=list)  # open alerts first seen today
     open: list[Row] = field(default_factory=list)  # open and snoozed
     resolved: list[Row] = field(default_factory=list)  # cleared lately (kept a few days)
     otop: list[Row] = field(default_factory=list)
@@ -154,7 +153,6 @@ def officer_reports(
             OfficerReport(
                 officer=officer,
                 today=today,
-                new_today=[r for r in mine if r["state"] == "open" and r["first_seen"] == today],
                 open=[r for r in mine if r["state"] in ("open", "snoozed")],
                 resolved=[r for r in mine if r["state"] == "resolved"],
                 otop=otop.get(officer_id, []),
