@@ -39,7 +39,7 @@ th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#eef3f8}
 .fa-times::before{content:"✗";color:#c62828;font-style:normal;font-weight:bold}
 .fa-check-circle::before,.fa-check::before{content:"✓";color:#2e7d32;font-style:normal}
-.cooltip .top,.modal,.navbar-toggler,.fixed-bottom{display:none}
+.cooltip .top,.modal,.navbar-toggler,.fixed-bottom,button{display:none}
 .navbar-brand img{visibility:visible;height:40px}
 .offline-note{color:#555;font-size:.85rem}
 """

@@ -13,6 +13,7 @@ quarantined submission is read. Written beside the officers' files:
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -93,9 +94,14 @@ def _fix(q: Row, by: str | None) -> Row:
 def fixes_file(enumerator: str) -> str:
     """fixes_<name>.csv; a name that is not plain ASCII (a Thai display name) keeps a short
     hash of itself, so two enumerators never share a file."""
+    if enumerator == ANONYMOUS:
+        return "fixes_anonymous.csv"
     stem = file_stem(enumerator)
     if stem != enumerator:
-        stem += "_" + hashlib.sha256(enumerator.encode()).hexdigest()[:6]
+        readable = re.sub(r"_+", "_", stem).strip("_")
+        stem = "_".join(
+            p for p in (readable, hashlib.sha256(enumerator.encode()).hexdigest()[:6]) if p
+        )
     return f"fixes_{stem}.csv"
 
 

@@ -47,9 +47,15 @@ def map_link(e: Row) -> str:
 
 
 def _reasons(e: Row) -> str:
+    """Each open reason; its own due date where it is not the entry's (said below them)."""
     items = "".join(
-        f"<li><b>{esc(r['rule_th'])}</b>: {esc(r.get('detail_th'))} "
-        f'<span class="meta">ภายใน {esc(be_date(r["due_date"]))}</span></li>'
+        f"<li><b>{esc(r['rule_th'])}</b>: {esc(r.get('detail_th'))}"
+        + (
+            f' <span class="meta">ภายใน {esc(be_date(r["due_date"]))}</span>'
+            if r["due_date"] != e["due_date"]
+            else ""
+        )
+        + "</li>"
         for r in e.get("reasons") or []
     )
     return f'<ul class="reasons">{items}</ul>'
