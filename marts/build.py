@@ -9,7 +9,9 @@ One SQL file per mart in `marts/sql/`, built in this order (later ones read earl
 - `worklist`: each officer's day, one entry per subject with its open alerts under it, ranked
   into "today" (at most `[worklist] per_day`) and "later", with where to go and whom to call;
 - `otop_readiness`: one row per occupational group with its OTOP checklist, score and next step;
-- `kpis`: the department's KPIs for the district, each officer's area and each tambon.
+- `kpis`: the department's KPIs for the district, each officer's area and each tambon;
+- `kpis_by_method`: attendance and outcomes per teaching method (lecture, Q&A, demonstration,
+  video), for the district and each officer's area.
 Rows of submissions a reviewer did not approve (or that are deleted) never reach a mart.
 Their columns are table definitions like any other (`schemas.tables.MART_SCHEMAS`).
 """
@@ -27,15 +29,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from sammachip.marts.rules import RULES, AlertRules, Officer, SeasonWindow
+from sammachip.marts.rules import (
+    KPI_SOURCE_EN,
+    KPI_SOURCE_TH,
+    RULES,
+    AlertRules,
+    Officer,
+    SeasonWindow,
+)
 from sammachip.marts.snoozes import load_snoozes
 from sammachip.schemas.admin_codes import tambon_label, village_label
 from sammachip.schemas.registry import (
     ACTIVITY_TH,
+    CHANNEL_TH,
     FORMS,
+    METHOD_TH,
     OCCUPATION_TH,
     OTOP_STATUS_TH,
     OTOP_TYPE_TH,
+    PROBLEM_TH,
 )
 from sammachip.schemas.tables import ALERTS_SCHEMA, CLEAN_TABLES, MART_SCHEMAS, QUARANTINE
 from sammachip.warehouse import scan
@@ -113,6 +125,7 @@ def _params(rules: AlertRules, today: date) -> dict[str, Any]:
         "season_recent_days": rules.season_recent_days,
         "min_income_change": rules.min_income_change,
         "group_days": rules.group_within_days,
+        "study_visit_days": rules.study_visit_within_days,
         "keep_resolved_days": rules.keep_resolved_days,
         "district_id": rules.district_officer.officer_id,
         "district_name": rules.district_officer.name,
@@ -122,6 +135,8 @@ def _params(rules: AlertRules, today: date) -> dict[str, Any]:
         "target_practising": rules.kpi.practising_share,
         "target_income": rules.kpi.income_change,
         "target_groups": rules.kpi.group_village_share,
+        "kpi_source_th": KPI_SOURCE_TH,
+        "kpi_source_en": KPI_SOURCE_EN,
         "per_day": rules.worklist.per_day,
     }
 
@@ -241,6 +256,9 @@ def _label_functions(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute(_case_macro("activity_th", ACTIVITY_TH, "'กิจกรรม'"))
     con.execute(_case_macro("occupation_th", OCCUPATION_TH, "x"))
+    con.execute(_case_macro("method_th", METHOD_TH, "x"))
+    con.execute(_case_macro("channel_th", CHANNEL_TH, "x"))
+    con.execute(_case_macro("problem_th", PROBLEM_TH, "x"))
     con.execute(_case_macro("otop_type_th", OTOP_TYPE_TH, "x"))
     con.execute(_case_macro("otop_status_th", OTOP_STATUS_TH, "x"))
     con.execute(_case_macro("readiness_th", READINESS_TH, "x"))

@@ -33,6 +33,22 @@ RULES: tuple[Rule, ...] = (
     Rule("R07_VILLAGE_NO_GROUP", "หมู่บ้านยังไม่มีกลุ่มอาชีพ", "Village without a group"),
     Rule("R08_SAGE_NOT_TRAINER", "ปราชญ์ยังไม่ผ่านการอบรมวิทยากร", "Sage not trained as trainer"),
     Rule("R09_DATA_TO_FIX", "ข้อมูลต้องแก้ไข", "Data to fix"),
+    Rule("R10_SESSION_NOT_HELD", "กิจกรรมเลยกำหนดแต่ยังไม่ได้จัด", "Planned session not held"),
+    Rule(
+        "R11_VILLAGE_NO_KICKOFF",
+        "หมู่บ้านอบรมแล้วแต่ไม่มีการประชุมชี้แจง",
+        "Village trained without a kickoff meeting",
+    ),
+    Rule(
+        "R12_GROUP_NO_STUDY_VISIT",
+        "กลุ่มอาชีพยังไม่ได้ศึกษาดูงานกลุ่มที่ประสบความสำเร็จ",
+        "Group without a study visit to a successful group",
+    ),
+    Rule(
+        "R13_SAGE_OUTSIDE_EXPERTISE",
+        "ปราชญ์สอนนอกความเชี่ยวชาญที่บันทึกไว้",
+        "Sage teaching outside their recorded expertise",
+    ),
 )
 RULE_BY_ID: dict[str, Rule] = {r.rule_id: r for r in RULES}
 
@@ -76,13 +92,19 @@ class OtopRules:
     nearly_ready_missing: int = 2  # at most this many items missing → "nearly ready"
 
 
+# Where the default targets come from: the Community Development Department's KPI dashboard
+# of the programme (≥85% practising, average income +3%, groups in ≥10% of target villages).
+KPI_SOURCE_TH = "ตัวชี้วัดโครงการสัมมาชีพชุมชน กรมการพัฒนาชุมชน (logi.cdd.go.th)"
+KPI_SOURCE_EN = "CDD KPI dashboard of the programme (logi.cdd.go.th)"
+
+
 @dataclass(frozen=True)
 class KpiTargets:
-    """The department's targets (config: `[kpi]`)."""
+    """The department's targets (config: `[kpi]`; defaults: `KPI_SOURCE_EN`)."""
 
     practising_share: float = 0.85  # trained households practising the occupation
     income_change: float = 0.03  # average household income, follow-up vs baseline
-    group_village_share: float = 0.10  # target villages with an occupational group
+    group_village_share: float = 0.10  # groups formed, per target village
 
 
 @dataclass(frozen=True)
@@ -115,6 +137,7 @@ class AlertRules:
     season_recent_days: int = 30  # R02: sessions held in season this recently are flagged
     min_income_change: float = 0.0  # R06: follow-up income must be above baseline by more than this
     group_within_days: int = 180  # R07: first training in a village → a group formed
+    study_visit_within_days: int = 90  # R12: a group formed → its members visit a successful one
     keep_resolved_days: int = 14  # resolved alerts stay visible this long, then drop
     snooze_file: Path | None = None  # officer-edited CSV/TOML: alert_id, until, note
     seasons: tuple[SeasonWindow, ...] = ISAN_SEASONS  # any province without its own calendar

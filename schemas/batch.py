@@ -135,6 +135,8 @@ def _quarantine_rows(
                 "tambon_code": p.get("tambon_code"),
                 "business_key": _text(p.get(spec.subject_key)),
                 "subject_name": _text(p.get(spec.name_key)) if spec.name_key else None,
+                "subject_house_no": _text(p.get("house_no")),
+                "subject_phone": _text(p.get("phone")),
                 "expectation": f.expectation,
                 "column_name": f.column,
                 "value": f.value,

@@ -256,6 +256,8 @@ def _income(r: _Reader) -> dict[str, list[Row]]:
                 "occ_income": r.get("occ_income", n.parse_int),
                 "hh_income": r.get("hh_income", n.parse_int),
                 "costs": r.get("costs", n.parse_int),
+                "problem": r.get("problem"),
+                "action_agreed": r.get("action_agreed"),
             }
         ]
     }
@@ -291,6 +293,11 @@ def _group(r: _Reader) -> dict[str, list[Row]]:
                 "monthly_sales": r.get("sales/monthly_sales", n.parse_int),
                 "months_recorded": r.get("sales/months_recorded", n.parse_int),
                 "otop_status": r.get("otop_status"),
+                "market_channel": r.get("market/channel"),
+                "buyer": r.get("market/buyer"),
+                "sale_unit": r.get("market/unit"),
+                "price_per_unit": r.get("market/price_per_unit", n.parse_decimal),
+                "cost_per_unit": r.get("market/cost_per_unit", n.parse_decimal),
             }
         ],
         "group_members": members,

@@ -216,6 +216,35 @@ ACTIVITY_TH: dict[str, str] = {
     "kickoff": "การประชุมชี้แจง",
 }
 
+METHOD_TH: dict[str, str] = {
+    "lecture": "บรรยาย",
+    "qa": "ถาม-ตอบ",
+    "demonstration": "สาธิต",
+    "video": "วิดีทัศน์",
+}
+
+CHANNEL_TH: dict[str, str] = {
+    "local_market": "ตลาดในชุมชน/ตลาดนัด",
+    "shop": "ร้านค้า/ร้านของฝาก",
+    "middleman": "พ่อค้าคนกลาง",
+    "otop_fair": "งาน OTOP/งานแสดงสินค้า",
+    "online": "ออนไลน์",
+    "coop": "สหกรณ์/วิสาหกิจชุมชน",
+    "none": "ยังไม่มีช่องทางขาย",
+}
+
+PROBLEM_TH: dict[str, str] = {
+    "none": "ไม่มีปัญหา",
+    "market": "ขายไม่ได้/ไม่มีตลาด",
+    "materials": "ขาดวัตถุดิบ/วัสดุ",
+    "skills": "ขาดความรู้/ทักษะ",
+    "capital": "ขาดเงินทุน",
+    "time": "ไม่มีเวลา/แรงงาน",
+    "weather": "ภัยธรรมชาติ/สภาพอากาศ",
+    "health": "ปัญหาสุขภาพ",
+    "other": "อื่นๆ",
+}
+
 OTOP_TYPE_TH: dict[str, str] = {
     "food": "อาหาร",
     "beverage": "เครื่องดื่ม",

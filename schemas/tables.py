@@ -133,6 +133,8 @@ CLEAN_TABLES: dict[str, TableSpec] = {
             ("occ_income", _I),
             ("hh_income", _I),
             ("costs", _I),
+            ("problem", _S),  # follow-up: the problem found
+            ("action_agreed", _S),  # … and what was agreed to do about it
         ),
         _parent(
             "groups",
@@ -150,6 +152,11 @@ CLEAN_TABLES: dict[str, TableSpec] = {
             ("monthly_sales", _I),
             ("months_recorded", _I),
             ("otop_status", _S),
+            ("market_channel", _S),  # main sales channel
+            ("buyer", _S),  # main buyer or market, as written
+            ("sale_unit", _S),
+            ("price_per_unit", _F),  # THB
+            ("cost_per_unit", _F),  # THB
         ),
         _child("group_members", "groups", ("group_code", _S), ("hh_code", _S), ("role", _S)),
     ]
@@ -196,6 +203,8 @@ QUARANTINE = TableSpec(
         ("tambon_code", _S),
         ("business_key", _S),  # the code the submission is about (hh_code, sage_code …)
         ("subject_name", _S),  # whom it names, as written: the enumerator's fix says who
+        ("subject_house_no", _S),  # … and where to find them (a registration held back here
+        ("subject_phone", _S),  # never reaches the clean tables)
         ("expectation", _S),
         ("column_name", _S),
         ("value", _S),
@@ -279,6 +288,12 @@ HOUSEHOLD_OUTCOMES_SCHEMA = pa.schema(
         ("followup_income", _I),
         ("practising", _B),
         ("income_change", _F),
+        ("followup_problem", _S),  # the problem the latest follow-up found (step 10)
+        ("followup_action", _S),  # … and the action agreed
+        ("house_no", _S),  # where the household lives, as registered
+        ("village_name", _S),
+        ("lat", _F),
+        ("lon", _F),
     ]
 )
 
@@ -351,6 +366,14 @@ OTOP_SCHEMA = pa.schema(
         ("otop_status", _S),
         ("otop_status_th", _S),
         ("action_order", _I),
+        ("market_channel", _S),
+        ("market_channel_th", _S),
+        ("buyer", _S),
+        ("sale_unit", _S),
+        ("price_per_unit", _F),
+        ("cost_per_unit", _F),
+        ("margin_per_unit", _F),  # price − cost, null when either is unknown
+        ("market_th", _S),  # the market link in one Thai line
     ]
 )
 
@@ -366,9 +389,13 @@ KPIS_SCHEMA = pa.schema(
         ("target", _F),
         ("met", _B),
         ("n", _I),
+        ("numerator", _I),  # value = numerator / denominator
+        ("denominator", _I),
         ("detail_th", _S),
         ("detail_en", _S),
         ("as_of", _D),
+        ("source_th", _S),  # where the target comes from (null: no target)
+        ("source_en", _S),
     ]
 )
 
@@ -429,6 +456,30 @@ WORKLIST_SCHEMA = pa.schema(
     ]
 )
 
+# Attendance and outcomes per teaching method, for the district and each officer's area.
+KPIS_BY_METHOD_SCHEMA = pa.schema(
+    [
+        ("scope", _S),  # district | officer
+        ("scope_code", _S),
+        ("scope_name", _S),
+        ("method", _S),  # lecture | qa | demonstration | video
+        ("method_th", _S),
+        ("sessions", _I),  # held sessions that used it
+        ("invited", _I),
+        ("present", _I),
+        ("attendance_rate", _F),  # present / invited
+        ("trained", _I),  # households present at a held training that used it
+        ("followed", _I),  # … with a follow-up survey
+        ("practising", _I),
+        ("practising_rate", _F),  # practising / trained
+        ("n_income", _I),  # … with a baseline and a follow-up income
+        ("income_change_numerator", _I),  # Σ follow-up − Σ baseline
+        ("income_change_denominator", _I),  # Σ baseline
+        ("income_change", _F),
+        ("as_of", _D),
+    ]
+)
+
 # In build order (`marts.build_marts` runs them so): a mart may read any mart listed before it.
 MART_SCHEMAS: dict[str, pa.Schema] = {
     "household_outcomes": HOUSEHOLD_OUTCOMES_SCHEMA,
@@ -437,4 +488,5 @@ MART_SCHEMAS: dict[str, pa.Schema] = {
     "worklist": WORKLIST_SCHEMA,
     "otop_readiness": OTOP_SCHEMA,
     "kpis": KPIS_SCHEMA,
+    "kpis_by_method": KPIS_BY_METHOD_SCHEMA,
 }

@@ -77,6 +77,8 @@ FORM_FIELDS: dict[str, dict[str, str]] = {
         "occ_income": "integer",
         "hh_income": "integer",
         "costs": "integer",
+        "problem": "select_one problem",
+        "action_agreed": "text",
     },
     "group": {
         "grp/group_code": "text",
@@ -95,6 +97,11 @@ FORM_FIELDS: dict[str, dict[str, str]] = {
         "sales/monthly_sales": "integer",
         "sales/months_recorded": "integer",
         "otop_status": "select_one otop_status",
+        "market/channel": "select_one channel",
+        "market/buyer": "text",
+        "market/unit": "text",
+        "market/price_per_unit": "decimal",
+        "market/cost_per_unit": "decimal",
     },
 }
 
@@ -121,6 +128,18 @@ CHOICES: dict[str, set[str]] = {
     "otop_type": {"food", "beverage", "textile", "decor", "herbal"},
     "standard": {"fda", "tcps", "tis", "none"},
     "otop_status": {"not_registered", "applied", "registered"},
+    "channel": {"local_market", "shop", "middleman", "otop_fair", "online", "coop", "none"},
+    "problem": {
+        "none",
+        "market",
+        "materials",
+        "skills",
+        "capital",
+        "time",
+        "weather",
+        "health",
+        "other",
+    },
 }
 
 NS = {

@@ -57,7 +57,7 @@ village_training AS (
 ),
 sage_sessions AS (
     SELECT d.sage_code, d.session_code, d.village_code, d.on_day, d.held,
-           NOT d.held AND d.on_day >= $today AS to_come,
+           NOT d.held AND d.on_day >= $today AS to_come, d.occupation, g.expertise,
            g.sage_code IS NULL AS unknown, g.name, g.phone, g.village_code AS sage_village,
            coalesce(g.trained_trainer, false) AS trained_trainer, g.trainer_course_date
     FROM (SELECT s.*, coalesce(s.held_date, s.planned_date) AS on_day,
@@ -82,6 +82,31 @@ to_fix AS (
            string_agg(DISTINCT reason_en, '; ' ORDER BY reason_en) AS reasons_en
     FROM quarantine_all
     GROUP BY form_id, subject, submission_id
+),
+-- a session as its latest submission plans it, held if any submission of it says so
+session_plans AS (
+    SELECT session_code, village_code, activity_type, planned_date,
+           bool_or(held_date IS NOT NULL AND held_date <= $today) OVER w AS held
+    FROM sessions
+    WINDOW w AS (PARTITION BY session_code)
+    QUALIFY row_number() OVER (PARTITION BY session_code
+                               ORDER BY submitted_at DESC NULLS LAST, submission_key DESC) = 1
+),
+held_sessions AS (
+    SELECT s.session_code, s.village_code, s.activity_type, s.submission_key
+    FROM sessions s WHERE s.held_date <= $today
+),
+-- groups some of whose members went on a study visit (to a successful group elsewhere)
+visited_groups AS (
+    SELECT DISTINCT m.group_code
+    FROM held_sessions h
+    JOIN attendance a USING (submission_key)
+    JOIN group_members m USING (hh_code)
+    WHERE h.activity_type = 'study_visit' AND a.present
+),
+groups_latest AS (
+    SELECT * FROM groups
+    QUALIFY row_number() OVER (PARTITION BY group_code ORDER BY submitted_at DESC NULLS LAST) = 1
 ),
 subject_names AS (
     -- who a code names, for a fix whose submission did not say (an income survey)
@@ -204,14 +229,22 @@ found AS (
                CASE WHEN o.income_not_up THEN 'รายได้ครัวเรือน '
                     || format('{:,}', o.baseline_income) || ' → '
                     || format('{:,}', o.followup_income) || ' บาท/เดือน ('
-                    || format('{:+.1f}%', 100 * o.income_change) || ') ไม่เพิ่มขึ้น' END),
+                    || format('{:+.1f}%', 100 * o.income_change) || ') ไม่เพิ่มขึ้น' END,
+               CASE WHEN o.followup_problem <> 'none'
+                    THEN 'ปัญหาที่พบ: ' || problem_th(o.followup_problem)
+                         || coalesce(' — ตกลงว่า: ' || o.followup_action,
+                                     ' — ยังไม่ได้ตกลงว่าจะทำอะไร') END),
            concat_ws('; ',
                CASE WHEN o.practising = false THEN 'not practising the occupation (survey '
                     || o.followup_date || ')' END,
                CASE WHEN o.income_not_up THEN 'household income '
                     || format('{:,}', o.baseline_income) || ' → '
                     || format('{:,}', o.followup_income) || ' THB/month ('
-                    || format('{:+.1f}%', 100 * o.income_change) || ') not up' END)
+                    || format('{:+.1f}%', 100 * o.income_change) || ') not up' END,
+               CASE WHEN o.followup_problem <> 'none'
+                    THEN 'problem found: ' || o.followup_problem
+                         || coalesce(' — agreed: ' || o.followup_action, ' — nothing agreed yet')
+               END)
     FROM outcome_checks o
     WHERE o.practising = false OR o.income_not_up
 
@@ -286,6 +319,67 @@ found AS (
         SELECT 1 FROM quarantine_all q
         WHERE q.form_id = 'sammachip_sage' AND q.business_key = u.sage_code)
     GROUP BY u.sage_code
+
+    UNION ALL
+    SELECT 'R10_SESSION_NOT_HELD', 'session', p.session_code, NULL,
+           activity_th(p.activity_type), NULL, p.village_code, 2,
+           p.planned_date + $act_days,
+           'วางแผนจัด' || activity_th(p.activity_type) || ' ' || p.session_code || ' วันที่ '
+             || be_date(p.planned_date) || ' เลยกำหนดมา ' || ($today - p.planned_date)
+             || ' วัน แต่ยังไม่มีบันทึกการจัด: จัดให้ได้หรือกำหนดวันใหม่ในแบบการฝึกอบรม',
+           coalesce(p.activity_type, 'activity') || ' ' || p.session_code || ' planned on '
+             || p.planned_date || ' is ' || ($today - p.planned_date)
+             || ' days past and not recorded as held: hold it or plan a new date'
+    FROM session_plans p
+    WHERE NOT p.held AND p.planned_date < $today
+
+    UNION ALL
+    SELECT 'R11_VILLAGE_NO_KICKOFF', 'village', v.village_code, NULL,
+           village_th(v.village_code), NULL, v.village_code, 3, NULL,
+           'อบรมครัวเรือนแล้ว ' || v.n_trained || ' ครัวเรือน ตั้งแต่ ' || be_date(v.first_trained)
+             || ' แต่ไม่มีบันทึกการประชุมชี้แจงโครงการในหมู่บ้าน',
+           v.n_trained || ' households trained since ' || v.first_trained
+             || ' but no kickoff meeting recorded in the village'
+    FROM village_training v
+    WHERE NOT EXISTS (
+        SELECT 1 FROM held_sessions h
+        WHERE h.village_code = v.village_code AND h.activity_type = 'kickoff')
+
+    UNION ALL
+    SELECT 'R12_GROUP_NO_STUDY_VISIT', 'group', g.group_code, NULL, g.group_name, NULL,
+           g.village_code, 3, NULL,
+           'กลุ่มตั้งเมื่อ ' || be_date(g.formed_date)
+             || ' แต่สมาชิกยังไม่ได้ศึกษาดูงานกลุ่มที่ประสบความสำเร็จ (เกิน '
+             || $study_visit_days || ' วัน)',
+           'group formed on ' || g.formed_date
+             || ' but its members have not visited a successful group (after '
+             || $study_visit_days || ' days)'
+    FROM groups_latest g
+    WHERE g.formed_date + $study_visit_days < $today
+      -- a visit the members went on, or one organised in the group's village
+      AND g.group_code NOT IN (SELECT group_code FROM visited_groups)
+      AND NOT EXISTS (
+          SELECT 1 FROM held_sessions h
+          WHERE h.activity_type = 'study_visit' AND h.village_code = g.village_code)
+
+    UNION ALL
+    SELECT 'R13_SAGE_OUTSIDE_EXPERTISE', 'sage', x.sage_code, NULL,
+           any_value(x.name), any_value(x.phone),
+           coalesce(any_value(x.sage_village), min(x.village_code)),
+           CASE WHEN bool_or(x.to_come) THEN 2 ELSE 3 END,
+           min(x.on_day) FILTER (WHERE x.to_come) - $lead_days,
+           'ความเชี่ยวชาญที่บันทึกไว้: ' || occupation_th(any_value(x.expertise)) || ' แต่สอน '
+             || string_agg(occupation_th(x.occupation) || ' (' || x.session_code || ' วันที่ '
+                           || be_date(x.on_day) || ')', ', ' ORDER BY x.on_day, x.session_code)
+             || ': ตรวจสอบผู้สอน หรือแก้ความเชี่ยวชาญในทะเบียนปราชญ์',
+           'recorded expertise: ' || any_value(x.expertise) || ', yet teaches '
+             || string_agg(x.occupation || ' (' || x.session_code || ' on ' || x.on_day || ')',
+                           ', ' ORDER BY x.on_day, x.session_code)
+             || ': check the teacher or correct the expertise in the sage registry'
+    FROM sage_sessions x
+    WHERE NOT x.unknown AND x.occupation <> x.expertise
+      AND (x.to_come OR x.on_day >= $today - $season_recent_days)
+    GROUP BY x.sage_code
 ),
 keyed AS (
     SELECT f.rule_id || ':' || f.subject_id AS alert_id, l.rule_th, l.rule_en, f.*

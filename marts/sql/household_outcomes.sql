@@ -26,7 +26,8 @@ baseline AS (
         ORDER BY survey_date DESC NULLS LAST, submitted_at DESC NULLS LAST, submission_key DESC) = 1
 ),
 followup AS (
-    SELECT hh_code, survey_date AS followup_date, hh_income AS followup_income, practising
+    SELECT hh_code, survey_date AS followup_date, hh_income AS followup_income, practising,
+           problem AS followup_problem, action_agreed AS followup_action
     FROM income_surveys
     WHERE round = 'followup' AND coalesce(survey_date, $today) <= $today
     QUALIFY row_number() OVER (PARTITION BY hh_code
@@ -41,7 +42,7 @@ registered AS (
 SELECT r.hh_code,
        coalesce(r.village_code, split_part(r.hh_code, '-', 1)) AS village_code,
        left(coalesce(r.village_code, split_part(r.hh_code, '-', 1)), 6) AS tambon_code,
-       r.head_name, r.phone, r.occupation,
+       r.head_name, r.phone, r.occupation, r.house_no, r.village_name, r.lat, r.lon,
        coalesce(p.sessions_invited, 0) AS sessions_invited,
        coalesce(p.sessions_attended, 0) AS sessions_attended,
        coalesce(len(p.last_two) = 2 AND NOT p.last_two[1] AND NOT p.last_two[2], false)
@@ -50,7 +51,7 @@ SELECT r.hh_code,
        p.first_trained IS NOT NULL AS trained,
        h.first_handout,
        coalesce(b.baseline_survey_income, r.baseline_income) AS baseline_income,
-       f.followup_date, f.followup_income, f.practising,
+       f.followup_date, f.followup_income, f.practising, f.followup_problem, f.followup_action,
        CASE WHEN coalesce(b.baseline_survey_income, r.baseline_income) > 0
             THEN f.followup_income / coalesce(b.baseline_survey_income, r.baseline_income) - 1
        END AS income_change

@@ -1,9 +1,12 @@
--- The programme's KPIs against the department's targets, for the whole district, each
--- officer's area and each tambon:
---   K1 trained households practising the occupation (of those followed up)   target $target_practising
---   K2 change of the average household income, baseline → follow-up,
---      of the practising households                                          target $target_income
---   K3 target villages with at least one occupational group                 target $target_groups
+-- The programme's KPIs against the department's targets ($kpi_source_en), for the whole
+-- district, each officer's area and each tambon; every row carries its numerator and
+-- denominator, and none flatters:
+--   K1  trained households practising the occupation, of ALL trained households (one not
+--       followed up yet counts as not known to practise)                      target $target_practising
+--   K1B follow-up coverage: trained households with a follow-up survey      (no target)
+--   K2  change of the average household income, baseline → follow-up, of EVERY household
+--       with both, practising or not                                          target $target_income
+--   K3  occupational groups formed, against 10% of the target villages      target $target_groups
 WITH hh AS (
     SELECT o.*, coalesce(r.officer_id, $district_id) AS officer_id,
            coalesce(r.officer_name, $district_name) AS officer_name
@@ -22,12 +25,12 @@ hh_agg AS (
            count(*) FILTER (WHERE trained) AS n_trained,
            count(*) FILTER (WHERE trained AND practising IS NOT NULL) AS n_followed,
            count(*) FILTER (WHERE trained AND practising) AS n_practising,
-           count(*) FILTER (WHERE practising AND baseline_income > 0
+           count(*) FILTER (WHERE baseline_income > 0
                             AND followup_income IS NOT NULL) AS n_income,
-           avg(baseline_income) FILTER (WHERE practising AND baseline_income > 0
-                                        AND followup_income IS NOT NULL) AS avg_baseline,
-           avg(followup_income) FILTER (WHERE practising AND baseline_income > 0
-                                        AND followup_income IS NOT NULL) AS avg_followup
+           sum(baseline_income) FILTER (WHERE baseline_income > 0
+                                        AND followup_income IS NOT NULL) AS sum_baseline,
+           sum(followup_income) FILTER (WHERE baseline_income > 0
+                                        AND followup_income IS NOT NULL) AS sum_followup
     FROM hh
     GROUP BY GROUPING SETS ((), (officer_id), (tambon_code))
 ),
@@ -57,45 +60,58 @@ kpis AS (
     SELECT scope, scope_code, scope_name, 'K1_PRACTISING' AS kpi_id,
            'ครัวเรือนที่ผ่านการอบรมนำไปประกอบอาชีพ' AS kpi_th,
            'Trained households practising' AS kpi_en,
-           CASE WHEN n_followed > 0 THEN n_practising / n_followed END AS value,
-           $target_practising AS target, n_followed AS n,
-           'ประกอบอาชีพ ' || n_practising || ' จาก ' || n_followed
-             || ' ครัวเรือนที่ติดตามแล้ว (ผ่านการอบรม ' || n_trained || ' ครัวเรือน)' AS detail_th,
-           n_practising || ' of ' || n_followed || ' followed-up households practising ('
-             || n_trained || ' trained)' AS detail_en
+           n_practising AS numerator, n_trained AS denominator,
+           $target_practising AS target, n_trained AS n,
+           'ประกอบอาชีพ ' || n_practising || ' จาก ' || n_trained
+             || ' ครัวเรือนที่ผ่านการอบรม (ติดตามแล้ว ' || n_followed || ' ครัวเรือน)' AS detail_th,
+           n_practising || ' of ' || n_trained || ' trained households practising ('
+             || n_followed || ' followed up)' AS detail_en
+    FROM joined
+    UNION ALL
+    SELECT scope, scope_code, scope_name, 'K1B_FOLLOWED_UP',
+           'ครัวเรือนที่ผ่านการอบรมได้รับการติดตามผล', 'Trained households followed up',
+           n_followed, n_trained, NULL, n_trained,
+           'ติดตามแล้ว ' || n_followed || ' จาก ' || n_trained || ' ครัวเรือนที่ผ่านการอบรม',
+           'followed up ' || n_followed || ' of ' || n_trained || ' trained households'
     FROM joined
     UNION ALL
     SELECT scope, scope_code, scope_name, 'K2_INCOME_CHANGE',
-           'รายได้เฉลี่ยครัวเรือนที่ประกอบอาชีพเพิ่มขึ้น', 'Average income change (practising)',
-           CASE WHEN avg_baseline > 0 THEN avg_followup / avg_baseline - 1 END,
+           'รายได้เฉลี่ยครัวเรือนเพิ่มขึ้น (ทุกครัวเรือนที่มีรายได้ก่อนอบรมและติดตามผล)',
+           'Average household income change (every household with a baseline and a follow-up)',
+           -- average follow-up / average baseline − 1 = (Σ follow-up − Σ baseline) / Σ baseline
+           sum_followup - sum_baseline, sum_baseline,
            $target_income, n_income,
            CASE WHEN n_income > 0
-                THEN 'รายได้เฉลี่ย ' || format('{:,}', round(avg_baseline)::BIGINT) || ' → '
-                     || format('{:,}', round(avg_followup)::BIGINT) || ' บาท/เดือน ('
-                     || n_income || ' ครัวเรือน)'
+                THEN 'รายได้เฉลี่ย ' || format('{:,}', round(sum_baseline / n_income)::BIGINT)
+                     || ' → ' || format('{:,}', round(sum_followup / n_income)::BIGINT)
+                     || ' บาท/เดือน (' || n_income || ' ครัวเรือน ทั้งที่ประกอบอาชีพและไม่ได้ประกอบอาชีพ)'
                 ELSE 'ยังไม่มีครัวเรือนที่ติดตามรายได้' END,
            CASE WHEN n_income > 0
-                THEN 'average income ' || format('{:,}', round(avg_baseline)::BIGINT) || ' → '
-                     || format('{:,}', round(avg_followup)::BIGINT) || ' THB/month ('
-                     || n_income || ' households)'
+                THEN 'average income ' || format('{:,}', round(sum_baseline / n_income)::BIGINT)
+                     || ' → ' || format('{:,}', round(sum_followup / n_income)::BIGINT)
+                     || ' THB/month (' || n_income || ' households, practising or not)'
                 ELSE 'no household followed up yet' END
     FROM joined
     UNION ALL
     SELECT scope, scope_code, scope_name, 'K3_GROUP_VILLAGES',
-           'หมู่บ้านที่มีกลุ่มอาชีพ', 'Villages with an occupational group',
-           CASE WHEN n_villages > 0 THEN n_with_group / n_villages END,
-           $target_groups, n_villages,
-           'มีกลุ่ม ' || n_with_group || ' จาก ' || n_villages || ' หมู่บ้าน ('
-             || n_groups || ' กลุ่ม, เฉลี่ย '
-             || format('{:.2f}', coalesce(n_groups / nullif(n_villages, 0), 0))
-             || ' กลุ่มต่อหมู่บ้าน)',
-           n_with_group || ' of ' || n_villages || ' villages (' || n_groups || ' groups, '
-             || format('{:.2f}', coalesce(n_groups / nullif(n_villages, 0), 0))
-             || ' per village)'
+           'กลุ่มอาชีพที่จัดตั้ง เทียบกับร้อยละ 10 ของหมู่บ้านเป้าหมาย',
+           'Occupational groups formed, against 10% of the target villages',
+           n_groups, n_villages, $target_groups, n_villages,
+           'จัดตั้ง ' || n_groups || ' กลุ่ม ใน ' || n_villages || ' หมู่บ้านเป้าหมาย (เป้าหมาย '
+             || ceil($target_groups * n_villages)::BIGINT || ' กลุ่ม; มีกลุ่ม ' || n_with_group
+             || ' หมู่บ้าน)',
+           n_groups || ' groups in ' || n_villages || ' target villages (target '
+             || ceil($target_groups * n_villages)::BIGINT || ' groups; ' || n_with_group
+             || ' villages have one)'
     FROM joined
 )
-SELECT scope, scope_code, scope_name, kpi_id, kpi_th, kpi_en, value, target,
-       value >= target AS met, n, detail_th, detail_en, $today AS as_of
+SELECT scope, scope_code, scope_name, kpi_id, kpi_th, kpi_en,
+       CASE WHEN denominator > 0 THEN numerator / denominator END AS value,
+       target, CASE WHEN denominator > 0 THEN numerator / denominator >= target END AS met,
+       n, numerator, denominator, detail_th, detail_en,
+       CASE WHEN target IS NOT NULL THEN $kpi_source_th END AS source_th,
+       CASE WHEN target IS NOT NULL THEN $kpi_source_en END AS source_en,
+       $today AS as_of
 FROM kpis
 ORDER BY CASE scope WHEN 'district' THEN 0 WHEN 'officer' THEN 1 ELSE 2 END,
          scope_code, kpi_id

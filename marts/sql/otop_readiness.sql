@@ -119,6 +119,20 @@ SELECT j.group_code, j.group_name, j.village_code, left(j.village_code, 6) AS ta
        j.otop_status, otop_status_th(j.registration) AS otop_status_th,
        CASE WHEN j.registration IN ('applied', 'registered') THEN 4
             WHEN j.status = 'ready' THEN 1
-            WHEN j.status = 'nearly_ready' THEN 2 ELSE 3 END AS action_order
+            WHEN j.status = 'nearly_ready' THEN 2 ELSE 3 END AS action_order,
+       -- the market link: where the group sells, to whom, price and cost per unit
+       j.market_channel, channel_th(j.market_channel) AS market_channel_th, j.buyer,
+       j.sale_unit, j.price_per_unit, j.cost_per_unit,
+       j.price_per_unit - j.cost_per_unit AS margin_per_unit,
+       CASE WHEN j.market_channel IS NULL THEN 'ยังไม่มีข้อมูลตลาด'
+            WHEN j.market_channel = 'none' THEN 'ยังไม่มีช่องทางขาย'
+            ELSE concat_ws(' ', 'ขายผ่าน' || channel_th(j.market_channel)
+                                || coalesce(' (' || j.buyer || ')', ''),
+                           'ราคา ' || format('{:,.2f}', j.price_per_unit) || ' บาท'
+                             || coalesce('/' || j.sale_unit, ''),
+                           'ต้นทุน ' || format('{:,.2f}', j.cost_per_unit) || ' บาท',
+                           'กำไร ' || format('{:,.2f}', j.price_per_unit - j.cost_per_unit)
+                             || ' บาท' || coalesce('/' || j.sale_unit, ''))
+       END AS market_th
 FROM judged j LEFT JOIN roster r ON r.tambon_code = left(j.village_code, 6)
 ORDER BY officer_id, action_order, j.score DESC, j.group_code

@@ -3,10 +3,9 @@
 -- alerts under it. At most $per_day entries per officer form "today": overdue first (most
 -- overdue first), then priority, then due date, so new entries never bury overdue ones;
 -- "today" is then ordered for visiting (tambon, หมู่, house number), "later" keeps the ranking.
-WITH registered AS (
+WITH registered AS (  -- the latest registration of each household
     SELECT hh_code, village_code, village_name, house_no, head_name, phone, lat, lon
-    FROM households
-    QUALIFY row_number() OVER (PARTITION BY hh_code ORDER BY submitted_at DESC NULLS LAST) = 1
+    FROM household_outcomes
 ),
 sages_latest AS (
     SELECT sage_code, name, phone, village_code FROM sages
@@ -15,6 +14,15 @@ sages_latest AS (
 sessions_latest AS (
     SELECT session_code, village_code, activity_type, planned_date FROM sessions
     QUALIFY row_number() OVER (PARTITION BY session_code ORDER BY submitted_at DESC NULLS LAST) = 1
+),
+-- a household whose registration waits in quarantine: where it said it lives
+held_back AS (
+    SELECT business_key AS hh_code, village_code, subject_name AS head_name,
+           subject_house_no AS house_no, subject_phone AS phone
+    FROM quarantine_all
+    WHERE form_id = 'sammachip_household' AND business_key IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY business_key
+                               ORDER BY submitted_at DESC NULLS LAST, submission_key) = 1
 ),
 -- how the village calls itself, as the households registered in it wrote it
 village_names AS (
@@ -96,22 +104,24 @@ entries AS (
     GROUP BY officer_id, entry_type, entry_id
 ),
 placed AS (
-    SELECT e.*, c.call_list, c.n_calls, r.house_no, r.lat, r.lon,
-           coalesce(r.village_code, g.village_code, s.village_code, gr.village_code,
-                    e.alert_village) AS village_code,
+    SELECT e.*, c.call_list, c.n_calls, coalesce(r.house_no, q.house_no) AS house_no,
+           r.lat, r.lon,
+           coalesce(r.village_code, q.village_code, g.village_code, s.village_code,
+                    gr.village_code, e.alert_village) AS village_code,
            CASE e.entry_type
-                WHEN 'household' THEN coalesce(r.head_name, e.subject_name)
+                WHEN 'household' THEN coalesce(r.head_name, e.subject_name, q.head_name)
                 WHEN 'sage' THEN coalesce(g.name, e.subject_name)
                 WHEN 'group' THEN gr.group_name
                 WHEN 'village' THEN village_th(e.entry_id)
            END AS name,
            CASE e.entry_type
-                WHEN 'household' THEN coalesce(r.phone, e.phone)
+                WHEN 'household' THEN coalesce(r.phone, e.phone, q.phone)
                 WHEN 'sage' THEN coalesce(g.phone, e.phone)
            END AS phone_no,
            s.activity_type, s.planned_date
     FROM entries e
     LEFT JOIN registered r ON e.entry_type = 'household' AND r.hh_code = e.entry_id
+    LEFT JOIN held_back q ON e.entry_type = 'household' AND q.hh_code = e.entry_id
     LEFT JOIN sages_latest g ON e.entry_type = 'sage' AND g.sage_code = e.entry_id
     LEFT JOIN sessions_latest s ON e.entry_type = 'session' AND s.session_code = e.entry_id
     LEFT JOIN groups_latest gr ON e.entry_type = 'group' AND gr.group_code = e.entry_id
@@ -164,6 +174,14 @@ bucketed AS (
     SELECT r.*, CASE WHEN r.rank <= $per_day THEN 'today' ELSE 'later' END AS bucket,
            TRY_CAST(right(r.village_code, 2) AS INTEGER) AS moo
     FROM ranked r
+),
+-- the visiting order, for the few entries of today only (house numbers are parsed here)
+route AS (
+    SELECT officer_id, entry_type, entry_id,
+           row_number() OVER (PARTITION BY officer_id
+               ORDER BY left(village_code, 6) NULLS LAST, moo NULLS LAST,
+                        house_number(house_no) NULLS LAST, house_no NULLS LAST, rank) AS stop
+    FROM bucketed WHERE bucket = 'today'
 )
 SELECT b.officer_id, b.officer_name,
        b.entry_type || ':' || b.entry_id AS item_id,
@@ -180,15 +198,11 @@ SELECT b.officer_id, b.officer_name,
                  || format('{:.6f}', b.lat) || ',' || format('{:.6f}', b.lon)
                  || '(' || url_encode(b.title_th) || ')' END AS geo_uri,
        b.priority, b.due_date, b.overdue_days, b.bucket,
-       CASE WHEN b.bucket = 'today'
-            THEN row_number() OVER (PARTITION BY b.officer_id, b.bucket
-                     ORDER BY left(b.village_code, 6) NULLS LAST, b.moo NULLS LAST,
-                              house_number(b.house_no) NULLS LAST, b.house_no NULLS LAST,
-                              b.rank)
-            ELSE b.rank - $per_day END AS visit_order,
+       coalesce(v.stop, b.rank - $per_day) AS visit_order,
        b.reasons,
        coalesce(b.call_list, []) AS call_list,
        b.first_seen
 FROM bucketed b
+LEFT JOIN route v USING (officer_id, entry_type, entry_id)
 LEFT JOIN village_names vn ON vn.village_code = b.village_code
 ORDER BY b.officer_id, b.bucket DESC, visit_order

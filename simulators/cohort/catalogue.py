@@ -119,3 +119,33 @@ PRODUCTS: dict[str, tuple[str, ...]] = {
     "vegetables": ("ผักสลัดปลอดสาร", "ผักบุ้งปลอดสาร"),
     "cleaning_liquid": ("น้ำยาล้างจานสูตรมะกรูด", "น้ำยาอเนกประสงค์"),
 }
+
+# A group's market: the unit it sells by and a plausible price per unit (THB), by OTOP type;
+# who buys, by sales channel ({village}: the village's name).
+SALE_UNITS: dict[str, tuple[str, tuple[int, int]]] = {
+    "food": ("ถุง", (20, 120)),
+    "beverage": ("ขวด", (15, 60)),
+    "textile": ("ผืน", (150, 2500)),
+    "decor": ("ชิ้น", (30, 450)),
+    "herbal": ("ชิ้น", (35, 150)),
+}
+BUYERS: dict[str, str] = {
+    "local_market": "ตลาดนัดประจำสัปดาห์{village}",
+    "middleman": "พ่อค้าคนกลางรับซื้อถึงหมู่บ้าน",
+    "shop": "ร้านของฝากในตัวอำเภอ",
+    "otop_fair": "งาน OTOP จังหวัดอุบลราชธานี",
+    "online": "เพจเฟซบุ๊กของกลุ่ม",
+    "coop": "สหกรณ์การเกษตรอำเภอ",
+}
+
+# Step 10 of the programme: the problem a follow-up visit finds and a typical agreed action.
+ACTIONS: dict[str, str] = {
+    "market": "พัฒนากรประสานร้านค้าและตลาดนัดในอำเภอให้ภายใน 30 วัน",
+    "materials": "รวมกลุ่มสั่งวัตถุดิบร่วมกัน ปราชญ์แนะนำแหล่งซื้อ",
+    "skills": "ปราชญ์สาธิตซ้ำที่บ้านในเดือนหน้า",
+    "capital": "แนะนำกู้กองทุนหมู่บ้านและกองทุน กข.คจ.",
+    "time": "ปรับเป็นทำช่วงหลังเก็บเกี่ยว และชวนสมาชิกในบ้านช่วย",
+    "weather": "ทำโรงเรือนกันฝน ติดตามอีกครั้งหลังหน้าฝน",
+    "health": "ให้สมาชิกในครัวเรือนทำแทน ติดตามอีกครั้งใน 3 เดือน",
+    "other": "ติดตามอีกครั้งใน 1 เดือน",
+}

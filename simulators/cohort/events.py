@@ -13,11 +13,14 @@ from datetime import date, datetime, time, timedelta
 
 from sammachip.schemas.registry import OCCUPATION_TH
 from sammachip.simulators.cohort.catalogue import (
+    ACTIONS,
+    BUYERS,
     ITEMS,
     OCCUPATION_INCOME,
     OCCUPATION_WEIGHTS,
     OTOP_TYPE,
     PRODUCTS,
+    SALE_UNITS,
 )
 from sammachip.simulators.cohort.defects import (
     BAD_CHECKSUM_RATE,
@@ -81,6 +84,7 @@ class _Session:
     sage: _Sage
     planned: date
     held: date | None
+    occupation: str  # what is taught: usually the sage's expertise
 
 
 class VillageBuilder:
@@ -259,7 +263,12 @@ class VillageBuilder:
         rng = self.rng
         horizon = self.today + timedelta(days=14)
         kickoff = self.start + timedelta(days=rng.randint(15, 35))
-        plans = [("kickoff", sages[0], kickoff)]
+        # The programme's steps, not always kept (the village's number decides, so the rest
+        # of the village stays as it was): some villages hold no kickoff meeting, some let a
+        # plan slip past its date, some have a sage teach the village's main occupation
+        # outside their own expertise.
+        moo = int(self.village.code[-2:])
+        plans = [] if moo % 7 == 3 else [("kickoff", sages[0], kickoff)]
         first_training = kickoff + timedelta(days=14)
         for i in range(rng.randint(3, 5)):
             plans.append(
@@ -280,7 +289,12 @@ class VillageBuilder:
             if planned <= self.today:
                 shift = 0 if rng.random() < 0.85 else rng.randint(1, 10)
                 held = min(planned + timedelta(days=shift), self.today)
-            sessions.append(_Session(activity, sage, planned, held))
+                if moo % 5 == 2 and planned >= self.today - timedelta(days=20):
+                    held = None  # the plan slipped: not held, not moved
+            occupation = sage.expertise
+            if activity == "training" and sage is not sages[0] and moo % 4 == 1:
+                occupation = sages[0].expertise
+            sessions.append(_Session(activity, sage, planned, held, occupation))
         return sessions
 
     def _attendance(self, sessions: list[_Session], households: list[_Household]) -> None:
@@ -330,7 +344,7 @@ class VillageBuilder:
             "session_code": f"T{self.village.code}-{n:02d}",
             "village_code": self.village.code,
             "sage_code": session.sage.code,
-            "occupation": session.sage.expertise,
+            "occupation": session.occupation,
             "activity_type": session.activity,
             "methods": methods,
             "planned_date": session.planned.isoformat(),
@@ -428,6 +442,12 @@ class VillageBuilder:
             "hh_income": str(round_to(hh.baseline * (1 + growth), 100)),
             "costs": str(round_to(occ * rng.uniform(0.1, 0.4), 50) if occ else 0),
         }
+        # step 10: the problem found on the visit and what was agreed about it
+        struggling = not practising or growth < 0.02
+        problem = rng.choice(list(ACTIONS)) if struggling or rng.random() < 0.15 else "none"
+        fields["problem"] = problem
+        if problem != "none" and not (self.spec.dirty and rng.random() < 0.1):
+            fields["action_agreed"] = ACTIONS[problem]
         self._emit(INCOME, day, fields)
 
     def _group(self, occupation: str, households: list[_Household]) -> None:
@@ -467,10 +487,34 @@ class VillageBuilder:
             "sales/monthly_sales": str(round_to(rng.uniform(2000, 60000 if ready else 20000), 100)),
             "sales/months_recorded": str(rng.randint(3, 6) if ready else rng.randint(0, 6)),
             "otop_status": otop,
+            **self._market(OTOP_TYPE[occupation], ready, base_name),
         }
         self._emit(
             GROUP, self._day_between(formed, min(formed + timedelta(days=10), self.today)), fields
         )
+
+    def _market(self, otop_type: str, ready: bool, village_name: str) -> Answers:
+        """Where the group sells, to whom, and at what price and cost per unit (the cost is
+        often not known)."""
+        rng = self.rng
+        channels = ("otop_fair", "shop", "online", "coop") if ready else ("local_market",
+                    "middleman", "shop", "none")  # fmt: skip
+        channel = rng.choice(channels)
+        if channel == "none":
+            return {"market/channel": channel}
+        unit, (lo, hi) = SALE_UNITS[otop_type]
+        price = round_to(rng.uniform(lo, hi), 5)
+        answers: Answers = {
+            "market/channel": channel,
+            "market/buyer": BUYERS[channel].format(village=village_name),
+            "market/unit": unit,
+            "market/price_per_unit": decimal_text(price),
+        }
+        if rng.random() < 0.7:
+            answers["market/cost_per_unit"] = decimal_text(
+                round_to(price * rng.uniform(0.4, 0.8), 1)
+            )
+        return answers
 
     def _standards(self, otop_type: str, ready: bool) -> str:
         rng = self.rng

@@ -1,4 +1,4 @@
-"""The alert rules on a tiny district whose right answers are known.
+"""The alert rules on the tiny district whose right answers are known (tests/marts/district.py).
 
 Village V (tambon 341401, officer off01) has six households, three sessions held last year,
 sessions planned for the coming days and months, three sages and a group; village W
@@ -18,210 +18,22 @@ import pyarrow.parquet as pq
 import pytest
 
 from sammachip.marts import MART_SCHEMAS, build_marts
-from sammachip.marts.rules import RULES, AlertRules, Officer, SeasonWindow
-from sammachip.schemas.tables import CLEAN_TABLES, QUARANTINE
-
-TODAY = date(2026, 3, 1)
-V, W = "34140105", "34140201"
-OFF01 = Officer("off01", "นางสาวพรทิพย์ ศรีสุข", ("341401",))
-RULES_ = AlertRules(roster=(OFF01,))
-
-
-def table(name: str, rows: list[dict[str, Any]]) -> pa.Table:
-    spec = QUARANTINE if name == "quarantine" else CLEAN_TABLES[name]
-    return pa.Table.from_pylist(
-        [{col: r.get(col) for col in spec.column_names} for r in rows], schema=spec.schema
-    )
-
-
-def hh(n: int, village: str = V) -> str:
-    return f"{village}-{n:02d}"
-
-
-def household(n: int, village: str = V, **extra: Any) -> dict[str, Any]:
-    return {
-        "submission_key": f"h-{hh(n, village)}",
-        "hh_code": hh(n, village),
-        "village_code": village,
-        "tambon_code": village[:6],
-        "head_name": f"ครัวเรือน {n}",
-        "phone": f"08100000{n:02d}",
-        "national_id": "3100600445635",
-        "baseline_income": 10000,
-        **extra,
-    }
-
-
-def session(
-    code: str,
-    *,
-    held: date | None = None,
-    planned: date | None = None,
-    present: dict[str, bool | None] | None = None,
-    sage: str | None = None,
-    village: str = V,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    key = f"s-{code}"
-    rows = [
-        {"submission_key": key, "row_index": i, "session_code": code, "hh_code": h, "present": p}
-        for i, (h, p) in enumerate((present or {}).items())
-    ]
-    return {
-        "submission_key": key,
-        "session_code": code,
-        "village_code": village,
-        "sage_code": sage,
-        "activity_type": "training",
-        "occupation": "mushroom",
-        "held_date": held,
-        "planned_date": planned or held,
-    }, rows
-
-
-def followup(h: str, day: date, practising: bool, income: int) -> dict[str, Any]:
-    return {
-        "submission_key": f"i-{h}",
-        "hh_code": h,
-        "round": "followup",
-        "survey_date": day,
-        "practising": practising,
-        "hh_income": income,
-    }
-
-
-def build(
-    tables: dict[str, pa.Table],
-    today: date = TODAY,
-    rules: AlertRules = RULES_,
-    previous: pa.Table | None = None,
-) -> dict[str, pa.Table]:
-    return build_marts(tables, {"alerts": previous} if previous is not None else {}, today, rules)
-
-
-def fired(alerts: pa.Table) -> set[tuple[str, str]]:
-    return {
-        (r["rule_id"], r["subject_id"]) for r in alerts.to_pylist() if r["status"] != "resolved"
-    }
-
-
-def by_id(alerts: pa.Table) -> dict[str, dict[str, Any]]:
-    return {r["alert_id"]: r for r in alerts.to_pylist()}
-
-
-def put(tables: dict[str, pa.Table], name: str, *rows: dict[str, Any]) -> None:
-    tables[name] = table(name, [*tables[name].to_pylist(), *rows])
-
-
-def district_tables() -> dict[str, pa.Table]:
-    all_v = {hh(n): True for n in (1, 2, 3, 5, 6)} | {hh(4): False}
-    sessions = [
-        session("T1", held=date(2025, 9, 1), present=all_v, sage="S1"),
-        session("T2", held=date(2025, 10, 1), present=all_v | {hh(2): False}, sage="S1"),
-        # in the harvest, but long enough ago not to matter any more
-        session("T3", held=date(2025, 11, 1), present=all_v | {hh(2): False}, sage="S1"),
-        # in 4 days: tell the invited households (they must hear at least 3 days ahead)
-        session("T4", planned=date(2026, 3, 5), present={hh(1): None, hh(2): None}, sage="S2"),
-        session("T5", planned=date(2026, 3, 20), present={hh(1): None}, sage="S3"),  # > 7 days
-        session("T6", planned=date(2026, 5, 20), sage="S1"),  # rice planting time
-        session("TW1", held=date(2025, 6, 1), present={hh(1, W): True}, village=W),
-    ]
-    return {
-        "households": table(
-            "households",
-            [household(n) for n in range(1, 7)] + [household(1, W, baseline_income=8000)],
-        ),
-        "sessions": table("sessions", [s for s, _ in sessions]),
-        "attendance": table("attendance", [a for _, rows in sessions for a in rows]),
-        "sages": table(
-            "sages",
-            [
-                {
-                    "submission_key": "g1",
-                    "sage_code": "S1",
-                    "name": "ปราชญ์หนึ่ง",
-                    "trained_trainer": True,
-                    "trainer_course_date": date(2020, 1, 15),
-                },
-                {
-                    "submission_key": "g2",
-                    "sage_code": "S2",
-                    "name": "ปราชญ์สอง",
-                    "phone": "0899999999",
-                    "trained_trainer": False,
-                },
-                # trained, but only after the session they are to teach
-                {
-                    "submission_key": "g3",
-                    "sage_code": "S3",
-                    "name": "ปราชญ์สาม",
-                    "trained_trainer": True,
-                    "trainer_course_date": date(2026, 4, 1),
-                },
-            ],
-        ),
-        "materials": table(
-            "materials",
-            [
-                {"submission_key": f"m-{h}", "hh_code": h, "handout_date": d}
-                for h, d in [
-                    (hh(1), date(2025, 9, 10)),
-                    (hh(3), date(2025, 9, 10)),
-                    (hh(5), date(2025, 9, 15)),
-                    (hh(6), date(2026, 2, 15)),
-                    (hh(1, W), date(2025, 6, 10)),
-                ]
-            ],
-        ),
-        "income_surveys": table(
-            "income_surveys",
-            [
-                followup(hh(1), date(2025, 12, 1), True, 11000),  # +10%: fine
-                followup(hh(5), date(2026, 1, 10), False, 10000),  # gave up, income flat
-                followup(hh(1, W), date(2025, 9, 1), True, 8800),
-            ],
-        ),
-        "groups": table(
-            "groups", [{"submission_key": "gr1", "group_code": f"G{V}-1", "village_code": V}]
-        ),
-        "group_members": table(
-            "group_members",
-            [
-                {"submission_key": "gr1", "row_index": i, "group_code": f"G{V}-1", "hh_code": hh(n)}
-                for i, n in enumerate((1, 3, 5))
-            ],
-        ),
-        "quarantine": table(
-            "quarantine",
-            [
-                {
-                    "submission_key": "q1",
-                    "form_id": "sammachip_income",
-                    "submission_id": "77",
-                    "village_code": V,
-                    "tambon_code": V[:6],
-                    "reason_th": "เลขประจำตัวประชาชนไม่ถูกต้อง",
-                    "reason_en": "bad national ID",
-                }
-            ],
-        ),
-    }
-
-
-@pytest.fixture
-def district() -> dict[str, pa.Table]:
-    return district_tables()
-
-
-@pytest.fixture(scope="module")
-def marts_today() -> dict[str, pa.Table]:
-    """The district's marts as of today, built once for the tests that only read them."""
-    return build(district_tables())
-
-
-@pytest.fixture(scope="module")
-def alerts_today(marts_today: dict[str, pa.Table]) -> dict[str, dict[str, Any]]:
-    return by_id(marts_today["alerts"])
-
+from sammachip.marts.rules import RULES, AlertRules, SeasonWindow
+from tests.marts.district import (
+    OFF01,
+    TODAY,
+    V,
+    W,
+    build,
+    by_id,
+    district_tables,
+    fired,
+    followup,
+    hh,
+    put,
+    session,
+    table,
+)
 
 # ---- which rule fires where ------------------------------------------------------------------
 
@@ -237,6 +49,7 @@ def test_each_rule_fires_exactly_where_it_should(alerts_today: dict[str, Any]) -
         ("R05_NO_FOLLOWUP_INCOME", hh(3)),  # materials 10 Sep, no follow-up by 1 Mar
         ("R06_OUTCOME_BELOW_TARGET", hh(5)),  # not practising, income flat
         ("R07_VILLAGE_NO_GROUP", W),  # trained June 2025, no group
+        ("R11_VILLAGE_NO_KICKOFF", W),  # … and no kickoff meeting either
         ("R08_SAGE_NOT_TRAINER", "S2"),  # never trained as a trainer
         ("R08_SAGE_NOT_TRAINER", "S3"),  # trainer course after the session
         ("R09_DATA_TO_FIX", "sammachip_income:77"),
@@ -244,7 +57,7 @@ def test_each_rule_fires_exactly_where_it_should(alerts_today: dict[str, Any]) -
 
 
 def test_every_rule_in_the_catalogue_has_thai_and_english_names() -> None:
-    assert [r.rule_id[:3] for r in RULES] == [f"R0{n}" for n in range(1, 10)]
+    assert [r.rule_id[:3] for r in RULES] == [f"R{n:02d}" for n in range(1, 14)]
     assert all(r.rule_th and r.rule_en for r in RULES)
 
 
@@ -355,97 +168,6 @@ def test_sage_alerts_name_the_next_session(alerts_today: dict[str, Any]) -> None
     )
 
 
-def test_a_sage_missing_from_the_registry_is_data_to_fix(district: dict[str, pa.Table]) -> None:
-    put(district, "sessions", session("T7", planned=date(2026, 4, 1), sage="S9")[0])
-    marts = build(district)
-    alerts = by_id(marts["alerts"])
-    assert "R08_SAGE_NOT_TRAINER:S9" not in alerts  # not "untrained": unknown
-    fix = alerts["R09_DATA_TO_FIX:sammachip_sage:S9"]
-    assert fix["reason_th"] == (
-        "แบบทะเบียนปราชญ์ชุมชน: ไม่พบปราชญ์รหัส S9 ในทะเบียน แต่เป็นผู้สอนใน"
-        "การฝึกอบรมและศึกษาดูงาน T7 วันที่ 01/04/2569: ลงทะเบียนปราชญ์ หรือแก้รหัสปราชญ์ในแบบที่ส่ง"
-    )
-    assert (fix["subject_type"], fix["priority"], fix["due_date"]) == ("sage", 1, date(2026, 3, 29))
-    worklist = {e["item_id"]: e for e in marts["worklist"].to_pylist()}
-    assert [r["rule_id"] for r in worklist["sage:S9"]["reasons"]] == ["R09_DATA_TO_FIX"]
-
-
-def test_a_sage_whose_registration_waits_in_quarantine_is_one_fix(
-    district: dict[str, pa.Table],
-) -> None:
-    put(district, "sessions", session("T7", planned=date(2026, 4, 1), sage="S9")[0])
-    put(
-        district,
-        "quarantine",
-        {
-            "submission_key": "q-s9",
-            "form_id": "sammachip_sage",
-            "submission_id": "81",
-            "business_key": "S9",
-            "subject_name": "นายบุญมี ใจดี",
-            "village_code": V,
-            "reason_th": "เลขประจำตัวประชาชนไม่ถูกต้อง",
-            "reason_en": "bad national ID",
-        },
-    )
-    fixes = [a for a in build(district)["alerts"].to_pylist() if a["subject_id"].endswith("S9")]
-    assert [(a["alert_id"], a["subject_name"]) for a in fixes] == [
-        ("R09_DATA_TO_FIX:sammachip_sage:S9", "นายบุญมี ใจดี")
-    ]
-    assert fixes[0]["reason_th"].startswith("แบบทะเบียนปราชญ์ชุมชน: นายบุญมี ใจดี (S9) — ")
-    assert fixes[0]["reason_th"].endswith("(รหัสส่ง 81): เลขประจำตัวประชาชนไม่ถูกต้อง")
-
-
-def test_data_to_fix_names_the_household_and_the_forms_thai_title(
-    district: dict[str, pa.Table],
-) -> None:
-    put(
-        district,
-        "quarantine",
-        {
-            "submission_key": "q-income-2",
-            "form_id": "sammachip_income",
-            "submission_id": "90",
-            "business_key": hh(2),  # the income survey names the household, not its head
-            "village_code": V,
-            "reason_th": "วันที่สำรวจอยู่ก่อนการสำรวจก่อนอบรม",
-            "reason_en": "follow-up before baseline",
-        },
-        {
-            "submission_key": "q-hh-9",
-            "form_id": "sammachip_household",
-            "submission_id": "91",
-            "business_key": hh(9),
-            "subject_name": "นางสมร แสงทอง",  # not registered: the name it was sent with
-            "village_code": V,
-            "reason_th": "เลขประจำตัวประชาชนไม่ถูกต้อง",
-            "reason_en": "bad national ID",
-        },
-    )
-    marts = build(district)
-    alerts = by_id(marts["alerts"])
-    income = alerts[f"R09_DATA_TO_FIX:sammachip_income:{hh(2)}"]
-    assert income["reason_th"] == (
-        f"แบบสำรวจรายได้ครัวเรือน: ครัวเรือน 2 ({hh(2)}) — (รหัสส่ง 90): วันที่สำรวจอยู่ก่อนการสำรวจก่อนอบรม"
-    )
-    assert income["reason_en"].startswith(f"Household income survey: ครัวเรือน 2 ({hh(2)}) — ")
-    assert (income["subject_type"], income["phone"]) == ("household", "0810000002")
-    assert alerts[f"R09_DATA_TO_FIX:sammachip_household:{hh(9)}"]["reason_th"].startswith(
-        f"แบบทะเบียนครัวเรือนเป้าหมาย: นางสมร แสงทอง ({hh(9)}) — "
-    )
-    # the fix joins the household's other reasons on the officer's list
-    entry = {e["item_id"]: e for e in marts["worklist"].to_pylist()}[f"household:{hh(2)}"]
-    assert [r["rule_id"] for r in entry["reasons"]] == [
-        "R09_DATA_TO_FIX",
-        "R03_LOW_ATTENDANCE",
-        "R04_TRAINED_NO_MATERIALS",
-    ]
-    # no code at all: the form's title and the submission, never the form id
-    nameless = alerts["R09_DATA_TO_FIX:sammachip_income:77"]
-    assert nameless["reason_th"].startswith("แบบสำรวจรายได้ครัวเรือน: ไม่ระบุรหัส — ")
-    assert "sammachip" not in nameless["reason_th"]
-
-
 def test_an_area_nobody_covers_goes_to_the_district_list(
     district: dict[str, pa.Table], alerts_today: dict[str, Any]
 ) -> None:
@@ -477,7 +199,7 @@ def test_a_household_whose_registration_was_rejected_leaves_the_marts(
 def test_marts_build_from_nothing() -> None:
     marts = build_marts({}, {}, TODAY)
     assert {name: m.num_rows for name, m in marts.items() if name != "kpis"} == dict.fromkeys(
-        ["household_outcomes", "attendance_monthly", "alerts", "worklist", "otop_readiness"], 0
+        [n for n in MART_SCHEMAS if n != "kpis"], 0
     )
     assert all(marts[name].schema == schema for name, schema in MART_SCHEMAS.items())
 
@@ -617,25 +339,6 @@ def test_yesterdays_mart_from_an_older_version_still_carries_first_seen(
     yesterday = build(district, today=TODAY - timedelta(days=1))["alerts"].select(old_columns)
     today = build(district, previous=yesterday)["alerts"]
     assert set(today["first_seen"].to_pylist()) == {TODAY - timedelta(days=1)}
-
-
-# ---- KPIs against the department's targets ---------------------------------------------------
-
-
-def test_kpis_for_district_officer_area_and_tambon(marts_today: dict[str, pa.Table]) -> None:
-    kpis = {(k["scope"], k["scope_code"], k["kpi_id"]): k for k in marts_today["kpis"].to_pylist()}
-    practising = kpis[("district", "district", "K1_PRACTISING")]
-    # followed up: V-01 practising, V-05 not, W-01 practising → 2 of 3, below the 85% target
-    assert (practising["value"], practising["target"], practising["met"]) == (2 / 3, 0.85, False)
-    assert practising["detail_th"] == ("ประกอบอาชีพ 2 จาก 3 ครัวเรือนที่ติดตามแล้ว (ผ่านการอบรม 6 ครัวเรือน)")
-    income = kpis[("district", "district", "K2_INCOME_CHANGE")]
-    # practising households: 10,000 → 11,000 and 8,000 → 8,800: average 9,000 → 9,900 = +10%
-    assert income["value"] == pytest.approx(0.10) and income["met"]
-    groups = kpis[("district", "district", "K3_GROUP_VILLAGES")]
-    assert (groups["value"], groups["met"], groups["n"]) == (0.5, True, 2)  # V of V and W
-    assert kpis[("officer", "off01", "K1_PRACTISING")]["value"] == 0.5  # V only
-    assert kpis[("tambon", "341402", "K3_GROUP_VILLAGES")]["value"] == 0.0
-    assert kpis[("tambon", "341402", "K3_GROUP_VILLAGES")]["scope_name"] == "ต.เหล่าบก"
 
 
 def test_a_repeated_alert_in_yesterdays_mart_comes_out_once(

@@ -147,3 +147,41 @@ def test_groups_are_listed_in_the_order_to_help_them(readiness: dict) -> None:
     assert list(readiness) == ["READY", "FOREIGN", "FOOD_NO_FDA", "BARE", "REGISTERED"]
     assert readiness["REGISTERED"]["next_step_th"] == "ขึ้นทะเบียนแล้ว: เตรียมคัดสรรดาว OPC"
     assert readiness["REGISTERED"]["otop_status_th"] == "ขึ้นทะเบียนแล้ว"
+
+
+def test_the_otop_list_carries_each_groups_market_link() -> None:
+    selling = group(
+        "G1",
+        [THAI_ID] * 8,
+        market_channel="shop",
+        buyer="ร้านของฝากในตัวอำเภอ",
+        sale_unit="ถุง",
+        price_per_unit=45.0,
+        cost_per_unit=28.0,
+    )
+    unknown_cost = group("G2", [THAI_ID] * 8, market_channel="local_market", price_per_unit=30.0)
+    nowhere = group("G3", [THAI_ID] * 8, market_channel="none")
+    never_asked = group("G4", [THAI_ID] * 8)  # sent with an older form version
+    groups = [selling, unknown_cost, nowhere, never_asked]
+    tables = {
+        "groups": table("groups", [g for g, _ in groups]),
+        "group_members": table("group_members", [m for _, ms in groups for m in ms]),
+        "households": table(
+            "households",
+            households(groups, {g["group_code"]: [THAI_ID] * 8 for g, _ in groups}, set()),
+        ),
+    }
+    rows = {
+        r["group_code"]: r
+        for r in build_marts(tables, {}, date(2026, 3, 1), RULES)["otop_readiness"].to_pylist()
+    }
+    g1 = rows["G1"]
+    assert (g1["market_channel_th"], g1["margin_per_unit"]) == ("ร้านค้า/ร้านของฝาก", 17.0)
+    assert g1["market_th"] == (
+        "ขายผ่านร้านค้า/ร้านของฝาก (ร้านของฝากในตัวอำเภอ) ราคา 45.00 บาท/ถุง ต้นทุน 28.00 บาท "
+        "กำไร 17.00 บาท/ถุง"
+    )
+    assert rows["G2"]["margin_per_unit"] is None
+    assert rows["G2"]["market_th"] == "ขายผ่านตลาดในชุมชน/ตลาดนัด ราคา 30.00 บาท"
+    assert rows["G3"]["market_th"] == "ยังไม่มีช่องทางขาย"
+    assert rows["G4"]["market_th"] == "ยังไม่มีข้อมูลตลาด"

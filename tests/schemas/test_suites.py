@@ -222,3 +222,51 @@ def test_a_runner_handed_to_another_process_arrives_as_that_processs_own(
     assert arrived is not suite_runner
     assert arrived is pickle.loads(pickle.dumps(suite_runner)) is process_runner()
     assert arrived.tables() == suite_runner.tables()
+
+
+def test_a_group_selling_below_zero_is_quarantined(
+    suite_runner: SuiteRunner, received: dict[str, list[Submission]]
+) -> None:
+    good, other = next(
+        (a, b)
+        for a, b in zip(received["sammachip_group"], received["sammachip_group"][1:], strict=False)
+        if "market/price_per_unit" in b.payload
+    )
+    bad = spoilt(other, **{"market/price_per_unit": "-45", "market/channel": "somewhere"})
+    assert quarantined(suite_runner, "sammachip_group", [good, bad]) == {
+        bad.key: {
+            ("price_per_unit", "selling price per unit is negative"),
+            ("market_channel", "sales channel not in the list"),
+        }
+    }
+
+
+def test_a_follow_up_that_found_a_problem_but_agreed_nothing_is_flagged(
+    suite_runner: SuiteRunner, received: dict[str, list[Submission]]
+) -> None:
+    surveys = received["sammachip_income"]
+    found = next(s for s in surveys if s.payload.get("problem") not in (None, "none"))
+    assert found.payload["action_agreed"]  # the cohort records what was agreed
+    silent = spoilt(found, drop=("action_agreed",))
+    no_baselines = pa.table(
+        {"hh_code": pa.array([], pa.string()), "first": pa.array([], pa.date32())}
+    )
+    context = CrossFormContext({"baseline_dates": no_baselines})
+    for sub, warned in ((found, False), (silent, True)):
+        got = flags("sammachip_income", [sub], suite_runner, context)[sub.key]
+        assert any("action_agreed" in f for f in got) is warned, got
+    baseline = next(s for s in surveys if s.payload["round"] == "baseline")
+    assert "problem" not in baseline.payload  # asked at follow-up only
+
+
+def test_a_registration_held_back_keeps_who_and_where_for_the_officer(
+    suite_runner: SuiteRunner, received: dict[str, list[Submission]]
+) -> None:
+    sub = spoilt(received["sammachip_household"][0], **{"head/national_id": "1234567890123"})
+    result = validate_form("sammachip_household", [sub], suite_runner, batch="b", now=NOW)
+    (row,) = {
+        (r["subject_name"], r["subject_house_no"], r["subject_phone"])
+        for r in result.quarantine.to_pylist()
+    }
+    payload = sub.payload
+    assert row == (payload["head/name"], payload["hh/house_no"], payload["head/phone"])

@@ -172,10 +172,13 @@ def test_planned_sessions_lie_ahead_and_have_no_attendance_yet() -> None:
         for s in cohort(villages=20).by_form("sammachip_session")
         if "held_date" not in s.answers and not s.defects
     ]
-    assert planned
+    days = [date.fromisoformat(sub.answers["planned_date"]) for sub in planned]
+    assert [d for d in days if d > TODAY]
+    # a few plans slipped: their date passed in the last 20 days and they were not held
+    slipped = [d for d in days if d <= TODAY]
+    assert 0 < len(slipped) < len(days) / 2
+    assert all(TODAY - timedelta(days=20) <= d <= TODAY + timedelta(days=14) for d in days)
     for sub in planned:
-        day = date.fromisoformat(sub.answers["planned_date"])
-        assert TODAY < day <= TODAY + timedelta(days=14)
         assert all(set(row) == {"attendees/hh_code"} for row in sub.answers["attendees"])
 
 
@@ -314,3 +317,21 @@ def test_groups_vary_in_otop_readiness() -> None:
     for g in groups:
         assert 5 <= len(g["members"]) <= 15
         assert [r["members/role"] for r in g["members"]].count("chair") == 1
+
+
+def test_groups_have_market_links_and_follow_ups_record_problems_and_actions() -> None:
+    c = cohort(villages=40)
+    groups = [s.answers for s in c.by_form("sammachip_group")]
+    selling = [g for g in groups if g["market/channel"] != "none"]
+    assert selling and len(selling) < len(groups)  # some groups sell nowhere yet
+    assert all(float(g["market/price_per_unit"]) > 0 and g["market/buyer"] for g in selling)
+    costs = [g for g in selling if "market/cost_per_unit" in g]
+    assert 0 < len(costs) < len(selling)  # the cost is not always known
+    assert all(float(g["market/cost_per_unit"]) < float(g["market/price_per_unit"]) for g in costs)
+    followups = [
+        s.answers for s in c.by_form("sammachip_income") if s.answers["round"] == "followup"
+    ]
+    problems = [f for f in followups if f["problem"] != "none"]
+    assert 0 < len(problems) < len(followups)
+    assert all(f.get("action_agreed") for f in problems if "action_agreed" in f)
+    assert [f for f in problems if "action_agreed" not in f]  # dirty: some agreed nothing

@@ -229,7 +229,12 @@ def test_rows_nest_groups_type_numbers_and_keep_thai_byte_exact(
     response = api.get(f"/v1/projects/1/forms/{HOUSEHOLD}.svc/Submissions")
     assert "นางสมศรี ใจดี".encode() in response.content
     (row,) = response.json()["value"]
-    assert row["hh"] == {"village_code": None, "hh_code": "34140105-07", "house_no": None}
+    assert row["hh"] == {
+        "village_code": None,
+        "hh_code": "34140105-07",
+        "house_no": None,
+        "village_name": None,
+    }
     assert row["head"]["name"] == "นางสมศรี ใจดี"
     assert row["members"] == 4 and row["baseline_income"] == 12000
     assert row["location"] == {
@@ -251,7 +256,7 @@ def test_rows_nest_groups_type_numbers_and_keep_thai_byte_exact(
         "reviewState": None,
         "deviceId": "collect:abc",
         "edits": 0,
-        "formVersion": "2025110101",
+        "formVersion": "2026120501",  # the household form's version (its settings sheet)
         "deletedAt": None,
     }
 
