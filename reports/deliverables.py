@@ -42,6 +42,7 @@ from sammachip.reports.officer_lists import (
     OfficerReport,
     SyncNotice,
     district_kpis,
+    district_methods,
     officer_reports,
 )
 from sammachip.reports.processes import spawn_pool
@@ -173,6 +174,7 @@ def write_deliverables(
             notice,
             data_as_of,
             FIXES_PAGE if fixes is not None else None,
+            district_methods(marts),
         )
     finally:
         forget_texts()  # officers' data stays no longer in memory than the run needs

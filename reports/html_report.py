@@ -137,19 +137,59 @@ def _pct(value: float | None) -> str:
 
 
 def _kpi_card(k: Row) -> str:
-    value, target = k.get("value"), k.get("target") or 0
+    """The value with what it is made of (numerator of denominator), against its target and
+    the target's source; a figure without a target (followed up X of Y) is shown as it is."""
+    value, target, met = k.get("value"), k.get("target"), k.get("met")
     # shares are drawn on 0-100%; a small target (income +3%) on a scale it can be seen on
-    scale = 1.0 if target >= 0.5 else max(4 * target, (value or 0) * 1.1)
-    fill = 0 if value is None else max(0.0, value) / scale * 100
-    met = k.get("met")
-    verdict = "ยังไม่มีข้อมูล" if met is None else ("✓ ผ่านเป้า" if met else "✗ ต่ำกว่าเป้า")
+    scale = 1.0 if target is None or target >= 0.5 else max(4 * target, (value or 0) * 1.1)
+    fill = 0 if value is None or not scale else max(0.0, value) / scale * 100
+    counts = ""
+    if k.get("numerator") is not None and k.get("denominator") is not None:
+        counts = f'<div class="meta">{k["numerator"]:,} จาก {k["denominator"]:,}</div>'
+    if target is None:
+        goal, marker, miss = "", "", ""
+    else:
+        verdict = "ยังไม่มีข้อมูล" if met is None else ("✓ ผ่านเป้า" if met else "✗ ต่ำกว่าเป้า")
+        shown = f'<b class="{"ok" if met else "no"}">{esc(verdict)}</b>'
+        goal = f" เป้าหมาย ≥ {esc(_pct(target))} · {shown}"
+        marker = f'<div class="target" style="left:{target / scale * 100:.0f}%"></div>'
+        miss = "" if met else " miss"
+    source = (
+        f'<div class="meta">ที่มาของเป้าหมาย: {esc(k["source_th"])}</div>'
+        if k.get("source_th")
+        else ""
+    )
     return f"""<div class="card kpi">
 <h3>{esc(k["kpi_th"])}</h3>
 <div class="meta">{esc(k["scope_name"])}</div>
-<div><span class="value">{esc(_pct(value))}</span> เป้าหมาย ≥ {esc(_pct(target))} · <b class="{"ok" if met else "no"}">{esc(verdict)}</b></div>
-<div class="bar"><div class="fill{"" if met else " miss"}" style="width:{fill:.0f}%"></div><div class="target" style="left:{target / scale * 100:.0f}%"></div></div>
-<div class="meta">{esc(k.get("detail_th"))}</div>
-</div>"""  # noqa: E501
+<div><span class="value">{esc(_pct(value))}</span>{goal}</div>{counts}
+<div class="bar"><div class="fill{miss}" style="width:{fill:.0f}%"></div>{marker}</div>
+<div class="meta">{esc(k.get("detail_th"))}</div>{source}
+</div>"""
+
+
+def methods_table(rows: Sequence[Row]) -> str:
+    """Attendance and outcomes by teaching method (lecture first, the yardstick), each share
+    with what it is made of."""
+    if not rows:
+        return ""
+
+    def share(rate: float | None, part: int | None, whole: int | None) -> str:
+        return f"{esc(_pct(rate))} <span class='meta'>({part or 0:,}/{whole or 0:,})</span>"
+
+    body = "".join(
+        f"<tr><td>{esc(m['method_th'])}</td><td>{m['sessions'] or 0:,}</td>"
+        f"<td>{share(m['attendance_rate'], m['present'], m['invited'])}</td>"
+        f"<td>{share(m['practising_rate'], m['practising'], m['trained'])}</td>"
+        f"<td>{esc(_pct(m['income_change']))} <span class='meta'>({m['n_income'] or 0:,} ครัวเรือน)"
+        "</span></td></tr>"
+        for m in rows
+    )
+    return (
+        "<h3>ตามวิธีสอน (by teaching method)</h3><div class='scroll'><table><tr>"
+        "<th>วิธีสอน</th><th>ครั้ง</th><th>มาร่วม</th><th>ประกอบอาชีพ</th><th>รายได้เปลี่ยน</th>"
+        f"</tr>{body}</table></div>"
+    )
 
 
 def _figure(caption: str, svg: str | None) -> str:
@@ -254,7 +294,7 @@ def officer_page(report: OfficerReport, chart_set: Charts) -> str:
 {_cards((_otop_card(g) for g in report.otop), "ยังไม่มีกลุ่มอาชีพ")}</section>
 <section id="charts"><h2>แผนภูมิ (charts)</h2>{chart_set.html("หมู่บ้าน")}</section>
 <section id="kpi"><h2>ตัวชี้วัด (KPIs)</h2>
-{_cards((_kpi_card(k) for k in report.kpis), "ยังไม่มีข้อมูล")}</section>
+{_cards((_kpi_card(k) for k in report.kpis), "ยังไม่มีข้อมูล")}{methods_table(report.methods)}</section>
 {_small_list(paused, "เลื่อนไว้ (snoozed)", "snoozed")}
 {_small_list(resolved, "แก้ไขแล้วล่าสุด (recently resolved)", "resolved")}
 <p class="meta">เลื่อนรายการ (snooze): เพิ่มบรรทัดในไฟล์เลื่อนรายการของอำเภอ
@@ -285,6 +325,7 @@ def index_page(
     notice: SyncNotice | None = None,
     data_as_of: datetime | None = None,
     data_manager: str | None = None,
+    methods: Sequence[Row] = (),
 ) -> str:
     """The district's page: KPIs against targets, charts per tambon, and each officer's lists
     (under a banner when the last sync failed); `data_manager`: the data manager's page."""
@@ -309,7 +350,7 @@ def index_page(
     )
     body = f"""{_stale_banner(notice, errors=True)}
 <section id="kpi"><h2>ตัวชี้วัดเทียบเป้าหมายกรมการพัฒนาชุมชน (KPIs vs targets)</h2>
-{_cards((_kpi_card(k) for k in kpis), "ยังไม่มีข้อมูล")}</section>
+{_cards((_kpi_card(k) for k in kpis), "ยังไม่มีข้อมูล")}{methods_table(methods)}</section>
 <section id="officers"><h2>รายการของพัฒนากร (officers' lists)</h2>
 <table><tr><th>พัฒนากร</th><th>วันนี้</th><th>ภายหลัง</th><th>เลยกำหนด</th><th>กลุ่ม</th><th>ไฟล์</th></tr>
 {"".join(rows)}</table></section>

@@ -109,6 +109,8 @@ KPI_COLUMNS: list[tuple[str, str]] = [
     ("value", "ผล (value)"),
     ("target", "เป้าหมาย (target)"),
     ("met", "ผ่านเป้า (met)"),
-    ("n", "จำนวน (n)"),
+    ("numerator", "ตัวตั้ง (numerator)"),
+    ("denominator", "ตัวหาร (denominator)"),
+    ("source_th", "ที่มาของเป้าหมาย (target's source)"),
     ("detail_th", "รายละเอียด (details)"),
 ]

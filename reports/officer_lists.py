@@ -56,6 +56,7 @@ class OfficerReport:
     resolved: list[Row] = field(default_factory=list)  # cleared lately (kept a few days)
     otop: list[Row] = field(default_factory=list)
     kpis: list[Row] = field(default_factory=list)  # their area first, then each tambon
+    methods: list[Row] = field(default_factory=list)  # kpis_by_method rows of their area
     attendance: list[Row] = field(default_factory=list)  # attendance_monthly rows
     outcomes: list[Row] = field(default_factory=list)  # household_outcomes rows
     notice: SyncNotice | None = None  # the last sync failed: shown on every file
@@ -138,6 +139,10 @@ def officer_reports(
     attendance = _by_officer(_rows(marts, "attendance_monthly"), by_tambon)
     outcomes = _by_officer(_rows(marts, "household_outcomes"), by_tambon)
     kpis = _rows(marts, "kpis")
+    methods = _by_officer(
+        (m for m in _rows(marts, "kpis_by_method") if m["scope"] == "officer"),
+        lambda m: m["scope_code"],
+    )
 
     officers = {o.officer_id: o for o in rules.officers()}
     names = {r["officer_id"]: r["officer_name"] for r in [*alert_rows, *otop_rows, *work_rows]}
@@ -162,6 +167,7 @@ def officer_reports(
                     if (k["scope"] == "officer" and k["scope_code"] == officer_id)
                     or (k["scope"] == "tambon" and k["scope_code"] in tambons)
                 ],
+                methods=methods.get(officer_id, []),
                 attendance=attendance.get(officer_id, []),
                 outcomes=outcomes.get(officer_id, []),
                 notice=notice,
@@ -175,3 +181,8 @@ def officer_reports(
 
 def district_kpis(marts: Mapping[str, pa.Table]) -> list[Row]:
     return [k for k in _rows(marts, "kpis") if k["scope"] == "district"]
+
+
+def district_methods(marts: Mapping[str, pa.Table]) -> list[Row]:
+    """Attendance and outcomes per teaching method, for the whole district."""
+    return [m for m in _rows(marts, "kpis_by_method") if m["scope"] == "district"]

@@ -139,6 +139,8 @@ def _sheet(
 def _cell(ws: Worksheet, fmt: _Formats, r: int, c: int, value: Any, number: Format) -> int:
     """Write one value with its type kept; returns the columns it takes."""
     if type(value) is not str:  # most cells are text: tested first, once
+        if value is None:
+            return 0  # an empty cell, not an empty text (a column of numbers stays one)
         if _is_number(value):
             ws.write_number(r, c, value, number)
             return len(str(value))

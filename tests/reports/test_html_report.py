@@ -106,7 +106,7 @@ def test_hostile_text_is_shown_not_run(page: str, hostile: SimpleNamespace) -> N
 
 def test_the_index_shows_kpis_and_links_every_officer_file(index: str, report_dir: Path) -> None:
     assert "สำนักงานพัฒนาชุมชนอำเภอม่วงสามสิบ" in index
-    for kpi in ("ครัวเรือนที่ผ่านการอบรมนำไปประกอบอาชีพ", "หมู่บ้านที่มีกลุ่มอาชีพ"):
+    for kpi in ("ครัวเรือนที่ผ่านการอบรมนำไปประกอบอาชีพ", "กลุ่มอาชีพที่จัดตั้ง"):
         assert kpi in index
     assert "เป้าหมาย ≥ 85.0%" in index
     links = re.findall(r'href="([^"#]+)"', index)
@@ -129,3 +129,15 @@ def test_chart_labels_are_escaped_text() -> None:
     ]
     svg = charts.attendance_chart(hostile)
     assert svg is not None and "<script" not in svg and "&lt;script&gt;" in svg
+
+
+def test_kpi_cards_show_what_each_share_is_made_of_and_where_its_target_comes_from(
+    page: str,
+) -> None:
+    kpis = page[page.index('id="kpi"') :]
+    cards = re.findall(r'<div class="card kpi">(.*?)</div>\n</div>', kpis, re.DOTALL)
+    practising = next(c for c in cards if "ครัวเรือนที่ผ่านการอบรมนำไปประกอบอาชีพ" in c)
+    assert "8 จาก 25" in practising and "เป้าหมาย ≥ 85.0%" in practising
+    assert "ที่มาของเป้าหมาย: ตัวชี้วัดโครงการสัมมาชีพชุมชน" in practising
+    followed = next(c for c in cards if "ได้รับการติดตามผล" in c)
+    assert "10 จาก 25" in followed and "เป้าหมาย" not in followed  # a figure, not a target

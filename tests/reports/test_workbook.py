@@ -99,7 +99,9 @@ def test_kpis_are_numbers_shown_as_percentages(sheets: dict[str, Worksheet]) -> 
         assert shares and all(isinstance(c.value, float) for c in shares)
         assert all(c.number_format == PERCENT for c in shares)
     assert 0.85 in column(ws, "เป้าหมาย")
-    assert all(isinstance(n, int) for n in column(ws, "จำนวน"))
+    assert None in column(ws, "เป้าหมาย")  # followed up X of Y: a figure without a target
+    for header in ("ตัวตั้ง", "ตัวหาร"):  # what each share is made of
+        assert all(isinstance(n, int) for n in column(ws, header))
 
 
 def test_thai_headers_frozen_filtered_and_printed_on_every_page(

@@ -67,5 +67,5 @@ def test_dates_show_in_the_buddhist_era_and_priorities_in_thai(
 
 
 def test_kpis_show_as_percentages(shown: dict[str, list[list[str]]]) -> None:
-    practising = [r for r in shown["ตัวชี้วัด (KPI)"][2:] if r[1].startswith("ครัวเรือนที่ผ่าน")]
+    practising = [r for r in shown["ตัวชี้วัด (KPI)"][2:] if r[1].startswith("ครัวเรือนที่ผ่านการอบรมนำไป")]
     assert practising and all(r[3] == "85.0%" and r[2].endswith("%") for r in practising)
