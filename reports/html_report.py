@@ -128,6 +128,7 @@ def _otop_card(g: Row) -> str:
 <div>{esc(g.get("product_name"))} <span class="meta">({esc(g.get("product_type_th"))})</span></div>
 <div>คะแนน <b>{esc(g["score"])}/{esc(g["max_score"])}</b> · {esc(g.get("otop_status_th"))}</div>
 <ul class="check">{checks}</ul>
+<div>ตลาด: {esc(g.get("market_th") or "ยังไม่มีข้อมูลตลาด (no market link yet)")}</div>
 <div class="next">ควรช่วยเรื่องแรก: {esc(g.get("next_step_th"))}</div>
 </div>"""  # noqa: E501
 

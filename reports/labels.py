@@ -99,6 +99,7 @@ OTOP_COLUMNS: list[tuple[str, str]] = [
     ("status_th", "ความพร้อม OTOP (readiness)"),
     ("next_step_th", "ควรช่วยเรื่องแรก (next step)"),
     ("missing_th", "สิ่งที่ยังขาด (missing)"),
+    ("market_th", "ตลาด ราคาและต้นทุน (market)"),
     *((col, f"{label} ({col.removesuffix('_ok')})") for col, label in OTOP_CHECKS),
     ("otop_status_th", "สถานะ OTOP (registration)"),
 ]

@@ -165,6 +165,8 @@ def test_a_generated_cohort_flows_through_to_the_officers_pages(tmp_path: Path) 
     assert page.count("<svg") == 3 and "ต.ม่วงสามสิบ" in page
     methods = page[page.index("ตามวิธีสอน (by teaching method)") :]  # in the KPIs, lecture first
     assert methods.index("บรรยาย") < methods.index("</table>")
+    otop = page[page.index('id="otop"') : page.index('id="charts"')]
+    assert "ตลาด: " in otop and "บาท" in otop  # the groups' market links, price and cost
     # the real worklist mart, as the officer gets it: a day's work, each household findable
     today_sheet = load_workbook(tmp_path / "off01.xlsx")["วันนี้ (today)"]
     header = [str(c.value).split("\n")[0] for c in today_sheet[1]]
