@@ -21,10 +21,8 @@ from sammachip.reports import deliverables
 from sammachip.reports.deliverables import mail_deliverables, write_deliverables
 from sammachip.reports.files import file_stem
 from sammachip.reports.officer_lists import SyncNotice
-from sammachip.schemas.flatten import flatten
-from sammachip.schemas.records import Submission
-from sammachip.schemas.tables import CLEAN_TABLES
-from sammachip.simulators.cohort import CohortSpec, generate_cohort
+from sammachip.simulators.cohort import CohortSpec
+from tests.marts.cohort import cohort_tables
 
 
 def csv_rows(path: Path) -> int:
@@ -112,45 +110,11 @@ def test_an_officer_id_never_becomes_a_path() -> None:
     assert file_stem("off01") == "off01"
 
 
-def cohort_tables(villages: int, today: date) -> dict[str, pa.Table]:
-    """The synthetic cohort as the warehouse would hold it (clean data, latest versions)."""
-    cohort = generate_cohort(CohortSpec(seed=2568, villages=villages, today=today, dirty=False))
-    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in CLEAN_TABLES}
-    now = datetime.now(UTC)
-    for i, gen in enumerate(cohort.submissions):
-        answers = dict(gen.answers)
-        for _, changes in gen.edits:
-            answers.update(changes)
-        received = gen.received_at.replace(tzinfo=UTC)
-        sub = Submission(
-            "kobo",
-            "sim",
-            gen.form_id,
-            gen.form_id,
-            str(i),
-            f"uuid:{i}",
-            None,
-            None,
-            received,
-            None,
-            None,
-            None,
-            answers,
-        )
-        for name, table_rows in flatten(sub, "test", now).tables.items():
-            rows[name] += table_rows
-    return {
-        name: pa.Table.from_pylist(
-            [{c: r.get(c) for c in spec.column_names} for r in rows[name]], schema=spec.schema
-        )
-        for name, spec in CLEAN_TABLES.items()
-    }
-
-
 def test_a_generated_cohort_flows_through_to_the_officers_pages(tmp_path: Path) -> None:
     today = date(2026, 3, 1)
     rules = AlertRules(roster=(Officer("off01", "นางสาวพรทิพย์ ศรีสุข", ("341401", "341402")),))
-    marts = build_marts(cohort_tables(4, today), {}, today, rules)
+    cohort = cohort_tables(CohortSpec(seed=2568, villages=4, today=today, dirty=False))
+    marts = build_marts(cohort, {}, today, rules)
     rules_fired = set(marts["alerts"]["rule_id"].to_pylist())
     assert {
         "R03_LOW_ATTENDANCE",
