@@ -29,14 +29,21 @@ from sammachip.flows.progress import FetchProgress
 from sammachip.flows.settings import Settings, load_settings
 from sammachip.phones.odk import PushResult
 from sammachip.phones.push import push_lists
+from sammachip.reports.data_docs import make_offline
 from sammachip.reports.deliverables import write_deliverables
+from sammachip.reports.fixes import enumerator_fixes
 from sammachip.schemas.batch import CrossFormContext, StreamState, validate_stream
 from sammachip.schemas.followup_form import FORM_ID as FOLLOWUP_FORM
 from sammachip.schemas.records import Submission
 from sammachip.schemas.registry import FORMS, WAVES
 from sammachip.schemas.tables import CLEAN_TABLES
 from sammachip.schemas.validation import SuiteRunner
-from sammachip.warehouse.freshness import lists_would_mislead, record_sync, sync_notice
+from sammachip.warehouse.freshness import (
+    data_as_of,
+    lists_would_mislead,
+    record_sync,
+    sync_notice,
+)
 from sammachip.warehouse.load import (
     FormLoader,
     LoadStats,
@@ -255,7 +262,9 @@ def build_data_docs(runner: SuiteRunner, settings: Settings, today: date) -> Pat
     (a run that validated nothing leaves the last report in place)."""
     if not runner.batches_validated:
         return None
-    return runner.build_data_docs(settings.reports_path / today.isoformat() / "data_docs")
+    index = runner.build_data_docs(settings.reports_path / today.isoformat() / "data_docs")
+    make_offline(index.parent)  # the office opens them without internet
+    return index
 
 
 @task(name="build-marts", cache_policy=NO_CACHE)
@@ -269,9 +278,10 @@ def build_marts(tx: Transaction, settings: Settings, today: date) -> None:
 
 @task(name="write-reports", cache_policy=NO_CACHE)
 def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Path]:
-    """Officer deliverables of the committed marts: XLSX, CSV, phone page, district index;
-    mailed when `[mail]` is enabled and `mail` is true. When the last sync failed, every
-    file carries a banner saying so and how old the data are."""
+    """Officer deliverables of the committed marts: XLSX, CSV, phone page, district index,
+    and the data manager's page of what each enumerator must fix; mailed when `[mail]` is
+    enabled and `mail` is true. When the last sync failed, every file carries a banner saying
+    so and how old the data are."""
     wh = open_warehouse(str(settings.warehouse_path))
     snapshot = wh.snapshot()
     built = {name: wh.read(name, snapshot) for name in marts.MART_SCHEMAS}
@@ -284,6 +294,8 @@ def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Pa
         mail=settings.mail if mail else None,
         workers=settings.report_processes,
         notice=sync_notice(snapshot.cursors),
+        data_as_of=data_as_of(snapshot.cursors),
+        fixes=enumerator_fixes(wh, snapshot),
     )
 
 

@@ -47,6 +47,19 @@ def be_month(value: date) -> str:
     return f"{_THAI_MONTHS[value.month - 1]} {(value.year + 543) % 100:02d}"
 
 
+def phone_text(phone: str | None) -> str | None:
+    """A phone as Thais write it, 081-234-5678 (a Bangkok line 02-123-4567, others
+    045-123-456): with its dashes no spreadsheet reads it as a number and drops the 0."""
+    if not phone or not phone.isdigit() or not phone.startswith("0"):
+        return phone
+    if len(phone) == 10:
+        return f"{phone[:3]}-{phone[3:6]}-{phone[6:]}"
+    if len(phone) == 9:
+        head = 2 if phone.startswith("02") else 3
+        return f"{phone[:head]}-{phone[head : head + 3]}-{phone[head + 3 :]}"
+    return phone
+
+
 def redact_ids(text: str) -> str:
     """Mask any national ID inside free text (a reason, a note) to its last four digits."""
     return _NATIONAL_ID.sub(lambda m: mask_national_id(re.sub(r"\D", "", m.group())), text)

@@ -46,6 +46,8 @@ FONT_STACK = (
 WIDTH = 300  # fits a 390 px phone screen with the page's margins
 # A phone chart stays readable with this many areas; beyond it, the ones needing help most.
 MAX_AREAS = 20
+# The heat map's months on a phone: the latest six keep each cell wide enough for its number.
+MAX_MONTHS = 6
 _READINESS_COLOURS = {"ready": "#2e7d32", "nearly_ready": "#f9a825", "not_ready": "#c62828"}
 _SCHEMA = "https://vega.github.io/schema/vega-lite/v6.4.1.json"
 _CONFIG: Spec = {"view": {"stroke": None}, "font": FONT_STACK}  # no frame around the plot
@@ -79,7 +81,8 @@ def _area_axis(areas: list[str]) -> Spec:
 
 
 def attendance_spec(rows: Iterable[dict[str, Any]]) -> Spec | None:
-    """Heat map: share of invited households present, per area (rows) and month (columns).
+    """Heat map: share of invited households present, per area (rows) and month (columns),
+    the latest MAX_MONTHS months.
 
     rows: {"area": label, "order": sort key, "month": date, "invited": n, "present": n}
     """
@@ -92,7 +95,8 @@ def attendance_spec(rows: Iterable[dict[str, Any]]) -> Spec | None:
         order.setdefault(r["area"], r.get("order", r["area"]))
     if not cells:
         return None
-    months = sorted({m for _, m in cells})
+    months = sorted({m for _, m in cells})[-MAX_MONTHS:]
+    cells = {k: v for k, v in cells.items() if k[1] in set(months)}
     areas = sorted(_worst(order, _attendance_rates(cells)), key=lambda a: order[a])
     cells = {k: v for k, v in cells.items() if k[0] in set(areas)}
     data = [

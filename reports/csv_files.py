@@ -1,7 +1,9 @@
 """Officer lists as CSV: Thai headers, Excel-ready.
 
 CSV is written as UTF-8 with a BOM so Excel on Thai Windows shows Thai text, and every cell
-that a spreadsheet would read as a formula is made inert (`cells.safe_cell`).
+that a spreadsheet would read as a formula is made inert (`cells.safe_cell`). Phones carry
+their dashes (081-234-5678), so Excel keeps the leading 0 without any formula; dates are in
+the Buddhist Era, and the worklist has each date in ISO beside it for sorting.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from typing import Any
 
 from sammachip.reports.cells import safe_cell
 from sammachip.reports.files import replacing
-from sammachip.reports.labels import ALERT_COLUMNS, KPI_COLUMNS, OTOP_COLUMNS
+from sammachip.reports.labels import (
+    ALERT_COLUMNS,
+    KPI_COLUMNS,
+    OTOP_COLUMNS,
+    WORKLIST_CSV_COLUMNS,
+)
 from sammachip.reports.officer_lists import OfficerReport
 
 
@@ -32,10 +39,12 @@ def write_csv(
 
 
 def write_report_csvs(report: OfficerReport, out_dir: Path, stem: str | None = None) -> list[Path]:
-    """The officer's three lists: new today, all still open, OTOP readiness."""
+    """The officer's three lists: the worklist (today, then later), all open alerts, OTOP
+    readiness."""
     officer = stem or report.officer_id
+    entries = [*report.today_rows, *report.later_rows]
     lists = [
-        (out_dir / f"{officer}_new.csv", report.new_today, ALERT_COLUMNS),
+        (out_dir / f"{officer}_worklist.csv", entries, WORKLIST_CSV_COLUMNS),
         (out_dir / f"{officer}_alerts.csv", report.open, ALERT_COLUMNS),
         (out_dir / f"{officer}_otop.csv", report.otop, OTOP_COLUMNS),
     ]

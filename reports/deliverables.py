@@ -1,7 +1,7 @@
 """Everything officers receive from one run, written into one folder (the nightly flow's
 last step and `sammachip report`):
 
-    <officer>_new.csv, <officer>_alerts.csv, <officer>_otop.csv   lists as CSV (UTF-8 + BOM)
+    <officer>_worklist.csv, <officer>_alerts.csv, <officer>_otop.csv  lists as CSV (UTF-8, BOM)
     <officer>.xlsx                                                  the same lists in Excel
     <officer>.html                                                  phone page with charts
     index.html, district_kpis.csv                                   the district's overview
@@ -14,13 +14,13 @@ officers and `workers` > 1, officers' files are written in that many processes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -33,13 +33,16 @@ from sammachip.marts.rules import AlertRules
 from sammachip.reports.cells import forget_texts
 from sammachip.reports.charts import SvgCache
 from sammachip.reports.csv_files import write_kpi_csv, write_report_csvs
-from sammachip.reports.files import replacing
+from sammachip.reports.files import file_stem, write_text
+from sammachip.reports.fixes import PAGE as FIXES_PAGE
+from sammachip.reports.fixes import write_fixes
 from sammachip.reports.html_report import district_charts, index_page, officer_charts, officer_page
 from sammachip.reports.mailer import MailResult, MailSettings, send_reports
 from sammachip.reports.officer_lists import (
     OfficerReport,
     SyncNotice,
     district_kpis,
+    district_methods,
     officer_reports,
 )
 from sammachip.reports.processes import spawn_pool
@@ -65,17 +68,6 @@ def _code_version() -> str:
 _CODE_VERSION = _code_version()
 
 
-def file_stem(officer_id: str) -> str:
-    """An officer id as a safe file name (ids come from the config, but a file name is a path)."""
-    return re.sub(r"[^0-9A-Za-z_.-]", "_", officer_id).lstrip(".") or "officer"
-
-
-def _write_text(path: Path, text: str) -> Path:
-    with replacing(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
-
-
 class _OfficerFiles(NamedTuple):
     paths: list[Path]
     charts_rendered: int
@@ -89,7 +81,7 @@ def _officer_files(report: OfficerReport, out_dir: Path, cache_dir: Path) -> _Of
     csvs = write_report_csvs(report, out_dir, stem)
     xlsx = write_workbook(report, out_dir / f"{stem}.xlsx")
     page = officer_page(report, officer_charts(report, cache))
-    paths = [_write_text(out_dir / f"{stem}.html", page), xlsx, *csvs]
+    paths = [write_text(out_dir / f"{stem}.html", page), xlsx, *csvs]
     return _OfficerFiles(paths, cache.misses, cache.hits)
 
 
@@ -132,6 +124,8 @@ def write_deliverables(
     cache_dir: Path | None = None,
     workers: int = 1,
     notice: SyncNotice | None = None,
+    data_as_of: datetime | None = None,
+    fixes: Sequence[dict[str, Any]] | None = None,
 ) -> list[Path]:
     """Write every officer's lists and the district index; mail them if `mail` is given.
     Returns the officers' current files (index first).
@@ -143,11 +137,15 @@ def write_deliverables(
     cache_dir: where rendered charts are kept between runs (default `<out_dir>/../.charts`).
     workers: processes writing officers' files when there are at least PARALLEL_FROM to write.
     notice: the last sync failed: the workbooks, phone pages and the index carry a banner.
+    data_as_of: the last complete sync (`warehouse.freshness.data_as_of`), said at the top of
+    every file.
+    fixes: the answers to correct (`fixes.enumerator_fixes`): the data manager's page and a
+    file per enumerator are written too.
     """
     rules = rules or AlertRules()
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = SvgCache(cache_dir or out_dir.parent / CHART_CACHE)
-    reports = officer_reports(marts, today, rules, notice)
+    reports = officer_reports(marts, today, rules, notice, data_as_of)
     held = _held_files(out_dir)
     prints = {r.officer_id: _fingerprint(r) for r in reports}
     files = {
@@ -174,13 +172,18 @@ def write_deliverables(
             rules.district_officer.name,
             {k: [p.name for p in v.paths] for k, v in files.items()},
             notice,
+            data_as_of,
+            FIXES_PAGE if fixes is not None else None,
+            district_methods(marts),
         )
     finally:
         forget_texts()  # officers' data stays no longer in memory than the run needs
-    written = [_write_text(out_dir / "index.html", index), kpi_csv]
+    written = [write_text(out_dir / "index.html", index), kpi_csv]
+    if fixes is not None:
+        written += write_fixes(fixes, out_dir, today, data_as_of)
     written += [p for result in files.values() for p in result.paths]
     held_now = {k: [prints[k], [p.name for p in v.paths]] for k, v in files.items()}
-    _write_text(out_dir / HELD_FILES, json.dumps(held_now, indent=1))
+    write_text(out_dir / HELD_FILES, json.dumps(held_now, indent=1))
     log.info(
         "officers: %d written, %d unchanged since this folder's last run; charts: %d rendered, "
         "%d from the cache; %d unused entries pruned",
@@ -197,8 +200,17 @@ def write_deliverables(
 
 def _fingerprint(report: OfficerReport) -> str:
     """What an officer's files are made from: their lists, and the code that lays them out."""
-    data = orjson.dumps(report, default=str, option=orjson.OPT_NON_STR_KEYS)
+    options = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+    data = orjson.dumps(report, default=_fields_only, option=options)
     return hashlib.sha256(_CODE_VERSION.encode() + data).hexdigest()
+
+
+def _fields_only(value: Any) -> Any:
+    """A dataclass by its fields alone (orjson would also write what its cached properties
+    hold, so a report's fingerprint would change once its rows were laid out)."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return str(value)
 
 
 def _held_files(out_dir: Path) -> dict[str, tuple[str, list[Path]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,3 +26,15 @@ def replacing(path: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def file_stem(name: str) -> str:
+    """An officer id or an enumerator's name as a safe file name (they come from the config
+    or a server, but a file name is a path)."""
+    return re.sub(r"[^0-9A-Za-z_.-]", "_", name).lstrip(".") or "officer"
+
+
+def write_text(path: Path, text: str) -> Path:
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path

@@ -8,21 +8,20 @@ Content-Security-Policy that allows no script at all. Every value goes through
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sammachip.reports import charts
-from sammachip.reports.cells import be_date, safe_cell
+from sammachip.reports.cells import be_date
 from sammachip.reports.charts import FONT_STACK, SvgCache
-from sammachip.reports.labels import OTOP_CHECKS, PRIORITY_TH
-from sammachip.reports.officer_lists import OfficerReport, SyncNotice, sync_banner
+from sammachip.reports.html_worklist import esc, later_section, today_section
+from sammachip.reports.labels import OTOP_CHECKS
+from sammachip.reports.officer_lists import OfficerReport, SyncNotice, office_time, sync_banner
 from sammachip.schemas.admin_codes import tambon_label, village_label
 
 Row = dict[str, Any]
-_PHONE = re.compile(r"^\+?[0-9]{6,15}$")
 
 CSS = f"""
 *{{box-sizing:border-box}}
@@ -51,11 +50,15 @@ background:#607d8b;margin-right:4px}}
 .ready{{background:#2e7d32}} .nearly_ready{{background:#f9a825;color:#000}}
 .not_ready{{background:#c62828}} .snoozed{{background:#757575}}
 .late{{color:#c62828;font-weight:bold}}
+.n{{font-weight:bold;color:#1f4e79}} .asof{{font-size:.85rem;opacity:.9}}
+ul.reasons{{margin:4px 0;padding-left:18px}} ol.calls{{margin:4px 0;padding-left:22px}}
+a.tel,.map a{{display:inline-block;padding:2px 0;color:#0b57d0}}
 ul.check{{list-style:none;padding:0;margin:4px 0}} ul.check li{{font-size:.9rem}}
 .ok{{color:#2e7d32}} .no{{color:#c62828}}
 .next{{background:#fff8e1;padding:4px 8px;border-radius:6px;margin-top:4px}}
 figure{{margin:0 0 12px;background:#fff;border-radius:10px;padding:8px;overflow-x:auto}}
-figure svg{{max-width:100%;height:auto}} figcaption{{font-weight:bold;margin-bottom:4px}}
+figure svg{{width:100%;max-width:720px;height:auto}}
+figcaption{{font-weight:bold;margin-bottom:4px}}
 .kpi .bar{{height:10px;background:#e0e0e0;border-radius:5px;position:relative;margin:4px 0}}
 .kpi .fill{{height:10px;border-radius:5px;background:#2e7d32}}
 .kpi .miss{{background:#c62828}}
@@ -63,7 +66,7 @@ figure svg{{max-width:100%;height:auto}} figcaption{{font-weight:bold;margin-bot
 .kpi .value{{font-size:1.4rem;font-weight:bold}}
 table{{border-collapse:collapse;width:100%;background:#fff}}
 th,td{{border-bottom:1px solid #e0e0e0;padding:6px;text-align:left;vertical-align:top}}
-.empty{{color:#666;font-style:italic}}
+.empty{{color:#666;font-style:italic}} .scroll{{overflow-x:auto}}
 .stale{{background:#fdecea;color:#7f1d1d;border-left:6px solid #c62828;border-radius:8px;
 padding:8px 12px;margin:8px 0}} .stale p{{margin:2px 0}} .stale p:first-child{{font-weight:bold}}
 footer{{color:#666;font-size:.8rem;padding:16px}}
@@ -72,12 +75,7 @@ footer{{color:#666;font-size:.8rem;padding:16px}}
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def esc(value: Any) -> str:
-    """Escaped for HTML, after the same treatment as a spreadsheet cell."""
-    return html.escape(safe_cell(value), quote=True)
-
-
-def _page(title: str, header: str, nav: Sequence[tuple[str, str]], body: str) -> str:
+def html_page(title: str, header: str, nav: Sequence[tuple[str, str]], body: str) -> str:
     links = "".join(f'<a href="#{a}">{html.escape(label)}</a>' for a, label in nav)
     return f"""<!DOCTYPE html>
 <html lang="th">
@@ -114,56 +112,6 @@ def _stale_banner(notice: SyncNotice | None, *, errors: bool = False) -> str:
     return f'<div class="stale" role="alert">{lines}{details}</div>'
 
 
-def _phone(phone: str | None) -> str:
-    if phone and _PHONE.match(phone):
-        return f'<a href="tel:{phone}">☎ {esc(phone)}</a>'
-    return esc(phone)
-
-
-def _alert_card(a: Row, today: date) -> str:
-    due = a.get("due_date")
-    late = due is not None and due < today
-    priority = a.get("priority") or 3
-    snooze = ""
-    if a.get("snoozed_until"):
-        snooze = (
-            f'<div class="meta"><span class="badge snoozed">เลื่อนถึง {esc(a["snoozed_until"])}'
-            f"</span>{esc(a.get('snooze_note'))}</div>"
-        )
-    name = a.get("subject_name") or ""
-    return f"""<div class="card p{priority}">
-<h3><span class="badge b{priority}">{esc(PRIORITY_TH.get(priority, priority))}</span>{esc(a["rule_th"])}</h3>
-<div><b>{esc(name)}</b> <span class="meta">{esc(a["subject_id"])}</span> {_phone(a.get("phone"))}</div>
-<div class="meta">{esc(village_label(a.get("village_code")))}</div>
-<div class="reason">{esc(a["reason_th"])}</div>
-<div class="meta{" late" if late else ""}">ภายใน {esc(due)}{" (เลยกำหนด)" if late else ""} · พบครั้งแรก {esc(a.get("first_seen"))} · {esc(a["status"])}</div>
-{snooze}<div class="meta">รหัส: {esc(a["alert_id"])}</div>
-</div>"""  # noqa: E501
-
-
-def _alert_groups(alerts: Sequence[Row], today: date, *, expanded: bool, empty: str) -> str:
-    """Alerts grouped by rule (most urgent rule first), each group folding away: a long list
-    stays scrollable on a phone."""
-    groups: dict[str, list[Row]] = {}
-    for a in alerts:
-        groups.setdefault(a["rule_id"], []).append(a)
-    if not groups:
-        return f'<p class="empty">{esc(empty)}</p>'
-    order = sorted(groups, key=lambda r: (min(a.get("priority") or 3 for a in groups[r]), r))
-    parts = []
-    for rule in order:
-        items = groups[rule]
-        top = min(a.get("priority") or 3 for a in items)
-        cards = "\n".join(_alert_card(a, today) for a in items)
-        parts.append(
-            f'<details class="group"{" open" if expanded else ""}><summary>'
-            f'<span class="badge b{top}">{esc(PRIORITY_TH.get(top, top))}</span>'
-            f"{esc(items[0]['rule_th'])} · {len(items)}</summary>"
-            f'<div class="cards">{cards}</div></details>'
-        )
-    return "\n".join(parts)
-
-
 def _cards(items: Iterable[str], empty: str) -> str:
     body = "\n".join(items)
     return f'<div class="cards">{body}</div>' if body else f'<p class="empty">{esc(empty)}</p>'
@@ -180,6 +128,7 @@ def _otop_card(g: Row) -> str:
 <div>{esc(g.get("product_name"))} <span class="meta">({esc(g.get("product_type_th"))})</span></div>
 <div>คะแนน <b>{esc(g["score"])}/{esc(g["max_score"])}</b> · {esc(g.get("otop_status_th"))}</div>
 <ul class="check">{checks}</ul>
+<div>ตลาด: {esc(g.get("market_th") or "ยังไม่มีข้อมูลตลาด (no market link yet)")}</div>
 <div class="next">ควรช่วยเรื่องแรก: {esc(g.get("next_step_th"))}</div>
 </div>"""  # noqa: E501
 
@@ -189,19 +138,59 @@ def _pct(value: float | None) -> str:
 
 
 def _kpi_card(k: Row) -> str:
-    value, target = k.get("value"), k.get("target") or 0
+    """The value with what it is made of (numerator of denominator), against its target and
+    the target's source; a figure without a target (followed up X of Y) is shown as it is."""
+    value, target, met = k.get("value"), k.get("target"), k.get("met")
     # shares are drawn on 0-100%; a small target (income +3%) on a scale it can be seen on
-    scale = 1.0 if target >= 0.5 else max(4 * target, (value or 0) * 1.1)
-    fill = 0 if value is None else max(0.0, value) / scale * 100
-    met = k.get("met")
-    verdict = "ยังไม่มีข้อมูล" if met is None else ("✓ ผ่านเป้า" if met else "✗ ต่ำกว่าเป้า")
+    scale = 1.0 if target is None or target >= 0.5 else max(4 * target, (value or 0) * 1.1)
+    fill = 0 if value is None or not scale else max(0.0, value) / scale * 100
+    counts = ""
+    if k.get("numerator") is not None and k.get("denominator") is not None:
+        counts = f'<div class="meta">{k["numerator"]:,} จาก {k["denominator"]:,}</div>'
+    if target is None:
+        goal, marker, miss = "", "", ""
+    else:
+        verdict = "ยังไม่มีข้อมูล" if met is None else ("✓ ผ่านเป้า" if met else "✗ ต่ำกว่าเป้า")
+        shown = f'<b class="{"ok" if met else "no"}">{esc(verdict)}</b>'
+        goal = f" เป้าหมาย ≥ {esc(_pct(target))} · {shown}"
+        marker = f'<div class="target" style="left:{target / scale * 100:.0f}%"></div>'
+        miss = "" if met else " miss"
+    source = (
+        f'<div class="meta">ที่มาของเป้าหมาย: {esc(k["source_th"])}</div>'
+        if k.get("source_th")
+        else ""
+    )
     return f"""<div class="card kpi">
 <h3>{esc(k["kpi_th"])}</h3>
 <div class="meta">{esc(k["scope_name"])}</div>
-<div><span class="value">{esc(_pct(value))}</span> เป้าหมาย ≥ {esc(_pct(target))} · <b class="{"ok" if met else "no"}">{esc(verdict)}</b></div>
-<div class="bar"><div class="fill{"" if met else " miss"}" style="width:{fill:.0f}%"></div><div class="target" style="left:{target / scale * 100:.0f}%"></div></div>
-<div class="meta">{esc(k.get("detail_th"))}</div>
-</div>"""  # noqa: E501
+<div><span class="value">{esc(_pct(value))}</span>{goal}</div>{counts}
+<div class="bar"><div class="fill{miss}" style="width:{fill:.0f}%"></div>{marker}</div>
+<div class="meta">{esc(k.get("detail_th"))}</div>{source}
+</div>"""
+
+
+def methods_table(rows: Sequence[Row]) -> str:
+    """Attendance and outcomes by teaching method (lecture first, the yardstick), each share
+    with what it is made of."""
+    if not rows:
+        return ""
+
+    def share(rate: float | None, part: int | None, whole: int | None) -> str:
+        return f"{esc(_pct(rate))} <span class='meta'>({part or 0:,}/{whole or 0:,})</span>"
+
+    body = "".join(
+        f"<tr><td>{esc(m['method_th'])}</td><td>{m['sessions'] or 0:,}</td>"
+        f"<td>{share(m['attendance_rate'], m['present'], m['invited'])}</td>"
+        f"<td>{share(m['practising_rate'], m['practising'], m['trained'])}</td>"
+        f"<td>{esc(_pct(m['income_change']))} <span class='meta'>({m['n_income'] or 0:,} ครัวเรือน)"
+        "</span></td></tr>"
+        for m in rows
+    )
+    return (
+        "<h3>ตามวิธีสอน (by teaching method)</h3><div class='scroll'><table><tr>"
+        "<th>วิธีสอน</th><th>ครั้ง</th><th>มาร่วม</th><th>ประกอบอาชีพ</th><th>รายได้เปลี่ยน</th>"
+        f"</tr>{body}</table></div>"
+    )
 
 
 def _figure(caption: str, svg: str | None) -> str:
@@ -264,42 +253,66 @@ def district_charts(reports: Sequence[OfficerReport], cache: SvgCache | None = N
     )
 
 
+def as_of_line(data_as_of: datetime | None) -> str:
+    """How current the lists are, said first under the title."""
+    if data_as_of is None:
+        return "ข้อมูล ณ: ไม่มีบันทึกการดึงข้อมูล (data as of: no sync recorded)"
+    return f"ข้อมูล ณ {office_time(data_as_of)} (data as of)"
+
+
+def _small_list(items: Sequence[str], title: str, anchor: str) -> str:
+    return (
+        f'<section id="{anchor}"><details><summary>{esc(title)} · {len(items)}</summary>'
+        f"<ul>{''.join(items)}</ul></details></section>"
+    )
+
+
 def officer_page(report: OfficerReport, chart_set: Charts) -> str:
+    """Today's visits first, the rest folded by reason; OTOP, charts and KPIs one tap away."""
     today, officer = report.today, report.officer
-    snoozed = sum(1 for a in report.open if a.get("snoozed_until"))
-    new_ids = {a["alert_id"] for a in report.new_today}
-    earlier = [a for a in report.open if a["alert_id"] not in new_ids]  # new ones shown above
+    snoozed = [a for a in report.open if a.get("snoozed_until")]
     header = (
         f"<h1>รายการติดตามสัมมาชีพชุมชน</h1><p>{esc(officer.name)}</p>"
-        f"<p>ประจำวันที่ {esc(be_date(today))} · ใหม่ {len(report.new_today)} · "
-        f"ค้างทั้งหมด {len(report.open)} · เลื่อนไว้ {snoozed} · แก้ไขแล้ว {len(report.resolved)}</p>"
+        f"<p>ประจำวันที่ {esc(be_date(today))} · วันนี้ {len(report.today_items)} · "
+        f"ภายหลัง {len(report.later_items)} · เลยกำหนด {report.overdue}</p>"
+        f'<p class="asof">{esc(as_of_line(report.data_as_of))}</p>'
     )
-    resolved = "".join(
-        f"<li>{esc(a['rule_th'])}: {esc(a.get('subject_name') or a['subject_id'])} "
+    resolved = [
+        f"<li>{esc(a['rule_th'])}: {esc(a.get('subject_name') or '')} "
         f"<span class='meta'>แก้ไขเมื่อ {esc(a.get('resolved_on'))}</span></li>"
         for a in report.resolved
-    )
+    ]
+    paused = [
+        f"<li>{esc(a['rule_th'])}: {esc(a.get('subject_name') or '')} "
+        f"<span class='badge snoozed'>เลื่อนถึง {esc(a['snoozed_until'])}</span> "
+        f"{esc(a.get('snooze_note'))}</li>"
+        for a in snoozed
+    ]
     body = f"""{_stale_banner(report.notice)}
-<section id="new"><h2>ใหม่วันนี้ (new today) · {len(report.new_today)}</h2>
-{_alert_groups(report.new_today, today, expanded=True, empty="ไม่มีรายการใหม่วันนี้")}</section>
-<section id="open"><h2>ค้างจากวันก่อน (still open) · {len(earlier)}</h2>
-{_alert_groups(earlier, today, expanded=False, empty="ไม่มีรายการค้างจากวันก่อน")}</section>
+{today_section(report.today_items)}
+{later_section(report.later_items)}
 <section id="otop"><h2>ความพร้อม OTOP (OTOP readiness) · {len(report.otop)}</h2>
 {_cards((_otop_card(g) for g in report.otop), "ยังไม่มีกลุ่มอาชีพ")}</section>
 <section id="charts"><h2>แผนภูมิ (charts)</h2>{chart_set.html("หมู่บ้าน")}</section>
 <section id="kpi"><h2>ตัวชี้วัด (KPIs)</h2>
-{_cards((_kpi_card(k) for k in report.kpis), "ยังไม่มีข้อมูล")}</section>
-<section id="resolved"><details><summary>แก้ไขแล้วล่าสุด (recently resolved) · {len(report.resolved)}</summary>
-<ul>{resolved}</ul></details></section>
+{_cards((_kpi_card(k) for k in report.kpis), "ยังไม่มีข้อมูล")}{methods_table(report.methods)}</section>
+{_small_list(paused, "เลื่อนไว้ (snoozed)", "snoozed")}
+{_small_list(resolved, "แก้ไขแล้วล่าสุด (recently resolved)", "resolved")}
 <p class="meta">เลื่อนรายการ (snooze): เพิ่มบรรทัดในไฟล์เลื่อนรายการของอำเภอ
-รหัสแจ้งเตือน, วันที่ (วว/ดด/ปปปป), หมายเหตุ — alert_id, until, note</p>
-"""  # noqa: E501
-    nav = [("new", "ใหม่"), ("open", "ค้าง"), ("otop", "OTOP"), ("charts", "แผนภูมิ"), ("kpi", "ตัวชี้วัด")]
-    return _page(f"รายการติดตาม {officer.name} {be_date(today)}", header, nav, body)
+รหัสแจ้งเตือน (จากไฟล์ Excel คอลัมน์ รหัสแจ้งเตือน), วันที่ (วว/ดด/ปปปป), หมายเหตุ — alert_id, until, note</p>
+"""
+    nav = [
+        ("today", "วันนี้"),
+        ("later", "ภายหลัง"),
+        ("otop", "OTOP"),
+        ("charts", "แผนภูมิ"),
+        ("kpi", "ตัวชี้วัด"),
+    ]
+    return html_page(f"รายการติดตาม {officer.name} {be_date(today)}", header, nav, body)
 
 
 def _file_label(name: str) -> str:
-    kinds = {"_new.csv": "ใหม่ CSV", "_alerts.csv": "ค้าง CSV", "_otop.csv": "OTOP CSV"}
+    kinds = {"_worklist.csv": "รายการ CSV", "_alerts.csv": "แจ้งเตือน CSV", "_otop.csv": "OTOP CSV"}
     return next((v for k, v in kinds.items() if name.endswith(k)), name.rsplit(".", 1)[-1].upper())
 
 
@@ -311,9 +324,12 @@ def index_page(
     district_name: str,
     files: dict[str, list[str]],
     notice: SyncNotice | None = None,
+    data_as_of: datetime | None = None,
+    data_manager: str | None = None,
+    methods: Sequence[Row] = (),
 ) -> str:
     """The district's page: KPIs against targets, charts per tambon, and each officer's lists
-    (under a banner when the last sync failed)."""
+    (under a banner when the last sync failed); `data_manager`: the data manager's page."""
     rows = []
     for rep in reports:
         links = " · ".join(
@@ -324,20 +340,29 @@ def index_page(
         tambons = tambons or "พื้นที่ที่ยังไม่มีผู้รับผิดชอบ (unassigned areas)"
         rows.append(
             f"<tr><td><b>{esc(rep.officer.name)}</b><div class='meta'>{esc(tambons)}</div></td>"
-            f"<td>{len(rep.new_today)}</td><td>{len(rep.open)}</td><td>{len(rep.otop)}</td>"
+            f"<td>{len(rep.today_items)}</td><td>{len(rep.later_items)}</td>"
+            f"<td>{rep.overdue}</td><td>{len(rep.otop)}</td>"
             f"<td>{links}</td></tr>"
         )
     header = (
         f"<h1>สัมมาชีพชุมชน: ภาพรวมอำเภอ</h1><p>{esc(district_name)}</p>"
         f"<p>ประจำวันที่ {esc(be_date(today))}</p>"
+        f'<p class="asof">{esc(as_of_line(data_as_of))}</p>'
     )
     body = f"""{_stale_banner(notice, errors=True)}
 <section id="kpi"><h2>ตัวชี้วัดเทียบเป้าหมายกรมการพัฒนาชุมชน (KPIs vs targets)</h2>
-{_cards((_kpi_card(k) for k in kpis), "ยังไม่มีข้อมูล")}</section>
+{_cards((_kpi_card(k) for k in kpis), "ยังไม่มีข้อมูล")}{methods_table(methods)}</section>
 <section id="officers"><h2>รายการของพัฒนากร (officers' lists)</h2>
-<table><tr><th>พัฒนากร</th><th>ใหม่</th><th>ค้าง</th><th>กลุ่ม</th><th>ไฟล์</th></tr>
+<table><tr><th>พัฒนากร</th><th>วันนี้</th><th>ภายหลัง</th><th>เลยกำหนด</th><th>กลุ่ม</th><th>ไฟล์</th></tr>
 {"".join(rows)}</table></section>
 <section id="charts"><h2>แผนภูมิ (charts)</h2>{chart_set.html("ตำบล")}</section>
 """
     nav = [("kpi", "ตัวชี้วัด"), ("officers", "พัฒนากร"), ("charts", "แผนภูมิ")]
-    return _page(f"สัมมาชีพชุมชน {district_name} {be_date(today)}", header, nav, body)
+    if data_manager:
+        body += (
+            f'<section id="data"><h2>ข้อมูลที่ต้องแก้ไข (data to fix)</h2><p><a href="'
+            f'{html.escape(data_manager, quote=True)}">รายผู้เก็บข้อมูล (per enumerator)</a></p>'
+            "</section>"
+        )
+        nav.append(("data", "ข้อมูลต้องแก้ไข"))
+    return html_page(f"สัมมาชีพชุมชน {district_name} {be_date(today)}", header, nav, body)

@@ -15,6 +15,16 @@ ALERT_STATUS_TH: dict[str, str] = {
 
 PRIORITY_TH: dict[int, str] = {1: "ด่วน", 2: "สำคัญ", 3: "ติดตาม"}
 
+# What a worklist entry is about (the mart's `subject_type`).
+SUBJECT_TH: dict[str, str] = {
+    "household": "ครัวเรือน (household)",
+    "group": "กลุ่มอาชีพ (group)",
+    "sage": "ปราชญ์ (sage)",
+    "session": "โทรแจ้งก่อนกิจกรรม (call list)",
+    "village": "หมู่บ้าน (village)",
+    "submission": "ข้อมูลต้องแก้ไข (data to fix)",
+}
+
 # OTOP checklist items in the order an officer should help with them (see otop_readiness.sql).
 OTOP_CHECKS: list[tuple[str, str]] = [
     ("members_ok", "สมาชิก ≥ 7 คน"),
@@ -42,6 +52,42 @@ ALERT_COLUMNS: list[tuple[str, str]] = [
     ("alert_id", "รหัสแจ้งเตือน (alert id)"),
 ]
 
+# One row per worklist entry: where to go first, then why and by when; the alert ids last
+# (the snooze file names them).
+WORKLIST_COLUMNS: list[tuple[str, str]] = [
+    ("visit_order", "ลำดับ (order)"),
+    ("priority", "ความสำคัญ (priority)"),
+    ("title_th", "ชื่อ/เรื่อง (who/what)"),
+    ("subject_type_th", "ประเภท (type)"),
+    ("village_name", "หมู่บ้าน (village)"),
+    ("moo", "หมู่ที่ (moo)"),
+    ("tambon_name", "ตำบล (tambon)"),
+    ("house_no", "บ้านเลขที่ (house no.)"),
+    ("phone", "โทรศัพท์ (phone)"),
+    ("reasons_th", "เหตุผล (reasons)"),
+    ("call_list_th", "รายชื่อที่ต้องโทร (call list)"),
+    ("due_date", "ดำเนินการภายใน (due)"),
+    ("overdue_days", "เลยกำหนด/วัน (days overdue)"),
+    ("first_seen", "พบครั้งแรก (first seen)"),
+    ("coordinates", "พิกัด (lat, lon)"),
+    ("alert_ids", "รหัสแจ้งเตือน (alert ids)"),
+]
+
+
+def _worklist_csv_columns() -> list[tuple[str, str]]:
+    """The CSV's: the workbook's, priority in words, and each date (in the Buddhist Era)
+    followed by the same date in ISO, which any program sorts."""
+    columns = [("bucket_th", "รายการ (list)")]
+    for col, header in WORKLIST_COLUMNS:
+        columns.append(("priority_th", header) if col == "priority" else (col, header))
+        if col in ("due_date", "first_seen"):
+            thai, english = header.removesuffix(")").split(" (")
+            columns.append((f"{col}_iso", f"{thai} ISO ({english}, ISO)"))
+    return columns
+
+
+WORKLIST_CSV_COLUMNS = _worklist_csv_columns()
+
 OTOP_COLUMNS: list[tuple[str, str]] = [
     ("group_code", "รหัสกลุ่ม (group)"),
     ("group_name", "ชื่อกลุ่ม (name)"),
@@ -53,6 +99,7 @@ OTOP_COLUMNS: list[tuple[str, str]] = [
     ("status_th", "ความพร้อม OTOP (readiness)"),
     ("next_step_th", "ควรช่วยเรื่องแรก (next step)"),
     ("missing_th", "สิ่งที่ยังขาด (missing)"),
+    ("market_th", "ตลาด ราคาและต้นทุน (market)"),
     *((col, f"{label} ({col.removesuffix('_ok')})") for col, label in OTOP_CHECKS),
     ("otop_status_th", "สถานะ OTOP (registration)"),
 ]
@@ -63,5 +110,8 @@ KPI_COLUMNS: list[tuple[str, str]] = [
     ("value", "ผล (value)"),
     ("target", "เป้าหมาย (target)"),
     ("met", "ผ่านเป้า (met)"),
+    ("numerator", "ตัวตั้ง (numerator)"),
+    ("denominator", "ตัวหาร (denominator)"),
+    ("source_th", "ที่มาของเป้าหมาย (target's source)"),
     ("detail_th", "รายละเอียด (details)"),
 ]

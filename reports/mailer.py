@@ -52,16 +52,17 @@ def _body(report: OfficerReport) -> str:
         f"เรียน {report.officer.name}",
         "",
         f"รายการติดตามสัมมาชีพชุมชน ประจำวันที่ {be_date(report.today)}",
-        f"- ใหม่วันนี้ {len(report.new_today)} รายการ",
-        f"- ค้างทั้งหมด {len(report.open)} รายการ",
+        f"- วันนี้ {len(report.today_items)} รายการ (เลยกำหนดทั้งหมด {report.overdue})",
+        f"- ภายหลัง {len(report.later_items)} รายการ",
         f"- กลุ่มอาชีพ (ความพร้อม OTOP) {len(report.otop)} กลุ่ม",
         "",
     ]
-    for a in report.new_today[:10]:
-        who = display(a.get("subject_name") or a["subject_id"])  # as the files show it
-        lines.append(f"• {a['rule_th']}: {who} ภายใน {be_date(a['due_date'])}")
-    if len(report.new_today) > 10:
-        lines.append(f"• … และอีก {len(report.new_today) - 10} รายการ ในไฟล์แนบ")
+    for e in report.today_items[:10]:
+        why = e["reasons"][0]["rule_th"] if e.get("reasons") else ""
+        title = display(e["title_th"])  # as the files show it
+        lines.append(f"{e['visit_order']}. {title}: {why} ภายใน {be_date(e['due_date'])}")
+    if len(report.today_items) > 10:
+        lines.append(f"… และอีก {len(report.today_items) - 10} รายการ ในไฟล์แนบ")
     lines += ["", "ไฟล์แนบ: Excel และหน้าเว็บ (เปิดบนมือถือได้)", "-- sammachip"]
     return "\n".join(lines)
 
@@ -72,7 +73,7 @@ def compose(
     msg = EmailMessage()
     msg["Subject"] = (
         f"รายการติดตามสัมมาชีพชุมชน {be_date(report.today)}: "
-        f"ใหม่ {len(report.new_today)} ค้าง {len(report.open)}"
+        f"วันนี้ {len(report.today_items)} เลยกำหนด {report.overdue}"
     )
     msg["From"] = formataddr((settings.sender_name, settings.sender))
     msg["To"] = formataddr((report.officer.name, report.officer.email))

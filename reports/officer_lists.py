@@ -1,5 +1,6 @@
-"""What each officer's morning list holds, split from the marts: new today, all still open,
-recently resolved, the OTOP-readiness list, and the KPIs and chart data of their tambons.
+"""What each officer's morning list holds, split from the marts: the day's worklist (today and
+later), the alerts behind it (all still open, recently resolved), the OTOP-readiness
+list, and the KPIs and chart data of their tambons.
 
 Every writer (CSV, XLSX, HTML, e-mail) reads these, so the lists agree across formats.
 """
@@ -9,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from sammachip.marts.rules import AlertRules, Officer
-from sammachip.reports.cells import be_date
+from sammachip.reports.cells import be_date, phone_text
+from sammachip.reports.entries import entry_row
 from sammachip.reports.labels import ALERT_STATUS_TH
 from sammachip.warehouse.freshness import SyncNotice
 
@@ -49,18 +52,41 @@ def office_time(moment: datetime) -> str:
 class OfficerReport:
     officer: Officer
     today: date
-    new_today: list[Row] = field(default_factory=list)  # open alerts first seen today
     open: list[Row] = field(default_factory=list)  # open and snoozed
     resolved: list[Row] = field(default_factory=list)  # cleared lately (kept a few days)
     otop: list[Row] = field(default_factory=list)
     kpis: list[Row] = field(default_factory=list)  # their area first, then each tambon
+    methods: list[Row] = field(default_factory=list)  # kpis_by_method rows of their area
     attendance: list[Row] = field(default_factory=list)  # attendance_monthly rows
     outcomes: list[Row] = field(default_factory=list)  # household_outcomes rows
     notice: SyncNotice | None = None  # the last sync failed: shown on every file
+    # the `worklist` mart: one entry per subject; `today` is the day's visits in visit order,
+    # `later` the rest by rank
+    today_items: list[Row] = field(default_factory=list)
+    later_items: list[Row] = field(default_factory=list)
+    data_as_of: datetime | None = None  # the last complete sync (every file says it at the top)
 
     @property
     def officer_id(self) -> str:
         return self.officer.officer_id
+
+    @cached_property
+    def today_rows(self) -> list[Row]:
+        """Today's entries flattened for a spreadsheet (the workbook's and the CSV's)."""
+        return [entry_row(e) for e in self.today_items]
+
+    @cached_property
+    def later_rows(self) -> list[Row]:
+        return [entry_row(e) for e in self.later_items]
+
+    @property
+    def snoozed(self) -> list[Row]:
+        return [a for a in self.open if a["state"] == "snoozed"]
+
+    @property
+    def overdue(self) -> int:
+        """Worklist entries past their due date."""
+        return sum(1 for e in [*self.today_items, *self.later_items] if e["overdue_days"] > 0)
 
 
 def _rows(marts: Mapping[str, pa.Table], name: str) -> list[Row]:
@@ -69,8 +95,10 @@ def _rows(marts: Mapping[str, pa.Table], name: str) -> list[Row]:
 
 
 def _alert_row(row: Row) -> Row:
-    """Status in Thai for the lists; the code stays under `state`."""
-    return {**row, "status": ALERT_STATUS_TH.get(row["status"], row["status"])}
+    """Status in Thai and the phone with its dashes for the lists; the code stays under
+    `state`."""
+    status = ALERT_STATUS_TH.get(row["status"], row["status"])
+    return {**row, "status": status, "phone": phone_text(row.get("phone"))}
 
 
 def _owner_of(rules: AlertRules) -> dict[str, str]:
@@ -93,6 +121,7 @@ def officer_reports(
     today: date,
     rules: AlertRules,
     notice: SyncNotice | None = None,
+    data_as_of: datetime | None = None,
 ) -> list[OfficerReport]:
     """One report per officer on the roster, the district office (areas nobody covers), and
     anyone else the marts name (an officer since removed from the roster keeps their list)."""
@@ -103,26 +132,32 @@ def officer_reports(
         return owner.get(row.get("tambon_code") or "", district)
 
     alert_rows, otop_rows = _rows(marts, "alerts"), _rows(marts, "otop_readiness")
+    work_rows = _rows(marts, "worklist")
     alerts = _by_officer(alert_rows, lambda r: r["officer_id"])
     otop = _by_officer(otop_rows, lambda r: r["officer_id"])
+    work = _by_officer(work_rows, lambda r: r["officer_id"])
     attendance = _by_officer(_rows(marts, "attendance_monthly"), by_tambon)
     outcomes = _by_officer(_rows(marts, "household_outcomes"), by_tambon)
     kpis = _rows(marts, "kpis")
+    methods = _by_officer(
+        (m for m in _rows(marts, "kpis_by_method") if m["scope"] == "officer"),
+        lambda m: m["scope_code"],
+    )
 
     officers = {o.officer_id: o for o in rules.officers()}
-    names = {r["officer_id"]: r["officer_name"] for r in [*alert_rows, *otop_rows]}
-    for officer_id in sorted((set(alerts) | set(otop)) - set(officers)):
+    names = {r["officer_id"]: r["officer_name"] for r in [*alert_rows, *otop_rows, *work_rows]}
+    for officer_id in sorted((set(alerts) | set(otop) | set(work)) - set(officers)):
         officers.setdefault(officer_id, Officer(officer_id, names.get(officer_id, officer_id), ()))
 
     reports = []
     for officer_id, officer in officers.items():
         mine = [_alert_row(r) | {"state": r["status"]} for r in alerts.get(officer_id, [])]
         tambons = {r["tambon_code"] for r in outcomes.get(officer_id, [])} | set(officer.tambons)
+        entries = sorted(work.get(officer_id, []), key=lambda r: r["visit_order"])
         reports.append(
             OfficerReport(
                 officer=officer,
                 today=today,
-                new_today=[r for r in mine if r["state"] == "open" and r["first_seen"] == today],
                 open=[r for r in mine if r["state"] in ("open", "snoozed")],
                 resolved=[r for r in mine if r["state"] == "resolved"],
                 otop=otop.get(officer_id, []),
@@ -132,9 +167,13 @@ def officer_reports(
                     if (k["scope"] == "officer" and k["scope_code"] == officer_id)
                     or (k["scope"] == "tambon" and k["scope_code"] in tambons)
                 ],
+                methods=methods.get(officer_id, []),
                 attendance=attendance.get(officer_id, []),
                 outcomes=outcomes.get(officer_id, []),
                 notice=notice,
+                today_items=[e for e in entries if e["bucket"] == "today"],
+                later_items=[e for e in entries if e["bucket"] != "today"],
+                data_as_of=data_as_of,
             )
         )
     return reports
@@ -142,3 +181,8 @@ def officer_reports(
 
 def district_kpis(marts: Mapping[str, pa.Table]) -> list[Row]:
     return [k for k in _rows(marts, "kpis") if k["scope"] == "district"]
+
+
+def district_methods(marts: Mapping[str, pa.Table]) -> list[Row]:
+    """Attendance and outcomes per teaching method, for the whole district."""
+    return [m for m in _rows(marts, "kpis_by_method") if m["scope"] == "district"]

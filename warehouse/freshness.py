@@ -69,16 +69,25 @@ def sync_notice(cursors: Mapping[str, Any]) -> SyncNotice | None:
     failing = {name: s for name, s in status["servers"].items() if s["failed"]}
     if not failing:
         return None
-    as_of = [s["synced_at"] for s in failing.values()]
     failures = [
         (name, form_id, error) for name, s in failing.items() for form_id, error in s["failed"]
     ]
     return SyncNotice(
         attempted_at=datetime.fromisoformat(status["at"]),
-        data_as_of=None if None in as_of else datetime.fromisoformat(min(as_of)),
+        data_as_of=data_as_of(cursors),  # a failing server's: the others synced just now
         failed=tuple(dict.fromkeys(_what(name, form_id) for name, form_id, _ in failures)),
         errors=tuple(f"{name}: {error}" for name, _, error in failures),
     )
+
+
+def data_as_of(cursors: Mapping[str, Any]) -> datetime | None:
+    """When the data were last complete: the oldest of the servers' last complete syncs
+    (None: no sync recorded, or a server never synced whole). Every officer file says it."""
+    status = cursors.get(STATUS_KEY)
+    synced = [s["synced_at"] for s in (status or {}).get("servers", {}).values()]
+    if not synced or None in synced:
+        return None
+    return datetime.fromisoformat(min(synced))
 
 
 def lists_would_mislead(snapshot: Snapshot) -> bool:

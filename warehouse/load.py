@@ -462,18 +462,36 @@ def revalidate(
 
 
 def _raw_of(tx: Transaction, form_id: str, keys: set[str]) -> list[dict[str, Any]]:
+    storage = tx.warehouse.storage
+    rels = [rel for rel in tx.files("raw_submissions") if f"/form={form_id}/" in rel]
+    return raw_rows_of(storage.fs, [storage.path(rel) for rel in rels], keys)
+
+
+def raw_rows_of(fs: Any, paths: Iterable[str], keys: set[str]) -> list[dict[str, Any]]:
     """Every raw row of `keys`, payloads included, in file order. Raw files are written per
     run: only the few holding one of `keys` are read whole (a form's raw layer is large)."""
-    storage, wanted = tx.warehouse.storage, pa.array(sorted(keys), pa.string())
+    wanted = pa.array(sorted(keys), pa.string())
     rows: list[dict[str, Any]] = []
-    for rel in [f for f in tx.files("raw_submissions") if f"/form={form_id}/" in f]:
-        path = storage.path(rel)
-        held = pq.read_table(path, columns=["submission_key"], filesystem=storage.fs)
+    for path in paths:
+        held = pq.read_table(path, columns=["submission_key"], filesystem=fs)
         hit = pc.is_in(held["submission_key"], value_set=wanted)
         if pc.any(hit).as_py():
-            data = pq.read_table(path, filesystem=storage.fs).filter(hit)
+            data = pq.read_table(path, filesystem=fs).filter(hit)
             rows += data.to_pylist()
     return rows
+
+
+def latest_raw(
+    wh: Warehouse, keys_by_form: Mapping[str, set[str]], snapshot: Snapshot | None = None
+) -> dict[str, dict[str, Any]]:
+    """The latest raw row (payload included) of each submission key, per form, as a committed
+    version holds it (who sent a quarantined submission is only in its payload)."""
+    files = wh.files("raw_submissions", snapshot)
+    rows: list[dict[str, Any]] = []
+    for form_id, keys in keys_by_form.items():
+        paths = [p for p in files if f"/form={form_id}/" in p]
+        rows += raw_rows_of(wh.storage.fs, paths, keys)
+    return _latest(rows)
 
 
 def _held_submission(row: dict[str, Any]) -> Submission:

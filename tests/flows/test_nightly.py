@@ -126,6 +126,7 @@ def test_gx_data_docs_are_built_beside_the_officer_files(runs: Runs) -> None:
     docs = runs.first.data_docs
     assert docs is not None and docs.name == "index.html" and docs.exists()
     assert list((docs.parent / "validations").rglob("*.html"))  # this run's validation results
+    assert "<script" not in docs.read_text(encoding="utf-8")  # rewritten to render offline
 
 
 def test_officers_get_thai_csv_lists_with_a_bom(runs: Runs) -> None:

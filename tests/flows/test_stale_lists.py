@@ -41,7 +41,7 @@ def read_lists(workdir: Path) -> dict[str, str | list[list[object]]]:
     folder = workdir / REPORTS
     if not (folder / "off01.xlsx").exists():
         return {}
-    sheet = load_workbook(folder / "off01.xlsx").worksheets[1]  # all open
+    sheet = load_workbook(folder / "off01.xlsx").worksheets[0]  # today
     pages = {
         name: re.sub(
             r"\s+", " ", re.sub(r"<[^>]+>", " ", (folder / name).read_text(encoding="utf-8"))
@@ -114,7 +114,9 @@ def test_a_good_night_has_no_banner(nights: dict[str, Night]) -> None:
         night = nights[name]
         assert night.code == 0, night.output
         assert banner_of(night) == ""
-        assert night.lists["xlsx"][0][0] == "ลำดับความสำคัญ\n(priority)"  # type: ignore[index]
+        as_of = office_time(datetime.fromisoformat(str(night.synced_at)))
+        assert night.lists["xlsx"][0][0] == f"ข้อมูล ณ {as_of} (data as of)"  # type: ignore[index]
+        assert night.lists["xlsx"][1][0] == "ลำดับ\n(order)"  # type: ignore[index]
         assert "the last sync failed" not in night.lists["off01.html"]  # type: ignore[operator]
 
 
@@ -130,8 +132,9 @@ def test_after_a_failed_sync_the_lists_keep_their_rows_under_a_banner_with_data_
     assert "the last sync failed" in banner and f"ข้อมูล ณ {as_of} (data as of)" in banner
     expected = "ทะเบียนครัวเรือนเป้าหมาย" if name == "household form refused" else "ทุกแบบฟอร์ม"
     assert f"{expected}" in banner and "เซิร์ฟเวอร์ kobo" in banner
-    assert night.lists["xlsx"][1:] == good.lists["xlsx"]  # the same list, a row lower
-    assert len(good.lists["xlsx"]) > 1  # and not an empty one  # type: ignore[arg-type]
+    # the same list under the banner, where a good night says how current it is
+    assert night.lists["xlsx"][1:] == good.lists["xlsx"][1:]
+    assert len(good.lists["xlsx"]) > 2  # and not an empty one  # type: ignore[arg-type]
     for page in ("off01.html", "index.html"):
         assert f"ข้อมูล ณ {as_of} (data as of)" in night.lists[page]  # type: ignore[operator]
 

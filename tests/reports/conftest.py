@@ -8,7 +8,7 @@ officers' files are most exposed: names, group names and quarantine reasons.
 from __future__ import annotations
 
 import random
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,8 +20,10 @@ from sammachip.marts import build_marts
 from sammachip.marts.rules import AlertRules, Officer
 from sammachip.reports.deliverables import write_deliverables
 from sammachip.schemas.tables import CLEAN_TABLES, QUARANTINE
+from tests.reports.worklist_fixture import worklist_table
 
 REPORT_DAY = date(2026, 3, 1)
+DATA_AS_OF = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)  # the night's sync: 08:00 in Bangkok
 FORMULA = '=HYPERLINK("http://evil.example","คลิก")'
 SCRIPT = "<script>alert('x')</script>"
 PIPE = "+cmd|' /C calc'!A0"
@@ -177,6 +179,7 @@ def hostile() -> SimpleNamespace:
         national_id=NATIONAL_ID,
         snoozed=SNOOZED,
         day=REPORT_DAY,
+        data_as_of=DATA_AS_OF,
     )
 
 
@@ -199,10 +202,12 @@ def report_rules(tmp_path_factory: pytest.TempPathFactory) -> AlertRules:
 
 @pytest.fixture(scope="session")
 def report_marts(report_rules: AlertRules) -> dict[str, pa.Table]:
-    """Marts as of REPORT_DAY, after a run the day before (so some alerts are not new)."""
+    """Marts as of REPORT_DAY, after a run the day before (so some alerts are not new); the
+    worklist is the contract's fixture table (`worklist_fixture`)."""
     day_before = report_tables(today_news=False)
     yesterday = build_marts(day_before, {}, REPORT_DAY - timedelta(days=1), report_rules)
-    return build_marts(report_tables(), yesterday, REPORT_DAY, report_rules)
+    marts = build_marts(report_tables(), yesterday, REPORT_DAY, report_rules)
+    return {**marts, "worklist": worklist_table(REPORT_DAY, FORMULA, SCRIPT, NATIONAL_ID, PIPE)}
 
 
 @pytest.fixture(scope="session")
@@ -210,7 +215,7 @@ def report_dir(
     report_marts: dict[str, pa.Table], report_rules: AlertRules, tmp_path_factory: Any
 ) -> Path:
     out = tmp_path_factory.mktemp("reports") / REPORT_DAY.isoformat()
-    write_deliverables(report_marts, out, REPORT_DAY, report_rules)
+    write_deliverables(report_marts, out, REPORT_DAY, report_rules, data_as_of=DATA_AS_OF)
     return out
 
 

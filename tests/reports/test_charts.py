@@ -98,3 +98,16 @@ def test_a_process_forked_after_rendering_still_renders() -> None:
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_year_of_attendance_shows_its_latest_months_in_cells_a_phone_can_read() -> None:
+    year = [
+        {"area": "หมู่ 1", "order": 1, "month": date(2025, m, 1), "invited": 10, "present": 8}
+        for m in range(1, 13)
+    ]
+    spec = charts.attendance_spec(year)
+    assert spec is not None
+    months = spec["layer"][0]["encoding"]["x"]["sort"]
+    assert months == ["ก.ค. 68", "ส.ค. 68", "ก.ย. 68", "ต.ค. 68", "พ.ย. 68", "ธ.ค. 68"]
+    assert {d["month"] for d in spec["data"]["values"]} == set(months)
+    assert spec["width"] / len(months) >= 28  # a cell holds "100"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -10,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from sammachip.reports.cells import display, redact_ids, safe_cell
+from sammachip.reports.cells import display, phone_text, redact_ids, safe_cell
 from sammachip.reports.csv_files import write_csv
 from sammachip.reports.files import replacing
 
@@ -80,16 +81,56 @@ def test_a_national_id_never_appears_whole(written: str) -> None:
 
 
 def test_the_deliverable_csvs_are_the_three_lists(report_dir: Path) -> None:
-    new = read_csv(report_dir / "off01_new.csv")
-    open_ = read_csv(report_dir / "off01_alerts.csv")
+    work = read_csv(report_dir / "off01_worklist.csv")
+    alerts = read_csv(report_dir / "off01_alerts.csv")
     otop = read_csv(report_dir / "off01_otop.csv")
     assert all(
         (report_dir / f).read_bytes().startswith(b"\xef\xbb\xbf")
-        for f in ("off01_new.csv", "off01_alerts.csv", "off01_otop.csv")
+        for f in ("off01_worklist.csv", "off01_alerts.csv", "off01_otop.csv")
     )
-    assert 0 < len(new) < len(open_)  # new today is a part of all open
+    assert [r[0] for r in work[1:]] == ["วันนี้ (today)"] * 5 + ["ภายหลัง (later)"] * 8
+    assert alerts[0][0] == "ลำดับความสำคัญ (priority)"
     assert otop[0][:2] == ["รหัสกลุ่ม (group)", "ชื่อกลุ่ม (name)"]
     assert read_csv(report_dir / "district_kpis.csv")[0][1] == "ตัวชี้วัด (indicator)"
+
+
+def test_phones_keep_their_zero_and_dates_are_buddhist_era_with_iso_beside(
+    report_dir: Path,
+) -> None:
+    header, *rows = read_csv(report_dir / "off01_worklist.csv")
+    first = dict(zip(header, rows[0], strict=True))
+    # Excel reads 081-234-5678 as text: no formula, no lost zero
+    assert first["โทรศัพท์ (phone)"] == "081-123-4567"
+    phones = [r[header.index("โทรศัพท์ (phone)")] for r in rows if r[header.index("โทรศัพท์ (phone)")]]
+    assert all(re.fullmatch(r"0\d{1,2}-\d{3}-\d{3,4}", p) for p in phones)
+    assert header.index("ดำเนินการภายใน ISO (due, ISO)") == header.index("ดำเนินการภายใน (due)") + 1
+    assert (first["ดำเนินการภายใน (due)"], first["ดำเนินการภายใน ISO (due, ISO)"]) == (
+        "25/02/2569",
+        "2026-02-25",
+    )
+    assert first["ความสำคัญ (priority)"] == "สำคัญ"  # in words
+    assert first["พิกัด (lat, lon)"] == "15.51234, 104.71234"
+    for row in rows:
+        be, iso = (
+            row[header.index("พบครั้งแรก (first seen)")],
+            row[header.index("พบครั้งแรก ISO (first seen, ISO)")],
+        )
+        day, month, year = be.split("/")
+        assert iso == f"{int(year) - 543}-{month}-{day}"
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        ("0812345678", "081-234-5678"),
+        ("021234567", "02-123-4567"),
+        ("045312345", "045-312-345"),
+        ("+66812345678", "+66812345678"),  # not normalised: left as written
+        (None, None),
+    ],
+)
+def test_a_phone_is_written_the_thai_way(written: str | None, shown: str | None) -> None:
+    assert phone_text(written) == shown
 
 
 def test_hostile_text_comes_out_inert_in_every_csv(

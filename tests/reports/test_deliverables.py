@@ -8,6 +8,7 @@ import re
 import zipfile
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
@@ -17,12 +18,11 @@ from openpyxl import load_workbook
 from sammachip.marts import build_marts
 from sammachip.marts.rules import AlertRules, Officer
 from sammachip.reports import deliverables
-from sammachip.reports.deliverables import file_stem, mail_deliverables, write_deliverables
+from sammachip.reports.deliverables import mail_deliverables, write_deliverables
+from sammachip.reports.files import file_stem
 from sammachip.reports.officer_lists import SyncNotice
-from sammachip.schemas.flatten import flatten
-from sammachip.schemas.records import Submission
-from sammachip.schemas.tables import CLEAN_TABLES
-from sammachip.simulators.cohort import CohortSpec, generate_cohort
+from sammachip.simulators.cohort import CohortSpec
+from tests.marts.cohort import cohort_tables
 
 
 def csv_rows(path: Path) -> int:
@@ -34,7 +34,7 @@ def test_each_officer_and_the_district_office_get_every_format(report_dir: Path)
     names = {p.name for p in report_dir.iterdir()}
     for officer in ("off01", "off02", "district"):
         assert {
-            f"{officer}{s}" for s in (".html", ".xlsx", "_new.csv", "_alerts.csv", "_otop.csv")
+            f"{officer}{s}" for s in (".html", ".xlsx", "_worklist.csv", "_alerts.csv", "_otop.csv")
         } <= names
     assert {"index.html", "district_kpis.csv"} <= names
     assert not [n for n in names if n.endswith(".tmp")]  # nothing half-written is left
@@ -42,15 +42,18 @@ def test_each_officer_and_the_district_office_get_every_format(report_dir: Path)
 
 def test_the_formats_agree(report_dir: Path) -> None:
     wb = load_workbook(report_dir / "off01.xlsx", read_only=True)
-    sheet_rows = [ws.max_row - 1 for ws in wb.worksheets[:3]]
-    assert sheet_rows == [
-        csv_rows(report_dir / "off01_new.csv"),
-        csv_rows(report_dir / "off01_alerts.csv"),
+    today, later, snoozed, otop = [ws.max_row - 2 for ws in wb.worksheets[:4]]  # as-of, header
+    assert [today + later, otop] == [
+        csv_rows(report_dir / "off01_worklist.csv"),
         csv_rows(report_dir / "off01_otop.csv"),
     ]
+    with open(report_dir / "off01_alerts.csv", encoding="utf-8-sig", newline="") as f:
+        alerts = list(csv.reader(f))
+    assert snoozed == sum(1 for r in alerts if "เลื่อนไว้" in r) == 1  # the snoozed alert
     page = (report_dir / "off01.html").read_text(encoding="utf-8")
-    alert_cards = page[page.index('id="new"') : page.index('id="otop"')].count('class="card p')
-    assert alert_cards == sheet_rows[1]  # new today, then the others still open
+    cards = page[page.index('id="today"') : page.index('id="otop"')]
+    assert cards.count('class="card p') == today + later
+    assert page[page.index('id="today"') : page.index('id="later"')].count('class="n"') == today
 
 
 def test_a_second_run_the_same_day_writes_only_the_officers_whose_lists_changed(
@@ -78,7 +81,7 @@ def test_a_second_run_the_same_day_writes_only_the_officers_whose_lists_changed(
     off = {
         f"{o}{s}"
         for o in ("off01", "off02")
-        for s in (".html", ".xlsx", "_new.csv", "_alerts.csv", "_otop.csv")
+        for s in (".html", ".xlsx", "_worklist.csv", "_alerts.csv", "_otop.csv")
     }
     assert rewritten(third, inodes) == district_files | off
 
@@ -107,45 +110,11 @@ def test_an_officer_id_never_becomes_a_path() -> None:
     assert file_stem("off01") == "off01"
 
 
-def cohort_tables(villages: int, today: date) -> dict[str, pa.Table]:
-    """The synthetic cohort as the warehouse would hold it (clean data, latest versions)."""
-    cohort = generate_cohort(CohortSpec(seed=2568, villages=villages, today=today, dirty=False))
-    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in CLEAN_TABLES}
-    now = datetime.now(UTC)
-    for i, gen in enumerate(cohort.submissions):
-        answers = dict(gen.answers)
-        for _, changes in gen.edits:
-            answers.update(changes)
-        received = gen.received_at.replace(tzinfo=UTC)
-        sub = Submission(
-            "kobo",
-            "sim",
-            gen.form_id,
-            gen.form_id,
-            str(i),
-            f"uuid:{i}",
-            None,
-            None,
-            received,
-            None,
-            None,
-            None,
-            answers,
-        )
-        for name, table_rows in flatten(sub, "test", now).tables.items():
-            rows[name] += table_rows
-    return {
-        name: pa.Table.from_pylist(
-            [{c: r.get(c) for c in spec.column_names} for r in rows[name]], schema=spec.schema
-        )
-        for name, spec in CLEAN_TABLES.items()
-    }
-
-
 def test_a_generated_cohort_flows_through_to_the_officers_pages(tmp_path: Path) -> None:
     today = date(2026, 3, 1)
     rules = AlertRules(roster=(Officer("off01", "นางสาวพรทิพย์ ศรีสุข", ("341401", "341402")),))
-    marts = build_marts(cohort_tables(4, today), {}, today, rules)
+    cohort = cohort_tables(CohortSpec(seed=2568, villages=4, today=today, dirty=False))
+    marts = build_marts(cohort, {}, today, rules)
     rules_fired = set(marts["alerts"]["rule_id"].to_pylist())
     assert {
         "R03_LOW_ATTENDANCE",
@@ -153,11 +122,25 @@ def test_a_generated_cohort_flows_through_to_the_officers_pages(tmp_path: Path) 
         "R05_NO_FOLLOWUP_INCOME",
     } <= rules_fired
     kpis = {k["kpi_id"]: k for k in marts["kpis"].to_pylist() if k["scope"] == "district"}
-    assert 0.5 < kpis["K1_PRACTISING"]["value"] <= 1  # the generator aims at 85%
+    assert 0 < kpis["K1_PRACTISING"]["value"] <= 1  # over every trained household
     files = write_deliverables(marts, tmp_path, today, rules)
     assert [f.name for f in files[:2]] == ["index.html", "district_kpis.csv"]
     page = (tmp_path / "off01.html").read_text(encoding="utf-8")
     assert page.count("<svg") == 3 and "ต.ม่วงสามสิบ" in page
+    methods = page[page.index("ตามวิธีสอน (by teaching method)") :]  # in the KPIs, lecture first
+    assert methods.index("บรรยาย") < methods.index("</table>")
+    otop = page[page.index('id="otop"') : page.index('id="charts"')]
+    assert "ตลาด: " in otop and "บาท" in otop  # the groups' market links, price and cost
+    # the real worklist mart, as the officer gets it: a day's work, each household findable
+    today_sheet = load_workbook(tmp_path / "off01.xlsx")["วันนี้ (today)"]
+    header = [str(c.value).split("\n")[0] for c in today_sheet[1]]
+    rows = [dict(zip(header, r, strict=True)) for r in today_sheet.iter_rows(2, values_only=True)]
+    assert 0 < len(rows) <= rules.worklist.per_day
+    households = [r for r in rows if str(r["ประเภท"]).startswith("ครัวเรือน")]
+    assert households and all(r["หมู่บ้าน"] and r["บ้านเลขที่"] and r["โทรศัพท์"] for r in households)
+    assert all(isinstance(r["ดำเนินการภายใน"], datetime) for r in rows)
+    cards = page[page.index('id="today"') : page.index('id="later"')]
+    assert cards.count('class="card p') == len(rows)
 
 
 def contents(folder: Path) -> dict[str, bytes]:
@@ -180,12 +163,15 @@ def test_worker_processes_and_the_chart_cache_change_nothing_officers_get(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    hostile: SimpleNamespace,
 ) -> None:
     day = date(2026, 3, 1)
     monkeypatch.setattr(deliverables, "PARALLEL_FROM", 2)  # three officers are "many" here
     caplog.set_level(logging.INFO, logger="sammachip.reports.deliverables")
     parallel = tmp_path / "reports" / "parallel"
-    written = write_deliverables(report_marts, parallel, day, report_rules, workers=2)
+    written = write_deliverables(
+        report_marts, parallel, day, report_rules, workers=2, data_as_of=hostile.data_as_of
+    )
     assert [p.name for p in written] == [
         p.name for p in write_deliverables(report_marts, tmp_path / "again", day, report_rules)
     ]
@@ -196,7 +182,9 @@ def test_worker_processes_and_the_chart_cache_change_nothing_officers_get(
     assert rendered + kept == 10 and rendered >= 9
     # a later run with the same data renders nothing
     cached, cache_dir = tmp_path / "cached", parallel.parent / ".charts"
-    write_deliverables(report_marts, cached, day, report_rules, cache_dir=cache_dir)
+    write_deliverables(
+        report_marts, cached, day, report_rules, cache_dir=cache_dir, data_as_of=hostile.data_as_of
+    )
     assert "charts: 0 rendered, 10 from the cache" in caplog.messages[-1]
     assert contents(cached) == contents(report_dir)
 
@@ -235,7 +223,7 @@ def test_after_a_failed_sync_every_officer_file_says_so_and_how_old_its_data_are
         page = (tmp_path / "stale" / name).read_text(encoding="utf-8")
         text = re.sub(r"<[^>]+>", " ", page[page.index("<main>") :])
         assert all(s in text for s in said), name
-        first_list = "(KPIs vs targets)" if name == "index.html" else "(new today)"
+        first_list = "(KPIs vs targets)" if name == "index.html" else "(today)"
         assert text.index("the last sync failed") < text.index(first_list)  # said first
         assert 'role="alert"' not in (tmp_path / "fresh" / name).read_text(encoding="utf-8")
     index = (tmp_path / "stale" / "index.html").read_text(encoding="utf-8")

@@ -15,15 +15,15 @@ from sammachip.reports.officer_lists import OfficerReport
 
 
 def report(officer_id: str, email: str) -> OfficerReport:
-    alert = {
-        "alert_id": "R03:x",
-        "rule_th": "เข้าร่วมอบรมน้อย",
-        "subject_id": "34140105-02",
-        "subject_name": "นางสมศรี ใจดี",
-        "due_date": date(2026, 3, 8),
+    entry = {
+        "visit_order": 1,
+        "title_th": "นางสมศรี ใจดี",
+        "reasons": [{"rule_th": "เข้าร่วมอบรมน้อย"}],
+        "due_date": date(2026, 2, 27),
+        "overdue_days": 2,
     }
     officer = Officer(officer_id, "นางสาวพรทิพย์ ศรีสุข", ("341401",), email)
-    return OfficerReport(officer, date(2026, 3, 1), new_today=[alert], open=[alert])
+    return OfficerReport(officer, date(2026, 3, 1), today_items=[entry])
 
 
 def decoded(raw: bytes, header: str) -> str:
@@ -46,11 +46,11 @@ def test_each_officer_gets_their_files_with_a_thai_summary(
     assert (result.sent, result.skipped, result.failed) == (["off01"], ["off02"], {})
     [(to, msg, raw)] = inbox.messages
     assert to == ["porntip@example.org"]
-    assert msg["Subject"] == "รายการติดตามสัมมาชีพชุมชน 01/03/2569: ใหม่ 1 ค้าง 1"
+    assert msg["Subject"] == "รายการติดตามสัมมาชีพชุมชน 01/03/2569: วันนี้ 1 เลยกำหนด 1"
     assert decoded(raw, "To") == "นางสาวพรทิพย์ ศรีสุข <porntip@example.org>"
     body = msg.get_body(("plain",))
     assert (
-        body is not None and "• เข้าร่วมอบรมน้อย: นางสมศรี ใจดี ภายใน 08/03/2569" in body.get_content()
+        body is not None and "1. นางสมศรี ใจดี: เข้าร่วมอบรมน้อย ภายใน 27/02/2569" in body.get_content()
     )
     files = {a.get_filename(): a for a in msg.iter_attachments()}
     assert set(files) == {"off01.xlsx", "off01.html"}

@@ -113,4 +113,5 @@ def test_no_officer_file_carries_a_control_character(written) -> None:  # type: 
     report = next(r for r in officer_reports(marts, TODAY, RULES) if r.officer_id == "off01")
     mail = MailSettings(host="127.0.0.1", port=25, sender="cdd@example.org", security="none")
     body = compose(report, [], mail).get_body().get_content()  # type: ignore[union-attr]
-    assert "34140101-07" in body and not SHOWN.findall(body)
+    assert body.count("นายอุดม ทองแสง: ข้อมูลต้องแก้ไข") == 2  # both households to fix
+    assert not SHOWN.findall(body)

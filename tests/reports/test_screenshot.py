@@ -15,16 +15,13 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-WIDTH, HEIGHT = 390, 2400
+from tests.reports.browser import CHROMIUM, browser, needs_chromium
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="headless Chromium not installed: apt-get install -y chromium fonts-thai-tlwg",
-    ),
-]
+WIDTH, HEIGHT = 390, 2400
+PHONE_SCREEN = 844  # a 390 px wide phone's screen height (CSS px)
+DESKTOP = 1280
+
+pytestmark = [pytest.mark.slow, needs_chromium]
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -75,3 +72,48 @@ def test_the_page_renders_at_phone_width(report_dir: Path, tmp_path: Path, page:
     png = screenshot(report_dir / page, tmp_path / page.replace(".html", ".png"), tmp_path / "p")
     assert png_size(png) == (WIDTH, HEIGHT)
     assert png.stat().st_size > 50_000  # a page of text and charts, not a blank screen
+
+
+# Measured in the laid-out page: the first card of today, the heat map and its cells.
+MEASURE = """(() => {
+  const box = (el) => el && el.getBoundingClientRect();
+  const card = box(document.querySelector("#today .card"));
+  const heat = document.querySelector("#charts figure svg");
+  const cells = [...(heat ? heat.querySelectorAll('path[aria-roledescription="rect mark"]') : [])];
+  return {
+    screen: innerHeight,
+    width: document.documentElement.scrollWidth,
+    firstCard: card && {top: card.top, bottom: card.bottom},
+    firstTitle: document.querySelector("#today .card h3")?.textContent,
+    heatmap: heat && {width: box(heat).width, viewBox: heat.viewBox.baseVal.width},
+    cellWidths: cells.map((c) => box(c).width),
+    labelHeights: [...(heat ? heat.querySelectorAll("text") : [])].map((t) => box(t).height),
+  };
+})()"""
+
+
+def test_the_first_phone_screen_shows_todays_first_item(report_dir: Path, tmp_path: Path) -> None:
+    with browser(tmp_path / "profile") as chromium:
+        chromium.open(report_dir / "off01.html", WIDTH, PHONE_SCREEN)
+        seen = chromium.evaluate(MEASURE)
+        png = chromium.screenshot(tmp_path / "off01-first-screen.png")
+    assert seen["width"] <= WIDTH  # nothing wider than the phone: no sideways scrolling
+    card = seen["firstCard"]
+    assert card is not None and 0 < card["top"] < card["bottom"] <= seen["screen"] == PHONE_SCREEN
+    assert seen["firstTitle"].startswith("1. ")  # today's first visit
+    assert png_size(png) == (WIDTH, PHONE_SCREEN)
+
+
+def test_the_heatmap_is_readable_on_a_phone_and_charts_grow_on_a_desktop(
+    report_dir: Path, tmp_path: Path
+) -> None:
+    with browser(tmp_path / "profile") as chromium:
+        chromium.open(report_dir / "off01.html", WIDTH, PHONE_SCREEN)
+        phone = chromium.evaluate(MEASURE)
+        chromium.open(report_dir / "index.html", DESKTOP, 900)
+        desktop = chromium.evaluate(MEASURE)
+    heat = phone["heatmap"]
+    assert heat is not None and heat["width"] <= WIDTH
+    assert min(phone["cellWidths"]) >= 24  # a month's cell holds its percentage
+    assert min(phone["labelHeights"]) >= 9  # no label smaller than 9 px
+    assert desktop["heatmap"]["width"] > desktop["heatmap"]["viewBox"]  # scaled to the page

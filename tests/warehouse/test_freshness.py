@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sammachip.reports.officer_lists import sync_banner
-from sammachip.warehouse.freshness import SyncNotice, record_sync, sync_notice
+from sammachip.warehouse.freshness import SyncNotice, data_as_of, record_sync, sync_notice
 from sammachip.warehouse.load import open_warehouse
 
 NIGHT = datetime(2026, 11, 23, 19, 30, tzinfo=UTC)  # 02:30 in Bangkok
@@ -62,3 +62,14 @@ def test_a_failure_that_names_no_server_counts_against_every_server(tmp_path: Pa
     notice = told(tmp_path)
     assert notice is not None and notice.data_as_of == NIGHT
     assert [f.rsplit(" ", 1)[1] for f in notice.failed] == ["kf", "central"]
+
+
+def test_every_file_can_say_when_its_data_were_last_complete(tmp_path: Path) -> None:
+    def as_of() -> datetime | None:
+        return data_as_of(open_warehouse(str(tmp_path)).snapshot().cursors)
+
+    assert as_of() is None  # no sync recorded yet
+    night(tmp_path, NIGHT)
+    assert as_of() == NIGHT  # a good night: its time, though there is nothing to warn of
+    night(tmp_path, NIGHT + timedelta(days=1), Outcome("sammachip_household", "kf", "HTTP 403"))
+    assert as_of() == NIGHT  # central is current, kf is not: the older one counts
