@@ -32,11 +32,13 @@ SEEN = """(() => {
 
 
 @pytest.fixture(scope="module")
-def sites(suite_runner: SuiteRunner, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The same Data Docs site as GX built it and as the office gets it."""
+def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same Data Docs site as GX built it and as the office gets it: a GX context of its
+    own, holding this one run (the suite's shared runner holds every other test's runs)."""
+    runner = SuiteRunner()
     subs = [kobo(1, "enum_somchai", BAD_ID, "นายอุดม ทองแสง"), kobo(2, "x", GOOD_ID, "นางสาย")]
-    validate_form(FORM, subs, suite_runner, batch="b", now=NOW)
-    built = suite_runner.build_data_docs(tmp_path_factory.mktemp("gx") / "data_docs").parent
+    validate_form(FORM, subs, runner, batch="b", now=NOW)
+    built = runner.build_data_docs(tmp_path_factory.mktemp("gx") / "data_docs").parent
     offline = tmp_path_factory.mktemp("office") / "data_docs"
     shutil.copytree(built, offline)
     assert make_offline(offline)
