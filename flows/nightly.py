@@ -41,6 +41,7 @@ from sammachip.schemas.validation import SuiteRunner
 from sammachip.warehouse.freshness import (
     data_as_of,
     lists_would_mislead,
+    phones_notice,
     record_sync,
     sync_notice,
 )
@@ -281,7 +282,10 @@ def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Pa
     """Officer deliverables of the committed marts: XLSX, CSV, phone page, district index,
     and the data manager's page of what each enumerator must fix; mailed when `[mail]` is
     enabled and `mail` is true. When the last sync failed, every file carries a banner saying
-    so and how old the data are."""
+    so and how old the data are; when the last push to the phones failed (`[phones]` on), one
+    saying the phones hold older lists. The push comes after these files (they must not wait
+    on a phones' server), so a failed push shows in the summary at once and in the files
+    from the next run on, and the files of the run whose push succeeds again still carry it."""
     wh = open_warehouse(str(settings.warehouse_path))
     snapshot = wh.snapshot()
     built = {name: wh.read(name, snapshot) for name in marts.MART_SCHEMAS}
@@ -296,6 +300,7 @@ def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Pa
         notice=sync_notice(snapshot.cursors),
         data_as_of=data_as_of(snapshot.cursors),
         fixes=enumerator_fixes(wh, snapshot),
+        phones=phones_notice(snapshot.cursors) if settings.phones.enabled else None,
     )
 
 

@@ -18,7 +18,14 @@ from sammachip.reports.cells import be_date
 from sammachip.reports.charts import FONT_STACK, SvgCache
 from sammachip.reports.html_worklist import esc, later_section, today_section
 from sammachip.reports.labels import OTOP_CHECKS
-from sammachip.reports.officer_lists import OfficerReport, SyncNotice, office_time, sync_banner
+from sammachip.reports.officer_lists import (
+    OfficerReport,
+    PhonesNotice,
+    SyncNotice,
+    office_time,
+    phones_banner,
+    sync_banner,
+)
 from sammachip.schemas.admin_codes import tambon_label, village_label
 
 Row = dict[str, Any]
@@ -110,6 +117,19 @@ def _stale_banner(notice: SyncNotice | None, *, errors: bool = False) -> str:
         items = "".join(f"<li>{esc(e)}</li>" for e in notice.errors)
         details = f"<details><summary>รายละเอียด (details)</summary><ul>{items}</ul></details>"
     return f'<div class="stale" role="alert">{lines}{details}</div>'
+
+
+def _phones_banner(notice: PhonesNotice | None, *, errors: bool = False) -> str:
+    """The last push to the phones failed: said first on the page, since when and what to do
+    (on the district's page with each server's fix, for the data manager)."""
+    if notice is None:
+        return ""
+    lines = "".join(f"<p>{esc(line)}</p>" for line in phones_banner(notice))
+    details = ""
+    if errors:
+        items = "".join(f"<li>{esc(e)}</li>" for e in notice.fixes)
+        details = f"<details><summary>วิธีแก้ (fix)</summary><ul>{items}</ul></details>"
+    return f'<div class="stale phones" role="alert">{lines}{details}</div>'
 
 
 def _cards(items: Iterable[str], empty: str) -> str:
@@ -288,7 +308,7 @@ def officer_page(report: OfficerReport, chart_set: Charts) -> str:
         f"{esc(a.get('snooze_note'))}</li>"
         for a in snoozed
     ]
-    body = f"""{_stale_banner(report.notice)}
+    body = f"""{_stale_banner(report.notice)}{_phones_banner(report.phones)}
 {today_section(report.today_items)}
 {later_section(report.later_items)}
 <section id="otop"><h2>ความพร้อม OTOP (OTOP readiness) · {len(report.otop)}</h2>
@@ -327,6 +347,7 @@ def index_page(
     data_as_of: datetime | None = None,
     data_manager: str | None = None,
     methods: Sequence[Row] = (),
+    phones: PhonesNotice | None = None,
 ) -> str:
     """The district's page: KPIs against targets, charts per tambon, and each officer's lists
     (under a banner when the last sync failed); `data_manager`: the data manager's page."""
@@ -349,7 +370,7 @@ def index_page(
         f"<p>ประจำวันที่ {esc(be_date(today))}</p>"
         f'<p class="asof">{esc(as_of_line(data_as_of))}</p>'
     )
-    body = f"""{_stale_banner(notice, errors=True)}
+    body = f"""{_stale_banner(notice, errors=True)}{_phones_banner(phones, errors=True)}
 <section id="kpi"><h2>ตัวชี้วัดเทียบเป้าหมายกรมการพัฒนาชุมชน (KPIs vs targets)</h2>
 {_cards((_kpi_card(k) for k in kpis), "ยังไม่มีข้อมูล")}{methods_table(methods)}</section>
 <section id="officers"><h2>รายการของพัฒนากร (officers' lists)</h2>

@@ -31,7 +31,12 @@ from sammachip.reports.labels import (
     PRIORITY_TH,
     WORKLIST_COLUMNS,
 )
-from sammachip.reports.officer_lists import OfficerReport, office_time, sync_banner
+from sammachip.reports.officer_lists import (
+    OfficerReport,
+    office_time,
+    phones_banner,
+    sync_banner,
+)
 
 Columns = Sequence[tuple[str, str]]
 
@@ -170,12 +175,13 @@ def _serial(value: date) -> int:
 
 
 def _top_lines(report: OfficerReport) -> tuple[list[str], bool]:
-    """What each sheet says above its list, and whether it warns (the last sync failed)."""
+    """What each sheet says above its list, and whether it warns (the last sync or the last
+    push to the phones failed)."""
+    phones = phones_banner(report.phones) if report.phones else []
     if report.notice:
-        return sync_banner(report.notice), True
-    if report.data_as_of:
-        return [f"ข้อมูล ณ {office_time(report.data_as_of)} (data as of)"], False
-    return [], False
+        return [*sync_banner(report.notice), *phones], True
+    as_of = [f"ข้อมูล ณ {office_time(report.data_as_of)} (data as of)"] if report.data_as_of else []
+    return [*as_of, *phones], bool(phones)
 
 
 def _sheets(

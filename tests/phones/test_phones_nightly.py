@@ -137,3 +137,16 @@ def test_a_push_the_server_refuses_leaves_the_nights_data_and_says_why(field: Fi
     assert summary.warehouse_version >= version
     (again,) = field.night().phones  # and the next night, with the role back, is fine
     assert again.error is None
+    # its files, written before its push, tell the officers their phones hold older lists
+    assert PHONES_STALE in district_page(field)
+    field.night()  # the night after the good push: no banner
+    assert PHONES_STALE not in district_page(field)
+
+
+PHONES_STALE = "รายการบนโทรศัพท์ไม่ได้ปรับปรุง"
+
+
+def district_page(field: Field) -> str:
+    return (field.workdir / "data" / "reports" / TODAY.isoformat() / "index.html").read_text(
+        encoding="utf-8"
+    )
