@@ -42,6 +42,7 @@ from sammachip.reports.officer_lists import (
     OfficerReport,
     PhonesNotice,
     SyncNotice,
+    district_followups,
     district_kpis,
     district_methods,
     officer_reports,
@@ -180,6 +181,7 @@ def write_deliverables(
             FIXES_PAGE if fixes is not None else None,
             district_methods(marts),
             phones,
+            district_followups(marts),
         )
     finally:
         forget_texts()  # officers' data stays no longer in memory than the run needs

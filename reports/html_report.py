@@ -213,6 +213,38 @@ def methods_table(rows: Sequence[Row]) -> str:
     )
 
 
+def followup_table(rows: Sequence[Row]) -> str:
+    """What the follow-up visits achieved (all issues first, then each rule): each figure
+    with what it is made of."""
+    if not rows:
+        return ""
+
+    def share(rate: float | None, part: int | None, whole: int | None) -> str:
+        if whole is None:
+            return "–"
+        return f"{esc(_pct(rate))} <span class='meta'>({part or 0:,}/{whole:,})</span>"
+
+    def days(r: Row) -> str:
+        if r["days_to_close"] is None:
+            return "–"
+        return f"{r['days_to_close']:.1f} <span class='meta'>(จาก {r['closed_by_visit']:,})</span>"
+
+    body = "".join(
+        f"<tr><td>{esc(r['rule_th'])}</td>"
+        f"<td>{share(r['visit_share'], r['closed_by_visit'], r['closed'])}</td>"
+        f"<td>{r['closed_by_data']:,}</td><td>{days(r)}</td>"
+        f"<td>{share(r['coverage'], r['items_visited'], r['items_open'])}</td></tr>"
+        for r in rows
+    )
+    return (
+        "<h3>ติดตามเยี่ยม (follow-up visits)</h3><div class='scroll'><table class='followups'>"
+        "<tr><th>เรื่อง (issue)</th><th>ปิดด้วยการเยี่ยม (closed by a visit)</th>"
+        "<th>ปิดเพราะข้อมูลเปลี่ยน (closed by the data)</th>"
+        "<th>มัธยฐานวันที่ใช้ปิด (median days to close)</th>"
+        f"<th>ความครอบคลุม (coverage)</th></tr>{body}</table></div>"
+    )
+
+
 def _figure(caption: str, svg: str | None) -> str:
     body = svg if svg else f'<p class="empty">{esc("ยังไม่มีข้อมูล (no data yet)")}</p>'
     return f"<figure><figcaption>{esc(caption)}</figcaption>{body}</figure>"
@@ -315,7 +347,8 @@ def officer_page(report: OfficerReport, chart_set: Charts) -> str:
 {_cards((_otop_card(g) for g in report.otop), "ยังไม่มีกลุ่มอาชีพ")}</section>
 <section id="charts"><h2>แผนภูมิ (charts)</h2>{chart_set.html("หมู่บ้าน")}</section>
 <section id="kpi"><h2>ตัวชี้วัด (KPIs)</h2>
-{_cards((_kpi_card(k) for k in report.kpis), "ยังไม่มีข้อมูล")}{methods_table(report.methods)}</section>
+{_cards((_kpi_card(k) for k in report.kpis), "ยังไม่มีข้อมูล")}{methods_table(report.methods)}
+{followup_table(report.followups)}</section>
 {_small_list(paused, "เลื่อนไว้ (snoozed)", "snoozed")}
 {_small_list(resolved, "แก้ไขแล้วล่าสุด (recently resolved)", "resolved")}
 <p class="meta">เลื่อนรายการ (snooze): เพิ่มบรรทัดในไฟล์เลื่อนรายการของอำเภอ
@@ -348,6 +381,7 @@ def index_page(
     data_manager: str | None = None,
     methods: Sequence[Row] = (),
     phones: PhonesNotice | None = None,
+    followups: Sequence[Row] = (),
 ) -> str:
     """The district's page: KPIs against targets, charts per tambon, and each officer's lists
     (under a banner when the last sync failed); `data_manager`: the data manager's page."""
@@ -372,7 +406,8 @@ def index_page(
     )
     body = f"""{_stale_banner(notice, errors=True)}{_phones_banner(phones, errors=True)}
 <section id="kpi"><h2>ตัวชี้วัดเทียบเป้าหมายกรมการพัฒนาชุมชน (KPIs vs targets)</h2>
-{_cards((_kpi_card(k) for k in kpis), "ยังไม่มีข้อมูล")}{methods_table(methods)}</section>
+{_cards((_kpi_card(k) for k in kpis), "ยังไม่มีข้อมูล")}{methods_table(methods)}
+{followup_table(followups)}</section>
 <section id="officers"><h2>รายการของพัฒนากร (officers' lists)</h2>
 <table><tr><th>พัฒนากร</th><th>วันนี้</th><th>ภายหลัง</th><th>เลยกำหนด</th><th>กลุ่ม</th><th>ไฟล์</th></tr>
 {"".join(rows)}</table></section>

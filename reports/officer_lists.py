@@ -19,7 +19,7 @@ import pyarrow as pa
 from sammachip.marts.rules import AlertRules, Officer
 from sammachip.reports.cells import be_date, phone_text
 from sammachip.reports.entries import entry_row
-from sammachip.reports.labels import ALERT_STATUS_TH
+from sammachip.reports.labels import ALERT_STATUS_TH, ALL_ISSUES_TH
 from sammachip.warehouse.freshness import PhonesNotice, SyncNotice
 
 Row = dict[str, Any]
@@ -72,6 +72,7 @@ class OfficerReport:
     methods: list[Row] = field(default_factory=list)  # kpis_by_method rows of their area
     attendance: list[Row] = field(default_factory=list)  # attendance_monthly rows
     outcomes: list[Row] = field(default_factory=list)  # household_outcomes rows
+    followups: list[Row] = field(default_factory=list)  # their `followup_rows`
     notice: SyncNotice | None = None  # the last sync failed: shown on every file
     phones: PhonesNotice | None = None  # the last push to the phones failed: shown on every file
     # the `worklist` mart: one entry per subject; `today` is the day's visits in visit order,
@@ -154,6 +155,9 @@ def officer_reports(
     attendance = _by_officer(_rows(marts, "attendance_monthly"), by_tambon)
     outcomes = _by_officer(_rows(marts, "household_outcomes"), by_tambon)
     kpis = _rows(marts, "kpis")
+    followups = _by_officer(
+        (f for f in followup_rows(marts) if f["scope"] == "officer"), lambda f: f["scope_code"]
+    )
     methods = _by_officer(
         (m for m in _rows(marts, "kpis_by_method") if m["scope"] == "officer"),
         lambda m: m["scope_code"],
@@ -185,6 +189,7 @@ def officer_reports(
                 methods=methods.get(officer_id, []),
                 attendance=attendance.get(officer_id, []),
                 outcomes=outcomes.get(officer_id, []),
+                followups=followups.get(officer_id, []),
                 notice=notice,
                 phones=phones,
                 today_items=[e for e in entries if e["bucket"] == "today"],
@@ -202,3 +207,24 @@ def district_kpis(marts: Mapping[str, pa.Table]) -> list[Row]:
 def district_methods(marts: Mapping[str, pa.Table]) -> list[Row]:
     """Attendance and outcomes per teaching method, for the whole district."""
     return [m for m in _rows(marts, "kpis_by_method") if m["scope"] == "district"]
+
+
+def followup_rows(marts: Mapping[str, pa.Table]) -> list[Row]:
+    """The `followup_outcomes` mart as officers read it: all issues first, then each rule;
+    the share closed by a visit beside what it is made of (closed by a visit, closed in all)."""
+    rows = []
+    for r in _rows(marts, "followup_outcomes"):
+        closed = r["closed_by_visit"] + r["closed_by_data"]
+        rows.append(
+            {
+                **r,
+                "rule_th": r["rule_th"] if r["rule_id"] else ALL_ISSUES_TH,
+                "closed": closed,
+                "visit_share": r["closed_by_visit"] / closed if closed else None,
+            }
+        )
+    return rows
+
+
+def district_followups(marts: Mapping[str, pa.Table]) -> list[Row]:
+    return [f for f in followup_rows(marts) if f["scope"] == "district"]

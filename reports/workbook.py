@@ -26,6 +26,7 @@ from sammachip.reports.cells import be_date, display, is_formula_like, text_memo
 from sammachip.reports.files import replacing
 from sammachip.reports.labels import (
     ALERT_COLUMNS,
+    FOLLOWUP_COLUMNS,
     KPI_COLUMNS,
     OTOP_COLUMNS,
     PRIORITY_TH,
@@ -49,6 +50,7 @@ DATE_WIDTH = 10
 # Priority stays a number (it sorts) and reads as a word: ด่วน, สำคัญ, ติดตาม.
 PRIORITY_WORDS = '[=1]"{}";[=2]"{}";"{}"'.format(*PRIORITY_TH.values())
 PERCENT = "0.0%"
+DAYS = "0.0"
 # Characters XML 1.0 cannot carry: a cell holding one would make the file unreadable.
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
@@ -91,6 +93,7 @@ class _Formats:
         self.quoted = wb.add_format({**base, "quote_prefix": True})
         self.date = wb.add_format({**base, "num_format": BE_DATE})
         self.percent = wb.add_format({**base, "num_format": PERCENT})
+        self.days = wb.add_format({**base, "num_format": DAYS})
         self.priority = wb.add_format({**base, "num_format": PRIORITY_WORDS})
         self.note = wb.add_format({**base, "italic": True, "font_color": "#444444"})
         self.stale = wb.add_format(
@@ -190,12 +193,14 @@ def _sheets(
     """(title, rows, columns, number formats) of each sheet, "today" first."""
     priority = {"priority": fmt.priority}
     kpi = {"value": fmt.percent, "target": fmt.percent}
+    followup = {"visit_share": fmt.percent, "coverage": fmt.percent, "days_to_close": fmt.days}
     return [
         ("วันนี้ (today)", report.today_rows, WORKLIST_COLUMNS, priority),
         ("ภายหลัง (later)", report.later_rows, WORKLIST_COLUMNS, priority),
         ("เลื่อนไว้ (snoozed)", report.snoozed, ALERT_COLUMNS, priority),
         ("ความพร้อม OTOP (readiness)", report.otop, OTOP_COLUMNS, {}),
         ("ตัวชี้วัด (KPI)", report.kpis, KPI_COLUMNS, kpi),
+        ("ติดตามเยี่ยม (follow-ups)", report.followups, FOLLOWUP_COLUMNS, followup),
     ]
 
 
