@@ -1,6 +1,6 @@
-"""The officers' banner of the phones: a push the server refuses puts a line on every officer
-file and the district's page of the next run (the phones hold older lists since then, and
-what to do); a good push takes it off again; none while `[phones]` is off."""
+"""The officers' banner of the phones: after a push the server refuses, every officer file and
+the district's page written carry a line (the phones hold older lists since then, and what
+to do); after a good push it is gone; none while `[phones]` is off."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def page_text(path: Path) -> str:
 
 
 def said(settings: Settings) -> dict[str, str]:
-    """The next run's files: each page's text and the top line of each workbook sheet."""
+    """The files written now: each page's text and the top line of each workbook sheet."""
     write_reports.fn(settings, TODAY, mail=False)
     out = settings.reports_path / TODAY.isoformat()
     texts = {name: page_text(out / name) for name in FILES}
@@ -71,7 +71,7 @@ def said(settings: Settings) -> dict[str, str]:
     return texts
 
 
-def test_a_refused_push_puts_the_banner_on_every_file_of_the_next_run(
+def test_a_refused_push_puts_the_banner_on_every_file_written_after_it(
     settings: Settings, wh_of: Warehouse, central: Central
 ) -> None:
     result = refused(wh_of, settings, central, NIGHT)
