@@ -39,8 +39,10 @@ from sammachip.schemas.registry import FORMS, WAVES
 from sammachip.schemas.tables import CLEAN_TABLES
 from sammachip.schemas.validation import SuiteRunner
 from sammachip.warehouse.freshness import (
+    PhonesNotice,
     data_as_of,
     lists_would_mislead,
+    phones_notice,
     record_sync,
     sync_notice,
 )
@@ -52,7 +54,7 @@ from sammachip.warehouse.load import (
     refreshing_dependents,
     tombstone,
 )
-from sammachip.warehouse.store import Transaction, Warehouse
+from sammachip.warehouse.store import Snapshot, Transaction, Warehouse
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 
@@ -281,7 +283,9 @@ def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Pa
     """Officer deliverables of the committed marts: XLSX, CSV, phone page, district index,
     and the data manager's page of what each enumerator must fix; mailed when `[mail]` is
     enabled and `mail` is true. When the last sync failed, every file carries a banner saying
-    so and how old the data are."""
+    so and how old the data are; when the last push to the phones failed (`[phones]` on), one
+    saying the phones hold older lists (`publish` writes the files again when its push
+    changed that)."""
     wh = open_warehouse(str(settings.warehouse_path))
     snapshot = wh.snapshot()
     built = {name: wh.read(name, snapshot) for name in marts.MART_SCHEMAS}
@@ -296,7 +300,13 @@ def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Pa
         notice=sync_notice(snapshot.cursors),
         data_as_of=data_as_of(snapshot.cursors),
         fixes=enumerator_fixes(wh, snapshot),
+        phones=phones_told(settings, snapshot),
     )
+
+
+def phones_told(settings: Settings, snapshot: Snapshot) -> PhonesNotice | None:
+    """What the officers' files say of their phones' lists (nothing with `[phones]` off)."""
+    return phones_notice(snapshot.cursors) if settings.phones.enabled else None
 
 
 @task(name="push-to-phones", cache_policy=NO_CACHE)
@@ -417,6 +427,9 @@ def publish(
     else:
         run.report_files = write_reports(settings, run.today, mail)
     run.phones = push_to_phones(wh, settings, forms, run.run_id)
+    if run.report_files and phones_told(settings, snapshot) != phones_told(settings, wh.snapshot()):
+        # the push failed, or succeeded again: the files say what the phones now hold
+        run.report_files = write_reports(settings, run.today, mail=False)
     run.alerts_by_rule = _counts(wh.read("alerts", columns=["rule_id"])["rule_id"])
     run.otop_by_status = _counts(wh.read("otop_readiness", columns=["status"])["status"])
 

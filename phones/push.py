@@ -20,7 +20,7 @@ from sammachip.connectors.sources import FormSource
 from sammachip.phones.items import VisitWindow, phone_items
 from sammachip.phones.kobo import push_kobo
 from sammachip.phones.odk import PushResult, push_odk
-from sammachip.phones.record import record_held
+from sammachip.phones.record import record_failures, record_held
 from sammachip.schemas.followup_form import FORM_ID, KOBO_FILE, ODK_FILE
 from sammachip.warehouse.failpoints import failpoint
 from sammachip.warehouse.store import Warehouse, WarehouseError
@@ -54,17 +54,35 @@ def push_lists(
     # named servers must have the form; unnamed, every server that has it gets the lists
     allowed = list(settings.servers) or [s for s in servers if s in hosting]
     if not allowed:
-        return [_without_form("(every server)" if servers else "(none configured)")]
-    worklist = wh.read("worklist")
-    window = VisitWindow(now.astimezone(BANGKOK).date(), settings.reopen_after_days)
-    results = []
-    for server in allowed:
-        form = hosting.get(server)
-        if form is None:
-            results.append(_without_form(server))
-            continue
-        results.append(_push_one(wh, form, worklist, window, now, run_id))
-    return results
+        results = [_without_form("(every server)" if servers else "(none configured)")]
+    else:
+        worklist = wh.read("worklist")
+        window = VisitWindow(now.astimezone(BANGKOK).date(), settings.reopen_after_days)
+        results = [
+            _push_one(wh, hosting[server], worklist, window, now, run_id)
+            if server in hosting
+            else _without_form(server)
+            for server in allowed
+        ]
+    return [*results, *_record_failures(wh, results, now, run_id)]
+
+
+def _record_failures(
+    wh: Warehouse, results: Sequence[PushResult], now: datetime, run_id: str
+) -> list[PushResult]:
+    """The servers whose phones did not get the lists, for the officers' banner. A result
+    built on a failed push names no target; one whose push reached the server but whose
+    record failed does, and its phones hold the lists."""
+    failed = {r.server: r.error for r in results if r.error and not r.target}
+    try:
+        record_failures(wh, failed, now, run_id)
+    except (WarehouseError, OSError) as err:
+        error = (
+            f"the phones' push was not recorded in the warehouse ({err}): the officers' "
+            "files may not say which phones hold old lists — the next run records it"
+        )
+        return [PushResult("(warehouse)", "", target="phones_status", error=error)]
+    return []
 
 
 def last_visits(wh: Warehouse) -> dict[str, date]:

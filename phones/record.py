@@ -9,13 +9,14 @@ and rewrites it. A push that finds everything as recorded commits nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import pyarrow as pa
 
 from sammachip.schemas.tables import PHONE_ITEMS
+from sammachip.warehouse.freshness import record_push
 from sammachip.warehouse.store import Warehouse
 
 
@@ -70,3 +71,12 @@ def record_held(
         data = pa.Table.from_pylist(rows, schema=PHONE_ITEMS.schema)
         tx.upsert("phone_items", data, {server}, key="server")
     return True
+
+
+def record_failures(
+    wh: Warehouse, failed: Mapping[str, str], now: datetime, run_id: str | None = None
+) -> None:
+    """Which servers' phones did not get this push's lists (name → the summary's line), for
+    the officers' banner of the next files; a transaction of its own, none when unchanged."""
+    with wh.transaction(run_id) as tx:
+        record_push(tx, failed, now)

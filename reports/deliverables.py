@@ -40,7 +40,9 @@ from sammachip.reports.html_report import district_charts, index_page, officer_c
 from sammachip.reports.mailer import MailResult, MailSettings, send_reports
 from sammachip.reports.officer_lists import (
     OfficerReport,
+    PhonesNotice,
     SyncNotice,
+    district_followups,
     district_kpis,
     district_methods,
     officer_reports,
@@ -126,6 +128,7 @@ def write_deliverables(
     notice: SyncNotice | None = None,
     data_as_of: datetime | None = None,
     fixes: Sequence[dict[str, Any]] | None = None,
+    phones: PhonesNotice | None = None,
 ) -> list[Path]:
     """Write every officer's lists and the district index; mail them if `mail` is given.
     Returns the officers' current files (index first).
@@ -139,13 +142,15 @@ def write_deliverables(
     notice: the last sync failed: the workbooks, phone pages and the index carry a banner.
     data_as_of: the last complete sync (`warehouse.freshness.data_as_of`), said at the top of
     every file.
+    phones: the last push to the phones failed (`warehouse.freshness.phones_notice`): every
+    officer's files and the index carry a banner.
     fixes: the answers to correct (`fixes.enumerator_fixes`): the data manager's page and a
     file per enumerator are written too.
     """
     rules = rules or AlertRules()
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = SvgCache(cache_dir or out_dir.parent / CHART_CACHE)
-    reports = officer_reports(marts, today, rules, notice, data_as_of)
+    reports = officer_reports(marts, today, rules, notice, data_as_of, phones)
     held = _held_files(out_dir)
     prints = {r.officer_id: _fingerprint(r) for r in reports}
     files = {
@@ -175,6 +180,8 @@ def write_deliverables(
             data_as_of,
             FIXES_PAGE if fixes is not None else None,
             district_methods(marts),
+            phones,
+            district_followups(marts),
         )
     finally:
         forget_texts()  # officers' data stays no longer in memory than the run needs

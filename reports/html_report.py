@@ -18,7 +18,14 @@ from sammachip.reports.cells import be_date
 from sammachip.reports.charts import FONT_STACK, SvgCache
 from sammachip.reports.html_worklist import esc, later_section, today_section
 from sammachip.reports.labels import OTOP_CHECKS
-from sammachip.reports.officer_lists import OfficerReport, SyncNotice, office_time, sync_banner
+from sammachip.reports.officer_lists import (
+    OfficerReport,
+    PhonesNotice,
+    SyncNotice,
+    office_time,
+    phones_banner,
+    sync_banner,
+)
 from sammachip.schemas.admin_codes import tambon_label, village_label
 
 Row = dict[str, Any]
@@ -112,6 +119,19 @@ def _stale_banner(notice: SyncNotice | None, *, errors: bool = False) -> str:
     return f'<div class="stale" role="alert">{lines}{details}</div>'
 
 
+def _phones_banner(notice: PhonesNotice | None, *, errors: bool = False) -> str:
+    """The last push to the phones failed: said first on the page, since when and what to do
+    (on the district's page with each server's fix, for the data manager)."""
+    if notice is None:
+        return ""
+    lines = "".join(f"<p>{esc(line)}</p>" for line in phones_banner(notice))
+    details = ""
+    if errors:
+        items = "".join(f"<li>{esc(e)}</li>" for e in notice.fixes)
+        details = f"<details><summary>วิธีแก้ (fix)</summary><ul>{items}</ul></details>"
+    return f'<div class="stale phones" role="alert">{lines}{details}</div>'
+
+
 def _cards(items: Iterable[str], empty: str) -> str:
     body = "\n".join(items)
     return f'<div class="cards">{body}</div>' if body else f'<p class="empty">{esc(empty)}</p>'
@@ -190,6 +210,38 @@ def methods_table(rows: Sequence[Row]) -> str:
         "<h3>ตามวิธีสอน (by teaching method)</h3><div class='scroll'><table><tr>"
         "<th>วิธีสอน</th><th>ครั้ง</th><th>มาร่วม</th><th>ประกอบอาชีพ</th><th>รายได้เปลี่ยน</th>"
         f"</tr>{body}</table></div>"
+    )
+
+
+def followup_table(rows: Sequence[Row]) -> str:
+    """What the follow-up visits achieved (all issues first, then each rule): each figure
+    with what it is made of."""
+    if not rows:
+        return ""
+
+    def share(rate: float | None, part: int | None, whole: int | None) -> str:
+        if whole is None:
+            return "–"
+        return f"{esc(_pct(rate))} <span class='meta'>({part or 0:,}/{whole:,})</span>"
+
+    def days(r: Row) -> str:
+        if r["days_to_close"] is None:
+            return "–"
+        return f"{r['days_to_close']:.1f} <span class='meta'>(จาก {r['closed_by_visit']:,})</span>"
+
+    body = "".join(
+        f"<tr><td>{esc(r['rule_th'])}</td>"
+        f"<td>{share(r['visit_share'], r['closed_by_visit'], r['closed'])}</td>"
+        f"<td>{r['closed_by_data']:,}</td><td>{days(r)}</td>"
+        f"<td>{share(r['coverage'], r['items_visited'], r['items_open'])}</td></tr>"
+        for r in rows
+    )
+    return (
+        "<h3>ติดตามเยี่ยม (follow-up visits)</h3><div class='scroll'><table class='followups'>"
+        "<tr><th>เรื่อง (issue)</th><th>ปิดด้วยการเยี่ยม (closed by a visit)</th>"
+        "<th>ปิดเพราะข้อมูลเปลี่ยน (closed by the data)</th>"
+        "<th>มัธยฐานวันที่ใช้ปิด (median days to close)</th>"
+        f"<th>ความครอบคลุม (coverage)</th></tr>{body}</table></div>"
     )
 
 
@@ -288,14 +340,15 @@ def officer_page(report: OfficerReport, chart_set: Charts) -> str:
         f"{esc(a.get('snooze_note'))}</li>"
         for a in snoozed
     ]
-    body = f"""{_stale_banner(report.notice)}
+    body = f"""{_stale_banner(report.notice)}{_phones_banner(report.phones)}
 {today_section(report.today_items)}
 {later_section(report.later_items)}
 <section id="otop"><h2>ความพร้อม OTOP (OTOP readiness) · {len(report.otop)}</h2>
 {_cards((_otop_card(g) for g in report.otop), "ยังไม่มีกลุ่มอาชีพ")}</section>
 <section id="charts"><h2>แผนภูมิ (charts)</h2>{chart_set.html("หมู่บ้าน")}</section>
 <section id="kpi"><h2>ตัวชี้วัด (KPIs)</h2>
-{_cards((_kpi_card(k) for k in report.kpis), "ยังไม่มีข้อมูล")}{methods_table(report.methods)}</section>
+{_cards((_kpi_card(k) for k in report.kpis), "ยังไม่มีข้อมูล")}{methods_table(report.methods)}
+{followup_table(report.followups)}</section>
 {_small_list(paused, "เลื่อนไว้ (snoozed)", "snoozed")}
 {_small_list(resolved, "แก้ไขแล้วล่าสุด (recently resolved)", "resolved")}
 <p class="meta">เลื่อนรายการ (snooze): เพิ่มบรรทัดในไฟล์เลื่อนรายการของอำเภอ
@@ -327,6 +380,8 @@ def index_page(
     data_as_of: datetime | None = None,
     data_manager: str | None = None,
     methods: Sequence[Row] = (),
+    phones: PhonesNotice | None = None,
+    followups: Sequence[Row] = (),
 ) -> str:
     """The district's page: KPIs against targets, charts per tambon, and each officer's lists
     (under a banner when the last sync failed); `data_manager`: the data manager's page."""
@@ -349,9 +404,10 @@ def index_page(
         f"<p>ประจำวันที่ {esc(be_date(today))}</p>"
         f'<p class="asof">{esc(as_of_line(data_as_of))}</p>'
     )
-    body = f"""{_stale_banner(notice, errors=True)}
+    body = f"""{_stale_banner(notice, errors=True)}{_phones_banner(phones, errors=True)}
 <section id="kpi"><h2>ตัวชี้วัดเทียบเป้าหมายกรมการพัฒนาชุมชน (KPIs vs targets)</h2>
-{_cards((_kpi_card(k) for k in kpis), "ยังไม่มีข้อมูล")}{methods_table(methods)}</section>
+{_cards((_kpi_card(k) for k in kpis), "ยังไม่มีข้อมูล")}{methods_table(methods)}
+{followup_table(followups)}</section>
 <section id="officers"><h2>รายการของพัฒนากร (officers' lists)</h2>
 <table><tr><th>พัฒนากร</th><th>วันนี้</th><th>ภายหลัง</th><th>เลยกำหนด</th><th>กลุ่ม</th><th>ไฟล์</th></tr>
 {"".join(rows)}</table></section>

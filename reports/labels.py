@@ -115,3 +115,19 @@ KPI_COLUMNS: list[tuple[str, str]] = [
     ("source_th", "ที่มาของเป้าหมาย (target's source)"),
     ("detail_th", "รายละเอียด (details)"),
 ]
+
+# The follow-up visits' figures (the `followup_outcomes` mart, through
+# `officer_lists.followup_rows`): each share beside what it is made of.
+FOLLOWUP_COLUMNS: list[tuple[str, str]] = [
+    ("scope_name", "พื้นที่ (area)"),
+    ("rule_th", "เรื่อง (issue)"),
+    ("visit_share", "สัดส่วนปิดด้วยการเยี่ยม (share closed by a visit)"),
+    ("closed_by_visit", "ปิดด้วยการเยี่ยม (closed by a visit)"),
+    ("closed", "ปิดทั้งหมด (closed in all)"),
+    ("closed_by_data", "ปิดเพราะข้อมูลเปลี่ยน (closed by the data)"),
+    ("days_to_close", "มัธยฐานวันที่ใช้ปิด (median days to close)"),
+    ("coverage", "ความครอบคลุมการติดตาม (follow-up coverage)"),
+    ("items_visited", "เยี่ยมแล้ว (visited)"),
+    ("items_open", "รายการวันนี้ (items on the list)"),
+]
+ALL_ISSUES_TH = "ทุกเรื่อง (all issues)"

@@ -19,8 +19,8 @@ import pyarrow as pa
 from sammachip.marts.rules import AlertRules, Officer
 from sammachip.reports.cells import be_date, phone_text
 from sammachip.reports.entries import entry_row
-from sammachip.reports.labels import ALERT_STATUS_TH
-from sammachip.warehouse.freshness import SyncNotice
+from sammachip.reports.labels import ALERT_STATUS_TH, ALL_ISSUES_TH
+from sammachip.warehouse.freshness import PhonesNotice, SyncNotice
 
 Row = dict[str, Any]
 OFFICE_TIME = ZoneInfo("Asia/Bangkok")
@@ -42,6 +42,19 @@ def sync_banner(notice: SyncNotice) -> list[str]:
     ]
 
 
+def phones_banner(notice: PhonesNotice) -> list[str]:
+    """The lines every officer file carries when the last push to the phones failed: the
+    phones' lists are older than this file, since when, and what to do (the servers' answers
+    and their fixes are for the data manager: the district's page)."""
+    return [
+        f"⚠ รายการบนโทรศัพท์ไม่ได้ปรับปรุง ส่งไม่สำเร็จตั้งแต่ {office_time(notice.since)} "
+        "(the lists on the phones were not updated: the push has failed since then)",
+        "ใช้รายการในไฟล์นี้ซึ่งใหม่กว่า และแจ้งผู้ดูแลระบบให้แก้ตามสรุปการรัน "
+        "(use this file's list, it is newer; tell the data manager to fix what the run "
+        "summary names)",
+    ]
+
+
 def office_time(moment: datetime) -> str:
     """A moment as the district office reads it: BE date and Bangkok time."""
     local = moment.astimezone(OFFICE_TIME)
@@ -59,7 +72,9 @@ class OfficerReport:
     methods: list[Row] = field(default_factory=list)  # kpis_by_method rows of their area
     attendance: list[Row] = field(default_factory=list)  # attendance_monthly rows
     outcomes: list[Row] = field(default_factory=list)  # household_outcomes rows
+    followups: list[Row] = field(default_factory=list)  # their `followup_rows`
     notice: SyncNotice | None = None  # the last sync failed: shown on every file
+    phones: PhonesNotice | None = None  # the last push to the phones failed: shown on every file
     # the `worklist` mart: one entry per subject; `today` is the day's visits in visit order,
     # `later` the rest by rank
     today_items: list[Row] = field(default_factory=list)
@@ -122,6 +137,7 @@ def officer_reports(
     rules: AlertRules,
     notice: SyncNotice | None = None,
     data_as_of: datetime | None = None,
+    phones: PhonesNotice | None = None,
 ) -> list[OfficerReport]:
     """One report per officer on the roster, the district office (areas nobody covers), and
     anyone else the marts name (an officer since removed from the roster keeps their list)."""
@@ -139,6 +155,9 @@ def officer_reports(
     attendance = _by_officer(_rows(marts, "attendance_monthly"), by_tambon)
     outcomes = _by_officer(_rows(marts, "household_outcomes"), by_tambon)
     kpis = _rows(marts, "kpis")
+    followups = _by_officer(
+        (f for f in followup_rows(marts) if f["scope"] == "officer"), lambda f: f["scope_code"]
+    )
     methods = _by_officer(
         (m for m in _rows(marts, "kpis_by_method") if m["scope"] == "officer"),
         lambda m: m["scope_code"],
@@ -170,7 +189,9 @@ def officer_reports(
                 methods=methods.get(officer_id, []),
                 attendance=attendance.get(officer_id, []),
                 outcomes=outcomes.get(officer_id, []),
+                followups=followups.get(officer_id, []),
                 notice=notice,
+                phones=phones,
                 today_items=[e for e in entries if e["bucket"] == "today"],
                 later_items=[e for e in entries if e["bucket"] != "today"],
                 data_as_of=data_as_of,
@@ -186,3 +207,24 @@ def district_kpis(marts: Mapping[str, pa.Table]) -> list[Row]:
 def district_methods(marts: Mapping[str, pa.Table]) -> list[Row]:
     """Attendance and outcomes per teaching method, for the whole district."""
     return [m for m in _rows(marts, "kpis_by_method") if m["scope"] == "district"]
+
+
+def followup_rows(marts: Mapping[str, pa.Table]) -> list[Row]:
+    """The `followup_outcomes` mart as officers read it: all issues first, then each rule;
+    the share closed by a visit beside what it is made of (closed by a visit, closed in all)."""
+    rows = []
+    for r in _rows(marts, "followup_outcomes"):
+        closed = r["closed_by_visit"] + r["closed_by_data"]
+        rows.append(
+            {
+                **r,
+                "rule_th": r["rule_th"] if r["rule_id"] else ALL_ISSUES_TH,
+                "closed": closed,
+                "visit_share": r["closed_by_visit"] / closed if closed else None,
+            }
+        )
+    return rows
+
+
+def district_followups(marts: Mapping[str, pa.Table]) -> list[Row]:
+    return [f for f in followup_rows(marts) if f["scope"] == "district"]

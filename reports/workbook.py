@@ -26,12 +26,18 @@ from sammachip.reports.cells import be_date, display, is_formula_like, text_memo
 from sammachip.reports.files import replacing
 from sammachip.reports.labels import (
     ALERT_COLUMNS,
+    FOLLOWUP_COLUMNS,
     KPI_COLUMNS,
     OTOP_COLUMNS,
     PRIORITY_TH,
     WORKLIST_COLUMNS,
 )
-from sammachip.reports.officer_lists import OfficerReport, office_time, sync_banner
+from sammachip.reports.officer_lists import (
+    OfficerReport,
+    office_time,
+    phones_banner,
+    sync_banner,
+)
 
 Columns = Sequence[tuple[str, str]]
 
@@ -44,6 +50,7 @@ DATE_WIDTH = 10
 # Priority stays a number (it sorts) and reads as a word: ด่วน, สำคัญ, ติดตาม.
 PRIORITY_WORDS = '[=1]"{}";[=2]"{}";"{}"'.format(*PRIORITY_TH.values())
 PERCENT = "0.0%"
+DAYS = "0.0"
 # Characters XML 1.0 cannot carry: a cell holding one would make the file unreadable.
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
@@ -86,6 +93,7 @@ class _Formats:
         self.quoted = wb.add_format({**base, "quote_prefix": True})
         self.date = wb.add_format({**base, "num_format": BE_DATE})
         self.percent = wb.add_format({**base, "num_format": PERCENT})
+        self.days = wb.add_format({**base, "num_format": DAYS})
         self.priority = wb.add_format({**base, "num_format": PRIORITY_WORDS})
         self.note = wb.add_format({**base, "italic": True, "font_color": "#444444"})
         self.stale = wb.add_format(
@@ -170,12 +178,13 @@ def _serial(value: date) -> int:
 
 
 def _top_lines(report: OfficerReport) -> tuple[list[str], bool]:
-    """What each sheet says above its list, and whether it warns (the last sync failed)."""
+    """What each sheet says above its list, and whether it warns (the last sync or the last
+    push to the phones failed)."""
+    phones = phones_banner(report.phones) if report.phones else []
     if report.notice:
-        return sync_banner(report.notice), True
-    if report.data_as_of:
-        return [f"ข้อมูล ณ {office_time(report.data_as_of)} (data as of)"], False
-    return [], False
+        return [*sync_banner(report.notice), *phones], True
+    as_of = [f"ข้อมูล ณ {office_time(report.data_as_of)} (data as of)"] if report.data_as_of else []
+    return [*as_of, *phones], bool(phones)
 
 
 def _sheets(
@@ -184,12 +193,14 @@ def _sheets(
     """(title, rows, columns, number formats) of each sheet, "today" first."""
     priority = {"priority": fmt.priority}
     kpi = {"value": fmt.percent, "target": fmt.percent}
+    followup = {"visit_share": fmt.percent, "coverage": fmt.percent, "days_to_close": fmt.days}
     return [
         ("วันนี้ (today)", report.today_rows, WORKLIST_COLUMNS, priority),
         ("ภายหลัง (later)", report.later_rows, WORKLIST_COLUMNS, priority),
         ("เลื่อนไว้ (snoozed)", report.snoozed, ALERT_COLUMNS, priority),
         ("ความพร้อม OTOP (readiness)", report.otop, OTOP_COLUMNS, {}),
         ("ตัวชี้วัด (KPI)", report.kpis, KPI_COLUMNS, kpi),
+        ("ติดตามเยี่ยม (follow-ups)", report.followups, FOLLOWUP_COLUMNS, followup),
     ]
 
 

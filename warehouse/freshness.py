@@ -18,6 +18,7 @@ from sammachip.schemas.tables import CLEAN_TABLES
 from sammachip.warehouse.store import Snapshot, TableState, Transaction
 
 STATUS_KEY = "sync_status"
+PHONES_KEY = "phones_status"
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,43 @@ def lists_would_mislead(snapshot: Snapshot) -> bool:
     never replaces good lists with empty ones)."""
     failed = sync_notice(snapshot.cursors) is not None
     return failed and not any(snapshot.tables.get(t, TableState()).rows for t in CLEAN_TABLES)
+
+
+@dataclass(frozen=True)
+class PhonesNotice:
+    """The last push to a server's phones failed: officers' phones hold older lists than their
+    files, and every officer file says so."""
+
+    since: datetime  # the first failed push of the streak: the phones were not updated since
+    servers: tuple[str, ...]
+    fixes: tuple[str, ...]  # the run summary's line per server, naming the fix
+
+
+def record_push(tx: Transaction, failed: Mapping[str, str], now: datetime) -> None:
+    """Stage the last push's outcome: each server whose phones did not get their lists (name →
+    the run summary's line), kept with the time its failures began. A push that reached every
+    server clears it; when nothing changes, nothing is staged (an unchanged push commits no
+    warehouse version)."""
+    before = tx.cursor(PHONES_KEY) or {}
+    status = {
+        name: {"since": before.get(name, {}).get("since", now.isoformat()), "error": error}
+        for name, error in failed.items()
+    }
+    if status or before:
+        tx.set_cursor(PHONES_KEY, status)
+
+
+def phones_notice(cursors: Mapping[str, Any]) -> PhonesNotice | None:
+    """What officers must be told about their phones' lists: nothing when the last push
+    reached every server (or none was recorded)."""
+    status = cursors.get(PHONES_KEY) or {}
+    if not status:
+        return None
+    return PhonesNotice(
+        since=min(datetime.fromisoformat(s["since"]) for s in status.values()),
+        servers=tuple(status),
+        fixes=tuple(s["error"] for s in status.values()),
+    )
 
 
 def _what(server: str, form_id: str) -> str:

@@ -135,5 +135,18 @@ def test_a_push_the_server_refuses_leaves_the_nights_data_and_says_why(field: Fi
     assert "the next run pushes again" in pushed.error
     assert not any(f.error for f in summary.forms)  # the night's data are committed
     assert summary.warehouse_version >= version
+    # the night's files, written again after its push, tell the officers their phones hold
+    # older lists
+    assert PHONES_STALE in district_page(field)
     (again,) = field.night().phones  # and the next night, with the role back, is fine
     assert again.error is None
+    assert PHONES_STALE not in district_page(field)
+
+
+PHONES_STALE = "รายการบนโทรศัพท์ไม่ได้ปรับปรุง"
+
+
+def district_page(field: Field) -> str:
+    return (field.workdir / "data" / "reports" / TODAY.isoformat() / "index.html").read_text(
+        encoding="utf-8"
+    )

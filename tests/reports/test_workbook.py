@@ -44,6 +44,7 @@ def test_today_is_the_first_sheet(sheets: dict[str, Worksheet]) -> None:
         "เลื่อนไว้ (snoozed)",
         "ความพร้อม OTOP (readiness)",
         "ตัวชี้วัด (KPI)",
+        "ติดตามเยี่ยม (follow-ups)",
     ]
 
 

@@ -50,6 +50,7 @@ def test_every_sheet_opens(shown: dict[str, list[list[str]]]) -> None:
         "เลื่อนไว้ (snoozed)",
         "ความพร้อม OTOP (readiness)",
         "ตัวชี้วัด (KPI)",
+        "ติดตามเยี่ยม (follow-ups)",
     }
 
 
