@@ -134,7 +134,13 @@ class Api:
     url: str
 
     def __call__(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.url}{path}", timeout=10, **kwargs)
+        # The server answers 503 while its SQLite database is locked by a write beside ours (a
+        # run starting in serve); the request was rolled back, and Prefect's own client retries.
+        def unless_busy() -> httpx.Response | None:
+            response = httpx.request(method, f"{self.url}{path}", timeout=10, **kwargs)
+            return None if response.status_code == 503 else response
+
+        response = poll(unless_busy, 60, f"the Prefect API to answer {method} {path}, not 503")
         response.raise_for_status()
         return response.json() if response.content else None
 
