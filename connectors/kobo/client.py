@@ -149,15 +149,21 @@ class KoboClient:
         self.close()
 
     # ---- HTTP ------------------------------------------------------------------------------
-    def _get_once(self, path: str, params: dict[str, Any], asset: str | None) -> dict[str, Any]:
+    def _once(self, method: str, url: str, asset: str | None, **kwargs: Any) -> httpx.Response:
+        """One request, its answer sorted: worth retrying (TransientError), refused for good
+        (KoboError, with what to fix), or the response."""
         try:
-            response = self._http.get(path, params=params)
+            response = self._http.request(method, url, **kwargs)
         except httpx.TransportError as err:  # timeouts, resets, refused connections
             raise TransientError(f"{type(err).__name__}: {err}") from err
         if response.status_code in TRANSIENT_STATUS:
             raise TransientError(f"HTTP {response.status_code}", retry_after(response.headers))
         if response.status_code >= 400:
             raise self._error(response, asset)
+        return response
+
+    def _get_once(self, path: str, params: dict[str, Any], asset: str | None) -> dict[str, Any]:
+        response = self._once("GET", path, asset, params=params)
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError as err:  # a 200 with a cut-off body: a proxy gave up

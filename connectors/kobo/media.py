@@ -26,10 +26,7 @@ import orjson
 
 from sammachip.connectors.kobo.client import KoboClient, KoboError, KoboServer
 from sammachip.connectors.retry import (
-    TRANSIENT_STATUS,
-    TransientError,
     call_with_retries,
-    retry_after,
 )
 
 _OPENROSA = {"X-OpenRosa-Version": "1.0", "Accept": "text/xml"}
@@ -68,17 +65,6 @@ class MediaClient(KoboClient):
                 asset=asset,
             )
         return super()._error(response, asset)
-
-    def _once(self, method: str, url: str, asset: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, url, **kwargs)
-        except httpx.TransportError as err:  # timeouts, resets, refused connections
-            raise TransientError(f"{type(err).__name__}: {err}") from err
-        if response.status_code in TRANSIENT_STATUS:
-            raise TransientError(f"HTTP {response.status_code}", retry_after(response.headers))
-        if response.status_code >= 400:
-            raise self._error(response, asset)
-        return response
 
     def _request(self, method: str, url: str, asset: str, **kwargs: Any) -> httpx.Response:
         base, cap = self._backoff
