@@ -36,7 +36,6 @@ from sammachip.schemas.batch import CrossFormContext, StreamState, validate_stre
 from sammachip.schemas.followup_form import FORM_ID as FOLLOWUP_FORM
 from sammachip.schemas.records import Submission
 from sammachip.schemas.registry import FORMS, WAVES
-from sammachip.schemas.tables import CLEAN_TABLES
 from sammachip.schemas.validation import SuiteRunner
 from sammachip.warehouse.freshness import (
     PhonesNotice,
@@ -271,11 +270,13 @@ def build_data_docs(runner: SuiteRunner, settings: Settings, today: date) -> Pat
 
 @task(name="build-marts", cache_policy=NO_CACHE)
 def build_marts(tx: Transaction, settings: Settings, today: date) -> None:
-    """Every mart, rebuilt from the clean tables (yesterday's alerts give the lifecycle)."""
-    tables = {name: tx.dataset(name) for name in [*CLEAN_TABLES, "quarantine"]}
-    built = marts.build_marts(tables, {"alerts": tx.read("alerts")}, today, settings.rules)
-    for name, data in built.items():
-        tx.replace(name, data)
+    """Every mart as of `today`, in the run's transaction: the households this run touched
+    or whose dates came due recomputed, or all of them (`marts.incremental` says when)."""
+    done = marts.refresh_marts(tx, today, settings.rules)
+    if done.why_full:
+        get_run_logger().info("marts rebuilt from every household: %s", done.why_full)
+    else:
+        get_run_logger().info("marts: %d households recomputed", done.recomputed)
 
 
 @task(name="write-reports", cache_policy=NO_CACHE)
