@@ -8,18 +8,18 @@ is kept from the last marts. The marts that read across households (alerts, the 
 KPIs, readiness …) are rebuilt from it, whole: each alert's `last_seen` and each worklist
 entry's overdue days move with the date, so a new day touches nearly all their rows anyway.
 
-A full rebuild instead when the marts' code, the rules or the roster changed, when today is
-before the last marts' date, when the clean tables changed since the last marts by other
-means than this transaction's upserts (compaction), or when the last marts are missing or
-not the ones the state describes. The state is a cursor of the same transaction, so it and
-the marts are committed together or not at all.
+A full rebuild instead when the marts' code, the rules, the roster or the snoozes changed,
+when today is before the last marts' date, when a table's rows are not what the state
+recorded with the last marts (they changed without them), when a clean table was rewritten
+other than by upserts in this run, or when there is no state. The state is a cursor of the
+same transaction, so it and the marts are committed together or not at all; it holds no file
+names, so a re-run after a crash ends with the state an uninterrupted run leaves.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -64,12 +64,7 @@ def refresh_marts(tx: Transaction, today: date, rules: AlertRules) -> Refresh:
         tx.replace(name, data)
     tx.set_cursor(
         STATE_CURSOR,
-        {
-            "fingerprint": stamp,
-            "as_of": today.isoformat(),
-            "inputs": _digest(tx.files(t) for t in _SOURCES),
-            "outcomes": _digest([tx.files("household_outcomes")]),
-        },
+        {"fingerprint": stamp, "as_of": today.isoformat(), "rows": _rows(tx.rows)},
     )
     return Refresh(built, None if households is None else len(households), why)
 
@@ -87,10 +82,6 @@ def fingerprint(rules: AlertRules) -> str:
     return h.hexdigest()
 
 
-def _digest(file_lists: Iterable[Iterable[str]]) -> str:
-    return hashlib.sha256(json.dumps([list(f) for f in file_lists]).encode()).hexdigest()
-
-
 def _why_full(tx: Transaction, state: object, stamp: str, today: date) -> str | None:
     """Why the marts must be rebuilt whole (None: they may be refreshed)."""
     base = tx.base
@@ -100,18 +91,21 @@ def _why_full(tx: Transaction, state: object, stamp: str, today: date) -> str | 
         return "the marts' code, rules, roster or snoozes changed"
     if today < date.fromisoformat(state["as_of"]):
         return f"today ({today}) is before the last marts' date ({state['as_of']})"
-    if state.get("inputs") != _digest(_files(base, t) for t in _SOURCES):
-        return "the clean tables changed since the last marts without them (compaction?)"
-    if state.get("outcomes") != _digest([_files(base, "household_outcomes")]):
-        return "the last household_outcomes are not the ones the state describes"
+    if state.get("rows") != _rows(_base_rows(base)):
+        return "the clean tables or the last marts are not the ones the state describes"
     if any(tx.replaced.get(t, set()) is None for t in _SOURCES):
         return "a clean table was rewritten whole in this run"
     return None
 
 
-def _files(snapshot: Snapshot, table: str) -> tuple[str, ...]:
-    state = snapshot.tables.get(table)
-    return state.files if state else ()
+def _rows(rows: Callable[[str], int]) -> dict[str, int]:
+    """Rows of the tables the marts read and of `household_outcomes`: what the state checks
+    the last marts against (file names would differ between a run and its re-run)."""
+    return {t: rows(t) for t in [*_SOURCES, "household_outcomes"]}
+
+
+def _base_rows(snapshot: Snapshot) -> Callable[[str], int]:
+    return lambda t: snapshot.tables[t].rows if t in snapshot.tables else 0
 
 
 def affected_households(tx: Transaction, since: date, today: date) -> pa.Array:

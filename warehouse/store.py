@@ -223,6 +223,9 @@ class Transaction:
     def files(self, table: str) -> tuple[str, ...]:
         return self._tables.get(table, TableState()).files
 
+    def rows(self, table: str) -> int:
+        return self._tables.get(table, TableState()).rows
+
     def cursor(self, key: str) -> Any:
         return self._cursors.get(key)
 

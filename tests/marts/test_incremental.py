@@ -263,6 +263,11 @@ def test_a_full_rebuild_when_the_rules_change_or_the_date_goes_back(tmp_path: Pa
     assert done.why_full is not None and "before the last marts' date" in done.why_full
     *_, done = district.night([], 0)
     assert done.why_full is None
+    with district.wh.transaction() as tx:  # rows changed by a run that built no marts
+        tx.upsert("materials", table("materials", []), {"m-" + hh(1)})
+    refreshed, full, done = district.night([], 1)
+    assert done.why_full is not None and "not the ones the state describes" in done.why_full
+    assert_same(refreshed, full)
 
 
 def test_marts_and_their_state_are_committed_together(tmp_path: Path) -> None:
