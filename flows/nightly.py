@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 
 from sammachip import marts
 from sammachip.connectors.discovery import SourceError, discover, held_under_other_names
@@ -36,7 +37,6 @@ from sammachip.schemas.batch import CrossFormContext, StreamState, validate_stre
 from sammachip.schemas.followup_form import FORM_ID as FOLLOWUP_FORM
 from sammachip.schemas.records import Submission
 from sammachip.schemas.registry import FORMS, WAVES
-from sammachip.schemas.tables import CLEAN_TABLES
 from sammachip.schemas.validation import SuiteRunner
 from sammachip.warehouse.freshness import (
     PhonesNotice,
@@ -271,11 +271,17 @@ def build_data_docs(runner: SuiteRunner, settings: Settings, today: date) -> Pat
 
 @task(name="build-marts", cache_policy=NO_CACHE)
 def build_marts(tx: Transaction, settings: Settings, today: date) -> None:
-    """Every mart, rebuilt from the clean tables (yesterday's alerts give the lifecycle)."""
-    tables = {name: tx.dataset(name) for name in [*CLEAN_TABLES, "quarantine"]}
-    built = marts.build_marts(tables, {"alerts": tx.read("alerts")}, today, settings.rules)
-    for name, data in built.items():
-        tx.replace(name, data)
+    """Every mart as of `today`, in the run's transaction: the households this run touched
+    or whose dates came due recomputed, or all of them (`marts.incremental` says when)."""
+    done = marts.refresh_marts(tx, today, settings.rules)
+    try:
+        logger = get_run_logger()
+    except MissingContextError:  # called outside a run: the benchmarks time it bare
+        return
+    if done.why_full:
+        logger.info("marts rebuilt from every household: %s", done.why_full)
+    else:
+        logger.info("marts: %d households recomputed", done.recomputed)
 
 
 @task(name="write-reports", cache_policy=NO_CACHE)

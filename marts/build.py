@@ -66,14 +66,25 @@ READINESS_TH: dict[str, str] = {
 }
 
 
+# What `household_outcomes` reads about a household, each by its `hh_code` (sessions only
+# through the attendance rows): the tables its rows can be recomputed from, a few households
+# at a time.
+HOUSEHOLD_INPUTS = ("households", "attendance", "materials", "income_surveys")
+
+
 def build_marts(
     tables: Mapping[str, pa.Table | ds.Dataset],
     previous: Mapping[str, pa.Table],
     today: date,
     rules: AlertRules | None = None,
+    households: pa.Array | None = None,
 ) -> dict[str, pa.Table]:
-    """Every mart as of `today`; `previous` holds yesterday's marts (only `alerts` is read,
-    for the lifecycle). Missing tables count as empty."""
+    """Every mart as of `today`; `previous` holds the last marts (`alerts` for the lifecycle).
+    Missing tables count as empty.
+
+    With `households` (hh codes), `household_outcomes` is recomputed for those households only
+    and the other rows are kept from `previous["household_outcomes"]`: the caller vouches that
+    no other household's rows or dates changed since (`marts.incremental`)."""
     rules = rules or AlertRules()
     con = _connect(tables, rules)
     con.register("previous_alerts", _one_per_alert(conform(previous.get("alerts"), ALERTS_SCHEMA)))
@@ -83,10 +94,40 @@ def build_marts(
     for name, schema in MART_SCHEMAS.items():
         sql = (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
         used = {k: params[k] for k in dict.fromkeys(re.findall(r"\$(\w+)", sql))}
-        result = con.sql(sql, params=used).to_arrow_table()
+        if name == "household_outcomes" and households is not None:
+            kept = conform(previous.get(name), schema)
+            result = _outcomes_of(con, sql, used, households, kept)
+        else:
+            result = con.sql(sql, params=used).to_arrow_table()
         marts[name] = result.select(schema.names).cast(schema)
         con.register(name, marts[name])
     return marts
+
+
+def _outcomes_of(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: dict[str, Any],
+    households: pa.Array,
+    kept: pa.Table,
+) -> pa.Table:
+    """`household_outcomes` with the rows of `households` computed afresh by the mart's own
+    SQL — run over views of its inputs narrowed to them — and every other row from `kept`."""
+    con.register("affected", pa.table({"hh_code": households.cast(pa.string())}))
+    con.execute("CREATE SCHEMA IF NOT EXISTS scoped")
+    for table in HOUSEHOLD_INPUTS:
+        con.execute(f"""CREATE OR REPLACE VIEW scoped.{table} AS
+            SELECT * FROM main.{table} SEMI JOIN affected USING (hh_code)""")
+    con.execute("SET search_path = 'scoped,main'")
+    try:
+        fresh = con.sql(sql, params=params).to_arrow_table()
+    finally:
+        con.execute("SET search_path = 'main'")
+    con.register("fresh_outcomes", fresh)
+    con.register("kept_outcomes", kept)
+    return con.sql("""SELECT * FROM kept_outcomes ANTI JOIN affected USING (hh_code)
+                      UNION ALL BY NAME SELECT * FROM fresh_outcomes
+                      ORDER BY hh_code""").to_arrow_table()
 
 
 def _one_per_alert(alerts: pa.Table) -> pa.Table:

@@ -186,6 +186,9 @@ class Transaction:
         self._cursors: dict[str, Any] = dict(base.cursors)
         self._changed = False
         self._seq = 0
+        # Table → the keys its upserts replaced or added (None: rewritten some other way), so
+        # the marts recompute only what this transaction touched.
+        self.replaced: dict[str, set[str] | None] = {}
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -220,6 +223,9 @@ class Transaction:
     def files(self, table: str) -> tuple[str, ...]:
         return self._tables.get(table, TableState()).files
 
+    def rows(self, table: str) -> int:
+        return self._tables.get(table, TableState()).rows
+
     def cursor(self, key: str) -> Any:
         return self._cursors.get(key)
 
@@ -233,9 +239,13 @@ class Transaction:
     def _stamp(self) -> str:
         return datetime.now(UTC).isoformat(timespec="seconds")
 
+    def _unknown_rows(self, table: str) -> None:
+        self.replaced[table] = None
+
     def append(self, table: str, data: pa.Table, partition: str | None = None) -> None:
         if data.num_rows == 0:
             return
+        self._unknown_rows(table)
         state = self._tables.get(table, TableState())
         path = self._write_file(table, data, partition)
         self._tables[table] = TableState(
@@ -247,6 +257,7 @@ class Transaction:
         """Rewrite a whole table (marts, and clean tables after an upsert)."""
         files = (self._write_file(table, data, None),) if data.num_rows else ()
         self._tables[table] = TableState(files, data.num_rows, self._stamp())
+        self._unknown_rows(table)
         self._changed = True
 
     def upsert(
@@ -261,6 +272,8 @@ class Transaction:
         """
         state = self._tables.get(table, TableState())
         files, rows = list(state.files), state.rows
+        if (seen := self.replaced.get(table, set())) is not None:
+            self.replaced[table] = seen | replaced_keys | set(data[key].to_pylist())
         if replaced_keys and files:
             doomed = pa.array(sorted(replaced_keys))
             files, dropped = self._drop_keys(table, files, key, doomed)
@@ -317,6 +330,7 @@ class Transaction:
         """Replace one file of a table by `data`, in the same partition folder (a derived
         column recomputed for the same rows); the old file stays until a vacuum."""
         state = self._tables[table]
+        self._unknown_rows(table)
         folder = rel.removeprefix(f"tables/{table}/").rpartition("/")[0]
         new = self._write_file(table, data, folder or None)
         files = tuple(new if f == rel else f for f in state.files)

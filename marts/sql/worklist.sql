@@ -96,10 +96,15 @@ entries AS (
            min(priority) AS priority, min(due_date) AS due_date, min(first_seen) AS first_seen,
            any_value(subject_name) AS subject_name, any_value(phone) AS phone,
            min(village_code) AS alert_village,
-           list({'alert_id': alert_id, 'rule_id': rule_id, 'rule_th': rule_th,
-                 'rule_en': rule_en, 'priority': priority, 'due_date': due_date,
-                 'detail_th': detail_th, 'detail_en': detail_en, 'first_seen': first_seen}
-                ORDER BY priority, due_date, rule_id, alert_id) AS reasons
+           -- sorted on keys that are never null: the same order as ORDER BY in the
+           -- aggregate, which sorts each group apart (most of this mart's time at province)
+           [x.reason FOR x IN list_sort(list({
+                'priority': priority, 'due_date': due_date, 'rule_id': rule_id,
+                'alert_id': alert_id,
+                'reason': {'alert_id': alert_id, 'rule_id': rule_id, 'rule_th': rule_th,
+                           'rule_en': rule_en, 'priority': priority, 'due_date': due_date,
+                           'detail_th': detail_th, 'detail_en': detail_en,
+                           'first_seen': first_seen}}))] AS reasons
     FROM reasons
     GROUP BY officer_id, entry_type, entry_id
 ),
