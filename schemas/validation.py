@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -46,6 +46,36 @@ class SuiteResult:
     rows_in: int
     failures: list[Failure]
     expectation_counts: dict[str, int]  # expectation type + column → unexpected rows
+
+
+class Answer(Protocol):
+    def result(self) -> SuiteResult: ...
+
+
+class Validator(Protocol):
+    """What a run validates through: a `SuiteRunner` (GX in this process) or a
+    `validation_process.ProcessRunner` (GX in a child process, answers overlapped)."""
+
+    @property
+    def batches_validated(self) -> int: ...
+
+    def validate(self, table: str, frame: pd.DataFrame) -> SuiteResult: ...
+
+    def submit(self, table: str, frame: pd.DataFrame) -> Answer: ...
+
+    def tables(self) -> list[str]: ...
+
+    def build_data_docs(self, folder: Path) -> Path: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Answered:
+    value: SuiteResult
+
+    def result(self) -> SuiteResult:
+        return self.value
 
 
 def _describe(config: Any) -> tuple[str, str | None, dict[str, Any]]:
@@ -161,6 +191,13 @@ class SuiteRunner:
             self.batches_validated += 1
             result = self._run(table, frame)
         return self._failures(table, frame, result)
+
+    def close(self) -> None:
+        """Nothing to end: GX lives in this process (a `ProcessRunner` ends its child)."""
+
+    def submit(self, table: str, frame: pd.DataFrame) -> Answer:
+        """`validate`, answered at once (a `ProcessRunner` answers while the run goes on)."""
+        return _Answered(self.validate(table, frame))
 
     def _run(self, table: str, frame: pd.DataFrame) -> Any:
         return self._definitions[table].run(
