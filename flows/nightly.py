@@ -26,6 +26,7 @@ from sammachip.connectors.odk import NoDeletedFeed
 from sammachip.connectors.retry import TransientError
 from sammachip.connectors.sources import DeletionFeed, FormSource
 from sammachip.flows.progress import FetchProgress
+from sammachip.flows.read_ahead import ReadAhead
 from sammachip.flows.settings import Settings, load_settings
 from sammachip.flows.validation import build_data_docs, start_validation
 from sammachip.phones.odk import PushResult
@@ -172,12 +173,18 @@ def sync_form(
     now: datetime,
     progress: FetchProgress,
     full_rescan: bool = False,
+    ahead: ReadAhead | None = None,
 ) -> FormResult:
-    """Fetch what may have changed and load it; the cursor moves with the data it covers."""
-    cursor = dict(tx.cursor(form.cursor_key) or {})
+    """Fetch what may have changed and load it; the cursor moves with the data it covers.
+    With `ahead`, its pages were fetched (and flattened) while earlier forms loaded."""
+    if ahead is not None:
+        cursor, pages = ahead.cursor(form), ahead.pages(form)
+    else:
+        cursor = dict(tx.cursor(form.cursor_key) or {})
+        pages = form.batches(cursor, settings.sync, now, full_rescan)
 
     def batches() -> Iterator[list[Submission]]:
-        for subs, remaining in form.batches(cursor, settings.sync, now, full_rescan):
+        for subs, remaining in pages:
             yield subs
             progress.advance(form.form_id, len(subs), remaining)
 
@@ -358,13 +365,14 @@ def _sync_all(
             log_skipped(f)
         else:
             logger.warning("%s", f.warning)
-    wh = open_warehouse(str(settings.warehouse_path))
-    with wh.transaction(summary.run_id) as tx:
-        now = datetime.now(UTC)
+    wh, now = open_warehouse(str(settings.warehouse_path)), datetime.now(UTC)
+    with wh.transaction(summary.run_id) as tx, ReadAhead(tx, forms, settings, now, reconcile) as ra:
         if settings.workers > 1:
             results = _sync_parallel(tx, forms, runner, settings, now, reconcile)
         else:
-            results = (_sync_one(tx, f, runner, settings, now, progress, reconcile) for f in forms)
+            results = (
+                _sync_one(tx, f, runner, settings, now, progress, reconcile, ra) for f in forms
+            )
         for result in results:
             if result.error:
                 log_skipped(result)
@@ -440,11 +448,12 @@ def _sync_one(
     now: datetime,
     progress: FetchProgress,
     reconcile: bool,
+    ahead: ReadAhead | None = None,
 ) -> FormResult:
     """One form, in this process; a permanent error leaves nothing of it staged."""
     try:
         with tx.savepoint():
-            result = sync_form(tx, form, runner, settings, now, progress, reconcile)
+            result = sync_form(tx, form, runner, settings, now, progress, reconcile, ahead)
             result.deleted, rechecked = find_deletions(tx, form, runner, settings, now, reconcile)
             result.add_rechecked(rechecked)
             return result

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sammachip.schemas.facts import Fact
-from sammachip.schemas.flatten import Row, attachment_rows, flatten
+from sammachip.schemas.flatten import Flattened, Row, attachment_rows, flatten
 from sammachip.schemas.records import Submission
 from sammachip.schemas.registry import FORMS, FormSpec
 from sammachip.schemas.tables import ATTACHMENTS, CLEAN_TABLES, QUARANTINE, VALIDATION_RUNS
@@ -188,18 +188,40 @@ class PreparedForm:
     attachments: list[Row]
 
 
+class FlattenedBatch(list[Submission]):
+    """A batch flattened ahead of its turn (`flatten_ahead`, while the run waited on other
+    work): each version's flattening, by (submission key, payload hash)."""
+
+    flat: dict[tuple[str, str], Flattened]
+
+
+def flatten_ahead(subs: list[Submission], batch: str, now: datetime) -> FlattenedBatch:
+    """Flatten a batch before it is known which of its versions are new: `prepare_form`
+    then uses what it needs (flattening depends on the version, the batch and `now` only)."""
+    ahead = FlattenedBatch(subs)
+    ahead.flat = {(s.key, s.hash): flatten(s, batch, now) for s in latest_versions(subs)}
+    return ahead
+
+
 def prepare_form(
-    form_id: str, submissions: list[Submission], *, batch: str, now: datetime
+    form_id: str,
+    submissions: list[Submission],
+    *,
+    batch: str,
+    now: datetime,
+    ahead: FlattenedBatch | None = None,
 ) -> PreparedForm:
-    """Flatten and normalise one form's batch (latest version per submission)."""
+    """Flatten and normalise one form's batch (latest version per submission); a version
+    `ahead` holds already flattened (with the same `batch` and `now`) is taken from there."""
     subs = latest_versions(submissions)
     result = ValidatedForm(form_id, fetched=len(subs))
     rows_by_table: dict[str, list[Row]] = defaultdict(list)
     drift: Counter[tuple[str | None, str]] = Counter()
     attachments: list[Row] = []
+    done = ahead.flat if ahead is not None else {}
     for sub in subs:
         attachments.extend(attachment_rows(sub))
-        flat = flatten(sub, batch, now)
+        flat = done.pop((sub.key, sub.hash), None) or flatten(sub, batch, now)
         for table, rows in flat.tables.items():
             rows_by_table[table].extend(rows)
         drift.update((sub.version, key) for key in flat.unknown_keys)
@@ -348,7 +370,8 @@ def validate_stream(
     waiting: tuple[SubmittedForm, list[Submission], int] | None = None
     for subs in batches:
         new = state.unseen(subs)
-        prepared = prepare_form(form_id, new, batch=batch, now=now)
+        ahead = subs if isinstance(subs, FlattenedBatch) else None
+        prepared = prepare_form(form_id, new, batch=batch, now=now, ahead=ahead)
         if waiting is not None:
             yield _registered(waiting, spec, state)
         waiting = submit_form(prepared, runner, state.owners, context), new, len(subs)

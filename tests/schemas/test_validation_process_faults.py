@@ -29,7 +29,7 @@ def households(rows: int) -> pd.DataFrame:
     )
 
 
-def test_a_child_killed_mid_validation_fails_that_table_with_its_signal_and_the_next_starts_anew() -> (
+def test_a_child_killed_mid_batch_fails_that_table_with_its_signal_and_the_next_starts_anew() -> (
     None
 ):
     with ProcessRunner() as runner:
@@ -53,7 +53,7 @@ def test_a_child_that_stops_answering_is_stopped_at_the_deadline() -> None:
         assert child is not None
         os.kill(child, signal.SIGSTOP)  # alive, never answering
         started = time.monotonic()
-        with pytest.raises(ValidatorGone, match="households.*no answer in 3 s"):
+        with pytest.raises(ValidatorGone, match=r"households.*no answer in 3 s"):
             runner.validate("households", households(10))
         assert time.monotonic() - started < 30
         assert not psutil.pid_exists(child)
