@@ -5,7 +5,8 @@
 offending values); `warning` failures keep the row and add a flag to its `dq_flags`. An answer
 that was typed but could not be read is said as such (`explain_unreadable`), never "missing".
 GX costs ~3–5 s to import, so it is imported when a `SuiteRunner` is built, once per run —
-in the background (`background=True`) while a run lists its forms and fetches the first pages.
+in the background (`background=True`) while a run lists its forms and fetches the first pages,
+or, for the nightly, in a child process of its own (`validation_process.ProcessRunner`).
 """
 
 from __future__ import annotations
