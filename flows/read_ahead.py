@@ -3,8 +3,8 @@
 A nightly in one process loads its forms in the registry's order, each after what the
 forms before it staged (cross-form checks). What it waits on meanwhile — GX starting and
 validating in its own process (`schemas.validation_process`) — leaves this process idle; a
-thread fetches the next forms' pages and flattens them then, at most `ahead` batches in
-front of the form being loaded (each up to `[sync] batch_size` submissions in memory).
+thread fetches the next forms' pages and flattens them then, holding at most `ahead` ×
+`[sync] batch_size` submissions (and one batch more) that the run has not taken yet.
 
 Only the fetch and the flattening run ahead: which versions are new, the cross-form checks,
 the duplicate checks and every write stay in the run's order on its own thread.
@@ -26,7 +26,7 @@ from sammachip.schemas.batch import flatten_ahead
 from sammachip.schemas.records import Submission
 from sammachip.warehouse.store import Transaction
 
-AHEAD = 2  # batches read ahead of the one being loaded
+AHEAD = 2  # full batches read ahead of the one being loaded (many more small ones)
 _WAIT = 0.5  # how often a blocked side looks whether the other gave up
 
 
@@ -56,7 +56,8 @@ class ReadAhead:
         # A full rescan re-reads what the warehouse holds: flattening it ahead would be waste.
         self._flatten = None if full_rescan else (tx.run_id, now)
         self._items: queue.Queue[tuple[int, Any]] = queue.Queue()
-        self._room = threading.Semaphore(ahead)
+        self._budget, self._held = ahead * settings.sync.batch_size, 0  # submissions
+        self._room = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="read-ahead", daemon=True)
 
@@ -89,7 +90,8 @@ class ReadAhead:
         self._stop.set()
         deadline = time.monotonic() + grace
         while self._thread.ident is not None and self._thread.is_alive():
-            self._room.release()  # a fetch waiting for room sees the stop
+            with self._room:
+                self._room.notify_all()  # a fetch waiting for room sees the stop
             self._thread.join(_WAIT)
             if time.monotonic() > deadline:
                 return
@@ -103,7 +105,9 @@ class ReadAhead:
                     raise RuntimeError("the read-ahead thread ended early") from None
                 continue
             if not isinstance(item, _End):
-                self._room.release()
+                with self._room:
+                    self._held -= len(item[0])
+                    self._room.notify_all()
             return at, item
 
     def _run(self) -> None:
@@ -118,17 +122,20 @@ class ReadAhead:
 
     def _read(self, at: int, form: FormSource) -> None:
         source = form.batches(self._cursors[form.cursor_key], *self._args)
-        while True:
-            while not self._room.acquire(timeout=_WAIT):
-                if self._stop.is_set():
-                    return
-            if self._stop.is_set():
-                return
+        while self._wait_for_room():
             item = next(source, None)
             if item is None:
-                self._room.release()
                 return
             subs, remaining = item
             if self._flatten is not None:
                 subs = flatten_ahead(subs, *self._flatten)
+            with self._room:
+                self._held += len(subs)
             self._items.put((at, (subs, remaining)))
+
+    def _wait_for_room(self) -> bool:
+        """Whether to read on: false once the run stopped reading."""
+        with self._room:
+            while self._held >= self._budget and not self._stop.is_set():
+                self._room.wait(_WAIT)
+        return not self._stop.is_set()
