@@ -37,7 +37,8 @@ app = typer.Typer(
 simulate = typer.Typer(help="Run a built-in server simulator on loopback.", rich_markup_mode=None)
 app.add_typer(simulate, name="simulate")
 
-err_console = Console(stderr=True)
+# An error is one line whatever the terminal width: a path cut in two cannot be copied.
+err_console = Console(stderr=True, soft_wrap=True)
 
 _MAX_ROWS = 200
 WarehouseOpt = Annotated[Path, typer.Option(help="Warehouse folder (the [warehouse] path).")]
