@@ -154,11 +154,7 @@ def officer_reports(
     work = _by_officer(work_rows, lambda r: r["officer_id"])
     attendance = _by_officer(_rows(marts, "attendance_monthly"), by_tambon)
     outcomes = _by_officer(_rows(marts, "household_outcomes"), by_tambon)
-    # by area once, not scanned per officer; with each row's place in the mart, to keep its order
-    kpis: dict[tuple[str, str], list[tuple[int, Row]]] = {}
-    for i, k in enumerate(_rows(marts, "kpis")):
-        if k["scope"] in ("officer", "tambon"):
-            kpis.setdefault((k["scope"], k["scope_code"]), []).append((i, k))
+    kpis = _rows(marts, "kpis")
     followups = _by_officer(
         (f for f in followup_rows(marts) if f["scope"] == "officer"), lambda f: f["scope_code"]
     )
@@ -184,7 +180,12 @@ def officer_reports(
                 open=[r for r in mine if r["state"] in ("open", "snoozed")],
                 resolved=[r for r in mine if r["state"] == "resolved"],
                 otop=otop.get(officer_id, []),
-                kpis=_kpis_of(kpis, officer_id, tambons),
+                kpis=[
+                    k
+                    for k in kpis
+                    if (k["scope"] == "officer" and k["scope_code"] == officer_id)
+                    or (k["scope"] == "tambon" and k["scope_code"] in tambons)
+                ],
                 methods=methods.get(officer_id, []),
                 attendance=attendance.get(officer_id, []),
                 outcomes=outcomes.get(officer_id, []),
@@ -197,16 +198,6 @@ def officer_reports(
             )
         )
     return reports
-
-
-def _kpis_of(
-    kpis: Mapping[tuple[str, str], list[tuple[int, Row]]], officer_id: str, tambons: set[str]
-) -> list[Row]:
-    """The officer's KPI rows and their tambons', in the mart's order."""
-    mine = [*kpis.get(("officer", officer_id), [])]
-    for tambon in tambons:
-        mine += kpis.get(("tambon", tambon), [])
-    return [k for _, k in sorted(mine, key=lambda p: p[0])]
 
 
 def district_kpis(marts: Mapping[str, pa.Table]) -> list[Row]:
