@@ -318,6 +318,12 @@ def _to_svg(spec: Spec) -> str:
     return _spawned.submit(vlc.vegalite_to_svg, spec).result()
 
 
+def start_engine() -> None:
+    """Start the chart engine (its JavaScript runtime and Vega: ~0.5 s) before the first chart
+    needs it: a worker process does so as it starts, while its parent prepares the work."""
+    _to_svg({"data": {"values": []}, "mark": "point"})
+
+
 def _checked(svg: str) -> str:
     if "<script" in svg.lower():  # vl-convert escapes text; refuse anything that is not
         raise ValueError("chart SVG contains a script element")

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import date, datetime
 from functools import partial
@@ -31,7 +32,7 @@ import pyarrow as pa
 
 from sammachip.marts.rules import AlertRules
 from sammachip.reports.cells import forget_texts
-from sammachip.reports.charts import SvgCache
+from sammachip.reports.charts import SvgCache, start_engine
 from sammachip.reports.csv_files import write_kpi_csv, write_report_csvs
 from sammachip.reports.files import file_stem, write_text
 from sammachip.reports.fixes import PAGE as FIXES_PAGE
@@ -87,33 +88,68 @@ def _officer_files(report: OfficerReport, out_dir: Path, cache_dir: Path) -> _Of
     return _OfficerFiles(paths, cache.misses, cache.hits)
 
 
+def _warm_worker() -> None:
+    """A worker's start, done while this process reads the marts: the report modules imported
+    (unpickling this function imports this module and so all of them) and the chart engine
+    running."""
+    start_engine()
+
+
+def _early_pool(workers: int, rules: AlertRules, out_dir: Path) -> ProcessPoolExecutor | None:
+    """Worker processes started now, when a run will write many officers' files: the folder's
+    first run (nothing held yet) with a roster of at least PARALLEL_FROM. They start (~1-2 s)
+    while this process reads and lays out the lists, instead of after."""
+    if workers <= 1 or len(rules.officers()) < PARALLEL_FROM or (out_dir / HELD_FILES).exists():
+        return None
+    return spawn_pool(workers - 1, _warm_worker)
+
+
 @contextmanager
-def _mapper(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
-    """`map` over `workers` processes — this one and `workers - 1` others — or the built-in
-    (lazy) one for a single worker.
+def _mapper(
+    workers: int, pool: ProcessPoolExecutor | None = None
+) -> Iterator[Callable[..., Iterator[Any]]]:
+    """`map` over `workers` processes — this one and `workers - 1` others (`pool`, when they
+    were started early) — or the built-in (lazy) one for a single worker.
 
     Processes, not threads: the work is Python and vl-convert, both holding the GIL. Spawned,
     not forked: forking a process that runs threads (Prefect's, DuckDB's) can deadlock. This
     process takes its share rather than waiting: one process fewer (~230 MB) for the same pace.
     """
     if workers <= 1:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         yield map
         return
-    pool = spawn_pool(workers - 1)
+    started = pool or spawn_pool(workers - 1, _warm_worker)
 
     def shared_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
         todo = list(items)
         # submitted now, so the others work while this process does the district's page
-        futures = {i: pool.submit(fn, item) for i, item in enumerate(todo) if i % workers}
-        return (futures[i].result() if i in futures else fn(item) for i, item in enumerate(todo))
+        futures = [started.submit(fn, item) for item in todo]
+        return _shared_results(fn, todo, futures, keep=workers - 1)
 
     try:
         yield shared_map
     except BaseException:
-        pool.shutdown(cancel_futures=True)  # the run failed: write no more officers' files
+        started.shutdown(cancel_futures=True)  # the run failed: write no more officers' files
         raise
     finally:
-        pool.shutdown()
+        started.shutdown()
+
+
+def _shared_results(
+    fn: Callable[[Any], Any], todo: list[Any], futures: list[Future[Any]], keep: int
+) -> Iterator[Any]:
+    """`fn` of each item, in order. The workers take items from the front; this process from
+    the back each one no worker has started yet, so both finish together however long the
+    workers took to start or their items to write. The first `keep` items stay the workers'
+    (each has work from the start)."""
+    mine: dict[int, Any] = {}
+    for i in range(len(todo) - 1, keep - 1, -1):
+        if futures[i].cancel():
+            mine[i] = fn(todo[i])
+    for i, future in enumerate(futures):
+        yield mine[i] if i in mine else future.result()
 
 
 def write_deliverables(
@@ -150,18 +186,19 @@ def write_deliverables(
     rules = rules or AlertRules()
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = SvgCache(cache_dir or out_dir.parent / CHART_CACHE)
-    reports = officer_reports(marts, today, rules, notice, data_as_of, phones)
-    held = _held_files(out_dir)
-    prints = {r.officer_id: _fingerprint(r) for r in reports}
-    files = {
-        r.officer_id: _OfficerFiles(held[r.officer_id][1], 0, 0)
-        for r in reports
-        if _unchanged(held.get(r.officer_id), prints[r.officer_id])
-    }
-    todo = [r for r in reports if r.officer_id not in files]
-    officer_files = partial(_officer_files, out_dir=out_dir, cache_dir=cache.folder)
+    pool = _early_pool(workers, rules, out_dir)
     try:
-        with _mapper(workers if len(todo) >= PARALLEL_FROM else 1) as map_:
+        reports = officer_reports(marts, today, rules, notice, data_as_of, phones)
+        held = _held_files(out_dir)
+        prints = {r.officer_id: _fingerprint(r) for r in reports}
+        files = {
+            r.officer_id: _OfficerFiles(held[r.officer_id][1], 0, 0)
+            for r in reports
+            if _unchanged(held.get(r.officer_id), prints[r.officer_id])
+        }
+        todo = [r for r in reports if r.officer_id not in files]
+        officer_files = partial(_officer_files, out_dir=out_dir, cache_dir=cache.folder)
+        with _mapper(workers if len(todo) >= PARALLEL_FROM else 1, pool) as map_:
             results = map_(officer_files, todo)
             # the district's page, in this process while the workers write officers' files
             kpis = district_kpis(marts)
@@ -184,6 +221,8 @@ def write_deliverables(
             district_followups(marts),
         )
     finally:
+        if pool is not None:  # started early: ended here too if the run failed before using it
+            pool.shutdown(cancel_futures=True)
         forget_texts()  # officers' data stays no longer in memory than the run needs
     written = [write_text(out_dir / "index.html", index), kpi_csv]
     if fixes is not None:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sammachip.reports.cells import be_date, phone_text
-from sammachip.reports.labels import PRIORITY_TH, SUBJECT_TH
+from sammachip.reports.labels import CALL_LIST_TH, PRIORITY_TH, SUBJECT_TH
 
 Row = dict[str, Any]
 
@@ -52,6 +52,14 @@ def call_line(c: Row) -> str:
     return " · ".join(p for p in (c.get("head_name"), phone_text(c.get("phone")), where) if p)
 
 
+def subject_label(e: Row) -> str:
+    """What the entry is about, in Thai: a session is a call list only when it has one (a
+    session not held, R10, is the session itself)."""
+    if e["subject_type"] == "session" and e.get("call_list"):
+        return CALL_LIST_TH
+    return SUBJECT_TH.get(e["subject_type"], e["subject_type"])
+
+
 def entry_row(e: Row) -> Row:
     """The entry flattened for a spreadsheet: reasons and call list one per line, the phone
     written with dashes, priority and type in Thai words (the workbook keeps priority a
@@ -60,7 +68,7 @@ def entry_row(e: Row) -> Row:
         **e,
         "bucket_th": "วันนี้ (today)" if e["bucket"] == "today" else "ภายหลัง (later)",
         "priority_th": PRIORITY_TH.get(e["priority"], str(e["priority"])),
-        "subject_type_th": SUBJECT_TH.get(e["subject_type"], e["subject_type"]),
+        "subject_type_th": subject_label(e),
         "phone": phone_text(e.get("phone")),
         "reasons_th": "\n".join(f"• {reason_line(r)}" for r in e.get("reasons") or []),
         "call_list_th": "\n".join(f"• {call_line(c)}" for c in e.get("call_list") or []) or None,

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sammachip.reports.cells import be_date, phone_text, safe_cell
-from sammachip.reports.entries import by_top_reason, coordinates, place_text
-from sammachip.reports.labels import PRIORITY_TH, SUBJECT_TH
+from sammachip.reports.entries import by_top_reason, coordinates, place_text, subject_label
+from sammachip.reports.labels import PRIORITY_TH
 
 Row = dict[str, Any]
 _DIALABLE = re.compile(r"^\+?[0-9]{6,15}$")
@@ -86,7 +86,7 @@ def _due(e: Row) -> str:
 def entry_card(e: Row, *, numbered: bool) -> str:
     priority = e.get("priority") or 3
     number = f'<span class="n">{e["visit_order"]}.</span> ' if numbered else ""
-    kind = SUBJECT_TH.get(e["subject_type"], e["subject_type"])
+    kind = subject_label(e)
     phone = phone_link(e.get("phone")) if e.get("phone") else ""
     return (
         f'<div class="card p{priority}">'

@@ -15,15 +15,17 @@ ALERT_STATUS_TH: dict[str, str] = {
 
 PRIORITY_TH: dict[int, str] = {1: "ด่วน", 2: "สำคัญ", 3: "ติดตาม"}
 
-# What a worklist entry is about (the mart's `subject_type`).
+# What a worklist entry is about (the mart's `subject_type`); a session with a call list is
+# labelled as the calls to make (`entries.subject_label`).
 SUBJECT_TH: dict[str, str] = {
     "household": "ครัวเรือน (household)",
     "group": "กลุ่มอาชีพ (group)",
     "sage": "ปราชญ์ (sage)",
-    "session": "โทรแจ้งก่อนกิจกรรม (call list)",
+    "session": "กิจกรรม (session)",
     "village": "หมู่บ้าน (village)",
     "submission": "ข้อมูลต้องแก้ไข (data to fix)",
 }
+CALL_LIST_TH = "โทรแจ้งก่อนกิจกรรม (call list)"
 
 # OTOP checklist items in the order an officer should help with them (see otop_readiness.sql).
 OTOP_CHECKS: list[tuple[str, str]] = [

@@ -5,17 +5,27 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.connection import wait
 
 
-def spawn_pool(workers: int) -> ProcessPoolExecutor:
+def spawn_pool(workers: int, warm: Callable[[], object] | None = None) -> ProcessPoolExecutor:
     """`workers` processes, spawned rather than forked (forking a process that runs threads —
     Prefect's, DuckDB's, the chart engine's — can deadlock), each exiting when the process that
-    started it dies."""
+    started it dies. `warm`: run in each as it starts, before it takes work (imports, engines)."""
     return ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start,
+        initargs=(warm,),
     )
+
+
+def _start(warm: Callable[[], object] | None) -> None:
+    exit_with_parent()
+    if warm is not None:
+        warm()
 
 
 def exit_with_parent() -> None:

@@ -71,3 +71,18 @@ def test_a_forked_runs_chart_process_exits_with_it() -> None:
         killed(next(iter(charts._spawned._processes)))
 
     ends_by_itself(helper_of_a_killed_run(run))
+
+
+def pid_of(item: int) -> tuple[int, int]:
+    return item, os.getpid()
+
+
+def test_the_processes_share_the_officers_each_written_once_and_in_order() -> None:
+    """The workers take officers from the front, this process from the back whatever no
+    worker has started: every officer is written exactly once, the results come back in the
+    officers' order, and the work is shared (the first officer always goes to a worker)."""
+    with _mapper(2) as shared_map:
+        results = list(shared_map(pid_of, range(40)))
+    assert [item for item, _ in results] == list(range(40))
+    by = [pid for _, pid in results]
+    assert by[0] != os.getpid() and os.getpid() in by

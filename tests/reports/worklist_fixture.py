@@ -22,6 +22,7 @@ RULES = {
     "R04": ("R04_TRAINED_NO_MATERIALS", "อบรมแล้วยังไม่ได้รับวัสดุ", "Trained, no materials", 2),
     "R05": ("R05_NO_FOLLOWUP_INCOME", "ยังไม่ติดตามรายได้", "No follow-up income survey", 2),
     "R09": ("R09_DATA_TO_FIX", "ข้อมูลต้องแก้ไข", "Data to fix", 1),
+    "R10": ("R10_SESSION_NOT_HELD", "กิจกรรมเลยกำหนดแต่ยังไม่ได้จัด", "Planned session not held", 2),
 }
 VILLAGE_NAMES = {
     "34140101": "บ้านม่วงสามสิบ",
