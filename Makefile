@@ -39,15 +39,19 @@ install: $(STAMP)
 demo: $(STAMP)  ## generate a cohort, serve it from the Kobo simulator, run the nightly flow
 	$(BIN)/sammachip demo --workdir .
 
+# The test files are spread over the cores (pytest-xdist; a file's tests stay on one worker, so
+# a module's server or cohort is built once); the slowest tests are listed at the end.
+PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile
+
 test: lock-check $(STAMP)  ## the lock matches pyproject.toml; lint and format; every test (real HTTP on loopback, real Prefect, real GX)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(PYTEST) --durations=15
 
 test-fast: $(STAMP)  ## the edit loop: lint, format and every test not marked slow (no Prefect API, kills, Dask, browser)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(PYTEST) -m "not slow" -q
 
 # Re-resolves pyproject.toml keeping every locked version: any difference means the two disagree.
 lock-check: | $(UV)

@@ -19,8 +19,10 @@ if str(ROOT) not in sys.path:  # shared helpers are imported as `tests.<folder>.
     sys.path.insert(0, str(ROOT))
 
 # Before anything imports Prefect: its home (SQLite DB) lives in a throwaway folder, and it is
-# as quiet and as patient at start-up as the `sammachip` command makes it.
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="sammachip-prefect-"))
+# as quiet and as patient at start-up as the `sammachip` command makes it. Each pytest-xdist
+# worker gets a home of its own (a worker inherits the controller's environment).
+if "PYTEST_XDIST_WORKER" in os.environ or "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="sammachip-prefect-")
 apply_prefect_defaults()
 
 
@@ -124,18 +126,16 @@ def outliving_children(grace: float = OUTLIVE_GRACE) -> list[str]:
     return found
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_outlives_the_run() -> Iterator[None]:
     """Fail the run when a test left a child process running (an unclosed pool, a server not
-    stopped, the workers of a process that was killed): the suite must end what it starts."""
+    stopped, the workers of a process that was killed): the suite must end what it starts.
+    A session fixture, not a session hook, so that under pytest-xdist each worker checks its
+    own children and the failure reaches the controller as an error of the last test."""
+    yield
     found = outliving_children()
-    if not found:
-        return
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    lines = [f"{len(found)} process(es) outlived the tests that started them:", *found]
-    if reporter is not None:
-        reporter.write_line("")
-        for line in lines:
-            reporter.write_line(line, red=True)
-    else:
-        print("\n".join(lines), file=sys.stderr)
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if found:
+        pytest.fail(
+            "\n".join([f"{len(found)} process(es) outlived the tests that started them:", *found]),
+            pytrace=False,
+        )
