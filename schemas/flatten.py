@@ -73,7 +73,7 @@ _READ: dict[Callable[[Any], Any], dict[str, tuple[Any, n.Unreadable | None]]] = 
         n.geopoint,
     )
 }
-_READ_LIMIT = 65_536  # per parser: a province's distinct codes fit; memory stays bounded
+_READ_LIMIT = 16_384  # per parser: ~4 MB at most; codes, dates, villages repeat well within it
 
 
 @dataclass
