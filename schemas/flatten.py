@@ -45,6 +45,37 @@ def _is_meta(key: str) -> bool:
     return key in _META_KEYS or key.startswith(_META_PREFIXES)
 
 
+def _read(parse: Callable[[Any], Any], raw: Any) -> tuple[Any, n.Unreadable | None]:
+    """The answer read, or why it could not be."""
+    try:
+        return parse(raw), None
+    except (ValueError, TypeError, OverflowError) as err:  # any answer may be anything
+        return None, n.Unreadable.of(raw, err)
+
+
+# Each distinct answer is read once per parser (a batch repeats the same village codes,
+# dates, yes/no and household codes thousands of times): only pure parsers whose values
+# cannot be changed by whoever receives them (no lists), and only text answers.
+_READ: dict[Callable[[Any], Any], dict[str, tuple[Any, n.Unreadable | None]]] = {
+    parse: {}
+    for parse in (
+        n.clean_text,
+        n.code,
+        n.village_code,
+        n.house_no,
+        n.national_id,
+        n.phone,
+        n.parse_int,
+        n.parse_decimal,
+        n.parse_date,
+        n.parse_device_time,
+        n.yes_no,
+        n.geopoint,
+    )
+}
+_READ_LIMIT = 16_384  # per parser: ~4 MB at most; codes, dates, villages repeat well within it
+
+
 @dataclass
 class _Reader:
     """Reads answers from one payload, collecting parse problems instead of raising, and
@@ -77,11 +108,19 @@ class _Reader:
     def get(self, key: str, parse: Callable[[Any], Any] = n.clean_text) -> Any:
         self.used.add(key)
         raw = self.payload.get(key)
-        try:
-            return parse(raw)
-        except (ValueError, TypeError, OverflowError) as err:  # any answer may be anything
-            self.errors.append((key, n.Unreadable.of(raw, err)))
-            return None
+        memo = _READ.get(parse)
+        if memo is None or type(raw) is not str:
+            value, why = _read(parse, raw)
+        else:
+            found = memo.get(raw)
+            if found is None:
+                if len(memo) >= _READ_LIMIT:
+                    memo.clear()
+                found = memo[raw] = _read(parse, raw)
+            value, why = found
+        if why is not None:
+            self.errors.append((key, why))
+        return value
 
     def adopt(self, child: _Reader, entry: str) -> None:
         """A repeat entry's problems, under the entry's name (`attendees[2]/…`)."""
@@ -177,7 +216,7 @@ def _repeat(r: _Reader, name: str) -> list[_Reader]:
             )
         )
         return []
-    readers = [_Reader(e) for e in entries]
+    readers = [_Reader(e, today=r.today) for e in entries]
     r.children.extend(readers)
     return readers
 

@@ -17,6 +17,10 @@ _INT = re.compile(r"[+-]?[0-9]+(?:\.0+)?", re.ASCII)
 _DEC = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 _ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})", re.ASCII)
 _DMY_DATE = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{2}|[0-9]{4})", re.ASCII)
+_HOURS_ONLY_OFFSET = re.compile(r"[+-][0-9]{2}$")
+_SPACES = re.compile(r"\s")
+_SPACES_DASHES = re.compile(r"[\s\-]")
+_NOT_DIALLED = re.compile(r"[^0-9+]")
 
 
 class Unreadable(ValueError):
@@ -66,6 +70,8 @@ NOT_HOUSE_NO = ("ไม่ใช่บ้านเลขที่", "is not a ho
 
 def ascii_digits(text: str) -> str:
     """Thai digits ๐–๙ → 0–9; everything else unchanged."""
+    if text.isascii():  # most answers: no Thai digit to map, and the check costs nothing
+        return text
     return text.translate(_THAI_DIGITS)
 
 
@@ -83,6 +89,8 @@ _MAX_INT = 2**63 - 1  # what the warehouse's int64 columns hold
 
 def strip_invisible(text: str) -> str:
     """`text` without control characters, escape sequences and bidi overrides."""
+    if text.isprintable():  # no control or format character (ESC, C1, bidi marks) to drop
+        return text
     return _INVISIBLE.sub("", _ESCAPE_SEQUENCE.sub("", text))
 
 
@@ -160,7 +168,7 @@ def parse_device_time(text: str | None) -> datetime | None:
     if not isinstance(text, str):
         raise Unreadable(text, *NOT_TIME)
     value = ascii_digits(text).strip()
-    if re.search(r"[+-][0-9]{2}$", value):  # old ODK Collect wrote "+07" without minutes
+    if _HOURS_ONLY_OFFSET.search(value):  # old ODK Collect wrote "+07" without minutes
         value += ":00"
     try:
         parsed = datetime.fromisoformat(value)
@@ -178,7 +186,7 @@ def national_id(text: str | None) -> str | None:
     """Digits only (spaces and dashes as printed on the card are dropped)."""
     if text is None:
         return None
-    digits = re.sub(r"[\s\-]", "", ascii_digits(str(text)))
+    digits = _SPACES_DASHES.sub("", ascii_digits(str(text)))
     return digits or None
 
 
@@ -200,7 +208,7 @@ def phone(text: str | None) -> str | None:
     """+66 / 66 → leading 0; spaces, dashes and brackets dropped."""
     if text is None:
         return None
-    digits = re.sub(r"[^0-9+]", "", ascii_digits(str(text)))
+    digits = _NOT_DIALLED.sub("", ascii_digits(str(text)))
     if digits.startswith("+66"):
         digits = "0" + digits[3:]
     elif digits.startswith("66") and len(digits) == 11:
@@ -238,11 +246,11 @@ def geopoint(text: str | None) -> tuple[float | None, float | None]:
 
 
 def village_code(text: str | None) -> str | None:
-    return re.sub(r"[\s\-]", "", ascii_digits(str(text))) if text else None
+    return _SPACES_DASHES.sub("", ascii_digits(str(text))) if text else None
 
 
 def code(text: str | None) -> str | None:
     """Programme codes (household, sage, session, group): ASCII digits, no spaces."""
     if not text:
         return None
-    return re.sub(r"\s", "", ascii_digits(str(text))).upper() or None
+    return _SPACES.sub("", ascii_digits(str(text))).upper() or None

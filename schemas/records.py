@@ -28,7 +28,7 @@ def payload_hash(payload: dict[str, Any]) -> str:
     `warehouse.load.upgrade_payload_hashes`)."""
     text = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     if b'":null' in text or b'":{}' in text:  # an answer or group to leave out, perhaps
-        text = orjson.dumps(_leave_out_unanswered(payload, text), option=orjson.OPT_SORT_KEYS)
+        text = _without_unanswered(payload, text)
     return hashlib.sha256(text).hexdigest()
 
 
@@ -36,19 +36,25 @@ def payload_hash(payload: dict[str, Any]) -> str:
 _UNREVIEWED = b'"_validation_status":{}'
 
 
-def _leave_out_unanswered(payload: dict[str, Any], text: bytes) -> Any:
-    """`_answered(payload)`, without the walk in the common case. In compact JSON a dict's
-    null or empty value always follows `":` (a list item never does; in a string the quote
-    is escaped, which can only add a match): a Kobo payload whose one such match is the
-    top-level empty `_validation_status` just loses that key."""
+def _without_unanswered(payload: dict[str, Any], text: bytes) -> bytes:
+    """The sorted dump of `_answered(payload)`, without the walk in the common case. In
+    compact JSON a dict's null or empty value always follows `":` (a list item never does; in
+    a string the quote is escaped, which can only add a match): a Kobo payload whose one such
+    match is the top-level empty `_validation_status` is its dump without that member — cut
+    out of the bytes with one of its commas, as a dump of the dict without the key reads."""
     if (
         b'":null' not in text
         and text.count(b'":{}') == 1
-        and _UNREVIEWED in text
         and payload.get("_validation_status") == {}
     ):
-        return {k: v for k, v in payload.items() if k != "_validation_status"}
-    return _answered(payload)
+        at = text.find(_UNREVIEWED)
+        end = at + len(_UNREVIEWED)
+        if text[end : end + 1] == b",":
+            return text[:at] + text[end + 1 :]  # a member follows: its comma goes too
+        if text[at - 1 : at] == b",":
+            return text[: at - 1] + text[end:]  # the last member: the comma before it
+        return text[:at] + text[end:]  # the only member: `{}` is left
+    return orjson.dumps(_answered(payload), option=orjson.OPT_SORT_KEYS)
 
 
 def _answered(value: Any) -> Any:

@@ -12,9 +12,12 @@ it persists the pass goes on in `_id` windows small enough to count (see `_Windo
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import ssl
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -118,6 +121,13 @@ def _hint(status: int, body: Any, asset: str | None, token_from: str) -> str:
     return "see the server's message"
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """httpx's default TLS context, built once per process: building it reads the whole CA
+    bundle (~50 ms), and a run opens a client per form."""
+    return httpx.create_ssl_context()
+
+
 class KoboClient:
     def __init__(
         self,
@@ -137,6 +147,7 @@ class KoboClient:
             base_url=server.url.rstrip("/"),
             headers={"Authorization": f"Token {server.token}", "Accept": "application/json"},
             timeout=timeout,
+            verify=_tls(),
         )
 
     def close(self) -> None:
@@ -256,24 +267,47 @@ class KoboClient:
     ) -> Iterator[tuple[list[dict], int]]:
         last = after_id
         window = _Window(self.page_size, until_id)
-        while True:
-            upper = window.upper(last)
-            try:
-                page = self._data_page(asset_uid, last, upper, where, fields, window.tries)
-            except CountTimedOut as err:
-                window.narrow(err)  # raises TransientError when even a small one fails
-                continue
-            window.counted()
-            results = page.get("results") or []
-            if results:
-                yield results, int(page.get("count") or len(results))
-                last = max(int(r["_id"]) for r in results)
-            if results and page.get("next"):
-                continue
-            if upper is None or upper == until_id:
-                return  # the whole range is read
-            last = max(last, upper)  # a window is read up to its end: the next one starts there
-            window.widen()
+        # The next page is asked for while the caller works through this one: the server
+        # renders it (and the bytes cross the socket) meanwhile. Same requests, same order.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kobo-next-page")
+        ahead: Future[dict[str, Any]] | None = None
+        try:
+            while True:
+                upper = window.upper(last)
+                try:
+                    if ahead is None:
+                        page = self._data_page(asset_uid, last, upper, where, fields, window.tries)
+                    else:
+                        page, ahead = ahead.result(), None
+                except CountTimedOut as err:
+                    ahead = None
+                    window.narrow(err)  # raises TransientError when even a small one fails
+                    continue
+                window.counted()
+                results = page.get("results") or []
+                more = bool(results and page.get("next"))
+                if results:
+                    last = max(int(r["_id"]) for r in results)
+                    if more:
+                        ahead = pool.submit(
+                            self._data_page,
+                            asset_uid,
+                            last,
+                            window.upper(last),
+                            where,
+                            fields,
+                            window.tries,
+                        )
+                    yield results, int(page.get("count") or len(results))
+                if more:
+                    continue
+                if upper is None or upper == until_id:
+                    return  # the whole range is read
+                last = max(last, upper)  # a window is read up to its end: the next one starts there
+                window.widen()
+        finally:
+            # A caller that stops early does not wait for a page it will never read.
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _data_page(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -61,6 +62,49 @@ def test_paging_follows_a_server_that_caps_the_page_size(url: str, store: KoboSt
     assert [len(p) for p, _ in pages] == [5, 5, 2]  # asked for 1000, got the cap, kept going
     ids = [r["_id"] for p, _ in pages for r in p]
     assert ids == sorted(set(ids)) and len(ids) == store.count(UID)
+
+
+def test_the_next_page_is_asked_for_while_the_caller_reads_this_one(
+    url: str, store: KoboStore
+) -> None:
+    with client(url) as c:
+        expected = fetch_ids(c)
+    asked: list[str] = []
+    second = threading.Event()
+
+    def seen(path: str) -> None:
+        if "/data" in path:
+            asked.append(path)
+            if len(asked) == 2:
+                second.set()
+
+    store.faults.on_request(seen)
+    with client(url) as c:
+        pages = c.pages(UID)
+        first, _ = next(pages)
+        assert second.wait(timeout=10), "the second page was not asked for ahead"
+        rest = [r["_id"] for page, _ in pages for r in page]
+    assert [r["_id"] for r in first] + rest == expected
+    assert len(asked) == 3  # one request a page, none beyond the last: 5 + 5 + 2
+
+
+def test_a_failure_of_the_page_ahead_is_raised_where_that_page_is_read(
+    url: str, store: KoboStore
+) -> None:
+    asked: list[str] = []
+
+    def fail_the_second_page(path: str) -> None:
+        asked.append(path)
+        if len(asked) == 2:  # asked for ahead, while the caller holds the first
+            store.faults.add(Fault("status", 503))
+
+    store.faults.on_request(fail_the_second_page)
+    with client(url, attempts=1) as c:
+        pages = c.pages(UID)
+        first, _ = next(pages)
+        assert len(first) == 5
+        with pytest.raises(TransientError):
+            next(pages)
 
 
 def test_keyset_cursor_returns_only_newer_submissions(url: str) -> None:
