@@ -135,10 +135,12 @@ def scenario_fetch_ours(sim: Simulator, _arg: str | None) -> dict[str, Any]:
     source a nightly uses (client, paging, JSON, submission records with their hashes), as
     koboextractor's fetch is timed — in the backfill it shares the process with GX starting."""
     from sammachip.flows.nightly import discover_forms
+    from sammachip.flows.runtime import settle_heap
 
     stages: dict[str, float] = {}
     settings = settings_for(sim, Path(tempfile.mkdtemp()))
     rows = 0
+    settle_heap()  # as the nightly does before it fetches
     with timed(stages, "total"):
         forms, _ = discover_forms.fn(settings)
         for form in forms:
@@ -203,6 +205,7 @@ def scenario_backfill(sim: Simulator, _arg: str | None) -> dict[str, Any]:
     from sammachip.flows.nightly import build_marts, discover_forms, sync_form
     from sammachip.flows.progress import FetchProgress
     from sammachip.flows.read_ahead import ReadAhead
+    from sammachip.flows.runtime import settle_heap
     from sammachip.flows.validation import start_validation
     from sammachip.marts import MART_SCHEMAS
     from sammachip.reports.deliverables import write_deliverables
@@ -214,6 +217,7 @@ def scenario_backfill(sim: Simulator, _arg: str | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, tree_rss(memory):
         settings = settings_for(sim, Path(tmp))
         start = time.perf_counter()
+        settle_heap()
         runner = start_validation.fn(own_process=True)
         try:
             forms, _ = discover_forms.fn(settings)
@@ -261,8 +265,10 @@ def nightly_sync(sim: Simulator, workdir: Path, runner: Any, night: int = 0) -> 
     marts), timed: the total, and the sync and marts stages in it."""
     from sammachip.flows.nightly import build_marts, discover_forms, sync_form
     from sammachip.flows.progress import FetchProgress
+    from sammachip.flows.runtime import settle_heap
     from sammachip.warehouse.load import open_warehouse
 
+    settle_heap()  # as the nightly does before it fetches
     settings = settings_for(sim, workdir)
     now, today = NOW + timedelta(days=night), TODAY + timedelta(days=night)
     stages: dict[str, float] = {}

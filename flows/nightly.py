@@ -28,6 +28,7 @@ from sammachip.connectors.retry import TransientError
 from sammachip.connectors.sources import DeletionFeed, FormSource
 from sammachip.flows.progress import FetchProgress
 from sammachip.flows.read_ahead import ReadAhead
+from sammachip.flows.runtime import settle_heap
 from sammachip.flows.settings import Settings, load_settings
 from sammachip.flows.validation import build_data_docs, start_validation
 from sammachip.phones.odk import PushResult
@@ -342,6 +343,7 @@ def run_sync(
     """
     progress = progress or FetchProgress.quiet()
     summary = RunSummary(run_id=uuid.uuid4().hex[:12], today=today)
+    settle_heap()
     runner = start_validation(own_process=True)  # GX starts meanwhile, in a child
     try:
         forms = _sync_all(settings, summary, runner, progress, reconcile=reconcile)
