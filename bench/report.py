@@ -24,6 +24,11 @@ def cell(text: str) -> str:
 
 
 def write(results: dict[str, Any]) -> None:
+    """The run's figures as JSON first (a table that fails to render loses no run: re-render
+    with `python -m bench.report bench/results/<date>-<size>.json`), then the tables."""
+    stem = ROOT / "bench" / "results" / f"{results['date']}-{results['size']}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     sections = [
         header(results),
         targets_table(results),
@@ -34,9 +39,6 @@ def write(results: dict[str, Any]) -> None:
     ]
     text = "\n\n".join("\n".join(lines) for lines in sections) + "\n"
     print(text)
-    stem = ROOT / "bench" / "results" / f"{results['date']}-{results['size']}"
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     stem.with_suffix(".md").write_text(text, encoding="utf-8")
 
 
@@ -211,7 +213,7 @@ def simulator_table(results: dict[str, Any]) -> list[str]:
     back = results["backfill"]
     shares = [
         ("floor", results["floor"]["server"], floor, "the floor's total"),
-        ("backfill", back["server"], back["stages"]["fetch"], "the backfill's fetch stage"),
+        ("backfill", back["server"], back["stages"]["sync"], "the backfill's sync stage"),
     ]
     for name, peer in results["peers"].items():
         if "seconds" in peer:
@@ -293,3 +295,9 @@ def rss_table(results: dict[str, Any]) -> list[str]:
         f"| simulator (not in any row above) | {results['simulator']['peak_rss_mb']:,.0f} MB | | |"
     )
     return lines
+
+
+if __name__ == "__main__":
+    import sys
+
+    write(json.loads(Path(sys.argv[1]).read_text()))
