@@ -213,7 +213,7 @@ def simulator_table(results: dict[str, Any]) -> list[str]:
     back = results["backfill"]
     shares = [
         ("floor", results["floor"]["server"], floor, "the floor's total"),
-        ("backfill", back["server"], back["stages"]["sync"], "the backfill's sync stage"),
+        ("backfill", back["server"], back["stages"]["fetch"], "the backfill's fetch stage"),
     ]
     for name, peer in results["peers"].items():
         if "seconds" in peer:

@@ -27,20 +27,18 @@ from sammachip.connectors.odk import NoDeletedFeed
 from sammachip.connectors.retry import TransientError
 from sammachip.connectors.sources import DeletionFeed, FormSource
 from sammachip.flows.progress import FetchProgress
-from sammachip.flows.read_ahead import ReadAhead
 from sammachip.flows.runtime import settle_heap
 from sammachip.flows.settings import Settings, load_settings
-from sammachip.flows.validation import build_data_docs, start_validation
 from sammachip.phones.odk import PushResult
 from sammachip.phones.push import push_lists
+from sammachip.reports.data_docs import make_offline
 from sammachip.reports.deliverables import write_deliverables
 from sammachip.reports.fixes import enumerator_fixes
 from sammachip.schemas.batch import CrossFormContext, StreamState, validate_stream
 from sammachip.schemas.followup_form import FORM_ID as FOLLOWUP_FORM
 from sammachip.schemas.records import Submission
 from sammachip.schemas.registry import FORMS, WAVES
-from sammachip.schemas.validation import Validator
-from sammachip.schemas.validation_process import ValidatorGone
+from sammachip.schemas.validation import SuiteRunner
 from sammachip.warehouse.freshness import (
     PhonesNotice,
     data_as_of,
@@ -136,11 +134,21 @@ def discover_forms(settings: Settings) -> tuple[list[FormSource], list[FormResul
     ]
 
 
+@task(name="start-validation", cache_policy=NO_CACHE)
+def start_validation() -> SuiteRunner:
+    """The run's GX context, handed down to every task that validates: tasks on threads of
+    this process validate through it (their batches then appear in the run's Data Docs); a
+    Dask worker process gets its own (see `SuiteRunner.__reduce__`). GX starts on a thread
+    of its own while the run lists its forms and fetches the first pages: the first
+    validation waits for it."""
+    return SuiteRunner(background=True)
+
+
 def load_batches(
     tx: Transaction,
     form_id: str,
     batches: Iterable[list[Submission]],
-    runner: Validator,
+    runner: SuiteRunner,
     now: datetime,
 ) -> LoadStats:
     """The one path from submissions to the warehouse, whatever brought them (a nightly
@@ -169,23 +177,17 @@ def load_batches(
 def sync_form(
     tx: Transaction,
     form: FormSource,
-    runner: Validator,
+    runner: SuiteRunner,
     settings: Settings,
     now: datetime,
     progress: FetchProgress,
     full_rescan: bool = False,
-    ahead: ReadAhead | None = None,
 ) -> FormResult:
-    """Fetch what may have changed and load it; the cursor moves with the data it covers.
-    With `ahead`, its pages were fetched (and flattened) while earlier forms loaded."""
-    if ahead is not None:
-        cursor, pages = ahead.cursor(form), ahead.pages(form)
-    else:
-        cursor = dict(tx.cursor(form.cursor_key) or {})
-        pages = form.batches(cursor, settings.sync, now, full_rescan)
+    """Fetch what may have changed and load it; the cursor moves with the data it covers."""
+    cursor = dict(tx.cursor(form.cursor_key) or {})
 
     def batches() -> Iterator[list[Submission]]:
-        for subs, remaining in pages:
+        for subs, remaining in form.batches(cursor, settings.sync, now, full_rescan):
             yield subs
             progress.advance(form.form_id, len(subs), remaining)
 
@@ -199,7 +201,7 @@ def sync_form(
 def find_deletions(
     tx: Transaction,
     form: FormSource,
-    runner: Validator,
+    runner: SuiteRunner,
     settings: Settings,
     now: datetime,
     full: bool,
@@ -255,6 +257,17 @@ def download_attachments(settings: Settings, forms: list[FormSource]) -> tuple[i
                 failed += 1
                 logger.warning("attachment %s not downloaded: %s", dest, err)
     return done, failed
+
+
+@task(name="build-data-docs", cache_policy=NO_CACHE)
+def build_data_docs(runner: SuiteRunner, settings: Settings, today: date) -> Path | None:
+    """GX's own report of the suites and of this run's validations, beside the officer files
+    (a run that validated nothing leaves the last report in place)."""
+    if not runner.batches_validated:
+        return None
+    index = runner.build_data_docs(settings.reports_path / today.isoformat() / "data_docs")
+    make_offline(index.parent)  # the office opens them without internet
+    return index
 
 
 @task(name="build-marts", cache_policy=NO_CACHE)
@@ -341,31 +354,11 @@ def run_sync(
     A permanent error on one form (a revoked token, a deleted asset) skips that form with a
     clear message and leaves its cursor where it was; the other forms still sync.
     """
+    logger = get_run_logger()
     progress = progress or FetchProgress.quiet()
     summary = RunSummary(run_id=uuid.uuid4().hex[:12], today=today)
     settle_heap()
-    runner = start_validation(own_process=True)  # GX starts meanwhile, in a child
-    try:
-        forms = _sync_all(settings, summary, runner, progress, reconcile=reconcile)
-        summary.data_docs = build_data_docs(runner, settings, today)
-    finally:
-        runner.close()  # whatever ended the run: no validation process outlives it
-    publish(
-        open_warehouse(str(settings.warehouse_path)), settings, forms, summary, mail=not reconcile
-    )
-    return summary
-
-
-def _sync_all(
-    settings: Settings,
-    summary: RunSummary,
-    runner: Validator,
-    progress: FetchProgress,
-    *,
-    reconcile: bool,
-) -> list[FormSource]:
-    """Every form in one transaction with the marts; returns the forms found."""
-    logger = get_run_logger()
+    runner = start_validation()  # GX starts meanwhile
     forms, failed = discover_forms(settings)
     summary.forms.extend(failed)
     for f in failed:
@@ -373,14 +366,13 @@ def _sync_all(
             log_skipped(f)
         else:
             logger.warning("%s", f.warning)
-    wh, now = open_warehouse(str(settings.warehouse_path)), datetime.now(UTC)
-    with wh.transaction(summary.run_id) as tx, ReadAhead(tx, forms, settings, now, reconcile) as ra:
+    wh = open_warehouse(str(settings.warehouse_path))
+    with wh.transaction(summary.run_id) as tx:
+        now = datetime.now(UTC)
         if settings.workers > 1:
             results = _sync_parallel(tx, forms, runner, settings, now, reconcile)
         else:
-            results = (
-                _sync_one(tx, f, runner, settings, now, progress, reconcile, ra) for f in forms
-            )
+            results = (_sync_one(tx, f, runner, settings, now, progress, reconcile) for f in forms)
         for result in results:
             if result.error:
                 log_skipped(result)
@@ -403,8 +395,10 @@ def _sync_all(
                     )
             summary.forms.append(result)
         record_sync(tx, settings.server_names, summary.forms, now)
-        build_marts(tx, settings, summary.today)
-    return forms
+        build_marts(tx, settings, today)
+    summary.data_docs = build_data_docs(runner, settings, today)
+    publish(wh, settings, forms, summary, mail=not reconcile)
+    return summary
 
 
 # Marks a log record the run summary repeats (a form or server skipped): a terminal that
@@ -451,26 +445,21 @@ def publish(
 def _sync_one(
     tx: Transaction,
     form: FormSource,
-    runner: Validator,
+    runner: SuiteRunner,
     settings: Settings,
     now: datetime,
     progress: FetchProgress,
     reconcile: bool,
-    ahead: ReadAhead | None = None,
 ) -> FormResult:
     """One form, in this process; a permanent error leaves nothing of it staged."""
     try:
         with tx.savepoint():
-            result = sync_form(tx, form, runner, settings, now, progress, reconcile, ahead)
+            result = sync_form(tx, form, runner, settings, now, progress, reconcile)
             result.deleted, rechecked = find_deletions(tx, form, runner, settings, now, reconcile)
             result.add_rechecked(rechecked)
             return result
-    except FORM_FAILURES as err:  # retries exhausted, or its validation died: skip this form
+    except (*SourceError, TransientError) as err:  # retries exhausted: skip this form only
         return FormResult.of(form, error=_form_error(form, err))
-
-
-# What fails one form, not the run: its server's refusal or retries, its validation process.
-FORM_FAILURES = (*SourceError, TransientError, ValidatorGone)
 
 
 def _form_error(form: FormSource, err: Exception) -> str:
@@ -492,7 +481,7 @@ def fetch_and_validate(
     state: StreamState,
     context: CrossFormContext,
     batch: str,
-    runner: Validator,
+    runner: SuiteRunner,
 ) -> tuple[list[tuple[Any, list[Submission], int]], dict[str, Any], str | None]:
     """The heavy half of a form's sync (fetch, normalise, validate), runnable on a Dask worker:
     it reads no warehouse and returns Arrow tables for the flow's process to stage."""
@@ -503,7 +492,7 @@ def fetch_and_validate(
                 form.form_id, pages, runner, state=state, batch=batch, now=now, context=context
             )
         )
-    except FORM_FAILURES as err:  # retries exhausted, or its validation died: skip this form
+    except (*SourceError, TransientError) as err:  # retries exhausted: skip this form only
         return [], cursor, _form_error(form, err)
     return results, cursor, None
 
@@ -511,7 +500,7 @@ def fetch_and_validate(
 def _sync_parallel(
     tx: Transaction,
     forms: list[FormSource],
-    runner: Validator,
+    runner: SuiteRunner,
     settings: Settings,
     now: datetime,
     reconcile: bool,
@@ -539,7 +528,7 @@ def _sync_parallel(
                 continue
             try:
                 yield _stage(tx, form, loader, results, cursor, runner, settings, now, reconcile)
-            except FORM_FAILURES as err:  # its deletions could not be read or re-checked
+            except (*SourceError, TransientError) as err:  # its deletions could not be read
                 yield FormResult.of(form, error=_form_error(form, err))
 
 
@@ -549,7 +538,7 @@ def _stage(
     loader: FormLoader,
     results: list[tuple[Any, list[Submission], int]],
     cursor: dict[str, Any],
-    runner: Validator,
+    runner: SuiteRunner,
     settings: Settings,
     now: datetime,
     reconcile: bool,

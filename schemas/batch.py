@@ -19,18 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sammachip.schemas.facts import Fact
-from sammachip.schemas.flatten import Flattened, Row, attachment_rows, flatten
+from sammachip.schemas.flatten import Row, attachment_rows, flatten
 from sammachip.schemas.records import Submission
 from sammachip.schemas.registry import FORMS, FormSpec
 from sammachip.schemas.tables import ATTACHMENTS, CLEAN_TABLES, QUARANTINE, VALIDATION_RUNS
-from sammachip.schemas.validation import (
-    ROW_ID,
-    Answer,
-    Failure,
-    SuiteResult,
-    Validator,
-    explain_unreadable,
-)
+from sammachip.schemas.validation import ROW_ID, Failure, SuiteRunner, explain_unreadable
 
 
 def _codes(values: Iterable[str | None] = ()) -> pa.Array:
@@ -164,7 +157,7 @@ def _text(value: Any) -> str | None:
 def validate_form(
     form_id: str,
     submissions: list[Submission],
-    runner: Validator,
+    runner: SuiteRunner,
     *,
     batch: str,
     now: datetime,
@@ -172,56 +165,15 @@ def validate_form(
     context: CrossFormContext | None = None,
 ) -> ValidatedForm:
     """Flatten, normalise and validate one form's batch (latest version per submission)."""
-    prepared = prepare_form(form_id, submissions, batch=batch, now=now)
-    return submit_form(prepared, runner, existing_codes, context).finish()
-
-
-@dataclass
-class PreparedForm:
-    """A batch flattened and normalised: what needs neither GX nor the other batches."""
-
-    form_id: str
-    batch: str
-    now: datetime
-    result: ValidatedForm
-    rows_by_table: dict[str, list[Row]]
-    attachments: list[Row]
-
-
-class FlattenedBatch(list[Submission]):
-    """A batch flattened ahead of its turn (`flatten_ahead`, while the run waited on other
-    work): each version's flattening, by (submission key, payload hash)."""
-
-    flat: dict[tuple[str, str], Flattened]
-
-
-def flatten_ahead(subs: list[Submission], batch: str, now: datetime) -> FlattenedBatch:
-    """Flatten a batch before it is known which of its versions are new: `prepare_form`
-    then uses what it needs (flattening depends on the version, the batch and `now` only)."""
-    ahead = FlattenedBatch(subs)
-    ahead.flat = {(s.key, s.hash): flatten(s, batch, now) for s in latest_versions(subs)}
-    return ahead
-
-
-def prepare_form(
-    form_id: str,
-    submissions: list[Submission],
-    *,
-    batch: str,
-    now: datetime,
-    ahead: FlattenedBatch | None = None,
-) -> PreparedForm:
-    """Flatten and normalise one form's batch (latest version per submission); a version
-    `ahead` holds already flattened (with the same `batch` and `now`) is taken from there."""
+    spec = FORMS[form_id]
     subs = latest_versions(submissions)
     result = ValidatedForm(form_id, fetched=len(subs))
     rows_by_table: dict[str, list[Row]] = defaultdict(list)
     drift: Counter[tuple[str | None, str]] = Counter()
     attachments: list[Row] = []
-    done = ahead.flat if ahead is not None else {}
     for sub in subs:
         attachments.extend(attachment_rows(sub))
-        flat = done.pop((sub.key, sub.hash), None) or flatten(sub, batch, now)
+        flat = flatten(sub, batch, now)
         for table, rows in flat.tables.items():
             rows_by_table[table].extend(rows)
         drift.update((sub.version, key) for key in flat.unknown_keys)
@@ -229,86 +181,51 @@ def prepare_form(
         {"form_id": form_id, "form_version": v, "answer_key": k, "submissions": n}
         for (v, k), n in sorted(drift.items(), key=lambda item: (str(item[0][0]), item[0][1]))
     ]
-    return PreparedForm(form_id, batch, now, result, rows_by_table, attachments)
-
-
-def submit_form(
-    prepared: PreparedForm,
-    runner: Validator,
-    existing_codes: CodeOwners | None = None,
-    context: CrossFormContext | None = None,
-) -> SubmittedForm:
-    """Add what the checks read from outside the batch (other forms' facts, codes registered
-    before) and send each table to the runner; `finish()` waits for the answers."""
-    spec = FORMS[prepared.form_id]
-    rows_by_table = prepared.rows_by_table
     _add_cross_form_columns(rows_by_table, spec, context)
+    parents = {r["submission_key"]: r for r in rows_by_table[spec.table]}
     _mark_duplicates(rows_by_table[spec.table], spec, existing_codes)
-    frames = _frames(rows_by_table)
-    answers = {table: runner.submit(table, frame) for table, frame in frames.items()}
-    return SubmittedForm(prepared, frames, answers)
 
-
-@dataclass
-class SubmittedForm:
-    prepared: PreparedForm
-    frames: dict[str, pd.DataFrame]
-    answers: dict[str, Answer]
-
-    def finish(self) -> ValidatedForm:
-        """The batch's clean rows, quarantine and validation runs, from the runner's answers."""
-        p = self.prepared
-        spec, batch, now, result = FORMS[p.form_id], p.batch, p.now, p.result
-        rows_by_table = p.rows_by_table
-        parents = {r["submission_key"]: r for r in rows_by_table[spec.table]}
-        failures: list[Failure] = []
-        runs: list[Row] = []
-        for table, frame in self.frames.items():
-            suite = self.answers[table].result()
-            failures.extend(suite.failures)
-            runs.append(_validation_run(suite, frame, p.form_id, table, batch, now))
-
-        failures = explain_unreadable(failures, parents)
-        bad = {f.submission_key for f in failures if f.severity == "critical"}
-        for f in failures:
-            if f.severity != "critical" and f.submission_key in parents:
-                parents[f.submission_key]["dq_flags"].append(f"{f.table}.{f.column}: {f.reason_en}")
-
-        result.quarantined_keys = bad & parents.keys()
-        result.clean_keys = parents.keys() - bad
-        for table in spec.tables:
-            kept = [r for r in rows_by_table.get(table, []) if r["submission_key"] not in bad]
-            result.tables[table] = pa.Table.from_pylist(kept, schema=CLEAN_TABLES[table].schema)
-        # Media metadata is kept for every submission, quarantined ones included.
-        result.tables["attachments"] = pa.Table.from_pylist(
-            p.attachments, schema=ATTACHMENTS.schema
+    failures: list[Failure] = []
+    runs: list[Row] = []
+    for table, frame in _frames(rows_by_table).items():
+        suite = runner.validate(table, frame)
+        failures.extend(suite.failures)
+        critical = {f.submission_key for f in suite.failures if f.severity == "critical"}
+        flagged = {f.submission_key for f in suite.failures if f.severity != "critical"}
+        runs.append(
+            {
+                "ingest_batch": batch,
+                "run_at": now,
+                "form_id": form_id,
+                "table_name": table,
+                "suite": f"{table}_suite",
+                "rows_in": suite.rows_in,
+                "rows_passed": int((~frame["submission_key"].isin(critical)).sum()),
+                "rows_quarantined": int(frame["submission_key"].isin(critical).sum()),
+                "rows_flagged": int(frame["submission_key"].isin(flagged - critical).sum()),
+                "expectation_counts": json.dumps(suite.expectation_counts, ensure_ascii=False),
+            }
         )
-        critical_failures = [f for f in failures if f.severity == "critical"]
-        result.quarantine = pa.Table.from_pylist(
-            _quarantine_rows(critical_failures, parents, spec, batch, now),
-            schema=QUARANTINE.schema,
-        )
-        result.validation_runs = pa.Table.from_pylist(runs, schema=VALIDATION_RUNS.schema)
-        return result
 
+    failures = explain_unreadable(failures, parents)
+    bad = {f.submission_key for f in failures if f.severity == "critical"}
+    for f in failures:
+        if f.severity != "critical" and f.submission_key in parents:
+            parents[f.submission_key]["dq_flags"].append(f"{f.table}.{f.column}: {f.reason_en}")
 
-def _validation_run(
-    suite: SuiteResult, frame: pd.DataFrame, form_id: str, table: str, batch: str, now: datetime
-) -> Row:
-    critical = {f.submission_key for f in suite.failures if f.severity == "critical"}
-    flagged = {f.submission_key for f in suite.failures if f.severity != "critical"}
-    return {
-        "ingest_batch": batch,
-        "run_at": now,
-        "form_id": form_id,
-        "table_name": table,
-        "suite": f"{table}_suite",
-        "rows_in": suite.rows_in,
-        "rows_passed": int((~frame["submission_key"].isin(critical)).sum()),
-        "rows_quarantined": int(frame["submission_key"].isin(critical).sum()),
-        "rows_flagged": int(frame["submission_key"].isin(flagged - critical).sum()),
-        "expectation_counts": json.dumps(suite.expectation_counts, ensure_ascii=False),
-    }
+    result.quarantined_keys = bad & parents.keys()
+    result.clean_keys = parents.keys() - bad
+    for table in spec.tables:
+        kept = [r for r in rows_by_table.get(table, []) if r["submission_key"] not in bad]
+        result.tables[table] = pa.Table.from_pylist(kept, schema=CLEAN_TABLES[table].schema)
+    # Media metadata is kept for every submission, quarantined ones included.
+    result.tables["attachments"] = pa.Table.from_pylist(attachments, schema=ATTACHMENTS.schema)
+    critical_failures = [f for f in failures if f.severity == "critical"]
+    result.quarantine = pa.Table.from_pylist(
+        _quarantine_rows(critical_failures, parents, spec, batch, now), schema=QUARANTINE.schema
+    )
+    result.validation_runs = pa.Table.from_pylist(runs, schema=VALIDATION_RUNS.schema)
+    return result
 
 
 @dataclass
@@ -352,7 +269,7 @@ class StreamState:
 def validate_stream(
     form_id: str,
     batches: Iterable[list[Submission]],
-    runner: Validator,
+    runner: SuiteRunner,
     *,
     state: StreamState,
     batch: str,
@@ -362,36 +279,21 @@ def validate_stream(
     """Validate a form's batches as they arrive: (result, new versions, submissions read).
 
     Versions already held (replayed pages, overlap re-reads) are dropped before validation,
-    and codes registered by earlier batches count for duplicate checks in later ones. While
-    the runner validates one batch (a `ProcessRunner`: in another process), the next is
-    fetched and flattened; only its duplicate check waits for the earlier batch's codes.
-    Pure: no I/O, so it runs where the data is (the flow's process or a Dask worker)."""
+    and codes registered by earlier batches count for duplicate checks in later ones. Pure:
+    no I/O, so it runs where the data is (the flow's process or a Dask worker)."""
     spec = FORMS[form_id]
-    waiting: tuple[SubmittedForm, list[Submission], int] | None = None
     for subs in batches:
         new = state.unseen(subs)
-        ahead = subs if isinstance(subs, FlattenedBatch) else None
-        prepared = prepare_form(form_id, new, batch=batch, now=now, ahead=ahead)
-        if waiting is not None:
-            yield _registered(waiting, spec, state)
-        waiting = submit_form(prepared, runner, state.owners, context), new, len(subs)
-    if waiting is not None:
-        yield _registered(waiting, spec, state)
-
-
-def _registered(
-    waiting: tuple[SubmittedForm, list[Submission], int], spec: FormSpec, state: StreamState
-) -> tuple[ValidatedForm, list[Submission], int]:
-    """A batch's answers, its clean codes remembered for the batches after it."""
-    submitted, new, read = waiting
-    validated = submitted.finish()
-    if spec.business_key:
-        parent = validated.tables[spec.table]
-        state.codes.update(
-            zip(
-                parent[spec.business_key].to_pylist(),
-                parent["submission_key"].to_pylist(),
-                strict=True,
-            )
+        validated = validate_form(
+            form_id, new, runner, batch=batch, now=now, existing_codes=state.owners, context=context
         )
-    return validated, new, read
+        if spec.business_key:
+            parent = validated.tables[spec.table]
+            state.codes.update(
+                zip(
+                    parent[spec.business_key].to_pylist(),
+                    parent["submission_key"].to_pylist(),
+                    strict=True,
+                )
+            )
+        yield validated, new, len(subs)

@@ -5,8 +5,7 @@
 offending values); `warning` failures keep the row and add a flag to its `dq_flags`. An answer
 that was typed but could not be read is said as such (`explain_unreadable`), never "missing".
 GX costs ~3–5 s to import, so it is imported when a `SuiteRunner` is built, once per run —
-in the background (`background=True`) while a run lists its forms and fetches the first pages,
-or, for the nightly, in a child process of its own (`validation_process.ProcessRunner`).
+in the background (`background=True`) while a run lists its forms and fetches the first pages.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
@@ -47,36 +46,6 @@ class SuiteResult:
     rows_in: int
     failures: list[Failure]
     expectation_counts: dict[str, int]  # expectation type + column → unexpected rows
-
-
-class Answer(Protocol):
-    def result(self) -> SuiteResult: ...
-
-
-class Validator(Protocol):
-    """What a run validates through: a `SuiteRunner` (GX in this process) or a
-    `validation_process.ProcessRunner` (GX in a child process, answers overlapped)."""
-
-    @property
-    def batches_validated(self) -> int: ...
-
-    def validate(self, table: str, frame: pd.DataFrame) -> SuiteResult: ...
-
-    def submit(self, table: str, frame: pd.DataFrame) -> Answer: ...
-
-    def tables(self) -> list[str]: ...
-
-    def build_data_docs(self, folder: Path) -> Path: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class _Answered:
-    value: SuiteResult
-
-    def result(self) -> SuiteResult:
-        return self.value
 
 
 def _describe(config: Any) -> tuple[str, str | None, dict[str, Any]]:
@@ -192,13 +161,6 @@ class SuiteRunner:
             self.batches_validated += 1
             result = self._run(table, frame)
         return self._failures(table, frame, result)
-
-    def close(self) -> None:
-        """Nothing to end: GX lives in this process (a `ProcessRunner` ends its child)."""
-
-    def submit(self, table: str, frame: pd.DataFrame) -> Answer:
-        """`validate`, answered at once (a `ProcessRunner` answers while the run goes on)."""
-        return _Answered(self.validate(table, frame))
 
     def _run(self, table: str, frame: pd.DataFrame) -> Any:
         return self._definitions[table].run(

@@ -3,6 +3,8 @@ real local Dask cluster of worker processes gives the warehouse of a one-process
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -11,12 +13,25 @@ import pytest
 
 from sammachip.flows.nightly import run_sync
 from sammachip.flows.settings import load_settings
+from sammachip.simulators.cohort import CohortSpec, generate_cohort
+from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
 from sammachip.warehouse.load import open_warehouse
 from sammachip.warehouse.query import connect
 
 pytestmark = pytest.mark.slow  # a local Dask cluster
 
 TODAY = date(2026, 11, 24)
+TOKEN = "e" * 40
+
+
+@pytest.fixture(scope="module")
+def kobo_env() -> Iterator[None]:
+    store = KoboStore()
+    seed_from_cohort(store, generate_cohort(CohortSpec(seed=21, villages=2, today=TODAY)))
+    with serve_kobo(store, TOKEN) as url:
+        os.environ["SAMMACHIP_KOBO_URL"], os.environ["SAMMACHIP_KOBO_TOKEN"] = url, TOKEN
+        yield
+        del os.environ["SAMMACHIP_KOBO_URL"], os.environ["SAMMACHIP_KOBO_TOKEN"]
 
 
 def clean_rows(workdir: Path) -> dict[str, list[tuple]]:

@@ -28,7 +28,7 @@ from prefect.logging.loggers import disable_run_logger
 
 from sammachip.connectors.landing import Landing
 from sammachip.connectors.webhook import SOURCE, delivery_key
-from sammachip.flows import validation
+from sammachip.flows import nightly
 from sammachip.flows.ingest import ingest_landing
 from sammachip.schemas.validation import SuiteRunner
 from sammachip.simulators.cohort import HOUSEHOLD, SESSION
@@ -57,7 +57,7 @@ SEED = 2570
 def one_gx_context(suite_runner: SuiteRunner) -> Iterator[None]:
     """`start_validation` hands out the session's GX context (GX loads in seconds)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(validation, "SuiteRunner", lambda **_: suite_runner)  # background=True too
+        mp.setattr(nightly, "SuiteRunner", lambda **_: suite_runner)  # background=True too
         yield
 
 

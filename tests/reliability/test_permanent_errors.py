@@ -61,10 +61,8 @@ def test_a_server_down_past_the_retries_costs_only_its_own_form(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from sammachip.flows import nightly as flow
-    from sammachip.flows import validation
 
-    # GX loaded once per session, in this process: the run's validation process is not the point
-    monkeypatch.setattr(validation, "ProcessRunner", lambda **_: suite_runner)
+    monkeypatch.setattr(flow, "SuiteRunner", lambda **_: suite_runner)  # GX loaded once per session
     monkeypatch.setenv("SAMMACHIP_KOBO_URL", district.url)
     monkeypatch.setenv("SAMMACHIP_KOBO_TOKEN", TOKEN)
     uid = district.uids[HOUSEHOLD]
