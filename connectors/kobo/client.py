@@ -12,10 +12,8 @@ it persists the pass goes on in `_id` windows small enough to count (see `_Windo
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-import ssl
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from sammachip.connectors.http import tls_context
 from sammachip.connectors.retry import (
     TRANSIENT_STATUS,
     TransientError,
@@ -121,13 +120,6 @@ def _hint(status: int, body: Any, asset: str | None, token_from: str) -> str:
     return "see the server's message"
 
 
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """httpx's default TLS context, built once per process: building it reads the whole CA
-    bundle (~50 ms), and a run opens a client per form."""
-    return httpx.create_ssl_context()
-
-
 class KoboClient:
     def __init__(
         self,
@@ -147,7 +139,7 @@ class KoboClient:
             base_url=server.url.rstrip("/"),
             headers={"Authorization": f"Token {server.token}", "Accept": "application/json"},
             timeout=timeout,
-            verify=_tls(),
+            verify=tls_context(),
         )
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
+from sammachip.connectors.http import tls_context
 from sammachip.connectors.retry import (
     TRANSIENT_STATUS,
     TransientError,
@@ -138,7 +139,9 @@ class OdkClient:
         self._token: str | None = None
         self._refresh_at = datetime.min.replace(tzinfo=UTC)
         # No global Accept header: Central answers 406 to JSON-only Accept on $metadata.
-        self._http = httpx.Client(base_url=server.url.rstrip("/"), timeout=timeout)
+        self._http = httpx.Client(
+            base_url=server.url.rstrip("/"), timeout=timeout, verify=tls_context()
+        )
 
     def close(self) -> None:
         """End the session (best effort) so the token does not stay valid for a day."""
