@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -32,7 +33,7 @@ from sammachip.flows.settings import Settings, load_settings
 from sammachip.phones.odk import PushResult
 from sammachip.phones.push import push_lists
 from sammachip.reports.data_docs import make_offline
-from sammachip.reports.deliverables import write_deliverables
+from sammachip.reports.deliverables import mail_deliverables, write_deliverables
 from sammachip.reports.fixes import enumerator_fixes
 from sammachip.schemas.batch import CrossFormContext, StreamState, validate_stream
 from sammachip.schemas.followup_form import FORM_ID as FOLLOWUP_FORM
@@ -295,11 +296,9 @@ def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Pa
     changed that)."""
     wh = open_warehouse(str(settings.warehouse_path))
     snapshot = wh.snapshot()
-    built = {name: wh.read(name, snapshot) for name in marts.MART_SCHEMAS}
-    out = settings.reports_path / today.isoformat()
     return write_deliverables(
-        built,
-        out,
+        committed_marts(wh, snapshot),
+        settings.reports_path / today.isoformat(),
         today,
         settings.rules,
         mail=settings.mail if mail else None,
@@ -309,6 +308,21 @@ def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Pa
         fixes=enumerator_fixes(wh, snapshot),
         phones=phones_told(settings, snapshot),
     )
+
+
+@task(name="mail-reports", cache_policy=NO_CACHE)
+def mail_reports(settings: Settings, today: date) -> None:
+    """Mail each officer the files `write_reports` left in today's folder (`[mail]` on)."""
+    if settings.mail is None:
+        return
+    wh = open_warehouse(str(settings.warehouse_path))
+    marts_now = committed_marts(wh, wh.snapshot())
+    out = settings.reports_path / today.isoformat()
+    mail_deliverables(marts_now, out, today, settings.rules, settings.mail)
+
+
+def committed_marts(wh: Warehouse, snapshot: Snapshot) -> dict[str, pa.Table]:
+    return {name: wh.read(name, snapshot) for name in marts.MART_SCHEMAS}
 
 
 def phones_told(settings: Settings, snapshot: Snapshot) -> PhonesNotice | None:
@@ -422,6 +436,7 @@ def publish(
 
     Officers get their lists by e-mail once a day, from the nightly (`mail`): the weekly
     reconcile and the ingest runs during the day rewrite the files without mailing them again.
+    The mail leaves after the push, so the files it carries say what the phones now hold.
     """
     snapshot = wh.snapshot()
     run.warehouse_version = snapshot.version
@@ -433,11 +448,13 @@ def publish(
             extra={IN_SUMMARY: True},
         )
     else:
-        run.report_files = write_reports(settings, run.today, mail)
+        run.report_files = write_reports(settings, run.today, mail=False)
     run.phones = push_to_phones(wh, settings, forms, run.run_id)
     if run.report_files and phones_told(settings, snapshot) != phones_told(settings, wh.snapshot()):
         # the push failed, or succeeded again: the files say what the phones now hold
         run.report_files = write_reports(settings, run.today, mail=False)
+    if run.report_files and mail:
+        mail_reports(settings, run.today)
     run.alerts_by_rule = _counts(wh.read("alerts", columns=["rule_id"])["rule_id"])
     run.otop_by_status = _counts(wh.read("otop_readiness", columns=["status"])["status"])
 

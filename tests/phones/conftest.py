@@ -27,6 +27,7 @@ from sammachip.simulators.odk.entities import EntityStore
 from sammachip.simulators.odk.field import Phone, phones
 from sammachip.warehouse.load import open_warehouse
 from sammachip.warehouse.store import Warehouse
+from tests.smtp import smtp  # noqa: F401  (a fixture: a real SMTP server on loopback)
 
 EMAIL, PASSWORD = "cdd.ubon@example.org", "รหัสผ่าน-Strong-2568!"
 TOKEN = "f" * 40

@@ -11,12 +11,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sammachip.connectors.odk import OdkForm, OdkSource
 from sammachip.connectors.odk.client import OdkServer
 from sammachip.flows.nightly import RunSummary, nightly
+from sammachip.flows.settings import DEFAULT_CONFIG
+from sammachip.reports.mailer import MailSettings
 from sammachip.schemas import followup_form
 from sammachip.simulators.cohort import CohortSpec, generate_cohort
 from sammachip.simulators.faults import Fault
@@ -141,6 +144,39 @@ def test_a_push_the_server_refuses_leaves_the_nights_data_and_says_why(field: Fi
     (again,) = field.night().phones  # and the next night, with the role back, is fine
     assert again.error is None
     assert PHONES_STALE not in district_page(field)
+
+
+def test_the_mail_leaves_after_the_push_and_says_what_the_phones_hold(
+    field: Field, monkeypatch: pytest.MonkeyPatch, smtp: tuple[Any, MailSettings]
+) -> None:
+    """The district office reads its page in the mail, not on the disk: a night whose push
+    failed mails the page that says so."""
+    inbox, mail = smtp
+    config = field.workdir / "mail.toml"
+    config.write_text(
+        DEFAULT_CONFIG.read_text(encoding="utf-8").replace(
+            'name = "สำนักงานพัฒนาชุมชนอำเภอม่วงสามสิบ"\n',
+            'name = "สำนักงานพัฒนาชุมชนอำเภอม่วงสามสิบ"\nemail = "district@example.org"\n',
+        )
+        + f'\n[mail]\nenabled = true\nhost = "{mail.host}"\nport = {mail.port}\n'
+        f'sender = "{mail.sender}"\nsecurity = "none"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("SAMMACHIP_CONFIG", str(config))
+    field.central.store.faults.add(Fault("status", 403, target="/datasets"), times=100)
+    try:
+        (pushed,) = field.night().phones
+    finally:
+        field.central.store.faults.clear()
+    assert pushed.error
+    ((rcpt, message, _),) = inbox.messages
+    assert rcpt == ["district@example.org"]
+    (page,) = [
+        part.get_content()
+        for part in message.iter_attachments()
+        if part.get_filename() == "index.html"
+    ]
+    assert PHONES_STALE in (page if isinstance(page, str) else page.decode("utf-8"))
 
 
 PHONES_STALE = "รายการบนโทรศัพท์ไม่ได้ปรับปรุง"
