@@ -205,11 +205,13 @@ class FormLoader:
     _drift: list[dict[str, Any]] = field(default_factory=list)
     _tombstoned: set[str] = field(default_factory=set)  # keys whose latest raw is a tombstone
     _restored: set[str] = field(default_factory=set)
+    _live_keys: pa.Array | None = None  # keys of the live versions raw held; None: not read
 
     def stream_state(self) -> StreamState:
         """Versions and codes the warehouse holds, for `schemas.batch.validate_stream`."""
         upgrade_payload_hashes(self.tx, self.form_id)
         held, self._tombstoned = known_versions(self.tx, self.form_id)
+        self._live_keys = pc.unique(held["submission_key"])
         return StreamState(held, existing_codes(self.tx, self.form_id))
 
     def add(self, validated: ValidatedForm, fresh: Sequence[Submission], fetched: int) -> None:
@@ -243,9 +245,10 @@ class FormLoader:
 
     def finish(self, cursor: tuple[str, Any] | None = None) -> LoadStats:
         touched = set(self._latest)
+        held = self._held_before(touched)
         for table, parts in self._parts.items():
             data = pa.concat_tables([self._latest_only(p) for p in parts]).drop_columns("_part")
-            self.tx.upsert(table, data, touched)
+            self.tx.upsert(table, data, held)
         if self._runs:
             self.tx.append("validation_runs", pa.concat_tables(self._runs))
         if self._drift:
@@ -265,6 +268,17 @@ class FormLoader:
         self.stats.quarantined = self.stats.new_versions - self.stats.clean
         self.stats.restored = len(self._restored)
         return self.stats
+
+    def _held_before(self, keys: set[str]) -> set[str]:
+        """Of `keys`, those the clean and quarantine tables may hold rows of: the keys raw held
+        a version of when the form began to load. Rows come only from raw versions, so a
+        submission raw never saw has none to drop, and looking for the night's new ones would
+        read the key column of every file of the form's tables."""
+        if self._live_keys is None:  # validated again: every key is held
+            return keys
+        asked = pa.array(sorted(keys), pa.string())
+        held = asked.filter(pc.is_in(asked, value_set=self._live_keys))
+        return set(held.to_pylist()) | (keys & self._tombstoned)
 
     def _latest_only(self, part: pa.Table) -> pa.Table:
         pairs = zip(part["submission_key"].to_pylist(), part["_part"].to_pylist(), strict=True)
