@@ -14,6 +14,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from sammachip.schemas.batch import CrossFormContext, StreamState, ValidatedForm, validate_form
@@ -168,11 +169,42 @@ def _gather(dataset: Callable[[str], Any], facts: Iterable[Fact]) -> dict[str, p
     con = duckdb.connect()
     found: dict[str, pa.Table] = {}
     for fact in facts:
-        for table in fact.reads:  # scanned where they lie: only the columns the SQL reads
-            scan.register(con, table, dataset(table))
+        data = {table: dataset(table) for table in fact.reads}
+        key = _fact_key(fact, data)
+        if key is not None and key in _FACTS_READ:
+            found[fact.name] = _FACTS_READ[key]
+            continue
+        for table, lying in data.items():  # scanned where they lie: only the columns it reads
+            scan.register(con, table, lying)
         # Arrow: ~55k households at province scale
         found[fact.name] = con.sql(fact.sql).to_arrow_table().combine_chunks()
+        if key is not None:
+            _FACTS_READ[key] = found[fact.name]
+            while len(_FACTS_READ) > _FACTS_KEPT:
+                _FACTS_READ.pop(next(iter(_FACTS_READ)))
     return found
+
+
+# Facts already read, by the files they were read from. A load gathers the same facts several
+# times over unchanged tables — a form's checks, then the same tables before and after the
+# form is staged, then the next form's checks — and each gathering reads the whole history.
+# Data files are written once under names never reused, so the same files are the same rows.
+_FACTS_READ: dict[tuple[Any, ...], pa.Table] = {}
+_FACTS_KEPT = 16
+
+
+def _fact_key(fact: Fact, data: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """What `fact` read from `data` is known by: the files of each table (None: a table in
+    memory, which has no such name)."""
+    parts: list[Any] = [fact.name, fact.sql]
+    for table, lying in data.items():
+        if isinstance(lying, ds.FileSystemDataset):
+            parts.append((table, type(lying.filesystem).__name__, tuple(lying.files)))
+        elif isinstance(lying, pa.Table) and lying.num_rows == 0:
+            parts.append((table, "empty", lying.schema))
+        else:
+            return None
+    return tuple(parts)
 
 
 @dataclass
