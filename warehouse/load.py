@@ -14,6 +14,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from sammachip.schemas.batch import CrossFormContext, StreamState, ValidatedForm, validate_form
@@ -168,18 +169,42 @@ def _gather(dataset: Callable[[str], Any], facts: Iterable[Fact]) -> dict[str, p
     con = duckdb.connect()
     found: dict[str, pa.Table] = {}
     for fact in facts:
-        for table in fact.reads:  # scanned where they lie: only the columns the SQL reads
-            scan.register(con, table, dataset(table))
+        data = {table: dataset(table) for table in fact.reads}
+        key = _fact_key(fact, data)
+        if key is not None and key in _FACTS_READ:
+            found[fact.name] = _FACTS_READ[key]
+            continue
+        for table, lying in data.items():  # scanned where they lie: only the columns it reads
+            scan.register(con, table, lying)
         # Arrow: ~55k households at province scale
         found[fact.name] = con.sql(fact.sql).to_arrow_table().combine_chunks()
+        if key is not None:
+            _FACTS_READ[key] = found[fact.name]
+            while len(_FACTS_READ) > _FACTS_KEPT:
+                _FACTS_READ.pop(next(iter(_FACTS_READ)))
     return found
 
 
-def _by_household(fact: pa.Table) -> dict[Any, Any]:
-    """hh_code → the fact's value for it (True for a fact that is only a set of households)."""
-    if fact.num_columns == 1:
-        return dict.fromkeys(fact.column(0).to_pylist(), True)
-    return dict(zip(*(c.to_pylist() for c in fact.columns[:2]), strict=True))
+# Facts already read, by the files they were read from. A load gathers the same facts several
+# times over unchanged tables — a form's checks, then the same tables before and after the
+# form is staged, then the next form's checks — and each gathering reads the whole history.
+# Data files are written once under names never reused, so the same files are the same rows.
+_FACTS_READ: dict[tuple[Any, ...], pa.Table] = {}
+_FACTS_KEPT = 16
+
+
+def _fact_key(fact: Fact, data: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """What `fact` read from `data` is known by: the files of each table (None: a table in
+    memory, which has no such name)."""
+    parts: list[Any] = [fact.name, fact.sql]
+    for table, lying in data.items():
+        if isinstance(lying, ds.FileSystemDataset):
+            parts.append((table, type(lying.filesystem).__name__, tuple(lying.files)))
+        elif isinstance(lying, pa.Table) and lying.num_rows == 0:
+            parts.append((table, "empty", lying.schema))
+        else:
+            return None
+    return tuple(parts)
 
 
 @dataclass
@@ -212,11 +237,13 @@ class FormLoader:
     _drift: list[dict[str, Any]] = field(default_factory=list)
     _tombstoned: set[str] = field(default_factory=set)  # keys whose latest raw is a tombstone
     _restored: set[str] = field(default_factory=set)
+    _live_keys: pa.Array | None = None  # keys of the live versions raw held; None: not read
 
     def stream_state(self) -> StreamState:
         """Versions and codes the warehouse holds, for `schemas.batch.validate_stream`."""
         upgrade_payload_hashes(self.tx, self.form_id)
         held, self._tombstoned = known_versions(self.tx, self.form_id)
+        self._live_keys = pc.unique(held["submission_key"])
         return StreamState(held, existing_codes(self.tx, self.form_id))
 
     def add(self, validated: ValidatedForm, fresh: Sequence[Submission], fetched: int) -> None:
@@ -250,9 +277,10 @@ class FormLoader:
 
     def finish(self, cursor: tuple[str, Any] | None = None) -> LoadStats:
         touched = set(self._latest)
+        held = self._held_before(touched)
         for table, parts in self._parts.items():
             data = pa.concat_tables([self._latest_only(p) for p in parts]).drop_columns("_part")
-            self.tx.upsert(table, data, touched)
+            self.tx.upsert(table, data, held)
         if self._runs:
             self.tx.append("validation_runs", pa.concat_tables(self._runs))
         if self._drift:
@@ -272,6 +300,17 @@ class FormLoader:
         self.stats.quarantined = self.stats.new_versions - self.stats.clean
         self.stats.restored = len(self._restored)
         return self.stats
+
+    def _held_before(self, keys: set[str]) -> set[str]:
+        """Of `keys`, those the clean and quarantine tables may hold rows of: the keys raw held
+        a version of when the form began to load. Rows come only from raw versions, so a
+        submission raw never saw has none to drop, and looking for the night's new ones would
+        read the key column of every file of the form's tables."""
+        if self._live_keys is None:  # validated again: every key is held
+            return keys
+        asked = pa.array(sorted(keys), pa.string())
+        held = asked.filter(pc.is_in(asked, value_set=self._live_keys))
+        return set(held.to_pylist()) | (keys & self._tombstoned)
 
     def _latest_only(self, part: pa.Table) -> pa.Table:
         pairs = zip(part["submission_key"].to_pylist(), part["_part"].to_pylist(), strict=True)
@@ -368,16 +407,13 @@ def refreshing_dependents(
         return
     then = lambda table: _dataset_at(tx, table, before[table])  # noqa: E731
     if spec.business_key:  # first: who holds a code is itself a registered-or-not fact
-        held, holds = _holders(then(spec.table), spec), _holders(tx.dataset(spec.table), spec)
-        released = {key for key, code in held.items() if holds.get(key) != code}
+        released = _released(then(spec.table), tx.dataset(spec.table), spec)
         if duplicates := _duplicates_of(tx, released):
             refreshed[form_id] = revalidate(tx, form_id, duplicates, runner, now=now)
     stale: dict[str, set[str]] = defaultdict(set)  # form id → submission keys
     old, new = _gather(then, sources), _gather(tx.dataset, sources)
     for fact in sources:
-        was, now_is = _by_household(old[fact.name]), _by_household(new[fact.name])
-        changed = {hh for hh in was.keys() | now_is.keys() if was.get(hh) != now_is.get(hh)}
-        if changed:
+        if changed := _changed_households(old[fact.name], new[fact.name]):
             for dependent, check in checks_of(fact):
                 stale[dependent.form_id] |= _checked(tx, check, changed)
     for dependent_id, keys in stale.items():
@@ -391,13 +427,30 @@ def refreshing_dependents(
             refreshed[other] = refreshed.get(other, 0) + count
 
 
-def _holders(data: Any, spec: FormSpec) -> dict[str, str]:
-    """Submission key → the programme code it holds (live clean registrations)."""
+def _released(before: Any, after: Any, spec: FormSpec) -> set[str]:
+    """Keys of live clean registrations that held a programme code `before` and hold another
+    one, or none, `after` (compared in DuckDB: a province holds ~55k registrations)."""
     con = duckdb.connect()
-    scan.register(con, "registrations", data)
-    found = con.sql(f"""select submission_key, {spec.business_key} from registrations
-                        where deleted_at is null and {spec.business_key} is not null""")
-    return dict(found.fetchall())
+    for name, data in (("before", before), ("after", after)):
+        scan.register(con, f"{name}_all", data)
+        con.execute(f"""create view {name} as
+            select submission_key, {spec.business_key} as code from {name}_all
+            where deleted_at is null and {spec.business_key} is not null""")
+    found = con.sql("""select b.submission_key from before b left join after a
+                       using (submission_key) where a.code is distinct from b.code""")
+    return set(found.to_arrow_table().column(0).to_pylist())
+
+
+def _changed_households(was: pa.Table, now_is: pa.Table) -> set[Any]:
+    """Households whose fact differs between `was` and `now_is` (one row per household, hh_code
+    first): found in, gained or lost, or with another value. Compared in DuckDB, not as Python
+    dicts of every household the history holds."""
+    con = duckdb.connect()
+    con.register("was", was)
+    con.register("now_is", now_is)
+    found = con.sql("""select hh_code from (from was except from now_is)
+                       union select hh_code from (from now_is except from was)""")
+    return set(found.to_arrow_table().column(0).to_pylist())
 
 
 def _duplicates_of(tx: Transaction, owners: set[str]) -> set[str]:

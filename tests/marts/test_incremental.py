@@ -1,7 +1,8 @@
 """Incremental marts equal a full rebuild: night after night of random changes to the tiny
 district (tests/marts/district.py) — new households and surveys, edited attendance and session
-dates, deletions, restores, rejections, submissions quarantined and back, the date moving on
-(and back), a snooze — each night's marts refreshed in a real warehouse transaction equal the
+dates, deletions, restores, rejections, submissions quarantined and back, follow-up visits
+that close an open reason (and, days later, see it reopen), the date moving on (and back), a
+snooze — each night's marts refreshed in a real warehouse transaction equal the
 marts built whole from the same tables and the same previous alerts, table for table.
 """
 
@@ -39,6 +40,7 @@ KINDS = (
     "quarantine",
     "release",
     "snooze",
+    "visit",
 )
 
 Rows = dict[str, list[dict[str, Any]]]
@@ -139,6 +141,37 @@ class District:
                 encoding="utf-8",
             )
             return []
+        if kind == "visit":  # an officer resolves one of last night's open reasons
+            opened = [a for a in self.wh.read("alerts").to_pylist() if a["status"] == "open"]
+            if not opened:
+                return []
+            alert = rng.choice(opened)
+            key = f"visit-{self.serial}"
+            day = self.today - timedelta(days=rng.randint(0, 2))
+            item = f"{alert['subject_type']}:{alert['subject_id']}"
+            self.rows["followup_visits"].append(
+                {
+                    "submission_key": key,
+                    "submitted_at": datetime(day.year, day.month, day.day, 9, tzinfo=UTC),
+                    "item_id": item,
+                    "subject_type": alert["subject_type"],
+                    "subject_id": alert["subject_id"],
+                    "officer_id": alert["officer_id"],
+                    "visit_date": day,
+                    "reached": rng.random() < 0.8,
+                }
+            )
+            self.rows["followup_reasons"].append(
+                {
+                    "submission_key": key,
+                    "row_index": 0,
+                    "item_id": item,
+                    "alert_id": alert["alert_id"],
+                    "rule_id": alert["rule_id"],
+                    "state": rng.choice(["resolved", "resolved", "in_progress"]),
+                }
+            )
+            return [key]
         if kind == "release":
             if not self.held_back:
                 return []
@@ -202,6 +235,7 @@ NIGHTS = st.lists(
     min_size=1,
     max_size=4,
 )
+VISIT_RESOLVED = 2  # a pick whose visit reached the subject and resolved the reason
 EVERY_KIND = [([(k, i)], 1) for i, k in enumerate(KINDS)] + [([], -1), ([], 40)]
 
 
@@ -286,3 +320,16 @@ def test_marts_and_their_state_are_committed_together(tmp_path: Path) -> None:
     refreshed, full, done = district.night([("followup", 7)], 1)
     assert done.why_full is None
     assert_same(refreshed, full)
+
+
+def test_a_visit_closes_a_reason_and_it_reopens_as_a_full_rebuild_says(tmp_path: Path) -> None:
+    district = District(open_warehouse(str(tmp_path / "warehouse")), tmp_path / "snoozes.csv")
+    first_night(district)
+    refreshed, full, _ = district.night([("visit", VISIT_RESOLVED)], 1)
+    assert_same(refreshed, full)
+    closed = [a for a in refreshed["alerts"].to_pylist() if a["closed_by_visit"]]
+    assert [a["status"] for a in closed] == ["resolved"]
+    refreshed, full, _ = district.night([], 20)  # past [alerts] reopen_after_days
+    assert_same(refreshed, full)
+    again = {a["alert_id"]: a for a in refreshed["alerts"].to_pylist()}[closed[0]["alert_id"]]
+    assert (again["status"], again["first_seen"]) == ("open", closed[0]["first_seen"])
