@@ -187,3 +187,22 @@ def test_a_chart_is_drawn_again_when_the_fonts_it_is_measured_with_change(
     finally:
         charts.fonts_installed.cache_clear()
     assert (cache.misses, cache.hits) == (2, 1)
+
+
+def test_areas_drawn_whole_once_are_drawn_the_same_without_their_limit() -> None:
+    """An officer's second chart of the same villages measures each name once, not thrice."""
+    long_name = "หมู่ 14 ต.ยางสักกระโพหลุ่ม บ้านหนองแวงน้อยพัฒนาสามัคคี"
+    villages = [*INCOME, {**INCOME[0], "area": long_name, "order": 9}]
+    first = charts.income_spec(villages)
+    assert first is not None
+    assert charts.render(first) == drawn_by_vega_lite(first)
+    assert {r["area"] for r in INCOME} <= charts._fitting  # drawn whole: fit
+    assert long_name not in charts._fitting  # cut short: the limit binds
+
+    attendance = [{**r, "area": a["area"]} for r, a in zip(ATTENDANCE, INCOME, strict=False)]
+    spec = charts.attendance_spec(attendance)
+    assert spec is not None and charts._area_labels(spec) <= charts._fitting
+    assert charts.render(spec) == drawn_by_vega_lite(spec)
+    long_too = charts.attendance_spec([*attendance, {**ATTENDANCE[0], "area": long_name}])
+    assert long_too is not None
+    assert charts.render(long_too) == drawn_by_vega_lite(long_too)  # still with its "…"
