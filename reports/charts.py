@@ -388,7 +388,8 @@ def _draw(spec: Spec) -> str:
 # Area labels this process drew whole under AREA_LABEL_LIMIT (the same font and size in every
 # chart). A chart whose labels are all here is drawn without the limit — the same picture,
 # each label measured once instead of three times: an officer's two area charts show the
-# same villages, the district's two the same tambons.
+# same villages, the district's two the same tambons. At most every area's name (a province:
+# ~3,000).
 _fitting: set[str] = set()
 _AXIS_LABELS = re.compile(r'<g class="mark-text role-axis-label"[^>]*>(.*?)</g>')
 
@@ -399,7 +400,7 @@ def _area_labels(spec: Spec) -> set[str]:
     if not any(_is_area_axis(layer.get("encoding", {}).get("y")) for layer in layers):
         return set()
     datasets = [spec.get("data"), *(layer.get("data") for layer in layers)]
-    return {str(row["area"]) for d in datasets if d for row in d.get("values", [])}
+    return {str(r["area"]) for d in datasets if d for r in d.get("values", []) if "area" in r}
 
 
 def _is_area_axis(channel: Any) -> bool:
