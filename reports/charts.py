@@ -404,7 +404,8 @@ def _area_labels(spec: Spec) -> set[str]:
 
 
 def _is_area_axis(channel: Any) -> bool:
-    return isinstance(channel, dict) and channel.get("field") == "area" and "axis" in channel
+    drawn = isinstance(channel, dict) and isinstance(channel.get("axis"), dict)
+    return drawn and channel.get("field") == "area"
 
 
 def _areas_unlimited(spec: Spec) -> Spec:

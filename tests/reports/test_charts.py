@@ -206,3 +206,16 @@ def test_areas_drawn_whole_once_are_drawn_the_same_without_their_limit() -> None
     long_too = charts.attendance_spec([*attendance, {**ATTENDANCE[0], "area": long_name}])
     assert long_too is not None
     assert charts.render(long_too) == drawn_by_vega_lite(long_too)  # still with its "…"
+
+
+def test_an_area_chart_drawn_without_its_axis_learns_and_drops_nothing() -> None:
+    spec = charts.income_spec(INCOME)
+    assert spec is not None
+    charts.render(spec)  # its names drawn whole: learnt
+    layers = [
+        {**layer, "encoding": {**layer["encoding"], "y": {**layer["encoding"]["y"], "axis": None}}}
+        for layer in spec["layer"]
+    ]
+    bare = {**spec, "layer": layers}
+    assert charts._area_labels(bare) == set()
+    assert charts.render(bare) == drawn_by_vega_lite(bare)
