@@ -6,9 +6,12 @@ vl-convert renders it without a browser or network. Text stays text in the SVG (
 Thai font draws it); labels come from our own data and vl-convert escapes them, and the
 report's Content-Security-Policy forbids scripts anyway.
 
-Rendering is the slow part (~0.07 s a chart, most of it measuring the Thai labels), so an
-`SvgCache` keeps each SVG under the hash of its spec: a run renders only the charts whose
-data changed since an earlier run.
+Rendering is the slow part (~0.02-0.07 s a chart, nearly all of it vl-convert measuring
+text, a few ms per text item), so: the specs ask for no more measuring than the picture needs
+(no text limits where none can bind); each kind of chart is compiled to Vega once per process,
+its data swapped in (the specs name their data's order by fields, not by lists of values); and
+an `SvgCache` keeps each SVG under the hash of its spec, the renderer and the fonts: a run
+renders only the charts whose data changed since an earlier run.
 Each `*_chart` function returns the SVG, or None when there is nothing to draw; `*_spec`
 returns the spec it renders.
 """
@@ -25,8 +28,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 import vl_convert as vlc
 
@@ -50,7 +55,20 @@ MAX_AREAS = 20
 MAX_MONTHS = 6
 _READINESS_COLOURS = {"ready": "#2e7d32", "nearly_ready": "#f9a825", "not_ready": "#c62828"}
 _SCHEMA = "https://vega.github.io/schema/vega-lite/v6.4.1.json"
-_CONFIG: Spec = {"view": {"stroke": None}, "font": FONT_STACK}  # no frame around the plot
+# The area labels' limit: a longer village or tambon name ends in "…" (the one limit that binds).
+AREA_LABEL_LIMIT = 130
+# Vega measures a text with a limit three times (against its limit, for its bounds, and again as
+# it writes the SVG) and one without once; each measuring is a few ms in vl-convert. Every other
+# text here is a number of at most 7 characters or one of our short titles ("บาท/เดือน"), far
+# below Vega's default limits (axis labels 180 px, legend 160 px): without the limits they are
+# drawn the same, measured a third as often.
+_NO_LIMITS: Spec = {"labelLimit": 0, "titleLimit": 0}
+_CONFIG: Spec = {
+    "axis": _NO_LIMITS,
+    "font": FONT_STACK,
+    "legend": _NO_LIMITS,
+    "view": {"stroke": None},  # no frame around the plot
+}
 
 
 # ---- specs ------------------------------------------------------------------------------------
@@ -69,12 +87,18 @@ def _layer(mark: Spec, encoding: Spec, values: list[Spec] | None = None) -> Spec
     return {**data, "mark": mark, "encoding": encoding}
 
 
-def _area_axis(areas: list[str]) -> Spec:
-    """Areas (villages or tambons) down the side, in the order given."""
+# Orders named by a field of the data rather than by a list of the values: the spec of a
+# kind of chart is then the same whatever its areas and months, and compiles once (`_vega`).
+_BY_ROW: Spec = {"field": "row", "op": "min"}
+_BY_COLUMN: Spec = {"field": "column", "op": "min"}
+
+
+def _area_axis() -> Spec:
+    """Areas (villages or tambons) down the side, in the order of the data's "row" field."""
     return {
-        "axis": {"labelLimit": 130},
+        "axis": {"labelLimit": AREA_LABEL_LIMIT},
         "field": "area",
-        "sort": areas,
+        "sort": _BY_ROW,
         "title": None,
         "type": "nominal",
     }
@@ -99,11 +123,14 @@ def attendance_spec(rows: Iterable[dict[str, Any]]) -> Spec | None:
     cells = {k: v for k, v in cells.items() if k[1] in set(months)}
     areas = sorted(_worst(order, _attendance_rates(cells)), key=lambda a: order[a])
     cells = {k: v for k, v in cells.items() if k[0] in set(areas)}
+    row, column = {a: i for i, a in enumerate(areas)}, {m: i for i, m in enumerate(months)}
     data = [
         {
             "area": area,
+            "column": column[month],
             "month": be_month(month),
             "rate": present / invited if invited else None,
+            "row": row[area],
             "text": f"{round(100 * present / invited)}" if invited else "",
         }
         for (area, month), (invited, present) in cells.items()
@@ -111,11 +138,11 @@ def attendance_spec(rows: Iterable[dict[str, Any]]) -> Spec | None:
     x = {
         "axis": {"labelAngle": -45, "orient": "top"},
         "field": "month",
-        "sort": [be_month(m) for m in months],
+        "sort": _BY_COLUMN,
         "title": None,
         "type": "ordinal",
     }
-    y = _area_axis(areas)
+    y = _area_axis()
     heat = {
         "color": {
             "field": "rate",
@@ -178,16 +205,17 @@ def income_spec(rows: Iterable[dict[str, Any]]) -> Spec | None:
     points, lines = [], []
     change_of = {a: (f / b if b else 0.0) for a, (b, f, _) in sums.items()}
     areas = sorted(_worst(order, change_of), key=lambda a: order[a])
-    for area in areas:
+    for row, area in enumerate(areas):
         base, follow, n = sums[area]
         before, after = base / n, follow / n
         change = f"{100 * (after / before - 1):+.1f}%"
-        lines.append({"area": area, "before": before, "after": after, "change": change})
+        line = {"area": area, "before": before, "after": after, "change": change, "row": row}
+        lines.append(line)
         points += [
-            {"area": area, "when": "ก่อนอบรม", "income": before},
-            {"area": area, "when": "ติดตามผล", "income": after},
+            {"area": area, "when": "ก่อนอบรม", "income": before, "row": row},
+            {"area": area, "when": "ติดตามผล", "income": after, "row": row},
         ]
-    y = _area_axis(areas)
+    y = _area_axis()
     before_x = {
         "field": "before",
         "scale": {"zero": False},
@@ -260,11 +288,41 @@ def readiness_spec(rows: Iterable[dict[str, Any]]) -> Spec | None:
 # Part of every cache key: change it when what `_render` makes of a spec changes.
 _RENDERING = f"vl-convert {vlc.__version__}, stable ids"
 
+# Where vl-convert finds the fonts it measures text with (fontdb's system folders on Linux,
+# macOS and Windows): the same spec lays out differently with other fonts installed.
+_FONT_FOLDERS = (
+    "/usr/share/fonts",
+    "/usr/local/share/fonts",
+    "~/.fonts",
+    "~/.local/share/fonts",
+    "/Library/Fonts",
+    "/System/Library/Fonts",
+    "~/Library/Fonts",
+    "%WINDIR%/Fonts",
+    "%LOCALAPPDATA%/Microsoft/Windows/Fonts",
+)
+_FONT_SUFFIXES = {".ttf", ".otf", ".ttc", ".otc"}
+
+
+@cache
+def fonts_installed() -> str:
+    """A digest of the font files the renderer can measure with (names, sizes, times)."""
+    digest = hashlib.sha256()
+    for folder in _FONT_FOLDERS:
+        root = Path(os.path.expandvars(os.path.expanduser(folder)))
+        for path in sorted(root.rglob("*")) if root.is_dir() else ():
+            if path.suffix.lower() in _FONT_SUFFIXES:
+                with contextlib.suppress(OSError):  # removed while we looked
+                    st = path.stat()
+                    digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
 
 def spec_key(spec: Spec) -> str:
-    """The spec's identity: sha256 of its canonical JSON and of how it is rendered."""
+    """The spec's identity: sha256 of its canonical JSON, of how it is rendered and of the
+    fonts it is measured with."""
     text = json.dumps(spec, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(f"{_RENDERING}\n{text}".encode()).hexdigest()
+    return hashlib.sha256(f"{_RENDERING}\n{fonts_installed()}\n{text}".encode()).hexdigest()
 
 
 # Vega names the SVG's gradients (the heat map's legend) from a counter in the renderer's
@@ -312,10 +370,103 @@ def _to_svg(spec: Spec) -> str:
     global _engine_started, _spawned
     if not _inherited_engine:
         _engine_started = True
-        return vlc.vegalite_to_svg(spec)
+        return _draw(spec)
     if _spawned is None:
         _spawned = spawn_pool(1)
-    return _spawned.submit(vlc.vegalite_to_svg, spec).result()
+    return _spawned.submit(_draw, spec).result()
+
+
+def _draw(spec: Spec) -> str:
+    areas = _area_labels(spec)
+    if areas and areas <= _fitting:  # drawn whole before: the limit cannot bind
+        return vlc.vega_to_svg(_vega(_areas_unlimited(spec)))
+    svg = vlc.vega_to_svg(_vega(spec))
+    _fitting.update(a for a in areas if f">{xml_escape(a)}</text>" in _axis_labels(svg))
+    return svg
+
+
+# Area labels this process drew whole under AREA_LABEL_LIMIT (the same font and size in every
+# chart). A chart whose labels are all here is drawn without the limit — the same picture,
+# each label measured once instead of three times: an officer's two area charts show the
+# same villages, the district's two the same tambons. At most every area's name (a province:
+# ~3,000).
+_fitting: set[str] = set()
+_AXIS_LABELS = re.compile(r'<g class="mark-text role-axis-label"[^>]*>(.*?)</g>')
+
+
+def _area_labels(spec: Spec) -> set[str]:
+    """The areas named down the side of the chart (none: no area axis)."""
+    layers = spec.get("layer", [])
+    if not any(_is_area_axis(layer.get("encoding", {}).get("y")) for layer in layers):
+        return set()
+    datasets = [spec.get("data"), *(layer.get("data") for layer in layers)]
+    return {str(r["area"]) for d in datasets if d for r in d.get("values", []) if "area" in r}
+
+
+def _is_area_axis(channel: Any) -> bool:
+    drawn = isinstance(channel, dict) and isinstance(channel.get("axis"), dict)
+    return drawn and channel.get("field") == "area"
+
+
+def _areas_unlimited(spec: Spec) -> Spec:
+    def unlimited(layer: Spec) -> Spec:
+        y = layer.get("encoding", {}).get("y")
+        if not _is_area_axis(y):
+            return layer
+        y = {**y, "axis": {**y["axis"], "labelLimit": 0}}
+        return {**layer, "encoding": {**layer["encoding"], "y": y}}
+
+    return {**spec, "layer": [unlimited(layer) for layer in spec["layer"]]}
+
+
+def _axis_labels(svg: str) -> str:
+    return "".join(_AXIS_LABELS.findall(svg))
+
+
+# Each kind of chart compiled to Vega once per process (~10-25 % of a render), by its spec
+# without its data: a chart's spec differs from another of its kind only in its data's
+# values (and its size). At most a few hundred kinds (sizes) in a run.
+_compiled: dict[str, Spec] = {}
+_SLOT = "__sammachip_data_slot"
+
+
+def _vega(spec: Spec) -> Spec:
+    """The spec compiled to Vega: its kind's compiled template with the spec's data in it."""
+    values: list[list[Spec]] = []
+    shape = _without_data(spec, values)
+    key = json.dumps(shape, sort_keys=True, ensure_ascii=False)
+    template = _compiled.get(key)
+    if template is None:
+        template = _compiled[key] = vlc.vegalite_to_vega(shape)
+    data = [
+        {**d, "values": values[d["values"][0][_SLOT]]} if _is_slot(d) else d
+        for d in template.get("data", [])
+    ]
+    if sum(map(_is_slot, template.get("data", []))) != len(values):
+        return vlc.vegalite_to_vega(spec)  # a dataset the compiler nested: compiled whole
+    return {**template, "data": data}
+
+
+def _without_data(node: Any, values: list[list[Spec]]) -> Any:
+    """The spec with each inline dataset replaced by a numbered slot (collected into
+    `values`): distinct slots, so the compiler keeps every layer's data apart."""
+    if isinstance(node, list):
+        return [_without_data(v, values) for v in node]
+    if not isinstance(node, dict):
+        return node
+    shape = {k: _without_data(v, values) for k, v in node.items() if k != "data"}
+    data = node.get("data")
+    if isinstance(data, dict) and isinstance(data.get("values"), list):
+        values.append(data["values"])
+        shape["data"] = {**data, "values": [{_SLOT: len(values) - 1}]}
+    elif "data" in node:
+        shape["data"] = data
+    return shape
+
+
+def _is_slot(dataset: Spec) -> bool:
+    rows = dataset.get("values")
+    return isinstance(rows, list) and len(rows) == 1 and _SLOT in rows[0]
 
 
 def start_engine() -> None:

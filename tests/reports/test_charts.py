@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from datetime import date
 from pathlib import Path
 
 import pytest
+import vl_convert as vlc
 
 from sammachip.reports import charts
 from sammachip.reports.charts import SvgCache
@@ -105,9 +107,115 @@ def test_a_year_of_attendance_shows_its_latest_months_in_cells_a_phone_can_read(
         {"area": "หมู่ 1", "order": 1, "month": date(2025, m, 1), "invited": 10, "present": 8}
         for m in range(1, 13)
     ]
-    spec = charts.attendance_spec(year)
-    assert spec is not None
-    months = spec["layer"][0]["encoding"]["x"]["sort"]
+    spec, svg = charts.attendance_spec(year), charts.attendance_chart(year)
+    assert spec is not None and svg is not None
+    months = re.findall(r">([^<>]+ 68)</text>", svg)  # the axis's labels, left to right
     assert months == ["ก.ค. 68", "ส.ค. 68", "ก.ย. 68", "ต.ค. 68", "พ.ย. 68", "ธ.ค. 68"]
-    assert {d["month"] for d in spec["data"]["values"]} == set(months)
     assert spec["width"] / len(months) >= 28  # a cell holds "100"
+
+
+INCOME = [
+    {
+        "area": area,
+        "order": n,
+        "practising": True,
+        "baseline_income": 3000 + 500 * n,
+        "followup_income": 3600 + 700 * n,
+    }
+    for n, area in enumerate(["หมู่ 3 ต.หนองเมือง", "หมู่ 12 ต.ยางสักกระโพหลุ่ม", "หมู่ 7 ต.เตย"])
+]
+READINESS = [{"status": "ready"}, {"status": "nearly_ready"}, {"status": "nearly_ready"}]
+
+
+def specs() -> list[charts.Spec]:
+    made = [
+        charts.attendance_spec(ATTENDANCE),
+        charts.income_spec(INCOME),
+        charts.readiness_spec(READINESS),
+    ]
+    return [s for s in made if s is not None]
+
+
+def drawn_by_vega_lite(spec: charts.Spec, ids_of: charts.Spec | None = None) -> str:
+    """The spec as vl-convert draws it straight from Vega-Lite, its ids named as ours are
+    (after the spec `ids_of`, default `spec`)."""
+    return charts._stable_ids(vlc.vegalite_to_svg(spec), charts.spec_key(ids_of or spec))
+
+
+def test_a_chart_compiled_once_for_its_kind_is_drawn_as_vega_lite_draws_it() -> None:
+    for spec in specs():
+        assert charts.render(spec) == drawn_by_vega_lite(spec)
+    compiled = len(charts._compiled)
+    other_month = [{**r, "present": 9 - r["present"] // 2} for r in ATTENDANCE]
+    spec = charts.attendance_spec(other_month)
+    assert spec is not None
+    assert charts.render(spec) == drawn_by_vega_lite(spec)  # other data, the same kind
+    assert len(charts._compiled) == compiled
+
+
+def with_vegas_limits(spec: charts.Spec) -> charts.Spec:
+    config = {k: v for k, v in spec["config"].items() if k not in ("axis", "legend")}
+    return {**spec, "config": config}
+
+
+def test_texts_are_drawn_as_with_vegas_own_limits() -> None:
+    """The limits dropped to spare measuring never bound: the same picture."""
+    for spec in specs():
+        assert charts.render(spec) == drawn_by_vega_lite(with_vegas_limits(spec), spec)
+
+
+def test_an_area_name_too_long_for_a_phone_still_ends_in_an_ellipsis() -> None:
+    long_name = "หมู่ 14 ต.ยางสักกระโพหลุ่ม บ้านหนองแวงน้อยพัฒนาสามัคคี"
+    svg = charts.income_chart([{**INCOME[0], "area": long_name}])
+    assert svg is not None and f">{long_name}</text>" not in svg
+    assert re.search(r">หมู่ 14 ต\.ยางสัก[^<]*…</text>", svg)
+
+
+def test_a_chart_is_drawn_again_when_the_fonts_it_is_measured_with_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # ~/.fonts: one of the renderer's font folders
+    charts.fonts_installed.cache_clear()
+    cache = SvgCache(tmp_path / ".charts")
+    try:
+        charts.readiness_chart(READINESS, cache)
+        (tmp_path / ".fonts").mkdir()
+        (tmp_path / ".fonts" / "Sarabun-Regular.ttf").write_bytes(b"\0\1\0\0 a font")
+        charts.fonts_installed.cache_clear()  # a new process, after the font was installed
+        charts.readiness_chart(READINESS, cache)
+        charts.readiness_chart(READINESS, cache)
+    finally:
+        charts.fonts_installed.cache_clear()
+    assert (cache.misses, cache.hits) == (2, 1)
+
+
+def test_areas_drawn_whole_once_are_drawn_the_same_without_their_limit() -> None:
+    """An officer's second chart of the same villages measures each name once, not thrice."""
+    long_name = "หมู่ 14 ต.ยางสักกระโพหลุ่ม บ้านหนองแวงน้อยพัฒนาสามัคคี"
+    villages = [*INCOME, {**INCOME[0], "area": long_name, "order": 9}]
+    first = charts.income_spec(villages)
+    assert first is not None
+    assert charts.render(first) == drawn_by_vega_lite(first)
+    assert {r["area"] for r in INCOME} <= charts._fitting  # drawn whole: fit
+    assert long_name not in charts._fitting  # cut short: the limit binds
+
+    attendance = [{**r, "area": a["area"]} for r, a in zip(ATTENDANCE, INCOME, strict=False)]
+    spec = charts.attendance_spec(attendance)
+    assert spec is not None and charts._area_labels(spec) <= charts._fitting
+    assert charts.render(spec) == drawn_by_vega_lite(spec)
+    long_too = charts.attendance_spec([*attendance, {**ATTENDANCE[0], "area": long_name}])
+    assert long_too is not None
+    assert charts.render(long_too) == drawn_by_vega_lite(long_too)  # still with its "…"
+
+
+def test_an_area_chart_drawn_without_its_axis_learns_and_drops_nothing() -> None:
+    spec = charts.income_spec(INCOME)
+    assert spec is not None
+    charts.render(spec)  # its names drawn whole: learnt
+    layers = [
+        {**layer, "encoding": {**layer["encoding"], "y": {**layer["encoding"]["y"], "axis": None}}}
+        for layer in spec["layer"]
+    ]
+    bare = {**spec, "layer": layers}
+    assert charts._area_labels(bare) == set()
+    assert charts.render(bare) == drawn_by_vega_lite(bare)
