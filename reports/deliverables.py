@@ -20,6 +20,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from datetime import date, datetime
 from functools import partial
@@ -123,10 +124,7 @@ def _mapper(
     started = pool or spawn_pool(workers - 1, _warm_worker)
 
     def shared_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
-        todo = list(items)
-        # submitted now, so the others work while this process does the district's page
-        futures = [started.submit(fn, item) for item in todo]
-        return _shared_results(fn, todo, futures, keep=workers - 1)
+        return _shared_results(fn, list(items), started, keep=workers - 1)
 
     try:
         yield shared_map
@@ -138,18 +136,47 @@ def _mapper(
 
 
 def _shared_results(
-    fn: Callable[[Any], Any], todo: list[Any], futures: list[Future[Any]], keep: int
+    fn: Callable[[Any], Any], todo: list[Any], pool: ProcessPoolExecutor, keep: int
 ) -> Iterator[Any]:
-    """`fn` of each item, in order. The workers take items from the front; this process from
-    the back each one no worker has started yet, so both finish together however long the
-    workers took to start or their items to write. The first `keep` items stay the workers'
-    (each has work from the start)."""
-    mine: dict[int, Any] = {}
-    for i in range(len(todo) - 1, keep - 1, -1):
-        if futures[i].cancel():
-            mine[i] = fn(todo[i])
-    for i, future in enumerate(futures):
-        yield mine[i] if i in mine else future.result()
+    """`fn` of each item, in order. The workers are handed items from the front, two each
+    ahead, this process takes them from the back, so both finish together however long the
+    workers took to start or their items to write. Items are handed out as the workers
+    finish rather than all at once and taken back: a future cancelled while a dying worker
+    breaks the pool can stop the pool from failing the others, and the run would wait on
+    them forever. A worker that dies (the OOM killer) leaves its items to this process."""
+    done: dict[int, Any] = {}
+    handed: dict[int, Future[Any]] = {}
+    front, back, broken = 0, len(todo) - 1, False
+
+    def hand_out() -> None:
+        nonlocal front
+        while not broken and len(handed) < 2 * keep and front <= back:
+            handed[front] = pool.submit(fn, todo[front])
+            front += 1
+
+    def collect(i: int, future: Future[Any]) -> None:
+        nonlocal broken
+        try:
+            done[i] = future.result()
+        except BrokenProcessPool as err:
+            if not broken:
+                log.warning(
+                    "an officer-file worker process died (%s): this one writes the rest", err
+                )
+            broken = True
+            done[i] = fn(todo[i])
+
+    hand_out()
+    while front <= back:
+        done[back] = fn(todo[back])
+        back -= 1
+        for i in [i for i, future in handed.items() if future.done()]:
+            collect(i, handed.pop(i))
+        hand_out()
+    for i, future in handed.items():
+        collect(i, future)
+    for i in range(len(todo)):
+        yield done.pop(i)
 
 
 def write_deliverables(
