@@ -107,4 +107,4 @@ def test_a_worker_that_dies_leaves_its_officers_to_this_process(
     assert [item for item, _ in results] == list(range(40))
     assert results[0][1] == os.getpid()  # the dead worker's officer, written here
     (line,) = [r.getMessage() for r in caplog.records if "worker process died" in r.getMessage()]
-    assert "this one writes the rest" in line
+    assert "this process wrote its officers" in line
