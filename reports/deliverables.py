@@ -18,8 +18,10 @@ import dataclasses
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from datetime import date, datetime
 from functools import partial
@@ -123,10 +125,7 @@ def _mapper(
     started = pool or spawn_pool(workers - 1, _warm_worker)
 
     def shared_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
-        todo = list(items)
-        # submitted now, so the others work while this process does the district's page
-        futures = [started.submit(fn, item) for item in todo]
-        return _shared_results(fn, todo, futures, keep=workers - 1)
+        return iter(_SharedMap(fn, list(items), started, keep=workers - 1))
 
     try:
         yield shared_map
@@ -137,19 +136,74 @@ def _mapper(
         started.shutdown()
 
 
-def _shared_results(
-    fn: Callable[[Any], Any], todo: list[Any], futures: list[Future[Any]], keep: int
-) -> Iterator[Any]:
-    """`fn` of each item, in order. The workers take items from the front; this process from
-    the back each one no worker has started yet, so both finish together however long the
-    workers took to start or their items to write. The first `keep` items stay the workers'
-    (each has work from the start)."""
-    mine: dict[int, Any] = {}
-    for i in range(len(todo) - 1, keep - 1, -1):
-        if futures[i].cancel():
-            mine[i] = fn(todo[i])
-    for i, future in enumerate(futures):
-        yield mine[i] if i in mine else future.result()
+class _SharedMap:
+    """`fn` of each item, in order, shared between a pool's workers and this process. A
+    feeder thread hands the workers items from the front, two each ahead, from the moment the
+    map is made (they work while this process does the district's page); this process takes
+    items from the back once it asks for the results, so both finish together however long
+    the workers took to start or their items to write. Items are handed out as workers
+    finish, never submitted all at once and cancelled back: a cancel racing a dying worker's
+    breaking of the pool can stop the pool from failing the other futures, and the run would
+    wait on them forever. A worker that dies (the OOM killer) leaves its items to this one."""
+
+    def __init__(
+        self, fn: Callable[[Any], Any], todo: list[Any], pool: ProcessPoolExecutor, keep: int
+    ) -> None:
+        self.fn, self.todo, self.pool, self.keep = fn, todo, pool, keep
+        self.lock = threading.Lock()
+        self.front, self.back = 0, len(todo) - 1
+        self.handed: dict[int, Future[Any]] = {}  # index → its finished future
+        self.lost: list[int] = []  # handed to a worker that died
+        self.feeder = threading.Thread(target=self._feed, name="officer-files", daemon=True)
+        self.feeder.start()
+
+    def _take(self, from_front: bool) -> int | None:
+        with self.lock:
+            if self.front > self.back:
+                return None
+            if from_front:
+                self.front += 1
+                return self.front - 1
+            self.back -= 1
+            return self.back + 1
+
+    def _feed(self) -> None:
+        running: dict[Future[Any], int] = {}
+        broken = False
+        while True:
+            while not broken and len(running) < 2 * self.keep:
+                i = self._take(from_front=True)
+                if i is None:
+                    break
+                try:
+                    running[self.pool.submit(self.fn, self.todo[i])] = i
+                except RuntimeError:  # broken, or shut down as the run failed meanwhile
+                    self.lost.append(i)
+                    broken = True
+                    break
+            if not running:
+                return
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                i = running.pop(future)
+                if future.cancelled():  # the run failed: no more officers' files
+                    continue
+                if isinstance(future.exception(), BrokenProcessPool):
+                    broken = True
+                    self.lost.append(i)
+                else:
+                    self.handed[i] = future
+
+    def __iter__(self) -> Iterator[Any]:
+        mine: dict[int, Any] = {}
+        while (i := self._take(from_front=False)) is not None:
+            mine[i] = self.fn(self.todo[i])
+        self.feeder.join()
+        if self.lost:
+            log.warning("an officer-file worker process died: this process wrote its officers")
+            mine |= {i: self.fn(self.todo[i]) for i in self.lost}
+        for i in range(len(self.todo)):
+            yield mine.pop(i) if i in mine else self.handed.pop(i).result()
 
 
 def write_deliverables(

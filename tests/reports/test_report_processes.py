@@ -86,3 +86,25 @@ def test_the_processes_share_the_officers_each_written_once_and_in_order() -> No
     assert [item for item, _ in results] == list(range(40))
     by = [pid for _, pid in results]
     assert by[0] != os.getpid() and os.getpid() in by
+
+
+def dies_in_a_worker(item: tuple[int, int]) -> tuple[int, int]:
+    """Item 0 kills the worker process that takes it (the OOM killer), wherever else it runs
+    it is written."""
+    parent, i = item
+    if i == 0 and os.getpid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return pid_of(i)
+
+
+def test_a_worker_that_dies_leaves_its_officers_to_this_process(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker killed mid-run must neither hang the run nor lose an officer: this process
+    writes what the dead worker held and what was left, and the run says so in one line."""
+    with _mapper(2) as shared_map:
+        results = list(shared_map(dies_in_a_worker, [(os.getpid(), i) for i in range(40)]))
+    assert [item for item, _ in results] == list(range(40))
+    assert results[0][1] == os.getpid()  # the dead worker's officer, written here
+    (line,) = [r.getMessage() for r in caplog.records if "worker process died" in r.getMessage()]
+    assert "this process wrote its officers" in line
