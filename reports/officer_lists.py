@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -124,11 +124,132 @@ def _owner_of(rules: AlertRules) -> dict[str, str]:
     return owner
 
 
-def _by_officer(rows: Iterable[Row], officer_of: Any) -> dict[str, list[Row]]:
-    out: dict[str, list[Row]] = {}
-    for row in rows:
-        out.setdefault(officer_of(row), []).append(row)
+# Each mart an officer's report reads, and whose rows are theirs: by the officer's id, by the
+# officer covering the row's tambon, or by an officer-scope row's code. `kpis` go by both.
+BY_OFFICER = ("alerts", "otop_readiness", "worklist")
+BY_TAMBON = ("attendance_monthly", "household_outcomes")
+BY_SCOPE = ("kpis_by_method", "followup_outcomes")
+
+
+@dataclass(frozen=True)
+class OfficerRows:
+    """Everything one officer's report is made from but the day and the notices: the officer
+    and their rows of each mart, in the mart's order (`officer_report` builds the report)."""
+
+    officer: Officer
+    tables: dict[str, pa.Table]
+
+
+class OfficerCounts(NamedTuple):
+    """What the district's page says of an officer's lists."""
+
+    today: int
+    later: int
+    overdue: int
+    groups: int
+
+    @classmethod
+    def of(cls, report: OfficerReport) -> OfficerCounts:
+        return cls(
+            len(report.today_items), len(report.later_items), report.overdue, len(report.otop)
+        )
+
+
+def _column(marts: Mapping[str, pa.Table], name: str, column: str) -> list[Any]:
+    table = marts.get(name)
+    return table.column(column).to_pylist() if table is not None else []
+
+
+def _indices(keys: Iterable[Any]) -> dict[Any, list[int]]:
+    out: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        out.setdefault(key, []).append(i)
     return out
+
+
+def _grouped(
+    table: pa.Table, rows: dict[Any, list[int]], officers: list[str]
+) -> tuple[pa.Table, dict[str, tuple[int, int]]]:
+    """`table`'s rows grouped by officer, in the officers' order (each group in the table's
+    order), and where each officer's group starts and how long it is."""
+    order: list[int] = []
+    at: dict[str, tuple[int, int]] = {}
+    for officer_id in officers:
+        mine = rows.get(officer_id, [])
+        at[officer_id] = (len(order), len(mine))
+        order += mine
+    return table.take(pa.array(order, pa.int64())), at
+
+
+def officer_rows(marts: Mapping[str, pa.Table], rules: AlertRules) -> list[OfficerRows]:
+    """Each officer's rows of the marts: one per officer on the roster, the district office
+    (areas nobody covers), and anyone else the marts name (an officer since removed from the
+    roster keeps their list). Columnar: nothing is turned into Python rows here."""
+    owner = _owner_of(rules)
+    district = rules.district_officer.officer_id
+    keys = {name: _column(marts, name, "officer_id") for name in BY_OFFICER}
+    for name in BY_TAMBON:
+        keys[name] = [owner.get(t or "", district) for t in _column(marts, name, "tambon_code")]
+    for name in BY_SCOPE:
+        scopes = zip(_column(marts, name, "scope"), _column(marts, name, "scope_code"), strict=True)
+        keys[name] = [code if scope == "officer" else None for scope, code in scopes]
+    rows_of = {name: _indices(k) for name, k in keys.items() if name in marts}
+
+    officers = {o.officer_id: o for o in rules.officers()}
+    names: dict[str, str] = {}
+    for name in BY_OFFICER:
+        names.update(zip(keys[name], _column(marts, name, "officer_name"), strict=True))
+    for officer_id in sorted(set().union(*(keys[n] for n in BY_OFFICER)) - set(officers)):
+        officers.setdefault(officer_id, Officer(officer_id, names.get(officer_id, officer_id), ()))
+
+    scope_codes = zip(
+        _column(marts, "kpis", "scope"), _column(marts, "kpis", "scope_code"), strict=True
+    )
+    kpis = _indices(scope_codes)
+    # One take per mart puts each officer's rows together; each officer's are a slice of it.
+    cut = {name: _grouped(marts[name], rows, list(officers)) for name, rows in rows_of.items()}
+    out = []
+    for officer_id, officer in officers.items():
+        tables = {name: table.slice(*at[officer_id]) for name, (table, at) in cut.items()}
+        if "kpis" in marts:  # their area first, then each tambon they cover or have rows of
+            outcomes = tables.get("household_outcomes")
+            tambons = set(officer.tambons)
+            if outcomes is not None:
+                tambons |= set(outcomes.column("tambon_code").to_pylist())
+            mine = kpis.get(("officer", officer_id), [])
+            mine += [i for t in tambons for i in kpis.get(("tambon", t), [])]
+            tables["kpis"] = marts["kpis"].take(pa.array(sorted(mine), pa.int64()))
+        out.append(OfficerRows(officer, tables))
+    return out
+
+
+def officer_report(
+    rows: OfficerRows,
+    today: date,
+    notice: SyncNotice | None = None,
+    data_as_of: datetime | None = None,
+    phones: PhonesNotice | None = None,
+) -> OfficerReport:
+    """One officer's lists, from their rows (`officer_rows`)."""
+    mine = [_alert_row(r) | {"state": r["status"]} for r in _rows(rows.tables, "alerts")]
+    entries = sorted(_rows(rows.tables, "worklist"), key=lambda r: r["visit_order"])
+    return OfficerReport(
+        officer=rows.officer,
+        today=today,
+        open=[r for r in mine if r["state"] in ("open", "snoozed")],
+        resolved=[r for r in mine if r["state"] == "resolved"],
+        otop=_rows(rows.tables, "otop_readiness"),
+        kpis=_rows(rows.tables, "kpis"),
+        methods=_rows(rows.tables, "kpis_by_method"),
+        attendance=_rows(rows.tables, "attendance_monthly"),
+        outcomes=_rows(rows.tables, "household_outcomes"),
+        followups=followup_rows(rows.tables),
+        notice=notice,
+        phones=phones,
+        today_items=[e for e in entries if e["bucket"] == "today"],
+        later_items=[e for e in entries if e["bucket"] != "today"],
+        data_as_of=data_as_of,
+    )
 
 
 def officer_reports(
@@ -139,65 +260,11 @@ def officer_reports(
     data_as_of: datetime | None = None,
     phones: PhonesNotice | None = None,
 ) -> list[OfficerReport]:
-    """One report per officer on the roster, the district office (areas nobody covers), and
-    anyone else the marts name (an officer since removed from the roster keeps their list)."""
-    owner = _owner_of(rules)
-    district = rules.district_officer.officer_id
-
-    def by_tambon(row: Row) -> str:
-        return owner.get(row.get("tambon_code") or "", district)
-
-    alert_rows, otop_rows = _rows(marts, "alerts"), _rows(marts, "otop_readiness")
-    work_rows = _rows(marts, "worklist")
-    alerts = _by_officer(alert_rows, lambda r: r["officer_id"])
-    otop = _by_officer(otop_rows, lambda r: r["officer_id"])
-    work = _by_officer(work_rows, lambda r: r["officer_id"])
-    attendance = _by_officer(_rows(marts, "attendance_monthly"), by_tambon)
-    outcomes = _by_officer(_rows(marts, "household_outcomes"), by_tambon)
-    kpis = _rows(marts, "kpis")
-    followups = _by_officer(
-        (f for f in followup_rows(marts) if f["scope"] == "officer"), lambda f: f["scope_code"]
-    )
-    methods = _by_officer(
-        (m for m in _rows(marts, "kpis_by_method") if m["scope"] == "officer"),
-        lambda m: m["scope_code"],
-    )
-
-    officers = {o.officer_id: o for o in rules.officers()}
-    names = {r["officer_id"]: r["officer_name"] for r in [*alert_rows, *otop_rows, *work_rows]}
-    for officer_id in sorted((set(alerts) | set(otop) | set(work)) - set(officers)):
-        officers.setdefault(officer_id, Officer(officer_id, names.get(officer_id, officer_id), ()))
-
-    reports = []
-    for officer_id, officer in officers.items():
-        mine = [_alert_row(r) | {"state": r["status"]} for r in alerts.get(officer_id, [])]
-        tambons = {r["tambon_code"] for r in outcomes.get(officer_id, [])} | set(officer.tambons)
-        entries = sorted(work.get(officer_id, []), key=lambda r: r["visit_order"])
-        reports.append(
-            OfficerReport(
-                officer=officer,
-                today=today,
-                open=[r for r in mine if r["state"] in ("open", "snoozed")],
-                resolved=[r for r in mine if r["state"] == "resolved"],
-                otop=otop.get(officer_id, []),
-                kpis=[
-                    k
-                    for k in kpis
-                    if (k["scope"] == "officer" and k["scope_code"] == officer_id)
-                    or (k["scope"] == "tambon" and k["scope_code"] in tambons)
-                ],
-                methods=methods.get(officer_id, []),
-                attendance=attendance.get(officer_id, []),
-                outcomes=outcomes.get(officer_id, []),
-                followups=followups.get(officer_id, []),
-                notice=notice,
-                phones=phones,
-                today_items=[e for e in entries if e["bucket"] == "today"],
-                later_items=[e for e in entries if e["bucket"] != "today"],
-                data_as_of=data_as_of,
-            )
-        )
-    return reports
+    """One report per officer (`officer_rows` says who and with which rows)."""
+    return [
+        officer_report(rows, today, notice, data_as_of, phones)
+        for rows in officer_rows(marts, rules)
+    ]
 
 
 def district_kpis(marts: Mapping[str, pa.Table]) -> list[Row]:
