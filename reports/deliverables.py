@@ -51,6 +51,7 @@ from sammachip.reports.officer_lists import (
     OfficerRows,
     PhonesNotice,
     SyncNotice,
+    arrow_ipc,
     district_followups,
     district_kpis,
     district_methods,
@@ -83,19 +84,33 @@ _CODE_VERSION = _code_version()
 
 class _OfficerFiles(NamedTuple):
     paths: list[Path]
+    counts: OfficerCounts  # what the district's page says of them
     charts_rendered: int
     charts_cached: int
 
 
-def _officer_files(report: OfficerReport, out_dir: Path, cache_dir: Path) -> _OfficerFiles:
-    """One officer's files (run in a worker process when there are many officers)."""
+class _Facts(NamedTuple):
+    """What every officer's files say besides their rows."""
+
+    today: date
+    notice: SyncNotice | None
+    data_as_of: datetime | None
+    phones: PhonesNotice | None
+
+
+def _officer_files(
+    rows: OfficerRows, out_dir: Path, cache_dir: Path, facts: _Facts
+) -> _OfficerFiles:
+    """One officer's report laid out and written (in a worker process when there are many
+    officers: it is handed their rows, and their report lives only there)."""
+    report = officer_report(rows, *facts)
     cache = SvgCache(cache_dir)
     stem = file_stem(report.officer_id)
     csvs = write_report_csvs(report, out_dir, stem)
     xlsx = write_workbook(report, out_dir / f"{stem}.xlsx")
     page = officer_page(report, officer_charts(report, cache))
     paths = [write_text(out_dir / f"{stem}.html", page), xlsx, *csvs]
-    return _OfficerFiles(paths, cache.misses, cache.hits)
+    return _OfficerFiles(paths, OfficerCounts.of(report), cache.misses, cache.hits)
 
 
 def _warm_worker() -> None:
@@ -200,33 +215,31 @@ def write_deliverables(
     try:
         everyone = officer_rows(marts, rules)
         held = _held_files(out_dir)
-        context = _context(today, notice, data_as_of, phones)
+        facts = _Facts(today, notice, data_as_of, phones)
+        context = _context(facts)
         prints = {r.officer.officer_id: _fingerprint(r, context) for r in everyone}
-        kept = {k: h for k, h in held.items() if k in prints and _unchanged(h, prints[k])}
-        # Only the officers whose rows (or day, or notices) changed are laid out again.
-        reports = {
-            r.officer.officer_id: officer_report(r, today, notice, data_as_of, phones)
-            for r in everyone
-            if r.officer.officer_id not in kept
+        files = {
+            k: _OfficerFiles(h.paths, h.counts, 0, 0)
+            for k, h in held.items()
+            if k in prints and _unchanged(h, prints[k])
         }
-        todo = list(reports.values())
-        files = {k: _OfficerFiles(h.paths, 0, 0) for k, h in kept.items()}
-        counts = {k: h.counts for k, h in kept.items()}
-        counts |= {k: OfficerCounts.of(r) for k, r in reports.items()}
-        officer_files = partial(_officer_files, out_dir=out_dir, cache_dir=cache.folder)
+        # Only the officers whose rows (or day, or notices) changed are laid out again, each
+        # report built where its files are written.
+        todo = [r for r in everyone if r.officer.officer_id not in files]
+        officer_files = partial(
+            _officer_files, out_dir=out_dir, cache_dir=cache.folder, facts=facts
+        )
         with _mapper(workers if len(todo) >= PARALLEL_FROM else 1, pool) as map_:
             results = map_(officer_files, todo)
             # the district's page, in this process while the workers write officers' files
             kpis = district_kpis(marts)
             kpi_csv = write_kpi_csv(kpis, out_dir / "district_kpis.csv")
-            charted = [reports.get(r.officer.officer_id) or _charted(r, today) for r in everyone]
-            overview = district_charts(charted, cache)
-            del charted
-            files |= {r.officer_id: result for r, result in zip(todo, results, strict=True)}
+            overview = district_charts([_charted(r, today) for r in everyone], cache)
+            files |= {r.officer.officer_id: f for r, f in zip(todo, results, strict=True)}
         officers = [r.officer for r in everyone]  # the roster's order
         files = {o.officer_id: files[o.officer_id] for o in officers}
         index = index_page(
-            [(o, counts[o.officer_id]) for o in officers],
+            [(o, files[o.officer_id].counts) for o in officers],
             kpis,
             overview,
             today,
@@ -247,9 +260,7 @@ def write_deliverables(
     if fixes is not None:
         written += write_fixes(fixes, out_dir, today, data_as_of)
     written += [p for result in files.values() for p in result.paths]
-    held_now = {
-        k: [prints[k], [p.name for p in v.paths], list(counts[k])] for k, v in files.items()
-    }
+    held_now = {k: [prints[k], [p.name for p in v.paths], list(v.counts)] for k, v in files.items()}
     write_text(out_dir / HELD_FILES, json.dumps(held_now, indent=1))
     log.info(
         "officers: %d written, %d unchanged since this folder's last run; charts: %d rendered, "
@@ -266,8 +277,9 @@ def write_deliverables(
 
 
 def _charted(rows: OfficerRows, today: date) -> OfficerReport:
-    """What the district's charts read of an officer whose files are kept: the columns they
-    use of their attendance, outcomes and groups (nothing else is laid out again)."""
+    """What the district's charts read of an officer: the columns they use of their
+    attendance, outcomes and groups (their whole report is laid out where their files are
+    written, if they changed)."""
 
     def listed(name: str) -> list[dict[str, Any]]:
         table = rows.tables.get(name)
@@ -285,16 +297,10 @@ def _charted(rows: OfficerRows, today: date) -> OfficerReport:
 _DUMP = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-def _context(
-    today: date,
-    notice: SyncNotice | None,
-    data_as_of: datetime | None,
-    phones: PhonesNotice | None,
-) -> bytes:
+def _context(facts: _Facts) -> bytes:
     """What every officer's files are made from besides their rows: the day, what the files
     say of the last sync and push, and the code that lays them out."""
-    facts = [today, notice, data_as_of, phones]
-    return _CODE_VERSION.encode() + orjson.dumps(facts, default=_fields_only, option=_DUMP)
+    return _CODE_VERSION.encode() + orjson.dumps(list(facts), default=_fields_only, option=_DUMP)
 
 
 def _fingerprint(rows: OfficerRows, context: bytes) -> str:
@@ -304,12 +310,8 @@ def _fingerprint(rows: OfficerRows, context: bytes) -> str:
     digest = hashlib.sha256(context)
     digest.update(orjson.dumps(rows.officer, default=_fields_only, option=_DUMP))
     for name in sorted(rows.tables):
-        table = rows.tables[name].combine_chunks()
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
         digest.update(name.encode())
-        digest.update(sink.getvalue())
+        digest.update(arrow_ipc(rows.tables[name]))
     return digest.hexdigest()
 
 

@@ -139,6 +139,24 @@ class OfficerRows:
     officer: Officer
     tables: dict[str, pa.Table]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """To a worker process as Arrow IPC: only these rows (a slice's pickle holds every
+        row of the table it was cut from)."""
+        return (_rows_from_ipc, (self.officer, {k: arrow_ipc(t) for k, t in self.tables.items()}))
+
+
+def arrow_ipc(table: pa.Table) -> pa.Buffer:
+    """`table` as an Arrow IPC stream: its rows only, and the same bytes for the same data."""
+    sink = pa.BufferOutputStream()
+    table = table.combine_chunks()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def _rows_from_ipc(officer: Officer, tables: dict[str, pa.Buffer]) -> OfficerRows:
+    return OfficerRows(officer, {k: pa.ipc.open_stream(v).read_all() for k, v in tables.items()})
+
 
 class OfficerCounts(NamedTuple):
     """What the district's page says of an officer's lists."""
