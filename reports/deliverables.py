@@ -47,6 +47,7 @@ from sammachip.reports.html_report import (
 from sammachip.reports.mailer import MailResult, MailSettings, send_reports
 from sammachip.reports.officer_lists import (
     OfficerCounts,
+    OfficerCut,
     OfficerReport,
     OfficerRows,
     PhonesNotice,
@@ -55,9 +56,9 @@ from sammachip.reports.officer_lists import (
     district_followups,
     district_kpis,
     district_methods,
+    officer_cuts,
     officer_report,
     officer_reports,
-    officer_rows,
 )
 from sammachip.reports.processes import spawn_pool
 from sammachip.reports.workbook import write_workbook
@@ -99,11 +100,11 @@ class _Facts(NamedTuple):
 
 
 def _officer_files(
-    rows: OfficerRows, out_dir: Path, cache_dir: Path, facts: _Facts
+    rows: OfficerCut | OfficerRows, out_dir: Path, cache_dir: Path, facts: _Facts
 ) -> _OfficerFiles:
     """One officer's report laid out and written (in a worker process when there are many
     officers: it is handed their rows, and their report lives only there)."""
-    report = officer_report(rows, *facts)
+    report = officer_report(rows.take() if isinstance(rows, OfficerCut) else rows, *facts)
     cache = SvgCache(cache_dir)
     stem = file_stem(report.officer_id)
     csvs = write_report_csvs(report, out_dir, stem)
@@ -213,11 +214,10 @@ def write_deliverables(
     cache = SvgCache(cache_dir or out_dir.parent / CHART_CACHE)
     pool = _early_pool(workers, rules, out_dir)
     try:
-        everyone = officer_rows(marts, rules)
+        everyone = officer_cuts(marts, rules)
         held = _held_files(out_dir)
         facts = _Facts(today, notice, data_as_of, phones)
-        context = _context(facts)
-        prints = {r.officer.officer_id: _fingerprint(r, context) for r in everyone}
+        prints = _fingerprints(everyone, marts, _context(facts))
         files = {
             k: _OfficerFiles(h.paths, h.counts, 0, 0)
             for k, h in held.items()
@@ -276,17 +276,17 @@ def write_deliverables(
     return written
 
 
-def _charted(rows: OfficerRows, today: date) -> OfficerReport:
+def _charted(cut: OfficerCut, today: date) -> OfficerReport:
     """What the district's charts read of an officer: the columns they use of their
     attendance, outcomes and groups (their whole report is laid out where their files are
     written, if they changed)."""
+    tables = cut.take(DISTRICT_CHART_COLUMNS).tables
 
     def listed(name: str) -> list[dict[str, Any]]:
-        table = rows.tables.get(name)
-        return table.select(DISTRICT_CHART_COLUMNS[name]).to_pylist() if table is not None else []
+        return tables[name].to_pylist() if name in tables else []
 
     return OfficerReport(
-        rows.officer,
+        cut.officer,
         today,
         otop=listed("otop_readiness"),
         attendance=listed("attendance_monthly"),
@@ -303,16 +303,29 @@ def _context(facts: _Facts) -> bytes:
     return _CODE_VERSION.encode() + orjson.dumps(list(facts), default=_fields_only, option=_DUMP)
 
 
-def _fingerprint(rows: OfficerRows, context: bytes) -> str:
-    """What an officer's files are made from: `context`, the officer, and their rows of each
+def _fingerprints(
+    cuts: list[OfficerCut], marts: Mapping[str, pa.Table], context: bytes
+) -> dict[str, str]:
+    """What each officer's files are made from: `context`, the officer, and their rows of each
     mart, hashed as Arrow IPC (columnar: no row becomes a Python object). Equal data give equal
-    bytes; a layout that differed for equal data would only write the files again."""
-    digest = hashlib.sha256(context)
-    digest.update(orjson.dumps(rows.officer, default=_fields_only, option=_DUMP))
-    for name in sorted(rows.tables):
-        digest.update(name.encode())
-        digest.update(arrow_ipc(rows.tables[name]))
-    return digest.hexdigest()
+    bytes; a layout that differed for equal data would only write the files again. One mart
+    at a time is copied (grouped by officer), so no second copy of all the marts is held."""
+    digests = {
+        c.officer.officer_id: hashlib.sha256(
+            context + orjson.dumps(c.officer, default=_fields_only, option=_DUMP)
+        )
+        for c in cuts
+    }
+    for name in sorted({name for c in cuts for name in c.rows}):
+        grouped = marts[name].take(pa.concat_arrays([c.rows[name] for c in cuts]))
+        start = 0
+        for c in cuts:
+            digest, size = digests[c.officer.officer_id], len(c.rows[name])
+            digest.update(name.encode())
+            digest.update(arrow_ipc(grouped.slice(start, size)))
+            start += size
+        del grouped
+    return {k: d.hexdigest() for k, d in digests.items()}
 
 
 def _fields_only(value: Any) -> Any:

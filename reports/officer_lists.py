@@ -185,24 +185,39 @@ def _indices(keys: Iterable[Any]) -> dict[Any, list[int]]:
     return out
 
 
-def _grouped(
-    table: pa.Table, rows: dict[Any, list[int]], officers: list[str]
-) -> tuple[pa.Table, dict[str, tuple[int, int]]]:
-    """`table`'s rows grouped by officer, in the officers' order (each group in the table's
-    order), and where each officer's group starts and how long it is."""
-    order: list[int] = []
-    at: dict[str, tuple[int, int]] = {}
-    for officer_id in officers:
-        mine = rows.get(officer_id, [])
-        at[officer_id] = (len(order), len(mine))
-        order += mine
-    return table.take(pa.array(order, pa.int64())), at
+@dataclass(frozen=True, eq=False)
+class OfficerCut:
+    """Which rows of each mart are one officer's (positions, in the mart's order): their
+    `OfficerRows` before they are copied out, which `take` does when they are needed."""
+
+    officer: Officer
+    marts: Mapping[str, pa.Table] = field(repr=False)
+    rows: dict[str, pa.Array]
+
+    def take(self, columns: Mapping[str, list[str]] | None = None) -> OfficerRows:
+        """Their rows: of every mart, or only the given columns of the marts named."""
+        if columns is None:
+            return OfficerRows(
+                self.officer, {n: self.marts[n].take(i) for n, i in self.rows.items()}
+            )
+        return OfficerRows(
+            self.officer,
+            {
+                n: self.marts[n].select(c).take(self.rows[n])
+                for n, c in columns.items()
+                if n in self.rows
+            },
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """To a worker process: their rows alone (not the marts)."""
+        return self.take().__reduce__()
 
 
-def officer_rows(marts: Mapping[str, pa.Table], rules: AlertRules) -> list[OfficerRows]:
-    """Each officer's rows of the marts: one per officer on the roster, the district office
+def officer_cuts(marts: Mapping[str, pa.Table], rules: AlertRules) -> list[OfficerCut]:
+    """Whose rows of the marts are whose: one per officer on the roster, the district office
     (areas nobody covers), and anyone else the marts name (an officer since removed from the
-    roster keeps their list). Columnar: nothing is turned into Python rows here."""
+    roster keeps their list). Columnar: nothing is copied or turned into Python rows here."""
     owner = _owner_of(rules)
     district = rules.district_officer.officer_id
     keys = {name: _column(marts, name, "officer_id") for name in BY_OFFICER}
@@ -224,20 +239,18 @@ def officer_rows(marts: Mapping[str, pa.Table], rules: AlertRules) -> list[Offic
         _column(marts, "kpis", "scope"), _column(marts, "kpis", "scope_code"), strict=True
     )
     kpis = _indices(scope_codes)
-    # One take per mart puts each officer's rows together; each officer's are a slice of it.
-    cut = {name: _grouped(marts[name], rows, list(officers)) for name, rows in rows_of.items()}
+    outcome_tambons = _column(marts, "household_outcomes", "tambon_code")
     out = []
     for officer_id, officer in officers.items():
-        tables = {name: table.slice(*at[officer_id]) for name, (table, at) in cut.items()}
+        rows = {name: rows.get(officer_id, []) for name, rows in rows_of.items()}
         if "kpis" in marts:  # their area first, then each tambon they cover or have rows of
-            outcomes = tables.get("household_outcomes")
             tambons = set(officer.tambons)
-            if outcomes is not None:
-                tambons |= set(outcomes.column("tambon_code").to_pylist())
+            tambons |= {outcome_tambons[i] for i in rows.get("household_outcomes", [])}
             mine = kpis.get(("officer", officer_id), [])
             mine += [i for t in tambons for i in kpis.get(("tambon", t), [])]
-            tables["kpis"] = marts["kpis"].take(pa.array(sorted(mine), pa.int64()))
-        out.append(OfficerRows(officer, tables))
+            rows["kpis"] = sorted(mine)
+        positions = {name: pa.array(r, pa.int64()) for name, r in rows.items()}
+        out.append(OfficerCut(officer, marts, positions))
     return out
 
 
@@ -248,7 +261,7 @@ def officer_report(
     data_as_of: datetime | None = None,
     phones: PhonesNotice | None = None,
 ) -> OfficerReport:
-    """One officer's lists, from their rows (`officer_rows`)."""
+    """One officer's lists, from their rows (`OfficerCut.take`)."""
     mine = [_alert_row(r) | {"state": r["status"]} for r in _rows(rows.tables, "alerts")]
     entries = sorted(_rows(rows.tables, "worklist"), key=lambda r: r["visit_order"])
     return OfficerReport(
@@ -278,10 +291,10 @@ def officer_reports(
     data_as_of: datetime | None = None,
     phones: PhonesNotice | None = None,
 ) -> list[OfficerReport]:
-    """One report per officer (`officer_rows` says who and with which rows)."""
+    """One report per officer (`officer_cuts` says who and with which rows)."""
     return [
-        officer_report(rows, today, notice, data_as_of, phones)
-        for rows in officer_rows(marts, rules)
+        officer_report(cut.take(), today, notice, data_as_of, phones)
+        for cut in officer_cuts(marts, rules)
     ]
 
 

@@ -279,10 +279,10 @@ def test_the_district_charts_need_only_the_columns_kept_officers_hand_them(
     """An officer whose files are kept hands the district's charts only DISTRICT_CHART_COLUMNS
     of their rows: the charts are the same as from their whole reports."""
     from sammachip.reports.html_report import district_charts
-    from sammachip.reports.officer_lists import officer_rows
+    from sammachip.reports.officer_lists import officer_cuts
 
     day = date(2026, 3, 1)
     whole = district_charts(deliverables.officer_reports(report_marts, day, report_rules))
-    columns = [deliverables._charted(r, day) for r in officer_rows(report_marts, report_rules)]
+    columns = [deliverables._charted(c, day) for c in officer_cuts(report_marts, report_rules)]
     assert district_charts(columns) == whole
     assert whole.attendance and whole.income and whole.readiness
