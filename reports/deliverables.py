@@ -218,9 +218,6 @@ def write_deliverables(
         held = _held_files(out_dir)
         facts = _Facts(today, notice, data_as_of, phones)
         prints = _fingerprints(everyone, marts, _context(facts))
-        # What reading the marts and grouping them left in Arrow's allocator goes back to the
-        # system before officers' files are laid out (and worker processes fill up).
-        pa.default_memory_pool().release_unused()
         files = {
             k: _OfficerFiles(h.paths, h.counts, 0, 0)
             for k, h in held.items()
