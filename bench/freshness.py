@@ -22,6 +22,7 @@ time (`scenario_floor`). The serve process's peak RSS is sampled.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -46,8 +47,6 @@ DOCS = "deliveries.json"
 def new_deliveries(sim: Any, count: int) -> list[tuple[str, dict[str, Any]]]:
     """`count` new submissions as the simulator holds them — the documents Kobo would post —
     (asset uid, document), registrations first (the order phones send them in a new village)."""
-    import json
-
     import httpx
 
     from bench.simulator import SEED
@@ -77,8 +76,6 @@ def new_deliveries(sim: Any, count: int) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _last_id(client: Any, uid: str) -> int:
-    import json
-
     params = {"format": "json", "limit": 1, "sort": json.dumps({"_id": -1})}
     page = client.get(f"/api/v2/assets/{uid}/data/", params=params).json()["results"]
     return int(page[0]["_id"]) if page else 0
@@ -172,6 +169,8 @@ def served(sim: Any, workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str
         }
         command = [sys.executable, "-m", "sammachip.flows.cli", "serve", "--workdir", str(workdir)]
         command += ["--webhook-port", "0"]
+        if config := serve_config(sim, workdir):
+            command += ["--config", str(config)]
         log_path = workdir / "serve.log"
         with open(log_path, "w") as log:
             proc = subprocess.Popen(
@@ -193,6 +192,41 @@ def served(sim: Any, workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(10)
+
+
+def serve_config(sim: Any, workdir: Path) -> Path | None:
+    """The config `serve` reads: at province scale the bundled one with the generated roster,
+    as `bench.pipeline.settings_for` gives the history and the floor (with the bundled roster
+    every village beyond Muang Sam Sip is on the one district list: each delivery would rewrite
+    a province-sized list, and the ingest would rebuild the history's marts for a new roster).
+    None at district scale: the bundled config as it is."""
+    if sim.villages is None:
+        return None
+    from bench.roster import roster_tables
+    from bench.simulator import SEED
+    from sammachip.flows.settings import read_config
+
+    path = workdir / "province.toml"
+    path.write_text(toml_text({**read_config(), **roster_tables(SEED, sim.villages)}), "utf-8")
+    return path
+
+
+def toml_text(doc: dict[str, Any]) -> str:
+    """A config dict as TOML: tables and arrays of tables of scalars and lists."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(v, ensure_ascii=False)  # strings, ints and floats read back as TOML
+
+    lines: list[str] = []
+    for name, table in doc.items():
+        for item in table if isinstance(table, list) else [table]:
+            lines.append(f"[[{name}]]" if isinstance(table, list) else f"[{name}]")
+            lines += [f"{key} = {value(v)}" for key, v in item.items()]
+    return "\n".join(lines) + "\n"
 
 
 def ingest_runs(api_url: str) -> list[tuple[float, float]]:

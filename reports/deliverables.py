@@ -39,15 +39,27 @@ from sammachip.reports.csv_files import write_kpi_csv, write_report_csvs
 from sammachip.reports.files import file_stem, write_text
 from sammachip.reports.fixes import PAGE as FIXES_PAGE
 from sammachip.reports.fixes import write_fixes
-from sammachip.reports.html_report import district_charts, index_page, officer_charts, officer_page
+from sammachip.reports.html_report import (
+    DISTRICT_CHART_COLUMNS,
+    district_charts,
+    index_page,
+    officer_charts,
+    officer_page,
+)
 from sammachip.reports.mailer import MailResult, MailSettings, send_reports
 from sammachip.reports.officer_lists import (
+    OfficerCounts,
+    OfficerCut,
     OfficerReport,
+    OfficerRows,
     PhonesNotice,
     SyncNotice,
+    arrow_ipc,
     district_followups,
     district_kpis,
     district_methods,
+    officer_cuts,
+    officer_report,
     officer_reports,
 )
 from sammachip.reports.processes import spawn_pool
@@ -75,19 +87,33 @@ _CODE_VERSION = _code_version()
 
 class _OfficerFiles(NamedTuple):
     paths: list[Path]
+    counts: OfficerCounts  # what the district's page says of them
     charts_rendered: int
     charts_cached: int
 
 
-def _officer_files(report: OfficerReport, out_dir: Path, cache_dir: Path) -> _OfficerFiles:
-    """One officer's files (run in a worker process when there are many officers)."""
+class _Facts(NamedTuple):
+    """What every officer's files say besides their rows."""
+
+    today: date
+    notice: SyncNotice | None
+    data_as_of: datetime | None
+    phones: PhonesNotice | None
+
+
+def _officer_files(
+    rows: OfficerCut | OfficerRows, out_dir: Path, cache_dir: Path, facts: _Facts
+) -> _OfficerFiles:
+    """One officer's report laid out and written (in a worker process when there are many
+    officers: it is handed their rows, and their report lives only there)."""
+    report = officer_report(rows.take() if isinstance(rows, OfficerCut) else rows, *facts)
     cache = SvgCache(cache_dir)
     stem = file_stem(report.officer_id)
     csvs = write_report_csvs(report, out_dir, stem)
     xlsx = write_workbook(report, out_dir / f"{stem}.xlsx")
     page = officer_page(report, officer_charts(report, cache))
     paths = [write_text(out_dir / f"{stem}.html", page), xlsx, *csvs]
-    return _OfficerFiles(paths, cache.misses, cache.hits)
+    return _OfficerFiles(paths, OfficerCounts.of(report), cache.misses, cache.hits)
 
 
 def _warm_worker() -> None:
@@ -242,26 +268,32 @@ def write_deliverables(
     cache = SvgCache(cache_dir or out_dir.parent / CHART_CACHE)
     pool = _early_pool(workers, rules, out_dir)
     try:
-        reports = officer_reports(marts, today, rules, notice, data_as_of, phones)
+        everyone = officer_cuts(marts, rules)
         held = _held_files(out_dir)
-        prints = {r.officer_id: _fingerprint(r) for r in reports}
+        facts = _Facts(today, notice, data_as_of, phones)
+        prints = _fingerprints(everyone, marts, _context(facts))
         files = {
-            r.officer_id: _OfficerFiles(held[r.officer_id][1], 0, 0)
-            for r in reports
-            if _unchanged(held.get(r.officer_id), prints[r.officer_id])
+            k: _OfficerFiles(h.paths, h.counts, 0, 0)
+            for k, h in held.items()
+            if k in prints and _unchanged(h, prints[k])
         }
-        todo = [r for r in reports if r.officer_id not in files]
-        officer_files = partial(_officer_files, out_dir=out_dir, cache_dir=cache.folder)
+        # Only the officers whose rows (or day, or notices) changed are laid out again, each
+        # report built where its files are written.
+        todo = [r for r in everyone if r.officer.officer_id not in files]
+        officer_files = partial(
+            _officer_files, out_dir=out_dir, cache_dir=cache.folder, facts=facts
+        )
         with _mapper(workers if len(todo) >= PARALLEL_FROM else 1, pool) as map_:
             results = map_(officer_files, todo)
             # the district's page, in this process while the workers write officers' files
             kpis = district_kpis(marts)
             kpi_csv = write_kpi_csv(kpis, out_dir / "district_kpis.csv")
-            overview = district_charts(reports, cache)
-            files |= {r.officer_id: result for r, result in zip(todo, results, strict=True)}
-        files = {r.officer_id: files[r.officer_id] for r in reports}  # the roster's order
+            overview = district_charts([_charted(r, today) for r in everyone], cache)
+            files |= {r.officer.officer_id: f for r, f in zip(todo, results, strict=True)}
+        officers = [r.officer for r in everyone]  # the roster's order
+        files = {o.officer_id: files[o.officer_id] for o in officers}
         index = index_page(
-            reports,
+            [(o, files[o.officer_id].counts) for o in officers],
             kpis,
             overview,
             today,
@@ -282,13 +314,13 @@ def write_deliverables(
     if fixes is not None:
         written += write_fixes(fixes, out_dir, today, data_as_of)
     written += [p for result in files.values() for p in result.paths]
-    held_now = {k: [prints[k], [p.name for p in v.paths]] for k, v in files.items()}
+    held_now = {k: [prints[k], [p.name for p in v.paths], list(v.counts)] for k, v in files.items()}
     write_text(out_dir / HELD_FILES, json.dumps(held_now, indent=1))
     log.info(
         "officers: %d written, %d unchanged since this folder's last run; charts: %d rendered, "
         "%d from the cache; %d unused entries pruned",
         len(todo),
-        len(reports) - len(todo),
+        len(everyone) - len(todo),
         cache.misses + sum(r.charts_rendered for r in files.values()),
         cache.hits + sum(r.charts_cached for r in files.values()),
         cache.prune(),
@@ -298,33 +330,88 @@ def write_deliverables(
     return written
 
 
-def _fingerprint(report: OfficerReport) -> str:
-    """What an officer's files are made from: their lists, and the code that lays them out."""
-    options = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
-    data = orjson.dumps(report, default=_fields_only, option=options)
-    return hashlib.sha256(_CODE_VERSION.encode() + data).hexdigest()
+def _charted(cut: OfficerCut, today: date) -> OfficerReport:
+    """What the district's charts read of an officer: the columns they use of their
+    attendance, outcomes and groups (their whole report is laid out where their files are
+    written, if they changed)."""
+    tables = cut.take(DISTRICT_CHART_COLUMNS).tables
+
+    def listed(name: str) -> list[dict[str, Any]]:
+        return tables[name].to_pylist() if name in tables else []
+
+    return OfficerReport(
+        cut.officer,
+        today,
+        otop=listed("otop_readiness"),
+        attendance=listed("attendance_monthly"),
+        outcomes=listed("household_outcomes"),
+    )
+
+
+_DUMP = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _context(facts: _Facts) -> bytes:
+    """What every officer's files are made from besides their rows: the day, what the files
+    say of the last sync and push, and the code that lays them out."""
+    return _CODE_VERSION.encode() + orjson.dumps(list(facts), default=_fields_only, option=_DUMP)
+
+
+def _fingerprints(
+    cuts: list[OfficerCut], marts: Mapping[str, pa.Table], context: bytes
+) -> dict[str, str]:
+    """What each officer's files are made from: `context`, the officer, and their rows of each
+    mart, hashed as Arrow IPC (columnar: no row becomes a Python object). Equal data give equal
+    bytes; a layout that differed for equal data would only write the files again. One mart
+    at a time is copied (grouped by officer), so no second copy of all the marts is held."""
+    digests = {
+        c.officer.officer_id: hashlib.sha256(
+            context + orjson.dumps(c.officer, default=_fields_only, option=_DUMP)
+        )
+        for c in cuts
+    }
+    for name in sorted({name for c in cuts for name in c.rows}):
+        grouped = marts[name].take(pa.concat_arrays([c.rows[name] for c in cuts]))
+        start = 0
+        for c in cuts:
+            digest, size = digests[c.officer.officer_id], len(c.rows[name])
+            digest.update(name.encode())
+            digest.update(arrow_ipc(grouped.slice(start, size)))
+            start += size
+        del grouped
+    return {k: d.hexdigest() for k, d in digests.items()}
 
 
 def _fields_only(value: Any) -> Any:
     """A dataclass by its fields alone (orjson would also write what its cached properties
-    hold, so a report's fingerprint would change once its rows were laid out)."""
+    hold)."""
     if dataclasses.is_dataclass(value):
         return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     return str(value)
 
 
-def _held_files(out_dir: Path) -> dict[str, tuple[str, list[Path]]]:
-    """Officer id → (fingerprint, files) as this folder's last run wrote them; nothing if the
-    record is missing or unreadable (every officer is written again)."""
+class _Held(NamedTuple):
+    fingerprint: str
+    paths: list[Path]
+    counts: OfficerCounts
+
+
+def _held_files(out_dir: Path) -> dict[str, _Held]:
+    """Officer id → what this folder's last run wrote for them (fingerprint, files, what the
+    index says of them); nothing if the record is missing or unreadable (every officer is
+    written again)."""
     try:
         doc = json.loads((out_dir / HELD_FILES).read_text(encoding="utf-8"))
-        return {k: (v[0], [out_dir / Path(n).name for n in v[1]]) for k, v in doc.items()}
+        return {
+            k: _Held(v[0], [out_dir / Path(n).name for n in v[1]], OfficerCounts(*v[2]))
+            for k, v in doc.items()
+        }
     except (OSError, ValueError, TypeError, IndexError, AttributeError):
         return {}
 
 
-def _unchanged(held: tuple[str, list[Path]] | None, fingerprint: str) -> bool:
-    return held is not None and held[0] == fingerprint and all(p.exists() for p in held[1])
+def _unchanged(held: _Held, fingerprint: str) -> bool:
+    return held.fingerprint == fingerprint and all(p.exists() for p in held.paths)
 
 
 def mail_deliverables(

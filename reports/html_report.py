@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from sammachip.marts.rules import Officer
 from sammachip.reports import charts
 from sammachip.reports.cells import be_date
 from sammachip.reports.charts import FONT_STACK, SvgCache
 from sammachip.reports.html_worklist import esc, later_section, today_section
 from sammachip.reports.labels import OTOP_CHECKS
 from sammachip.reports.officer_lists import (
+    OfficerCounts,
     OfficerReport,
     PhonesNotice,
     SyncNotice,
@@ -286,6 +288,15 @@ def officer_charts(report: OfficerReport, cache: SvgCache | None = None) -> Char
     )
 
 
+# The columns of each officer's rows that `district_charts` reads (an officer whose files are
+# kept is handed only these).
+DISTRICT_CHART_COLUMNS = {
+    "attendance_monthly": ["tambon_code", "month", "invited", "present"],
+    "household_outcomes": ["tambon_code", "practising", "baseline_income", "followup_income"],
+    "otop_readiness": ["status"],
+}
+
+
 def district_charts(reports: Sequence[OfficerReport], cache: SvgCache | None = None) -> Charts:
     """Per tambon: a district has too many villages for a phone screen."""
     attendance = [
@@ -370,7 +381,7 @@ def _file_label(name: str) -> str:
 
 
 def index_page(
-    reports: Sequence[OfficerReport],
+    officers: Sequence[tuple[Officer, OfficerCounts]],
     kpis: Sequence[Row],
     chart_set: Charts,
     today: date,
@@ -386,17 +397,16 @@ def index_page(
     """The district's page: KPIs against targets, charts per tambon, and each officer's lists
     (under a banner when the last sync failed); `data_manager`: the data manager's page."""
     rows = []
-    for rep in reports:
+    for officer, n in officers:
         links = " · ".join(
             f'<a href="{html.escape(name, quote=True)}">{esc(_file_label(name))}</a>'
-            for name in files.get(rep.officer_id, [])
+            for name in files.get(officer.officer_id, [])
         )
-        tambons = ", ".join(tambon_label(t) or t for t in rep.officer.tambons)
+        tambons = ", ".join(tambon_label(t) or t for t in officer.tambons)
         tambons = tambons or "พื้นที่ที่ยังไม่มีผู้รับผิดชอบ (unassigned areas)"
         rows.append(
-            f"<tr><td><b>{esc(rep.officer.name)}</b><div class='meta'>{esc(tambons)}</div></td>"
-            f"<td>{len(rep.today_items)}</td><td>{len(rep.later_items)}</td>"
-            f"<td>{rep.overdue}</td><td>{len(rep.otop)}</td>"
+            f"<tr><td><b>{esc(officer.name)}</b><div class='meta'>{esc(tambons)}</div></td>"
+            f"<td>{n.today}</td><td>{n.later}</td><td>{n.overdue}</td><td>{n.groups}</td>"
             f"<td>{links}</td></tr>"
         )
     header = (

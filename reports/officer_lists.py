@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -124,11 +124,163 @@ def _owner_of(rules: AlertRules) -> dict[str, str]:
     return owner
 
 
-def _by_officer(rows: Iterable[Row], officer_of: Any) -> dict[str, list[Row]]:
-    out: dict[str, list[Row]] = {}
-    for row in rows:
-        out.setdefault(officer_of(row), []).append(row)
+# Each mart an officer's report reads, and whose rows are theirs: by the officer's id, by the
+# officer covering the row's tambon, or by an officer-scope row's code. `kpis` go by both.
+BY_OFFICER = ("alerts", "otop_readiness", "worklist")
+BY_TAMBON = ("attendance_monthly", "household_outcomes")
+BY_SCOPE = ("kpis_by_method", "followup_outcomes")
+
+
+@dataclass(frozen=True)
+class OfficerRows:
+    """Everything one officer's report is made from but the day and the notices: the officer
+    and their rows of each mart, in the mart's order (`officer_report` builds the report)."""
+
+    officer: Officer
+    tables: dict[str, pa.Table]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """To a worker process as Arrow IPC: only these rows (a slice's pickle holds every
+        row of the table it was cut from)."""
+        return (_rows_from_ipc, (self.officer, {k: arrow_ipc(t) for k, t in self.tables.items()}))
+
+
+def arrow_ipc(table: pa.Table) -> pa.Buffer:
+    """`table` as an Arrow IPC stream: its rows only, and the same bytes for the same data."""
+    sink = pa.BufferOutputStream()
+    table = table.combine_chunks()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def _rows_from_ipc(officer: Officer, tables: dict[str, pa.Buffer]) -> OfficerRows:
+    return OfficerRows(officer, {k: pa.ipc.open_stream(v).read_all() for k, v in tables.items()})
+
+
+class OfficerCounts(NamedTuple):
+    """What the district's page says of an officer's lists."""
+
+    today: int
+    later: int
+    overdue: int
+    groups: int
+
+    @classmethod
+    def of(cls, report: OfficerReport) -> OfficerCounts:
+        return cls(
+            len(report.today_items), len(report.later_items), report.overdue, len(report.otop)
+        )
+
+
+def _column(marts: Mapping[str, pa.Table], name: str, column: str) -> list[Any]:
+    table = marts.get(name)
+    return table.column(column).to_pylist() if table is not None else []
+
+
+def _indices(keys: Iterable[Any]) -> dict[Any, list[int]]:
+    out: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        out.setdefault(key, []).append(i)
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class OfficerCut:
+    """Which rows of each mart are one officer's (positions, in the mart's order): their
+    `OfficerRows` before they are copied out, which `take` does when they are needed."""
+
+    officer: Officer
+    marts: Mapping[str, pa.Table] = field(repr=False)
+    rows: dict[str, pa.Array]
+
+    def take(self, columns: Mapping[str, list[str]] | None = None) -> OfficerRows:
+        """Their rows: of every mart, or only the given columns of the marts named."""
+        if columns is None:
+            return OfficerRows(
+                self.officer, {n: self.marts[n].take(i) for n, i in self.rows.items()}
+            )
+        return OfficerRows(
+            self.officer,
+            {
+                n: self.marts[n].select(c).take(self.rows[n])
+                for n, c in columns.items()
+                if n in self.rows
+            },
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """To a worker process: their rows alone (not the marts)."""
+        return self.take().__reduce__()
+
+
+def officer_cuts(marts: Mapping[str, pa.Table], rules: AlertRules) -> list[OfficerCut]:
+    """Whose rows of the marts are whose: one per officer on the roster, the district office
+    (areas nobody covers), and anyone else the marts name (an officer since removed from the
+    roster keeps their list). Columnar: nothing is copied or turned into Python rows here."""
+    owner = _owner_of(rules)
+    district = rules.district_officer.officer_id
+    keys = {name: _column(marts, name, "officer_id") for name in BY_OFFICER}
+    for name in BY_TAMBON:
+        keys[name] = [owner.get(t or "", district) for t in _column(marts, name, "tambon_code")]
+    for name in BY_SCOPE:
+        scopes = zip(_column(marts, name, "scope"), _column(marts, name, "scope_code"), strict=True)
+        keys[name] = [code if scope == "officer" else None for scope, code in scopes]
+    rows_of = {name: _indices(k) for name, k in keys.items() if name in marts}
+
+    officers = {o.officer_id: o for o in rules.officers()}
+    names: dict[str, str] = {}
+    for name in BY_OFFICER:
+        names.update(zip(keys[name], _column(marts, name, "officer_name"), strict=True))
+    for officer_id in sorted(set().union(*(keys[n] for n in BY_OFFICER)) - set(officers)):
+        officers.setdefault(officer_id, Officer(officer_id, names.get(officer_id, officer_id), ()))
+
+    scope_codes = zip(
+        _column(marts, "kpis", "scope"), _column(marts, "kpis", "scope_code"), strict=True
+    )
+    kpis = _indices(scope_codes)
+    outcome_tambons = _column(marts, "household_outcomes", "tambon_code")
+    out = []
+    for officer_id, officer in officers.items():
+        rows = {name: rows.get(officer_id, []) for name, rows in rows_of.items()}
+        if "kpis" in marts:  # their area first, then each tambon they cover or have rows of
+            tambons = set(officer.tambons)
+            tambons |= {outcome_tambons[i] for i in rows.get("household_outcomes", [])}
+            mine = kpis.get(("officer", officer_id), [])
+            mine += [i for t in tambons for i in kpis.get(("tambon", t), [])]
+            rows["kpis"] = sorted(mine)
+        positions = {name: pa.array(r, pa.int64()) for name, r in rows.items()}
+        out.append(OfficerCut(officer, marts, positions))
+    return out
+
+
+def officer_report(
+    rows: OfficerRows,
+    today: date,
+    notice: SyncNotice | None = None,
+    data_as_of: datetime | None = None,
+    phones: PhonesNotice | None = None,
+) -> OfficerReport:
+    """One officer's lists, from their rows (`OfficerCut.take`)."""
+    mine = [_alert_row(r) | {"state": r["status"]} for r in _rows(rows.tables, "alerts")]
+    entries = sorted(_rows(rows.tables, "worklist"), key=lambda r: r["visit_order"])
+    return OfficerReport(
+        officer=rows.officer,
+        today=today,
+        open=[r for r in mine if r["state"] in ("open", "snoozed")],
+        resolved=[r for r in mine if r["state"] == "resolved"],
+        otop=_rows(rows.tables, "otop_readiness"),
+        kpis=_rows(rows.tables, "kpis"),
+        methods=_rows(rows.tables, "kpis_by_method"),
+        attendance=_rows(rows.tables, "attendance_monthly"),
+        outcomes=_rows(rows.tables, "household_outcomes"),
+        followups=followup_rows(rows.tables),
+        notice=notice,
+        phones=phones,
+        today_items=[e for e in entries if e["bucket"] == "today"],
+        later_items=[e for e in entries if e["bucket"] != "today"],
+        data_as_of=data_as_of,
+    )
 
 
 def officer_reports(
@@ -139,65 +291,11 @@ def officer_reports(
     data_as_of: datetime | None = None,
     phones: PhonesNotice | None = None,
 ) -> list[OfficerReport]:
-    """One report per officer on the roster, the district office (areas nobody covers), and
-    anyone else the marts name (an officer since removed from the roster keeps their list)."""
-    owner = _owner_of(rules)
-    district = rules.district_officer.officer_id
-
-    def by_tambon(row: Row) -> str:
-        return owner.get(row.get("tambon_code") or "", district)
-
-    alert_rows, otop_rows = _rows(marts, "alerts"), _rows(marts, "otop_readiness")
-    work_rows = _rows(marts, "worklist")
-    alerts = _by_officer(alert_rows, lambda r: r["officer_id"])
-    otop = _by_officer(otop_rows, lambda r: r["officer_id"])
-    work = _by_officer(work_rows, lambda r: r["officer_id"])
-    attendance = _by_officer(_rows(marts, "attendance_monthly"), by_tambon)
-    outcomes = _by_officer(_rows(marts, "household_outcomes"), by_tambon)
-    kpis = _rows(marts, "kpis")
-    followups = _by_officer(
-        (f for f in followup_rows(marts) if f["scope"] == "officer"), lambda f: f["scope_code"]
-    )
-    methods = _by_officer(
-        (m for m in _rows(marts, "kpis_by_method") if m["scope"] == "officer"),
-        lambda m: m["scope_code"],
-    )
-
-    officers = {o.officer_id: o for o in rules.officers()}
-    names = {r["officer_id"]: r["officer_name"] for r in [*alert_rows, *otop_rows, *work_rows]}
-    for officer_id in sorted((set(alerts) | set(otop) | set(work)) - set(officers)):
-        officers.setdefault(officer_id, Officer(officer_id, names.get(officer_id, officer_id), ()))
-
-    reports = []
-    for officer_id, officer in officers.items():
-        mine = [_alert_row(r) | {"state": r["status"]} for r in alerts.get(officer_id, [])]
-        tambons = {r["tambon_code"] for r in outcomes.get(officer_id, [])} | set(officer.tambons)
-        entries = sorted(work.get(officer_id, []), key=lambda r: r["visit_order"])
-        reports.append(
-            OfficerReport(
-                officer=officer,
-                today=today,
-                open=[r for r in mine if r["state"] in ("open", "snoozed")],
-                resolved=[r for r in mine if r["state"] == "resolved"],
-                otop=otop.get(officer_id, []),
-                kpis=[
-                    k
-                    for k in kpis
-                    if (k["scope"] == "officer" and k["scope_code"] == officer_id)
-                    or (k["scope"] == "tambon" and k["scope_code"] in tambons)
-                ],
-                methods=methods.get(officer_id, []),
-                attendance=attendance.get(officer_id, []),
-                outcomes=outcomes.get(officer_id, []),
-                followups=followups.get(officer_id, []),
-                notice=notice,
-                phones=phones,
-                today_items=[e for e in entries if e["bucket"] == "today"],
-                later_items=[e for e in entries if e["bucket"] != "today"],
-                data_as_of=data_as_of,
-            )
-        )
-    return reports
+    """One report per officer (`officer_cuts` says who and with which rows)."""
+    return [
+        officer_report(cut.take(), today, notice, data_as_of, phones)
+        for cut in officer_cuts(marts, rules)
+    ]
 
 
 def district_kpis(marts: Mapping[str, pa.Table]) -> list[Row]:

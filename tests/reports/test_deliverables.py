@@ -233,3 +233,56 @@ def test_after_a_failed_sync_every_officer_file_says_so_and_how_old_its_data_are
     assert [p.read_bytes() for p in stale if p.suffix == ".csv"] == [
         p.read_bytes() for p in fresh if p.suffix == ".csv"
     ]
+
+
+def test_a_delivery_rewrites_only_what_it_changed_and_kept_files_match_a_fresh_write(
+    report_marts: dict[str, pa.Table], report_rules: AlertRules, tmp_path: Path
+) -> None:
+    """What an ingest run does after each delivery: the officer whose rows changed gets new
+    files; every other officer's files are left as they were (same inode, same bytes) and
+    are what a fresh write of the new marts gives; a change every file shows (a failed sync's
+    banner) rewrites every file."""
+    out, day = tmp_path / "2026-03-01", date(2026, 3, 1)
+    first = write_deliverables(report_marts, out, day, report_rules)
+    before = {p.name: (p.stat().st_ino, p.read_bytes()) for p in first}
+
+    work = report_marts["worklist"]
+    mine = [o == "off01" for o in work["officer_id"].to_pylist()]
+    gone = mine.index(True)  # one of off01's entries done
+    changed = {**report_marts, "worklist": work.filter([i != gone for i in range(len(work))])}
+    again = write_deliverables(changed, out, day, report_rules)
+    fresh = {p.name: p for p in write_deliverables(changed, tmp_path / "fresh", day, report_rules)}
+
+    rewritten = {p.name for p in again if p.stat().st_ino != before[p.name][0]}
+    assert {n for n in rewritten if not n.startswith(("index", "district_kpis"))} == {
+        f"off01{s}" for s in (".html", ".xlsx", "_worklist.csv", "_alerts.csv", "_otop.csv")
+    }
+    for p in again:
+        if p.suffix in (".csv", ".html"):  # the workbooks' zips carry the time they were made
+            assert p.read_bytes() == fresh[p.name].read_bytes(), p.name
+        if p.name not in rewritten:
+            assert p.read_bytes() == before[p.name][1], p.name
+    was = before["off01_worklist.csv"][1].decode("utf-8-sig").splitlines(keepends=True)
+    assert len(list(csv.reader(was))) - 1 == csv_rows(out / "off01_worklist.csv") + 1
+
+    inodes = {p.name: p.stat().st_ino for p in again}
+    notice = SyncNotice(
+        attempted_at=datetime(2026, 3, 1, 1, 0, tzinfo=UTC), data_as_of=None, failed=("x",)
+    )
+    third = write_deliverables(changed, out, day, report_rules, notice=notice)
+    assert all(p.stat().st_ino != inodes[p.name] for p in third)
+
+
+def test_the_district_charts_need_only_the_columns_kept_officers_hand_them(
+    report_marts: dict[str, pa.Table], report_rules: AlertRules
+) -> None:
+    """An officer whose files are kept hands the district's charts only DISTRICT_CHART_COLUMNS
+    of their rows: the charts are the same as from their whole reports."""
+    from sammachip.reports.html_report import district_charts
+    from sammachip.reports.officer_lists import officer_cuts
+
+    day = date(2026, 3, 1)
+    whole = district_charts(deliverables.officer_reports(report_marts, day, report_rules))
+    columns = [deliverables._charted(c, day) for c in officer_cuts(report_marts, report_rules)]
+    assert district_charts(columns) == whole
+    assert whole.attendance and whole.income and whole.readiness
