@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from sammachip.marts.labels import READINESS_TH
 from sammachip.marts.rules import (
     KPI_SOURCE_EN,
     KPI_SOURCE_TH,
@@ -57,14 +58,6 @@ from sammachip.warehouse import scan
 
 SQL_DIR = Path(__file__).parent / "sql"
 _S, _I = pa.string(), pa.int64()
-
-# The OTOP readiness mart's statuses in Thai: written by its SQL, drawn in the charts' order.
-READINESS_TH: dict[str, str] = {
-    "ready": "พร้อมขึ้นทะเบียน",
-    "nearly_ready": "เกือบพร้อม",
-    "not_ready": "ยังไม่พร้อม",
-}
-
 
 # What `household_outcomes` reads about a household, each by its `hh_code` (sessions only
 # through the attendance rows): the tables its rows can be recomputed from, a few households

@@ -35,7 +35,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 import vl_convert as vlc
 
-from sammachip.marts import READINESS_TH
+from sammachip.marts.labels import READINESS_TH
 from sammachip.reports.cells import be_month
 from sammachip.reports.files import replacing
 from sammachip.reports.processes import spawn_pool

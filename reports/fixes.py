@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -30,8 +30,9 @@ from sammachip.reports.html_worklist import esc
 from sammachip.reports.officer_lists import office_time
 from sammachip.schemas.admin_codes import village_label
 from sammachip.schemas.registry import FORMS
-from sammachip.warehouse.load import latest_raw
-from sammachip.warehouse.store import Snapshot, Warehouse
+
+if TYPE_CHECKING:
+    from sammachip.warehouse.store import Snapshot, Warehouse
 
 Row = dict[str, Any]
 PAGE = "data_manager.html"
@@ -64,6 +65,8 @@ def enumerator_fixes(wh: Warehouse, snapshot: Snapshot | None = None) -> list[Ro
     keys: dict[str, set[str]] = defaultdict(set)
     for q in quarantine:
         keys[q["form_id"]].add(q["submission_key"])
+    from sammachip.warehouse.load import latest_raw  # not in the officer-file workers
+
     raw = latest_raw(wh, keys, snapshot)
     rows = []
     for q in quarantine:

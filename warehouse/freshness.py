@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sammachip.schemas.registry import FORMS
 from sammachip.schemas.tables import CLEAN_TABLES
-from sammachip.warehouse.store import Snapshot, TableState, Transaction
+
+if TYPE_CHECKING:  # the officer-file workers read the notices without loading the warehouse
+    from sammachip.warehouse.store import Snapshot, Transaction
 
 STATUS_KEY = "sync_status"
 PHONES_KEY = "phones_status"
@@ -96,7 +98,9 @@ def lists_would_mislead(snapshot: Snapshot) -> bool:
     lists written now would be empty and read as "no data yet" (a sync that fetched nothing
     never replaces good lists with empty ones)."""
     failed = sync_notice(snapshot.cursors) is not None
-    return failed and not any(snapshot.tables.get(t, TableState()).rows for t in CLEAN_TABLES)
+    return failed and not any(
+        t in snapshot.tables and snapshot.tables[t].rows for t in CLEAN_TABLES
+    )
 
 
 @dataclass(frozen=True)
