@@ -37,6 +37,7 @@ from sammachip.flows.nightly import (
     bangkok_today,
     build_marts,
     discover_forms,
+    files_behind,
     load_batches,
     log_skipped,
     publish,
@@ -108,6 +109,13 @@ def ingest_landing(settings: Settings, landing: Landing, today: date) -> IngestS
     summary.landed = len(files)
     if not files:
         logger.info("nothing waiting in %s", landing.root)
+        if files_behind(settings):
+            logger.warning(
+                "the officer files are older than the warehouse (a run stopped between its "
+                "commit and its files): writing them now"
+            )
+            wh = open_warehouse(str(settings.warehouse_path))
+            publish(wh, settings, [], summary.run, mail=False)
         return summary
     found, failed = discover_forms(settings)
     summary.run.forms.extend(failed)

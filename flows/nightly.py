@@ -8,6 +8,8 @@ form's rows, the sync cursors and the marts visible together.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from sammachip.phones.odk import PushResult
 from sammachip.phones.push import push_lists
 from sammachip.reports.data_docs import make_offline
 from sammachip.reports.deliverables import mail_deliverables, write_deliverables
+from sammachip.reports.files import write_text
 from sammachip.reports.fixes import enumerator_fixes
 from sammachip.schemas.batch import CrossFormContext, StreamState, validate_stream
 from sammachip.schemas.followup_form import FORM_ID as FOLLOWUP_FORM
@@ -296,9 +299,10 @@ def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Pa
     changed that)."""
     wh = open_warehouse(str(settings.warehouse_path))
     snapshot = wh.snapshot()
-    return write_deliverables(
+    out = settings.reports_path / today.isoformat()
+    written = write_deliverables(
         committed_marts(wh, snapshot),
-        settings.reports_path / today.isoformat(),
+        out,
         today,
         settings.rules,
         mail=settings.mail if mail else None,
@@ -308,6 +312,37 @@ def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Pa
         fixes=enumerator_fixes(wh, snapshot),
         phones=phones_told(settings, snapshot),
     )
+    write_text(out / WRITTEN_FROM, written_from(settings, snapshot))
+    return written
+
+
+# In each day's folder of officer files: what they were written from (`files_behind`).
+WRITTEN_FROM = ".written_from"
+
+
+def written_from(settings: Settings, snapshot: Snapshot) -> str:
+    """What officer files written from `snapshot` show of it: the marts' data files (never
+    rewritten under the same name) and what the files say of the last sync and push."""
+    marts_files = {
+        n: list(getattr(snapshot.tables.get(n), "files", ())) for n in marts.MART_SCHEMAS
+    }
+    said = (
+        sync_notice(snapshot.cursors),
+        data_as_of(snapshot.cursors),
+        phones_told(settings, snapshot),
+    )
+    text = json.dumps([marts_files, repr(said)], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def files_behind(settings: Settings) -> bool:
+    """True when the latest officer files were written from other data than the warehouse
+    holds: a run stopped between its commit and its files (killed, or failed writing them)."""
+    records = sorted(settings.reports_path.glob(f"*/{WRITTEN_FROM}"))  # folders are ISO days
+    if not records:
+        return False
+    snapshot = open_warehouse(str(settings.warehouse_path)).snapshot()
+    return records[-1].read_text(encoding="utf-8") != written_from(settings, snapshot)
 
 
 @task(name="mail-reports", cache_policy=NO_CACHE)

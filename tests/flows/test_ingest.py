@@ -19,8 +19,9 @@ import yaml
 from sammachip.connectors.landing import Landing
 from sammachip.connectors.webhook import delivery_key
 from sammachip.flows import ingest as ingest_module
+from sammachip.flows import nightly as nightly_module
 from sammachip.flows.ingest import IngestSummary, ingest, wait_for_scheduled_start
-from sammachip.flows.nightly import nightly, reconcile
+from sammachip.flows.nightly import nightly, reconcile, write_reports
 from sammachip.flows.serve import TIMEZONE, deployment_specs, ingest_trigger
 from sammachip.flows.settings import DEFAULT_CONFIG, IngestSettings, load_settings
 from sammachip.reports.mailer import MailSettings
@@ -218,6 +219,46 @@ def test_ingest_and_reconcile_rewrite_the_officer_files_but_only_the_nightly_mai
     assert inbox.messages == []
     nightly(workdir=str(tmp_path), today=TODAY)
     assert [rcpt for rcpt, _, _ in inbox.messages] == [["district@example.org"]]
+
+
+def officer_files(workdir: Path) -> dict[str, bytes]:
+    """The day's officer lists as CSV (the pages and workbooks say when they were written)."""
+    folder = workdir / "data" / "reports" / str(TODAY)
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.csv"))}
+
+
+def test_files_a_run_left_older_than_its_commit_are_written_by_the_next_ingest(
+    kobo: Kobo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run that stops between its commit and its officer files (killed, a full disk) leaves
+    lists older than the warehouse, and nothing is left waiting to trigger another run: the
+    next ingest, every half hour, finds the files behind, writes them and says so."""
+    land(tmp_path, kobo.docs(HOUSEHOLD, 3))
+    run_ingest(tmp_path)
+    first = officer_files(tmp_path)
+
+    def disk_full(*_args: Any, **_kwargs: Any) -> list[Path]:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(nightly_module, "write_reports", disk_full)
+    day = [doc for form_id in kobo.assets for doc in kobo.docs(form_id)]  # the village's year
+    land(tmp_path, day)
+    with pytest.raises(OSError):
+        run_ingest(tmp_path)
+    monkeypatch.undo()
+    assert sql(tmp_path, "select count(*) from raw_submissions") == [(len(day),)]
+    assert officer_files(tmp_path) == first  # committed, but the lists do not show it
+
+    summary = run_ingest(tmp_path)  # nothing waiting: the half-hourly sweep
+    assert summary.landed == 0
+    assert "older than the warehouse" in caplog.text
+    caught_up = officer_files(tmp_path)
+    assert caught_up != first
+    write_reports.fn(load_settings(base_dir=tmp_path, servers=False), TODAY, mail=False)
+    assert officer_files(tmp_path) == caught_up  # what a fresh write of the warehouse gives
+    caplog.clear()
+    run_ingest(tmp_path)  # and once caught up, a sweep writes nothing
+    assert "older than the warehouse" not in caplog.text
 
 
 # ------------------------------------------------------------------ what cannot be loaded
