@@ -387,7 +387,8 @@ def scenario_floor(
     from sammachip.connectors.kobo import to_submission
     from sammachip.connectors.landing import Landing
     from sammachip.connectors.webhook import SOURCE, read_delivery
-    from sammachip.flows.nightly import bangkok_today, build_marts, load_batches, write_reports
+    from sammachip.flows.nightly import bangkok_today, build_marts, load_batches
+    from sammachip.flows.officer_files import write_reports
     from sammachip.schemas.registry import FORMS
     from sammachip.schemas.validation import SuiteRunner
     from sammachip.warehouse.load import open_warehouse

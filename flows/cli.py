@@ -309,7 +309,8 @@ def report(config: ConfigOpt = None, today: TodayOpt = None) -> None:
     """Write the officer deliverables again from the committed marts (and mail them if the
     config enables it) — without syncing, so without any server's password or token;
     `nightly` does this at its end."""
-    from sammachip.flows.nightly import bangkok_today, write_reports
+    from sammachip.flows.nightly import bangkok_today
+    from sammachip.flows.officer_files import write_reports
     from sammachip.flows.settings import ConfigError, load_settings
     from sammachip.reports.officer_lists import sync_banner
     from sammachip.warehouse.freshness import sync_notice

@@ -37,12 +37,12 @@ from sammachip.flows.nightly import (
     bangkok_today,
     build_marts,
     discover_forms,
-    files_behind,
     load_batches,
     log_skipped,
     publish,
     start_validation,
 )
+from sammachip.flows.officer_files import files_behind
 from sammachip.flows.settings import Settings, load_settings
 from sammachip.schemas.records import Submission
 from sammachip.schemas.validation import SuiteRunner

@@ -8,8 +8,6 @@ form's rows, the sync cursors and the marts visible together.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -29,27 +26,21 @@ from sammachip.connectors.discovery import SourceError, discover, held_under_oth
 from sammachip.connectors.odk import NoDeletedFeed
 from sammachip.connectors.retry import TransientError
 from sammachip.connectors.sources import DeletionFeed, FormSource
+from sammachip.flows.officer_files import mail_reports, phones_told, write_reports
 from sammachip.flows.progress import FetchProgress
 from sammachip.flows.runtime import settle_heap
 from sammachip.flows.settings import Settings, load_settings
 from sammachip.phones.odk import PushResult
 from sammachip.phones.push import push_lists
 from sammachip.reports.data_docs import make_offline
-from sammachip.reports.deliverables import mail_deliverables, write_deliverables
-from sammachip.reports.files import write_text
-from sammachip.reports.fixes import enumerator_fixes
 from sammachip.schemas.batch import CrossFormContext, StreamState, validate_stream
 from sammachip.schemas.followup_form import FORM_ID as FOLLOWUP_FORM
 from sammachip.schemas.records import Submission
 from sammachip.schemas.registry import FORMS, WAVES
 from sammachip.schemas.validation import SuiteRunner
 from sammachip.warehouse.freshness import (
-    PhonesNotice,
-    data_as_of,
     lists_would_mislead,
-    phones_notice,
     record_sync,
-    sync_notice,
 )
 from sammachip.warehouse.load import (
     FormLoader,
@@ -59,7 +50,7 @@ from sammachip.warehouse.load import (
     refreshing_dependents,
     tombstone,
 )
-from sammachip.warehouse.store import Snapshot, Transaction, Warehouse
+from sammachip.warehouse.store import Transaction, Warehouse
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 
@@ -287,82 +278,6 @@ def build_marts(tx: Transaction, settings: Settings, today: date) -> None:
         logger.info("marts rebuilt from every household: %s", done.why_full)
     else:
         logger.info("marts: %d households recomputed", done.recomputed)
-
-
-@task(name="write-reports", cache_policy=NO_CACHE)
-def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Path]:
-    """Officer deliverables of the committed marts: XLSX, CSV, phone page, district index,
-    and the data manager's page of what each enumerator must fix; mailed when `[mail]` is
-    enabled and `mail` is true. When the last sync failed, every file carries a banner saying
-    so and how old the data are; when the last push to the phones failed (`[phones]` on), one
-    saying the phones hold older lists (`publish` writes the files again when its push
-    changed that)."""
-    wh = open_warehouse(str(settings.warehouse_path))
-    snapshot = wh.snapshot()
-    out = settings.reports_path / today.isoformat()
-    written = write_deliverables(
-        committed_marts(wh, snapshot),
-        out,
-        today,
-        settings.rules,
-        mail=settings.mail if mail else None,
-        workers=settings.report_processes,
-        notice=sync_notice(snapshot.cursors),
-        data_as_of=data_as_of(snapshot.cursors),
-        fixes=enumerator_fixes(wh, snapshot),
-        phones=phones_told(settings, snapshot),
-    )
-    write_text(out / WRITTEN_FROM, written_from(settings, snapshot))
-    return written
-
-
-# In each day's folder of officer files: what they were written from (`files_behind`).
-WRITTEN_FROM = ".written_from"
-
-
-def written_from(settings: Settings, snapshot: Snapshot) -> str:
-    """What officer files written from `snapshot` show of it: the marts' data files (never
-    rewritten under the same name) and what the files say of the last sync and push."""
-    marts_files = {
-        n: list(getattr(snapshot.tables.get(n), "files", ())) for n in marts.MART_SCHEMAS
-    }
-    said = (
-        sync_notice(snapshot.cursors),
-        data_as_of(snapshot.cursors),
-        phones_told(settings, snapshot),
-    )
-    text = json.dumps([marts_files, repr(said)], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def files_behind(settings: Settings) -> bool:
-    """True when the latest officer files were written from other data than the warehouse
-    holds: a run stopped between its commit and its files (killed, or failed writing them)."""
-    records = sorted(settings.reports_path.glob(f"*/{WRITTEN_FROM}"))  # folders are ISO days
-    if not records:
-        return False
-    snapshot = open_warehouse(str(settings.warehouse_path)).snapshot()
-    return records[-1].read_text(encoding="utf-8") != written_from(settings, snapshot)
-
-
-@task(name="mail-reports", cache_policy=NO_CACHE)
-def mail_reports(settings: Settings, today: date) -> None:
-    """Mail each officer the files `write_reports` left in today's folder (`[mail]` on)."""
-    if settings.mail is None:
-        return
-    wh = open_warehouse(str(settings.warehouse_path))
-    marts_now = committed_marts(wh, wh.snapshot())
-    out = settings.reports_path / today.isoformat()
-    mail_deliverables(marts_now, out, today, settings.rules, settings.mail)
-
-
-def committed_marts(wh: Warehouse, snapshot: Snapshot) -> dict[str, pa.Table]:
-    return {name: wh.read(name, snapshot) for name in marts.MART_SCHEMAS}
-
-
-def phones_told(settings: Settings, snapshot: Snapshot) -> PhonesNotice | None:
-    """What the officers' files say of their phones' lists (nothing with `[phones]` off)."""
-    return phones_notice(snapshot.cursors) if settings.phones.enabled else None
 
 
 @task(name="push-to-phones", cache_policy=NO_CACHE)

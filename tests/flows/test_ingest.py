@@ -21,7 +21,8 @@ from sammachip.connectors.webhook import delivery_key
 from sammachip.flows import ingest as ingest_module
 from sammachip.flows import nightly as nightly_module
 from sammachip.flows.ingest import IngestSummary, ingest, wait_for_scheduled_start
-from sammachip.flows.nightly import nightly, reconcile, write_reports
+from sammachip.flows.nightly import nightly, reconcile
+from sammachip.flows.officer_files import write_reports
 from sammachip.flows.serve import TIMEZONE, deployment_specs, ingest_trigger
 from sammachip.flows.settings import DEFAULT_CONFIG, IngestSettings, load_settings
 from sammachip.reports.mailer import MailSettings

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from sammachip.flows.nightly import write_reports
+from sammachip.flows.officer_files import write_reports
 from sammachip.flows.settings import Settings, load_settings
 from sammachip.phones.odk import PushResult
 from sammachip.phones.push import PhoneSettings, push_lists
