@@ -414,7 +414,7 @@ def scenario_floor(
             load_batches(tx, form_of[uid], [[sub]], runner, datetime.now(UTC))
             build_marts.fn(tx, settings, today)
         landing.remove([landed])
-        write_reports.fn(settings, today, mail=False)
+        write_reports.fn(settings, today)
         latencies.append(time.perf_counter() - start)
     return {"latency_s": latencies[1:], "posts": len(latencies) - 1}
 

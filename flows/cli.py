@@ -310,7 +310,7 @@ def report(config: ConfigOpt = None, today: TodayOpt = None) -> None:
     config enables it) — without syncing, so without any server's password or token;
     `nightly` does this at its end."""
     from sammachip.flows.nightly import bangkok_today
-    from sammachip.flows.officer_files import write_reports
+    from sammachip.flows.officer_files import mail_reports, write_reports
     from sammachip.flows.settings import ConfigError, load_settings
     from sammachip.reports.officer_lists import sync_banner
     from sammachip.warehouse.freshness import sync_notice
@@ -323,6 +323,7 @@ def report(config: ConfigOpt = None, today: TodayOpt = None) -> None:
     day = date.fromisoformat(today) if today else bangkok_today()
     with _storage_errors():
         files = write_reports.fn(settings, day)
+        mail_reports.fn(settings, day)
         notice = sync_notice(wh.snapshot().cursors)
     console.print(f"{len(files)} files in [bold]{files[0].parent if files else '—'}[/]")
     if notice:

@@ -398,11 +398,11 @@ def publish(
             extra={IN_SUMMARY: True},
         )
     else:
-        run.report_files = write_reports(settings, run.today, mail=False)
+        run.report_files = write_reports(settings, run.today)
     run.phones = push_to_phones(wh, settings, forms, run.run_id)
     if run.report_files and phones_told(settings, snapshot) != phones_told(settings, wh.snapshot()):
         # the push failed, or succeeded again: the files say what the phones now hold
-        run.report_files = write_reports(settings, run.today, mail=False)
+        run.report_files = write_reports(settings, run.today)
     if run.report_files and mail:
         mail_reports(settings, run.today)
     run.alerts_by_rule = _counts(wh.read("alerts", columns=["rule_id"])["rule_id"])

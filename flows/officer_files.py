@@ -27,10 +27,10 @@ from sammachip.warehouse.store import Snapshot, Warehouse
 
 
 @task(name="write-reports", cache_policy=NO_CACHE)
-def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Path]:
+def write_reports(settings: Settings, today: date) -> list[Path]:
     """Officer deliverables of the committed marts: XLSX, CSV, phone page, district index,
-    and the data manager's page of what each enumerator must fix; mailed when `[mail]` is
-    enabled and `mail` is true. When the last sync failed, every file carries a banner saying
+    and the data manager's page of what each enumerator must fix (`mail_reports` mails
+    them). When the last sync failed, every file carries a banner saying
     so and how old the data are; when the last push to the phones failed (`[phones]` on), one
     saying the phones hold older lists (`publish` writes the files again when its push
     changed that)."""
@@ -42,7 +42,6 @@ def write_reports(settings: Settings, today: date, mail: bool = True) -> list[Pa
         out,
         today,
         settings.rules,
-        mail=settings.mail if mail else None,
         workers=settings.report_processes,
         notice=sync_notice(snapshot.cursors),
         data_as_of=data_as_of(snapshot.cursors),
@@ -60,9 +59,7 @@ WRITTEN_FROM = ".written_from"
 def written_from(settings: Settings, snapshot: Snapshot) -> str:
     """What officer files written from `snapshot` show of it: the marts' data files (never
     rewritten under the same name) and what the files say of the last sync and push."""
-    marts_files = {
-        n: list(getattr(snapshot.tables.get(n), "files", ())) for n in marts.MART_SCHEMAS
-    }
+    marts_files = {n: snapshot.tables[n].files for n in marts.MART_SCHEMAS if n in snapshot.tables}
     said = (
         sync_notice(snapshot.cursors),
         data_as_of(snapshot.cursors),

@@ -5,7 +5,7 @@ last step and `sammachip report`):
     <officer>.xlsx                                                  the same lists in Excel
     <officer>.html                                                  phone page with charts
     index.html, district_kpis.csv                                   the district's overview
-and, when mail settings are given, each officer's XLSX and HTML by e-mail.
+and `mail_deliverables` sends each officer their XLSX and HTML from that folder by e-mail.
 
 Charts are the slow part; their SVGs are kept in a cache folder next to the day folders
 (`<reports>/.charts/`), so a run re-renders only the charts whose data changed. With many
@@ -238,7 +238,6 @@ def write_deliverables(
     today: date,
     rules: AlertRules | None = None,
     *,
-    mail: MailSettings | None = None,
     cache_dir: Path | None = None,
     workers: int = 1,
     notice: SyncNotice | None = None,
@@ -246,8 +245,8 @@ def write_deliverables(
     fixes: Sequence[dict[str, Any]] | None = None,
     phones: PhonesNotice | None = None,
 ) -> list[Path]:
-    """Write every officer's lists and the district index; mail them if `mail` is given.
-    Returns the officers' current files (index first).
+    """Write every officer's lists and the district index. Returns the officers' current
+    files (index first).
 
     An officer whose lists are what this folder already holds for them (a second run the same
     day: the ingest after each delivery) keeps their files: only officers whose lists changed
@@ -325,8 +324,6 @@ def write_deliverables(
         cache.hits + sum(r.charts_cached for r in files.values()),
         cache.prune(),
     )
-    if mail is not None:
-        mail_deliverables(marts, out_dir, today, rules, mail)
     return written
 
 

@@ -255,7 +255,7 @@ def test_files_a_run_left_older_than_its_commit_are_written_by_the_next_ingest(
     assert "older than the warehouse" in caplog.text
     caught_up = officer_files(tmp_path)
     assert caught_up != first
-    write_reports.fn(load_settings(base_dir=tmp_path, servers=False), TODAY, mail=False)
+    write_reports.fn(load_settings(base_dir=tmp_path, servers=False), TODAY)
     assert officer_files(tmp_path) == caught_up  # what a fresh write of the warehouse gives
     caplog.clear()
     run_ingest(tmp_path)  # and once caught up, a sweep writes nothing

@@ -62,7 +62,7 @@ def page_text(path: Path) -> str:
 
 def said(settings: Settings) -> dict[str, str]:
     """The files written now: each page's text and the top line of each workbook sheet."""
-    write_reports.fn(settings, TODAY, mail=False)
+    write_reports.fn(settings, TODAY)
     out = settings.reports_path / TODAY.isoformat()
     texts = {name: page_text(out / name) for name in FILES}
     for book in ["off01.xlsx", "off02.xlsx"]:
