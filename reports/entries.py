@@ -14,7 +14,8 @@ Row = dict[str, Any]
 
 
 def place_text(e: Row) -> str:
-    """บ้านเลขที่ 11 · บ้านม่วงสามสิบ หมู่ 1 · ต.ม่วงสามสิบ (what the entry has of it)."""
+    """บ้านเลขที่ 11 · บ้านม่วงสามสิบ หมู่ 1 · ต.ม่วงสามสิบ (what the entry has of it; the mart
+    names the tambon with its "ต.", as the workbook shows it)."""
     parts = []
     if e.get("house_no"):
         parts.append(f"บ้านเลขที่ {e['house_no']}")
@@ -24,7 +25,7 @@ def place_text(e: Row) -> str:
     if village:
         parts.append(village)
     if e.get("tambon_name"):
-        parts.append(f"ต.{e['tambon_name']}")
+        parts.append(e["tambon_name"])
     return " · ".join(parts)
 
 

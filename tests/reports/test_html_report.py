@@ -59,6 +59,7 @@ def test_today_cards_say_who_where_why_and_how_to_reach_them(page: str) -> None:
     ]
     for said in ("บ้านเลขที่ 11", "บ้านม่วงสามสิบ หมู่ 1", "ต.ม่วงสามสิบ", "ยังไม่ติดตามรายได้", "เข้าร่วมอบรมน้อย"):
         assert said in first, said
+    assert "ต.ต." not in first  # the mart's tambon name already says "ต."
     assert '<a class="tel" href="tel:0811234567">☎ 081-123-4567</a>' in first
     assert 'href="geo:15.51234,104.71234?q=15.51234,104.71234(' in first
     assert "15.51234, 104.71234" in first  # the coordinates beside the map link

@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from sammachip.schemas.admin_codes import tambon_label
 from sammachip.schemas.tables import WORKLIST_SCHEMA
 
 RULES = {
@@ -33,7 +34,6 @@ VILLAGE_NAMES = {
     "34140301": "บ้านยางสักฯ",
     "34140401": "บ้านหนองฮาง",
 }
-TAMBON_NAMES = {"341401": "ม่วงสามสิบ", "341402": "เหล่าบก", "341403": "ดุมใหญ่", "341404": "หนองช้างใหญ่"}
 OFFICERS = {
     "341401": ("off01", "นางสาวพรทิพย์ ศรีสุข"),
     "341402": ("off01", "นางสาวพรทิพย์ ศรีสุข"),
@@ -88,7 +88,7 @@ def entry(
         "village_name": VILLAGE_NAMES[village],
         "moo": int(village[6:]),
         "tambon_code": village[:6],
-        "tambon_name": TAMBON_NAMES[village[:6]],
+        "tambon_name": tambon_label(village[:6]),  # as the mart writes it: "ต.ม่วงสามสิบ"
         "house_no": house_no,
         "phone": phone,
         "lat": lat,
