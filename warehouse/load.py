@@ -47,7 +47,13 @@ def _raw_table(subs: Sequence[Submission], batch: str, now: datetime) -> pa.Tabl
     record = dict(zip(Submission._fields, zip(*subs, strict=True), strict=True))
     columns = {
         "submission_key": record["key"],
-        **{name: record[name] for name in _RAW_AS_RECORDED},
+        "source": record["source"],
+        "server": record["server"],
+        "form_uid": record["form_uid"],
+        "form_id": record["form_id"],
+        "submission_id": record["submission_id"],
+        "instance_id": record["instance_id"],
+        "root_uuid": record["root_uuid"],
         "form_version": record["version"],
         "submitted_at": record["submitted_at"],
         "review_status": record["review_status"],
@@ -59,18 +65,6 @@ def _raw_table(subs: Sequence[Submission], batch: str, now: datetime) -> pa.Tabl
         "ingested_at": [now] * len(subs),
     }
     return pa.Table.from_pydict(columns, schema=RAW_SUBMISSIONS.schema)
-
-
-# Raw columns named as the record names them.
-_RAW_AS_RECORDED = (
-    "source",
-    "server",
-    "form_uid",
-    "form_id",
-    "submission_id",
-    "instance_id",
-    "root_uuid",
-)
 
 
 def _raw(tx: Transaction, form_id: str, columns: list[str] | None = None) -> pa.Table:
