@@ -31,10 +31,15 @@ class KoboCursor:
     def to_json(self) -> dict[str, int]:
         return {"last_id": self.last_id, "status_ts": self.status_ts}
 
-    def observe(self, raw: dict[str, Any]) -> None:
-        self.last_id = max(self.last_id, int(raw["_id"]))
-        status = raw.get("_validation_status") or {}
-        self.status_ts = max(self.status_ts, int(status.get("timestamp") or 0))
+    def observe(self, page: list[dict[str, Any]]) -> None:
+        """Advance past a page of submissions (per page: most carry no review)."""
+        if not page:
+            return
+        self.last_id = max(self.last_id, *(int(raw["_id"]) for raw in page))
+        stamps = [
+            int(s.get("timestamp") or 0) for raw in page if (s := raw.get("_validation_status"))
+        ]
+        self.status_ts = max([self.status_ts, *stamps])
 
 
 def kobo_time(moment: datetime) -> str:
@@ -75,17 +80,20 @@ def changes(
             (0, newest_read, {"_validation_status.timestamp": {"$gt": start.status_ts}}),
             (0, newest_read, {"_submission_time": {"$gte": kobo_time(since)}}),
         ]
+    # The status and look-back passes share a range and may read a submission twice; the
+    # first pass's range is above theirs, so only theirs are remembered.
     seen: set[int] = set()
     batch: list[dict] = []
     remaining = 0
     for after_id, until_id, where in passes:
+        shared = until_id is not None
         for page, count in client.pages(
             asset_uid, after_id=after_id, until_id=until_id, where=where
         ):
-            fresh = [raw for raw in page if raw["_id"] not in seen]
-            for raw in fresh:
-                cursor.observe(raw)
-                seen.add(raw["_id"])
+            fresh = [raw for raw in page if raw["_id"] not in seen] if seen else page
+            if shared:
+                seen.update(raw["_id"] for raw in fresh)
+            cursor.observe(fresh)
             batch.extend(fresh)
             remaining = count
             if len(batch) >= policy.batch_size:

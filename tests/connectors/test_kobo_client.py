@@ -241,6 +241,18 @@ def test_a_count_that_never_succeeds_is_a_transient_failure_not_a_bad_uid(
     assert "count" in message and "uid" not in message
 
 
+def test_the_cursor_moves_past_a_page_to_its_newest_id_and_newest_review() -> None:
+    cursor = KoboCursor(last_id=5, status_ts=100)
+    approved = {"uid": "validation_status_approved", "timestamp": 250}
+    cursor.observe(
+        [{"_id": 9, "_validation_status": {}}, {"_id": 7, "_validation_status": approved}]
+    )
+    assert (cursor.last_id, cursor.status_ts) == (9, 250)
+    cursor.observe([{"_id": 3}])  # a review pass reads below the newest id
+    cursor.observe([])
+    assert cursor.to_json() == {"last_id": 9, "status_ts": 250}
+
+
 def test_changes_catch_edits_and_review_decisions_but_skip_old_rows(
     url: str, store: KoboStore
 ) -> None:

@@ -7,6 +7,8 @@ and its raw layer doubled at the next read."""
 from __future__ import annotations
 
 import hashlib
+import pickle
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -87,6 +89,23 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
         },
         "554391160b0af6be76d4c30194b1e2fb755b3756a9fd2f14896a73d130e4a22d",
     ),
+    "anonymous: no one submitted it": (
+        {
+            "_id": 47,
+            "_uuid": "7d2f",
+            "hh/hh_code": "34140105-09",
+            "_submitted_by": None,
+            "_validation_status": {},
+            "_geolocation": [None, None],
+            "_attachments": [],
+            "_submission_time": "2026-11-03T02:10:00",
+        },
+        "ddec641fa3082d3d21ebc500d8a2f0e88e0403a8afbb9a9f2b690bbbedf3bbc5",
+    ),
+    "anonymous, with a group of null answers": (
+        {"_id": 48, "_submitted_by": None, "land": {"rai": None}, "_validation_status": {}},
+        "7d073e5df88de5c6bc302cd1cfde1e79349d146d6d56a2b54aaaf41f5038304c",
+    ),
     "the review state alone": (
         {"_validation_status": {}},
         "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
@@ -135,3 +154,22 @@ def test_the_hash_is_always_that_of_the_answered_payload(payload: dict[str, Any]
     other byte does (a payload with nothing to leave out is its own answered payload)."""
     answered = orjson.dumps(_answered(payload), option=orjson.OPT_SORT_KEYS)
     assert payload_hash(payload) == hashlib.sha256(answered).hexdigest()
+
+
+def test_a_record_is_immutable_and_never_prints_its_payload() -> None:
+    payload, _ = CASES["anonymous: no one submitted it"]
+    sub = to_submission(payload, server="kf", asset_uid="aHh01", form_id="sammachip_household")
+    with pytest.raises(AttributeError):
+        sub.deleted = True  # type: ignore[misc]
+    assert "34140105-09" not in repr(sub) and "kobo:kf:aHh01:47" in repr(sub)
+    assert sub.submitted_at == datetime(2026, 11, 3, 2, 10, tzinfo=UTC)
+    assert sub.submitted_at.tzinfo is UTC
+
+
+def test_a_record_crosses_processes_whole_and_a_changed_copy_is_hashed_anew() -> None:
+    payload, stored = CASES["edited"]
+    sub = to_submission(payload, server="kf", asset_uid="aHh01", form_id="sammachip_household")
+    assert pickle.loads(pickle.dumps(sub)) == sub  # as a Dask worker sends it back
+    changed = sub._replace(payload={**payload, "members": "6"}, deleted=True)
+    assert changed.deleted and changed.key == sub.key
+    assert changed.hash == payload_hash(changed.payload) != stored
