@@ -274,7 +274,7 @@ def write_deliverables(
             # the district's page, in this process while the workers write officers' files
             kpis = district_kpis(marts)
             kpi_csv = write_kpi_csv(kpis, out_dir / "district_kpis.csv")
-            overview = district_charts([_charted(r, today) for r in everyone], cache)
+            overview = district_charts([_charted(everyone, marts, today)], cache)
             files |= {r.officer.officer_id: f for r, f in zip(todo, results, strict=True)}
         officers = [r.officer for r in everyone]  # the roster's order
         files = {o.officer_id: files[o.officer_id] for o in officers}
@@ -316,17 +316,20 @@ def write_deliverables(
     return written
 
 
-def _charted(cut: OfficerCut, today: date) -> OfficerReport:
-    """What the district's charts read of an officer: the columns they use of their
-    attendance, outcomes and groups (their whole report is laid out where their files are
-    written, if they changed)."""
-    tables = cut.take(DISTRICT_CHART_COLUMNS).tables
+def _charted(cuts: list[OfficerCut], marts: Mapping[str, pa.Table], today: date) -> OfficerReport:
+    """What the district's charts read, as one report: the columns they use of every
+    officer's attendance, outcomes and groups, officer after officer in the roster's order
+    (each officer's whole report is laid out where their files are written, if they
+    changed). One take per mart: a take per officer cost ~0.2 s a delivery at province."""
 
     def listed(name: str) -> list[dict[str, Any]]:
-        return tables[name].to_pylist() if name in tables else []
+        if name not in marts:
+            return []
+        rows = pa.concat_arrays([c.rows[name] for c in cuts])
+        return marts[name].select(DISTRICT_CHART_COLUMNS[name]).take(rows).to_pylist()
 
     return OfficerReport(
-        cut.officer,
+        cuts[0].officer,
         today,
         otop=listed("otop_readiness"),
         attendance=listed("attendance_monthly"),
