@@ -28,6 +28,7 @@ from sammachip.reports.fixes import (
 from sammachip.schemas.batch import validate_form
 from sammachip.schemas.records import Submission
 from sammachip.schemas.validation import SuiteRunner
+from sammachip.warehouse.housekeeping import compact
 from sammachip.warehouse.load import FormLoader, open_warehouse
 from sammachip.warehouse.store import Warehouse
 
@@ -169,12 +170,22 @@ def test_what_a_process_remembers_of_the_senders_gives_what_a_fresh_read_gives(
         [kobo(4, "enum_somchai", BAD_ID, "นางแก้ว ใสสะอาด")],  # a new one to fix
         [kobo(3, "enum_malee", GOOD_ID, "นายดำ ขำคม")],  # corrected: nothing left to fix
     ]
-    for subs in deliveries:
-        load(wh, suite_runner, subs, later)
+
+    def unchanged_from_a_fresh_read() -> list[dict]:  # type: ignore[type-arg]
         remembered = enumerator_fixes(wh)
         monkeypatch.setattr(fixes_module, "SENDERS", Senders())
         assert remembered == enumerator_fixes(wh)
         monkeypatch.setattr(fixes_module, "SENDERS", warm)
+        return remembered
+
+    for subs in deliveries:
+        load(wh, suite_runner, subs, later)
+        remembered = unchanged_from_a_fresh_read()
+    raw_files = {f for f in wh.files("raw_submissions") if "/source=kobo/" in f}
+    compact(wh, min_files=2)  # the day's small raw files merged: new names, the same rows
+    assert raw_files.isdisjoint(wh.files("raw_submissions"))
+    assert unchanged_from_a_fresh_read() == remembered
+    assert raw_files.isdisjoint(warm._files)  # what it knew of the merged files is forgotten
     assert {(f["enumerator"], f["who"]) for f in remembered} == {
         ("enum_malee", "นายอุดม ทองแสง 34140101-01"),
         ("enum_somchai", "นางแก้ว ใสสะอาด 34140101-04"),
