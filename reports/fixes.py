@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from sammachip.reports.cells import be_date
 from sammachip.reports.csv_files import write_csv
@@ -135,6 +134,8 @@ class Senders:
 
     def _read(self, fs: Any, path: str, keys: set[str]) -> list[Row]:
         """The versions of `keys` in one raw file, in the file's order."""
+        import pyarrow.parquet as pq  # not in the officer-file workers (~4 MB each)
+
         held = self._files.get(path)
         if held is None:
             held = self._files[path] = _FileSenders(
