@@ -6,6 +6,7 @@ loopback for asset discovery; deliveries are landed directly (the receiver has i
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -25,6 +26,9 @@ from sammachip.flows.nightly import nightly, reconcile
 from sammachip.flows.officer_files import write_reports
 from sammachip.flows.serve import TIMEZONE, deployment_specs, ingest_trigger
 from sammachip.flows.settings import DEFAULT_CONFIG, IngestSettings, load_settings
+from sammachip.reports import fixes as fixes_module
+from sammachip.reports.fixes import PAGE as FIXES_PAGE
+from sammachip.reports.fixes import Senders
 from sammachip.reports.mailer import MailSettings
 from sammachip.simulators.cohort import CohortSpec, generate_cohort
 from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
@@ -340,3 +344,49 @@ def test_prefect_yaml_and_serve_define_the_same_deployments() -> None:
     from_serve = ingest_trigger(defaults.window_seconds)
     fields = ("match", "expect", "posture", "threshold", "within", "schedule_after")
     assert {f: getattr(from_yaml, f) for f in fields} == {f: getattr(from_serve, f) for f in fields}
+
+
+def fixes_files(workdir: Path) -> dict[str, tuple[int, bytes]]:
+    """The day's data manager's page and enumerator files: inode and bytes."""
+    folder = workdir / "data" / "reports" / str(TODAY)
+    paths = [folder / FIXES_PAGE, *sorted(folder.glob("fixes_*.csv"))]
+    return {p.name: (p.stat().st_ino, p.read_bytes()) for p in paths}
+
+
+def test_a_delivery_rewrites_only_the_fixes_of_the_enumerator_it_came_from(
+    kobo: Kobo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three enumerators each sent a household with a national ID that fails its checksum.
+    One of them sends hers again, corrected in part (the head's name) but the ID still wrong:
+    after that delivery's ingest only her file of fixes and the data manager's page are new,
+    the others keep their bytes, and every file is what a fresh write gives."""
+    bad_id = "3341404166020"
+    docs = kobo.docs(HOUSEHOLD, 6)
+    for doc, by in zip(docs, ["enum_a", "enum_b", "enum_c"], strict=False):
+        doc |= {"_submitted_by": by, "head/national_id": bad_id}
+    land(tmp_path, docs)
+    run_ingest(tmp_path)
+    before = fixes_files(tmp_path)
+    assert {"fixes_enum_a.csv", "fixes_enum_b.csv", "fixes_enum_c.csv"} <= set(before)
+
+    again = {
+        **docs[1],
+        "meta/instanceID": "uuid:edited-b",
+        "_uuid": "edited-b",
+        "meta/deprecatedID": docs[1]["meta/instanceID"],
+        "head/name": "นางบัวผัน ใจงาม",
+    }
+    land(tmp_path, [again])
+    assert run_ingest(tmp_path).removed == 1
+    after = fixes_files(tmp_path)
+    new = {name for name, (inode, _) in after.items() if before.get(name, (None,))[0] != inode}
+    assert new == {FIXES_PAGE, "fixes_enum_b.csv"}
+    assert "นางบัวผัน ใจงาม" in after["fixes_enum_b.csv"][1].decode("utf-8-sig")
+
+    # a fresh write: a new day's folder in a process that remembers nothing
+    shutil.rmtree(tmp_path / "data" / "reports" / str(TODAY))
+    monkeypatch.setattr(fixes_module, "SENDERS", Senders())
+    write_reports.fn(load_settings(base_dir=tmp_path, servers=False), TODAY)
+    assert {k: b for k, (_, b) in fixes_files(tmp_path).items()} == {
+        k: b for k, (_, b) in after.items()
+    }

@@ -276,13 +276,14 @@ def test_a_delivery_rewrites_only_what_it_changed_and_kept_files_match_a_fresh_w
 def test_the_district_charts_need_only_the_columns_kept_officers_hand_them(
     report_marts: dict[str, pa.Table], report_rules: AlertRules
 ) -> None:
-    """An officer whose files are kept hands the district's charts only DISTRICT_CHART_COLUMNS
-    of their rows: the charts are the same as from their whole reports."""
+    """The district's charts are drawn from DISTRICT_CHART_COLUMNS of every officer's rows,
+    taken at once (an officer whose files are kept is not laid out): the charts are the same
+    as from their whole reports."""
     from sammachip.reports.html_report import district_charts
     from sammachip.reports.officer_lists import officer_cuts
 
     day = date(2026, 3, 1)
     whole = district_charts(deliverables.officer_reports(report_marts, day, report_rules))
-    columns = [deliverables._charted(c, day) for c in officer_cuts(report_marts, report_rules)]
-    assert district_charts(columns) == whole
+    cuts = officer_cuts(report_marts, report_rules)
+    assert district_charts([deliverables._charted(cuts, report_marts, day)]) == whole
     assert whole.attendance and whole.income and whole.readiness
