@@ -120,7 +120,7 @@ class Senders:
     ) -> dict[str, str | None]:
         """Submission key → who sent its latest raw version (None: nobody the server names),
         for the keys of each form."""
-        from sammachip.warehouse.load import _latest  # not in the officer-file workers
+        from sammachip.warehouse.load import latest_versions  # not in the officer-file workers
 
         files = list(files)
         with self._lock:
@@ -130,7 +130,7 @@ class Senders:
                     versions += self._read(fs, path, keys)
             named = set(files)
             self._files = {p: f for p, f in self._files.items() if p in named}
-        return {key: row["sender"] for key, row in _latest(versions).items()}
+        return {key: row["sender"] for key, row in latest_versions(versions).items()}
 
     def _read(self, fs: Any, path: str, keys: set[str]) -> list[Row]:
         """The versions of `keys` in one raw file, in the file's order."""

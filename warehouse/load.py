@@ -71,7 +71,7 @@ def _raw(tx: Transaction, form_id: str, columns: list[str] | None = None) -> pa.
     return tx.read_partitions("raw_submissions", f"/form={form_id}/", columns=columns)
 
 
-def _latest(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def latest_versions(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The latest raw row of each submission key. A tombstone and a version staged by the same
     run share `ingested_at`: the tombstone is the later (deletions are looked for after the
     run's pages)."""
@@ -96,7 +96,9 @@ def known_versions(tx: Transaction, form_id: str) -> tuple[pa.Table, set[str]]:
     if not stones.num_rows:
         return raw.select(["submission_key", "payload_hash"]), set()
     touched = raw.filter(pc.is_in(raw["submission_key"], value_set=stones["submission_key"]))
-    latest = _latest(touched.select(["submission_key", "deleted", "ingested_at"]).to_pylist())
+    latest = latest_versions(
+        touched.select(["submission_key", "deleted", "ingested_at"]).to_pylist()
+    )
     tombstoned = {key for key, row in latest.items() if row["deleted"]}
     live = pc.and_not(
         pc.invert(raw["deleted"]),
@@ -343,7 +345,7 @@ def tombstone(
     raw = raw.filter(
         pc.is_in(raw["submission_key"], value_set=pa.array(sorted(deleted), pa.string()))
     )
-    live = {k: row for k, row in _latest(raw.to_pylist()).items() if not row["deleted"]}
+    live = {k: row for k, row in latest_versions(raw.to_pylist()).items() if not row["deleted"]}
     if not live:
         return 0
     stones = [
@@ -496,7 +498,7 @@ def revalidate(
     them, and stage the outcome (raw gains nothing). Returns how many were validated."""
     subs = [
         _held_submission(row)
-        for row in _latest(_raw_of(tx, form_id, keys)).values()
+        for row in latest_versions(_raw_of(tx, form_id, keys)).values()
         if not row["deleted"]
     ]
     if not subs:
@@ -535,19 +537,6 @@ def raw_rows_of(fs: Any, paths: Iterable[str], keys: set[str]) -> list[dict[str,
             data = pq.read_table(path, filesystem=fs).filter(hit)
             rows += data.to_pylist()
     return rows
-
-
-def latest_raw(
-    wh: Warehouse, keys_by_form: Mapping[str, set[str]], snapshot: Snapshot | None = None
-) -> dict[str, dict[str, Any]]:
-    """The latest raw row (payload included) of each submission key, per form, as a committed
-    version holds it (who sent a quarantined submission is only in its payload)."""
-    files = wh.files("raw_submissions", snapshot)
-    rows: list[dict[str, Any]] = []
-    for form_id, keys in keys_by_form.items():
-        paths = [p for p in files if f"/form={form_id}/" in p]
-        rows += raw_rows_of(wh.storage.fs, paths, keys)
-    return _latest(rows)
 
 
 def _held_submission(row: dict[str, Any]) -> Submission:

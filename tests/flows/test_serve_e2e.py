@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -52,6 +53,21 @@ class Stack:
         return sql(self.workdir, query)
 
 
+@contextmanager
+def prefect_without_scheduler(root: Path) -> Iterator[PrefectServer]:
+    """A Prefect server whose scheduler creates no runs, so only the trigger starts them here:
+    the nightly's and the reconcile's crons would fire when the module happens to run at
+    19:30 UTC (02:30 in Bangkok) or on a Saturday at 20:30 UTC, and load the whole cohort
+    under the tests' counts. tests/flows/test_serve_recovery.py shows the scheduler at work."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED", "false")
+        with local_prefect_server(
+            port=0, home=root / "prefect-home", log_path=root / "prefect-server.log"
+        ) as prefect:
+            env.undo()  # the server's setting only: serve and the tests see the usual env
+            yield prefect
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("serve-e2e")
@@ -63,9 +79,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     started_at = time.monotonic()
     with (
         serve_kobo(store, TOKEN) as kobo_url,
-        local_prefect_server(
-            port=0, home=root / "prefect-home", log_path=root / "prefect-server.log"
-        ) as prefect,
+        prefect_without_scheduler(root) as prefect,
     ):
         timings["prefect server healthy"] = time.monotonic() - started_at
         env = {
