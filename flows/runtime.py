@@ -67,22 +67,14 @@ def prefect_start_errors(fail: Callable[[str], object]) -> Iterator[None]:
 
 
 _heap_settled = False
-# A young collection every 100,000 new containers rather than every 700: a page of 1,000
-# submissions makes ~40,000 (payload dicts, their lists), so the default collected each page
-# many times and promoted the batch's live payloads to the old generation, which full passes
-# then walked (~1.5 s of a province fetch's 4.3 s). Measured: province fetch 0.76x, +15 MB.
-_YOUNG_COLLECTION_EVERY = 100_000
 
 
 def settle_heap() -> None:
     """Take what the imports left on the heap (Prefect, GX, pandas: a million objects) out of
     the garbage collector's scans, once per process: each collection of a run walked all of
-    it (~27 % of a district fetch's time), and collect the young generation less often (a run
-    allocates containers by the million). Once, because a frozen object is never collected:
+    it (~27 % of a district fetch's time). Once, because a frozen object is never collected:
     freezing again later would keep a finished run's garbage for the process's life."""
     global _heap_settled
     if not _heap_settled:
         gc.freeze()
-        _, older, oldest = gc.get_threshold()
-        gc.set_threshold(_YOUNG_COLLECTION_EVERY, older, oldest)
         _heap_settled = True
