@@ -8,7 +8,10 @@ Kobo's and ODK Central's sources implement it next to their clients (`connectors
 
 from __future__ import annotations
 
+import gc
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -16,6 +19,52 @@ from typing import Any, Protocol, runtime_checkable
 from sammachip.schemas.records import Submission
 
 Batches = Iterator[tuple[list[Submission], int]]  # submissions, count left in this pass
+
+
+def made_with_fewer_collections(batches: Batches) -> Batches:
+    """`batches`, each one made (pages read, parsed, turned into records) while the garbage
+    collector's young generation is collected every 100,000 new containers rather than 700.
+
+    A page of 1,000 submissions makes ~40,000 containers (payload dicts, their lists): at the
+    default rate a batch's live payloads were collected again and again and promoted for full
+    collections to walk — ~1.5 s of a province fetch's 4.3 s. Only while a batch is made:
+    whoever consumes it (validation, marts, officer files) runs at the default rate, because
+    over a whole province backfill the young generation held 56 MB more garbage at the peak."""
+    while True:
+        with _FEWER_COLLECTIONS.held():
+            item = next(batches, None)
+        if item is None:
+            return
+        yield item
+
+
+class _FewerCollections:
+    """The collector's rate while any thread makes a batch (forms may sync on threads)."""
+
+    YOUNG = 100_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._saved = gc.get_threshold()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._lock:
+            if self._holders == 0:
+                self._saved = gc.get_threshold()
+                gc.set_threshold(max(self.YOUNG, self._saved[0]), *self._saved[1:])
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0:
+                    gc.set_threshold(*self._saved)
+
+
+_FEWER_COLLECTIONS = _FewerCollections()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,13 @@ from typing import Any
 
 from sammachip.connectors.kobo.client import KoboClient, KoboServer, to_submission
 from sammachip.connectors.kobo.sync import KoboCursor, changes
-from sammachip.connectors.sources import Batches, HttpPolicy, SyncPolicy, cursor_key
+from sammachip.connectors.sources import (
+    Batches,
+    HttpPolicy,
+    SyncPolicy,
+    cursor_key,
+    made_with_fewer_collections,
+)
 from sammachip.schemas.records import submission_key
 
 
@@ -53,6 +59,11 @@ class KoboForm:
         self, cursor: dict[str, Any], policy: SyncPolicy, now: datetime, full_rescan: bool
     ) -> Batches:
         """Streams batches; `cursor` is updated in place as rows are seen."""
+        return made_with_fewer_collections(self._batches(cursor, policy, now, full_rescan))
+
+    def _batches(
+        self, cursor: dict[str, Any], policy: SyncPolicy, now: datetime, full_rescan: bool
+    ) -> Batches:
         position = KoboCursor.from_json(cursor)
         server = self.server_name
         with self.client() as client:

@@ -8,7 +8,13 @@ from typing import Any
 
 from sammachip.connectors.odk import sync
 from sammachip.connectors.odk.client import OdkClient, OdkServer, to_submission
-from sammachip.connectors.sources import Batches, HttpPolicy, SyncPolicy, cursor_key
+from sammachip.connectors.sources import (
+    Batches,
+    HttpPolicy,
+    SyncPolicy,
+    cursor_key,
+    made_with_fewer_collections,
+)
 from sammachip.schemas.records import Submission, submission_key
 
 
@@ -56,14 +62,16 @@ class OdkForm:
         self, cursor: dict[str, Any], policy: SyncPolicy, now: datetime, full_rescan: bool
     ) -> Batches:
         """See `connectors.odk.sync.changes`; `cursor` is updated in place."""
-        return sync.changes(
-            self.client,
-            self.xml_form_id,
-            cursor,
-            policy,
-            now=now,
-            full_rescan=full_rescan,
-            to_record=self._record,
+        return made_with_fewer_collections(
+            sync.changes(
+                self.client,
+                self.xml_form_id,
+                cursor,
+                policy,
+                now=now,
+                full_rescan=full_rescan,
+                to_record=self._record,
+            )
         )
 
     def _record(self, row: dict[str, Any]) -> Submission:
