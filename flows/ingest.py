@@ -109,12 +109,12 @@ def ingest_landing(settings: Settings, landing: Landing, today: date) -> IngestS
     summary.landed = len(files)
     if not files:
         logger.info("nothing waiting in %s", landing.root)
-        if files_behind(settings):
+        wh = open_warehouse(str(settings.warehouse_path))
+        if files_behind(settings, wh):
             logger.warning(
                 "the officer files are older than the warehouse (a run stopped between its "
                 "commit and its files): writing them now"
             )
-            wh = open_warehouse(str(settings.warehouse_path))
             publish(wh, settings, [], summary.run, mail=False)
         return summary
     found, failed = discover_forms(settings)

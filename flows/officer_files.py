@@ -69,14 +69,13 @@ def written_from(settings: Settings, snapshot: Snapshot) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def files_behind(settings: Settings) -> bool:
-    """True when the latest officer files were written from other data than the warehouse
-    holds: a run stopped between its commit and its files (killed, or failed writing them)."""
+def files_behind(settings: Settings, wh: Warehouse) -> bool:
+    """True when the latest officer files were written from other data than `wh` holds: a
+    run stopped between its commit and its files (killed, or failed writing them)."""
     records = sorted(settings.reports_path.glob(f"*/{WRITTEN_FROM}"))  # folders are ISO days
     if not records:
         return False
-    snapshot = open_warehouse(str(settings.warehouse_path)).snapshot()
-    return records[-1].read_text(encoding="utf-8") != written_from(settings, snapshot)
+    return records[-1].read_text(encoding="utf-8") != written_from(settings, wh.snapshot())
 
 
 @task(name="mail-reports", cache_policy=NO_CACHE)
