@@ -11,13 +11,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
+from sammachip.flows.serve import PrefectServer, local_prefect_server
 from sammachip.simulators.faults import FaultPlan
 from sammachip.warehouse.load import open_warehouse
 from sammachip.warehouse.query import connect
@@ -33,6 +36,30 @@ def poll(check: Callable[[], T | None], timeout: float, what: str) -> T:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.25)  # polling interval, not a wait for something to happen
     return result
+
+
+# A server's scheduler creates runs from the deployments' crons: the nightly's (19:30 UTC, 02:30
+# in Bangkok) and the reconcile's (Saturday 20:30 UTC) would fire when a module happens to run
+# then, and load the whole cohort under its counts. Servers the tests start schedule nothing
+# unless a test is about the scheduler.
+WITHOUT_SCHEDULER = {"PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false"}
+
+
+@contextmanager
+def prefect_server(root: Path, *, scheduler: bool = False) -> Iterator[PrefectServer]:
+    """A local Prefect server under `root`: without a scheduler, or with one that looks for
+    due schedules every 2 s (production: 60 s)."""
+    settings = (
+        {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"} if scheduler else WITHOUT_SCHEDULER
+    )
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in settings.items():
+            env.setenv(name, value)
+        with local_prefect_server(
+            port=0, home=root / "prefect-home", log_path=root / "prefect-server.log"
+        ) as prefect:
+            env.undo()  # the server's settings only: serve and the tests see the usual env
+            yield prefect
 
 
 @dataclass

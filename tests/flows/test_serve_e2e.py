@@ -14,7 +14,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -23,10 +22,10 @@ from typing import Any
 import httpx
 import pytest
 
-from sammachip.flows.serve import EXIT_FORCED, PrefectServer, local_prefect_server
+from sammachip.flows.serve import EXIT_FORCED, PrefectServer
 from sammachip.simulators.cohort import CohortSpec, generate_cohort
 from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
-from tests.flows.serving import Api, Output, poll, sql, start_serve
+from tests.flows.serving import Api, Output, poll, prefect_server, sql, start_serve
 
 pytestmark = pytest.mark.slow  # a real `sammachip serve` process with its Prefect server
 
@@ -53,21 +52,6 @@ class Stack:
         return sql(self.workdir, query)
 
 
-@contextmanager
-def prefect_without_scheduler(root: Path) -> Iterator[PrefectServer]:
-    """A Prefect server whose scheduler creates no runs, so only the trigger starts them here:
-    the nightly's and the reconcile's crons would fire when the module happens to run at
-    19:30 UTC (02:30 in Bangkok) or on a Saturday at 20:30 UTC, and load the whole cohort
-    under the tests' counts. tests/flows/test_serve_recovery.py shows the scheduler at work."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED", "false")
-        with local_prefect_server(
-            port=0, home=root / "prefect-home", log_path=root / "prefect-server.log"
-        ) as prefect:
-            env.undo()  # the server's setting only: serve and the tests see the usual env
-            yield prefect
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("serve-e2e")
@@ -79,7 +63,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     started_at = time.monotonic()
     with (
         serve_kobo(store, TOKEN) as kobo_url,
-        prefect_without_scheduler(root) as prefect,
+        prefect_server(root) as prefect,  # runs only what the tests trigger
     ):
         timings["prefect server healthy"] = time.monotonic() - started_at
         env = {

@@ -20,10 +20,18 @@ import pytest
 
 from sammachip.connectors.landing import Landing
 from sammachip.connectors.webhook import SOURCE
-from sammachip.flows.serve import PrefectServer, free_port, local_prefect_server
+from sammachip.flows.serve import PrefectServer, free_port
 from sammachip.simulators.cohort import CohortSpec, generate_cohort
 from sammachip.simulators.kobo import KoboStore, seed_from_cohort, serve_kobo
-from tests.flows.serving import Api, Gate, households_loaded_once, poll, start_serve
+from tests.flows.serving import (
+    WITHOUT_SCHEDULER,
+    Api,
+    Gate,
+    households_loaded_once,
+    poll,
+    prefect_server,
+    start_serve,
+)
 
 pytestmark = pytest.mark.slow  # real `sammachip serve` processes stopped, killed and restarted
 
@@ -66,15 +74,8 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Office]:
     cohort = generate_cohort(CohortSpec(seed=11, villages=1, today=date(2026, 11, 24)))
     store = KoboStore()
     assets = seed_from_cohort(store, cohort)
-    with (
-        serve_kobo(store, TOKEN) as kobo_url,
-        pytest.MonkeyPatch.context() as mp,
-    ):
-        mp.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", "2")  # production: 60 s
-        with local_prefect_server(
-            port=0, home=root / "prefect-home", log_path=root / "prefect-server.log"
-        ) as prefect:
-            yield Office(prefect, store, assets, kobo_url, root)
+    with serve_kobo(store, TOKEN) as kobo_url, prefect_server(root) as prefect:
+        yield Office(prefect, store, assets, kobo_url, root)
 
 
 def in_state(api: Api, deployment: str, *states: str) -> list[dict[str, Any]] | None:
@@ -148,7 +149,7 @@ def test_a_nightly_killed_with_its_server_is_crashed_on_restart_and_the_next_nig
     nightly was cancelled at once (CANCEL_NEW) and officers' lists silently stopped."""
     workdir = tmp_path / "office"
     # serve's own local Prefect server, on a port and home of this test
-    env = {k: v for k, v in office.env().items() if k != "PREFECT_API_URL"}
+    env = {k: v for k, v in office.env(**WITHOUT_SCHEDULER).items() if k != "PREFECT_API_URL"}
     args = ("--prefect-port", str(free_port()), "--prefect-home", str(tmp_path / "prefect"))
     first = start_serve(workdir, env, *args)
     api = Api(first.api_url)
@@ -184,32 +185,35 @@ def test_a_nightly_killed_with_its_server_is_crashed_on_restart_and_the_next_nig
 
 
 def test_the_server_schedules_the_deployments_and_serve_runs_what_it_scheduled(
-    office: Office,
+    office: Office, tmp_path: Path
 ) -> None:
     """What a schedule definition cannot show: the server's scheduler creates the runs (it
     did not with SQLAlchemy 2.1), and the runner picks them up and completes them."""
-    workdir = office.root / "scheduled"
-    api = Api(office.prefect.api_url)
-    served = start_serve(workdir, office.env(SAMMACHIP_INGEST_SWEEP_CRON="* * * * *"))
-    try:
+    workdir = tmp_path / "scheduled"
+    with prefect_server(tmp_path, scheduler=True) as prefect:
+        api = Api(prefect.api_url)
+        env = office.env(PREFECT_API_URL=prefect.api_url, SAMMACHIP_INGEST_SWEEP_CRON="* * * * *")
+        served = start_serve(workdir, env)
+        try:
 
-        def scheduled_nightly() -> list[dict[str, Any]] | None:
-            runs = [r for r in api.flow_runs("nightly") if r["state_type"] == "SCHEDULED"]
-            return runs or None
+            def scheduled_nightly() -> list[dict[str, Any]] | None:
+                runs = [r for r in api.flow_runs("nightly") if r["state_type"] == "SCHEDULED"]
+                return runs or None
 
-        nightly = poll(scheduled_nightly, 180, "SCHEDULED runs of the nightly")
-        start = datetime.fromisoformat(nightly[0]["expected_start_time"])
-        assert (start.hour, start.minute) == (19, 30)  # 02:30 in Bangkok
-        assert all(r["auto_scheduled"] for r in nightly)
+            nightly = poll(scheduled_nightly, 180, "SCHEDULED runs of the nightly")
+            start = datetime.fromisoformat(nightly[0]["expected_start_time"])
+            assert (start.hour, start.minute) == (19, 30)  # 02:30 in Bangkok
+            assert all(r["auto_scheduled"] for r in nightly)
 
-        def swept() -> dict[str, Any] | None:
-            done = [
-                r
-                for r in api.flow_runs("ingest")
-                if r["auto_scheduled"] and r["state_type"] in FINAL
-            ]
-            return done[0] if done else None
+            def swept() -> dict[str, Any] | None:
+                done = [
+                    r
+                    for r in api.flow_runs("ingest")
+                    if r["auto_scheduled"] and r["state_type"] in FINAL
+                ]
+                return done[0] if done else None
 
-        assert poll(swept, 200, "a scheduled ingest sweep to finish")["state_type"] == "COMPLETED"
-    finally:
-        assert served.stop() == 0
+            swept_run = poll(swept, 200, "a scheduled ingest sweep to finish")
+            assert swept_run["state_type"] == "COMPLETED"
+        finally:
+            assert served.stop() == 0
