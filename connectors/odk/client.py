@@ -140,7 +140,7 @@ class OdkClient:
         self._refresh_at = datetime.min.replace(tzinfo=UTC)
         # No global Accept header: Central answers 406 to JSON-only Accept on $metadata.
         self._http = httpx.Client(
-            base_url=server.url.rstrip("/"), timeout=timeout, verify=tls_context()
+            base_url=server.url.rstrip("/"), timeout=timeout, verify=tls_context(server.url)
         )
 
     def close(self) -> None:

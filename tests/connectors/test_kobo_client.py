@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from sammachip.connectors.http import tls_context
 from sammachip.connectors.kobo import (
     KoboClient,
     KoboCursor,
@@ -308,3 +310,28 @@ def test_to_submission_keeps_the_payload_and_maps_kobo_meta(url: str, store: Kob
     assert sub.submitted_at == T0.replace(tzinfo=UTC) + timedelta(minutes=1)
     assert sub.instance_id == raw["meta/instanceID"] and sub.payload is raw
     assert sub.payload["head/name"].encode() == "สมศรี ใจดี".encode()  # byte-exact Thai
+
+
+def test_to_submission_maps_a_review_decision_and_leaves_an_unreviewed_one_empty(
+    url: str, store: KoboStore
+) -> None:
+    with client(url) as c:
+        first, second = next(iter(c.pages(UID)))[0][:2]
+    store.set_validation_status(UID, second["_id"], "validation_status_on_hold", "reviewer", 1)
+    with client(url) as c:
+        reviewed = next(r for r in next(iter(c.pages(UID)))[0] if r["_id"] == second["_id"])
+    records = [to_submission(r, server="kf", asset_uid=UID, form_id="f") for r in (first, reviewed)]
+    assert first["_validation_status"] == {}
+    assert [r.review_status for r in records] == [None, "on_hold"]
+    assert records[0].device_start == first.get("start") and records[0].version == first.get(
+        "__version__"
+    )
+
+
+def test_a_plain_http_server_reads_no_certificate_authorities_and_https_verifies() -> None:
+    plain = tls_context("http://192.168.1.20:8000")  # an office's server on the LAN
+    assert plain.cert_store_stats()["x509_ca"] == 0
+    assert plain.verify_mode == ssl.CERT_REQUIRED  # were it ever used: it trusts nobody
+    secure = tls_context("https://kf.kobotoolbox.org")
+    assert secure.cert_store_stats()["x509_ca"] > 0 and secure.verify_mode == ssl.CERT_REQUIRED
+    assert tls_context("HTTPS://central.example.org") is secure  # the bundle is read once
