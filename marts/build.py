@@ -58,10 +58,6 @@ from sammachip.schemas.tables import ALERTS_SCHEMA, CLEAN_TABLES, MART_SCHEMAS, 
 from sammachip.warehouse import scan
 
 SQL_DIR = Path(__file__).parent / "sql"
-# `_run` takes its rows from `execute` on purpose (it says why); only its calls are quiet.
-warnings.filterwarnings(
-    "ignore", "Arrow output on a DB-API result", UserWarning, module=re.escape(__name__)
-)
 _S, _I = pa.string(), pa.int64()
 
 # What `household_outcomes` reads about a household, each by its `hh_code` (sessions only
@@ -109,7 +105,9 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> pa
     at any size. `execute` plans once in the engine; the Arrow copy of its result that
     DuckDB warns about costs less than that."""
     con.execute(sql, params)
-    return con.to_arrow_table()
+    with warnings.catch_warnings():  # that copy is the choice made here
+        warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
+        return con.to_arrow_table()
 
 
 def _outcomes_of(
