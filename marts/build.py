@@ -119,8 +119,7 @@ def _outcomes_of(
 ) -> pa.Table:
     """`household_outcomes` with the rows of `households` computed afresh by the mart's own
     SQL — run over views of its inputs narrowed to them — and every other row from `kept`."""
-    affected = households.cast(pa.string())
-    con.register("affected", pa.table({"hh_code": affected}))
+    con.register("affected", pa.table({"hh_code": households.cast(pa.string())}))
     con.execute("CREATE SCHEMA IF NOT EXISTS scoped")
     for table in HOUSEHOLD_INPUTS:
         con.execute(f"""CREATE OR REPLACE VIEW scoped.{table} AS
@@ -130,12 +129,11 @@ def _outcomes_of(
         fresh = _run(con, sql, params)
     finally:
         con.execute("SET search_path = 'main'")
-    # Merged in Arrow: sorting the whole mart's rows in DuckDB cost ~0.1 s at province scale,
-    # the sort of its one key column with a take ~0.02 s.
-    fresh = fresh.select(kept.schema.names).cast(kept.schema)
-    others = kept.filter(pc.invert(pc.is_in(kept["hh_code"], value_set=affected)))
-    merged = pa.concat_tables([others, fresh])
-    return merged.take(pc.sort_indices(merged["hh_code"]))
+    con.register("fresh_outcomes", fresh)
+    con.register("kept_outcomes", kept)
+    return con.sql("""SELECT * FROM kept_outcomes ANTI JOIN affected USING (hh_code)
+                      UNION ALL BY NAME SELECT * FROM fresh_outcomes
+                      ORDER BY hh_code""").to_arrow_table()
 
 
 def _one_per_alert(alerts: pa.Table) -> pa.Table:
