@@ -15,10 +15,15 @@ owned AS (
            coalesce(r.officer_name, $district_name) AS officer_name
     FROM held h LEFT JOIN roster r ON r.tambon_code = left(h.village_code, 6)
 ),
+-- each session's attendance counted once, before its rows meet the session's methods
+session_turnout AS (
+    SELECT submission_key, count(present) AS invited, count(*) FILTER (WHERE present) AS present
+    FROM attendance GROUP BY submission_key
+),
 turnout AS (
     SELECT o.method, o.officer_id, o.officer_name, o.submission_key,
-           count(a.present) AS invited, count(*) FILTER (WHERE a.present) AS present
-    FROM owned o LEFT JOIN attendance a USING (submission_key)
+           coalesce(sum(t.invited), 0) AS invited, coalesce(sum(t.present), 0) AS present
+    FROM owned o LEFT JOIN session_turnout t USING (submission_key)
     GROUP BY ALL
 ),
 taught AS (
