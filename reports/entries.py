@@ -81,12 +81,11 @@ def entry_row(e: Row) -> Row:
 
 
 def snooze_ids(e: Row) -> list[str]:
-    """The alert ids a snooze of this entry names: its reasons', except that a session's call
-    list stands for one alert per household (each household's own id, not the list's)."""
+    """The ids a snooze file may name for this entry: its reasons' — a session's call list by
+    its own id, which snoozes the whole list — then each household's on the call list, to
+    snooze one call alone."""
     calls = [c["alert_id"] for c in e.get("call_list") or [] if c.get("alert_id")]
-    listed = {c.split(":", 1)[0] for c in calls}  # the call list's rule
-    own = [r["alert_id"] for r in e.get("reasons") or [] if r["rule_id"] not in listed]
-    return [*own, *calls]
+    return [*(r["alert_id"] for r in e.get("reasons") or []), *calls]
 
 
 def by_top_reason(entries: Iterable[Row]) -> list[tuple[str, int, list[Row]]]:

@@ -363,7 +363,8 @@ def officer_page(report: OfficerReport, chart_set: Charts) -> str:
 {_small_list(paused, "เลื่อนไว้ (snoozed)", "snoozed")}
 {_small_list(resolved, "แก้ไขแล้วล่าสุด (recently resolved)", "resolved")}
 <p class="meta">เลื่อนรายการ (snooze): เพิ่มบรรทัดในไฟล์เลื่อนรายการของอำเภอ
-รหัสแจ้งเตือน (จากไฟล์ Excel คอลัมน์ รหัสแจ้งเตือน), วันที่ (วว/ดด/ปปปป), หมายเหตุ — alert_id, until, note</p>
+รหัสแจ้งเตือน (จากไฟล์ Excel คอลัมน์ รหัสแจ้งเตือน; รายการโทรทั้งชุดใช้รหัสแรก), วันที่ (วว/ดด/ปปปป),
+หมายเหตุ — alert_id, until, note (a whole call list: its first id)</p>
 """
     nav = [
         ("today", "วันนี้"),

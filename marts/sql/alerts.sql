@@ -410,9 +410,18 @@ current AS (
 prev AS (
     SELECT * FROM previous_alerts  -- one row per alert id (marts.py sees to it)
 ),
+-- What a snooze names: an alert, or a session's call list by the list's own id (the rule and
+-- the session, as the worklist shows it), which holds every household on the list.
+snooze_names AS (
+    SELECT alert_id, alert_id AS named FROM current
+    UNION ALL
+    SELECT alert_id, rule_id || ':' || split_part(subject_id, '/', 1) FROM current
+    WHERE rule_id = 'R01_CONTACT_BEFORE_SESSION'
+),
 snoozed AS (
-    SELECT alert_id, max(until) AS until, arg_max(note, until) AS note
-    FROM snoozes GROUP BY alert_id HAVING max(until) > $today
+    SELECT n.alert_id, max(s.until) AS until, arg_max(s.note, s.until) AS note
+    FROM snooze_names n JOIN snoozes s ON s.alert_id = n.named
+    GROUP BY n.alert_id HAVING max(s.until) > $today
 ),
 -- The last follow-up visit that reached the subject and marked this reason resolved.
 visit_closes AS (

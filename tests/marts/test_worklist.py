@@ -15,6 +15,7 @@ import pytest
 
 from sammachip.marts import build_marts
 from sammachip.marts.rules import AlertRules, Officer, WorklistRules
+from sammachip.reports.entries import snooze_ids
 from sammachip.schemas.tables import QUARANTINE
 from sammachip.simulators.cohort import CohortSpec
 from tests.marts.cohort import cohort_tables
@@ -182,6 +183,27 @@ def test_a_snoozed_household_leaves_the_call_list(tmp_path: Any) -> None:
     t4 = entries(build(district_tables(), rules=rules))["session:T4"]
     assert [c["hh_code"] for c in t4["call_list"]] == [hh(1)]
     assert t4["title_th"].startswith("โทรแจ้ง 1 ครัวเรือน")
+
+
+def test_a_call_list_snoozed_by_its_own_id_leaves_the_list_until_the_date(tmp_path: Any) -> None:
+    """One line in the snooze file, with the id the officer's files show first for the list
+    (snooze_ids), holds every household on it — not one line per household."""
+    t4 = entries(build(district_tables()))["session:T4"]
+    list_id = snooze_ids(t4)[0]
+    assert list_id == "R01_CONTACT_BEFORE_SESSION:T4"
+    assert snooze_ids(t4)[1:] == [c["alert_id"] for c in t4["call_list"]]  # one call alone
+    snoozes = tmp_path / "snoozes.csv"
+    snoozes.write_text(f"alert_id,until,note\n{list_id},04/03/2569,นัดใหม่\n", encoding="utf-8")
+    rules = AlertRules(roster=(OFF01,), snooze_file=snoozes)
+    held = build(district_tables(), rules=rules)
+    assert "session:T4" not in entries(held)
+    calls = [a for a in held["alerts"].to_pylist() if a["subject_id"].startswith("T4/")]
+    assert {(a["status"], a["snoozed_until"], a["snooze_note"]) for a in calls} == {
+        ("snoozed", date(2026, 3, 4), "นัดใหม่")
+    }
+    assert len(calls) == 2
+    back = entries(build(district_tables(), today=date(2026, 3, 4), rules=rules))
+    assert [c["hh_code"] for c in back["session:T4"]["call_list"]] == [hh(1), hh(2)]
 
 
 def test_a_session_in_the_farm_season_and_its_call_list_are_one_entry() -> None:
