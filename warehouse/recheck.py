@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -66,7 +65,7 @@ def refreshing_dependents(
             refreshed[form_id] = revalidate(tx, form_id, duplicates, runner, now=now)
     stale: dict[str, set[str]] = defaultdict(set)  # form id → submission keys
     for fact in sources:
-        if changed := _changed_fact(fact, then, tx.dataset, _touched(tx, fact.reads)):
+        if changed := _changed_fact(tx, fact, before):
             for dependent, check in checks_of(fact):
                 stale[dependent.form_id] |= _checked(tx, check, changed)
     for dependent_id, keys in stale.items():
@@ -114,37 +113,68 @@ def _released(before: Any, after: Any, spec: FormSpec, touched: pa.Array | None)
     return set(found.to_arrow_table().column(0).to_pylist())
 
 
-def _changed_fact(
-    fact: Fact, then: Callable[[str], Any], now: Callable[[str], Any], touched: pa.Array | None
-) -> set[Any]:
-    """Households whose `fact` differs between the tables as `then` and `now` give them.
+def _changed_fact(tx: Transaction, fact: Fact, before: dict[str, tuple[str, ...]]) -> set[Any]:
+    """Households whose `fact` differs between the tables as they held `before` (their files)
+    and as the transaction holds them now.
 
-    A household's fact is read from the rows that name it, and from rows of the same
-    submissions in tables that name none (a session's attendance and its session row), so
-    it can differ only for the households the `touched` submissions' rows name, before or
-    after: the fact is compared for those alone — a night's few thousand, not a province's
-    history (None: every household is compared)."""
-    if touched is None:
-        was, now_is = (gather_facts(dataset, [fact])[fact.name] for dataset in (then, now))
+    A household's fact is read from the rows that name it (hh_code), and from rows of the
+    same submissions in tables that name none (a session's row for its attendance), so it
+    can differ only for the households named by the rows of submissions this transaction
+    touched that are in a file one side has and the other not — a night's new files, a file
+    rewritten without an edited submission's rows — or that share a submission with such a
+    row of a table naming none. The fact is compared for those households alone: the
+    history's files are scanned for them, never compared whole."""
+    touched = _touched(tx, fact.reads)
+    then = lambda table: _dataset_at(tx, table, before[table])  # noqa: E731
+    if touched is None or not _named(fact):  # any household may differ
+        was, now_is = (gather_facts(side, [fact])[fact.name] for side in (then, tx.dataset))
         return _changed_households(was, now_is)
     if not len(touched):
         return set()
-    cons = [_fact_scan(dataset, fact, touched) for dataset in (then, now)]
-    named = [t for t in fact.reads if "hh_code" in CLEAN_TABLES[t].schema.names]
-    sql = " union ".join(
-        f"select hh_code from {t} semi join touched using (submission_key)" for t in named
-    )
-    households = pa.concat_arrays(
-        [con.sql(sql).to_arrow_table().column(0).combine_chunks() for con in cons]
-    )
-    asked = pa.table({"hh_code": pc.unique(households)})
-    was, now_is = (
-        con.register("asked", asked)
-        .sql(f"select f.* from ({fact.sql}) f semi join asked using (hh_code)")
-        .to_arrow_table()
-        for con in cons
-    )
+    asked = pa.table({"hh_code": _named_by_moved_rows(tx, fact, before, touched)})
+    was, now_is = (_fact_for(side, fact, asked) for side in (then, tx.dataset))
     return _changed_households(was, now_is)
+
+
+def _named(fact: Fact) -> list[str]:
+    return [t for t in fact.reads if "hh_code" in CLEAN_TABLES[t].schema.names]
+
+
+def _named_by_moved_rows(
+    tx: Transaction, fact: Fact, before: dict[str, tuple[str, ...]], touched: pa.Array
+) -> pa.Array:
+    """The households `_changed_fact` compares (see there)."""
+    con = scan.connect()
+    con.register("touched", pa.table({"submission_key": touched}))
+    for table in fact.reads:
+        moved = tuple(sorted(set(before[table]) ^ set(tx.files(table))))
+        scan.register(con, f"{table}_moved", _dataset_at(tx, table, moved))
+        scan.register(con, table, tx.dataset(table))
+    named = _named(fact)
+    parts = [
+        f"select hh_code from {t}_moved semi join touched using (submission_key)" for t in named
+    ]
+    for other in set(fact.reads) - set(named):
+        keys = f"select submission_key from {other}_moved semi join touched using (submission_key)"
+        parts += [f"select hh_code from {t} where submission_key in ({keys})" for t in named]
+    found = con.sql(" union ".join(parts)).to_arrow_table()
+    return found.column(0).combine_chunks()
+
+
+def _fact_for(dataset: Callable[[str], Any], fact: Fact, asked: pa.Table) -> pa.Table:
+    """`fact` for the `asked` households only, from the tables as `dataset` gives them: the
+    rows naming other households are left out before the fact's SQL reads them."""
+    con = scan.connect()
+    con.register("asked", asked)
+    named = _named(fact)
+    for table in fact.reads:
+        if table not in named:
+            scan.register(con, table, dataset(table))
+            continue
+        scan.register(con, f"{table}_all", dataset(table))
+        con.execute(f"""create temp view {table} as
+                        select * from {table}_all semi join asked using (hh_code)""")
+    return con.sql(fact.sql).to_arrow_table()
 
 
 def _changed_households(was: pa.Table, now_is: pa.Table) -> set[Any]:
@@ -157,18 +187,6 @@ def _changed_households(was: pa.Table, now_is: pa.Table) -> set[Any]:
     found = con.sql("""select hh_code from (from was except from now_is)
                        union select hh_code from (from now_is except from was)""")
     return set(found.to_arrow_table().column(0).to_pylist())
-
-
-def _fact_scan(
-    dataset: Callable[[str], Any], fact: Fact, touched: pa.Array
-) -> duckdb.DuckDBPyConnection:
-    """A connection with the tables `fact` reads, as `dataset` gives them, and the `touched`
-    submission keys."""
-    con = scan.connect()
-    for table in fact.reads:
-        scan.register(con, table, dataset(table))
-    con.register("touched", pa.table({"submission_key": touched}))
-    return con
 
 
 def _duplicates_of(tx: Transaction, owners: set[str]) -> set[str]:
