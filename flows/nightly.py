@@ -47,9 +47,9 @@ from sammachip.warehouse.load import (
     LoadStats,
     cross_form_context,
     open_warehouse,
-    refreshing_dependents,
     tombstone,
 )
+from sammachip.warehouse.recheck import refreshing_dependents
 from sammachip.warehouse.store import Transaction, Warehouse
 
 BANGKOK = ZoneInfo("Asia/Bangkok")

@@ -4,27 +4,24 @@ and tombstones for submissions the server no longer has."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from sammachip.schemas.batch import CrossFormContext, StreamState, ValidatedForm, validate_form
-from sammachip.schemas.facts import Check, Fact
+from sammachip.schemas.batch import CrossFormContext, StreamState, ValidatedForm
+from sammachip.schemas.facts import Fact
 from sammachip.schemas.records import Submission, payload_hash
-from sammachip.schemas.registry import FACTS, FORMS, FormSpec, checks_of, fed_by
+from sammachip.schemas.registry import FACTS, FORMS
 from sammachip.schemas.tables import CLEAN_TABLES, MART_SCHEMAS, RAW_SUBMISSIONS, SYSTEM_TABLES
-from sammachip.schemas.validation import SuiteRunner
 from sammachip.warehouse import scan
-from sammachip.warehouse.store import Snapshot, TableState, Transaction, Warehouse
+from sammachip.warehouse.store import Transaction, Warehouse
 
 ALL_SCHEMAS: dict[str, pa.Schema] = {
     name: spec.schema for name, spec in {**CLEAN_TABLES, **SYSTEM_TABLES}.items()
@@ -166,12 +163,12 @@ def cross_form_context(tx: Transaction, form_id: str | None = None) -> CrossForm
     earlier in the same run included: households load before sessions). With `form_id`, only
     the facts that form's checks read are gathered (they span the whole history)."""
     facts = FACTS.values() if form_id is None else FORMS[form_id].facts
-    return CrossFormContext(_gather(tx.dataset, facts))
+    return CrossFormContext(gather_facts(tx.dataset, facts))
 
 
-def _gather(dataset: Callable[[str], Any], facts: Iterable[Fact]) -> dict[str, pa.Table]:
+def gather_facts(dataset: Callable[[str], Any], facts: Iterable[Fact]) -> dict[str, pa.Table]:
     """The `facts`, each read from `dataset(table)` where it lies."""
-    con = duckdb.connect()
+    con = scan.connect()
     found: dict[str, pa.Table] = {}
     for fact in facts:
         data = {table: dataset(table) for table in fact.reads}
@@ -242,13 +239,13 @@ class FormLoader:
     _drift: list[dict[str, Any]] = field(default_factory=list)
     _tombstoned: set[str] = field(default_factory=set)  # keys whose latest raw is a tombstone
     _restored: set[str] = field(default_factory=set)
-    _live_keys: pa.Array | None = None  # keys of the live versions raw held; None: not read
+    _live_keys: pa.ChunkedArray | None = None  # of each live version raw held; None: not read
 
     def stream_state(self) -> StreamState:
         """Versions and codes the warehouse holds, for `schemas.batch.validate_stream`."""
         upgrade_payload_hashes(self.tx, self.form_id)
         held, self._tombstoned = known_versions(self.tx, self.form_id)
-        self._live_keys = pc.unique(held["submission_key"])
+        self._live_keys = held["submission_key"]
         return StreamState(held, existing_codes(self.tx, self.form_id))
 
     def add(self, validated: ValidatedForm, fresh: Sequence[Submission], fetched: int) -> None:
@@ -313,8 +310,10 @@ class FormLoader:
         read the key column of every file of the form's tables."""
         if self._live_keys is None:  # validated again: every key is held
             return keys
+        # the form's ~80k held keys probed against the few asked (not hashed themselves)
+        live = self._live_keys
         asked = pa.array(sorted(keys), pa.string())
-        held = asked.filter(pc.is_in(asked, value_set=self._live_keys))
+        held = live.filter(pc.is_in(live, value_set=asked))
         return set(held.to_pylist()) | (keys & self._tombstoned)
 
     def _latest_only(self, part: pa.Table) -> pa.Table:
@@ -380,181 +379,3 @@ def tombstone(
         tx.upsert(spec.table, stamped, set(doomed["submission_key"].to_pylist()))
     tx.upsert("quarantine", SYSTEM_TABLES["quarantine"].schema.empty_table(), set(live))
     return len(live)
-
-
-# ---- facts that changed: re-check the rows that were checked against them ------------------
-
-
-@contextmanager
-def refreshing_dependents(
-    tx: Transaction, form_id: str, runner: SuiteRunner, *, now: datetime
-) -> Iterator[dict[str, int]]:
-    """Stage a form (its pages, its tombstones) inside this block; then submissions checked
-    against something the block changed are validated again from their raw version, as one
-    full sync of the final state would have checked them:
-
-    - rows checked against a fact this form's tables feed (households registered, trained,
-      the first baseline) for a household whose fact changed — another form's rows, or this
-      form's own (a follow-up against a baseline);
-    - registrations quarantined as duplicates of one that no longer holds its code (deleted,
-      or edited to another code): the earliest of them holds it now.
-
-    Yields form id → submissions validated again (filled when the block ends)."""
-    refreshed: dict[str, int] = {}
-    spec = FORMS[form_id]
-    sources = fed_by(form_id)
-    reads = {table for fact in sources for table in fact.reads}
-    if spec.business_key:
-        reads.add(spec.table)
-    before = {table: tx.files(table) for table in sorted(reads)}
-    yield refreshed
-    if {table: tx.files(table) for table in before} == before:  # nothing staged they read
-        return
-    then = lambda table: _dataset_at(tx, table, before[table])  # noqa: E731
-    if spec.business_key:  # first: who holds a code is itself a registered-or-not fact
-        released = _released(then(spec.table), tx.dataset(spec.table), spec)
-        if duplicates := _duplicates_of(tx, released):
-            refreshed[form_id] = revalidate(tx, form_id, duplicates, runner, now=now)
-    stale: dict[str, set[str]] = defaultdict(set)  # form id → submission keys
-    old, new = _gather(then, sources), _gather(tx.dataset, sources)
-    for fact in sources:
-        if changed := _changed_households(old[fact.name], new[fact.name]):
-            for dependent, check in checks_of(fact):
-                stale[dependent.form_id] |= _checked(tx, check, changed)
-    for dependent_id, keys in stale.items():
-        if not keys:
-            continue
-        with refreshing_dependents(tx, dependent_id, runner, now=now) as deeper:
-            refreshed[dependent_id] = refreshed.get(dependent_id, 0) + revalidate(
-                tx, dependent_id, keys, runner, now=now
-            )
-        for other, count in deeper.items():
-            refreshed[other] = refreshed.get(other, 0) + count
-
-
-def _released(before: Any, after: Any, spec: FormSpec) -> set[str]:
-    """Keys of live clean registrations that held a programme code `before` and hold another
-    one, or none, `after` (compared in DuckDB: a province holds ~55k registrations)."""
-    con = duckdb.connect()
-    for name, data in (("before", before), ("after", after)):
-        scan.register(con, f"{name}_all", data)
-        con.execute(f"""create view {name} as
-            select submission_key, {spec.business_key} as code from {name}_all
-            where deleted_at is null and {spec.business_key} is not null""")
-    found = con.sql("""select b.submission_key from before b left join after a
-                       using (submission_key) where a.code is distinct from b.code""")
-    return set(found.to_arrow_table().column(0).to_pylist())
-
-
-def _changed_households(was: pa.Table, now_is: pa.Table) -> set[Any]:
-    """Households whose fact differs between `was` and `now_is` (one row per household, hh_code
-    first): found in, gained or lost, or with another value. Compared in DuckDB, not as Python
-    dicts of every household the history holds."""
-    con = duckdb.connect()
-    con.register("was", was)
-    con.register("now_is", now_is)
-    found = con.sql("""select hh_code from (from was except from now_is)
-                       union select hh_code from (from now_is except from was)""")
-    return set(found.to_arrow_table().column(0).to_pylist())
-
-
-def _duplicates_of(tx: Transaction, owners: set[str]) -> set[str]:
-    """Keys of submissions quarantined as duplicates of any of `owners`."""
-    if not owners:
-        return set()
-    quarantine = tx.read("quarantine", columns=["submission_key", "column_name", "value"])
-    hit = pc.and_(
-        pc.equal(quarantine["column_name"], "duplicate_of"),
-        pc.is_in(quarantine["value"], value_set=pa.array(sorted(owners), pa.string())),
-    )
-    return set(quarantine.filter(hit)["submission_key"].to_pylist())
-
-
-def _dataset_at(tx: Transaction, table: str, files: tuple[str, ...]) -> Any:
-    """`table` as it was when it held `files` (earlier in this transaction)."""
-    return tx.warehouse.dataset(table, Snapshot(0, None, None, {table: TableState(files)}, {}))
-
-
-def _checked(tx: Transaction, check: Check, households: set[str]) -> set[str]:
-    """Keys of live submissions with a row `check` reads its fact for, for any of
-    `households`."""
-    table = check.table
-    parent = CLEAN_TABLES[table].parent or table
-    con = duckdb.connect()
-    scan.register(con, "checked", tx.dataset(table))
-    scan.register(con, "parent", tx.dataset(parent))
-    con.register("changed", pa.table({"hh_code": pa.array(sorted(households), pa.string())}))
-    found = con.sql(f"""select distinct c.submission_key from checked c
-                        semi join changed using (hh_code)
-                        where ({check.applies}) and c.submission_key in
-                              (select submission_key from parent where deleted_at is null)""")
-    return set(found.to_arrow_table().column(0).to_pylist())
-
-
-def revalidate(
-    tx: Transaction, form_id: str, keys: set[str], runner: SuiteRunner, *, now: datetime
-) -> int:
-    """Validate the held versions of `keys` again against the facts as the transaction sees
-    them, and stage the outcome (raw gains nothing). Returns how many were validated."""
-    subs = [
-        _held_submission(row)
-        for row in latest_versions(_raw_of(tx, form_id, keys)).values()
-        if not row["deleted"]
-    ]
-    if not subs:
-        return 0
-    loader = FormLoader(tx, form_id, batch=tx.run_id, now=now)
-    owners = StreamState(pa.table({}), existing_codes(tx, form_id)).owners
-    loader.revalidated(
-        validate_form(
-            form_id,
-            subs,
-            runner,
-            batch=tx.run_id,
-            now=now,
-            existing_codes=owners,
-            context=cross_form_context(tx, form_id),
-        )
-    )
-    return loader.finish().new_versions
-
-
-def _raw_of(tx: Transaction, form_id: str, keys: set[str]) -> list[dict[str, Any]]:
-    storage = tx.warehouse.storage
-    rels = [rel for rel in tx.files("raw_submissions") if f"/form={form_id}/" in rel]
-    return raw_rows_of(storage.fs, [storage.path(rel) for rel in rels], keys)
-
-
-def raw_rows_of(fs: Any, paths: Iterable[str], keys: set[str]) -> list[dict[str, Any]]:
-    """Every raw row of `keys`, payloads included, in file order. Raw files are written per
-    run: only the few holding one of `keys` are read whole (a form's raw layer is large)."""
-    wanted = pa.array(sorted(keys), pa.string())
-    rows: list[dict[str, Any]] = []
-    for path in paths:
-        held = pq.read_table(path, columns=["submission_key"], filesystem=fs)
-        hit = pc.is_in(held["submission_key"], value_set=wanted)
-        if pc.any(hit).as_py():
-            data = pq.read_table(path, filesystem=fs).filter(hit)
-            rows += data.to_pylist()
-    return rows
-
-
-def _held_submission(row: dict[str, Any]) -> Submission:
-    """A raw version as the record it was loaded from (device times are the payload's
-    `start`/`end`, as both connectors read them)."""
-    payload = orjson.loads(row["payload"])
-    return Submission(
-        source=row["source"],
-        server=row["server"],
-        form_uid=row["form_uid"],
-        form_id=row["form_id"],
-        submission_id=row["submission_id"],
-        instance_id=row["instance_id"],
-        root_uuid=row["root_uuid"],
-        version=row["form_version"],
-        submitted_at=row["submitted_at"],
-        device_start=payload.get("start"),
-        device_end=payload.get("end"),
-        review_status=row["review_status"],
-        payload=payload,
-    )
