@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import multiprocessing
 import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import suppress
 from multiprocessing.connection import wait
+
+import pyarrow as pa
 
 
 def spawn_pool(workers: int, warm: Callable[[], object] | None = None) -> ProcessPoolExecutor:
     """`workers` processes, spawned rather than forked (forking a process that runs threads —
     Prefect's, DuckDB's, the chart engine's — can deadlock), each exiting when the process that
-    started it dies. `warm`: run in each as it starts, before it takes work (imports, engines)."""
+    started it dies. `warm`: run in each as it starts, before it takes work (imports, engines).
+
+    The memory this process freed is returned to the system first: the office's machine holds
+    this process and its workers together."""
+    return_freed_memory()
     return ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
@@ -41,3 +51,14 @@ def exit_with_parent() -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def return_freed_memory() -> None:
+    """Give the system back what this process freed but its allocators keep: a run that loaded
+    a province holds ~100 MB of freed heap when its officer files start (measured: the run and
+    its worker together peaked 1,515 against 1,447 MB without it, medians of 3)."""
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        with suppress(OSError, AttributeError):  # not glibc (musl): nothing to trim
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
