@@ -81,11 +81,14 @@ def entry_row(e: Row) -> Row:
 
 
 def snooze_ids(e: Row) -> list[str]:
-    """The ids a snooze file may name for this entry: its reasons' — a session's call list by
-    its own id, which snoozes the whole list — then each household's on the call list, to
-    snooze one call alone."""
+    """The ids a snooze file may name for this entry: first a session's call list by its own
+    id, which snoozes the whole list; then its other reasons'; then each household's on the
+    call list, to snooze one call alone."""
     calls = [c["alert_id"] for c in e.get("call_list") or [] if c.get("alert_id")]
-    return [*(r["alert_id"] for r in e.get("reasons") or []), *calls]
+    listed = {c.split(":", 1)[0] for c in calls}  # the call list's rule
+    reasons = e.get("reasons") or []
+    whole = [r["alert_id"] for r in reasons if r["rule_id"] in listed]  # first, as files say
+    return [*whole, *(r["alert_id"] for r in reasons if r["rule_id"] not in listed), *calls]
 
 
 def by_top_reason(entries: Iterable[Row]) -> list[tuple[str, int, list[Row]]]:

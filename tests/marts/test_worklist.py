@@ -192,6 +192,14 @@ def test_a_call_list_snoozed_by_its_own_id_leaves_the_list_until_the_date(tmp_pa
     list_id = snooze_ids(t4)[0]
     assert list_id == "R01_CONTACT_BEFORE_SESSION:T4"
     assert snooze_ids(t4)[1:] == [c["alert_id"] for c in t4["call_list"]]  # one call alone
+    led_by_another = {  # a session whose entry leads with a more urgent reason
+        "reasons": [
+            {"rule_id": "R02_SESSION_IN_FARM_SEASON", "alert_id": "R02_SESSION_IN_FARM_SEASON:T4"},
+            {"rule_id": "R01_CONTACT_BEFORE_SESSION", "alert_id": list_id},
+        ],
+        "call_list": t4["call_list"],
+    }
+    assert snooze_ids(led_by_another)[:2] == [list_id, "R02_SESSION_IN_FARM_SEASON:T4"]
     snoozes = tmp_path / "snoozes.csv"
     snoozes.write_text(f"alert_id,until,note\n{list_id},04/03/2569,นัดใหม่\n", encoding="utf-8")
     rules = AlertRules(roster=(OFF01,), snooze_file=snoozes)
